@@ -1,0 +1,95 @@
+# espstm build. `make` builds build/espstmd, build/espstm-bridge, build/stm32sim.
+# `make check` runs every test (unit tests under ASan+UBSan, then the e2e suite).
+# `make demo` flashes the simulated STM32 with Debian's stm32flash through /dev/ttySTM0.
+
+CC      ?= cc
+BUILD   ?= build
+CSTD    := -std=c11 -D_GNU_SOURCE
+WARN    := -Wall -Wextra -Werror
+OPT     ?= -O2 -g
+CPPFLAGS += -Ifirmware/core -Itests/sim -Idaemon -Ifirmware/posix
+
+UV_CFLAGS    := $(shell pkg-config --cflags libuv 2>/dev/null)
+UV_LIBS      := $(shell pkg-config --libs libuv 2>/dev/null || echo -luv)
+FUSE_CFLAGS  := $(shell pkg-config --cflags fuse3 2>/dev/null)
+FUSE_LIBS    := $(shell pkg-config --libs fuse3 2>/dev/null || echo -lfuse3)
+CHECK_CFLAGS := $(shell pkg-config --cflags check 2>/dev/null)
+CHECK_LIBS   := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lm -lrt -lpthread)
+SD_LIBS      := $(shell pkg-config --libs libsystemd 2>/dev/null || echo -lsystemd)
+INI_LIBS     := -liniparser
+Z_LIBS       := -lz
+
+ALL_CFLAGS = $(CSTD) $(WARN) $(OPT) $(CPPFLAGS) $(UV_CFLAGS) $(FUSE_CFLAGS) $(CHECK_CFLAGS) $(CFLAGS)
+
+# Sources are discovered: a module added to one of these directories is built.
+CORE_SRC   := $(wildcard firmware/core/*.c)
+SIM_SRC    := $(filter-out tests/sim/main.c,$(wildcard tests/sim/*.c))
+BRIDGE_SRC := $(filter-out firmware/posix/main.c,$(wildcard firmware/posix/*.c))
+DAEMON_SRC := $(filter-out daemon/main.c daemon/espstm.c,$(wildcard daemon/*.c))
+UNIT_SRC   := $(wildcard tests/unit/*.c)
+FUZZ_SRC   := $(wildcard tests/fuzz/*.c)
+
+obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+aobj = $(patsubst %.c,$(BUILD)/asan/%.o,$(1))
+
+BRIDGE_LIBS := $(UV_LIBS) $(Z_LIBS) -lm
+DAEMON_LIBS := $(UV_LIBS) $(FUSE_LIBS) $(INI_LIBS) $(SD_LIBS) $(Z_LIBS) -lm
+
+.PHONY: all check unit e2e fuzz demo clean format install-deps
+all: $(BUILD)/espstmd $(BUILD)/espstm-bridge $(BUILD)/stm32sim
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
+
+SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+$(BUILD)/asan/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(SAN) -DESPSTM_UNIT_TEST -MMD -MP -c $< -o $@
+
+$(BUILD)/stm32sim: $(call obj,tests/sim/main.c $(SIM_SRC))
+	$(CC) $(OPT) -o $@ $^ $(Z_LIBS) -lm
+
+$(BUILD)/espstm-bridge: $(call obj,firmware/posix/main.c $(BRIDGE_SRC) $(CORE_SRC) $(SIM_SRC))
+	$(CC) $(OPT) -o $@ $^ $(BRIDGE_LIBS)
+
+$(BUILD)/espstmd: $(call obj,daemon/main.c $(DAEMON_SRC) $(CORE_SRC))
+	$(CC) $(OPT) -o $@ $^ $(DAEMON_LIBS)
+
+# Unit tests: every tests/unit/*.c contributes Check suites; linked with everything
+# testable (core, sim library, daemon modules, bridge modules) under ASan + UBSan.
+$(BUILD)/unit-tests: $(call aobj,$(UNIT_SRC) $(CORE_SRC) $(SIM_SRC) $(DAEMON_SRC) $(BRIDGE_SRC))
+	$(CC) $(OPT) $(SAN) -o $@ $^ $(CHECK_LIBS) $(DAEMON_LIBS) $(BRIDGE_LIBS)
+
+unit: $(BUILD)/unit-tests
+	$(BUILD)/unit-tests
+
+e2e: all
+	tests/e2e/run
+
+check: unit e2e
+
+# libFuzzer targets, each run for a bounded time (FUZZ_SECONDS).
+FUZZ_SECONDS ?= 20
+FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(CORE_SRC) $(SIM_SRC)
+	@mkdir -p $(dir $@)
+	clang $(CSTD) $(WARN) -O1 -g $(CPPFLAGS) -fsanitize=fuzzer,address,undefined -o $@ $^ $(Z_LIBS) -lm
+fuzz: $(FUZZ_BINS)
+	@set -e; for f in $(FUZZ_BINS); do echo "fuzz: $$f ($(FUZZ_SECONDS) s)"; \
+	  mkdir -p $(BUILD)/fuzz/corpus-$$(basename $$f); \
+	  $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $(BUILD)/fuzz/corpus-$$(basename $$f) 2>&1 | tail -n 3; done
+
+demo: all
+	tests/e2e/demo
+
+install-deps:
+	scripts/install-deps
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

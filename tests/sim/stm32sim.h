@@ -1,0 +1,98 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * stm32sim: a simulated STM32 on the far side of a UART.
+ *
+ * Passive and single-threaded: the caller owns the clock and passes the current time
+ * (monotonic, microseconds) into every call; the simulator never reads a clock or sleeps.
+ * The caller (espstm-bridge's sim target, or a unit test) calls stm32sim_poll() at or
+ * after stm32sim_next_event_us() and whenever it feeds bytes.
+ *
+ * What is simulated (see tests/sim/README.md):
+ *  - the UART line: the bridge side's baud/data bits/parity/stop bits are compared with the
+ *    chip side's; a mismatch garbles or drops bytes as a wire would. Every byte takes wire
+ *    time ((1 + data + parity + stop) bits / baud), unless the sim was made "instant".
+ *  - NRST and BOOT0: NRST low holds the chip in reset; on release BOOT0 is sampled:
+ *    high runs the AN3155 USART bootloader, low runs the user application.
+ *  - the bootloader (AN3155), with models STM32F103 (PID 0x410), STM32F407 (0x413),
+ *    STM32G431 (0x468); flash contents persist in a file.
+ *  - the user application: prints "stm32sim app crc32=XXXXXXXX len=N\r\n" at its baud (8N1)
+ *    when flash holds a plausible vector table, then echoes; a blank chip stays silent.
+ */
+#ifndef ESPSTM_STM32SIM_H
+#define ESPSTM_STM32SIM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct stm32sim;
+
+/* UART framing as seen on one side of the wire. parity: 'N', 'E', 'O', 'M', 'S'. */
+struct stm32sim_line {
+	uint32_t baud;      /* bits per second, > 0 */
+	uint8_t data_bits;  /* 5..8 */
+	char parity;        /* 'N' 'E' 'O' 'M' 'S' */
+	uint8_t stop_bits;  /* 1 or 2 (1.5 counted as 2) */
+};
+
+struct stm32sim_options {
+	const char *model;      /* "stm32f103", "stm32f407" or "stm32g431" (also "f103" etc.) */
+	const char *flash_path; /* file holding flash contents; created (all 0xFF) if missing;
+	                           NULL keeps flash in memory only */
+	int instant;            /* 1: no wire time and no erase/write time (unit tests only) */
+	uint32_t app_baud;      /* user application's UART baud; 0 means 115200 */
+};
+
+/*
+ * Create a simulated chip, powered, with NRST released and BOOT0 low at time now_us
+ * (so it starts the application if flash holds one).
+ * Returns the chip, or NULL with a message in err (errlen bytes) on a bad model,
+ * unreadable/wrong-size flash file, or out of memory.
+ */
+struct stm32sim *stm32sim_new(const struct stm32sim_options *opt, uint64_t now_us, char *err,
+                              size_t errlen);
+
+/* Write back flash (if a file was given) and free everything. NULL is a no-op. */
+void stm32sim_free(struct stm32sim *s);
+
+/* The bridge side changed its UART settings at now_us (what the ESP's UART is set to). */
+void stm32sim_set_line(struct stm32sim *s, uint64_t now_us, const struct stm32sim_line *line);
+
+/*
+ * Drive the pins at now_us. nrst_level / boot0_level: electrical level, 0 = low, 1 = high.
+ * NRST low resets the chip (its UART output stops, pending output is lost); the rising
+ * edge samples BOOT0.
+ */
+void stm32sim_set_pins(struct stm32sim *s, uint64_t now_us, int nrst_level, int boot0_level);
+
+/*
+ * Bytes the bridge transmits towards the chip, starting at now_us.
+ * Returns how many were accepted (0..n). The wire holds a bounded queue (a few bytes beyond
+ * what is already being shifted out), so a caller faster than the baud rate gets a short
+ * count and must retry later: this is the UART's backpressure. Never drops accepted bytes
+ * except as the electrical model says (mismatched framing, chip in reset).
+ */
+size_t stm32sim_write(struct stm32sim *s, uint64_t now_us, const uint8_t *p, size_t n);
+
+/*
+ * Bytes the chip has transmitted that have fully arrived at the bridge side by now_us.
+ * Copies up to cap bytes into out; returns the count (0 if none yet).
+ */
+size_t stm32sim_read(struct stm32sim *s, uint64_t now_us, uint8_t *out, size_t cap);
+
+/* Advance internal state (timeouts, erase/write completion, queued output) to now_us. */
+void stm32sim_poll(struct stm32sim *s, uint64_t now_us);
+
+/*
+ * Earliest time (us) at which something changes: a byte arrives on either side, a
+ * bootloader timeout or erase completes. UINT64_MAX if nothing is pending.
+ */
+uint64_t stm32sim_next_event_us(const struct stm32sim *s);
+
+/* Persist flash to its file now (also done by stm32sim_free). Returns 0 or -errno. */
+int stm32sim_sync(struct stm32sim *s);
+
+/* State for tests and logs. */
+enum stm32sim_state { STM32SIM_RESET, STM32SIM_BOOTLOADER, STM32SIM_APP, STM32SIM_HALTED };
+enum stm32sim_state stm32sim_state(const struct stm32sim *s);
+
+#endif

@@ -1,0 +1,103 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * link: espstmd's RFC 2217 client connection to one bridge (TCP, libuv).
+ *
+ * Owns the TCP connection, the Telnet negotiation (BINARY both ways, SGA, COM-PORT-OPTION,
+ * as RFC 2217 and ../shared/ARCHITECTURE.md say), reconnect with backoff, and the *desired*
+ * port state (line settings, DTR/RTS, flow control): whatever the tty last asked for is
+ * re-sent after every (re)connect, in this order: baud, data size, parity, stop size,
+ * flow control, RTS, DTR.
+ *
+ * Data flow and backpressure:
+ *  - tty -> bridge: link_write() accepts at most link_write_space() bytes (a bounded queue,
+ *    LINK_TXQ_MAX bytes before Telnet escaping); when the queue drains, on_writable fires.
+ *    Settings and data share one ordered stream: a setting requested after some data is
+ *    sent after that data.
+ *  - bridge -> tty: on_data delivers at most what rx_space() said the tty can take; when it
+ *    returns 0 the link stops reading the socket (TCP backpressure) until the tty calls
+ *    link_rx_resume().
+ * All functions run on the loop thread; none blocks.
+ */
+#ifndef ESPSTM_LINK_H
+#define ESPSTM_LINK_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#define LINK_TXQ_MAX 16384 /* bytes of unescaped data queued towards the bridge */
+
+struct link;
+
+/* Line settings as RFC 2217 carries them. parity: 'N' 'O' 'E' 'M' 'S'; stop_bits: 1, 2
+ * (3 = 1.5 as RFC 2217 codes it). */
+struct link_line {
+	uint32_t baud;
+	uint8_t data_bits;
+	char parity;
+	uint8_t stop_bits;
+};
+
+enum link_flow { LINK_FLOW_NONE, LINK_FLOW_XONXOFF, LINK_FLOW_HARDWARE };
+
+enum link_state { LINK_DOWN, LINK_CONNECTING, LINK_UP };
+
+struct link_config {
+	const char *host;          /* name or address; resolved with uv_getaddrinfo each attempt */
+	uint16_t port;             /* TCP port */
+	uint32_t reconnect_min_ms; /* first retry delay (default 200) */
+	uint32_t reconnect_max_ms; /* backoff cap (default 5000) */
+	uint32_t connect_timeout_ms; /* per attempt (default 3000) */
+};
+
+struct link_callbacks {
+	/* Bytes from the bridge (Telnet already decoded). n <= last rx_space() answer. */
+	void (*on_data)(void *ctx, const uint8_t *p, size_t n);
+	/* How many bytes the tty can take now; 0 pauses socket reads. */
+	size_t (*rx_space)(void *ctx);
+	/* The TX queue has room again (after link_write returned short). */
+	void (*on_writable)(void *ctx);
+	/* Link state changed (connected and negotiated = LINK_UP). */
+	void (*on_state)(void *ctx, enum link_state st);
+	/* NOTIFY-MODEMSTATE from the bridge: RFC2217_MODEM_* bits. */
+	void (*on_modemstate)(void *ctx, uint8_t state);
+	/* NOTIFY-LINESTATE from the bridge: RFC2217_LINE_* bits. */
+	void (*on_linestate)(void *ctx, uint8_t state);
+	/* All queued data has been handed to the kernel socket (for tcdrain). */
+	void (*on_drained)(void *ctx);
+};
+
+/* Create a link and start connecting. name is used in logs. Returns 0 or negative errno
+ * (-EINVAL bad config, -ENOMEM). */
+int link_new(uv_loop_t *loop, const char *name, const struct link_config *cfg,
+             struct link **out);
+/* Install the tty's callbacks (may be called once, before or after connect). */
+void link_set_callbacks(struct link *l, const struct link_callbacks *cb, void *ctx);
+/* Close the socket and free the link once libuv has released its handles. */
+void link_close(struct link *l);
+
+enum link_state link_get_state(const struct link *l);
+/* Queue data for the bridge. Returns bytes accepted (0..n); 0 when down or full. */
+size_t link_write(struct link *l, const uint8_t *p, size_t n);
+/* Room left in the TX queue, bytes (0 when down). */
+size_t link_write_space(const struct link *l);
+/* Bytes queued but not yet handed to the kernel socket. */
+size_t link_tx_pending(const struct link *l);
+/* Resume socket reads after rx_space() returned 0. */
+void link_rx_resume(struct link *l);
+
+/* Desired-state setters: remembered (and re-sent on reconnect) and sent now if up.
+ * Return 0, or -EINVAL for a value RFC 2217 cannot carry. */
+int link_set_line(struct link *l, const struct link_line *line);
+int link_set_dtr(struct link *l, int asserted);
+int link_set_rts(struct link *l, int asserted);
+int link_set_flow(struct link *l, enum link_flow flow);
+/* BREAK on/off (RFC 2217 SET-CONTROL 5/6); not remembered across reconnects. */
+int link_set_break(struct link *l, int on);
+/* PURGE-DATA 1 (rx), 2 (tx), 3 (both) on the bridge; also drops the local TX queue for 2/3. */
+int link_purge(struct link *l, int which);
+
+/* Last NOTIFY-MODEMSTATE value (RFC2217_MODEM_* bits), 0 before any. */
+uint8_t link_modemstate(const struct link *l);
+
+#endif

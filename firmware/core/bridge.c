@@ -1,0 +1,911 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Bridge session: RFC 2217 server (Telnet RFC 854/855, BINARY RFC 856, SGA RFC 858,
+ * COM-PORT-OPTION RFC 2217) on one UART with BOOT0/NRST control. See bridge.h.
+ */
+#include "bridge.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+/* Operation kinds in the in-band queue. */
+enum { OP_DATA = 1, OP_CMD = 2 };
+
+/* Option negotiation bits (struct bridge opt_*). */
+enum { US_ON = 1, US_REQ = 2, HIM_ON = 4, HIM_REQ = 8 };
+
+static void blog(struct bridge *s, enum hal_log_level lvl, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void blog(struct bridge *s, enum hal_log_level lvl, const char *fmt, ...)
+{
+	if (!s->hal->log)
+		return;
+	char line[192];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	s->hal->log(s->ctx, lvl, line);
+}
+
+static uint32_t now(struct bridge *s)
+{
+	return s->hal->now_ms(s->ctx);
+}
+
+/* 1 if time a is at or after time b (wrap-safe). */
+static int time_reached(uint32_t a, uint32_t b)
+{
+	return (int32_t)(a - b) >= 0;
+}
+
+void bridge_settings_default(struct bridge_settings *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->line_map = BRIDGE_MAP_DIRECT;
+	s->auto_boot = BRIDGE_AUTO_SYNC;
+	s->settle_ms = 50;
+	s->reset_ms = 10;
+	s->signature = NULL;
+	s->modem_state = RFC2217_MODEM_CD | RFC2217_MODEM_DSR | RFC2217_MODEM_CTS;
+	s->uart.baud = 115200;
+	s->uart.data_bits = 8;
+	s->uart.parity = RFC2217_PARITY_NONE;
+	s->uart.stop = RFC2217_STOPSIZE_1;
+	s->uart.flow = RFC2217_CONTROL_FLOW_NONE;
+}
+
+int bridge_parse_line_map(const char *name, enum bridge_line_map *out)
+{
+	if (!strcmp(name, "direct"))
+		*out = BRIDGE_MAP_DIRECT;
+	else if (!strcmp(name, "esptool"))
+		*out = BRIDGE_MAP_ESPTOOL;
+	else if (!strcmp(name, "none"))
+		*out = BRIDGE_MAP_NONE;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+int bridge_parse_auto_boot(const char *name, enum bridge_auto_boot *out)
+{
+	if (!strcmp(name, "sync"))
+		*out = BRIDGE_AUTO_SYNC;
+	else if (!strcmp(name, "parity"))
+		*out = BRIDGE_AUTO_PARITY;
+	else if (!strcmp(name, "off"))
+		*out = BRIDGE_AUTO_OFF;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+/* ---- network output ring ---- */
+
+static size_t out_free(const struct bridge *s)
+{
+	return BRIDGE_NET_OUT - s->out_len;
+}
+
+static void out_byte(struct bridge *s, uint8_t c)
+{
+	s->out[(s->out_head + s->out_len) % BRIDGE_NET_OUT] = c;
+	s->out_len++;
+}
+
+/* Queue a whole protocol message; all or nothing. Returns 0 or -ENOBUFS. */
+static int out_put(struct bridge *s, const uint8_t *p, size_t n)
+{
+	if (s->mode == BRIDGE_IDLE)
+		return 0;
+	if (n > out_free(s)) {
+		blog(s, HAL_LOG_ERROR, "bridge: network output full, %zu-byte answer dropped", n);
+		return -ENOBUFS;
+	}
+	for (size_t i = 0; i < n; i++)
+		out_byte(s, p[i]);
+	return 0;
+}
+
+static void out_flush(struct bridge *s)
+{
+	while (s->out_len) {
+		size_t seg = BRIDGE_NET_OUT - s->out_head;
+		if (seg > s->out_len)
+			seg = s->out_len;
+		size_t k = s->hal->net_send(s->ctx, s->out + s->out_head, seg);
+		if (k > seg)
+			k = seg;
+		s->out_head = (s->out_head + k) % BRIDGE_NET_OUT;
+		s->out_len -= k;
+		if (k < seg)
+			break;
+	}
+	if (s->out_len == 0)
+		s->out_head = 0;
+}
+
+static void send_option(struct bridge *s, uint8_t verb, uint8_t opt)
+{
+	uint8_t b[3];
+	if (tn_build_option(b, sizeof(b), verb, opt) == 3) {
+		blog(s, HAL_LOG_DEBUG, "telnet: send %s %u",
+		     verb == TN_WILL   ? "WILL"
+		     : verb == TN_WONT ? "WONT"
+		     : verb == TN_DO   ? "DO"
+		                       : "DONT",
+		     opt);
+		out_put(s, b, 3);
+	}
+}
+
+static void send_u8(struct bridge *s, uint8_t cmd, uint8_t v)
+{
+	uint8_t b[16];
+	int n = rfc2217_build_u8(b, sizeof(b), (uint8_t)(cmd + RFC2217_SERVER_OFFSET), v);
+	if (n > 0)
+		out_put(s, b, (size_t)n);
+}
+
+static void send_u32(struct bridge *s, uint8_t cmd, uint32_t v)
+{
+	uint8_t b[24];
+	int n = rfc2217_build_u32(b, sizeof(b), (uint8_t)(cmd + RFC2217_SERVER_OFFSET), v);
+	if (n > 0)
+		out_put(s, b, (size_t)n);
+}
+
+/* ---- pins and sequences ---- */
+
+static void set_pins(struct bridge *s, int nrst, int boot0)
+{
+	if (nrst == s->nrst && boot0 == s->boot0)
+		return;
+	int rising = nrst && !s->nrst;
+	/* BOOT0 first, so it is settled when NRST is released. */
+	if (boot0 != s->boot0)
+		s->hal->gpio_set(s->ctx, HAL_PIN_BOOT0, boot0);
+	if (nrst != s->nrst)
+		s->hal->gpio_set(s->ctx, HAL_PIN_NRST, nrst);
+	s->nrst = nrst;
+	s->boot0 = boot0;
+	blog(s, HAL_LOG_INFO, "pins: NRST=%s BOOT0=%s", nrst ? "high" : "low",
+	     boot0 ? "high" : "low");
+	if (rising && s->set.settle_ms) {
+		s->hold_until = now(s) + s->set.settle_ms;
+		s->holding = 1;
+	}
+}
+
+static void apply_lines(struct bridge *s)
+{
+	switch (s->set.line_map) {
+	case BRIDGE_MAP_DIRECT:
+		set_pins(s, !s->dtr, s->rts);
+		break;
+	case BRIDGE_MAP_ESPTOOL:
+		set_pins(s, !(s->rts && !s->dtr), s->dtr && !s->rts);
+		break;
+	case BRIDGE_MAP_NONE:
+		break;
+	}
+}
+
+/* Start "set BOOT0, NRST low for reset_ms, release" (finished in run_seq). */
+static void start_reset(struct bridge *s, int boot0)
+{
+	set_pins(s, 0, boot0);
+	s->seq = 1;
+	s->seq_boot0 = boot0;
+	s->hold_until = now(s) + (s->set.reset_ms ? s->set.reset_ms : 1);
+	s->holding = 0;
+}
+
+/* Advance a running sequence. Returns 1 when none is running any more. */
+static int run_seq(struct bridge *s)
+{
+	if (!s->seq)
+		return 1;
+	if (!time_reached(now(s), s->hold_until))
+		return 0;
+	s->seq = 0;
+	set_pins(s, 1, s->seq_boot0); /* starts the settle hold */
+	return 1;
+}
+
+static int is_8e1(const struct hal_uart_cfg *c)
+{
+	return c->data_bits == 8 && c->parity == RFC2217_PARITY_EVEN &&
+	       c->stop == RFC2217_STOPSIZE_1;
+}
+
+static void enter_boot(struct bridge *s, const char *why)
+{
+	blog(s, HAL_LOG_INFO, "auto-boot: %s: BOOT0 high, NRST pulse %u ms, settle %u ms", why,
+	     (unsigned)s->set.reset_ms, (unsigned)s->set.settle_ms);
+	s->in_boot = 1;
+	start_reset(s, 1);
+}
+
+static void leave_boot(struct bridge *s, const char *why)
+{
+	blog(s, HAL_LOG_INFO, "auto-boot: %s: BOOT0 low, NRST pulse %u ms (application)", why,
+	     (unsigned)s->set.reset_ms);
+	s->in_boot = 0;
+	start_reset(s, 0);
+}
+
+/* ---- UART configuration ---- */
+
+/* Apply a new configuration through the HAL; on failure the old one stays. */
+static void apply_cfg(struct bridge *s, struct hal_uart_cfg *c, const char *what)
+{
+	int was = is_8e1(&s->uart);
+	struct hal_uart_cfg t = *c;
+	int r = s->hal->uart_config(s->ctx, &t);
+	if (r < 0) {
+		blog(s, HAL_LOG_ERROR, "rfc2217: %s rejected by the UART (%d), keeping current",
+		     what, r);
+		return;
+	}
+	s->uart = t;
+	int is = is_8e1(&s->uart);
+	if (!was && is) {
+		if (s->set.auto_boot == BRIDGE_AUTO_SYNC)
+			s->ab_armed = 1;
+		else if (s->set.auto_boot == BRIDGE_AUTO_PARITY)
+			enter_boot(s, "port set to 8E1");
+	} else if (was && !is) {
+		s->ab_armed = 0;
+		if (s->in_boot)
+			leave_boot(s, "port left 8E1");
+	}
+}
+
+static void exec_control(struct bridge *s, uint8_t v)
+{
+	uint8_t ans = v;
+	struct hal_uart_cfg c = s->uart;
+	switch (v) {
+	case RFC2217_CONTROL_FLOW_QUERY:
+		ans = s->uart.flow;
+		break;
+	case RFC2217_CONTROL_FLOW_NONE:
+	case RFC2217_CONTROL_FLOW_XONXOFF:
+	case RFC2217_CONTROL_FLOW_HARDWARE:
+		c.flow = v;
+		apply_cfg(s, &c, "flow control");
+		ans = s->uart.flow;
+		break;
+	case RFC2217_CONTROL_BREAK_QUERY:
+		ans = s->brk ? RFC2217_CONTROL_BREAK_ON : RFC2217_CONTROL_BREAK_OFF;
+		break;
+	case RFC2217_CONTROL_BREAK_ON:
+	case RFC2217_CONTROL_BREAK_OFF:
+		s->brk = v == RFC2217_CONTROL_BREAK_ON;
+		if (s->hal->uart_break)
+			s->hal->uart_break(s->ctx, s->brk);
+		break;
+	case RFC2217_CONTROL_DTR_QUERY:
+		ans = s->dtr ? RFC2217_CONTROL_DTR_ON : RFC2217_CONTROL_DTR_OFF;
+		break;
+	case RFC2217_CONTROL_DTR_ON:
+	case RFC2217_CONTROL_DTR_OFF:
+		s->dtr = v == RFC2217_CONTROL_DTR_ON;
+		s->ab_armed = 0; /* the client drives the lines itself */
+		apply_lines(s);
+		break;
+	case RFC2217_CONTROL_RTS_QUERY:
+		ans = s->rts ? RFC2217_CONTROL_RTS_ON : RFC2217_CONTROL_RTS_OFF;
+		break;
+	case RFC2217_CONTROL_RTS_ON:
+	case RFC2217_CONTROL_RTS_OFF:
+		s->rts = v == RFC2217_CONTROL_RTS_ON;
+		s->ab_armed = 0;
+		apply_lines(s);
+		break;
+	case RFC2217_CONTROL_INFLOW_QUERY:
+	case RFC2217_CONTROL_INFLOW_NONE:
+	case RFC2217_CONTROL_INFLOW_XONXOFF:
+	case RFC2217_CONTROL_INFLOW_HARDWARE:
+		/* Inbound flow follows the outbound setting (one setting per UART). */
+		if (v != RFC2217_CONTROL_INFLOW_QUERY &&
+		    v - RFC2217_CONTROL_INFLOW_QUERY != s->uart.flow) {
+			c.flow = (uint8_t)(v - RFC2217_CONTROL_INFLOW_QUERY);
+			apply_cfg(s, &c, "inbound flow control");
+		}
+		ans = (uint8_t)(RFC2217_CONTROL_INFLOW_QUERY + s->uart.flow);
+		break;
+	default:
+		blog(s, HAL_LOG_ERROR, "rfc2217: SET-CONTROL %u not supported, answering flow %u",
+		     v, s->uart.flow);
+		ans = s->uart.flow;
+		break;
+	}
+	blog(s, HAL_LOG_DEBUG, "rfc2217: SET-CONTROL %u -> %u", v, ans);
+	send_u8(s, RFC2217_SET_CONTROL, ans);
+}
+
+/* Execute one in-band RFC 2217 command and answer it (code + 100, value applied). */
+static void exec_cmd(struct bridge *s, uint8_t code, uint32_t v)
+{
+	struct hal_uart_cfg c = s->uart;
+	const char *name = rfc2217_cmd_name(code);
+	switch (code) {
+	case RFC2217_SET_BAUDRATE:
+		if (v) {
+			c.baud = v;
+			apply_cfg(s, &c, "baud rate");
+		}
+		blog(s, HAL_LOG_DEBUG, "rfc2217: %s %u -> %u", name, (unsigned)v,
+		     (unsigned)s->uart.baud);
+		send_u32(s, code, s->uart.baud);
+		return;
+	case RFC2217_SET_DATASIZE:
+		if (v >= 5 && v <= 8) {
+			c.data_bits = (uint8_t)v;
+			apply_cfg(s, &c, "data size");
+		} else if (v) {
+			blog(s, HAL_LOG_ERROR, "rfc2217: invalid %s %u, keeping %u", name,
+			     (unsigned)v, s->uart.data_bits);
+		}
+		blog(s, HAL_LOG_DEBUG, "rfc2217: %s %u -> %u", name, (unsigned)v,
+		     s->uart.data_bits);
+		send_u8(s, code, s->uart.data_bits);
+		return;
+	case RFC2217_SET_PARITY:
+		if (v >= RFC2217_PARITY_NONE && v <= RFC2217_PARITY_SPACE) {
+			c.parity = (uint8_t)v;
+			apply_cfg(s, &c, "parity");
+		} else if (v) {
+			blog(s, HAL_LOG_ERROR, "rfc2217: invalid %s %u, keeping %u", name,
+			     (unsigned)v, s->uart.parity);
+		}
+		blog(s, HAL_LOG_DEBUG, "rfc2217: %s %u -> %u", name, (unsigned)v, s->uart.parity);
+		send_u8(s, code, s->uart.parity);
+		return;
+	case RFC2217_SET_STOPSIZE:
+		if (v >= RFC2217_STOPSIZE_1 && v <= RFC2217_STOPSIZE_1_5) {
+			c.stop = (uint8_t)v;
+			apply_cfg(s, &c, "stop size");
+		} else if (v) {
+			blog(s, HAL_LOG_ERROR, "rfc2217: invalid %s %u, keeping %u", name,
+			     (unsigned)v, s->uart.stop);
+		}
+		blog(s, HAL_LOG_DEBUG, "rfc2217: %s %u -> %u", name, (unsigned)v, s->uart.stop);
+		send_u8(s, code, s->uart.stop);
+		return;
+	case RFC2217_SET_CONTROL:
+		exec_control(s, (uint8_t)v);
+		return;
+	default:
+		return;
+	}
+}
+
+/* ---- in-band queue ---- */
+
+static size_t data_free(const struct bridge *s)
+{
+	return BRIDGE_TX_DATA - s->data_len;
+}
+
+static struct bridge_op *op_tail(struct bridge *s)
+{
+	if (!s->ops_len)
+		return NULL;
+	return &s->ops[(s->ops_head + s->ops_len - 1) % BRIDGE_OPS];
+}
+
+static struct bridge_op *op_push(struct bridge *s)
+{
+	if (s->ops_len == BRIDGE_OPS)
+		return NULL;
+	struct bridge_op *o = &s->ops[(s->ops_head + s->ops_len) % BRIDGE_OPS];
+	s->ops_len++;
+	memset(o, 0, sizeof(*o));
+	return o;
+}
+
+static void op_pop(struct bridge *s)
+{
+	s->ops_head = (s->ops_head + 1) % BRIDGE_OPS;
+	s->ops_len--;
+}
+
+/* Queue data for the UART; the caller checked room (data_free, one op). */
+static void push_data(struct bridge *s, const uint8_t *p, size_t n)
+{
+	while (n) {
+		struct bridge_op *o = op_tail(s);
+		if (!o || o->kind != OP_DATA || o->len == UINT16_MAX) {
+			o = op_push(s);
+			if (!o) {
+				blog(s, HAL_LOG_ERROR, "bridge: operation queue full (bug)");
+				return;
+			}
+			o->kind = OP_DATA;
+		}
+		size_t k = n;
+		if (k > (size_t)(UINT16_MAX - o->len))
+			k = UINT16_MAX - o->len;
+		if (k > data_free(s))
+			k = data_free(s);
+		if (k == 0) {
+			blog(s, HAL_LOG_ERROR, "bridge: data queue full (bug)");
+			return;
+		}
+		for (size_t i = 0; i < k; i++)
+			s->data[(s->data_head + s->data_len + i) % BRIDGE_TX_DATA] = p[i];
+		s->data_len += k;
+		o->len = (uint16_t)(o->len + k);
+		p += k;
+		n -= k;
+	}
+}
+
+static void push_cmd(struct bridge *s, uint8_t code, uint32_t v)
+{
+	struct bridge_op *o = op_push(s);
+	if (!o) {
+		blog(s, HAL_LOG_ERROR, "bridge: operation queue full, %s dropped (bug)",
+		     rfc2217_cmd_name(code));
+		return;
+	}
+	o->kind = OP_CMD;
+	o->code = code;
+	o->value = v;
+}
+
+/* Execute queued operations in stream order until one has to wait. */
+static void run_ops(struct bridge *s)
+{
+	for (;;) {
+		if (!run_seq(s))
+			return;
+		if (s->holding) {
+			if (!time_reached(now(s), s->hold_until))
+				return;
+			s->holding = 0;
+		}
+		if (!s->ops_len)
+			return;
+		struct bridge_op *o = &s->ops[s->ops_head];
+		if (o->kind == OP_DATA) {
+			if (o->len == 0) {
+				op_pop(s);
+				continue;
+			}
+			if (s->ab_armed) {
+				s->ab_armed = 0;
+				if (s->data[s->data_head] == 0x7F &&
+				    s->set.auto_boot == BRIDGE_AUTO_SYNC) {
+					enter_boot(s, "8E1 and 0x7F");
+					continue;
+				}
+			}
+			size_t seg = BRIDGE_TX_DATA - s->data_head;
+			if (seg > o->len)
+				seg = o->len;
+			size_t k = s->hal->uart_write(s->ctx, s->data + s->data_head, seg);
+			if (k > seg)
+				k = seg;
+			s->data_head = (s->data_head + k) % BRIDGE_TX_DATA;
+			s->data_len -= k;
+			o->len = (uint16_t)(o->len - k);
+			if (s->data_len == 0)
+				s->data_head = 0;
+			if (k < seg)
+				return; /* UART full: bridge_poll() again when it has room */
+		} else {
+			if (out_free(s) < 24 && s->mode != BRIDGE_IDLE)
+				return; /* answer would not fit: wait for the socket */
+			uint8_t code = o->code;
+			uint32_t v = o->value;
+			op_pop(s);
+			exec_cmd(s, code, v);
+		}
+	}
+}
+
+/* ---- Telnet negotiation (RFC 854/855, without loops as RFC 1143 asks) ---- */
+
+static uint8_t *opt_state(struct bridge *s, uint8_t opt)
+{
+	switch (opt) {
+	case TELOPT_BINARY:
+		return &s->opt_binary;
+	case TELOPT_SGA:
+		return &s->opt_sga;
+	case TELOPT_COMPORT:
+		return &s->opt_comport;
+	default:
+		return NULL;
+	}
+}
+
+static void maybe_modemstate(struct bridge *s)
+{
+	if (s->modem_sent || !(s->opt_comport & (US_ON | HIM_ON)))
+		return;
+	s->modem_sent = 1;
+	blog(s, HAL_LOG_DEBUG, "rfc2217: NOTIFY-MODEMSTATE 0x%02x", s->set.modem_state);
+	send_u8(s, RFC2217_NOTIFY_MODEMSTATE, s->set.modem_state);
+}
+
+static void negotiate(struct bridge *s, enum tn_event_type t, uint8_t opt)
+{
+	uint8_t *st = opt_state(s, opt);
+	static const char *const vn[] = {"", "WILL", "WONT", "DO", "DONT"};
+	blog(s, HAL_LOG_DEBUG, "telnet: recv %s %u", vn[t], opt);
+	switch (t) {
+	case TN_EV_DO:
+		if (!st) {
+			send_option(s, TN_WONT, opt);
+		} else if (!(*st & US_ON)) {
+			if (!(*st & US_REQ))
+				send_option(s, TN_WILL, opt);
+			*st = (uint8_t)((*st | US_ON) & ~US_REQ);
+		}
+		break;
+	case TN_EV_DONT:
+		if (st) {
+			if ((*st & US_ON) && !(*st & US_REQ))
+				send_option(s, TN_WONT, opt);
+			*st = (uint8_t)(*st & ~(US_ON | US_REQ));
+		}
+		break;
+	case TN_EV_WILL:
+		if (!st) {
+			send_option(s, TN_DONT, opt);
+		} else if (!(*st & HIM_ON)) {
+			if (!(*st & HIM_REQ))
+				send_option(s, TN_DO, opt);
+			*st = (uint8_t)((*st | HIM_ON) & ~HIM_REQ);
+		}
+		break;
+	case TN_EV_WONT:
+		if (st) {
+			if ((*st & HIM_ON) && !(*st & HIM_REQ))
+				send_option(s, TN_DONT, opt);
+			*st = (uint8_t)(*st & ~(HIM_ON | HIM_REQ));
+		}
+		break;
+	default:
+		break;
+	}
+	maybe_modemstate(s);
+}
+
+static void start_telnet(struct bridge *s)
+{
+	s->mode = BRIDGE_TELNET;
+	blog(s, HAL_LOG_DEBUG, "bridge: client speaks Telnet: RFC 2217 mode");
+	/* Offer what we want: BINARY both ways (RFC 856), SGA (RFC 858), COM-PORT (RFC 2217). */
+	send_option(s, TN_WILL, TELOPT_BINARY);
+	send_option(s, TN_DO, TELOPT_BINARY);
+	send_option(s, TN_WILL, TELOPT_SGA);
+	send_option(s, TN_WILL, TELOPT_COMPORT);
+	s->opt_binary = US_REQ | HIM_REQ;
+	s->opt_sga = US_REQ;
+	s->opt_comport = US_REQ;
+}
+
+/* A COM-PORT-OPTION subnegotiation from the client (RFC 2217). */
+static void handle_comport(struct bridge *s, const struct tn_event *ev)
+{
+	struct rfc2217_msg m;
+	if (ev->truncated) {
+		blog(s, HAL_LOG_ERROR, "rfc2217: subnegotiation longer than %d bytes ignored",
+		     TN_SB_MAX);
+		return;
+	}
+	if (rfc2217_parse(ev->data, ev->len, &m) < 0) {
+		blog(s, HAL_LOG_ERROR, "rfc2217: malformed command (code %u, %zu bytes) ignored",
+		     ev->len ? ev->data[0] : 0, ev->len);
+		return;
+	}
+	if (m.from_server) {
+		blog(s, HAL_LOG_ERROR, "rfc2217: server code %u from the client ignored", m.code);
+		return;
+	}
+	switch (m.cmd) {
+	case RFC2217_SIGNATURE: {
+		if (m.text_len) {
+			blog(s, HAL_LOG_INFO, "rfc2217: client signature \"%.*s\"", (int)m.text_len,
+			     (const char *)m.text);
+			return;
+		}
+		const char *sig = s->set.signature ? s->set.signature : BRIDGE_SIGNATURE;
+		size_t n = strlen(sig);
+		if (n > 40)
+			n = 40;
+		uint8_t b[96];
+		int r = rfc2217_build(b, sizeof(b), RFC2217_SIGNATURE + RFC2217_SERVER_OFFSET,
+		                      (const uint8_t *)sig, n);
+		blog(s, HAL_LOG_DEBUG, "rfc2217: SIGNATURE -> \"%.*s\"", (int)n, sig);
+		if (r > 0)
+			out_put(s, b, (size_t)r);
+		return;
+	}
+	case RFC2217_SET_BAUDRATE:
+	case RFC2217_SET_DATASIZE:
+	case RFC2217_SET_PARITY:
+	case RFC2217_SET_STOPSIZE:
+	case RFC2217_SET_CONTROL:
+		push_cmd(s, m.cmd, m.value); /* in-band: applied at its place in the stream */
+		return;
+	case RFC2217_NOTIFY_LINESTATE:
+		blog(s, HAL_LOG_DEBUG, "rfc2217: NOTIFY-LINESTATE poll");
+		send_u8(s, RFC2217_NOTIFY_LINESTATE, 0);
+		return;
+	case RFC2217_NOTIFY_MODEMSTATE:
+		blog(s, HAL_LOG_DEBUG, "rfc2217: NOTIFY-MODEMSTATE poll");
+		send_u8(s, RFC2217_NOTIFY_MODEMSTATE, s->set.modem_state & s->modemstate_mask);
+		return;
+	case RFC2217_FLOWCONTROL_SUSPEND:
+	case RFC2217_FLOWCONTROL_RESUME:
+		blog(s, HAL_LOG_DEBUG, "rfc2217: %s", rfc2217_cmd_name(m.cmd));
+		s->suspended = m.cmd == RFC2217_FLOWCONTROL_SUSPEND;
+		return;
+	case RFC2217_SET_LINESTATE_MASK:
+		s->linestate_mask = (uint8_t)m.value;
+		blog(s, HAL_LOG_DEBUG, "rfc2217: SET-LINESTATE-MASK 0x%02x", s->linestate_mask);
+		send_u8(s, m.cmd, s->linestate_mask);
+		return;
+	case RFC2217_SET_MODEMSTATE_MASK:
+		s->modemstate_mask = (uint8_t)m.value;
+		blog(s, HAL_LOG_DEBUG, "rfc2217: SET-MODEMSTATE-MASK 0x%02x", s->modemstate_mask);
+		send_u8(s, m.cmd, s->modemstate_mask);
+		return;
+	case RFC2217_PURGE_DATA:
+		if (m.value < RFC2217_PURGE_RX || m.value > RFC2217_PURGE_BOTH) {
+			blog(s, HAL_LOG_ERROR, "rfc2217: invalid PURGE-DATA %u ignored",
+			     (unsigned)m.value);
+			return;
+		}
+		blog(s, HAL_LOG_DEBUG, "rfc2217: PURGE-DATA %u", (unsigned)m.value);
+		if (m.value & RFC2217_PURGE_TX) {
+			/* Drop network->UART data not yet written; commands stay in order. */
+			for (size_t i = 0; i < s->ops_len; i++) {
+				struct bridge_op *o = &s->ops[(s->ops_head + i) % BRIDGE_OPS];
+				if (o->kind == OP_DATA)
+					o->len = 0;
+			}
+			s->data_len = 0;
+			s->data_head = 0;
+		}
+		if (s->hal->uart_purge)
+			s->hal->uart_purge(s->ctx, (m.value & RFC2217_PURGE_RX) != 0,
+			                   (m.value & RFC2217_PURGE_TX) != 0);
+		send_u8(s, RFC2217_PURGE_DATA, (uint8_t)m.value);
+		return;
+	default:
+		return;
+	}
+}
+
+static void on_event(void *ctx, const struct tn_event *ev)
+{
+	struct bridge *s = ctx;
+	switch (ev->type) {
+	case TN_EV_DATA:
+		push_data(s, ev->data, ev->len);
+		break;
+	case TN_EV_WILL:
+	case TN_EV_WONT:
+	case TN_EV_DO:
+	case TN_EV_DONT:
+		negotiate(s, ev->type, ev->opt);
+		break;
+	case TN_EV_SB:
+		if (ev->opt == TELOPT_COMPORT)
+			handle_comport(s, ev);
+		else
+			blog(s, HAL_LOG_DEBUG, "telnet: subnegotiation for option %u ignored",
+			     ev->opt);
+		break;
+	case TN_EV_COMMAND:
+		blog(s, HAL_LOG_DEBUG, "telnet: command %u ignored", ev->opt);
+		break;
+	}
+}
+
+/* ---- public API ---- */
+
+int bridge_init(struct bridge *s, const struct hal_ops *hal, void *ctx,
+                const struct bridge_settings *set)
+{
+	memset(s, 0, sizeof(*s));
+	s->hal = hal;
+	s->ctx = ctx;
+	s->set = *set;
+	s->mode = BRIDGE_IDLE;
+	s->modemstate_mask = 0xFF;
+	s->linestate_mask = 0;
+	tn_decoder_init(&s->dec);
+	s->uart = set->uart;
+	struct hal_uart_cfg c = set->uart;
+	int r = hal->uart_config(ctx, &c);
+	if (r == 0)
+		s->uart = c;
+	s->nrst = -1; /* unknown: force both pins to be driven */
+	s->boot0 = -1;
+	hal->gpio_set(ctx, HAL_PIN_BOOT0, 0);
+	hal->gpio_set(ctx, HAL_PIN_NRST, 1);
+	s->nrst = 1;
+	s->boot0 = 0;
+	return r;
+}
+
+void bridge_connect(struct bridge *s)
+{
+	s->mode = BRIDGE_PENDING;
+	tn_decoder_init(&s->dec);
+	s->opt_binary = s->opt_sga = s->opt_comport = 0;
+	s->modem_sent = 0;
+	s->suspended = 0;
+	s->out_len = s->out_head = 0;
+	s->modemstate_mask = 0xFF;
+	s->linestate_mask = 0;
+	blog(s, HAL_LOG_DEBUG, "bridge: client connected");
+}
+
+void bridge_disconnect(struct bridge *s)
+{
+	if (s->mode == BRIDGE_IDLE)
+		return;
+	s->mode = BRIDGE_IDLE;
+	s->out_len = s->out_head = 0;
+	s->ops_len = s->ops_head = 0;
+	s->data_len = s->data_head = 0;
+	s->ab_armed = 0;
+	if (s->brk && s->hal->uart_break)
+		s->hal->uart_break(s->ctx, 0);
+	s->brk = 0;
+	s->dtr = s->rts = 0;
+	/* Back to the settings' framing; leaving 8E1 here may run leave_boot(). */
+	struct hal_uart_cfg c = s->set.uart;
+	apply_cfg(s, &c, "default configuration");
+	if (s->in_boot)
+		leave_boot(s, "client disconnected");
+	else if (!s->seq)
+		apply_lines(s);
+	blog(s, HAL_LOG_DEBUG, "bridge: client disconnected");
+	run_ops(s);
+}
+
+int bridge_connected(const struct bridge *s)
+{
+	return s->mode != BRIDGE_IDLE;
+}
+
+size_t bridge_net_room(const struct bridge *s)
+{
+	size_t ops_free = BRIDGE_OPS - s->ops_len;
+	size_t df = data_free(s);
+	switch (s->mode) {
+	case BRIDGE_IDLE:
+		return SIZE_MAX;
+	case BRIDGE_RAW:
+		return ops_free ? df : 0;
+	default: {
+		/* Each input byte yields at most one data byte and one queued operation; an
+		 * answer is at most ~5 times its request, plus the 12-byte opening offer. */
+		size_t of = out_free(s);
+		if (of < 64)
+			return 0;
+		size_t r = (of - 32) / 5;
+		if (r > df)
+			r = df;
+		if (r > ops_free)
+			r = ops_free;
+		return r;
+	}
+	}
+}
+
+size_t bridge_from_net(struct bridge *s, const uint8_t *p, size_t n)
+{
+	if (s->mode == BRIDGE_IDLE)
+		return n;
+	size_t done = 0;
+	while (done < n) {
+		if (s->mode == BRIDGE_PENDING) {
+			if (p[done] == TN_IAC) {
+				if (bridge_net_room(s) == 0)
+					break;
+				start_telnet(s);
+			} else {
+				s->mode = BRIDGE_RAW;
+				blog(s, HAL_LOG_INFO, "bridge: client sent raw data: raw bridge");
+			}
+		}
+		size_t room = bridge_net_room(s);
+		if (room == 0)
+			break;
+		size_t k = n - done < room ? n - done : room;
+		if (s->mode == BRIDGE_RAW)
+			push_data(s, p + done, k);
+		else
+			tn_decode(&s->dec, p + done, k, on_event, s);
+		done += k;
+	}
+	bridge_poll(s);
+	return done;
+}
+
+size_t bridge_uart_room(const struct bridge *s)
+{
+	if (s->mode == BRIDGE_IDLE)
+		return SIZE_MAX;
+	if (s->suspended)
+		return 0;
+	size_t of = out_free(s);
+	if (of <= BRIDGE_NET_RSV)
+		return 0;
+	of -= BRIDGE_NET_RSV;
+	return s->mode == BRIDGE_TELNET ? of / 2 : of;
+}
+
+size_t bridge_from_uart(struct bridge *s, const uint8_t *p, size_t n)
+{
+	if (s->mode == BRIDGE_IDLE)
+		return n;
+	if (s->suspended)
+		return 0;
+	size_t i = 0;
+	for (; i < n; i++) {
+		size_t of = out_free(s);
+		size_t need = (s->mode == BRIDGE_TELNET && p[i] == TN_IAC) ? 2 : 1;
+		if (of < BRIDGE_NET_RSV + need)
+			break;
+		if (s->mode == BRIDGE_PENDING && p[i] == TN_IAC)
+			break; /* encoding unknown until the client speaks */
+		out_byte(s, p[i]);
+		if (need == 2)
+			out_byte(s, TN_IAC);
+	}
+	out_flush(s);
+	return i;
+}
+
+void bridge_poll(struct bridge *s)
+{
+	if (s->in_poll)
+		return;
+	s->in_poll = 1;
+	run_ops(s);
+	if (s->mode != BRIDGE_IDLE)
+		out_flush(s);
+	s->in_poll = 0;
+}
+
+int32_t bridge_next_ms(const struct bridge *s)
+{
+	uint32_t t = s->hal->now_ms(s->ctx);
+	if (s->seq || (s->holding && s->ops_len)) {
+		int32_t d = (int32_t)(s->hold_until - t);
+		return d < 0 ? 0 : d;
+	}
+	return -1;
+}
+
+int bridge_tx_pending(const struct bridge *s)
+{
+	return s->ops_len != 0 || s->seq != 0;
+}
+
+const struct hal_uart_cfg *bridge_uart(const struct bridge *s)
+{
+	return &s->uart;
+}
+
+enum bridge_mode bridge_mode(const struct bridge *s)
+{
+	return s->mode;
+}

@@ -1,0 +1,172 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Bridge session: one RFC 2217 server connection on one target UART + BOOT0/NRST.
+ *
+ * Portable C11, no OS calls, no heap: struct bridge holds every buffer. The platform:
+ *  - calls bridge_connect() when a client connects, bridge_disconnect() when it leaves;
+ *  - feeds received network bytes with bridge_from_net() (which may consume fewer bytes
+ *    than offered: keep the rest and stop reading the socket until bridge_poll() frees
+ *    room; bridge_net_room() says how much would be taken now);
+ *  - reads at most bridge_uart_room() bytes from the UART and passes them to
+ *    bridge_from_uart();
+ *  - calls bridge_poll() whenever the UART or the socket can take more bytes and no later
+ *    than bridge_next_ms() from now (timed steps: reset pulse, settle hold).
+ *
+ * Protocol: RFC 854/855 Telnet with RFC 856 BINARY, RFC 858 SGA and RFC 2217 COM-PORT-OPTION;
+ * answers as described in /work/shared/ARCHITECTURE.md "Wire protocol".
+ */
+#ifndef ESPSTM_BRIDGE_H
+#define ESPSTM_BRIDGE_H
+
+#include "hal.h"
+#include "rfc2217.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define BRIDGE_VERSION   "0.1.0"
+#define BRIDGE_SIGNATURE "espstm-bridge " BRIDGE_VERSION
+
+/* How DTR/RTS (as set by the client) drive NRST/BOOT0. */
+enum bridge_line_map {
+	/* DTR asserted = NRST held low; RTS asserted = BOOT0 high (stm32flash convention). */
+	BRIDGE_MAP_DIRECT = 0,
+	/* ESP auto-reset circuit (two cross-coupled transistors): NRST low iff RTS asserted and
+	 * DTR not; BOOT0 high iff DTR asserted and RTS not; both asserted or both deasserted =
+	 * NRST released, BOOT0 low (application runs). */
+	BRIDGE_MAP_ESPTOOL = 1,
+	/* DTR/RTS are remembered and answered but do not move any pin. */
+	BRIDGE_MAP_NONE = 2,
+};
+
+/* Automatic bootloader entry. */
+enum bridge_auto_boot {
+	BRIDGE_AUTO_SYNC = 0,   /* 8E1 and first byte 0x7F -> bootloader */
+	BRIDGE_AUTO_PARITY = 1, /* switching to 8E1 alone -> bootloader */
+	BRIDGE_AUTO_OFF = 2,    /* nothing automatic */
+};
+
+struct bridge_settings {
+	enum bridge_line_map line_map;
+	enum bridge_auto_boot auto_boot;
+	uint32_t settle_ms;    /* UART TX hold after NRST release (ms), default 50 */
+	uint32_t reset_ms;     /* NRST low time of an automatic reset pulse (ms), default 10 */
+	const char *signature; /* SIGNATURE answer, NULL = BRIDGE_SIGNATURE */
+	uint8_t modem_state; /* NOTIFY-MODEMSTATE value sent (RFC 2217 bits), default CD|DSR|CTS */
+	struct hal_uart_cfg uart; /* configuration at start and after each disconnect */
+};
+
+/* Sizes of the session's bounded buffers (bytes / entries). */
+#define BRIDGE_TX_DATA 1024 /* network -> UART data waiting for the UART */
+#define BRIDGE_OPS     32   /* in-band operations (data runs, commands) waiting */
+#define BRIDGE_NET_OUT 2048 /* bytes waiting for the socket */
+#define BRIDGE_NET_RSV 160  /* part of BRIDGE_NET_OUT kept for protocol answers */
+
+enum bridge_mode { BRIDGE_IDLE = 0, BRIDGE_PENDING, BRIDGE_TELNET, BRIDGE_RAW };
+
+struct bridge_op {
+	uint8_t kind; /* private */
+	uint8_t code; /* RFC 2217 client code */
+	uint16_t len; /* data run length (bytes) */
+	uint32_t value;
+};
+
+struct bridge {
+	/* All fields are private; read them only through the functions below. */
+	const struct hal_ops *hal;
+	void *ctx;
+	struct bridge_settings set;
+	enum bridge_mode mode;
+	struct tn_decoder dec;
+	/* negotiation state per option: bit0 us enabled, bit1 us requested, bit2 him enabled,
+	 * bit3 him requested */
+	uint8_t opt_binary, opt_sga, opt_comport;
+	int modem_sent;
+	int suspended; /* FLOWCONTROL-SUSPEND received */
+	/* in-band queue */
+	uint8_t data[BRIDGE_TX_DATA];
+	size_t data_head, data_len;
+	struct bridge_op ops[BRIDGE_OPS];
+	size_t ops_head, ops_len;
+	/* network output */
+	uint8_t out[BRIDGE_NET_OUT];
+	size_t out_head, out_len;
+	/* line state */
+	struct hal_uart_cfg uart;
+	int dtr, rts, brk;
+	int nrst, boot0; /* current pin levels */
+	uint8_t linestate_mask, modemstate_mask;
+	/* auto boot */
+	int ab_armed;  /* 8E1 entered, waiting for the first byte */
+	int in_boot;   /* bootloader entered automatically */
+	int seq;       /* running sequence step (0 none) */
+	int seq_boot0; /* BOOT0 level the running sequence leaves */
+	uint32_t hold_until;
+	int holding;
+	int in_poll;
+};
+
+/* Fill s with defaults: direct map, auto_boot sync, settle 50 ms, reset 10 ms,
+ * 115200 8N1 no flow. */
+void bridge_settings_default(struct bridge_settings *s);
+
+/* Parse setting strings ("direct"|"esptool"|"none", "sync"|"parity"|"off").
+ * Return 0, or -EINVAL on an unknown name. */
+int bridge_parse_line_map(const char *name, enum bridge_line_map *out);
+int bridge_parse_auto_boot(const char *name, enum bridge_auto_boot *out);
+
+/*
+ * Initialise a session (no client yet). Applies set->uart through hal->uart_config and
+ * drives NRST high, BOOT0 low (application runs). hal and set are copied/referenced:
+ * hal must outlive the session. Returns 0 or the negative errno from uart_config.
+ */
+int bridge_init(struct bridge *s, const struct hal_ops *hal, void *ctx,
+                const struct bridge_settings *set);
+
+/* A client connected: the session waits for its first byte (IAC = Telnet/RFC 2217, other =
+ * raw bridge). */
+void bridge_connect(struct bridge *s);
+
+/* The client left: pending network->UART data and output are dropped, DTR/RTS return to
+ * deasserted, the UART configuration to the settings' one, and an automatically entered
+ * bootloader is left (BOOT0 low, NRST pulse). Timed steps continue in bridge_poll(). */
+void bridge_disconnect(struct bridge *s);
+
+/* Returns 1 while a client is connected (between connect and disconnect). */
+int bridge_connected(const struct bridge *s);
+
+/*
+ * Received network bytes. Takes p/n (bytes). Returns how many were consumed (0..n); the
+ * rest must be offered again later (after bridge_poll()). Never drops consumed bytes.
+ */
+size_t bridge_from_net(struct bridge *s, const uint8_t *p, size_t n);
+
+/* Bytes bridge_from_net() would consume right now (upper bound; 0 = stop reading). */
+size_t bridge_net_room(const struct bridge *s);
+
+/*
+ * Bytes received from the UART. Returns how many were consumed (0..n); keep the rest.
+ * Before the client's first byte, data containing 0xFF is held (its encoding depends on
+ * the mode). Without a client, bytes are consumed and discarded.
+ */
+size_t bridge_from_uart(struct bridge *s, const uint8_t *p, size_t n);
+
+/* UART bytes bridge_from_uart() is guaranteed to accept now (worst case escaped). */
+size_t bridge_uart_room(const struct bridge *s);
+
+/* Run queued work: timed pin sequences, UART writes, network output. */
+void bridge_poll(struct bridge *s);
+
+/* Milliseconds until bridge_poll() must run again for a timed step; -1 if none is
+ * pending (the platform still calls it when the UART or socket frees space). */
+int32_t bridge_next_ms(const struct bridge *s);
+
+/* 1 if network->UART data or operations are queued (the platform should poll again when
+ * the UART has room). */
+int bridge_tx_pending(const struct bridge *s);
+
+/* Current UART configuration and line states (for logs/tests). */
+const struct hal_uart_cfg *bridge_uart(const struct bridge *s);
+enum bridge_mode bridge_mode(const struct bridge *s);
+
+#endif

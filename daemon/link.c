@@ -1,0 +1,1293 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * link: espstmd's RFC 2217 client (see link.h for the contract).
+ *
+ * Structure:
+ *  - One uv_timer_t per link serves three phases: connect timeout (resolve + TCP connect),
+ *    negotiation timeout (waiting for DO COM-PORT-OPTION), reconnect backoff.
+ *  - Each TCP attempt gets its own heap "conn" (uv_tcp_t + the one uv_write_t in flight);
+ *    a conn is detached from the link (conn->l = NULL) when dropped, so libuv callbacks
+ *    that arrive late (UV_ECANCELED) only free memory.
+ *  - TX: an ordered queue of segments (escaped data, or one RFC 2217 command); one
+ *    uv_write() in flight gathers up to TX_GATHER segments. Data and settings therefore
+ *    leave in the order they were requested (link.h "one ordered stream").
+ *  - RX: every received byte is decoded at once (so negotiation and answers are handled
+ *    even while the tty is full); decoded data the tty has no room for is kept in rxq and
+ *    socket reads stop until link_rx_resume(). rxq is bounded: reads stop as soon as it
+ *    holds anything, and one read is at most RAW_READ bytes, which decode to at most as
+ *    many data bytes (tn_decode guarantees it).
+ * Telnet option negotiation follows RFC 1143's Q method without the queue bits.
+ */
+#include "link.h"
+#include "log.h"
+#include "rfc2217.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define RAW_READ     16384 /* bytes per socket read */
+#define RXQ_CAP      RAW_READ
+#define SEG_DATA_CAP 4096 /* escaped bytes per data segment */
+#define TX_GATHER    16   /* segments per uv_write */
+#define NEGOTIATE_MS 2000 /* wait for DO COM-PORT-OPTION before going up anyway */
+#define ANSQ_LEN     16   /* outstanding SET-xxx answers remembered per command */
+#define KEEPALIVE_S  10   /* TCP keepalive idle time, seconds */
+#define NCMD         13   /* RFC 2217 commands 0..12 */
+
+enum phase { PH_NONE, PH_CONNECT, PH_NEGOTIATE, PH_BACKOFF };
+enum qstate { Q_NO, Q_YES, Q_WANTNO, Q_WANTYES }; /* RFC 1143 */
+
+struct seg {
+	struct seg *next;
+	size_t len;  /* bytes in buf */
+	size_t cap;  /* bytes allocated for buf */
+	size_t data; /* unescaped data bytes carried (0 for a command) */
+	bool is_data;
+	uint8_t buf[];
+};
+
+struct conn {
+	uv_tcp_t tcp;
+	uv_connect_t creq;
+	uv_write_t wreq;
+	struct link *l; /* NULL once detached */
+	bool connected;
+	bool writing;
+	struct seg *inflight; /* segments owned by wreq */
+	size_t inflight_data;
+};
+
+struct gai {
+	uv_getaddrinfo_t req;
+	struct link *l; /* NULL once abandoned */
+};
+
+struct ansq {
+	uint32_t v[ANSQ_LEN];
+	unsigned head, n;
+};
+
+struct link {
+	uv_loop_t *loop;
+	char *name;
+	char *host;
+	char addr[300]; /* "host:port" or "[v6]:port" for logs */
+	struct link_config cfg;
+	enum link_state state;
+	struct link_callbacks cb;
+	void *ctx;
+	bool closing;
+
+	/* connecting */
+	uv_timer_t timer;
+	enum phase phase;
+	struct gai *gai;
+	struct addrinfo *ai_list, *ai_next;
+	struct conn *conn;
+	uint32_t backoff_ms;
+	unsigned attempts; /* failed rounds since the last up */
+	int fail_status;   /* last failure status logged (dedup) */
+	bool lost_logged;  /* a "lost" message was printed for this outage */
+	uint64_t up_since; /* uv_now() at LINK_UP */
+	int last_status;   /* last error in the current round */
+
+	/* telnet */
+	struct tn_decoder dec;
+	uint8_t us[256], him[256];
+	bool refused_us[256], refused_him[256];
+	bool comport_refused;
+	bool tx_suspended; /* FLOWCONTROL-SUSPEND from the server */
+
+	/* desired state (what the tty asked for) and what was sent on this connection */
+	struct link_line line;
+	bool has_line;
+	enum link_flow flow;
+	bool has_flow;
+	int rts, dtr;
+	bool has_rts, has_dtr;
+	struct link_line sent_line;
+	bool sent_has_line;
+	int sent_flow, sent_rts, sent_dtr; /* -1: not sent on this connection */
+	uint8_t modemstate, linestate;
+	struct ansq ans[NCMD];
+
+	/* tx */
+	struct seg *q_head, *q_tail;
+	size_t tx_pending; /* unescaped data bytes queued or in flight */
+	bool want_writable;
+
+	/* rx */
+	uint8_t raw[RAW_READ];
+	bool reading;
+	bool paused;
+	bool delivering;
+	uint8_t rxq[RXQ_CAP];
+	size_t rxq_off, rxq_len;
+};
+
+static void start_attempt(struct link *l);
+static void connect_next(struct link *l);
+static void link_lost(struct link *l, int status);
+static void kick(struct link *l);
+static void timer_cb(uv_timer_t *t);
+
+/* ---------------------------------------------------------------- helpers */
+
+static const char *state_name(enum link_state st)
+{
+	switch (st) {
+	case LINK_DOWN:
+		return "down";
+	case LINK_CONNECTING:
+		return "connecting";
+	case LINK_UP:
+		return "up";
+	}
+	return "?";
+}
+
+static void set_state(struct link *l, enum link_state st)
+{
+	if (l->state == st)
+		return;
+	log_debug("%s: link %s -> %s", l->name, state_name(l->state), state_name(st));
+	l->state = st;
+	if (l->cb.on_state && !l->closing)
+		l->cb.on_state(l->ctx, st);
+}
+
+static void timer_arm(struct link *l, enum phase ph, uint64_t ms)
+{
+	l->phase = ph;
+	uv_timer_start(&l->timer, timer_cb, ms, 0);
+}
+
+static void timer_stop(struct link *l)
+{
+	l->phase = PH_NONE;
+	uv_timer_stop(&l->timer);
+}
+
+static void free_segs(struct seg *s)
+{
+	while (s) {
+		struct seg *n = s->next;
+		free(s);
+		s = n;
+	}
+}
+
+static void ans_clear(struct link *l)
+{
+	memset(l->ans, 0, sizeof l->ans);
+}
+
+static void ans_push(struct link *l, uint8_t cmd, uint32_t v)
+{
+	struct ansq *q;
+
+	if (cmd >= NCMD)
+		return;
+	q = &l->ans[cmd];
+	if (q->n == ANSQ_LEN) { /* server not answering: forget the oldest */
+		q->head = (q->head + 1) % ANSQ_LEN;
+		q->n--;
+	}
+	q->v[(q->head + q->n) % ANSQ_LEN] = v;
+	q->n++;
+}
+
+/* --------------------------------------------------------------- conn mgmt */
+
+static void conn_close_cb(uv_handle_t *h)
+{
+	free(h->data);
+}
+
+/* Detach and close the current connection (no callbacks to the tty). */
+static void conn_drop(struct link *l)
+{
+	struct conn *c = l->conn;
+
+	if (!c)
+		return;
+	l->conn = NULL;
+	c->l = NULL;
+	if (l->reading)
+		uv_read_stop((uv_stream_t *)&c->tcp);
+	l->reading = false;
+	uv_close((uv_handle_t *)&c->tcp, conn_close_cb);
+}
+
+static void gai_drop(struct link *l)
+{
+	if (!l->gai)
+		return;
+	l->gai->l = NULL;
+	uv_cancel((uv_req_t *)&l->gai->req); /* fails harmlessly if already running */
+	l->gai = NULL;
+}
+
+static void ai_drop(struct link *l)
+{
+	if (l->ai_list)
+		uv_freeaddrinfo(l->ai_list);
+	l->ai_list = l->ai_next = NULL;
+}
+
+/* ------------------------------------------------------------------- tx path */
+
+static struct seg *seg_new(size_t cap, bool is_data)
+{
+	struct seg *s = malloc(sizeof *s + cap);
+
+	if (!s)
+		return NULL;
+	s->next = NULL;
+	s->len = 0;
+	s->cap = cap;
+	s->data = 0;
+	s->is_data = is_data;
+	return s;
+}
+
+static void q_append(struct link *l, struct seg *s)
+{
+	if (l->q_tail)
+		l->q_tail->next = s;
+	else
+		l->q_head = s;
+	l->q_tail = s;
+}
+
+static void write_cb(uv_write_t *req, int status);
+
+/* Start a uv_write with the head of the queue if none is in flight. */
+static void kick(struct link *l)
+{
+	struct conn *c = l->conn;
+	uv_buf_t bufs[TX_GATHER];
+	unsigned n = 0;
+	struct seg *s, *last = NULL;
+	int r;
+
+	if (!c || !c->connected || c->writing || l->tx_suspended || !l->q_head)
+		return;
+	c->inflight_data = 0;
+	for (s = l->q_head; s && n < TX_GATHER; s = s->next) {
+		bufs[n++] = uv_buf_init((char *)s->buf, (unsigned)s->len);
+		c->inflight_data += s->data;
+		last = s;
+	}
+	c->inflight = l->q_head;
+	l->q_head = last->next;
+	if (!l->q_head)
+		l->q_tail = NULL;
+	last->next = NULL;
+	c->writing = true;
+	r = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, bufs, n, write_cb);
+	if (r < 0) {
+		c->writing = false;
+		free_segs(c->inflight);
+		c->inflight = NULL;
+		l->tx_pending -= c->inflight_data;
+		link_lost(l, r);
+	}
+}
+
+static void write_cb(uv_write_t *req, int status)
+{
+	struct conn *c = req->data;
+	struct link *l = c->l;
+	size_t done = c->inflight_data;
+
+	free_segs(c->inflight);
+	c->inflight = NULL;
+	c->inflight_data = 0;
+	c->writing = false;
+	if (!l || l->closing)
+		return;
+	l->tx_pending -= done;
+	if (status < 0) {
+		link_lost(l, status);
+		return;
+	}
+	kick(l);
+	if (l->closing || l->conn != c)
+		return;
+	if (l->want_writable && l->tx_pending < LINK_TXQ_MAX / 2) {
+		l->want_writable = false;
+		if (l->cb.on_writable)
+			l->cb.on_writable(l->ctx);
+		if (l->closing || l->conn != c)
+			return;
+	}
+	if (done > 0 && l->tx_pending == 0 && l->cb.on_drained)
+		l->cb.on_drained(l->ctx);
+}
+
+/* Queue a non-data wire sequence (Telnet option or RFC 2217 command). Returns 0 or
+ * -ENOMEM. Does not kick. */
+static int queue_raw(struct link *l, const uint8_t *p, size_t n)
+{
+	struct seg *s = seg_new(n, false);
+
+	if (!s)
+		return -ENOMEM;
+	memcpy(s->buf, p, n);
+	s->len = n;
+	q_append(l, s);
+	return 0;
+}
+
+static void send_option(struct link *l, uint8_t verb, uint8_t opt)
+{
+	uint8_t b[3];
+
+	if (tn_build_option(b, sizeof b, verb, opt) == 3 && queue_raw(l, b, 3) == 0)
+		kick(l);
+}
+
+static const char *verb_name(enum tn_event_type t)
+{
+	switch (t) {
+	case TN_EV_WILL:
+		return "WILL";
+	case TN_EV_WONT:
+		return "WONT";
+	case TN_EV_DO:
+		return "DO";
+	case TN_EV_DONT:
+		return "DONT";
+	default:
+		return "?";
+	}
+}
+
+/* Queue one RFC 2217 command (client code cmd) and remember the expected answer. */
+static void send_cmd(struct link *l, uint8_t cmd, uint32_t v)
+{
+	uint8_t b[32];
+	int n;
+
+	if (l->comport_refused)
+		return;
+	if (cmd == RFC2217_SET_BAUDRATE)
+		n = rfc2217_build_u32(b, sizeof b, cmd, v);
+	else
+		n = rfc2217_build_u8(b, sizeof b, cmd, (uint8_t)v);
+	if (n <= 0 || queue_raw(l, b, (size_t)n) < 0) {
+		log_error("%s: cannot queue %s", l->name, rfc2217_cmd_name(cmd));
+		return;
+	}
+	log_debug("%s: -> %s %u", l->name, rfc2217_cmd_name(cmd), (unsigned)v);
+	ans_push(l, cmd, v);
+	kick(l);
+}
+
+static uint8_t parity_code(char p)
+{
+	switch (p) {
+	case 'N':
+		return RFC2217_PARITY_NONE;
+	case 'O':
+		return RFC2217_PARITY_ODD;
+	case 'E':
+		return RFC2217_PARITY_EVEN;
+	case 'M':
+		return RFC2217_PARITY_MARK;
+	case 'S':
+		return RFC2217_PARITY_SPACE;
+	}
+	return 0;
+}
+
+static uint8_t flow_code(enum link_flow f)
+{
+	switch (f) {
+	case LINK_FLOW_NONE:
+		return RFC2217_CONTROL_FLOW_NONE;
+	case LINK_FLOW_XONXOFF:
+		return RFC2217_CONTROL_FLOW_XONXOFF;
+	case LINK_FLOW_HARDWARE:
+		return RFC2217_CONTROL_FLOW_HARDWARE;
+	}
+	return 0;
+}
+
+/* Send the parts of the desired state that differ from what this connection was sent
+ * (all of it right after LINK_UP), in the order link.h fixes. */
+static void sync_state(struct link *l)
+{
+	if (l->state != LINK_UP)
+		return;
+	if (l->has_line) {
+		bool all = !l->sent_has_line;
+		if (all || l->sent_line.baud != l->line.baud)
+			send_cmd(l, RFC2217_SET_BAUDRATE, l->line.baud);
+		if (all || l->sent_line.data_bits != l->line.data_bits)
+			send_cmd(l, RFC2217_SET_DATASIZE, l->line.data_bits);
+		if (all || l->sent_line.parity != l->line.parity)
+			send_cmd(l, RFC2217_SET_PARITY, parity_code(l->line.parity));
+		if (all || l->sent_line.stop_bits != l->line.stop_bits)
+			send_cmd(l, RFC2217_SET_STOPSIZE, l->line.stop_bits);
+		l->sent_line = l->line;
+		l->sent_has_line = true;
+	}
+	if (l->has_flow && l->sent_flow != (int)l->flow) {
+		send_cmd(l, RFC2217_SET_CONTROL, flow_code(l->flow));
+		l->sent_flow = (int)l->flow;
+	}
+	if (l->has_rts && l->sent_rts != l->rts) {
+		send_cmd(l, RFC2217_SET_CONTROL,
+		         l->rts ? RFC2217_CONTROL_RTS_ON : RFC2217_CONTROL_RTS_OFF);
+		l->sent_rts = l->rts;
+	}
+	if (l->has_dtr && l->sent_dtr != l->dtr) {
+		send_cmd(l, RFC2217_SET_CONTROL,
+		         l->dtr ? RFC2217_CONTROL_DTR_ON : RFC2217_CONTROL_DTR_OFF);
+		l->sent_dtr = l->dtr;
+	}
+}
+
+/* ------------------------------------------------------------------ rx path */
+
+/* Hand queued rx data to the tty within rx_space(). */
+static void deliver_rxq(struct link *l)
+{
+	if (l->delivering)
+		return;
+	l->delivering = true;
+	while (l->rxq_len > 0 && !l->closing && l->cb.on_data && l->cb.rx_space) {
+		size_t k = l->cb.rx_space(l->ctx);
+		if (k == 0)
+			break;
+		if (k > l->rxq_len)
+			k = l->rxq_len;
+		const uint8_t *p = l->rxq + l->rxq_off;
+		l->rxq_off += k;
+		l->rxq_len -= k;
+		if (l->rxq_len == 0)
+			l->rxq_off = 0;
+		l->cb.on_data(l->ctx, p, k);
+	}
+	l->delivering = false;
+}
+
+static void rx_data(struct link *l, const uint8_t *p, size_t n)
+{
+	if (l->rxq_len == 0 && !l->delivering && l->cb.on_data && l->cb.rx_space) {
+		size_t k = l->cb.rx_space(l->ctx);
+		if (k > n)
+			k = n;
+		if (k > 0) {
+			l->delivering = true;
+			l->cb.on_data(l->ctx, p, k);
+			l->delivering = false;
+			p += k;
+			n -= k;
+		}
+	}
+	if (n == 0 || l->closing)
+		return;
+	if (l->rxq_off > 0 && l->rxq_off + l->rxq_len + n > RXQ_CAP) {
+		memmove(l->rxq, l->rxq + l->rxq_off, l->rxq_len);
+		l->rxq_off = 0;
+	}
+	if (l->rxq_off + l->rxq_len + n > RXQ_CAP) { /* cannot happen (see top comment) */
+		log_error("%s: receive buffer overflow, %zu bytes dropped", l->name, n);
+		n = RXQ_CAP - l->rxq_off - l->rxq_len;
+	}
+	memcpy(l->rxq + l->rxq_off + l->rxq_len, p, n);
+	l->rxq_len += n;
+}
+
+static void go_up(struct link *l);
+
+static bool accept_opt(uint8_t opt)
+{
+	return opt == TELOPT_BINARY || opt == TELOPT_SGA || opt == TELOPT_COMPORT;
+}
+
+/* RFC 1143 Q method, one side. st: our record of the option on that side; yes/no: the
+ * verbs we answer with (DO/DONT for his side, WILL/WONT for ours). */
+static void opt_recv(struct link *l, uint8_t *st, bool *refused, uint8_t opt, bool positive,
+                     uint8_t yes, uint8_t no)
+{
+	if (positive) {
+		switch (*st) {
+		case Q_NO:
+			if (accept_opt(opt)) {
+				*st = Q_YES;
+				send_option(l, yes, opt);
+			} else if (!*refused) {
+				*refused = true;
+				log_debug("%s: refusing telnet option %u", l->name, opt);
+				send_option(l, no, opt);
+			}
+			break;
+		case Q_YES:
+			break;
+		case Q_WANTNO: /* peer answered our "no" with "yes": RFC 1143 error, stay no */
+			*st = Q_NO;
+			break;
+		case Q_WANTYES:
+			*st = Q_YES;
+			break;
+		}
+	} else {
+		switch (*st) {
+		case Q_NO:
+			break;
+		case Q_YES:
+			*st = Q_NO;
+			send_option(l, no, opt);
+			break;
+		case Q_WANTNO:
+		case Q_WANTYES:
+			*st = Q_NO;
+			break;
+		}
+	}
+}
+
+static void handle_option(struct link *l, enum tn_event_type t, uint8_t opt)
+{
+	uint8_t before = l->us[TELOPT_COMPORT];
+
+	switch (t) {
+	case TN_EV_WILL:
+		opt_recv(l, &l->him[opt], &l->refused_him[opt], opt, true, TN_DO, TN_DONT);
+		break;
+	case TN_EV_WONT:
+		opt_recv(l, &l->him[opt], &l->refused_him[opt], opt, false, TN_DO, TN_DONT);
+		break;
+	case TN_EV_DO:
+		opt_recv(l, &l->us[opt], &l->refused_us[opt], opt, true, TN_WILL, TN_WONT);
+		break;
+	case TN_EV_DONT:
+		opt_recv(l, &l->us[opt], &l->refused_us[opt], opt, false, TN_WILL, TN_WONT);
+		break;
+	default:
+		return;
+	}
+	if (opt != TELOPT_COMPORT || !l->conn)
+		return;
+	if (l->us[TELOPT_COMPORT] == Q_YES && before != Q_YES) {
+		l->comport_refused = false;
+		if (l->state != LINK_UP)
+			go_up(l);
+	} else if (t == TN_EV_DONT && before != Q_NO) {
+		log_warn("%s: bridge %s refused COM-PORT-OPTION (RFC 2217): port settings "
+		         "and DTR/RTS will not be applied",
+		         l->name, l->addr);
+		l->comport_refused = true;
+		if (l->state != LINK_UP)
+			go_up(l);
+	}
+}
+
+static void handle_answer(struct link *l, const struct rfc2217_msg *m)
+{
+	struct ansq *q = &l->ans[m->cmd];
+	uint32_t asked;
+
+	if (q->n == 0) {
+		log_debug("%s: unsolicited %s %u", l->name, rfc2217_cmd_name(m->code),
+		          (unsigned)m->value);
+		return;
+	}
+	asked = q->v[q->head];
+	q->head = (q->head + 1) % ANSQ_LEN;
+	q->n--;
+	if (asked == 0 || m->cmd == RFC2217_PURGE_DATA ||
+	    (m->cmd == RFC2217_SET_CONTROL &&
+	     (asked == RFC2217_CONTROL_FLOW_QUERY || asked == RFC2217_CONTROL_BREAK_QUERY ||
+	      asked == RFC2217_CONTROL_DTR_QUERY || asked == RFC2217_CONTROL_RTS_QUERY))) {
+		log_debug("%s: <- %s %u", l->name, rfc2217_cmd_name(m->code), (unsigned)m->value);
+		return;
+	}
+	if (m->value != asked)
+		log_warn("%s: bridge answered %s %u, asked for %u", l->name,
+		         rfc2217_cmd_name(m->code), (unsigned)m->value, (unsigned)asked);
+	else
+		log_debug("%s: <- %s %u (ok)", l->name, rfc2217_cmd_name(m->code),
+		          (unsigned)m->value);
+}
+
+static void handle_comport(struct link *l, const struct tn_event *ev)
+{
+	struct rfc2217_msg m;
+
+	if (rfc2217_parse(ev->data, ev->len, &m) < 0) {
+		log_debug("%s: ignoring malformed COM-PORT-OPTION message (%zu bytes)", l->name,
+		          ev->len);
+		return;
+	}
+	if (!m.from_server) {
+		log_debug("%s: ignoring client command %s from the bridge", l->name,
+		          rfc2217_cmd_name(m.code));
+		return;
+	}
+	switch (m.cmd) {
+	case RFC2217_SIGNATURE:
+		log_info("%s: bridge signature: %.*s", l->name,
+		         (int)(m.text_len > 200 ? 200 : m.text_len),
+		         m.text ? (const char *)m.text : "");
+		break;
+	case RFC2217_NOTIFY_LINESTATE:
+		l->linestate = (uint8_t)m.value;
+		if (l->cb.on_linestate)
+			l->cb.on_linestate(l->ctx, l->linestate);
+		break;
+	case RFC2217_NOTIFY_MODEMSTATE:
+		l->modemstate = (uint8_t)m.value;
+		if (l->cb.on_modemstate)
+			l->cb.on_modemstate(l->ctx, l->modemstate);
+		break;
+	case RFC2217_FLOWCONTROL_SUSPEND:
+		log_debug("%s: bridge suspends our output", l->name);
+		l->tx_suspended = true;
+		break;
+	case RFC2217_FLOWCONTROL_RESUME:
+		log_debug("%s: bridge resumes our output", l->name);
+		l->tx_suspended = false;
+		kick(l);
+		break;
+	default:
+		if (m.cmd < NCMD)
+			handle_answer(l, &m);
+		break;
+	}
+}
+
+static void tn_cb(void *ctx, const struct tn_event *ev)
+{
+	struct link *l = ctx;
+
+	if (l->closing || !l->conn)
+		return; /* link closed or connection dropped by a callback mid-buffer */
+	switch (ev->type) {
+	case TN_EV_DATA:
+		rx_data(l, ev->data, ev->len);
+		break;
+	case TN_EV_WILL:
+	case TN_EV_WONT:
+	case TN_EV_DO:
+	case TN_EV_DONT:
+		log_debug("%s: <- %s %u", l->name, verb_name(ev->type), ev->opt);
+		handle_option(l, ev->type, ev->opt);
+		break;
+	case TN_EV_SB:
+		if (ev->opt == TELOPT_COMPORT && !ev->truncated)
+			handle_comport(l, ev);
+		else
+			log_debug("%s: ignoring subnegotiation for option %u", l->name, ev->opt);
+		break;
+	case TN_EV_COMMAND:
+		log_debug("%s: ignoring telnet command %u", l->name, ev->opt);
+		break;
+	}
+}
+
+static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *b)
+{
+	struct conn *c = h->data;
+	(void)suggested;
+	if (!c->l) {
+		*b = uv_buf_init(NULL, 0);
+		return;
+	}
+	*b = uv_buf_init((char *)c->l->raw, sizeof c->l->raw);
+}
+
+static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+
+static void read_start(struct link *l)
+{
+	if (!l->conn || !l->conn->connected || l->reading)
+		return;
+	if (uv_read_start((uv_stream_t *)&l->conn->tcp, alloc_cb, read_cb) == 0)
+		l->reading = true;
+}
+
+static void pause_reads(struct link *l)
+{
+	if (l->reading && l->conn)
+		uv_read_stop((uv_stream_t *)&l->conn->tcp);
+	l->reading = false;
+	l->paused = true;
+}
+
+static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+	struct conn *c = s->data;
+	struct link *l = c->l;
+
+	(void)buf;
+	if (!l || l->closing || nread == 0)
+		return;
+	if (nread < 0) {
+		link_lost(l, (int)nread);
+		return;
+	}
+	tn_decode(&l->dec, l->raw, (size_t)nread, tn_cb, l);
+	if (l->closing || l->conn != c)
+		return;
+	if (l->rxq_len > 0) {
+		log_debug("%s: tty full, %zu bytes held, pausing reads", l->name, l->rxq_len);
+		pause_reads(l);
+	}
+}
+
+/* ----------------------------------------------------------- state machine */
+
+static void go_up(struct link *l)
+{
+	uint8_t b[8];
+	int n;
+
+	if (l->state == LINK_UP || !l->conn)
+		return;
+	timer_stop(l);
+	l->up_since = uv_now(l->loop);
+	if (l->attempts > 0)
+		log_info("%s: up: %s (after %u failed attempts)", l->name, l->addr, l->attempts);
+	else
+		log_info("%s: up: %s", l->name, l->addr);
+	l->attempts = 0;
+	l->fail_status = 0;
+	l->lost_logged = false;
+	l->state = LINK_UP; /* set first so sync_state sends; on_state fired below */
+	l->sent_has_line = false;
+	l->sent_flow = l->sent_rts = l->sent_dtr = -1;
+	sync_state(l);
+	if (!l->comport_refused) {
+		n = rfc2217_build(b, sizeof b, RFC2217_SIGNATURE, NULL, 0);
+		if (n > 0 && queue_raw(l, b, (size_t)n) == 0) {
+			ans_push(l, RFC2217_SIGNATURE, 0);
+			kick(l);
+		}
+	}
+	log_debug("%s: link connecting -> up", l->name);
+	if (l->cb.on_state && !l->closing)
+		l->cb.on_state(l->ctx, LINK_UP);
+	if (!l->closing && l->state == LINK_UP && l->want_writable) {
+		l->want_writable = false;
+		if (l->cb.on_writable)
+			l->cb.on_writable(l->ctx);
+	}
+}
+
+static void fmt_status(int status, char *out, size_t cap)
+{
+	snprintf(out, cap, "%s", status == UV_ETIMEDOUT ? "timed out" : uv_strerror(status));
+}
+
+/* A whole round (resolution + every address) failed: log once, wait, retry. */
+static void round_failed(struct link *l, int status)
+{
+	char why[128];
+
+	ai_drop(l);
+	l->attempts++;
+	fmt_status(status, why, sizeof why);
+	if (l->attempts == 1 && !l->lost_logged)
+		log_warn("%s: cannot connect to %s: %s; retrying every %u..%u ms", l->name, l->addr,
+		         why, (unsigned)l->cfg.reconnect_min_ms, (unsigned)l->cfg.reconnect_max_ms);
+	else if (status != l->fail_status)
+		log_info("%s: still cannot connect to %s: %s", l->name, l->addr, why);
+	else
+		log_debug("%s: attempt %u to %s failed: %s; next in %u ms", l->name, l->attempts,
+		          l->addr, why, (unsigned)l->backoff_ms);
+	l->fail_status = status;
+	timer_arm(l, PH_BACKOFF, l->backoff_ms);
+	l->backoff_ms = l->backoff_ms * 2 > l->cfg.reconnect_max_ms ? l->cfg.reconnect_max_ms
+	                                                            : l->backoff_ms * 2;
+}
+
+static void link_lost(struct link *l, int status)
+{
+	char why[128];
+	size_t undelivered = l->tx_pending;
+	bool was_up = l->state == LINK_UP;
+
+	if (l->closing)
+		return;
+	if (status == UV_EOF)
+		snprintf(why, sizeof why, "closed by the bridge");
+	else
+		fmt_status(status, why, sizeof why);
+	conn_drop(l);
+	free_segs(l->q_head);
+	l->q_head = l->q_tail = NULL;
+	l->tx_pending = 0;
+	l->want_writable = false;
+	l->tx_suspended = false;
+	l->paused = false;
+	ans_clear(l);
+	if (was_up) {
+		log_warn("%s: connection to %s lost (%s); %zu bytes undelivered", l->name, l->addr,
+		         why, undelivered);
+		l->lost_logged = true;
+		if (uv_now(l->loop) - l->up_since >= l->cfg.reconnect_max_ms)
+			l->backoff_ms = l->cfg.reconnect_min_ms;
+		timer_arm(l, PH_BACKOFF, l->backoff_ms);
+		l->backoff_ms = l->backoff_ms * 2 > l->cfg.reconnect_max_ms
+		                    ? l->cfg.reconnect_max_ms
+		                    : l->backoff_ms * 2;
+		set_state(l, LINK_CONNECTING);
+		if (!l->closing && undelivered > 0 && l->cb.on_drained)
+			l->cb.on_drained(l->ctx); /* nothing is pending any more */
+	} else {
+		/* lost during negotiation: counts as a failed attempt */
+		log_debug("%s: connection to %s closed during negotiation (%s)", l->name, l->addr,
+		          why);
+		round_failed(l, status);
+	}
+}
+
+static void connect_cb(uv_connect_t *req, int status)
+{
+	struct conn *c = req->data;
+	struct link *l = c->l;
+	uint8_t b[16];
+	size_t n = 0;
+
+	if (!l || l->closing)
+		return;
+	if (status < 0) {
+		l->last_status = status;
+		conn_drop(l);
+		connect_next(l);
+		return;
+	}
+	c->connected = true;
+	ai_drop(l);
+	uv_tcp_nodelay(&c->tcp, 1);
+	uv_tcp_keepalive(&c->tcp, 1, KEEPALIVE_S);
+	log_debug("%s: TCP connected to %s, negotiating", l->name, l->addr);
+
+	tn_decoder_init(&l->dec);
+	memset(l->us, Q_NO, sizeof l->us);
+	memset(l->him, Q_NO, sizeof l->him);
+	memset(l->refused_us, 0, sizeof l->refused_us);
+	memset(l->refused_him, 0, sizeof l->refused_him);
+	l->comport_refused = false;
+	l->tx_suspended = false;
+	ans_clear(l);
+	/* As pyserial's client: offer BINARY and SGA both ways and COM-PORT-OPTION (RFC 2217
+	 * section "Negotiating the Telnet Com Port Control Option": client sends WILL). */
+	static const uint8_t offer[][2] = {
+	    {TN_WILL, TELOPT_BINARY}, {TN_DO, TELOPT_BINARY},    {TN_WILL, TELOPT_SGA},
+	    {TN_DO, TELOPT_SGA},      {TN_WILL, TELOPT_COMPORT},
+	};
+	for (size_t i = 0; i < sizeof offer / sizeof offer[0]; i++) {
+		int k = tn_build_option(b + n, sizeof b - n, offer[i][0], offer[i][1]);
+		if (k > 0)
+			n += (size_t)k;
+	}
+	l->us[TELOPT_BINARY] = l->him[TELOPT_BINARY] = Q_WANTYES;
+	l->us[TELOPT_SGA] = l->him[TELOPT_SGA] = Q_WANTYES;
+	l->us[TELOPT_COMPORT] = Q_WANTYES;
+	timer_arm(l, PH_NEGOTIATE, NEGOTIATE_MS);
+	if (queue_raw(l, b, n) == 0)
+		kick(l);
+	if (l->closing || l->conn != c)
+		return;
+	if (l->rxq_len == 0)
+		read_start(l);
+	else
+		l->paused = true;
+}
+
+/* Try the next resolved address, or fail the round. */
+static void connect_next(struct link *l)
+{
+	struct addrinfo *ai = l->ai_next;
+	struct conn *c;
+	int r;
+
+	if (!ai) {
+		round_failed(l, l->last_status ? l->last_status : UV_ECONNREFUSED);
+		return;
+	}
+	l->ai_next = ai->ai_next;
+	c = calloc(1, sizeof *c);
+	if (!c) {
+		round_failed(l, UV_ENOMEM);
+		return;
+	}
+	c->l = l;
+	c->tcp.data = c;
+	c->creq.data = c;
+	c->wreq.data = c;
+	r = uv_tcp_init(l->loop, &c->tcp);
+	if (r < 0) {
+		free(c);
+		l->last_status = r;
+		connect_next(l);
+		return;
+	}
+	l->conn = c;
+	r = uv_tcp_connect(&c->creq, &c->tcp, ai->ai_addr, connect_cb);
+	if (r < 0) {
+		l->last_status = r;
+		conn_drop(l);
+		connect_next(l);
+		return;
+	}
+	timer_arm(l, PH_CONNECT, l->cfg.connect_timeout_ms);
+}
+
+static void gai_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
+{
+	struct gai *g = req->data;
+	struct link *l = g->l;
+
+	free(g);
+	if (!l || l->closing) {
+		if (res)
+			uv_freeaddrinfo(res);
+		return;
+	}
+	l->gai = NULL;
+	if (status < 0) {
+		if (res)
+			uv_freeaddrinfo(res);
+		round_failed(l, status);
+		return;
+	}
+	l->ai_list = l->ai_next = res;
+	l->last_status = 0;
+	connect_next(l);
+}
+
+static void start_attempt(struct link *l)
+{
+	struct addrinfo hints;
+	char port[8];
+	struct gai *g;
+	int r;
+
+	if (l->closing)
+		return;
+	set_state(l, LINK_CONNECTING);
+	if (l->attempts == 0 && !l->lost_logged)
+		log_info("%s: connecting to %s", l->name, l->addr);
+	g = calloc(1, sizeof *g);
+	if (!g) {
+		round_failed(l, UV_ENOMEM);
+		return;
+	}
+	g->l = l;
+	g->req.data = g;
+	memset(&hints, 0, sizeof hints);
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_protocol = IPPROTO_TCP;
+	snprintf(port, sizeof port, "%u", (unsigned)l->cfg.port);
+	l->gai = g;
+	timer_arm(l, PH_CONNECT, l->cfg.connect_timeout_ms);
+	r = uv_getaddrinfo(l->loop, &g->req, gai_cb, l->host, port, &hints);
+	if (r < 0) {
+		l->gai = NULL;
+		free(g);
+		round_failed(l, r);
+	}
+}
+
+static void timer_cb(uv_timer_t *t)
+{
+	struct link *l = t->data;
+	enum phase ph = l->phase;
+
+	l->phase = PH_NONE;
+	switch (ph) {
+	case PH_CONNECT:
+		l->last_status = UV_ETIMEDOUT;
+		if (l->gai) {
+			gai_drop(l);
+			round_failed(l, UV_ETIMEDOUT);
+		} else {
+			conn_drop(l);
+			connect_next(l);
+		}
+		break;
+	case PH_NEGOTIATE:
+		log_warn("%s: bridge %s did not agree to COM-PORT-OPTION within %u ms; "
+		         "continuing anyway",
+		         l->name, l->addr, (unsigned)NEGOTIATE_MS);
+		go_up(l);
+		break;
+	case PH_BACKOFF:
+		start_attempt(l);
+		break;
+	case PH_NONE:
+		break;
+	}
+}
+
+/* ------------------------------------------------------------------ public */
+
+/* Create a link to cfg->host:cfg->port and start connecting at once (state
+ * LINK_CONNECTING). Takes: loop, name (for logs, copied), cfg (copied; reconnect and
+ * timeout values in ms). Returns 0 and *out, or -EINVAL (NULL/empty host, port 0,
+ * reconnect_min_ms 0 or > reconnect_max_ms, connect_timeout_ms 0), -ENOMEM, or a libuv
+ * error (negative errno) from uv_timer_init. */
+int link_new(uv_loop_t *loop, const char *name, const struct link_config *cfg, struct link **out)
+{
+	struct link *l;
+	int r;
+
+	if (!loop || !cfg || !out || !cfg->host || !cfg->host[0] || cfg->port == 0 ||
+	    cfg->reconnect_min_ms == 0 || cfg->reconnect_max_ms < cfg->reconnect_min_ms ||
+	    cfg->connect_timeout_ms == 0)
+		return -EINVAL;
+	l = calloc(1, sizeof *l);
+	if (!l)
+		return -ENOMEM;
+	l->loop = loop;
+	l->name = strdup(name ? name : "link");
+	l->host = strdup(cfg->host);
+	if (!l->name || !l->host) {
+		free(l->name);
+		free(l->host);
+		free(l);
+		return -ENOMEM;
+	}
+	l->cfg = *cfg;
+	l->cfg.host = l->host;
+	if (strchr(l->host, ':'))
+		snprintf(l->addr, sizeof l->addr, "[%s]:%u", l->host, (unsigned)cfg->port);
+	else
+		snprintf(l->addr, sizeof l->addr, "%s:%u", l->host, (unsigned)cfg->port);
+	l->backoff_ms = cfg->reconnect_min_ms;
+	l->state = LINK_CONNECTING;
+	l->sent_flow = l->sent_rts = l->sent_dtr = -1;
+	r = uv_timer_init(loop, &l->timer);
+	if (r < 0) {
+		free(l->name);
+		free(l->host);
+		free(l);
+		return r;
+	}
+	l->timer.data = l;
+	*out = l;
+	start_attempt(l);
+	return 0;
+}
+
+/* Install the tty's callbacks (copied) and context. Queued rx data is offered at once. */
+void link_set_callbacks(struct link *l, const struct link_callbacks *cb, void *ctx)
+{
+	if (!l)
+		return;
+	if (cb)
+		l->cb = *cb;
+	else
+		memset(&l->cb, 0, sizeof l->cb);
+	l->ctx = ctx;
+}
+
+static void link_free_cb(uv_handle_t *h)
+{
+	struct link *l = h->data;
+
+	free(l->name);
+	free(l->host);
+	free(l);
+}
+
+/* Close the connection and free the link once libuv released its handles (the loop must
+ * run for that). No callbacks are made after this call. Data still queued is logged as
+ * undelivered. */
+void link_close(struct link *l)
+{
+	if (!l || l->closing)
+		return;
+	if (l->tx_pending > 0)
+		log_warn("%s: closing with %zu bytes undelivered", l->name, l->tx_pending);
+	l->closing = true;
+	l->state = LINK_DOWN;
+	gai_drop(l);
+	conn_drop(l);
+	ai_drop(l);
+	free_segs(l->q_head);
+	l->q_head = l->q_tail = NULL;
+	l->tx_pending = 0;
+	uv_timer_stop(&l->timer);
+	uv_close((uv_handle_t *)&l->timer, link_free_cb);
+}
+
+/* Current state (LINK_DOWN only after link_close). */
+enum link_state link_get_state(const struct link *l)
+{
+	return l ? l->state : LINK_DOWN;
+}
+
+/* Queue n bytes of data for the bridge, 0xFF doubled (RFC 854 / RFC 2217 data). Takes
+ * p/n (bytes). Returns bytes accepted (0..n): 0 when not LINK_UP or when the queue holds
+ * LINK_TXQ_MAX bytes; after a short return on_writable fires once the queue is below half. */
+size_t link_write(struct link *l, const uint8_t *p, size_t n)
+{
+	size_t taken = 0;
+
+	if (!l || l->closing || l->state != LINK_UP || !l->conn)
+		return 0;
+	while (taken < n && l->tx_pending < LINK_TXQ_MAX) {
+		struct seg *s = l->q_tail;
+		size_t want = n - taken, consumed = 0;
+
+		if (want > LINK_TXQ_MAX - l->tx_pending)
+			want = LINK_TXQ_MAX - l->tx_pending;
+		if (!s || !s->is_data || s->cap - s->len < 2) {
+			s = seg_new(SEG_DATA_CAP, true);
+			if (!s)
+				break;
+			q_append(l, s);
+		}
+		s->len += tn_escape(p + taken, want, s->buf + s->len, s->cap - s->len, &consumed);
+		s->data += consumed;
+		l->tx_pending += consumed;
+		taken += consumed;
+		if (consumed == 0) /* cannot happen with >= 2 bytes free; be safe */
+			break;
+	}
+	if (taken < n)
+		l->want_writable = true;
+	kick(l);
+	return taken;
+}
+
+/* Room in the TX queue, bytes of unescaped data (0 when not LINK_UP). */
+size_t link_write_space(const struct link *l)
+{
+	if (!l || l->closing || l->state != LINK_UP || !l->conn)
+		return 0;
+	return LINK_TXQ_MAX - l->tx_pending;
+}
+
+/* Data bytes (unescaped) queued or being written, not yet accepted by the kernel. */
+size_t link_tx_pending(const struct link *l)
+{
+	return l ? l->tx_pending : 0;
+}
+
+/* The tty has room again: deliver held data within rx_space(), and restart socket reads
+ * once nothing is held. */
+void link_rx_resume(struct link *l)
+{
+	if (!l || l->closing)
+		return;
+	deliver_rxq(l);
+	if (l->closing || l->rxq_len > 0)
+		return;
+	if (l->paused) {
+		l->paused = false;
+		read_start(l);
+	}
+}
+
+/* Remember line settings and send what changed if up (RFC 2217 SET-BAUDRATE, SET-DATASIZE,
+ * SET-PARITY, SET-STOPSIZE). Takes baud > 0 (bit/s), data_bits 5..8, parity N/O/E/M/S,
+ * stop_bits 1, 2 or 3 (= 1.5). Returns 0 or -EINVAL. */
+int link_set_line(struct link *l, const struct link_line *line)
+{
+	if (!l || !line || line->baud == 0 || line->data_bits < 5 || line->data_bits > 8 ||
+	    !parity_code(line->parity) || line->stop_bits < 1 || line->stop_bits > 3)
+		return -EINVAL;
+	l->line = *line;
+	l->has_line = true;
+	sync_state(l);
+	return 0;
+}
+
+/* Remember DTR (asserted != 0) and send SET-CONTROL 8/9 if up and changed (RFC 2217).
+ * Returns 0. */
+int link_set_dtr(struct link *l, int asserted)
+{
+	if (!l)
+		return -EINVAL;
+	l->dtr = asserted ? 1 : 0;
+	l->has_dtr = true;
+	sync_state(l);
+	return 0;
+}
+
+/* Remember RTS (asserted != 0) and send SET-CONTROL 11/12 if up and changed (RFC 2217).
+ * Returns 0. */
+int link_set_rts(struct link *l, int asserted)
+{
+	if (!l)
+		return -EINVAL;
+	l->rts = asserted ? 1 : 0;
+	l->has_rts = true;
+	sync_state(l);
+	return 0;
+}
+
+/* Remember flow control and send SET-CONTROL 1/2/3 if up and changed (RFC 2217).
+ * Returns 0 or -EINVAL for a value outside enum link_flow. */
+int link_set_flow(struct link *l, enum link_flow flow)
+{
+	if (!l ||
+	    (flow != LINK_FLOW_NONE && flow != LINK_FLOW_XONXOFF && flow != LINK_FLOW_HARDWARE))
+		return -EINVAL;
+	l->flow = flow;
+	l->has_flow = true;
+	sync_state(l);
+	return 0;
+}
+
+/* Send SET-CONTROL 5 (on != 0) or 6 (RFC 2217) if up; not remembered. Returns 0 (also
+ * when down: nothing is sent). */
+int link_set_break(struct link *l, int on)
+{
+	if (!l)
+		return -EINVAL;
+	if (l->state == LINK_UP && l->conn)
+		send_cmd(l, RFC2217_SET_CONTROL,
+		         on ? RFC2217_CONTROL_BREAK_ON : RFC2217_CONTROL_BREAK_OFF);
+	return 0;
+}
+
+/* PURGE-DATA (RFC 2217) which = 1 rx, 2 tx, 3 both, sent if up. For 2 and 3 the local data
+ * not yet handed to libuv is dropped too (settings stay queued); for 1 and 3 data held for
+ * the tty (rxq) is dropped. Returns 0 or -EINVAL. */
+int link_purge(struct link *l, int which)
+{
+	if (!l || which < RFC2217_PURGE_RX || which > RFC2217_PURGE_BOTH)
+		return -EINVAL;
+	if (which & RFC2217_PURGE_TX) {
+		struct seg **pp = &l->q_head, *s;
+		l->q_tail = NULL;
+		while ((s = *pp)) {
+			if (s->is_data) {
+				*pp = s->next;
+				l->tx_pending -= s->data;
+				free(s);
+			} else {
+				l->q_tail = s;
+				pp = &s->next;
+			}
+		}
+	}
+	if (which & RFC2217_PURGE_RX) {
+		l->rxq_off = l->rxq_len = 0;
+	}
+	if (l->state == LINK_UP && l->conn)
+		send_cmd(l, RFC2217_PURGE_DATA, (uint32_t)which);
+	if (which & RFC2217_PURGE_RX)
+		link_rx_resume(l);
+	return 0;
+}
+
+/* Last NOTIFY-MODEMSTATE value (RFC2217_MODEM_* bits), 0 before any. */
+uint8_t link_modemstate(const struct link *l)
+{
+	return l ? l->modemstate : 0;
+}

@@ -1,0 +1,556 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * espstm-bridge: the portable firmware core (firmware/core) on Linux with libuv.
+ * One RFC 2217 server port for one target: the simulated STM32 (tests/sim). See README.md.
+ */
+#include "bridge.h"
+#include "stm32sim.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#define NET_INFLIGHT_MAX (64 * 1024) /* bytes handed to libuv and not yet written */
+
+struct app {
+	uv_loop_t *loop;
+	uv_tcp_t server;
+	uv_tcp_t *client;
+	uv_timer_t timer;
+	uv_signal_t sigint, sigterm;
+	int verbose;
+	const char *target;
+	struct stm32sim *sim;
+	struct bridge br;
+	struct bridge_settings set;
+	int nrst, boot0;
+	/* network -> bridge leftovers (not yet consumed) */
+	uint8_t rbuf[4096];
+	size_t rlen;
+	int reading;
+	/* UART -> bridge leftovers */
+	uint8_t ubuf[1024];
+	size_t ulen;
+	size_t inflight;
+	int exit_code;
+	int stopping;
+};
+
+static struct app A;
+
+static void logf_(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void logf_(int level, const char *fmt, ...)
+{
+	if (level > (A.verbose ? HAL_LOG_DEBUG : HAL_LOG_INFO))
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	fputs("espstm-bridge: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+}
+
+static uint64_t now_us(void)
+{
+	return uv_hrtime() / 1000;
+}
+
+/* ---- HAL on the simulated STM32 ---- */
+
+static int hal_uart_config(void *ctx, struct hal_uart_cfg *c)
+{
+	struct app *a = ctx;
+	static const char par[] = "?NOEMS";
+	if (c->baud < 50 || c->baud > 4000000 || c->data_bits < 5 || c->data_bits > 8 ||
+	    c->parity < 1 || c->parity > 5 || c->stop < 1 || c->stop > 3)
+		return -EINVAL;
+	if (c->flow != RFC2217_CONTROL_FLOW_NONE)
+		return -ENOTSUP; /* the simulated wire has no RTS/CTS or XON/XOFF */
+	struct stm32sim_line l = {.baud = c->baud,
+	                          .data_bits = c->data_bits,
+	                          .parity = par[c->parity],
+	                          .stop_bits = (uint8_t)(c->stop == RFC2217_STOPSIZE_1 ? 1 : 2)};
+	stm32sim_set_line(a->sim, now_us(), &l);
+	logf_(HAL_LOG_DEBUG, "uart: %u %u%c%s", (unsigned)c->baud, c->data_bits, par[c->parity],
+	      c->stop == 1   ? "1"
+	      : c->stop == 2 ? "2"
+	                     : "1.5");
+	return 0;
+}
+
+static size_t hal_uart_write(void *ctx, const uint8_t *p, size_t n)
+{
+	struct app *a = ctx;
+	return stm32sim_write(a->sim, now_us(), p, n);
+}
+
+static void hal_uart_purge(void *ctx, int rx, int tx)
+{
+	struct app *a = ctx;
+	(void)tx; /* bytes already on the simulated wire cannot be taken back */
+	if (rx) {
+		uint8_t junk[256];
+		while (stm32sim_read(a->sim, now_us(), junk, sizeof(junk)) > 0)
+			;
+		a->ulen = 0;
+	}
+}
+
+static void hal_uart_break(void *ctx, int on)
+{
+	(void)ctx;
+	logf_(HAL_LOG_DEBUG, "uart: break %s (not simulated)", on ? "on" : "off");
+}
+
+static void hal_gpio_set(void *ctx, enum hal_pin pin, int level)
+{
+	struct app *a = ctx;
+	if (pin == HAL_PIN_NRST)
+		a->nrst = level;
+	else
+		a->boot0 = level;
+	stm32sim_set_pins(a->sim, now_us(), a->nrst, a->boot0);
+}
+
+static uint32_t hal_now_ms(void *ctx)
+{
+	(void)ctx;
+	return (uint32_t)(uv_hrtime() / 1000000u);
+}
+
+static void pump(struct app *a);
+
+static void on_write(uv_write_t *req, int status)
+{
+	struct app *a = req->data;
+	(void)status; /* errors show up as a read error / EOF and drop the client */
+	a->inflight -= *(size_t *)(req + 1);
+	free(req);
+	pump(a); /* the socket took bytes: the bridge may send more */
+}
+
+static size_t hal_net_send(void *ctx, const uint8_t *p, size_t n)
+{
+	struct app *a = ctx;
+	if (!a->client)
+		return n;
+	if (a->inflight >= NET_INFLIGHT_MAX)
+		return 0;
+	if (n > NET_INFLIGHT_MAX - a->inflight)
+		n = NET_INFLIGHT_MAX - a->inflight;
+	uv_buf_t b = uv_buf_init((char *)p, (unsigned)n);
+	int r = uv_try_write((uv_stream_t *)a->client, &b, 1);
+	if (r == (int)n)
+		return n;
+	size_t done = r > 0 ? (size_t)r : 0;
+	size_t rest = n - done;
+	uv_write_t *req = malloc(sizeof(*req) + sizeof(size_t) + rest);
+	if (!req)
+		return done;
+	*(size_t *)(req + 1) = rest;
+	uint8_t *copy = (uint8_t *)(req + 1) + sizeof(size_t);
+	memcpy(copy, p + done, rest);
+	req->data = a;
+	b = uv_buf_init((char *)copy, (unsigned)rest);
+	if (uv_write(req, (uv_stream_t *)a->client, &b, 1, on_write) < 0) {
+		free(req);
+		return done;
+	}
+	a->inflight += rest;
+	return n;
+}
+
+static void hal_log(void *ctx, enum hal_log_level level, const char *line)
+{
+	(void)ctx;
+	logf_((int)level, "%s", line);
+}
+
+static const struct hal_ops sim_hal = {
+    .uart_config = hal_uart_config,
+    .uart_write = hal_uart_write,
+    .uart_purge = hal_uart_purge,
+    .uart_break = hal_uart_break,
+    .gpio_set = hal_gpio_set,
+    .now_ms = hal_now_ms,
+    .net_send = hal_net_send,
+    .log = hal_log,
+};
+
+/* ---- event pump ---- */
+
+static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf);
+static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf);
+static void on_timer(uv_timer_t *t);
+
+static void start_reading(struct app *a)
+{
+	if (a->client && !a->reading && a->rlen == 0) {
+		if (uv_read_start((uv_stream_t *)a->client, on_alloc, on_read) == 0)
+			a->reading = 1;
+	}
+}
+
+static void stop_reading(struct app *a)
+{
+	if (a->client && a->reading) {
+		uv_read_stop((uv_stream_t *)a->client);
+		a->reading = 0;
+	}
+}
+
+/* Move bytes between the socket buffers, the bridge and the simulated chip; re-arm the
+ * timer for the next thing that will happen. */
+static void pump(struct app *a)
+{
+	if (a->stopping)
+		return;
+	uint64_t t = now_us();
+	stm32sim_poll(a->sim, t);
+	if (a->rlen) {
+		size_t k = bridge_from_net(&a->br, a->rbuf, a->rlen);
+		memmove(a->rbuf, a->rbuf + k, a->rlen - k);
+		a->rlen -= k;
+	}
+	bridge_poll(&a->br);
+	if (a->rlen == 0)
+		start_reading(a);
+	for (int guard = 0; guard < 64; guard++) {
+		if (a->ulen < sizeof(a->ubuf))
+			a->ulen +=
+			    stm32sim_read(a->sim, t, a->ubuf + a->ulen, sizeof(a->ubuf) - a->ulen);
+		if (a->ulen == 0)
+			break;
+		size_t k = bridge_from_uart(&a->br, a->ubuf, a->ulen);
+		memmove(a->ubuf, a->ubuf + k, a->ulen - k);
+		a->ulen -= k;
+		if (k == 0)
+			break;
+	}
+	/* next wake-up */
+	uint64_t next = stm32sim_next_event_us(a->sim);
+	uint64_t delay_ms = 1000;
+	if (next != UINT64_MAX) {
+		uint64_t t2 = now_us();
+		delay_ms = next > t2 ? (next - t2 + 999) / 1000 : 0;
+	}
+	int32_t bn = bridge_next_ms(&a->br);
+	if (bn >= 0 && (uint64_t)bn < delay_ms)
+		delay_ms = (uint64_t)bn;
+	if ((bridge_tx_pending(&a->br) || a->rlen) && delay_ms > 2)
+		delay_ms = 2;
+	if (delay_ms > 1000)
+		delay_ms = 1000;
+	uv_timer_start(&a->timer, on_timer, delay_ms, 0);
+}
+
+static void on_timer(uv_timer_t *t)
+{
+	pump(t->data);
+}
+
+static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+	struct app *a = h->data;
+	(void)hint;
+	*buf = uv_buf_init((char *)a->rbuf + a->rlen, (unsigned)(sizeof(a->rbuf) - a->rlen));
+}
+
+static void on_client_closed(uv_handle_t *h)
+{
+	free(h);
+}
+
+static void drop_client(struct app *a, const char *why)
+{
+	if (!a->client)
+		return;
+	logf_(HAL_LOG_INFO, "client disconnected (%s)", why);
+	uv_close((uv_handle_t *)a->client, on_client_closed);
+	a->client = NULL;
+	a->reading = 0;
+	a->rlen = 0;
+	bridge_disconnect(&a->br);
+	pump(a);
+}
+
+static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
+{
+	struct app *a = st->data;
+	(void)buf;
+	if (nread < 0) {
+		drop_client(a, nread == UV_EOF ? "end of stream" : uv_strerror((int)nread));
+		return;
+	}
+	a->rlen += (size_t)nread;
+	size_t k = bridge_from_net(&a->br, a->rbuf, a->rlen);
+	memmove(a->rbuf, a->rbuf + k, a->rlen - k);
+	a->rlen -= k;
+	if (a->rlen)
+		stop_reading(a); /* backpressure: the UART side is full */
+	pump(a);
+}
+
+static void on_busy_written(uv_write_t *req, int status)
+{
+	(void)status;
+	uv_close((uv_handle_t *)req->handle, on_client_closed);
+	free(req);
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+	struct app *a = server->data;
+	if (status < 0) {
+		logf_(HAL_LOG_ERROR, "accept: %s", uv_strerror(status));
+		return;
+	}
+	uv_tcp_t *c = malloc(sizeof(*c));
+	if (!c)
+		return;
+	uv_tcp_init(a->loop, c);
+	c->data = a;
+	if (uv_accept(server, (uv_stream_t *)c) < 0) {
+		uv_close((uv_handle_t *)c, on_client_closed);
+		return;
+	}
+	if (a->client) {
+		static char msg[160];
+		snprintf(msg, sizeof(msg),
+		         "espstm-bridge: busy: another client is connected to %s; closing\r\n",
+		         a->target);
+		logf_(HAL_LOG_INFO, "second client refused (target busy)");
+		uv_write_t *req = malloc(sizeof(*req));
+		uv_buf_t b = uv_buf_init(msg, (unsigned)strlen(msg));
+		if (!req || uv_write(req, (uv_stream_t *)c, &b, 1, on_busy_written) < 0) {
+			free(req);
+			uv_close((uv_handle_t *)c, on_client_closed);
+		}
+		return;
+	}
+	uv_tcp_nodelay(c, 1);
+	a->client = c;
+	a->rlen = 0;
+	logf_(HAL_LOG_INFO, "client connected");
+	bridge_connect(&a->br);
+	start_reading(a);
+	pump(a);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+	struct app *a = h->data;
+	logf_(HAL_LOG_INFO, "signal %d: exiting", signum);
+	a->stopping = 1;
+	int r = stm32sim_sync(a->sim);
+	if (r < 0) {
+		logf_(HAL_LOG_ERROR, "flash sync failed: %s", strerror(-r));
+		a->exit_code = 1;
+	}
+	uv_stop(a->loop);
+}
+
+static void usage(FILE *f)
+{
+	fprintf(
+	    f,
+	    "usage: espstm-bridge [options]\n"
+	    "  --listen HOST:PORT     RFC 2217 server address (default 127.0.0.1:2217; port 0 =\n"
+	    "                         ephemeral, the actual port is printed)\n"
+	    "  --target sim:MODEL     simulated STM32: sim:stm32f103, sim:stm32f407, "
+	    "sim:stm32g431\n"
+	    "  --flash FILE           flash contents of the simulated chip (created if missing)\n"
+	    "  --app-baud B           baud of the simulated application (default 115200)\n"
+	    "  --instant              simulate without wire time\n"
+	    "  --auto-boot MODE       sync (default), parity or off\n"
+	    "  --line-map MAP         direct (default: DTR=NRST low, RTS=BOOT0 high), esptool, "
+	    "none\n"
+	    "  --settle-ms N          UART TX hold after NRST release (default 50)\n"
+	    "  -v, --verbose          log every RFC 2217 command and pin change\n"
+	    "  -h, --help             this text\n"
+	    "  -V, --version          print the version\n"
+	    "Exit status: 0 ok, 1 runtime error, 2 usage error.\n");
+}
+
+static int parse_u32(const char *s, uint32_t max, uint32_t *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long v = strtoul(s, &end, 10);
+	if (errno || *s == '\0' || *end != '\0' || *s == '-' || v > max)
+		return -EINVAL;
+	*out = (uint32_t)v;
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	const char *listen_addr = "127.0.0.1:2217";
+	const char *flash = NULL;
+	uint32_t app_baud = 0, settle = 50;
+	int instant = 0;
+	A.target = "sim:stm32f103";
+	bridge_settings_default(&A.set);
+	static const struct option lo[] = {
+	    {"listen", required_argument, 0, 'l'},   {"target", required_argument, 0, 't'},
+	    {"flash", required_argument, 0, 'f'},    {"auto-boot", required_argument, 0, 'a'},
+	    {"line-map", required_argument, 0, 'm'}, {"settle-ms", required_argument, 0, 's'},
+	    {"app-baud", required_argument, 0, 'b'}, {"instant", no_argument, 0, 'i'},
+	    {"verbose", no_argument, 0, 'v'},        {"help", no_argument, 0, 'h'},
+	    {"version", no_argument, 0, 'V'},        {0, 0, 0, 0},
+	};
+	int c;
+	while ((c = getopt_long(argc, argv, "vhV", lo, NULL)) != -1) {
+		switch (c) {
+		case 'l':
+			listen_addr = optarg;
+			break;
+		case 't':
+			A.target = optarg;
+			break;
+		case 'f':
+			flash = optarg;
+			break;
+		case 'a':
+			if (bridge_parse_auto_boot(optarg, &A.set.auto_boot) < 0) {
+				fprintf(stderr,
+				        "espstm-bridge: --auto-boot: '%s' is not sync, parity "
+				        "or off\n",
+				        optarg);
+				return 2;
+			}
+			break;
+		case 'm':
+			if (bridge_parse_line_map(optarg, &A.set.line_map) < 0) {
+				fprintf(stderr,
+				        "espstm-bridge: --line-map: '%s' is not direct, "
+				        "esptool or none\n",
+				        optarg);
+				return 2;
+			}
+			break;
+		case 's':
+			if (parse_u32(optarg, 60000, &settle) < 0) {
+				fprintf(stderr, "espstm-bridge: --settle-ms: want 0..60000 ms\n");
+				return 2;
+			}
+			break;
+		case 'b':
+			if (parse_u32(optarg, 4000000, &app_baud) < 0 || app_baud == 0) {
+				fprintf(stderr, "espstm-bridge: --app-baud: want a baud rate\n");
+				return 2;
+			}
+			break;
+		case 'i':
+			instant = 1;
+			break;
+		case 'v':
+			A.verbose = 1;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		case 'V':
+			printf("%s\n", BRIDGE_SIGNATURE);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "espstm-bridge: unexpected argument '%s'\n", argv[optind]);
+		usage(stderr);
+		return 2;
+	}
+	A.set.settle_ms = settle;
+	if (strncmp(A.target, "sim:", 4) != 0) {
+		fprintf(stderr, "espstm-bridge: --target: '%s' not supported (sim:MODEL)\n",
+		        A.target);
+		return 2;
+	}
+	char host[64];
+	const char *colon = strrchr(listen_addr, ':');
+	uint32_t port;
+	if (!colon || (size_t)(colon - listen_addr) >= sizeof(host) ||
+	    parse_u32(colon + 1, 65535, &port) < 0) {
+		fprintf(stderr, "espstm-bridge: --listen: want HOST:PORT, got '%s'\n", listen_addr);
+		return 2;
+	}
+	memcpy(host, listen_addr, (size_t)(colon - listen_addr));
+	host[colon - listen_addr] = '\0';
+	struct sockaddr_in sa;
+	if (uv_ip4_addr(host, (int)port, &sa) < 0) {
+		fprintf(stderr, "espstm-bridge: --listen: '%s' is not an IPv4 address\n", host);
+		return 2;
+	}
+
+	char err[256] = "";
+	struct stm32sim_options so = {
+	    .model = A.target + 4, .flash_path = flash, .instant = instant, .app_baud = app_baud};
+	A.sim = stm32sim_new(&so, now_us(), err, sizeof(err));
+	if (!A.sim) {
+		fprintf(stderr, "espstm-bridge: %s: %s\n", A.target, err);
+		return strstr(err, "model") ? 2 : 1;
+	}
+	A.nrst = 1;
+	A.boot0 = 0;
+	A.loop = uv_default_loop();
+	if (bridge_init(&A.br, &sim_hal, &A, &A.set) < 0) {
+		fprintf(stderr, "espstm-bridge: cannot configure the UART\n");
+		stm32sim_free(A.sim);
+		return 1;
+	}
+	uv_tcp_init(A.loop, &A.server);
+	A.server.data = &A;
+	int r = uv_tcp_bind(&A.server, (const struct sockaddr *)&sa, 0);
+	if (r == 0)
+		r = uv_listen((uv_stream_t *)&A.server, 4, on_connection);
+	if (r < 0) {
+		fprintf(stderr, "espstm-bridge: listen on %s: %s\n", listen_addr, uv_strerror(r));
+		stm32sim_free(A.sim);
+		return 1;
+	}
+	struct sockaddr_storage ss;
+	int sl = sizeof(ss);
+	uv_tcp_getsockname(&A.server, (struct sockaddr *)&ss, &sl);
+	unsigned actual = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	uv_timer_init(A.loop, &A.timer);
+	A.timer.data = &A;
+	uv_signal_init(A.loop, &A.sigint);
+	uv_signal_init(A.loop, &A.sigterm);
+	A.sigint.data = A.sigterm.data = &A;
+	uv_signal_start(&A.sigint, on_signal, SIGINT);
+	uv_signal_start(&A.sigterm, on_signal, SIGTERM);
+	signal(SIGPIPE, SIG_IGN);
+	logf_(HAL_LOG_INFO, "%s on %s (line map %s, auto-boot %s, settle %u ms)", BRIDGE_SIGNATURE,
+	      A.target,
+	      A.set.line_map == BRIDGE_MAP_DIRECT    ? "direct"
+	      : A.set.line_map == BRIDGE_MAP_ESPTOOL ? "esptool"
+	                                             : "none",
+	      A.set.auto_boot == BRIDGE_AUTO_SYNC     ? "sync"
+	      : A.set.auto_boot == BRIDGE_AUTO_PARITY ? "parity"
+	                                              : "off",
+	      (unsigned)A.set.settle_ms);
+	fprintf(stderr, "espstm-bridge: listening on %s:%u\n", host, actual);
+	pump(&A);
+	uv_run(A.loop, UV_RUN_DEFAULT);
+
+	/* clean shutdown */
+	if (A.client)
+		uv_close((uv_handle_t *)A.client, on_client_closed);
+	uv_close((uv_handle_t *)&A.server, NULL);
+	uv_close((uv_handle_t *)&A.timer, NULL);
+	uv_close((uv_handle_t *)&A.sigint, NULL);
+	uv_close((uv_handle_t *)&A.sigterm, NULL);
+	uv_run(A.loop, UV_RUN_DEFAULT);
+	uv_loop_close(A.loop);
+	stm32sim_free(A.sim);
+	return A.exit_code;
+}

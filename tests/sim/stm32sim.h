@@ -28,10 +28,10 @@ struct stm32sim;
 
 /* UART framing as seen on one side of the wire. parity: 'N', 'E', 'O', 'M', 'S'. */
 struct stm32sim_line {
-	uint32_t baud;      /* bits per second, > 0 */
-	uint8_t data_bits;  /* 5..8 */
-	char parity;        /* 'N' 'E' 'O' 'M' 'S' */
-	uint8_t stop_bits;  /* 1 or 2 (1.5 counted as 2) */
+	uint32_t baud;     /* bits per second, > 0 */
+	uint8_t data_bits; /* 5..8 */
+	char parity;       /* 'N' 'E' 'O' 'M' 'S' */
+	uint8_t stop_bits; /* 1 or 2 (1.5 counted as 2) */
 };
 
 struct stm32sim_options {
@@ -40,6 +40,13 @@ struct stm32sim_options {
 	                           NULL keeps flash in memory only */
 	int instant;            /* 1: no wire time and no erase/write time (unit tests only) */
 	uint32_t app_baud;      /* user application's UART baud; 0 means 115200 */
+	/* Added after the first contract; zero-initialised callers get the defaults. */
+	uint32_t frame_timeout_ms; /* bootloader: silence (ms) between two bytes of a frame
+	                              after which the partial frame is dropped; 0 = never, as
+	                              on real parts (AN3155 documents no timeout) */
+	int ideal_wire;            /* 1: bytes cross the wire unchanged whatever the two
+	                              sides' framing (a tty/pty whose driver does the framing);
+	                              wire time is still counted unless instant */
 };
 
 /*
@@ -94,5 +101,48 @@ int stm32sim_sync(struct stm32sim *s);
 /* State for tests and logs. */
 enum stm32sim_state { STM32SIM_RESET, STM32SIM_BOOTLOADER, STM32SIM_APP, STM32SIM_HALTED };
 enum stm32sim_state stm32sim_state(const struct stm32sim *s);
+
+/* ---- Additions (informational; not needed by the bridge) ---- */
+
+/* One model of the table, for --info and tests. Sizes in bytes, times in microseconds. */
+struct stm32sim_model_info {
+	const char *name;    /* "stm32f103" */
+	const char *part;    /* "STM32F103 (medium density)" */
+	uint16_t pid;        /* GID answer, e.g. 0x410 */
+	uint8_t bl_version;  /* GET/GVR version byte, e.g. 0x22 = v2.2 */
+	uint8_t erase_cmd;   /* 0x43 ERASE or 0x44 EXTENDED ERASE */
+	uint32_t flash_base; /* 0x08000000 */
+	uint32_t flash_size; /* bytes */
+	uint32_t ram_base;   /* 0x20000000 */
+	uint32_t ram_size;   /* bytes */
+	uint32_t npages;     /* erase units (pages or sectors) */
+	uint32_t mass_erase_us;
+	uint32_t prog_unit;    /* bytes programmed per flash write operation (2, 4 or 8) */
+	uint32_t prog_unit_ns; /* time of one such operation (ns) */
+};
+
+/* Number of models in the table (>= 3). */
+int stm32sim_model_count(void);
+
+/* Model i (0 <= i < count), or NULL if out of range. */
+const struct stm32sim_model_info *stm32sim_model(int i);
+
+/* Size (bytes) and erase time (us) of erase unit 'page' of model m. Returns 0 on success,
+ * -EINVAL if page is out of range. Source: the README's timing table. */
+int stm32sim_model_page(const struct stm32sim_model_info *m, uint32_t page, uint32_t *size,
+                        uint32_t *erase_us);
+
+/* The model of a live chip (never NULL). */
+const struct stm32sim_model_info *stm32sim_get_model(const struct stm32sim *s);
+
+/*
+ * What the application banner would say for the current flash: CRC32 (zlib) and length of
+ * flash from its base up to the last non-0xFF byte. Returns 1 if the flash starts with a
+ * plausible vector table (the app would print the banner), 0 if the app stays silent.
+ */
+int stm32sim_flash_summary(const struct stm32sim *s, uint32_t *crc32_out, uint32_t *len_out);
+
+/* Read-only view of the flash contents (flash_size bytes); for tests. */
+const uint8_t *stm32sim_flash(const struct stm32sim *s, size_t *size);
 
 #endif

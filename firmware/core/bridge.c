@@ -181,7 +181,19 @@ static void set_pins(struct bridge *s, int nrst, int boot0)
 	}
 }
 
+static void apply_lines_map(struct bridge *s);
+
+/* Drive the pins from DTR/RTS through the line map. A client that really moves a pin drives
+ * the boot sequence itself: automatic entry is then disarmed until the next switch to 8E1. */
 static void apply_lines(struct bridge *s)
+{
+	int nrst = s->nrst, boot0 = s->boot0;
+	apply_lines_map(s);
+	if (nrst != s->nrst || boot0 != s->boot0)
+		s->ab_armed = 0;
+}
+
+static void apply_lines_map(struct bridge *s)
 {
 	switch (s->set.line_map) {
 	case BRIDGE_MAP_DIRECT:
@@ -296,7 +308,6 @@ static void exec_control(struct bridge *s, uint8_t v)
 	case RFC2217_CONTROL_DTR_ON:
 	case RFC2217_CONTROL_DTR_OFF:
 		s->dtr = v == RFC2217_CONTROL_DTR_ON;
-		s->ab_armed = 0; /* the client drives the lines itself */
 		apply_lines(s);
 		break;
 	case RFC2217_CONTROL_RTS_QUERY:
@@ -305,7 +316,6 @@ static void exec_control(struct bridge *s, uint8_t v)
 	case RFC2217_CONTROL_RTS_ON:
 	case RFC2217_CONTROL_RTS_OFF:
 		s->rts = v == RFC2217_CONTROL_RTS_ON;
-		s->ab_armed = 0;
 		apply_lines(s);
 		break;
 	case RFC2217_CONTROL_INFLOW_QUERY:

@@ -288,6 +288,9 @@ START_TEST(auto_boot_sync)
 	negotiate_pyserial();
 	set_8e1();
 	ck_assert_str_eq(F.ev, ""); /* 8E1 alone does nothing in sync mode */
+	/* pyserial re-sends DTR/RTS off after the framing: no pin moves, still armed */
+	FEED(SB(5, 9), SB(5, 12));
+	EXPECT(SB(105, 9), SB(105, 12));
 	FEED(0x7F);
 	ck_assert_uint_eq(F.uart_len, 0);
 	ck_assert_str_eq(F.ev, "B1@1000 N0@1000 ");

@@ -147,7 +147,14 @@ static int ini_error(const char *fmt, ...)
 		buf[--n] = '\0';
 	if (!ini_ctx)
 		return 0;
-	/* iniparser's messages are "iniparser: syntax error in FILE (LINE):\n-> text" */
+	/* iniparser says "iniparser: syntax error in FILE (LINE):\n-> text": keep LINE, text */
+	const char *lp = strrchr(buf, '(');
+	const char *tp = strstr(buf, "-> ");
+	unsigned line = 0;
+	if (lp && sscanf(lp, "(%u)", &line) == 1 && tp) {
+		problem(ini_ctx, NULL, NULL, "line %u: syntax error: %s", line, tp + 3);
+		return 0;
+	}
 	for (char *p = buf; *p; p++)
 		if (*p == '\n')
 			*p = ' ';

@@ -577,9 +577,17 @@ static void handle_option(struct link *l, enum tn_event_type t, uint8_t opt)
 	if (opt != TELOPT_COMPORT || !l->conn)
 		return;
 	if (l->us[TELOPT_COMPORT] == Q_YES && before != Q_YES) {
+		bool late = l->comport_refused && l->state == LINK_UP;
 		l->comport_refused = false;
-		if (l->state != LINK_UP)
+		if (l->state != LINK_UP) {
 			go_up(l);
+		} else if (late) { /* agreed after the timeout: send the whole state now */
+			log_info("%s: bridge %s agreed to COM-PORT-OPTION late; sending settings",
+			         l->name, l->addr);
+			l->sent_has_line = false;
+			l->sent_flow = l->sent_rts = l->sent_dtr = -1;
+			sync_state(l);
+		}
 	} else if (t == TN_EV_DONT && before != Q_NO) {
 		log_warn("%s: bridge %s refused COM-PORT-OPTION (RFC 2217): port settings "
 		         "and DTR/RTS will not be applied",
@@ -1018,9 +1026,13 @@ static void timer_cb(uv_timer_t *t)
 		}
 		break;
 	case PH_NEGOTIATE:
+		/* Not an RFC 2217 server (or a very slow one): carry data, but do not send
+		 * COM-PORT-OPTION commands into what may be a raw byte stream. They are sent
+		 * if DO COM-PORT-OPTION still arrives (handle_option). */
 		log_warn("%s: bridge %s did not agree to COM-PORT-OPTION within %u ms; "
-		         "continuing anyway",
+		         "continuing without sending port settings",
 		         l->name, l->addr, (unsigned)NEGOTIATE_MS);
+		l->comport_refused = true;
 		go_up(l);
 		break;
 	case PH_BACKOFF:
@@ -1081,7 +1093,8 @@ int link_new(uv_loop_t *loop, const char *name, const struct link_config *cfg, s
 	return 0;
 }
 
-/* Install the tty's callbacks (copied) and context. Queued rx data is offered at once. */
+/* Install the tty's callbacks (copied; NULL removes them) and context. No callback is
+ * made from inside this call; data held for the tty is delivered on link_rx_resume(). */
 void link_set_callbacks(struct link *l, const struct link_callbacks *cb, void *ctx)
 {
 	if (!l)

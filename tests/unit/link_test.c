@@ -756,11 +756,27 @@ END_TEST
 
 START_TEST(negotiation_timeout)
 {
+	struct link_line ln = {19200, 7, 'O', 2};
 	srv.answer_options = false;
 	open_link(50, 400);
+	link_set_line(tty.l, &ln);
 	run_for(1000);
 	ck_assert_int_eq(link_get_state(tty.l), LINK_CONNECTING);
 	ck_assert(run_until(is_up, 3000)); /* goes up anyway after about 2 s */
+	run_for(50);
+	/* ... but sends no COM-PORT-OPTION commands into a possibly raw stream */
+	ck_assert_uint_eq(srv.nmsgs, 0);
+	link_write(tty.l, (const uint8_t *)"raw", 3);
+	want_n = 3;
+	ck_assert(run_until(srv_has_n, 1000));
+	/* a late DO COM-PORT-OPTION: the whole state is sent then */
+	srv_option(&srv, TN_DO, TELOPT_COMPORT);
+	run_for(100);
+	ck_assert_uint_eq(srv.nmsgs, 4);
+	ck_assert_uint_eq(srv.msgs[0].code, RFC2217_SET_BAUDRATE);
+	ck_assert_uint_eq(srv.msgs[0].value, 19200);
+	ck_assert_uint_eq(srv.msgs[3].code, RFC2217_SET_STOPSIZE);
+	ck_assert_uint_eq(srv.msgs[3].value, 2);
 }
 END_TEST
 

@@ -245,7 +245,9 @@ static int run_tty(const char *path, const struct stm32sim_line *line, int boot0
 			if (n > 0) {
 				in_len = (size_t)n;
 				in_off = 0;
-			} else if (n < 0 && errno != EAGAIN && errno != EINTR && errno != EIO) {
+			} else if (n < 0 && errno == EIO) {
+				usleep(50000); /* pty whose other side is closed: wait */
+			} else if (n < 0 && errno != EAGAIN && errno != EINTR) {
 				fprintf(stderr, "stm32sim: read %s: %s\n", path, strerror(errno));
 				rc = 1;
 				break;

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Check test registration: each tests/unit/*.c file registers its suites with
+/* Check test registration: each file in tests/unit/ registers its suites with
  * UNIT_SUITE(make_fn), where make_fn returns a Check Suite *. main.c runs them all. */
 #ifndef ESPSTM_UNIT_H
 #define ESPSTM_UNIT_H

@@ -65,9 +65,13 @@ unit: $(BUILD)/unit-tests
 	$(BUILD)/unit-tests
 
 e2e: all
-	tests/e2e/run
+	ESPSTM_BUILD=$(BUILD) tests/e2e/run
 
-check: unit e2e
+# make check: unit tests, a short bounded fuzz run of every target, then the e2e suite.
+check: unit
+	$(MAKE) fuzz FUZZ_SECONDS=$(CHECK_FUZZ_SECONDS)
+	$(MAKE) e2e
+CHECK_FUZZ_SECONDS ?= 10
 
 # libFuzzer targets, each run for a bounded time (FUZZ_SECONDS).
 FUZZ_SECONDS ?= 20
@@ -76,12 +80,15 @@ $(BUILD)/fuzz/%: tests/fuzz/%.c $(CORE_SRC) $(SIM_SRC)
 	@mkdir -p $(dir $@)
 	clang $(CSTD) $(WARN) -O1 -g $(CPPFLAGS) -fsanitize=fuzzer,address,undefined -o $@ $^ $(Z_LIBS) -lm
 fuzz: $(FUZZ_BINS)
-	@set -e; for f in $(FUZZ_BINS); do echo "fuzz: $$f ($(FUZZ_SECONDS) s)"; \
-	  mkdir -p $(BUILD)/fuzz/corpus-$$(basename $$f); \
-	  $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $(BUILD)/fuzz/corpus-$$(basename $$f) 2>&1 | tail -n 3; done
+	@set -e; for f in $(FUZZ_BINS); do n=$$(basename $$f); echo "fuzz: $$n ($(FUZZ_SECONDS) s)"; \
+	  mkdir -p $(BUILD)/fuzz/corpus-$$n; \
+	  if ! $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 -artifact_prefix=$(BUILD)/fuzz/$$n- \
+	       $(BUILD)/fuzz/corpus-$$n > $(BUILD)/fuzz/$$n.log 2>&1; then \
+	    tail -n 40 $(BUILD)/fuzz/$$n.log; echo "fuzz: $$n FAILED (log: $(BUILD)/fuzz/$$n.log)"; exit 1; fi; \
+	  grep -E '^Done [0-9]+ runs|stat::new_units_added' $(BUILD)/fuzz/$$n.log; done
 
 demo: all
-	tests/e2e/demo
+	ESPSTM_BUILD=$(BUILD) tests/e2e/demo
 
 install-deps:
 	scripts/install-deps

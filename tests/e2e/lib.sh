@@ -1,0 +1,79 @@
+# shellcheck shell=bash
+# Helpers shared by tests/e2e/run and tests/e2e/demo (sourced, bash).
+# Expects: E2E_BUILD (dir with espstmd, espstm-bridge, stm32sim), E2E_HERE (tests/e2e).
+
+# Can this process run the daemon natively (root, /dev/cuse opens)?
+cuse_native_ok() {
+    [ "$(id -u)" -eq 0 ] || return 1
+    [ -e /dev/cuse ] || return 1
+    python3 -c 'import os; os.close(os.open("/dev/cuse", os.O_RDWR))' 2>/dev/null
+}
+
+# mkimage OUT SIZE: a plausible STM32 image: initial SP in RAM, reset vector odd and
+# inside flash, then random bytes. Prints "crc32=XXXXXXXX len=N" (the banner's fields).
+mkimage() {
+    python3 - "$1" "$2" <<'EOF'
+import os, struct, sys, zlib
+out, size = sys.argv[1], int(sys.argv[2])
+img = struct.pack("<II", 0x20004000, 0x08000131) + os.urandom(size - 8)
+open(out, "wb").write(img)
+t = img.rstrip(b"\xff")
+print("crc32=%08x len=%d" % (zlib.crc32(t), len(t)))
+EOF
+}
+
+# wait_line FILE REGEX TIMEOUT_S: wait until a line of FILE matches (grep -E).
+wait_line() {
+    local f=$1 re=$2 t=$3 i=0
+    while [ $i -lt $((t * 10)) ]; do
+        grep -Eq -- "$re" "$f" 2>/dev/null && return 0
+        sleep 0.1; i=$((i + 1))
+    done
+    return 1
+}
+
+# start_bridge LOG MODEL FLASH PORT [extra args]: sets BRIDGE_PID, BRIDGE_PORT.
+start_bridge() {
+    local log=$1 model=$2 flash=$3 port=$4; shift 4
+    : >"$log"
+    "$E2E_BUILD/espstm-bridge" --listen "127.0.0.1:$port" --target "sim:$model" \
+        --flash "$flash" "$@" 2>>"$log" >>"$log" </dev/null &
+    BRIDGE_PID=$!
+    if ! wait_line "$log" 'espstm-bridge: listening on 127\.0\.0\.1:[0-9]+' 15; then
+        echo "bridge did not print 'listening on' within 15 s" >&2
+        return 1
+    fi
+    BRIDGE_PORT=$(sed -n 's/.*espstm-bridge: listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$log" | tail -1)
+    [ -n "$BRIDGE_PORT" ]
+}
+
+# start_daemon LOG DEVNAME PORT: sets DAEMON_PID; waits for ready + the node.
+start_daemon() {
+    local log=$1 dev=$2 port=$3
+    : >"$log"
+    "$E2E_BUILD/espstmd" --device "$dev" --connect "127.0.0.1:$port" --foreground \
+        2>>"$log" >>"$log" </dev/null &
+    DAEMON_PID=$!
+    if ! wait_line "$log" "espstmd: ready: /dev/$dev" 15; then
+        echo "daemon did not print 'espstmd: ready: /dev/$dev' within 15 s" >&2
+        return 1
+    fi
+    local i=0
+    while [ ! -c "/dev/$dev" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+    [ -c "/dev/$dev" ] || { echo "/dev/$dev is not a character device after ready" >&2; return 1; }
+}
+
+# stop_pid PID [NAME]: SIGTERM, wait up to 5 s, then SIGKILL.
+stop_pid() {
+    local pid=$1 i=0
+    [ -n "$pid" ] || return 0
+    kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null; return 0; }
+    kill -TERM "$pid" 2>/dev/null
+    while kill -0 "$pid" 2>/dev/null && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+    if kill -0 "$pid" 2>/dev/null; then
+        echo "${2:-process} $pid ignored SIGTERM for 5 s: SIGKILL" >&2
+        kill -KILL "$pid" 2>/dev/null
+    fi
+    wait "$pid" 2>/dev/null
+    return 0
+}

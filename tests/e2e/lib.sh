@@ -6,13 +6,13 @@
 cuse_native_ok() {
     [ "$(id -u)" -eq 0 ] || return 1
     [ -e /dev/cuse ] || return 1
-    python3 -c 'import os; os.close(os.open("/dev/cuse", os.O_RDWR))' 2>/dev/null
+    /usr/bin/python3 -c 'import os; os.close(os.open("/dev/cuse", os.O_RDWR))' 2>/dev/null
 }
 
 # mkimage OUT SIZE: a plausible STM32 image: initial SP in RAM, reset vector odd and
 # inside flash, then random bytes. Prints "crc32=XXXXXXXX len=N" (the banner's fields).
 mkimage() {
-    python3 - "$1" "$2" <<'EOF'
+    /usr/bin/python3 - "$1" "$2" <<'EOF'
 import os, struct, sys, zlib
 out, size = sys.argv[1], int(sys.argv[2])
 img = struct.pack("<II", 0x20004000, 0x08000131) + os.urandom(size - 8)

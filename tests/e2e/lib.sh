@@ -24,12 +24,12 @@ EOF
 
 # wait_line FILE REGEX TIMEOUT_S: wait until a line of FILE matches (grep -E).
 wait_line() {
-    local f=$1 re=$2 t=$3 i=0
-    while [ $i -lt $((t * 10)) ]; do
+    local f=$1 re=$2 end=$((SECONDS + $3 + 1))
+    while [ $SECONDS -lt $end ]; do   # wall clock: forks are slow under TCG
         grep -Eq -- "$re" "$f" 2>/dev/null && return 0
-        sleep 0.1; i=$((i + 1))
+        sleep 0.1
     done
-    return 1
+    grep -Eq -- "$re" "$f" 2>/dev/null
 }
 
 # start_bridge LOG MODEL FLASH PORT [extra args]: sets BRIDGE_PID, BRIDGE_PORT.
@@ -58,18 +58,18 @@ start_daemon() {
         echo "daemon did not print 'espstmd: ready: /dev/$dev' within 15 s" >&2
         return 1
     fi
-    local i=0
-    while [ ! -c "/dev/$dev" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+    local end=$((SECONDS + 6))
+    while [ ! -c "/dev/$dev" ] && [ $SECONDS -lt $end ]; do sleep 0.1; done
     [ -c "/dev/$dev" ] || { echo "/dev/$dev is not a character device after ready" >&2; return 1; }
 }
 
 # stop_pid PID [NAME]: SIGTERM, wait up to 5 s, then SIGKILL.
 stop_pid() {
-    local pid=$1 i=0
+    local pid=$1 end=$((SECONDS + 6))
     [ -n "$pid" ] || return 0
     kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null; return 0; }
     kill -TERM "$pid" 2>/dev/null
-    while kill -0 "$pid" 2>/dev/null && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+    while kill -0 "$pid" 2>/dev/null && [ $SECONDS -lt $end ]; do sleep 0.1; done
     if kill -0 "$pid" 2>/dev/null; then
         echo "${2:-process} $pid ignored SIGTERM for 5 s: SIGKILL" >&2
         kill -KILL "$pid" 2>/dev/null

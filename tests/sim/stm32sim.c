@@ -164,6 +164,7 @@ struct stm32sim {
 
 	/* pins and state */
 	int nrst, boot0;
+	int boot0_latched; /* BOOT0 as sampled at the last reset exit (NRST rise, sw reset) */
 	enum stm32sim_state state;
 	uint64_t boot_at; /* ns, valid when boot_pending */
 	int boot_pending;
@@ -626,6 +627,10 @@ static void chip_reset(struct stm32sim *s, uint64_t t)
 	s->op = OP_NONE;
 	s->rdr_full = 0;
 	s->reset_after_tx = 0;
+	/* A software reset (NRST stays high) samples BOOT0 as it exits reset, now; a reset by
+	 * NRST samples it at the rising edge (stm32sim_set_pins). */
+	if (s->nrst)
+		s->boot0_latched = s->boot0;
 	s->boot_pending = s->nrst;
 	s->boot_at = t + (s->opt.instant ? 0 : BOOT_NS);
 }
@@ -648,7 +653,7 @@ static void app_start(struct stm32sim *s, uint64_t t, uint32_t off)
 static void chip_boot(struct stm32sim *s, uint64_t t)
 {
 	s->boot_pending = 0;
-	if (s->boot0) {
+	if (s->boot0_latched) {
 		s->state = STM32SIM_BOOTLOADER;
 		s->bl = BL_SYNC;
 	} else {
@@ -1259,6 +1264,11 @@ void stm32sim_set_pins(struct stm32sim *s, uint64_t now_us, int nrst_level, int 
 	if (was && !s->nrst) {
 		chip_reset(s, t); /* held: boot_pending stays 0 while nrst is low */
 	} else if (!was && s->nrst) {
+		/* Real parts latch BOOT0 as they leave reset (the reference manuals' "Boot
+		 * configuration": the BOOT pins are latched on the 4th rising edge of SYSCLK
+		 * after a reset, microseconds after release); later changes do not matter
+		 * until the next reset. */
+		s->boot0_latched = s->boot0;
 		s->boot_pending = 1;
 		s->boot_at = t + (s->opt.instant ? 0 : BOOT_NS);
 		advance(s, t);

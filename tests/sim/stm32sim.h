@@ -11,7 +11,7 @@
  *  - the UART line: the bridge side's baud/data bits/parity/stop bits are compared with the
  *    chip side's; a mismatch garbles or drops bytes as a wire would. Every byte takes wire
  *    time ((1 + data + parity + stop) bits / baud), unless the sim was made "instant".
- *  - NRST and BOOT0: NRST low holds the chip in reset; on release BOOT0 is sampled:
+ *  - NRST and BOOT0: NRST low holds the chip in reset; on release BOOT0 is latched:
  *    high runs the AN3155 USART bootloader, low runs the user application.
  *  - the bootloader (AN3155), with models STM32F103 (PID 0x410), STM32F407 (0x413),
  *    STM32G431 (0x468); flash contents persist in a file.
@@ -67,7 +67,9 @@ void stm32sim_set_line(struct stm32sim *s, uint64_t now_us, const struct stm32si
 /*
  * Drive the pins at now_us. nrst_level / boot0_level: electrical level, 0 = low, 1 = high.
  * NRST low resets the chip (its UART output stops, pending output is lost); the rising
- * edge samples BOOT0.
+ * edge latches BOOT0 (as real parts do at reset release): the chip then starts, about
+ * 2 ms later, the program the latched level selects; BOOT0 changes after the edge have
+ * no effect until the next reset. A software reset latches BOOT0 at the moment it happens.
  */
 void stm32sim_set_pins(struct stm32sim *s, uint64_t now_us, int nrst_level, int boot0_level);
 

@@ -568,6 +568,42 @@ START_TEST(test_frame_timeout)
 }
 END_TEST
 
+/* BOOT0 is latched at the NRST rising edge: a change 0.5 ms later (before the 2 ms boot
+ * completes) must not change what runs. */
+START_TEST(test_boot0_latched_at_release)
+{
+	struct stm32sim_options o = {.model = "stm32f103"};
+	char err[200];
+	struct stm32sim *s = stm32sim_new(&o, 0, err, sizeof(err));
+	ck_assert(s);
+	stm32sim_set_line(s, 0, &L8E1);
+	/* released with BOOT0 low, raised 0.5 ms later: application (blank: halted) */
+	stm32sim_set_pins(s, 1000, 0, 0);
+	stm32sim_set_pins(s, 2000, 1, 0);
+	stm32sim_set_pins(s, 2500, 1, 1);
+	stm32sim_poll(s, 10000);
+	ck_assert_int_eq(stm32sim_state(s), STM32SIM_HALTED);
+	uint8_t b = 0x7F, r[4];
+	stm32sim_write(s, 10000, &b, 1);
+	ck_assert_uint_eq(stm32sim_read(s, 11000, r, sizeof(r)), 0); /* no bootloader ACK */
+	/* released with BOOT0 high, lowered 0.5 ms later: bootloader */
+	stm32sim_set_pins(s, 20000, 0, 1);
+	stm32sim_set_pins(s, 21000, 1, 1);
+	stm32sim_set_pins(s, 21500, 1, 0);
+	stm32sim_poll(s, 30000);
+	ck_assert_int_eq(stm32sim_state(s), STM32SIM_BOOTLOADER);
+	stm32sim_write(s, 30000, &b, 1);
+	ck_assert_uint_eq(stm32sim_read(s, 31000, r, sizeof(r)), 1);
+	ck_assert_uint_eq(r[0], ACK);
+	/* a software reset (READOUT PROTECT) samples BOOT0 (low now): application */
+	uint8_t rp[] = {0x82, 0x7D};
+	stm32sim_write(s, 31000, rp, 2);
+	stm32sim_poll(s, 100000);
+	ck_assert_int_eq(stm32sim_state(s), STM32SIM_HALTED);
+	stm32sim_free(s);
+}
+END_TEST
+
 static Suite *sim_suite(void)
 {
 	Suite *su = suite_create("stm32sim");
@@ -586,6 +622,7 @@ static Suite *sim_suite(void)
 	tcase_add_test(tc, test_persistence);
 	tcase_add_test(tc, test_protect_reset);
 	tcase_add_test(tc, test_frame_timeout);
+	tcase_add_test(tc, test_boot0_latched_at_release);
 	suite_add_tcase(su, tc);
 	return su;
 }

@@ -10,8 +10,9 @@
 #include <stdio.h>
 #include <string.h>
 
-/* Operation kinds in the in-band queue. */
-enum { OP_DATA = 1, OP_CMD = 2 };
+/* Operation kinds in the in-band queue. OP_DISC: the client left; restore the default
+ * framing and lines (queued so it too waits for the UART to finish sending). */
+enum { OP_DATA = 1, OP_CMD = 2, OP_DISC = 3 };
 
 /* Option negotiation bits (struct bridge opt_*). */
 enum { US_ON = 1, US_REQ = 2, HIM_ON = 4, HIM_REQ = 8 };
@@ -471,6 +472,56 @@ static void push_cmd(struct bridge *s, uint8_t code, uint32_t v)
 	o->value = v;
 }
 
+/* 1 if op changes the UART framing, the break state or a pin (directly or through
+ * auto-boot): it must wait until the UART has sent every earlier byte. Queries do not. */
+static int op_needs_drain(const struct bridge_op *o)
+{
+	if (o->kind == OP_DISC)
+		return 1;
+	if (o->kind != OP_CMD)
+		return 0;
+	switch (o->code) {
+	case RFC2217_SET_BAUDRATE:
+	case RFC2217_SET_DATASIZE:
+	case RFC2217_SET_PARITY:
+	case RFC2217_SET_STOPSIZE:
+		return o->value != 0;
+	case RFC2217_SET_CONTROL:
+		return o->value != RFC2217_CONTROL_FLOW_QUERY &&
+		       o->value != RFC2217_CONTROL_BREAK_QUERY &&
+		       o->value != RFC2217_CONTROL_DTR_QUERY &&
+		       o->value != RFC2217_CONTROL_RTS_QUERY &&
+		       o->value != RFC2217_CONTROL_INFLOW_QUERY;
+	default:
+		return 0;
+	}
+}
+
+/* 1 if the UART has finished transmitting (or the HAL cannot tell). Otherwise 0, with
+ * drain_until set to when the bytes should be out (bridge_next_ms reports it). */
+static int tx_drained(struct bridge *s)
+{
+	size_t n = s->hal->uart_tx_pending ? s->hal->uart_tx_pending(s->ctx) : 0;
+	if (n == 0) {
+		s->draining = 0;
+		return 1;
+	}
+	const struct hal_uart_cfg *c = &s->uart;
+	uint64_t bits = 1u + c->data_bits + (c->parity != RFC2217_PARITY_NONE) +
+	                (c->stop == RFC2217_STOPSIZE_1 ? 1u : 2u);
+	uint64_t baud = c->baud ? c->baud : 1;
+	uint64_t ms = ((uint64_t)n * bits * 1000u + baud - 1) / baud;
+	if (ms < 1)
+		ms = 1;
+	if (ms > 1000)
+		ms = 1000;
+	s->draining = 1;
+	s->drain_until = now(s) + (uint32_t)ms;
+	return 0;
+}
+
+static void disconnect_lines(struct bridge *s);
+
 /* Execute queued operations in stream order until one has to wait. */
 static void run_ops(struct bridge *s)
 {
@@ -485,18 +536,28 @@ static void run_ops(struct bridge *s)
 		if (!s->ops_len)
 			return;
 		struct bridge_op *o = &s->ops[s->ops_head];
+		if (op_needs_drain(o) && !tx_drained(s))
+			return; /* earlier bytes still leaving the UART */
+		if (o->kind == OP_DISC) {
+			op_pop(s);
+			disconnect_lines(s);
+			continue;
+		}
 		if (o->kind == OP_DATA) {
 			if (o->len == 0) {
 				op_pop(s);
 				continue;
 			}
 			if (s->ab_armed) {
-				s->ab_armed = 0;
 				if (s->data[s->data_head] == 0x7F &&
 				    s->set.auto_boot == BRIDGE_AUTO_SYNC) {
+					if (!tx_drained(s))
+						return;
+					s->ab_armed = 0;
 					enter_boot(s, "8E1 and 0x7F");
 					continue;
 				}
+				s->ab_armed = 0;
 			}
 			size_t seg = BRIDGE_TX_DATA - s->data_head;
 			if (seg > o->len)
@@ -778,6 +839,17 @@ void bridge_disconnect(struct bridge *s)
 		s->hal->uart_break(s->ctx, 0);
 	s->brk = 0;
 	s->dtr = s->rts = 0;
+	s->draining = 0;
+	/* Framing and pins are restored in-band, once the UART has sent what it holds. */
+	struct bridge_op *o = op_push(s);
+	o->kind = OP_DISC;
+	blog(s, HAL_LOG_DEBUG, "bridge: client disconnected");
+	run_ops(s);
+}
+
+/* The queued part of bridge_disconnect(). */
+static void disconnect_lines(struct bridge *s)
+{
 	/* Back to the settings' framing; leaving 8E1 here may run leave_boot(). */
 	struct hal_uart_cfg c = s->set.uart;
 	apply_cfg(s, &c, "default configuration");
@@ -785,8 +857,6 @@ void bridge_disconnect(struct bridge *s)
 		leave_boot(s, "client disconnected");
 	else if (!s->seq)
 		apply_lines(s);
-	blog(s, HAL_LOG_DEBUG, "bridge: client disconnected");
-	run_ops(s);
 }
 
 int bridge_connected(const struct bridge *s)
@@ -895,14 +965,25 @@ void bridge_poll(struct bridge *s)
 	s->in_poll = 0;
 }
 
+/* Fold deadline 'at' (ms clock) into *best (-1 = none yet). */
+static void next_min(int32_t *best, uint32_t t, uint32_t at)
+{
+	int32_t d = (int32_t)(at - t);
+	if (d < 0)
+		d = 0;
+	if (*best < 0 || d < *best)
+		*best = d;
+}
+
 int32_t bridge_next_ms(const struct bridge *s)
 {
 	uint32_t t = s->hal->now_ms(s->ctx);
-	if (s->seq || (s->holding && s->ops_len)) {
-		int32_t d = (int32_t)(s->hold_until - t);
-		return d < 0 ? 0 : d;
-	}
-	return -1;
+	int32_t best = -1;
+	if (s->seq || (s->holding && s->ops_len))
+		next_min(&best, t, s->hold_until);
+	if (s->draining && s->ops_len)
+		next_min(&best, t, s->drain_until);
+	return best;
 }
 
 int bridge_tx_pending(const struct bridge *s)

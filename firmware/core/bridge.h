@@ -104,6 +104,9 @@ struct bridge {
 	uint32_t hold_until;
 	int holding;
 	int in_poll;
+	/* waiting for the UART to finish sending before a line/pin change */
+	int draining;
+	uint32_t drain_until;
 };
 
 /* Fill s with defaults: direct map, auto_boot sync, settle 50 ms, reset 10 ms,
@@ -129,7 +132,9 @@ void bridge_connect(struct bridge *s);
 
 /* The client left: pending network->UART data and output are dropped, DTR/RTS return to
  * deasserted, the UART configuration to the settings' one, and an automatically entered
- * bootloader is left (BOOT0 low, NRST pulse). Timed steps continue in bridge_poll(). */
+ * bootloader is left (BOOT0 low, NRST pulse). Timed steps continue in bridge_poll().
+ * The framing and pin changes, like every queued SET command, pin change and auto-boot
+ * step, wait until the UART has sent the bytes it already holds (hal uart_tx_pending). */
 void bridge_disconnect(struct bridge *s);
 
 /* Returns 1 while a client is connected (between connect and disconnect). */

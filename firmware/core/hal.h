@@ -47,6 +47,15 @@ struct hal_ops {
 	size_t (*net_send)(void *ctx, const uint8_t *p, size_t n);
 	/* One log line without trailing newline (may be NULL). */
 	void (*log)(void *ctx, enum hal_log_level level, const char *line);
+	/* Added after the first contract (may be NULL; a zero-initialised field keeps the old
+	 * behaviour). Bytes accepted by uart_write() whose last bit has not yet left the
+	 * transmitter (FIFO + ring buffer + shift register; 0 = idle). The core waits for 0
+	 * before it changes the UART framing, breaks, or moves NRST/BOOT0, so earlier bytes go
+	 * out at the framing and into the chip state they were sent for. NULL: the platform
+	 * cannot tell, the core assumes idle (ESP-IDF: uart_wait_tx_done(port, 0) == ESP_OK
+	 * means idle; the count only needs to be 0 vs. non-zero, more is used to estimate
+	 * when to look again). */
+	size_t (*uart_tx_pending)(void *ctx);
 };
 
 #endif

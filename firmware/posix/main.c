@@ -90,6 +90,12 @@ static size_t hal_uart_write(void *ctx, const uint8_t *p, size_t n)
 	return stm32sim_write(a->sim, now_us(), p, n);
 }
 
+static size_t hal_uart_tx_pending(void *ctx)
+{
+	struct app *a = ctx;
+	return stm32sim_tx_pending(a->sim, now_us());
+}
+
 static void hal_uart_purge(void *ctx, int rx, int tx)
 {
 	struct app *a = ctx;
@@ -181,6 +187,7 @@ static const struct hal_ops sim_hal = {
     .now_ms = hal_now_ms,
     .net_send = hal_net_send,
     .log = hal_log,
+    .uart_tx_pending = hal_uart_tx_pending,
 };
 
 /* ---- event pump ---- */

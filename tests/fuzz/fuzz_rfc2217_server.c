@@ -58,7 +58,14 @@ static size_t f_send(void *ctx, const uint8_t *p, size_t n)
 	return n < net_space ? n : net_space;
 }
 
-static const struct hal_ops hal = {f_cfg, f_write, f_purge, f_break, f_gpio, f_now, f_send, NULL};
+static const struct hal_ops hal = {.uart_config = f_cfg,
+                                   .uart_write = f_write,
+                                   .uart_purge = f_purge,
+                                   .uart_break = f_break,
+                                   .gpio_set = f_gpio,
+                                   .now_ms = f_now,
+                                   .net_send = f_send,
+                                   .log = NULL};
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

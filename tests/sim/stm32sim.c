@@ -117,6 +117,7 @@ static const struct model models[] = {
 #define NACK 0x1F
 
 struct wbyte {
+	uint64_t t_start;          /* ns: the start bit begins */
 	uint64_t t_end;            /* ns: the last bit has been sent */
 	struct stm32sim_line line; /* sender's framing */
 	uint8_t b;
@@ -598,6 +599,7 @@ static void tx(struct stm32sim *s, uint64_t t, uint8_t b)
 	uint64_t start = t > s->out_busy ? t : s->out_busy;
 	uint64_t end = s->opt.instant ? start : start + frame_ns(&s->chip);
 	struct wbyte *w = &s->out[(s->out_head + s->out_len++) % OUT_CAP];
+	w->t_start = start;
 	w->t_end = end;
 	w->line = s->chip;
 	w->b = b;
@@ -1252,6 +1254,33 @@ void stm32sim_set_line(struct stm32sim *s, uint64_t now_us, const struct stm32si
 		l.parity = 'N';
 	l.stop_bits = l.stop_bits >= 2 ? 2 : 1;
 	s->bridge = l;
+	/* Bytes the bridge's UART has accepted but not started to send go out with the new
+	 * framing, as on a real UART (the byte being shifted out keeps the old one). */
+	uint64_t now = now_us * 1000ull, prev_end = now;
+	for (unsigned i = 0; i < s->in_len; i++) {
+		struct wbyte *w = &s->in[(s->in_head + i) % IN_CAP];
+		if (w->t_start < now) {
+			prev_end = w->t_end;
+			continue;
+		}
+		uint64_t start = w->t_start > prev_end ? w->t_start : prev_end;
+		w->line = l;
+		w->t_start = start;
+		w->t_end = s->opt.instant ? start : start + frame_ns(&l);
+		prev_end = w->t_end;
+	}
+	if (s->in_len)
+		s->in_busy = s->in[(s->in_head + s->in_len - 1) % IN_CAP].t_end;
+}
+
+size_t stm32sim_tx_pending(const struct stm32sim *s, uint64_t now_us)
+{
+	uint64_t now = now_us * 1000ull;
+	size_t n = 0;
+	for (unsigned i = 0; i < s->in_len; i++)
+		if (s->in[(s->in_head + i) % IN_CAP].t_end > now)
+			n++;
+	return n;
 }
 
 void stm32sim_set_pins(struct stm32sim *s, uint64_t now_us, int nrst_level, int boot0_level)
@@ -1289,6 +1318,7 @@ size_t stm32sim_write(struct stm32sim *s, uint64_t now_us, const uint8_t *p, siz
 		uint64_t start = now > s->in_busy ? now : s->in_busy;
 		uint64_t end = s->opt.instant ? start : start + frame_ns(&s->bridge);
 		struct wbyte *w = &s->in[(s->in_head + s->in_len++) % IN_CAP];
+		w->t_start = start;
 		w->t_end = end;
 		w->line = s->bridge;
 		w->b = p[i];

@@ -61,8 +61,14 @@ struct stm32sim *stm32sim_new(const struct stm32sim_options *opt, uint64_t now_u
 /* Write back flash (if a file was given) and free everything. NULL is a no-op. */
 void stm32sim_free(struct stm32sim *s);
 
-/* The bridge side changed its UART settings at now_us (what the ESP's UART is set to). */
+/* The bridge side changed its UART settings at now_us (what the ESP's UART is set to).
+ * Bytes already written but not yet started on the wire are sent with the new settings,
+ * as a real UART's transmit FIFO would (wait for stm32sim_tx_pending() == 0 first). */
 void stm32sim_set_line(struct stm32sim *s, uint64_t now_us, const struct stm32sim_line *line);
+
+/* Bytes accepted by stm32sim_write() whose last bit has not left the bridge's transmitter
+ * by now_us (0 = the bridge's UART is idle). Added after the first contract. */
+size_t stm32sim_tx_pending(const struct stm32sim *s, uint64_t now_us);
 
 /*
  * Drive the pins at now_us. nrst_level / boot0_level: electrical level, 0 = low, 1 = high.

@@ -19,6 +19,9 @@ struct fake {
 	char ev[4096];    /* pin and UART events with times */
 	int nrst, boot0, brk, purges;
 	int reject_flow;
+	size_t tx_pending; /* bytes "still leaving" the UART (uart_tx_pending) */
+	int pend_auto;     /* 1: bytes written add to tx_pending */
+	int busy_changes;  /* framing or pin changes made while tx_pending != 0 */
 };
 
 static struct fake F;
@@ -35,6 +38,8 @@ static int f_cfg(void *ctx, struct hal_uart_cfg *c)
 	(void)ctx;
 	if (F.reject_flow && c->flow != RFC2217_CONTROL_FLOW_NONE)
 		return -ENOTSUP;
+	if (F.tx_pending)
+		F.busy_changes++;
 	F.cfg = *c;
 	return 0;
 }
@@ -50,6 +55,8 @@ static size_t f_write(void *ctx, const uint8_t *p, size_t n)
 		if (F.uart_len <= 4)
 			ev_add("TX%02x@%u ", p[i], F.now);
 	}
+	if (F.pend_auto)
+		F.tx_pending += n;
 	return n;
 }
 
@@ -68,6 +75,8 @@ static void f_break(void *ctx, int on)
 static void f_gpio(void *ctx, enum hal_pin pin, int level)
 {
 	(void)ctx;
+	if (F.tx_pending)
+		F.busy_changes++;
 	if (pin == HAL_PIN_NRST)
 		F.nrst = level;
 	else
@@ -92,7 +101,14 @@ static size_t f_send(void *ctx, const uint8_t *p, size_t n)
 	return n;
 }
 
+static size_t f_pending(void *ctx)
+{
+	(void)ctx;
+	return F.tx_pending;
+}
+
 static const struct hal_ops fake_hal = {
+    .uart_tx_pending = f_pending,
     .uart_config = f_cfg,
     .uart_write = f_write,
     .uart_purge = f_purge,
@@ -505,6 +521,48 @@ START_TEST(no_client)
 }
 END_TEST
 
+/* Framing and pin changes wait until the UART has sent the earlier bytes. */
+START_TEST(line_change_waits_for_uart_idle)
+{
+	setup_with(BRIDGE_AUTO_OFF, BRIDGE_MAP_DIRECT);
+	negotiate_pyserial();
+	F.pend_auto = 1;
+	FEED('a', 'b', 'c', SB(3, 3));
+	ck_assert_uint_eq(F.uart_len, 3);
+	ck_assert_uint_eq(F.cfg.parity, RFC2217_PARITY_NONE);
+	EXPECT_NOTHING();
+	ck_assert_int_eq(bridge_next_ms(&B), 1); /* 3 x 10 bits at 115200: < 1 ms */
+	F.now += 1;
+	bridge_poll(&B);
+	ck_assert_uint_eq(F.cfg.parity, RFC2217_PARITY_NONE); /* still sending */
+	F.tx_pending = 0;
+	bridge_poll(&B);
+	ck_assert_uint_eq(F.cfg.parity, RFC2217_PARITY_EVEN);
+	EXPECT(SB(103, 3));
+	/* a pin change waits the same way */
+	FEED('d', SB(5, 8));
+	ck_assert_int_eq(F.nrst, 1);
+	EXPECT_NOTHING();
+	F.tx_pending = 0;
+	bridge_poll(&B);
+	ck_assert_int_eq(F.nrst, 0);
+	EXPECT(SB(105, 8));
+	/* queries are answered at once */
+	FEED('e', SB(3, 0), SB(5, 7));
+	EXPECT(SB(103, 3), SB(105, 8));
+	/* so is the restore after a disconnect */
+	bridge_disconnect(&B);
+	ck_assert_uint_eq(F.cfg.parity, RFC2217_PARITY_EVEN);
+	ck_assert_int_eq(F.nrst, 0);
+	ck_assert_int_ge(bridge_next_ms(&B), 0);
+	F.tx_pending = 0;
+	bridge_poll(&B);
+	ck_assert_uint_eq(F.cfg.parity, RFC2217_PARITY_NONE);
+	ck_assert_int_eq(F.nrst, 1);
+	ck_assert_int_eq(F.busy_changes, 0);
+}
+END_TEST
+
 START_TEST(settings_names)
 {
 	enum bridge_line_map m;
@@ -537,6 +595,7 @@ static Suite *bridge_suite(void)
 	tcase_add_test(tc, backpressure_uart_to_net);
 	tcase_add_test(tc, no_client);
 	tcase_add_test(tc, settings_names);
+	tcase_add_test(tc, line_change_waits_for_uart_idle);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -604,6 +604,47 @@ START_TEST(test_boot0_latched_at_release)
 }
 END_TEST
 
+/* A framing change applies to bytes the bridge's UART holds but has not started to send,
+ * as on a real UART; stm32sim_tx_pending() tells when the transmitter is idle. */
+START_TEST(test_line_change_reframes_queue)
+{
+	struct stm32sim_options o = {.model = "stm32f103"};
+	char err[200];
+	struct stm32sim *s = stm32sim_new(&o, 0, err, sizeof(err));
+	ck_assert(s);
+	stm32sim_set_line(s, 0, &L8E1);
+	stm32sim_set_pins(s, 0, 0, 1);
+	stm32sim_set_pins(s, 10, 1, 1);
+	uint64_t t = 10000;
+	uint8_t b = 0x7F, r[8];
+	ck_assert_uint_eq(stm32sim_write(s, t, &b, 1), 1);
+	ck_assert_uint_eq(stm32sim_tx_pending(s, t), 1);
+	ck_assert_uint_eq(stm32sim_tx_pending(s, t + 96), 0);
+	ck_assert_uint_eq(stm32sim_read(s, t + 1000, r, sizeof(r)), 1);
+	/* GET at 8E1, then the line switches to 8N1 before those bytes are sent: dropped */
+	t += 2000;
+	uint8_t get[] = {0x00, 0xFF}, r2[32];
+	ck_assert_uint_eq(stm32sim_write(s, t, get, 2), 2);
+	ck_assert_uint_eq(stm32sim_tx_pending(s, t), 2);
+	struct stm32sim_line n81 = {115200, 8, 'N', 1};
+	stm32sim_set_line(s, t, &n81);
+	ck_assert_uint_eq(stm32sim_read(s, t + 5000, r, sizeof(r)), 0);
+	/* waiting for the transmitter to be idle first keeps them intact */
+	stm32sim_set_line(s, t + 5000, &L8E1);
+	t += 10000;
+	ck_assert_uint_eq(stm32sim_write(s, t, get, 2), 2);
+	uint64_t idle = t;
+	while (stm32sim_tx_pending(s, idle))
+		idle += 10;
+	ck_assert_uint_ge(idle, t + 190);
+	stm32sim_set_line(s, idle, &n81);
+	stm32sim_set_line(s, idle, &L8E1);
+	ck_assert_uint_eq(stm32sim_read(s, t + 5000, r2, sizeof(r2)), 15);
+	ck_assert_uint_eq(r2[0], ACK);
+	stm32sim_free(s);
+}
+END_TEST
+
 static Suite *sim_suite(void)
 {
 	Suite *su = suite_create("stm32sim");
@@ -623,6 +664,7 @@ static Suite *sim_suite(void)
 	tcase_add_test(tc, test_protect_reset);
 	tcase_add_test(tc, test_frame_timeout);
 	tcase_add_test(tc, test_boot0_latched_at_release);
+	tcase_add_test(tc, test_line_change_reframes_queue);
 	suite_add_tcase(su, tc);
 	return su;
 }

@@ -50,6 +50,7 @@ void bridge_settings_default(struct bridge_settings *s)
 	s->auto_boot = BRIDGE_AUTO_SYNC;
 	s->settle_ms = 50;
 	s->reset_ms = 10;
+	s->esptool_hold_ms = 100;
 	s->signature = NULL;
 	s->modem_state = RFC2217_MODEM_CD | RFC2217_MODEM_DSR | RFC2217_MODEM_CTS;
 	s->uart.baud = 115200;
@@ -182,27 +183,44 @@ static void set_pins(struct bridge *s, int nrst, int boot0)
 	}
 }
 
-static void apply_lines_map(struct bridge *s);
+static void apply_lines_map(struct bridge *s, int immediate);
 
 /* Drive the pins from DTR/RTS through the line map. A client that really moves a pin drives
- * the boot sequence itself: automatic entry is then disarmed until the next switch to 8E1. */
-static void apply_lines(struct bridge *s)
+ * the boot sequence itself: automatic entry is then disarmed until the next switch to 8E1.
+ * immediate: no esptool release hold (expiry of that hold, disconnect). */
+static void apply_lines(struct bridge *s, int immediate)
 {
-	int nrst = s->nrst, boot0 = s->boot0;
-	apply_lines_map(s);
-	if (nrst != s->nrst || boot0 != s->boot0)
+	int nrst = s->nrst, boot0 = s->boot0, pending = s->rel_pending;
+	apply_lines_map(s, immediate);
+	if (nrst != s->nrst || boot0 != s->boot0 || s->rel_pending != pending)
 		s->ab_armed = 0;
 }
 
-static void apply_lines_map(struct bridge *s)
+static void apply_lines_map(struct bridge *s, int immediate)
 {
 	switch (s->set.line_map) {
 	case BRIDGE_MAP_DIRECT:
 		set_pins(s, !s->dtr, s->rts);
 		break;
-	case BRIDGE_MAP_ESPTOOL:
-		set_pins(s, !(s->rts && !s->dtr), s->dtr && !s->rts);
+	case BRIDGE_MAP_ESPTOOL: {
+		int nrst = !(s->rts && !s->dtr), boot0 = s->dtr && !s->rts;
+		/* The RC on a real board's EN/NRST delays a release: a BOOT0 change that follows
+		 * within esptool_hold_ms is in place before the chip leaves reset (bridge.h). */
+		if (nrst && !boot0 && s->nrst == 0 && s->set.esptool_hold_ms && !immediate) {
+			if (!s->rel_pending) {
+				s->rel_pending = 1;
+				s->rel_at = now(s) + s->set.esptool_hold_ms;
+				blog(s, HAL_LOG_DEBUG,
+				     "pins: NRST release held %u ms (esptool map)",
+				     (unsigned)s->set.esptool_hold_ms);
+			}
+			set_pins(s, 0, boot0);
+			break;
+		}
+		s->rel_pending = 0;
+		set_pins(s, nrst, boot0);
 		break;
+	}
 	case BRIDGE_MAP_NONE:
 		break;
 	}
@@ -211,6 +229,7 @@ static void apply_lines_map(struct bridge *s)
 /* Start "set BOOT0, NRST low for reset_ms, release" (finished in run_seq). */
 static void start_reset(struct bridge *s, int boot0)
 {
+	s->rel_pending = 0;
 	set_pins(s, 0, boot0);
 	s->seq = 1;
 	s->seq_boot0 = boot0;
@@ -309,7 +328,7 @@ static void exec_control(struct bridge *s, uint8_t v)
 	case RFC2217_CONTROL_DTR_ON:
 	case RFC2217_CONTROL_DTR_OFF:
 		s->dtr = v == RFC2217_CONTROL_DTR_ON;
-		apply_lines(s);
+		apply_lines(s, 0);
 		break;
 	case RFC2217_CONTROL_RTS_QUERY:
 		ans = s->rts ? RFC2217_CONTROL_RTS_ON : RFC2217_CONTROL_RTS_OFF;
@@ -317,7 +336,7 @@ static void exec_control(struct bridge *s, uint8_t v)
 	case RFC2217_CONTROL_RTS_ON:
 	case RFC2217_CONTROL_RTS_OFF:
 		s->rts = v == RFC2217_CONTROL_RTS_ON;
-		apply_lines(s);
+		apply_lines(s, 0);
 		break;
 	case RFC2217_CONTROL_INFLOW_QUERY:
 	case RFC2217_CONTROL_INFLOW_NONE:
@@ -526,6 +545,10 @@ static void disconnect_lines(struct bridge *s);
 static void run_ops(struct bridge *s)
 {
 	for (;;) {
+		if (s->rel_pending && time_reached(now(s), s->rel_at)) {
+			s->rel_pending = 0;
+			apply_lines_map(s, 1); /* the map as it is now */
+		}
 		if (!run_seq(s))
 			return;
 		if (s->holding) {
@@ -548,6 +571,8 @@ static void run_ops(struct bridge *s)
 				op_pop(s);
 				continue;
 			}
+			if (s->rel_pending)
+				return; /* chip still in reset: data waits for release + settle */
 			if (s->ab_armed) {
 				if (s->data[s->data_head] == 0x7F &&
 				    s->set.auto_boot == BRIDGE_AUTO_SYNC) {
@@ -856,7 +881,7 @@ static void disconnect_lines(struct bridge *s)
 	if (s->in_boot)
 		leave_boot(s, "client disconnected");
 	else if (!s->seq)
-		apply_lines(s);
+		apply_lines(s, 1);
 }
 
 int bridge_connected(const struct bridge *s)
@@ -983,6 +1008,8 @@ int32_t bridge_next_ms(const struct bridge *s)
 		next_min(&best, t, s->hold_until);
 	if (s->draining && s->ops_len)
 		next_min(&best, t, s->drain_until);
+	if (s->rel_pending)
+		next_min(&best, t, s->rel_at);
 	return best;
 }
 

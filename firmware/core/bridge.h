@@ -33,7 +33,20 @@ enum bridge_line_map {
 	BRIDGE_MAP_DIRECT = 0,
 	/* ESP auto-reset circuit (two cross-coupled transistors): NRST low iff RTS asserted and
 	 * DTR not; BOOT0 high iff DTR asserted and RTS not; both asserted or both deasserted =
-	 * NRST released, BOOT0 low (application runs). */
+	 * NRST released, BOOT0 low (application runs).
+	 * Release hold (models the RC delay on a real board's EN/NRST, which esptool's reset
+	 * sequences rely on): when NRST is low and the lines change so that the map asks for
+	 * NRST released with BOOT0 low, NRST stays low for up to esptool_hold_ms. During that
+	 * hold: if the map asks for BOOT0 high (DTR only), BOOT0 is raised and NRST released
+	 * at once (bootloader); if it asks for NRST low again (RTS only), the release is
+	 * cancelled; otherwise NRST is released when the hold expires, with the pins the map
+	 * gives then (BOOT0 low: application). The SET-CONTROL answers are not delayed; queued
+	 * UART data waits for the release (and the settle time after it). esptool's classic
+	 * reset (DTR off + RTS on, then DTR on, then RTS off, then 50 ms later DTR off) passes
+	 * through "both asserted" and so ends in the bootloader, as on an ESP board; RTS on then
+	 * off with DTR off runs the application esptool_hold_ms after the RTS off. The restore
+	 * after a disconnect is not held. esptool_hold_ms = 0 applies the map at once (the
+	 * behaviour before this setting existed). */
 	BRIDGE_MAP_ESPTOOL = 1,
 	/* DTR/RTS are remembered and answered but do not move any pin. */
 	BRIDGE_MAP_NONE = 2,
@@ -54,6 +67,10 @@ struct bridge_settings {
 	const char *signature; /* SIGNATURE answer, NULL = BRIDGE_SIGNATURE */
 	uint8_t modem_state; /* NOTIFY-MODEMSTATE value sent (RFC 2217 bits), default CD|DSR|CTS */
 	struct hal_uart_cfg uart; /* configuration at start and after each disconnect */
+	/* Added after the first contract (0 = no hold). esptool map: longest delay of an NRST
+	 * release that lets a following BOOT0 change apply first (ms), default 100. See
+	 * BRIDGE_MAP_ESPTOOL. */
+	uint32_t esptool_hold_ms;
 };
 
 /* Sizes of the session's bounded buffers (bytes / entries). */
@@ -107,10 +124,13 @@ struct bridge {
 	/* waiting for the UART to finish sending before a line/pin change */
 	int draining;
 	uint32_t drain_until;
+	/* esptool map: NRST release held until rel_at */
+	int rel_pending;
+	uint32_t rel_at;
 };
 
 /* Fill s with defaults: direct map, auto_boot sync, settle 50 ms, reset 10 ms,
- * 115200 8N1 no flow. */
+ * esptool hold 100 ms, 115200 8N1 no flow. */
 void bridge_settings_default(struct bridge_settings *s);
 
 /* Parse setting strings ("direct"|"esptool"|"none", "sync"|"parity"|"off").

@@ -379,6 +379,8 @@ static void usage(FILE *f)
 	    "  --line-map MAP         direct (default: DTR=NRST low, RTS=BOOT0 high), esptool, "
 	    "none\n"
 	    "  --settle-ms N          UART TX hold after NRST release (default 50)\n"
+	    "  --esptool-hold-ms N    esptool map: NRST release delay that lets a following\n"
+	    "                         BOOT0 change apply first (default 100, 0 = none)\n"
 	    "  -v, --verbose          log every RFC 2217 command and pin change\n"
 	    "  -h, --help             this text\n"
 	    "  -V, --version          print the version\n"
@@ -405,12 +407,19 @@ int main(int argc, char **argv)
 	A.target = "sim:stm32f103";
 	bridge_settings_default(&A.set);
 	static const struct option lo[] = {
-	    {"listen", required_argument, 0, 'l'},   {"target", required_argument, 0, 't'},
-	    {"flash", required_argument, 0, 'f'},    {"auto-boot", required_argument, 0, 'a'},
-	    {"line-map", required_argument, 0, 'm'}, {"settle-ms", required_argument, 0, 's'},
-	    {"app-baud", required_argument, 0, 'b'}, {"instant", no_argument, 0, 'i'},
-	    {"verbose", no_argument, 0, 'v'},        {"help", no_argument, 0, 'h'},
-	    {"version", no_argument, 0, 'V'},        {0, 0, 0, 0},
+	    {"listen", required_argument, 0, 'l'},
+	    {"target", required_argument, 0, 't'},
+	    {"flash", required_argument, 0, 'f'},
+	    {"auto-boot", required_argument, 0, 'a'},
+	    {"line-map", required_argument, 0, 'm'},
+	    {"settle-ms", required_argument, 0, 's'},
+	    {"app-baud", required_argument, 0, 'b'},
+	    {"instant", no_argument, 0, 'i'},
+	    {"verbose", no_argument, 0, 'v'},
+	    {"help", no_argument, 0, 'h'},
+	    {"version", no_argument, 0, 'V'},
+	    {"esptool-hold-ms", required_argument, 0, 'H'},
+	    {0, 0, 0, 0},
 	};
 	int c;
 	while ((c = getopt_long(argc, argv, "vhV", lo, NULL)) != -1) {
@@ -445,6 +454,13 @@ int main(int argc, char **argv)
 		case 's':
 			if (parse_u32(optarg, 60000, &settle) < 0) {
 				fprintf(stderr, "espstm-bridge: --settle-ms: want 0..60000 ms\n");
+				return 2;
+			}
+			break;
+		case 'H':
+			if (parse_u32(optarg, 60000, &A.set.esptool_hold_ms) < 0) {
+				fprintf(stderr,
+				        "espstm-bridge: --esptool-hold-ms: want 0..60000 ms\n");
 				return 2;
 			}
 			break;

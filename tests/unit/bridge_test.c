@@ -393,13 +393,71 @@ START_TEST(esptool_map)
 	negotiate_pyserial();
 	FEED(SB(5, 11)); /* RTS only: reset */
 	ck_assert_str_eq(F.ev, "N0@1000 ");
-	FEED(SB(5, 8)); /* both: run */
-	ck_assert_str_eq(F.ev, "N0@1000 N1@1000 ");
+	FEED(SB(5, 8)); /* both: run, after the release hold (answered at once) */
+	EXPECT(SB(105, 11), SB(105, 8));
+	ck_assert_str_eq(F.ev, "N0@1000 ");
+	ck_assert_int_eq(bridge_next_ms(&B), 100);
+	F.now += 100;
+	bridge_poll(&B);
+	ck_assert_str_eq(F.ev, "N0@1000 N1@1100 ");
 	F.now += 50;
 	FEED(SB(5, 12)); /* DTR only: BOOT0 high */
-	ck_assert_str_eq(F.ev, "N0@1000 N1@1000 B1@1050 ");
+	ck_assert_str_eq(F.ev, "N0@1000 N1@1100 B1@1150 ");
 	FEED(SB(5, 9)); /* none: run, BOOT0 low */
-	ck_assert_str_eq(F.ev, "N0@1000 N1@1000 B1@1050 B0@1050 ");
+	ck_assert_str_eq(F.ev, "N0@1000 N1@1100 B1@1150 B0@1150 ");
+}
+END_TEST
+
+/* esptool's classic reset passes through "both asserted": the release hold lets the BOOT0
+ * change that follows apply first, so the chip starts its bootloader. */
+START_TEST(esptool_classic_reset)
+{
+	setup_with(BRIDGE_AUTO_OFF, BRIDGE_MAP_ESPTOOL);
+	negotiate_pyserial();
+	FEED(SB(5, 9), SB(5, 11)); /* DTR off, RTS on: reset */
+	EXPECT(SB(105, 9), SB(105, 11));
+	ck_assert_str_eq(F.ev, "N0@1000 ");
+	F.now += 100;
+	FEED(SB(5, 8)); /* DTR on: both asserted */
+	EXPECT(SB(105, 8));
+	ck_assert_int_eq(F.nrst, 0);
+	F.now += 5; /* one network round trip later */
+	bridge_poll(&B);
+	FEED(SB(5, 12)); /* RTS off: DTR only, BOOT0 high, then NRST released */
+	EXPECT(SB(105, 12));
+	ck_assert_str_eq(F.ev, "N0@1000 B1@1105 N1@1105 ");
+	F.now += 50;
+	FEED(SB(5, 9)); /* DTR off: BOOT0 low, the bootloader keeps running */
+	EXPECT(SB(105, 9));
+	ck_assert_str_eq(F.ev, "N0@1000 B1@1105 N1@1105 B0@1155 ");
+
+	/* plain reset (RTS on, then both deasserted): application after the hold */
+	setup_with(BRIDGE_AUTO_OFF, BRIDGE_MAP_ESPTOOL);
+	negotiate_pyserial();
+	FEED(SB(5, 11));
+	F.now += 100;
+	FEED(SB(5, 12), 'x');
+	ck_assert_str_eq(F.ev, "N0@1000 ");
+	F.now += 99;
+	bridge_poll(&B);
+	ck_assert_int_eq(F.nrst, 0);
+	ck_assert_uint_eq(F.uart_len, 0); /* data waits for the release */
+	F.now += 1;
+	bridge_poll(&B);
+	ck_assert_str_eq(F.ev, "N0@1000 N1@1200 ");
+	ck_assert_int_eq(F.boot0, 0);
+	F.now += 50;
+	bridge_poll(&B);
+	ck_assert_str_eq(F.ev, "N0@1000 N1@1200 TX78@1250 ");
+
+	/* RTS on again within the hold cancels the release */
+	setup_with(BRIDGE_AUTO_OFF, BRIDGE_MAP_ESPTOOL);
+	negotiate_pyserial();
+	FEED(SB(5, 11), SB(5, 12), SB(5, 11));
+	F.now += 500;
+	bridge_poll(&B);
+	ck_assert_str_eq(F.ev, "N0@1000 ");
+	ck_assert_int_eq(bridge_next_ms(&B), -1);
 }
 END_TEST
 
@@ -589,6 +647,7 @@ static Suite *bridge_suite(void)
 	tcase_add_test(tc, auto_boot_disconnect);
 	tcase_add_test(tc, disconnect_releases_lines);
 	tcase_add_test(tc, esptool_map);
+	tcase_add_test(tc, esptool_classic_reset);
 	tcase_add_test(tc, none_map);
 	tcase_add_test(tc, backpressure_net_to_uart);
 	tcase_add_test(tc, backpressure_telnet_iac);

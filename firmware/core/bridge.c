@@ -14,6 +14,12 @@
  * framing and lines (queued so it too waits for the UART to finish sending). */
 enum { OP_DATA = 1, OP_CMD = 2, OP_DISC = 3 };
 
+/* SIGNATURE answer: at most SIG_MAX text bytes, each possibly doubled (0xFF), plus
+ * IAC SB COM-PORT code ... IAC SE. Other queued answers need at most CMD_ANSWER_MAX. */
+#define SIG_MAX        40
+#define SIG_ANSWER_MAX (6 + 2 * SIG_MAX)
+#define CMD_ANSWER_MAX 24
+
 /* Option negotiation bits (struct bridge opt_*). */
 enum { US_ON = 1, US_REQ = 2, HIM_ON = 4, HIM_REQ = 8 };
 
@@ -412,6 +418,19 @@ static void exec_cmd(struct bridge *s, uint8_t code, uint32_t v)
 	case RFC2217_SET_CONTROL:
 		exec_control(s, (uint8_t)v);
 		return;
+	case RFC2217_SIGNATURE: {
+		const char *sig = s->set.signature ? s->set.signature : BRIDGE_SIGNATURE;
+		size_t n = strlen(sig);
+		if (n > SIG_MAX)
+			n = SIG_MAX;
+		uint8_t b[SIG_ANSWER_MAX];
+		int r = rfc2217_build(b, sizeof(b), RFC2217_SIGNATURE + RFC2217_SERVER_OFFSET,
+		                      (const uint8_t *)sig, n);
+		blog(s, HAL_LOG_DEBUG, "rfc2217: SIGNATURE -> \"%.*s\"", (int)n, sig);
+		if (r > 0)
+			out_put(s, b, (size_t)r);
+		return;
+	}
 	default:
 		return;
 	}
@@ -598,7 +617,9 @@ static void run_ops(struct bridge *s)
 			if (k < seg)
 				return; /* UART full: bridge_poll() again when it has room */
 		} else {
-			if (out_free(s) < 24 && s->mode != BRIDGE_IDLE)
+			size_t need =
+			    o->code == RFC2217_SIGNATURE ? SIG_ANSWER_MAX : CMD_ANSWER_MAX;
+			if (out_free(s) < need && s->mode != BRIDGE_IDLE)
 				return; /* answer would not fit: wait for the socket */
 			uint8_t code = o->code;
 			uint32_t v = o->value;
@@ -716,16 +737,10 @@ static void handle_comport(struct bridge *s, const struct tn_event *ev)
 			     (const char *)m.text);
 			return;
 		}
-		const char *sig = s->set.signature ? s->set.signature : BRIDGE_SIGNATURE;
-		size_t n = strlen(sig);
-		if (n > 40)
-			n = 40;
-		uint8_t b[96];
-		int r = rfc2217_build(b, sizeof(b), RFC2217_SIGNATURE + RFC2217_SERVER_OFFSET,
-		                      (const uint8_t *)sig, n);
-		blog(s, HAL_LOG_DEBUG, "rfc2217: SIGNATURE -> \"%.*s\"", (int)n, sig);
-		if (r > 0)
-			out_put(s, b, (size_t)r);
+		/* Queued like the SET commands: its answer (up to SIG_ANSWER_MAX bytes) is far
+		 * more than bridge_net_room's 5x budget for a 6-byte request, so run_ops sends it
+		 * when that much output room is free; it is never dropped. */
+		push_cmd(s, RFC2217_SIGNATURE, 0);
 		return;
 	}
 	case RFC2217_SET_BAUDRATE:

@@ -621,6 +621,57 @@ START_TEST(line_change_waits_for_uart_idle)
 }
 END_TEST
 
+/* A SIGNATURE answer (up to 86 bytes for a 40-byte signature of 0xFF) is far more than 5x
+ * its 6-byte request: with little output room it waits for the socket, never dropped. */
+START_TEST(signature_never_dropped)
+{
+	static char sig[41];
+	memset(sig, 0xFF, 40);
+	memset(&F, 0, sizeof(F));
+	F.now = 1000;
+	F.uart_space = SIZE_MAX;
+	F.net_space = SIZE_MAX;
+	struct bridge_settings st;
+	bridge_settings_default(&st);
+	st.auto_boot = BRIDGE_AUTO_OFF;
+	st.signature = sig;
+	ck_assert_int_eq(bridge_init(&B, &fake_hal, NULL, &st), 0);
+	bridge_connect(&B);
+	negotiate_pyserial();
+	size_t base = F.net_len;
+	F.net_space = 0;
+	static uint8_t u[4000];
+	memset(u, 'u', sizeof(u));
+	size_t nu = bridge_from_uart(&B, u, sizeof(u)); /* fills output to its reserve */
+	ck_assert_uint_eq(bridge_uart_room(&B), 0);
+	const uint8_t req[] = {SB(0)};
+	int sent = 0;
+	for (int i = 0; i < 8; i++) {
+		if (bridge_from_net(&B, req, sizeof(req)) != sizeof(req))
+			break;
+		sent++;
+	}
+	ck_assert_int_ge(sent, 2); /* more than one answer's worth of room was offered */
+	F.net_space = SIZE_MAX;
+	bridge_poll(&B);
+	bridge_poll(&B);
+	uint8_t want[6 + 80];
+	want[0] = IAC, want[1] = TN_SB, want[2] = 44, want[3] = 100;
+	for (int i = 0; i < 40; i++)
+		want[4 + 2 * i] = want[5 + 2 * i] = 0xFF;
+	want[84] = IAC, want[85] = TN_SE;
+	size_t n = F.net_len - base;
+	ck_assert_uint_eq(n, nu + (size_t)sent * sizeof(want));
+	int found = 0;
+	for (size_t i = 0; i + sizeof(want) <= n; i++)
+		if (!memcmp(F.net + base + i, want, sizeof(want))) {
+			found++;
+			i += sizeof(want) - 1;
+		}
+	ck_assert_int_eq(found, sent);
+}
+END_TEST
+
 START_TEST(settings_names)
 {
 	enum bridge_line_map m;
@@ -648,6 +699,7 @@ static Suite *bridge_suite(void)
 	tcase_add_test(tc, disconnect_releases_lines);
 	tcase_add_test(tc, esptool_map);
 	tcase_add_test(tc, esptool_classic_reset);
+	tcase_add_test(tc, signature_never_dropped);
 	tcase_add_test(tc, none_map);
 	tcase_add_test(tc, backpressure_net_to_uart);
 	tcase_add_test(tc, backpressure_telnet_iac);

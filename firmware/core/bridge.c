@@ -183,6 +183,8 @@ static void set_pins(struct bridge *s, int nrst, int boot0)
 	s->boot0 = boot0;
 	blog(s, HAL_LOG_INFO, "pins: NRST=%s BOOT0=%s", nrst ? "high" : "low",
 	     boot0 ? "high" : "low");
+	if (rising)
+		s->boot0_at_release = boot0; /* what the chip latched: bootloader if high */
 	if (rising && s->set.settle_ms) {
 		s->hold_until = now(s) + s->set.settle_ms;
 		s->holding = 1;
@@ -893,10 +895,16 @@ static void disconnect_lines(struct bridge *s)
 	/* Back to the settings' framing; leaving 8E1 here may run leave_boot(). */
 	struct hal_uart_cfg c = s->set.uart;
 	apply_cfg(s, &c, "default configuration");
+	if (s->seq)
+		return; /* leaving 8E1 already started the BOOT0 low + NRST pulse */
 	if (s->in_boot)
 		leave_boot(s, "client disconnected");
-	else if (!s->seq)
-		apply_lines(s, 1);
+	else if (s->nrst == 1 && s->boot0_at_release)
+		/* The client's own DTR/RTS started the bootloader (BOOT0 was high at the last
+		 * NRST release): lowering BOOT0 alone would leave it there. */
+		leave_boot(s, "client disconnected, chip in the bootloader");
+	else
+		apply_lines(s, 1); /* lines deasserted: the map's pins, no hold */
 }
 
 int bridge_connected(const struct bridge *s)

@@ -127,6 +127,7 @@ struct bridge {
 	/* esptool map: NRST release held until rel_at */
 	int rel_pending;
 	uint32_t rel_at;
+	int boot0_at_release; /* BOOT0 level at the last NRST release (chip's latched value) */
 };
 
 /* Fill s with defaults: direct map, auto_boot sync, settle 50 ms, reset 10 ms,
@@ -151,8 +152,14 @@ int bridge_init(struct bridge *s, const struct hal_ops *hal, void *ctx,
 void bridge_connect(struct bridge *s);
 
 /* The client left: pending network->UART data and output are dropped, DTR/RTS return to
- * deasserted, the UART configuration to the settings' one, and an automatically entered
- * bootloader is left (BOOT0 low, NRST pulse). Timed steps continue in bridge_poll().
+ * deasserted, the UART configuration to the settings' one. If the chip is in its
+ * bootloader, it is left (BOOT0 low, NRST pulse of reset_ms: the application runs), for
+ * every auto_boot value and line map: whether the bootloader was entered automatically or
+ * by the client's DTR/RTS (BOOT0 high at the last NRST release, even if BOOT0 was lowered
+ * since). Otherwise the pins take the line map's state for both lines deasserted (direct:
+ * NRST released after BOOT0 low; esptool: run, without the release hold; none: unchanged);
+ * a BOOT0 raised while the application runs is just lowered, without a reset.
+ * Timed steps continue in bridge_poll().
  * The framing and pin changes, like every queued SET command, pin change and auto-boot
  * step, wait until the UART has sent the bytes it already holds (hal uart_tx_pending). */
 void bridge_disconnect(struct bridge *s);

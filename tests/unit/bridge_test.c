@@ -387,6 +387,47 @@ START_TEST(disconnect_releases_lines)
 }
 END_TEST
 
+/* The client's own DTR/RTS put the chip in the bootloader: a disconnect lowers BOOT0 and
+ * pulses NRST (auto_boot off and sync alike), so the application runs. */
+START_TEST(disconnect_leaves_client_bootloader)
+{
+	for (int ab = 0; ab < 2; ab++) {
+		setup_with(ab ? BRIDGE_AUTO_SYNC : BRIDGE_AUTO_OFF, BRIDGE_MAP_DIRECT);
+		negotiate_pyserial();
+		FEED(SB(5, 11), SB(5, 8), SB(5, 9)); /* BOOT0 high, reset, release */
+		ck_assert_str_eq(F.ev, "B1@1000 N0@1000 N1@1000 ");
+		F.now += 50;
+		bridge_poll(&B);
+		if (ab) {
+			FEED(SB(5, 12)); /* BOOT0 lowered: the bootloader keeps running */
+			ck_assert_str_eq(F.ev, "B1@1000 N0@1000 N1@1000 B0@1050 ");
+			F.ev[0] = '\0';
+		}
+		F.now += 10;
+		bridge_disconnect(&B);
+		ck_assert_str_eq(F.ev,
+		                 ab ? "N0@1060 " : "B1@1000 N0@1000 N1@1000 B0@1060 N0@1060 ");
+		F.now += 10;
+		bridge_poll(&B);
+		ck_assert_int_eq(F.nrst, 1);
+		ck_assert_int_eq(F.boot0, 0);
+		ck_assert(strstr(F.ev, "N1@1070 ") != NULL);
+	}
+	/* application running, BOOT0 raised afterwards: only lowered, no reset */
+	setup_with(BRIDGE_AUTO_OFF, BRIDGE_MAP_DIRECT);
+	negotiate_pyserial();
+	FEED(SB(5, 11));
+	bridge_disconnect(&B);
+	ck_assert_str_eq(F.ev, "B1@1000 B0@1000 ");
+	/* esptool map, chip held in reset: released at once (no hold), application */
+	setup_with(BRIDGE_AUTO_OFF, BRIDGE_MAP_ESPTOOL);
+	negotiate_pyserial();
+	FEED(SB(5, 11));
+	bridge_disconnect(&B);
+	ck_assert_str_eq(F.ev, "N0@1000 N1@1000 ");
+}
+END_TEST
+
 START_TEST(esptool_map)
 {
 	setup_with(BRIDGE_AUTO_OFF, BRIDGE_MAP_ESPTOOL);
@@ -699,6 +740,7 @@ static Suite *bridge_suite(void)
 	tcase_add_test(tc, disconnect_releases_lines);
 	tcase_add_test(tc, esptool_map);
 	tcase_add_test(tc, esptool_classic_reset);
+	tcase_add_test(tc, disconnect_leaves_client_bootloader);
 	tcase_add_test(tc, signature_never_dropped);
 	tcase_add_test(tc, none_map);
 	tcase_add_test(tc, backpressure_net_to_uart);

@@ -15,7 +15,11 @@
  *    even while the tty is full); decoded data the tty has no room for is kept in rxq and
  *    socket reads stop until link_rx_resume(). rxq is bounded: reads stop as soon as it
  *    holds anything, and one read is at most RAW_READ bytes, which decode to at most as
- *    many data bytes (tn_decode guarantees it).
+ *    many data bytes (tn_decode guarantees it). Delivery keeps asking rx_space() until it
+ *    answers 0 or nothing is left, so room the tty frees from inside on_data is used.
+ *  - Non-data bytes (negotiation answers, RFC 2217 commands) are bounded too (CTL_MAX,
+ *    queued + in flight): a peer that makes us answer without reading what we send (e.g.
+ *    WILL/WONT BINARY alternating) gets its connection dropped, then the link reconnects.
  * Telnet option negotiation follows RFC 1143's Q method without the queue bits.
  */
 #include "link.h"
@@ -36,6 +40,7 @@
 #define ANSQ_LEN     16   /* outstanding SET-xxx answers remembered per command */
 #define KEEPALIVE_S  10   /* TCP keepalive idle time, seconds */
 #define NCMD         13   /* RFC 2217 commands 0..12 */
+#define CTL_MAX      4096 /* non-data bytes (negotiation, commands) queued or in flight */
 
 enum phase { PH_NONE, PH_CONNECT, PH_NEGOTIATE, PH_BACKOFF };
 enum qstate { Q_NO, Q_YES, Q_WANTNO, Q_WANTYES }; /* RFC 1143 */
@@ -58,6 +63,7 @@ struct conn {
 	bool writing;
 	struct seg *inflight; /* segments owned by wreq */
 	size_t inflight_data;
+	size_t inflight_ctl; /* non-data bytes in inflight */
 };
 
 struct gai {
@@ -116,7 +122,9 @@ struct link {
 
 	/* tx */
 	struct seg *q_head, *q_tail;
-	size_t tx_pending; /* unescaped data bytes queued or in flight */
+	size_t tx_pending;  /* unescaped data bytes queued or in flight */
+	size_t ctl_pending; /* non-data wire bytes queued or in flight (<= CTL_MAX) */
+	bool ctl_overflow;  /* CTL_MAX exceeded: drop this connection (check_overflow) */
 	bool want_writable;
 
 	/* rx */
@@ -277,9 +285,12 @@ static void kick(struct link *l)
 	if (!c || !c->connected || c->writing || l->tx_suspended || !l->q_head)
 		return;
 	c->inflight_data = 0;
+	c->inflight_ctl = 0;
 	for (s = l->q_head; s && n < TX_GATHER; s = s->next) {
 		bufs[n++] = uv_buf_init((char *)s->buf, (unsigned)s->len);
 		c->inflight_data += s->data;
+		if (!s->is_data)
+			c->inflight_ctl += s->len;
 		last = s;
 	}
 	c->inflight = l->q_head;
@@ -294,6 +305,7 @@ static void kick(struct link *l)
 		free_segs(c->inflight);
 		c->inflight = NULL;
 		l->tx_pending -= c->inflight_data;
+		l->ctl_pending -= c->inflight_ctl;
 		link_lost(l, r);
 	}
 }
@@ -302,15 +314,17 @@ static void write_cb(uv_write_t *req, int status)
 {
 	struct conn *c = req->data;
 	struct link *l = c->l;
-	size_t done = c->inflight_data;
+	size_t done = c->inflight_data, ctl = c->inflight_ctl;
 
 	free_segs(c->inflight);
 	c->inflight = NULL;
 	c->inflight_data = 0;
+	c->inflight_ctl = 0;
 	c->writing = false;
 	if (!l || l->closing)
 		return;
 	l->tx_pending -= done;
+	l->ctl_pending -= ctl;
 	if (status < 0) {
 		link_lost(l, status);
 		return;
@@ -329,18 +343,45 @@ static void write_cb(uv_write_t *req, int status)
 		l->cb.on_drained(l->ctx);
 }
 
-/* Queue a non-data wire sequence (Telnet option or RFC 2217 command). Returns 0 or
- * -ENOMEM. Does not kick. */
+/* Queue a non-data wire sequence (Telnet option or RFC 2217 command). Returns 0, -ENOMEM,
+ * -ENOTCONN (no connection) or -ENOBUFS: CTL_MAX non-data bytes are already pending, the
+ * peer is not reading what we send; the connection is then marked for dropping, which
+ * check_overflow() does once the caller is out of the decoder. Does not kick. */
 static int queue_raw(struct link *l, const uint8_t *p, size_t n)
 {
-	struct seg *s = seg_new(n, false);
+	struct seg *s;
 
+	if (!l->conn || l->ctl_overflow)
+		return -ENOTCONN;
+	if (l->ctl_pending + n > CTL_MAX) {
+		l->ctl_overflow = true;
+		return -ENOBUFS;
+	}
+	s = seg_new(n, false);
 	if (!s)
 		return -ENOMEM;
 	memcpy(s->buf, p, n);
 	s->len = n;
 	q_append(l, s);
+	l->ctl_pending += n;
 	return 0;
+}
+
+/* Drop the connection (and reconnect) if queue_raw() hit CTL_MAX. Called where a
+ * connection loss is safe to handle: after decoding a read, from the timer, at the end of
+ * the public setters. Returns true if the connection was dropped. */
+static bool check_overflow(struct link *l)
+{
+	if (!l->ctl_overflow || l->closing)
+		return false;
+	l->ctl_overflow = false;
+	if (!l->conn)
+		return false;
+	log_warn("%s: bridge %s does not read what we send (%u bytes of telnet negotiation/"
+	         "commands pending); dropping the connection",
+	         l->name, l->addr, (unsigned)CTL_MAX);
+	link_lost(l, UV_ENOBUFS);
+	return true;
 }
 
 static void send_option(struct link *l, uint8_t verb, uint8_t opt)
@@ -380,7 +421,8 @@ static void send_cmd(struct link *l, uint8_t cmd, uint32_t v)
 	else
 		n = rfc2217_build_u8(b, sizeof b, cmd, (uint8_t)v);
 	if (n <= 0 || queue_raw(l, b, (size_t)n) < 0) {
-		log_error("%s: cannot queue %s", l->name, rfc2217_cmd_name(cmd));
+		if (!l->ctl_overflow)
+			log_error("%s: cannot queue %s", l->name, rfc2217_cmd_name(cmd));
 		return;
 	}
 	log_debug("%s: -> %s %u", l->name, rfc2217_cmd_name(cmd), (unsigned)v);
@@ -479,17 +521,20 @@ static void deliver_rxq(struct link *l)
 
 static void rx_data(struct link *l, const uint8_t *p, size_t n)
 {
-	if (l->rxq_len == 0 && !l->delivering && l->cb.on_data && l->cb.rx_space) {
+	/* Ask again after each delivery: the tty may have freed room from inside on_data
+	 * (a parked read answered), and link_rx_resume() called there does nothing. */
+	while (n > 0 && l->rxq_len == 0 && !l->delivering && !l->closing && l->cb.on_data &&
+	       l->cb.rx_space) {
 		size_t k = l->cb.rx_space(l->ctx);
+		if (k == 0)
+			break;
 		if (k > n)
 			k = n;
-		if (k > 0) {
-			l->delivering = true;
-			l->cb.on_data(l->ctx, p, k);
-			l->delivering = false;
-			p += k;
-			n -= k;
-		}
+		l->delivering = true;
+		l->cb.on_data(l->ctx, p, k);
+		l->delivering = false;
+		p += k;
+		n -= k;
 	}
 	if (n == 0 || l->closing)
 		return;
@@ -743,7 +788,7 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 		return;
 	}
 	tn_decode(&l->dec, l->raw, (size_t)nread, tn_cb, l);
-	if (l->closing || l->conn != c)
+	if (l->closing || l->conn != c || check_overflow(l))
 		return;
 	if (l->rxq_len > 0) {
 		log_debug("%s: tty full, %zu bytes held, pausing reads", l->name, l->rxq_len);
@@ -773,6 +818,8 @@ static void go_up(struct link *l)
 	l->sent_has_line = false;
 	l->sent_flow = l->sent_rts = l->sent_dtr = -1;
 	sync_state(l);
+	if (!l->conn)
+		return;
 	if (!l->comport_refused) {
 		n = rfc2217_build(b, sizeof b, RFC2217_SIGNATURE, NULL, 0);
 		if (n > 0 && queue_raw(l, b, (size_t)n) == 0) {
@@ -833,6 +880,8 @@ static void link_lost(struct link *l, int status)
 	free_segs(l->q_head);
 	l->q_head = l->q_tail = NULL;
 	l->tx_pending = 0;
+	l->ctl_pending = 0;
+	l->ctl_overflow = false;
 	l->want_writable = false;
 	l->tx_suspended = false;
 	l->paused = false;
@@ -904,7 +953,7 @@ static void connect_cb(uv_connect_t *req, int status)
 	timer_arm(l, PH_NEGOTIATE, NEGOTIATE_MS);
 	if (queue_raw(l, b, n) == 0)
 		kick(l);
-	if (l->closing || l->conn != c)
+	if (l->closing || l->conn != c || check_overflow(l))
 		return;
 	if (l->rxq_len == 0)
 		read_start(l);
@@ -1034,6 +1083,7 @@ static void timer_cb(uv_timer_t *t)
 		         l->name, l->addr, (unsigned)NEGOTIATE_MS);
 		l->comport_refused = true;
 		go_up(l);
+		check_overflow(l);
 		break;
 	case PH_BACKOFF:
 		start_attempt(l);
@@ -1136,7 +1186,8 @@ void link_close(struct link *l)
 	uv_close((uv_handle_t *)&l->timer, link_free_cb);
 }
 
-/* Current state (LINK_DOWN only after link_close). */
+/* Current state: LINK_UP, LINK_CONNECTING (also during an outage: the link keeps
+ * reconnecting), LINK_DOWN only after link_close. */
 enum link_state link_get_state(const struct link *l)
 {
 	return l ? l->state : LINK_DOWN;
@@ -1144,7 +1195,8 @@ enum link_state link_get_state(const struct link *l)
 
 /* Queue n bytes of data for the bridge, 0xFF doubled (RFC 854 / RFC 2217 data). Takes
  * p/n (bytes). Returns bytes accepted (0..n): 0 when not LINK_UP or when the queue holds
- * LINK_TXQ_MAX bytes; after a short return on_writable fires once the queue is below half. */
+ * LINK_TXQ_MAX bytes. After a short return, or a call that left the queue full,
+ * on_writable fires once the queue is below half. */
 size_t link_write(struct link *l, const uint8_t *p, size_t n)
 {
 	size_t taken = 0;
@@ -1170,7 +1222,7 @@ size_t link_write(struct link *l, const uint8_t *p, size_t n)
 		if (consumed == 0) /* cannot happen with >= 2 bytes free; be safe */
 			break;
 	}
-	if (taken < n)
+	if (taken < n || l->tx_pending >= LINK_TXQ_MAX)
 		l->want_writable = true;
 	kick(l);
 	return taken;
@@ -1191,10 +1243,12 @@ size_t link_tx_pending(const struct link *l)
 }
 
 /* The tty has room again: deliver held data within rx_space(), and restart socket reads
- * once nothing is held. */
+ * once nothing is held. Idempotent and cheap: the tty calls it whenever it frees room.
+ * Called from inside on_data it does nothing (the delivery in progress asks rx_space()
+ * again before holding anything). */
 void link_rx_resume(struct link *l)
 {
-	if (!l || l->closing)
+	if (!l || l->closing || l->delivering)
 		return;
 	deliver_rxq(l);
 	if (l->closing || l->rxq_len > 0)
@@ -1216,6 +1270,7 @@ int link_set_line(struct link *l, const struct link_line *line)
 	l->line = *line;
 	l->has_line = true;
 	sync_state(l);
+	check_overflow(l);
 	return 0;
 }
 
@@ -1228,6 +1283,7 @@ int link_set_dtr(struct link *l, int asserted)
 	l->dtr = asserted ? 1 : 0;
 	l->has_dtr = true;
 	sync_state(l);
+	check_overflow(l);
 	return 0;
 }
 
@@ -1240,6 +1296,7 @@ int link_set_rts(struct link *l, int asserted)
 	l->rts = asserted ? 1 : 0;
 	l->has_rts = true;
 	sync_state(l);
+	check_overflow(l);
 	return 0;
 }
 
@@ -1253,6 +1310,7 @@ int link_set_flow(struct link *l, enum link_flow flow)
 	l->flow = flow;
 	l->has_flow = true;
 	sync_state(l);
+	check_overflow(l);
 	return 0;
 }
 
@@ -1265,16 +1323,22 @@ int link_set_break(struct link *l, int on)
 	if (l->state == LINK_UP && l->conn)
 		send_cmd(l, RFC2217_SET_CONTROL,
 		         on ? RFC2217_CONTROL_BREAK_ON : RFC2217_CONTROL_BREAK_OFF);
+	check_overflow(l);
 	return 0;
 }
 
 /* PURGE-DATA (RFC 2217) which = 1 rx, 2 tx, 3 both, sent if up. For 2 and 3 the local data
- * not yet handed to libuv is dropped too (settings stay queued); for 1 and 3 data held for
- * the tty (rxq) is dropped. Returns 0 or -EINVAL. */
+ * not yet handed to libuv is dropped too (settings stay queued), and then, as after a
+ * write completes, on_writable fires if it was awaited and the queue is below half, and
+ * on_drained fires if data was dropped and nothing is pending any more; for 1 and 3 data
+ * held for the tty (rxq) is dropped. Returns 0 or -EINVAL. */
 int link_purge(struct link *l, int which)
 {
+	size_t before;
+
 	if (!l || which < RFC2217_PURGE_RX || which > RFC2217_PURGE_BOTH)
 		return -EINVAL;
+	before = l->tx_pending;
 	if (which & RFC2217_PURGE_TX) {
 		struct seg **pp = &l->q_head, *s;
 		l->q_tail = NULL;
@@ -1294,8 +1358,21 @@ int link_purge(struct link *l, int which)
 	}
 	if (l->state == LINK_UP && l->conn)
 		send_cmd(l, RFC2217_PURGE_DATA, (uint32_t)which);
+	if (check_overflow(l))
+		return 0; /* connection dropped: link_lost told the tty */
 	if (which & RFC2217_PURGE_RX)
 		link_rx_resume(l);
+	if (l->closing || l->tx_pending == before)
+		return 0;
+	if (l->want_writable && l->tx_pending < LINK_TXQ_MAX / 2 && l->state == LINK_UP) {
+		l->want_writable = false;
+		if (l->cb.on_writable)
+			l->cb.on_writable(l->ctx);
+		if (l->closing)
+			return 0;
+	}
+	if (l->tx_pending == 0 && l->cb.on_drained)
+		l->cb.on_drained(l->ctx);
 	return 0;
 }
 

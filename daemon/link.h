@@ -10,13 +10,25 @@
  *
  * Data flow and backpressure:
  *  - tty -> bridge: link_write() accepts at most link_write_space() bytes (a bounded queue,
- *    LINK_TXQ_MAX bytes before Telnet escaping); when the queue drains, on_writable fires.
- *    Settings and data share one ordered stream: a setting requested after some data is
- *    sent after that data.
- *  - bridge -> tty: on_data delivers at most what rx_space() said the tty can take; when it
- *    returns 0 the link stops reading the socket (TCP backpressure) until the tty calls
- *    link_rx_resume().
- * All functions run on the loop thread; none blocks.
+ *    LINK_TXQ_MAX bytes before Telnet escaping). When a link_write() returned short or
+ *    left the queue full (link_write_space() == 0), on_writable fires once the queue is
+ *    below half (after writes complete, or after link_purge(2/3) dropped data).
+ *    on_drained fires when data was pending and none is any more (written, purged, or
+ *    dropped with a lost connection). Settings and data share one ordered stream: a
+ *    setting requested after some data is sent after that data.
+ *  - bridge -> tty: on_data delivers at most what rx_space() answered just before (the
+ *    link asks again after every on_data, so room freed inside on_data is used). The link
+ *    pauses socket reads (TCP backpressure) whenever it holds received data the tty did
+ *    not take, i.e. rx_space() answered less than what arrived: 0, or a partial amount.
+ *    Only link_rx_resume() delivers held data and restarts reads, so the tty must call
+ *    it every time it frees room (it is idempotent and cheap when nothing is held; called
+ *    from inside on_data it does nothing).
+ *  - Telnet: an option request that does not change our state is not answered (RFC 1143).
+ *    Negotiation answers and RFC 2217 commands pending towards the bridge are bounded
+ *    (4 KiB); a bridge that makes us exceed that without reading is dropped (logged) and
+ *    the link reconnects.
+ * All functions run on the loop thread; none blocks. Callbacks may be made from inside
+ * link_write/link_purge/link_set_* (e.g. on_state when the connection is lost there).
  */
 #ifndef ESPSTM_LINK_H
 #define ESPSTM_LINK_H
@@ -53,9 +65,10 @@ struct link_config {
 struct link_callbacks {
 	/* Bytes from the bridge (Telnet already decoded). n <= last rx_space() answer. */
 	void (*on_data)(void *ctx, const uint8_t *p, size_t n);
-	/* How many bytes the tty can take now; 0 pauses socket reads. */
+	/* How many bytes the tty can take now. An answer smaller than what arrived pauses
+	 * socket reads until link_rx_resume(). */
 	size_t (*rx_space)(void *ctx);
-	/* The TX queue has room again (after link_write returned short). */
+	/* The TX queue is below half again (after link_write returned short or filled it). */
 	void (*on_writable)(void *ctx);
 	/* Link state changed (connected and negotiated = LINK_UP). */
 	void (*on_state)(void *ctx, enum link_state st);
@@ -69,13 +82,15 @@ struct link_callbacks {
 
 /* Create a link and start connecting. name is used in logs. Returns 0 or negative errno
  * (-EINVAL bad config, -ENOMEM). */
-int link_new(uv_loop_t *loop, const char *name, const struct link_config *cfg,
-             struct link **out);
+int link_new(uv_loop_t *loop, const char *name, const struct link_config *cfg, struct link **out);
 /* Install the tty's callbacks (may be called once, before or after connect). */
 void link_set_callbacks(struct link *l, const struct link_callbacks *cb, void *ctx);
 /* Close the socket and free the link once libuv has released its handles. */
 void link_close(struct link *l);
 
+/* LINK_UP: connected and negotiated, data flows. LINK_CONNECTING: from link_new until the
+ * first LINK_UP, and during every outage (the link keeps reconnecting with backoff).
+ * LINK_DOWN: only after link_close (so "outage" means != LINK_UP, not == LINK_DOWN). */
 enum link_state link_get_state(const struct link *l);
 /* Queue data for the bridge. Returns bytes accepted (0..n); 0 when down or full. */
 size_t link_write(struct link *l, const uint8_t *p, size_t n);
@@ -83,7 +98,8 @@ size_t link_write(struct link *l, const uint8_t *p, size_t n);
 size_t link_write_space(const struct link *l);
 /* Bytes queued but not yet handed to the kernel socket. */
 size_t link_tx_pending(const struct link *l);
-/* Resume socket reads after rx_space() returned 0. */
+/* The tty freed room: deliver held data (within rx_space()) and restart socket reads once
+ * nothing is held. Call it whenever room is freed; idempotent. */
 void link_rx_resume(struct link *l);
 
 /* Desired-state setters: remembered (and re-sent on reconnect) and sent now if up.
@@ -94,7 +110,9 @@ int link_set_rts(struct link *l, int asserted);
 int link_set_flow(struct link *l, enum link_flow flow);
 /* BREAK on/off (RFC 2217 SET-CONTROL 5/6); not remembered across reconnects. */
 int link_set_break(struct link *l, int on);
-/* PURGE-DATA 1 (rx), 2 (tx), 3 (both) on the bridge; also drops the local TX queue for 2/3. */
+/* PURGE-DATA 1 (rx), 2 (tx), 3 (both) on the bridge; also drops the local TX queue for 2/3
+ * (data already handed to the socket stays) and then fires on_writable / on_drained as a
+ * completed write would. */
 int link_purge(struct link *l, int which);
 
 /* Last NOTIFY-MODEMSTATE value (RFC2217_MODEM_* bits), 0 before any. */

@@ -8,8 +8,9 @@
  * (which can wait for the "espstmd: ready: /dev/NAME" lines on stderr). --foreground is
  * accepted for compatibility and changes nothing.
  *
- * Exit status: 0 normal (SIGINT/SIGTERM), 1 runtime error, 2 usage, 78 (EX_CONFIG)
- * configuration error.
+ * Exit status: 0 normal (SIGINT/SIGTERM), 1 runtime error (including a device whose CUSE
+ * connection died: espstmd then exits so that systemd's Restart= brings it back), 2 usage,
+ * 78 (EX_CONFIG) configuration error.
  */
 #include "conf.h"
 #include "link.h"
@@ -47,6 +48,7 @@ struct daemon {
 	size_t ndevs;
 	size_t nready;
 	int stopping;
+	int status; /* exit status */
 	int debug;
 };
 
@@ -104,18 +106,41 @@ static void close_devices(struct daemon *dm)
 	}
 }
 
+static void stop(struct daemon *dm)
+{
+	dm->stopping = 1;
+	sd_notify(0, "STOPPING=1");
+	close_devices(dm);
+	uv_close((uv_handle_t *)&dm->sigint, NULL);
+	uv_close((uv_handle_t *)&dm->sigterm, NULL);
+}
+
 static void on_signal(uv_signal_t *s, int signum)
 {
 	struct daemon *dm = s->data;
 
 	if (dm->stopping)
 		return;
-	dm->stopping = 1;
 	log_info("%s: shutting down", strsignal(signum));
-	sd_notify(0, "STOPPING=1");
-	close_devices(dm);
-	uv_close((uv_handle_t *)&dm->sigint, NULL);
-	uv_close((uv_handle_t *)&dm->sigterm, NULL);
+	stop(dm);
+}
+
+/* A device's CUSE connection died (tty.h on_dead): its node is gone and cannot come back
+ * inside this process, so stop everything and exit 1; systemd (Restart=) starts a fresh
+ * espstmd that registers the devices again. */
+static void on_dead(void *ctx, struct tty_dev *t)
+{
+	struct device *d = ctx;
+	struct daemon *dm = d->dm;
+
+	(void)t;
+	if (dm->stopping)
+		return;
+	log_error("%s: /dev/%s lost its CUSE connection; exiting with status 1 so the service "
+	          "manager restarts espstmd",
+	          d->cfg->name, d->cfg->name);
+	dm->status = 1;
+	stop(dm);
 }
 
 static int start_device(struct daemon *dm, struct device *d)
@@ -131,6 +156,7 @@ static int start_device(struct daemon *dm, struct device *d)
 	    .name = d->cfg->name,
 	    .initial_baud = d->cfg->baud,
 	    .on_ready = on_ready,
+	    .on_dead = on_dead,
 	    .ctx = d,
 	    .debug = dm->debug,
 	};
@@ -284,6 +310,8 @@ int main(int argc, char **argv)
 	}
 
 	uv_run(&dm.loop, UV_RUN_DEFAULT);
+	if (dm.status != 0)
+		status = dm.status;
 	r = uv_loop_close(&dm.loop);
 	if (r < 0)
 		log_debug("uv_loop_close: %s", uv_strerror(r));

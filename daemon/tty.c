@@ -17,6 +17,24 @@
  * sent from the timer, never from inside libfuse's interrupt callback (libfuse holds the
  * request's lock there).
  *
+ * Receive: bridge data goes into a 64 KiB ring (rx_space() answers its free room); every
+ * time a read takes bytes out, the tty calls link_rx_resume() (link.h: the link pauses its
+ * socket reads whenever it holds data the ring could not take).
+ *
+ * Link outage (link state != LINK_UP: reconnecting; link.h) -- what programs see:
+ *  - blocking write: waits for the link; once the link has been not up for
+ *    TTY_WRITE_DOWN_MS (3 s, counted from when it went down, or from the device's start),
+ *    fails with EIO (or returns the count already accepted, if any). A write made when
+ *    the outage is already that old fails at once.
+ *  - O_NONBLOCK write: EAGAIN while the outage is younger than 3 s, then EIO.
+ *  - poll: POLLOUT only while up with room in the link queue and no parked write; once
+ *    the outage is 3 s old, POLLOUT|POLLERR (a select()ing writer wakes and gets EIO).
+ *  - tcdrain: completes once no write is parked (the link dropped its queue).
+ *  - reads: unaffected (bytes already received stay readable; VMIN/VTIME as usual).
+ *
+ * A dead CUSE connection (session ended, or an error on its fd) fails every parked request
+ * with EIO and is reported through tty_config.on_dead; espstmd then exits with status 1.
+ *
  * Not emulated (documented divergences from a kernel tty): no line discipline at all:
  * ICANON is treated as raw with VMIN 1 / VTIME 0, no echo, no ICRNL/ONLCR/ISTRIP
  * processing, no signals (ISIG), no controlling terminal; IXON/IXOFF and CRTSCTS are
@@ -68,10 +86,10 @@ struct pend {
 	/* PEND_READ */
 	struct tty_read_req rd;
 	uint64_t rd_deadline;
-	/* PEND_WRITE */
+	/* PEND_WRITE: data holds what was left after the immediate link_write; base is what
+	 * that call accepted. Replies count base + off. */
 	uint8_t *data;
-	size_t len, off;
-	uint64_t down_deadline; /* 0: link up (no deadline running) */
+	size_t len, off, base;
 	/* PEND_DRAIN: after output drained, apply termios and/or send a break */
 	enum tty_ioc op;
 	struct tm_termios2 newt;
@@ -90,9 +108,11 @@ struct tty_dev {
 	char name[TTY_DEVNAME_MAX + 1];
 	int debug;
 	void (*on_ready)(void *ctx, struct tty_dev *t);
+	void (*on_dead)(void *ctx, struct tty_dev *t);
 	void *ctx;
 
-	struct fuse_session *se;
+	struct fuse_session *se; /* NULL only in unit tests (tty_test_new) */
+	int fpoll_inited;
 	struct fuse_buf fbuf;
 	uv_poll_t fpoll;
 	uv_timer_t timer;
@@ -108,7 +128,6 @@ struct tty_dev {
 	int dtr, rts, excl;
 
 	struct tty_ring rx;
-	int rx_paused;
 	struct tty_icount icount;
 	uint8_t modem; /* last RFC 2217 modem state */
 
@@ -116,6 +135,10 @@ struct tty_dev {
 	unsigned nopen;
 	struct pend *reads, *writes, *drains, *miwaits;
 	int in_service, service_again;
+
+	int link_was_up;      /* last state the link reported was LINK_UP */
+	uint64_t down_since;  /* when the link was last seen leaving LINK_UP (or start) */
+	unsigned last_pollev; /* poll_events() at the end of the last service pass */
 };
 
 #define DBG(d, ...)                                                                                \
@@ -132,6 +155,17 @@ static void on_timer(uv_timer_t *h);
 static uint64_t now_ms(struct tty_dev *d)
 {
 	return uv_now(d->loop);
+}
+
+static int link_is_up(const struct tty_dev *d)
+{
+	return link_get_state(d->link) == LINK_UP;
+}
+
+/* The link has been not up for TTY_WRITE_DOWN_MS: writes fail (tty.c header comment). */
+static int outage_long(struct tty_dev *d, uint64_t now)
+{
+	return !link_is_up(d) && now - d->down_since >= TTY_WRITE_DOWN_MS;
 }
 
 static void list_append(struct pend **head, struct pend *p)
@@ -270,10 +304,7 @@ static void flush_input(struct tty_dev *d)
 	int r = link_purge(d->link, 1);
 	if (r < 0)
 		DBG(d, "%s: purge rx: %s", d->name, strerror(-r));
-	if (d->rx_paused) {
-		d->rx_paused = 0;
-		link_rx_resume(d->link);
-	}
+	link_rx_resume(d->link);
 }
 
 /* Store new termios (TCSETS* after any drain), flush input if asked, carry it to the link.
@@ -321,17 +352,29 @@ static void reply_rx(struct tty_dev *d, fuse_req_t req, size_t n)
 	fuse_reply_iov(req, iov, cnt);
 	tty_ring_pop(&d->rx, NULL, n);
 	DBG(d, "%s: read -> %zu bytes", d->name, n);
-	if (d->rx_paused && tty_ring_space(&d->rx) > 0) {
-		d->rx_paused = 0;
-		link_rx_resume(d->link);
-	}
+	link_rx_resume(d->link); /* room freed: the link may hold data for us (link.h) */
 }
 
+/* During an outage the link holds nothing (it dropped its queue): drained once no write
+ * is parked. */
 static int output_drained(struct tty_dev *d)
 {
-	if (link_get_state(d->link) == LINK_DOWN)
-		return 1; /* nothing can drain; don't hang tcdrain */
 	return d->writes == NULL && link_tx_pending(d->link) == 0;
+}
+
+/* What poll reports now (tty.c header comment: "Link outage"). */
+static unsigned poll_events(struct tty_dev *d, uint64_t now)
+{
+	struct termios_read_cfg rc;
+	termios_model_read_cfg(&d->t, &rc);
+	unsigned ev = 0;
+	if (d->rx.len > 0 && d->rx.len >= tty_read_poll_threshold(rc.vmin, rc.vtime, rc.icanon))
+		ev |= POLLIN | POLLRDNORM;
+	if (link_is_up(d) && d->writes == NULL && link_write_space(d->link) > 0)
+		ev |= POLLOUT | POLLWRNORM;
+	else if (outage_long(d, now))
+		ev |= POLLOUT | POLLWRNORM | POLLERR;
+	return ev;
 }
 
 /* ---- the service pass: answer whatever parked request can be answered ------------- */
@@ -340,23 +383,19 @@ static void service_writes(struct tty_dev *d, uint64_t now)
 {
 	struct pend *p;
 	while ((p = d->writes) != NULL) {
-		enum link_state st = link_get_state(d->link);
-		if (st == LINK_UP) {
-			p->down_deadline = 0;
+		if (link_is_up(d)) {
 			size_t n = link_write(d->link, p->data + p->off, p->len - p->off);
 			p->off += n;
 			d->icount.tx += (uint32_t)n;
 			if (p->off < p->len)
 				return; /* queue full: on_writable resumes */
-			fuse_reply_write(p->req, p->len);
-			DBG(d, "%s: write <- %zu bytes (parked)", d->name, p->len);
+			fuse_reply_write(p->req, p->base + p->len);
+			DBG(d, "%s: write <- %zu bytes (parked)", d->name, p->base + p->len);
 		} else {
-			if (p->down_deadline == 0)
-				p->down_deadline = now + TTY_WRITE_DOWN_MS;
-			if (now < p->down_deadline)
-				return;
-			if (p->off > 0) {
-				fuse_reply_write(p->req, p->off);
+			if (!outage_long(d, now))
+				return; /* next_deadline() wakes us when it is */
+			if (p->base + p->off > 0) {
+				fuse_reply_write(p->req, p->base + p->off);
 			} else {
 				log_warn("%s: write: link not up for %d ms: EIO", d->name,
 				         TTY_WRITE_DOWN_MS);
@@ -451,8 +490,8 @@ static void service_interrupts(struct tty_dev *d, struct pend **list)
 			continue;
 		if (p->kind == PEND_DRAIN && p->break_on)
 			link_set_break(d->link, 0);
-		if (p->kind == PEND_WRITE && p->off > 0)
-			fuse_reply_write(p->req, p->off);
+		if (p->kind == PEND_WRITE && p->base + p->off > 0)
+			fuse_reply_write(p->req, p->base + p->off);
 		else
 			fuse_reply_err(p->req, EINTR);
 		DBG(d, "%s: request interrupted", d->name);
@@ -467,9 +506,11 @@ static uint64_t next_deadline(struct tty_dev *d)
 	for (struct pend *p = d->reads; p; p = p->next)
 		if (p->rd_deadline < dl)
 			dl = p->rd_deadline;
-	for (struct pend *p = d->writes; p; p = p->next)
-		if (p->down_deadline && p->down_deadline < dl)
-			dl = p->down_deadline;
+	/* an outage turns old at down_since + TTY_WRITE_DOWN_MS: parked writes fail, poll
+	 * changes */
+	if (!link_is_up(d) && now_ms(d) - d->down_since < TTY_WRITE_DOWN_MS &&
+	    d->down_since + TTY_WRITE_DOWN_MS < dl)
+		dl = d->down_since + TTY_WRITE_DOWN_MS;
 	for (struct pend *p = d->drains; p; p = p->next)
 		if (p->break_on && p->break_end < dl)
 			dl = p->break_end;
@@ -503,6 +544,13 @@ static void service(struct tty_dev *d)
 		service_miwaits(d);
 	} while (d->service_again);
 	d->in_service = 0;
+
+	/* answered writes, a drained queue or an old outage change what poll reports */
+	unsigned ev = poll_events(d, now_ms(d));
+	if (ev != d->last_pollev) {
+		d->last_pollev = ev;
+		notify_poll(d);
+	}
 
 	uint64_t dl = next_deadline(d);
 	if (dl == TTY_READ_NO_DEADLINE) {
@@ -624,26 +672,28 @@ static void op_write(fuse_req_t req, const char *buf, size_t size, off_t off,
 	(void)off;
 	struct tty_dev *d = fuse_req_userdata(req);
 	int nonblock = (fi->flags & O_NONBLOCK) != 0;
-	enum link_state st = link_get_state(d->link);
+	uint64_t now = now_ms(d);
 	size_t n = 0;
 	DBG(d, "%s: write %zu%s", d->name, size, nonblock ? " nonblock" : "");
 	if (size == 0) {
 		fuse_reply_write(req, 0);
 		return;
 	}
-	if (st == LINK_UP && d->writes == NULL) {
+	if (link_is_up(d) && d->writes == NULL) {
 		n = link_write(d->link, (const uint8_t *)buf, size);
 		d->icount.tx += (uint32_t)n;
 		if (n == size) {
 			fuse_reply_write(req, n);
 			return;
 		}
+	} else if (outage_long(d, now) && d->writes == NULL) {
+		DBG(d, "%s: write: link not up for %d ms: EIO", d->name, TTY_WRITE_DOWN_MS);
+		fuse_reply_err(req, EIO);
+		return;
 	}
 	if (nonblock) {
 		if (n > 0)
 			fuse_reply_write(req, n);
-		else if (st == LINK_DOWN)
-			fuse_reply_err(req, EIO);
 		else
 			fuse_reply_err(req, EAGAIN);
 		return;
@@ -659,25 +709,15 @@ static void op_write(fuse_req_t req, const char *buf, size_t size, off_t off,
 			fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	/* keep only what is left; remember the total for the reply */
+	/* keep only what is left; the reply counts the n bytes already accepted too */
 	memcpy(copy, buf + n, size - n);
 	p->dev = d;
 	p->req = req;
 	p->kind = PEND_WRITE;
 	p->data = copy;
+	p->base = n;
 	p->len = size - n;
 	p->off = 0;
-	/* the reply counts the bytes queued before parking too */
-	if (n > 0) {
-		uint8_t *full = malloc(size);
-		if (full) {
-			memcpy(full, buf, size);
-			free(copy);
-			p->data = full;
-			p->len = size;
-			p->off = n;
-		}
-	}
 	park(&d->writes, p);
 	service(d);
 }
@@ -686,15 +726,8 @@ static void op_poll(fuse_req_t req, struct fuse_file_info *fi, struct fuse_pollh
 {
 	struct tty_dev *d = fuse_req_userdata(req);
 	struct tty_open *o = (struct tty_open *)(uintptr_t)fi->fh;
-	struct termios_read_cfg rc;
-	termios_model_read_cfg(&d->t, &rc);
-	unsigned ev = 0;
-	if (d->rx.len > 0 && d->rx.len >= tty_read_poll_threshold(rc.vmin, rc.vtime, rc.icanon))
-		ev |= POLLIN | POLLRDNORM;
-	enum link_state st = link_get_state(d->link);
-	if ((st == LINK_UP && d->writes == NULL && link_write_space(d->link) > 0) ||
-	    st == LINK_DOWN)
-		ev |= POLLOUT | POLLWRNORM;
+	unsigned ev = poll_events(d, now_ms(d));
+	d->last_pollev = ev;
 	if (ph) {
 		if (o) {
 			if (o->ph)
@@ -832,6 +865,9 @@ static void op_ioctl(fuse_req_t req, int cmd_i, void *arg, struct fuse_file_info
 				DBG(d, "%s: purge tx: %s", d->name, strerror(-r));
 		}
 		fuse_reply_ioctl(req, 0, NULL, 0);
+		/* parked tcdrain/TCSETSW and writes may proceed now; POLLOUT may be back */
+		service(d);
+		notify_poll(d);
 		return;
 	case TTY_IOC_TCSBRK:
 		park_drain(d, req, desc.op, NULL, 0, val == 0 ? TTY_BREAK_MS : 0);
@@ -959,10 +995,7 @@ static void cb_data(void *ctx, const uint8_t *p, size_t n)
 static size_t cb_rx_space(void *ctx)
 {
 	struct tty_dev *d = ctx;
-	size_t s = tty_ring_space(&d->rx);
-	if (s == 0)
-		d->rx_paused = 1;
-	return s;
+	return tty_ring_space(&d->rx); /* reply_rx() calls link_rx_resume() after each read */
 }
 
 static void cb_writable(void *ctx)
@@ -977,6 +1010,12 @@ static void cb_state(void *ctx, enum link_state st)
 	struct tty_dev *d = ctx;
 	static const char *names[] = {"down", "connecting", "up"};
 	DBG(d, "%s: link %s", d->name, (unsigned)st < 3 ? names[st] : "?");
+	if (st == LINK_UP) {
+		d->link_was_up = 1;
+	} else if (d->link_was_up) {
+		d->link_was_up = 0;
+		d->down_since = now_ms(d); /* an outage starts: writes fail 3 s from now */
+	}
 	service(d);
 	notify_poll(d);
 }
@@ -1014,6 +1053,7 @@ static void cb_linestate(void *ctx, uint8_t st)
 static void cb_drained(void *ctx)
 {
 	service(ctx);
+	notify_poll(ctx); /* the link queue is empty: room for writers */
 }
 
 static const struct link_callbacks tty_link_cb = {
@@ -1079,12 +1119,31 @@ static void fail_all(struct tty_dev *d, int err)
 	}
 }
 
+/* The CUSE connection is gone for good: answer everything parked, stop watching the fd,
+ * tell the owner (who frees us; nothing may touch d after on_dead). */
+static void session_lost(struct tty_dev *d, const char *why)
+{
+	if (d->session_dead || d->freeing)
+		return;
+	log_error("%s: CUSE session ended (%s); /dev/%s is gone", d->name, why, d->name);
+	d->session_dead = 1;
+	if (d->fpoll_inited)
+		uv_poll_stop(&d->fpoll);
+	fail_all(d, EIO);
+	if (d->on_dead)
+		d->on_dead(d->ctx, d);
+}
+
 static void on_fuse(uv_poll_t *h, int status, int events)
 {
 	struct tty_dev *d = h->data;
 	(void)events;
-	if (status < 0) {
-		log_error("%s: CUSE fd poll: %s", d->name, uv_strerror(status));
+	if (d->session_dead || d->freeing)
+		return;
+	if (status < 0) { /* e.g. EPOLLERR after the connection was aborted */
+		char why[96];
+		snprintf(why, sizeof(why), "error on the CUSE fd: %s", uv_strerror(status));
+		session_lost(d, why);
 		return;
 	}
 	for (int i = 0; i < TTY_FUSE_BATCH; i++) {
@@ -1094,14 +1153,12 @@ static void on_fuse(uv_poll_t *h, int status, int events)
 		if (r == -EINTR)
 			continue;
 		if (r <= 0 || fuse_session_exited(d->se)) {
-			log_error("%s: CUSE session ended (%s); /dev/%s is gone", d->name,
-			          r < 0 ? strerror(-r) : "device closed", d->name);
-			d->session_dead = 1;
-			uv_poll_stop(&d->fpoll);
-			fail_all(d, EIO);
+			session_lost(d, r < 0 ? strerror(-r) : "device closed");
 			return;
 		}
 		fuse_session_process_buf(d->se, &d->fbuf);
+		if (d->session_dead || d->freeing)
+			return;
 	}
 }
 
@@ -1110,7 +1167,8 @@ static void on_handle_closed(uv_handle_t *h)
 	struct tty_dev *d = h->data;
 	if (--d->handles > 0)
 		return;
-	fuse_session_destroy(d->se); /* closes the /dev/cuse fd: the kernel removes the node */
+	if (d->se)
+		fuse_session_destroy(d->se); /* closes the /dev/cuse fd: the node goes away */
 	free(d->fbuf.mem);
 	free(d);
 }
@@ -1127,6 +1185,39 @@ static int name_ok(const char *n)
 			return 0;
 	}
 	return 1;
+}
+
+static struct tty_dev *dev_alloc(uv_loop_t *loop, const struct tty_config *cfg, struct link *link)
+{
+	struct tty_dev *d = calloc(1, sizeof(*d));
+	if (!d)
+		return NULL;
+	d->loop = loop;
+	d->link = link;
+	snprintf(d->name, sizeof(d->name), "%s", cfg->name);
+	d->debug = cfg->debug;
+	d->on_ready = cfg->on_ready;
+	d->on_dead = cfg->on_dead;
+	d->ctx = cfg->ctx;
+	termios_model_init(&d->t, cfg->initial_baud ? cfg->initial_baud : 115200);
+	/* A fresh port starts raw on input (no IXON), so the link starts without flow
+	 * control; tty_std_termios would set ICRNL|IXON. */
+	d->t.c_iflag = 0;
+	d->down_since = now_ms(d); /* not up yet: the outage clock runs from the start */
+	return d;
+}
+
+/* Handles are up: attach to the link and set the port's initial state. */
+static void dev_start(struct tty_dev *d)
+{
+	link_set_callbacks(d->link, &tty_link_cb, d);
+	d->link_was_up = link_is_up(d);
+	/* the port's initial state: DTR and RTS deasserted, line and flow from termios */
+	d->dtr = 1;
+	d->rts = 1;
+	set_lines(d, 0, 0);
+	sync_link(d);
+	service(d); /* arms the outage timer if the link is not up */
 }
 
 int tty_dev_new(uv_loop_t *loop, const struct tty_config *cfg, struct link *link,
@@ -1153,21 +1244,11 @@ int tty_dev_new(uv_loop_t *loop, const struct tty_config *cfg, struct link *link
 		return -EEXIST;
 	}
 
-	struct tty_dev *d = calloc(1, sizeof(*d));
+	struct tty_dev *d = dev_alloc(loop, cfg, link);
 	if (!d) {
 		close(fd);
 		return -ENOMEM;
 	}
-	d->loop = loop;
-	d->link = link;
-	snprintf(d->name, sizeof(d->name), "%s", cfg->name);
-	d->debug = cfg->debug;
-	d->on_ready = cfg->on_ready;
-	d->ctx = cfg->ctx;
-	termios_model_init(&d->t, cfg->initial_baud ? cfg->initial_baud : 115200);
-	/* A fresh port starts raw on input (no IXON), so the link starts without flow
-	 * control; tty_std_termios would set ICRNL|IXON. */
-	d->t.c_iflag = 0;
 
 	char devname[TTY_DEVNAME_MAX + 16];
 	snprintf(devname, sizeof(devname), "DEVNAME=%s", cfg->name);
@@ -1197,6 +1278,7 @@ int tty_dev_new(uv_loop_t *loop, const struct tty_config *cfg, struct link *link
 	int r = uv_poll_init(loop, &d->fpoll, fd);
 	if (r == 0) {
 		d->handles++;
+		d->fpoll_inited = 1;
 		d->fpoll.data = d;
 		r = uv_timer_init(loop, &d->timer);
 		if (r == 0) {
@@ -1219,12 +1301,7 @@ int tty_dev_new(uv_loop_t *loop, const struct tty_config *cfg, struct link *link
 		return r;
 	}
 
-	link_set_callbacks(link, &tty_link_cb, d);
-	/* the port's initial state: DTR and RTS deasserted, line and flow from termios */
-	d->dtr = 1;
-	d->rts = 1;
-	set_lines(d, 0, 0);
-	sync_link(d);
+	dev_start(d);
 	log_info("%s: CUSE device registering as /dev/%s", d->name, d->name);
 	*out = d;
 	return 0;
@@ -1244,8 +1321,43 @@ void tty_dev_free(struct tty_dev *t)
 	}
 	t->freeing = 1;
 	link_set_callbacks(t->link, &nop_link_cb, NULL);
-	uv_poll_stop(&t->fpoll);
 	uv_timer_stop(&t->timer);
-	uv_close((uv_handle_t *)&t->fpoll, on_handle_closed);
+	if (t->fpoll_inited) {
+		uv_poll_stop(&t->fpoll);
+		uv_close((uv_handle_t *)&t->fpoll, on_handle_closed);
+	}
 	uv_close((uv_handle_t *)&t->timer, on_handle_closed);
 }
+
+#ifdef ESPSTM_UNIT_TEST
+int tty_test_new(uv_loop_t *loop, const struct tty_config *cfg, struct link *link,
+                 struct tty_dev **out)
+{
+	if (!loop || !cfg || !link || !out || !name_ok(cfg->name))
+		return -EINVAL;
+	struct tty_dev *d = dev_alloc(loop, cfg, link);
+	if (!d)
+		return -ENOMEM;
+	int r = uv_timer_init(loop, &d->timer);
+	if (r != 0) {
+		free(d);
+		return r;
+	}
+	d->handles = 1;
+	d->timer.data = d;
+	d->fpoll.data = d;
+	dev_start(d);
+	*out = d;
+	return 0;
+}
+
+const struct cuse_lowlevel_ops *tty_test_ops(void)
+{
+	return &tty_ops;
+}
+
+void tty_test_fuse_event(struct tty_dev *t, int status)
+{
+	on_fuse(&t->fpoll, status, 0);
+}
+#endif

@@ -19,6 +19,11 @@ struct tty_config {
 	uint32_t initial_baud; /* termios speed a fresh device starts with (default 115200) */
 	/* Called once when the kernel has created the device node (CUSE INIT done). */
 	void (*on_ready)(void *ctx, struct tty_dev *t);
+	/* Called once when the CUSE connection is gone (session ended, or its fd reports an
+	 * error, e.g. after "echo 1 > /sys/fs/fuse/connections/N/abort"): /dev/<name> no
+	 * longer works and cannot come back; parked requests were answered EIO. The caller
+	 * should free the tty (tty_dev_free is safe from inside this callback). May be NULL. */
+	void (*on_dead)(void *ctx, struct tty_dev *t);
 	void *ctx;
 	int debug; /* log every request */
 };
@@ -32,5 +37,17 @@ int tty_dev_new(uv_loop_t *loop, const struct tty_config *cfg, struct link *link
                 struct tty_dev **out);
 /* Remove the device (pending requests are answered EIO) and free it. */
 void tty_dev_free(struct tty_dev *t);
+
+#ifdef ESPSTM_UNIT_TEST
+/* Unit tests only: a tty without a CUSE session (no /dev/cuse, no device node); the test
+ * drives the CUSE operations itself with fake requests (it defines the fuse_reply_* and
+ * fuse_req_* functions tty.c calls, which take precedence over libfuse's). */
+struct cuse_lowlevel_ops;
+int tty_test_new(uv_loop_t *loop, const struct tty_config *cfg, struct link *link,
+                 struct tty_dev **out);
+const struct cuse_lowlevel_ops *tty_test_ops(void);
+/* What the uv_poll callback on the CUSE fd does when libuv reports status (< 0: error). */
+void tty_test_fuse_event(struct tty_dev *t, int status);
+#endif
 
 #endif

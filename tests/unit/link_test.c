@@ -671,6 +671,27 @@ START_TEST(tx_queue_bound)
 }
 END_TEST
 
+static bool writable_seen(void)
+{
+	return tty.writable > 0;
+}
+
+/* Review defect 2: a link_write() that fills the queue exactly (no short return) must
+ * still be followed by on_writable once the queue has room (the tty's POLLOUT hangs on it). */
+START_TEST(writable_after_exact_fill)
+{
+	static uint8_t buf[LINK_TXQ_MAX];
+	memset(buf, 0x5a, sizeof buf);
+	open_link(50, 400);
+	ck_assert(run_until(is_up, 2000));
+	run_for(20);
+	ck_assert_uint_eq(link_write(tty.l, buf, sizeof buf), LINK_TXQ_MAX);
+	ck_assert_uint_eq(link_write_space(tty.l), 0);
+	ck_assert(run_until(writable_seen, 2000));
+	ck_assert_uint_gt(link_write_space(tty.l), 0);
+}
+END_TEST
+
 START_TEST(settings_ordered_with_data)
 {
 	static const uint8_t a[] = "before", b[] = "after";
@@ -897,6 +918,7 @@ static Suite *link_suite(void)
 	tcase_add_test(tc, iac_escaping);
 	tcase_add_test(tc, rx_backpressure);
 	tcase_add_test(tc, tx_queue_bound);
+	tcase_add_test(tc, writable_after_exact_fill);
 	tcase_add_test(tc, settings_ordered_with_data);
 	tcase_add_test(tc, reconnect_backoff);
 	tcase_add_test(tc, connection_refused_then_server_appears);

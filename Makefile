@@ -67,8 +67,10 @@ unit: $(BUILD)/unit-tests
 e2e: all
 	ESPSTM_BUILD=$(BUILD) tests/e2e/run
 
-# make check: unit tests, a short bounded fuzz run of every target, then the e2e suite.
+# make check: unit tests, the core cross-compiled and tested on the ESP8266 CPU (lx106,
+# qemu), a short bounded fuzz run of every target, then the e2e suite.
 check: unit
+	$(MAKE) cross lx106-check
 	$(MAKE) fuzz FUZZ_SECONDS=$(CHECK_FUZZ_SECONDS)
 	$(MAKE) e2e
 CHECK_FUZZ_SECONDS ?= 10
@@ -98,5 +100,8 @@ format:
 
 clean:
 	rm -rf $(BUILD)
+
+# ESP8266 (lx106) cross-compile of firmware/core and its tests under qemu-system-xtensa.
+include tests/lx106/lx106.mk
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,238 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * RFC 2217 server: one FreeRTOS task per target, one listening lwIP socket per target, one
+ * client at a time (a second one is told "busy" and closed). Sockets are used without
+ * blocking (select + MSG_DONTWAIT). Data paths are bounded and use only the static buffers of
+ * struct espstm_target: the socket is read only as far as bridge_net_room() allows and not
+ * at all while earlier bytes wait, so a slow UART pushes back on TCP (window closes).
+ */
+#include "target.h"
+
+#include "esp_log.h"
+#include "esp_timer.h"
+#include "freertos/FreeRTOS.h"
+#include "freertos/task.h"
+#include "lwip/sockets.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#define TASK_STACK    4096
+#define TASK_PRIO     5
+#define ACTIVE_MS     200 /* after moving data, poll every tick for this long */
+#define IDLE_POLL_MS  10  /* UART RX poll period while a client is idle */
+#define NOCLIENT_MS   100 /* without a client (UART bytes are only drained) */
+
+static int listen_on(struct espstm_target *t)
+{
+	int fd = lwip_socket(AF_INET, SOCK_STREAM, IPPROTO_TCP);
+	if (fd < 0) {
+		ESP_LOGE(t->tag, "socket: errno %d", errno);
+		return -1;
+	}
+	int one = 1;
+	lwip_setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	struct sockaddr_in sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_port = htons(t->port);
+	sa.sin_addr.s_addr = htonl(INADDR_ANY);
+	if (lwip_bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || lwip_listen(fd, 1) < 0) {
+		ESP_LOGE(t->tag, "listen on port %u: errno %d", t->port, errno);
+		lwip_close(fd);
+		return -1;
+	}
+	t->lfd = fd;
+	ESP_LOGI(t->tag, "RFC 2217 server on TCP port %u", t->port);
+	return 0;
+}
+
+static void drop_client(struct espstm_target *t, const char *why, int err)
+{
+	if (t->cfd < 0)
+		return;
+	if (err)
+		ESP_LOGI(t->tag, "client disconnected (%s, errno %d)", why, err);
+	else
+		ESP_LOGI(t->tag, "client disconnected (%s)", why);
+	lwip_close(t->cfd);
+	t->cfd = -1;
+	t->rlen = 0;
+	t->net_blocked = 0;
+	t->net_error = 0;
+	bridge_disconnect(&t->br); /* restores framing and pins, timed steps via bridge_poll */
+}
+
+static void accept_client(struct espstm_target *t)
+{
+	struct sockaddr_in peer;
+	socklen_t plen = sizeof(peer);
+	int fd = lwip_accept(t->lfd, (struct sockaddr *)&peer, &plen);
+	if (fd < 0)
+		return;
+	if (t->cfd >= 0) {
+		static const char busy[] = "espstm: busy: another client is connected; closing\r\n";
+		ESP_LOGI(t->tag, "second client refused (target busy)");
+		lwip_send(fd, busy, sizeof(busy) - 1, MSG_DONTWAIT);
+		lwip_close(fd);
+		return;
+	}
+	int one = 1;
+	lwip_setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	/* A host that vanishes (WiFi gone, laptop asleep) must not hold the target forever. */
+	lwip_setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+#if defined(TCP_KEEPIDLE) && defined(TCP_KEEPINTVL) && defined(TCP_KEEPCNT)
+	int idle = 10, intvl = 2, cnt = 3;
+	lwip_setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+	lwip_setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
+	lwip_setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
+#endif
+	t->cfd = fd;
+	t->rlen = 0;
+	t->net_blocked = 0;
+	t->net_error = 0;
+	uint8_t a[4];
+	memcpy(a, &peer.sin_addr.s_addr, 4);
+	ESP_LOGI(t->tag, "client %u.%u.%u.%u:%u connected", a[0], a[1], a[2], a[3],
+	         (unsigned)ntohs(peer.sin_port));
+	bridge_connect(&t->br);
+}
+
+/* Read what the bridge can take right now from the socket (never more). Returns bytes moved. */
+static size_t net_in(struct espstm_target *t)
+{
+	size_t moved = 0;
+	if (t->rlen) {
+		size_t k = bridge_from_net(&t->br, t->rbuf, t->rlen);
+		memmove(t->rbuf, t->rbuf + k, t->rlen - k);
+		t->rlen -= k;
+		moved += k;
+	}
+	return moved;
+}
+
+static int net_read(struct espstm_target *t)
+{
+	size_t room = bridge_net_room(&t->br);
+	if (room > sizeof(t->rbuf) - t->rlen)
+		room = sizeof(t->rbuf) - t->rlen;
+	if (room == 0)
+		return 0;
+	ssize_t k = lwip_recv(t->cfd, t->rbuf + t->rlen, room, MSG_DONTWAIT);
+	if (k == 0) {
+		drop_client(t, "end of stream", 0);
+		return -1;
+	}
+	if (k < 0) {
+		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+			return 0;
+		drop_client(t, "receive error", errno);
+		return -1;
+	}
+	t->rlen += (size_t)k;
+	net_in(t);
+	return (int)k;
+}
+
+/* UART -> bridge: read at most what the leftover buffer holds; keep what the bridge refuses. */
+static size_t uart_in(struct espstm_target *t)
+{
+	size_t moved = 0;
+	for (int guard = 0; guard < 8; guard++) {
+		if (t->ulen < sizeof(t->ubuf)) {
+			int k = uart_read_bytes(t->uart, t->ubuf + t->ulen,
+			                        (uint32_t)(sizeof(t->ubuf) - t->ulen), 0);
+			if (k > 0)
+				t->ulen += (size_t)k;
+		}
+		if (t->ulen == 0)
+			break;
+		size_t k = bridge_from_uart(&t->br, t->ubuf, t->ulen);
+		memmove(t->ubuf, t->ubuf + k, t->ulen - k);
+		t->ulen -= k;
+		moved += k;
+		if (k == 0)
+			break;
+	}
+	return moved;
+}
+
+static void target_task(void *arg)
+{
+	struct espstm_target *t = arg;
+	int64_t active_until = 0;
+	for (;;) {
+		if (t->lfd < 0 && listen_on(t) < 0) {
+			vTaskDelay(pdMS_TO_TICKS(1000));
+			continue;
+		}
+		/* move everything that can move now */
+		size_t moved = net_in(t);
+		bridge_poll(&t->br);
+		moved += uart_in(t);
+		bridge_poll(&t->br);
+		if (t->net_error)
+			drop_client(t, "send error", t->net_error);
+
+		int64_t now = esp_timer_get_time();
+		if (moved)
+			active_until = now + ACTIVE_MS * 1000;
+
+		/* how long select may sleep */
+		int32_t wait_ms = t->cfd >= 0 ? IDLE_POLL_MS : NOCLIENT_MS;
+		if (now < active_until || t->ulen || t->rlen || bridge_tx_pending(&t->br))
+			wait_ms = 1; /* UART FIFO / pending bytes: look again next tick */
+		int32_t bn = bridge_next_ms(&t->br);
+		if (bn >= 0 && bn < wait_ms)
+			wait_ms = bn;
+
+		fd_set rd, wr;
+		FD_ZERO(&rd);
+		FD_ZERO(&wr);
+		FD_SET(t->lfd, &rd);
+		int maxfd = t->lfd;
+		if (t->cfd >= 0) {
+			if (t->rlen == 0 && bridge_net_room(&t->br) > 0)
+				FD_SET(t->cfd, &rd);
+			if (t->net_blocked)
+				FD_SET(t->cfd, &wr);
+			if (t->cfd > maxfd)
+				maxfd = t->cfd;
+		}
+		struct timeval tv = {.tv_sec = wait_ms / 1000, .tv_usec = (wait_ms % 1000) * 1000};
+		int n = lwip_select(maxfd + 1, &rd, &wr, NULL, &tv);
+		if (n < 0) {
+			if (errno != EINTR) {
+				ESP_LOGE(t->tag, "select: errno %d", errno);
+				vTaskDelay(1);
+			}
+			continue;
+		}
+		if (n == 0)
+			continue;
+		if (t->cfd >= 0 && FD_ISSET(t->cfd, &wr))
+			t->net_blocked = 0; /* bridge_poll offers the queued output again */
+		if (t->cfd >= 0 && FD_ISSET(t->cfd, &rd)) {
+			int k = net_read(t);
+			if (k > 0)
+				active_until = esp_timer_get_time() + ACTIVE_MS * 1000;
+		}
+		if (FD_ISSET(t->lfd, &rd))
+			accept_client(t);
+	}
+}
+
+int rfc2217_start(unsigned index)
+{
+	if (index >= ESPSTM_MAX_TARGETS || !espstm_targets[index].ready)
+		return -1;
+	struct espstm_target *t = &espstm_targets[index];
+	static char names[ESPSTM_MAX_TARGETS][12];
+	snprintf(names[index], sizeof(names[index]), "rfc2217-%u", index);
+	if (xTaskCreate(target_task, names[index], TASK_STACK, t, TASK_PRIO, NULL) != pdPASS) {
+		ESP_LOGE(t->tag, "cannot create the server task");
+		return -1;
+	}
+	return 0;
+}

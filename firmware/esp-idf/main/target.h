@@ -1,0 +1,42 @@
+/* SPDX-License-Identifier: MIT */
+/* One STM32 target: its UART, BOOT0/NRST pins, bridge session and socket state. Every buffer
+ * is static (no heap in the data path). Private to hal_esp.c and rfc2217_task.c. */
+#ifndef ESPSTM_TARGET_H
+#define ESPSTM_TARGET_H
+
+#include "espstm.h"
+
+#include "driver/uart.h"
+
+#include <stdint.h>
+
+#define TARGET_NET_BUF  1024 /* network bytes received and not yet taken by the bridge */
+#define TARGET_UART_BUF 512  /* UART bytes read and not yet taken by the bridge */
+#define TARGET_UART_RX_RING 2048 /* driver RX ring buffer (> 128-byte FIFO) */
+
+struct espstm_target {
+	unsigned index;
+	int ready;
+	uart_port_t uart;
+	int nrst_gpio, boot0_gpio;
+	uint16_t port;
+	char tag[12]; /* log tag "espstm.t0" */
+	struct bridge br;
+	struct bridge_settings bset;
+	/* sockets (lwIP descriptors, -1 = none) */
+	int lfd, cfd;
+	int net_blocked; /* the socket refused bytes: wait for it to be writable */
+	int net_error;   /* send failed: drop the client */
+	uint8_t rbuf[TARGET_NET_BUF];
+	size_t rlen;
+	uint8_t ubuf[TARGET_UART_BUF];
+	size_t ulen;
+	/* transmitter state (ESP8266: FIFO count + one character time) */
+	uint32_t char_us; /* time of one character at the current framing (us), rounded up */
+	int64_t tx_empty_since; /* esp_timer time the FIFO was first seen empty, -1 unknown */
+};
+
+extern struct espstm_target espstm_targets[ESPSTM_MAX_TARGETS];
+extern const struct hal_ops espstm_hal;
+
+#endif

@@ -26,7 +26,7 @@
 
 static const char *TAG = "espstm.wifi";
 
-#define GOT_IP_BIT BIT0
+#define GOT_IP_BIT (1u << 0)
 
 static EventGroupHandle_t ev;
 static int sta_enabled;

@@ -186,6 +186,8 @@ static void target_task(void *arg)
 		int32_t bn = bridge_next_ms(&t->br);
 		if (bn >= 0 && bn < wait_ms)
 			wait_ms = bn;
+		if (wait_ms < 1)
+			wait_ms = 1; /* always block at least a tick: the idle task (watchdog) runs */
 
 		fd_set rd, wr;
 		FD_ZERO(&rd);

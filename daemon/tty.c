@@ -116,7 +116,8 @@ struct tty_dev {
 	struct fuse_buf fbuf;
 	uv_poll_t fpoll;
 	uv_timer_t timer;
-	int handles; /* libuv handles not yet closed */
+	int timer_grace; /* 1: the timer expired once and was re-armed for an I/O pass (on_timer) */
+	int handles;     /* libuv handles not yet closed */
 	int session_dead;
 	int freeing;
 
@@ -517,9 +518,23 @@ static uint64_t next_deadline(struct tty_dev *d)
 	return dl;
 }
 
+/*
+ * A deadline passed (VMIN/VTIME timer, outage, break). libuv runs expired timers before it
+ * polls I/O, so if this process was not scheduled for a while, bytes the bridge sent in time
+ * may sit unread in the socket while the deadline looks missed. A real tty's driver fills the
+ * buffer independently of the reader; to match that, the first expiry only re-arms the timer
+ * for 1 ms, which makes the loop poll I/O once (delivering such bytes through cb_data) before
+ * the second expiry decides. service() clears the flag whenever it re-arms the timer.
+ */
 static void on_timer(uv_timer_t *h)
 {
-	service(h->data);
+	struct tty_dev *d = h->data;
+	if (!d->timer_grace) {
+		d->timer_grace = 1;
+		uv_timer_start(h, on_timer, 1, 0);
+		return;
+	}
+	service(d);
 }
 
 static void service(struct tty_dev *d)
@@ -553,6 +568,7 @@ static void service(struct tty_dev *d)
 	}
 
 	uint64_t dl = next_deadline(d);
+	d->timer_grace = 0;
 	if (dl == TTY_READ_NO_DEADLINE) {
 		uv_timer_stop(&d->timer);
 	} else {

@@ -12,7 +12,7 @@
 
 /* Operation kinds in the in-band queue. OP_DISC: the client left; restore the default
  * framing and lines (queued so it too waits for the UART to finish sending). */
-enum { OP_DATA = 1, OP_CMD = 2, OP_DISC = 3 };
+enum { OP_DATA = 1, OP_CMD = 2, OP_DISC = 3, OP_ACT = 4 /* bridge_action(), code = action */ };
 
 /* SIGNATURE answer: at most SIG_MAX text bytes, each possibly doubled (0xFF), plus
  * IAC SB COM-PORT code ... IAC SE. Other queued answers need at most CMD_ANSWER_MAX. */
@@ -516,7 +516,7 @@ static void push_cmd(struct bridge *s, uint8_t code, uint32_t v)
  * auto-boot): it must wait until the UART has sent every earlier byte. Queries do not. */
 static int op_needs_drain(const struct bridge_op *o)
 {
-	if (o->kind == OP_DISC)
+	if (o->kind == OP_DISC || o->kind == OP_ACT)
 		return 1;
 	if (o->kind != OP_CMD)
 		return 0;
@@ -561,6 +561,7 @@ static int tx_drained(struct bridge *s)
 }
 
 static void disconnect_lines(struct bridge *s);
+static void exec_action(struct bridge *s, uint8_t a);
 
 /* Execute queued operations in stream order until one has to wait. */
 static void run_ops(struct bridge *s)
@@ -585,6 +586,12 @@ static void run_ops(struct bridge *s)
 		if (o->kind == OP_DISC) {
 			op_pop(s);
 			disconnect_lines(s);
+			continue;
+		}
+		if (o->kind == OP_ACT) {
+			uint8_t a = o->code;
+			op_pop(s);
+			exec_action(s, a);
 			continue;
 		}
 		if (o->kind == OP_DATA) {
@@ -874,7 +881,15 @@ void bridge_disconnect(struct bridge *s)
 		return;
 	s->mode = BRIDGE_IDLE;
 	s->out_len = s->out_head = 0;
-	s->ops_len = s->ops_head = 0;
+	/* Keep queued out-of-band actions (they are not the client's); drop the rest. */
+	size_t keep = 0;
+	for (size_t i = 0; i < s->ops_len; i++) {
+		struct bridge_op o = s->ops[(s->ops_head + i) % BRIDGE_OPS];
+		if (o.kind == OP_ACT)
+			s->ops[keep++] = o;
+	}
+	s->ops_head = 0;
+	s->ops_len = keep;
 	s->data_len = s->data_head = 0;
 	s->ab_armed = 0;
 	if (s->brk && s->hal->uart_break)
@@ -892,6 +907,10 @@ void bridge_disconnect(struct bridge *s)
 /* The queued part of bridge_disconnect(). */
 static void disconnect_lines(struct bridge *s)
 {
+	if (s->pinned) {
+		blog(s, HAL_LOG_INFO, "legacy: bootloader mode kept after the disconnect (until run)");
+		return;
+	}
 	/* Back to the settings' framing; leaving 8E1 here may run leave_boot(). */
 	struct hal_uart_cfg c = s->set.uart;
 	apply_cfg(s, &c, "default configuration");
@@ -905,6 +924,79 @@ static void disconnect_lines(struct bridge *s)
 		leave_boot(s, "client disconnected, chip in the bootloader");
 	else
 		apply_lines(s, 1); /* lines deasserted: the map's pins, no hold */
+}
+
+/* The queued part of bridge_action(). Reuses apply_cfg / start_reset (the same pin order
+ * and timing as auto-boot: BOOT0 first, NRST low reset_ms, release, settle hold). */
+static void exec_action(struct bridge *s, uint8_t a)
+{
+	struct hal_uart_cfg c = s->uart;
+	switch (a) {
+	case BRIDGE_ACT_RESET:
+		blog(s, HAL_LOG_INFO, "action: reset: NRST pulse %u ms, BOOT0 %s",
+		     (unsigned)s->set.reset_ms, s->boot0 == 1 ? "high" : "low");
+		start_reset(s, s->boot0 == 1);
+		break;
+	case BRIDGE_ACT_BOOTLOADER:
+		c.baud = 115200;
+		c.data_bits = 8;
+		c.parity = RFC2217_PARITY_EVEN;
+		c.stop = RFC2217_STOPSIZE_1;
+		c.flow = RFC2217_CONTROL_FLOW_NONE;
+		apply_cfg(s, &c, "bootloader framing 115200 8E1");
+		s->ab_armed = 0;
+		s->in_boot = 1;
+		s->pinned = 1;
+		blog(s, HAL_LOG_INFO, "action: bootloader: BOOT0 high, NRST pulse %u ms, settle %u ms",
+		     (unsigned)s->set.reset_ms, (unsigned)s->set.settle_ms);
+		start_reset(s, 1);
+		break;
+	case BRIDGE_ACT_RUN:
+		c = s->set.uart;
+		c.data_bits = 8;
+		c.parity = RFC2217_PARITY_NONE;
+		c.stop = RFC2217_STOPSIZE_1;
+		apply_cfg(s, &c, "user framing 8N1"); /* may start leave_boot(): restarted below */
+		s->ab_armed = 0;
+		s->in_boot = 0;
+		s->pinned = 0;
+		blog(s, HAL_LOG_INFO, "action: run: BOOT0 low, NRST pulse %u ms (application)",
+		     (unsigned)s->set.reset_ms);
+		start_reset(s, 0);
+		break;
+	default:
+		break;
+	}
+}
+
+int bridge_action(struct bridge *s, enum bridge_action a)
+{
+	if (a != BRIDGE_ACT_RESET && a != BRIDGE_ACT_BOOTLOADER && a != BRIDGE_ACT_RUN)
+		return -EINVAL;
+	/* One entry stays free for the OP_DISC of bridge_disconnect(). */
+	struct bridge_op *o = s->ops_len + 1 < BRIDGE_OPS ? op_push(s) : NULL;
+	if (!o) {
+		blog(s, HAL_LOG_ERROR, "action %d refused: operation queue full", (int)a);
+		return -EBUSY;
+	}
+	o->kind = OP_ACT;
+	o->code = (uint8_t)a;
+	bridge_poll(s);
+	return 0;
+}
+
+void bridge_force_raw(struct bridge *s)
+{
+	if (s->mode != BRIDGE_PENDING)
+		return;
+	s->mode = BRIDGE_RAW;
+	blog(s, HAL_LOG_DEBUG, "bridge: raw client (no Telnet detection)");
+}
+
+void bridge_log(struct bridge *s, enum hal_log_level level, const char *line)
+{
+	if (s->hal->log)
+		s->hal->log(s->ctx, level, line);
 }
 
 int bridge_connected(const struct bridge *s)

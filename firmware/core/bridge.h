@@ -128,6 +128,9 @@ struct bridge {
 	int rel_pending;
 	uint32_t rel_at;
 	int boot0_at_release; /* BOOT0 level at the last NRST release (chip's latched value) */
+	/* bridge_action(BRIDGE_ACT_BOOTLOADER) pinned 8E1 + bootloader until BRIDGE_ACT_RUN:
+	 * a disconnect keeps framing and pins */
+	int pinned;
 };
 
 /* Fill s with defaults: direct map, auto_boot sync, settle 50 ms, reset 10 ms,
@@ -196,6 +199,29 @@ int32_t bridge_next_ms(const struct bridge *s);
 /* 1 if network->UART data or operations are queued (the platform should poll again when
  * the UART has room). */
 int bridge_tx_pending(const struct bridge *s);
+
+/*
+ * Boot-control actions requested out of band (legacy control port, firmware/core/legacy.h),
+ * with or without a connected client. Queued like an in-band command: executed after the
+ * commands queued before it, once the UART has sent what it holds.
+ *  BRIDGE_ACT_RESET: NRST pulse of reset_ms with BOOT0 unchanged, then the settle hold.
+ *  BRIDGE_ACT_BOOTLOADER: UART 115200 8E1 (no flow control), BOOT0 high, NRST pulse, settle.
+ *    Automatic entry is disarmed (a following 0x7F causes no second reset) and the state is
+ *    pinned: a client disconnect keeps this framing and the bootloader (the legacy workflow
+ *    runs one stm32flash connection after another) until BRIDGE_ACT_RUN.
+ *  BRIDGE_ACT_RUN: UART back to the settings' baud with 8N1 (settings' flow control),
+ *    BOOT0 low, NRST pulse (application runs), settle; unpins.
+ * Returns 0, or -EBUSY if the operation queue is full (nothing done).
+ */
+enum bridge_action { BRIDGE_ACT_RESET = 1, BRIDGE_ACT_BOOTLOADER = 2, BRIDGE_ACT_RUN = 3 };
+int bridge_action(struct bridge *s, enum bridge_action a);
+
+/* Right after bridge_connect(): the client is a plain byte stream (no Telnet detection,
+ * 0xFF passed as is), e.g. the legacy raw port. No effect in another mode. */
+void bridge_force_raw(struct bridge *s);
+
+/* One line through the session's HAL log (no trailing newline). */
+void bridge_log(struct bridge *s, enum hal_log_level level, const char *line);
 
 /* Current UART configuration and line states (for logs/tests). */
 const struct hal_uart_cfg *bridge_uart(const struct bridge *s);

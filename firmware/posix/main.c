@@ -5,6 +5,7 @@
  */
 #include "bridge.h"
 #include "stm32sim.h"
+#include "legacy_posix.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -350,6 +351,12 @@ static void on_connection(uv_stream_t *server, int status)
 	pump(a);
 }
 
+/* --legacy hook: main's pump for legacy.c */
+static void legacy_pump(void *a)
+{
+	pump(a);
+}
+
 static void on_signal(uv_signal_t *h, int signum)
 {
 	struct app *a = h->data;
@@ -381,6 +388,9 @@ static void usage(FILE *f)
 	    "  --settle-ms N          UART TX hold after NRST release (default 50)\n"
 	    "  --esptool-hold-ms N    esptool map: NRST release delay that lets a following\n"
 	    "                         BOOT0 change apply first (default 100, 0 = none)\n"
+	    "  --legacy               also serve the seed firmware's raw port and control port\n"
+	    "                         (r, u, e) on the --listen host\n"
+	    "  --legacy-ports R,C     their ports (default 1234,1235; 0 = ephemeral, printed)\n"
 	    "  -v, --verbose          log every RFC 2217 command and pin change\n"
 	    "  -h, --help             this text\n"
 	    "  -V, --version          print the version\n"
@@ -404,6 +414,8 @@ int main(int argc, char **argv)
 	const char *flash = NULL;
 	uint32_t app_baud = 0, settle = 50;
 	int instant = 0;
+	int legacy = 0;
+	uint32_t legacy_raw = 1234, legacy_ctl = 1235;
 	A.target = "sim:stm32f103";
 	bridge_settings_default(&A.set);
 	static const struct option lo[] = {
@@ -419,6 +431,8 @@ int main(int argc, char **argv)
 	    {"help", no_argument, 0, 'h'},
 	    {"version", no_argument, 0, 'V'},
 	    {"esptool-hold-ms", required_argument, 0, 'H'},
+	    {"legacy", no_argument, 0, 0x100},
+	    {"legacy-ports", required_argument, 0, 0x101},
 	    {0, 0, 0, 0},
 	};
 	int c;
@@ -467,6 +481,17 @@ int main(int argc, char **argv)
 		case 'b':
 			if (parse_u32(optarg, 4000000, &app_baud) < 0 || app_baud == 0) {
 				fprintf(stderr, "espstm-bridge: --app-baud: want a baud rate\n");
+				return 2;
+			}
+			break;
+		case 0x100:
+			legacy = 1;
+			break;
+		case 0x101:
+			legacy = 1;
+			if (legacy_posix_parse_ports(optarg, &legacy_raw, &legacy_ctl) < 0) {
+				fprintf(stderr, "espstm-bridge: --legacy-ports: want RAW,CONTROL "
+				                "(0..65535 each, different)\n");
 				return 2;
 			}
 			break;
@@ -562,6 +587,14 @@ int main(int argc, char **argv)
 	                                              : "off",
 	      (unsigned)A.set.settle_ms);
 	fprintf(stderr, "espstm-bridge: listening on %s:%u\n", host, actual);
+	if (legacy) {
+		struct legacy_posix_hooks lh = {
+		    .br = &A.br, .app = &A, .on_conn = on_connection, .pump = legacy_pump};
+		if (legacy_posix_start(A.loop, host, legacy_raw, legacy_ctl, &lh) < 0) {
+			stm32sim_free(A.sim);
+			return 1;
+		}
+	}
 	pump(&A);
 	uv_run(A.loop, UV_RUN_DEFAULT);
 

@@ -956,9 +956,9 @@ static void exec_action(struct bridge *s, uint8_t a)
 		c.data_bits = 8;
 		c.parity = RFC2217_PARITY_NONE;
 		c.stop = RFC2217_STOPSIZE_1;
-		apply_cfg(s, &c, "user framing 8N1"); /* may start leave_boot(): restarted below */
+		s->in_boot = 0; /* the pulse below leaves the bootloader (not apply_cfg's) */
+		apply_cfg(s, &c, "user framing 8N1");
 		s->ab_armed = 0;
-		s->in_boot = 0;
 		s->pinned = 0;
 		blog(s, HAL_LOG_INFO, "action: run: BOOT0 low, NRST pulse %u ms (application)",
 		     (unsigned)s->set.reset_ms);

@@ -1,0 +1,490 @@
+/* SPDX-License-Identifier: MIT */
+#include "http_api.h"
+
+#include "bridge.h"
+#include "json.h"
+
+#include <errno.h>
+#include <string.h>
+
+uint32_t http_api_ct_calls;
+
+int http_api_ct_equal(const void *a, size_t alen, const void *b, size_t blen)
+{
+	const volatile uint8_t *x = a, *y = b;
+	http_api_ct_calls++;
+	size_t diff = alen ^ blen;
+	for (size_t i = 0; i < blen; i++) {
+		uint8_t ca = alen ? x[i < alen ? i : i % alen] : 0;
+		diff |= (size_t)(ca ^ y[i]);
+	}
+	return diff == 0;
+}
+
+int http_api_init(struct http_api *api, const struct api_ops *ops, void *ctx,
+                  struct settings_mgr *settings, const char *pass)
+{
+	memset(api, 0, sizeof(*api));
+	size_t l = pass ? strlen(pass) : 0;
+	if (l == 0 || l > HTTP_API_PASS_MAX)
+		return -EINVAL;
+	memcpy(api->pass, pass, l + 1);
+	api->ops = ops;
+	api->ctx = ctx;
+	api->settings = settings;
+	return 0;
+}
+
+/* ---- helpers ---- */
+
+static int b64val(char c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == '+')
+		return 62;
+	if (c == '/')
+		return 63;
+	return -1;
+}
+
+/* Decode base64 s into out (cap). Returns length or -1. */
+static int b64dec(const char *s, char *out, size_t cap)
+{
+	size_t o = 0;
+	uint32_t acc = 0;
+	int bits = 0;
+	for (; *s && *s != '='; s++) {
+		int v = b64val(*s);
+		if (v < 0)
+			return -1;
+		acc = (acc << 6) | (uint32_t)v;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			if (o + 1 >= cap)
+				return -1;
+			out[o++] = (char)((acc >> bits) & 0xFF);
+		}
+	}
+	out[o] = '\0';
+	return (int)o;
+}
+
+static int ci_prefix(const char *s, const char *p)
+{
+	for (; *p; s++, p++) {
+		char a = *s, b = *p;
+		if (a >= 'A' && a <= 'Z')
+			a = (char)(a - 'A' + 'a');
+		if (a != b)
+			return 0;
+	}
+	return 1;
+}
+
+static int time_after(uint32_t now, uint32_t t)
+{
+	return (int32_t)(now - t) >= 0;
+}
+
+static void reply(struct api_response *rs, int status, const char *ctype, const char *body,
+                  size_t len)
+{
+	rs->status = status;
+	rs->content_type = ctype;
+	rs->body = body;
+	rs->len = len;
+}
+
+static void reply_json(struct http_api *api, struct api_response *rs, int status, struct jw *w)
+{
+	int n = jw_finish(w);
+	if (n < 0) {
+		static const char e[] = "{\"error\":\"response too large\"}";
+		reply(rs, 500, "application/json", e, sizeof(e) - 1);
+		return;
+	}
+	reply(rs, status, "application/json", api->out, (size_t)n);
+}
+
+static void reply_error(struct http_api *api, struct api_response *rs, int status,
+                        const char *msg)
+{
+	struct jw w;
+	jw_init(&w, api->out, sizeof(api->out));
+	jw_obj(&w);
+	jw_key(&w, "error");
+	jw_str(&w, msg);
+	jw_obj_end(&w);
+	reply_json(api, rs, status, &w);
+}
+
+static void api_log(struct http_api *api, const char *a, const char *b)
+{
+	if (!api->ops || !api->ops->log)
+		return;
+	char line[96];
+	size_t la = strlen(a), lb = strlen(b);
+	if (la > 60)
+		la = 60;
+	if (lb > sizeof(line) - 1 - la)
+		lb = sizeof(line) - 1 - la;
+	memcpy(line, a, la);
+	memcpy(line + la, b, lb);
+	line[la + lb] = '\0';
+	api->ops->log(api->ctx, line);
+}
+
+/* 1 authorised; else the response is filled. */
+static int check_auth(struct http_api *api, const struct api_request *rq,
+                      struct api_response *rs)
+{
+	if (api->locked && !time_after(rq->now_ms, api->locked_until)) {
+		uint32_t left = api->locked_until - rq->now_ms;
+		rs->retry_after_s = (left + 999) / 1000;
+		reply_error(api, rs, 429, "too many wrong passwords: try again later");
+		return 0;
+	}
+	api->locked = 0;
+	const char *h = rq->authorization;
+	if (!h || !*h) {
+		rs->www_authenticate = 1;
+		reply_error(api, rs, 401, "authentication required");
+		return 0;
+	}
+	int ok = 0;
+	if (ci_prefix(h, "basic ")) {
+		h += 6;
+		while (*h == ' ')
+			h++;
+		char dec[HTTP_API_PASS_MAX + 40];
+		int n = b64dec(h, dec, sizeof(dec));
+		char *colon = n > 0 ? memchr(dec, ':', (size_t)n) : NULL;
+		if (colon) {
+			size_t ul = (size_t)(colon - dec);
+			const char *p = colon + 1;
+			size_t pl = (size_t)n - ul - 1;
+			/* both comparisons always run: no early exit on the user name */
+			int u = http_api_ct_equal(dec, ul, HTTP_API_USER, sizeof(HTTP_API_USER) - 1);
+			int q = http_api_ct_equal(p, pl, api->pass, strlen(api->pass));
+			ok = u & q;
+		}
+	}
+	if (ok) {
+		api->fails = 0;
+		return 1;
+	}
+	api->fails++;
+	api->fails_total++;
+	api_log(api, "http: wrong credentials for ", rq->path);
+	if (api->fails >= HTTP_API_FREE_FAILS) {
+		uint32_t shift = api->fails - HTTP_API_FREE_FAILS;
+		uint32_t ms = shift >= 15 ? HTTP_API_MAX_LOCK_MS : 1000u << shift;
+		if (ms > HTTP_API_MAX_LOCK_MS)
+			ms = HTTP_API_MAX_LOCK_MS;
+		api->locked = 1;
+		api->locked_until = rq->now_ms + ms;
+	}
+	rs->www_authenticate = 1;
+	reply_error(api, rs, 401, "wrong user name or password");
+	return 0;
+}
+
+static const char *parity_name(uint8_t p)
+{
+	static const char *const n[] = {"?", "N", "O", "E", "M", "S"};
+	return p <= 5 ? n[p] : "?";
+}
+
+static const char *stop_name(uint8_t s)
+{
+	return s == 1 ? "1" : s == 2 ? "2" : s == 3 ? "1.5" : "?";
+}
+
+static void put_pin_level(struct jw *w, int v)
+{
+	if (v < 0)
+		jw_null(w);
+	else
+		jw_int(w, v);
+}
+
+static void do_status(struct http_api *api, struct api_response *rs)
+{
+	struct api_status st;
+	memset(&st, 0, sizeof(st));
+	for (unsigned i = 0; i < SETTINGS_MAX_TARGETS; i++)
+		st.t[i].nrst = st.t[i].boot0 = -1;
+	if (api->ops && api->ops->status)
+		api->ops->status(api->ctx, &st);
+	const struct settings *s = &api->settings->cur;
+	struct jw w;
+	jw_init(&w, api->out, sizeof(api->out));
+	jw_obj(&w);
+	jw_key(&w, "version");
+	jw_str(&w, st.version ? st.version : BRIDGE_SIGNATURE);
+	jw_key(&w, "uptime_s");
+	jw_int(&w, st.uptime_s);
+	jw_key(&w, "wifi");
+	jw_obj(&w);
+	jw_key(&w, "mode");
+	jw_str(&w, st.wifi_mode);
+	jw_key(&w, "ssid");
+	jw_str(&w, st.ssid);
+	jw_key(&w, "ip");
+	jw_str(&w, st.ip);
+	jw_key(&w, "rssi");
+	if (st.has_rssi)
+		jw_int(&w, st.rssi);
+	else
+		jw_null(&w);
+	jw_key(&w, "hostname");
+	jw_str(&w, st.hostname);
+	jw_obj_end(&w);
+	jw_key(&w, "auth_failures");
+	jw_int(&w, api->fails_total);
+	jw_key(&w, "targets");
+	jw_arr(&w);
+	unsigned n = st.target_count ? st.target_count : s->target_count;
+	if (n > SETTINGS_MAX_TARGETS)
+		n = SETTINGS_MAX_TARGETS;
+	for (unsigned i = 0; i < n; i++) {
+		const struct api_target_status *t = &st.t[i];
+		const struct settings_target *c = &s->target[i];
+		jw_obj(&w);
+		jw_key(&w, "index");
+		jw_int(&w, i);
+		jw_key(&w, "port");
+		jw_int(&w, c->port);
+		jw_key(&w, "client");
+		jw_obj(&w);
+		jw_key(&w, "connected");
+		jw_bool(&w, t->client_connected);
+		jw_key(&w, "address");
+		jw_str(&w, t->client_addr);
+		jw_key(&w, "mode");
+		jw_str(&w, t->mode);
+		jw_obj_end(&w);
+		jw_key(&w, "uart");
+		jw_obj(&w);
+		jw_key(&w, "baud");
+		jw_int(&w, t->uart.baud);
+		jw_key(&w, "data_bits");
+		jw_int(&w, t->uart.data_bits);
+		jw_key(&w, "parity");
+		jw_str(&w, parity_name(t->uart.parity));
+		jw_key(&w, "stop_bits");
+		jw_str(&w, stop_name(t->uart.stop));
+		jw_obj_end(&w);
+		jw_key(&w, "user_baud");
+		jw_int(&w, c->baud);
+		jw_key(&w, "line_map");
+		jw_str(&w, settings_line_map_name(c->line_map));
+		jw_key(&w, "auto_boot");
+		jw_str(&w, settings_auto_boot_name(c->auto_boot));
+		jw_key(&w, "settle_ms");
+		jw_int(&w, c->settle_ms);
+		jw_key(&w, "pins");
+		jw_obj(&w);
+		jw_key(&w, "nrst");
+		put_pin_level(&w, t->nrst);
+		jw_key(&w, "boot0");
+		put_pin_level(&w, t->boot0);
+		jw_key(&w, "gpio");
+		jw_obj(&w);
+		jw_key(&w, "tx");
+		jw_int(&w, c->pins.tx);
+		jw_key(&w, "rx");
+		jw_int(&w, c->pins.rx);
+		jw_key(&w, "nrst");
+		jw_int(&w, c->pins.nrst);
+		jw_key(&w, "boot0");
+		jw_int(&w, c->pins.boot0);
+		jw_obj_end(&w);
+		jw_obj_end(&w);
+		jw_key(&w, "bytes");
+		jw_obj(&w);
+		jw_key(&w, "to_uart");
+		jw_int(&w, t->bytes_to_uart);
+		jw_key(&w, "from_uart");
+		jw_int(&w, t->bytes_from_uart);
+		jw_obj_end(&w);
+		jw_key(&w, "errors");
+		jw_int(&w, t->errors);
+		jw_obj_end(&w);
+	}
+	jw_arr_end(&w);
+	jw_obj_end(&w);
+	reply_json(api, rs, 200, &w);
+}
+
+static void do_get_settings(struct http_api *api, struct api_response *rs)
+{
+	int n = settings_to_json(&api->settings->cur, api->out, sizeof(api->out));
+	if (n < 0) {
+		reply_error(api, rs, 500, "settings too large");
+		return;
+	}
+	reply(rs, 200, "application/json", api->out, (size_t)n);
+}
+
+static void settings_errors(struct http_api *api, struct api_response *rs,
+                            const struct settings_error *err)
+{
+	struct jw w;
+	jw_init(&w, api->out, sizeof(api->out));
+	jw_obj(&w);
+	jw_key(&w, "error");
+	jw_str(&w, "invalid settings");
+	jw_key(&w, "fields");
+	jw_obj(&w);
+	for (unsigned i = 0; i < err->count; i++) {
+		jw_key(&w, err->e[i].field);
+		jw_str(&w, err->e[i].msg);
+	}
+	jw_obj_end(&w);
+	jw_obj_end(&w);
+	reply_json(api, rs, 400, &w);
+}
+
+static void do_put_settings(struct http_api *api, const struct api_request *rq,
+                            struct api_response *rs)
+{
+	static struct settings_error err; /* static: small stacks on the ESP */
+	struct settings s = api->settings->cur;
+	if (settings_from_json(&s, &api->settings->caps, rq->body ? rq->body : "", rq->body_len,
+	                       &err) < 0) {
+		settings_errors(api, rs, &err);
+		return;
+	}
+	int r = settings_mgr_set(api->settings, &s, &err);
+	if (r == -EINVAL) {
+		settings_errors(api, rs, &err);
+		return;
+	}
+	if (r < 0) {
+		reply_error(api, rs, 500, "settings could not be stored");
+		return;
+	}
+	if (api->ops && api->ops->apply)
+		api->ops->apply(api->ctx, &api->settings->cur);
+	api_log(api, "http: settings ", r ? "saved" : "unchanged (not written)");
+	struct jw w;
+	jw_init(&w, api->out, sizeof(api->out));
+	jw_obj(&w);
+	jw_key(&w, "saved");
+	jw_bool(&w, r == 1);
+	jw_key(&w, "settings");
+	char tmp[SETTINGS_JSON_MAX];
+	if (settings_to_json(&api->settings->cur, tmp, sizeof(tmp)) >= 0) {
+		w.need_comma = 0;
+		jw_raw(&w, tmp);
+		w.need_comma = 1;
+	} else {
+		jw_null(&w);
+	}
+	jw_obj_end(&w);
+	reply_json(api, rs, 200, &w);
+}
+
+static void do_action(struct http_api *api, const char *rest, struct api_response *rs)
+{
+	/* rest: "N/verb" */
+	unsigned idx = 0;
+	const char *p = rest;
+	if (*p < '0' || *p > '9')
+		goto notfound;
+	while (*p >= '0' && *p <= '9' && idx < 100)
+		idx = idx * 10 + (unsigned)(*p++ - '0');
+	if (*p++ != '/')
+		goto notfound;
+	enum api_action a;
+	if (strcmp(p, "reset") == 0)
+		a = API_ACT_RESET;
+	else if (strcmp(p, "bootloader") == 0)
+		a = API_ACT_BOOTLOADER;
+	else if (strcmp(p, "run") == 0)
+		a = API_ACT_RUN;
+	else
+		goto notfound;
+	if (idx >= api->settings->cur.target_count) {
+		reply_error(api, rs, 404, "no such target");
+		return;
+	}
+	int r = api->ops && api->ops->action ? api->ops->action(api->ctx, idx, a) : -ENOSYS;
+	if (r < 0) {
+		reply_error(api, rs, r == -EBUSY ? 409 : 500,
+		            r == -EBUSY ? "a reset sequence is running" : "action failed");
+		return;
+	}
+	api_log(api, "http: action ", p);
+	struct jw w;
+	jw_init(&w, api->out, sizeof(api->out));
+	jw_obj(&w);
+	jw_key(&w, "target");
+	jw_int(&w, idx);
+	jw_key(&w, "action");
+	jw_str(&w, p);
+	jw_key(&w, "ok");
+	jw_bool(&w, 1);
+	jw_obj_end(&w);
+	reply_json(api, rs, 200, &w);
+	return;
+notfound:
+	reply_error(api, rs, 404, "not found");
+}
+
+void http_api_handle(struct http_api *api, const struct api_request *rq, struct api_response *rs)
+{
+	memset(rs, 0, sizeof(*rs));
+	const char *m = rq->method ? rq->method : "";
+	const char *path = rq->path ? rq->path : "";
+	int get = strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0;
+	int is_page = strcmp(path, "/") == 0 || strcmp(path, "/index.html") == 0;
+	int is_api = strncmp(path, "/api/", 5) == 0;
+	if (!is_page && !is_api) {
+		reply_error(api, rs, 404, "not found");
+		return;
+	}
+	if (!check_auth(api, rq, rs))
+		return;
+	if (is_page) {
+		if (!get) {
+			reply_error(api, rs, 405, "method not allowed");
+			return;
+		}
+		reply(rs, 200, "text/html; charset=utf-8", http_api_page, http_api_page_len);
+		return;
+	}
+	const char *r = path + 5;
+	int changing = !get;
+	if (changing && (!rq->x_request || strcmp(rq->x_request, "1") != 0)) {
+		reply_error(api, rs, 403, "changing requests need the header X-Espstm-Request: 1");
+		return;
+	}
+	if (strcmp(r, "status") == 0) {
+		if (!get)
+			reply_error(api, rs, 405, "method not allowed");
+		else
+			do_status(api, rs);
+	} else if (strcmp(r, "settings") == 0) {
+		if (get)
+			do_get_settings(api, rs);
+		else if (strcmp(m, "PUT") == 0 || strcmp(m, "POST") == 0)
+			do_put_settings(api, rq, rs);
+		else
+			reply_error(api, rs, 405, "method not allowed");
+	} else if (strncmp(r, "targets/", 8) == 0) {
+		if (strcmp(m, "POST") != 0)
+			reply_error(api, rs, 405, "method not allowed");
+		else
+			do_action(api, r + 8, rs);
+	} else {
+		reply_error(api, rs, 404, "not found");
+	}
+}

@@ -1148,39 +1148,10 @@ enum bridge_mode bridge_mode(const struct bridge *s)
 void bridge_update_settings(struct bridge *s, const struct bridge_settings *set)
 {
 	s->set = *set;
-	if (s->mode != BRIDGE_IDLE || s->seq || s->ops_len)
+	if (s->mode != BRIDGE_IDLE || s->seq || s->ops_len || s->pinned)
 		return; /* the framing follows at the next disconnect (disconnect_lines) */
 	struct hal_uart_cfg c = set->uart;
 	apply_cfg(s, &c, "new settings");
-}
-
-int bridge_action(struct bridge *s, enum bridge_action a)
-{
-	if (s->seq)
-		return -EBUSY;
-	switch (a) {
-	case BRIDGE_ACT_RESET:
-		blog(s, HAL_LOG_INFO, "action: reset: NRST pulse %u ms",
-		     (unsigned)s->set.reset_ms);
-		start_reset(s, s->boot0 == 1);
-		break;
-	case BRIDGE_ACT_BOOTLOADER:
-		blog(s, HAL_LOG_INFO, "action: bootloader: BOOT0 high, NRST pulse %u ms",
-		     (unsigned)s->set.reset_ms);
-		s->in_boot = 1;
-		start_reset(s, 1);
-		break;
-	case BRIDGE_ACT_RUN:
-		blog(s, HAL_LOG_INFO, "action: run: BOOT0 low, NRST pulse %u ms",
-		     (unsigned)s->set.reset_ms);
-		s->in_boot = 0;
-		start_reset(s, 0);
-		break;
-	default:
-		return -EINVAL;
-	}
-	s->ab_armed = 0;
-	return 0;
 }
 
 void bridge_pins(const struct bridge *s, int *nrst, int *boot0)

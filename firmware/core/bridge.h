@@ -233,14 +233,6 @@ enum bridge_mode bridge_mode(const struct bridge *s);
  * is never overridden). */
 void bridge_update_settings(struct bridge *s, const struct bridge_settings *set);
 
-enum bridge_action {
-	BRIDGE_ACT_RESET = 0,      /* NRST pulse of reset_ms, BOOT0 unchanged */
-	BRIDGE_ACT_BOOTLOADER = 1, /* BOOT0 high, NRST pulse (left again when a client leaves) */
-	BRIDGE_ACT_RUN = 2,        /* BOOT0 low, NRST pulse: the application runs */
-};
-/* Start an action now (not queued behind client data). Timed steps continue in
- * bridge_poll(). Returns 0, -EBUSY while a reset sequence runs, -EINVAL. */
-int bridge_action(struct bridge *s, enum bridge_action a);
 /* Current NRST/BOOT0 levels (-1 unknown). */
 void bridge_pins(const struct bridge *s, int *nrst, int *boot0);
 

@@ -442,8 +442,12 @@ notfound:
 void http_api_handle(struct http_api *api, const struct api_request *rq, struct api_response *rs)
 {
 	memset(rs, 0, sizeof(*rs));
-	const char *m = rq->method ? rq->method : "";
-	const char *path = rq->path ? rq->path : "";
+	if (!rq->method || !rq->path) {
+		reply_error(api, rs, 400, "bad request");
+		return;
+	}
+	const char *m = rq->method;
+	const char *path = rq->path;
 	int get = strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0;
 	int is_page = strcmp(path, "/") == 0 || strcmp(path, "/index.html") == 0;
 	int is_api = strncmp(path, "/api/", 5) == 0;

@@ -6,6 +6,7 @@
 #include "bridge.h"
 #include "stm32sim.h"
 #include "legacy_posix.h"
+#include "http_posix.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -391,6 +392,10 @@ static void usage(FILE *f)
 	    "  --legacy               also serve the seed firmware's raw port and control port\n"
 	    "                         (r, u, e) on the --listen host\n"
 	    "  --legacy-ports R,C     their ports (default 1234,1235; 0 = ephemeral, printed)\n"
+	    "  --http HOST:PORT       serve the web page and HTTP API (port 0 = ephemeral)\n"
+	    "  --password-file FILE   web password (first line); default: generated, logged once\n"
+	    "  --settings FILE        settings store (default FLASH.settings.json; values there\n"
+	    "                         override the options above)\n"
 	    "  -v, --verbose          log every RFC 2217 command and pin change\n"
 	    "  -h, --help             this text\n"
 	    "  -V, --version          print the version\n"
@@ -417,6 +422,8 @@ int main(int argc, char **argv)
 	int legacy = 0;
 	uint32_t legacy_raw = 1234, legacy_ctl = 1235;
 	A.target = "sim:stm32f103";
+	struct http_posix_opts http_o = {0};
+	const struct hal_ops *hal = &sim_hal;
 	bridge_settings_default(&A.set);
 	static const struct option lo[] = {
 	    {"listen", required_argument, 0, 'l'},
@@ -433,6 +440,9 @@ int main(int argc, char **argv)
 	    {"esptool-hold-ms", required_argument, 0, 'H'},
 	    {"legacy", no_argument, 0, 0x100},
 	    {"legacy-ports", required_argument, 0, 0x101},
+	    {"http", required_argument, 0, 0x200},
+	    {"password-file", required_argument, 0, 0x201},
+	    {"settings", required_argument, 0, 0x202},
 	    {0, 0, 0, 0},
 	};
 	int c;
@@ -486,6 +496,15 @@ int main(int argc, char **argv)
 			break;
 		case 0x100:
 			legacy = 1;
+			break;
+		case 0x200:
+			http_o.addr = optarg;
+			break;
+		case 0x201:
+			http_o.password_file = optarg;
+			break;
+		case 0x202:
+			http_o.settings_file = optarg;
 			break;
 		case 0x101:
 			legacy = 1;
@@ -542,6 +561,12 @@ int main(int argc, char **argv)
 	char err[256] = "";
 	struct stm32sim_options so = {
 	    .model = A.target + 4, .flash_path = flash, .instant = instant, .app_baud = app_baud};
+	if (http_o.addr) {
+		http_o.flash = flash;
+		int hr = http_posix_prepare(&http_o, &A.set, &hal);
+		if (hr < 0)
+			return hr == -2 ? 2 : 1;
+	}
 	A.sim = stm32sim_new(&so, now_us(), err, sizeof(err));
 	if (!A.sim) {
 		fprintf(stderr, "espstm-bridge: %s: %s\n", A.target, err);
@@ -550,7 +575,7 @@ int main(int argc, char **argv)
 	A.nrst = 1;
 	A.boot0 = 0;
 	A.loop = uv_default_loop();
-	if (bridge_init(&A.br, &sim_hal, &A, &A.set) < 0) {
+	if (bridge_init(&A.br, hal, &A, &A.set) < 0) {
 		fprintf(stderr, "espstm-bridge: cannot configure the UART\n");
 		stm32sim_free(A.sim);
 		return 1;
@@ -587,6 +612,14 @@ int main(int argc, char **argv)
 	                                              : "off",
 	      (unsigned)A.set.settle_ms);
 	fprintf(stderr, "espstm-bridge: listening on %s:%u\n", host, actual);
+	if (http_o.addr) {
+		struct http_posix_hooks hh = {
+		    .br = &A.br, .set = &A.set, .client = &A.client, .app = &A, .pump = legacy_pump};
+		if (http_posix_start(A.loop, &hh) < 0) {
+			stm32sim_free(A.sim);
+			return 1;
+		}
+	}
 	if (legacy) {
 		struct legacy_posix_hooks lh = {
 		    .br = &A.br, .app = &A, .on_conn = on_connection, .pump = legacy_pump};
@@ -599,6 +632,7 @@ int main(int argc, char **argv)
 	uv_run(A.loop, UV_RUN_DEFAULT);
 
 	/* clean shutdown */
+	http_posix_stop();
 	if (A.client)
 		uv_close((uv_handle_t *)A.client, on_client_closed);
 	uv_close((uv_handle_t *)&A.server, NULL);

@@ -1,0 +1,467 @@
+/* SPDX-License-Identifier: MIT */
+/* espstm-bridge --http (http_posix.h). */
+#include "http_posix.h"
+
+#include "http_api.h"
+#include "settings.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <microhttpd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#define BODY_MAX 4096
+
+static struct {
+	const struct hal_ops *inner;
+	struct hal_ops wrap;
+	uint32_t to_uart, to_net, errors;
+	struct settings_mgr sm;
+	char settings_path[4096];
+	int settings_in_file;
+	struct http_api api;
+	char pass[HTTP_API_PASS_MAX + 1];
+	char host[64];
+	unsigned port;
+	struct http_posix_hooks h;
+	uv_loop_t *loop;
+	struct MHD_Daemon *d;
+	uv_poll_t poll;
+	uv_timer_t timer;
+	int started;
+	uint64_t t0;
+	char peer[64];
+} H;
+
+static void hlog(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void hlog(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fputs("espstm-bridge: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+}
+
+/* ---- HAL wrapper: counters ---- */
+
+static int w_uart_config(void *ctx, struct hal_uart_cfg *c)
+{
+	int r = H.inner->uart_config(ctx, c);
+	if (r < 0)
+		H.errors++;
+	return r;
+}
+
+static size_t w_uart_write(void *ctx, const uint8_t *p, size_t n)
+{
+	size_t k = H.inner->uart_write(ctx, p, n);
+	H.to_uart += (uint32_t)k;
+	return k;
+}
+
+static size_t w_net_send(void *ctx, const uint8_t *p, size_t n)
+{
+	size_t k = H.inner->net_send(ctx, p, n);
+	H.to_net += (uint32_t)k;
+	return k;
+}
+
+static void w_log(void *ctx, enum hal_log_level level, const char *line)
+{
+	if (level == HAL_LOG_ERROR)
+		H.errors++;
+	if (H.inner->log)
+		H.inner->log(ctx, level, line);
+}
+
+/* ---- storage ---- */
+
+static int st_load(void *ctx, char *buf, size_t cap)
+{
+	(void)ctx;
+	if (!H.settings_in_file)
+		return -ENOENT;
+	FILE *f = fopen(H.settings_path, "r");
+	if (!f)
+		return -errno;
+	size_t n = fread(buf, 1, cap - 1, f);
+	int err = ferror(f);
+	fclose(f);
+	if (err)
+		return -EIO;
+	buf[n] = '\0';
+	return (int)n;
+}
+
+static int st_save(void *ctx, const char *text, size_t len)
+{
+	(void)ctx;
+	if (!H.settings_in_file)
+		return 0;
+	char tmp[sizeof(H.settings_path) + 8];
+	snprintf(tmp, sizeof(tmp), "%s.tmp", H.settings_path);
+	FILE *f = fopen(tmp, "w");
+	if (!f) {
+		hlog("settings: %s: %s", tmp, strerror(errno));
+		return -EIO;
+	}
+	int ok = fwrite(text, 1, len, f) == len && fputc('\n', f) != EOF;
+	ok = fflush(f) == 0 && ok;
+	ok = fsync(fileno(f)) == 0 && ok;
+	ok = fclose(f) == 0 && ok;
+	if (!ok || rename(tmp, H.settings_path) < 0) {
+		hlog("settings: writing %s failed: %s", H.settings_path, strerror(errno));
+		unlink(tmp);
+		return -EIO;
+	}
+	hlog("settings saved to %s", H.settings_path);
+	return 0;
+}
+
+static void to_bridge(const struct settings *s, struct bridge_settings *b)
+{
+	const struct settings_target *t = &s->target[0];
+	b->uart.baud = t->baud;
+	b->uart.data_bits = 8;
+	b->uart.parity = RFC2217_PARITY_NONE;
+	b->uart.stop = RFC2217_STOPSIZE_1;
+	b->line_map = (enum bridge_line_map)t->line_map;
+	b->auto_boot = (enum bridge_auto_boot)t->auto_boot;
+	b->settle_ms = t->settle_ms;
+}
+
+static int read_password(const char *path)
+{
+	if (path) {
+		FILE *f = fopen(path, "r");
+		if (!f) {
+			hlog("--password-file %s: %s", path, strerror(errno));
+			return -1;
+		}
+		char line[256];
+		if (!fgets(line, sizeof(line), f))
+			line[0] = '\0';
+		fclose(f);
+		line[strcspn(line, "\r\n")] = '\0';
+		size_t l = strlen(line);
+		if (l == 0 || l > HTTP_API_PASS_MAX) {
+			hlog("--password-file %s: want one line of 1..%d characters", path,
+			     HTTP_API_PASS_MAX);
+			return -2;
+		}
+		memcpy(H.pass, line, l + 1);
+		return 0;
+	}
+	static const char abc[] = "23456789abcdefghijkmnpqrstuvwxyz"; /* 32: no bias */
+	uint8_t rnd[16];
+	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
+		hlog("getrandom: %s", strerror(errno));
+		return -1;
+	}
+	for (size_t i = 0; i < sizeof(rnd); i++)
+		H.pass[i] = abc[rnd[i] & 31];
+	H.pass[sizeof(rnd)] = '\0';
+	hlog("web password (user %s, generated, shown once): %s", HTTP_API_USER, H.pass);
+	return 0;
+}
+
+int http_posix_prepare(const struct http_posix_opts *o, struct bridge_settings *set,
+                       const struct hal_ops **hal)
+{
+	const char *colon = strrchr(o->addr, ':');
+	char *end;
+	unsigned long port = colon ? strtoul(colon + 1, &end, 10) : 0;
+	if (!colon || (size_t)(colon - o->addr) >= sizeof(H.host) || colon[1] == '\0' ||
+	    *end != '\0' || port > 65535) {
+		hlog("--http: want HOST:PORT, got '%s'", o->addr);
+		return -2;
+	}
+	memcpy(H.host, o->addr, (size_t)(colon - o->addr));
+	H.host[colon - o->addr] = '\0';
+	H.port = (unsigned)port;
+	struct in_addr ia;
+	if (inet_pton(AF_INET, H.host, &ia) != 1) {
+		hlog("--http: '%s' is not an IPv4 address", H.host);
+		return -2;
+	}
+	int r = read_password(o->password_file);
+	if (r < 0)
+		return r;
+	if (o->settings_file) {
+		snprintf(H.settings_path, sizeof(H.settings_path), "%s", o->settings_file);
+		H.settings_in_file = 1;
+	} else if (o->flash) {
+		snprintf(H.settings_path, sizeof(H.settings_path), "%s.settings.json", o->flash);
+		H.settings_in_file = 1;
+	}
+	struct settings_caps caps;
+	settings_caps_nominal(&caps, 1);
+	struct settings_store st = {.load = st_load, .save = st_save};
+	static struct settings_error err;
+	r = settings_mgr_init(&H.sm, &caps, &st, &err);
+	if (r != 0) {
+		/* defaults: the command line's values */
+		struct settings_target *t = &H.sm.cur.target[0];
+		t->baud = set->uart.baud;
+		t->line_map = (uint8_t)set->line_map;
+		t->auto_boot = (uint8_t)set->auto_boot;
+		t->settle_ms = set->settle_ms;
+		for (unsigned i = 0; i < err.count; i++)
+			hlog("settings %s: %s: %s (defaults used)", H.settings_path, err.e[i].field,
+			     err.e[i].msg);
+		if (r < 0 && r != -ENOENT)
+			hlog("settings %s: %s (defaults used)", H.settings_path, strerror(-r));
+	} else {
+		hlog("settings loaded from %s", H.settings_path);
+	}
+	to_bridge(&H.sm.cur, set);
+	H.inner = *hal;
+	H.wrap = **hal;
+	H.wrap.uart_config = w_uart_config;
+	H.wrap.uart_write = w_uart_write;
+	H.wrap.net_send = w_net_send;
+	H.wrap.log = w_log;
+	*hal = &H.wrap;
+	return 0;
+}
+
+/* ---- API callbacks ---- */
+
+static void api_status(void *ctx, struct api_status *st)
+{
+	(void)ctx;
+	static const char *const modes[] = {"idle", "pending", "telnet", "raw"};
+	st->version = BRIDGE_SIGNATURE " (espstm-bridge)";
+	st->uptime_s = (uint32_t)((uv_hrtime() - H.t0) / 1000000000u);
+	st->target_count = 1;
+	struct api_target_status *t = &st->t[0];
+	t->client_connected = bridge_connected(H.h.br);
+	enum bridge_mode m = bridge_mode(H.h.br);
+	t->mode = (unsigned)m < 4 ? modes[m] : NULL;
+	t->client_addr = NULL;
+	if (H.h.client && *H.h.client) {
+		struct sockaddr_storage ss;
+		int sl = sizeof(ss);
+		if (uv_tcp_getpeername(*H.h.client, (struct sockaddr *)&ss, &sl) == 0 &&
+		    ss.ss_family == AF_INET) {
+			struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+			char ip[INET_ADDRSTRLEN];
+			inet_ntop(AF_INET, &sin->sin_addr, ip, sizeof(ip));
+			snprintf(H.peer, sizeof(H.peer), "%s:%u", ip, ntohs(sin->sin_port));
+			t->client_addr = H.peer;
+		}
+	}
+	t->uart = *bridge_uart(H.h.br);
+	bridge_pins(H.h.br, &t->nrst, &t->boot0);
+	t->bytes_to_uart = H.to_uart;
+	t->bytes_from_uart = H.to_net; /* bytes sent to the client (incl. Telnet escapes) */
+	t->errors = H.errors;
+}
+
+static void api_apply(void *ctx, const struct settings *s)
+{
+	(void)ctx;
+	to_bridge(s, H.h.set);
+	bridge_update_settings(H.h.br, H.h.set);
+	hlog("settings applied: user baud %u, line map %s, auto-boot %s, settle %u ms%s",
+	     (unsigned)s->target[0].baud, settings_line_map_name(s->target[0].line_map),
+	     settings_auto_boot_name(s->target[0].auto_boot), (unsigned)s->target[0].settle_ms,
+	     bridge_connected(H.h.br) ? " (framing after the client leaves)" : "");
+	H.h.pump(H.h.app);
+}
+
+static int api_action(void *ctx, unsigned target, enum api_action a)
+{
+	(void)ctx;
+	(void)target;
+	static const enum bridge_action map[] = {BRIDGE_ACT_RESET, BRIDGE_ACT_BOOTLOADER,
+	                                         BRIDGE_ACT_RUN};
+	int r = bridge_action(H.h.br, map[a]);
+	H.h.pump(H.h.app);
+	return r;
+}
+
+static void api_log(void *ctx, const char *line)
+{
+	(void)ctx;
+	hlog("%s", line);
+}
+
+static const struct api_ops ops = {
+    .status = api_status, .apply = api_apply, .action = api_action, .log = api_log};
+
+/* ---- libmicrohttpd ---- */
+
+struct body {
+	size_t len;
+	int too_big;
+	char buf[BODY_MAX + 1];
+};
+
+static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url,
+                               const char *method, const char *version,
+                               const char *upload_data, size_t *upload_data_size, void **con_cls)
+{
+	(void)cls;
+	(void)version;
+	struct body *b = *con_cls;
+	if (!b) {
+		b = calloc(1, sizeof(*b));
+		if (!b)
+			return MHD_NO;
+		*con_cls = b;
+		return MHD_YES;
+	}
+	if (*upload_data_size) {
+		size_t n = *upload_data_size;
+		if (b->len + n > BODY_MAX)
+			b->too_big = 1;
+		else {
+			memcpy(b->buf + b->len, upload_data, n);
+			b->len += n;
+		}
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	b->buf[b->len] = '\0';
+	struct api_response rs;
+	static const char big[] = "{\"error\":\"request body too large\"}";
+	if (b->too_big) {
+		memset(&rs, 0, sizeof(rs));
+		rs.status = 413;
+		rs.content_type = "application/json";
+		rs.body = big;
+		rs.len = sizeof(big) - 1;
+	} else {
+		struct api_request rq = {
+		    .method = method,
+		    .path = url,
+		    .authorization = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization"),
+		    .x_request = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Espstm-Request"),
+		    .body = b->buf,
+		    .body_len = b->len,
+		    .now_ms = (uint32_t)(uv_hrtime() / 1000000u),
+		};
+		http_api_handle(&H.api, &rq, &rs);
+	}
+	struct MHD_Response *r =
+	    MHD_create_response_from_buffer(rs.len, (void *)rs.body, MHD_RESPMEM_MUST_COPY);
+	if (!r)
+		return MHD_NO;
+	MHD_add_response_header(r, "Content-Type", rs.content_type);
+	MHD_add_response_header(r, "Cache-Control", "no-store");
+	MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+	MHD_add_response_header(r, "X-Frame-Options", "DENY");
+	MHD_add_response_header(r, "Content-Security-Policy",
+	                        "default-src 'none'; connect-src 'self'; script-src "
+	                        "'unsafe-inline'; style-src 'unsafe-inline'; frame-ancestors "
+	                        "'none'");
+	if (rs.www_authenticate)
+		MHD_add_response_header(r, "WWW-Authenticate", HTTP_API_CHALLENGE);
+	if (rs.retry_after_s) {
+		char ra[16];
+		snprintf(ra, sizeof(ra), "%u", (unsigned)rs.retry_after_s);
+		MHD_add_response_header(r, "Retry-After", ra);
+	}
+	enum MHD_Result ret = MHD_queue_response(c, (unsigned)rs.status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                      enum MHD_RequestTerminationCode toe)
+{
+	(void)cls;
+	(void)c;
+	(void)toe;
+	free(*con_cls);
+	*con_cls = NULL;
+}
+
+static void run_mhd(void);
+
+static void on_timer(uv_timer_t *t)
+{
+	(void)t;
+	run_mhd();
+}
+
+static void on_poll(uv_poll_t *p, int status, int events)
+{
+	(void)p;
+	(void)status;
+	(void)events;
+	run_mhd();
+}
+
+static void run_mhd(void)
+{
+	if (!H.d)
+		return;
+	MHD_run(H.d);
+	MHD_UNSIGNED_LONG_LONG to = 0;
+	uint64_t ms = 500;
+	if (MHD_get_timeout(H.d, &to) == MHD_YES && to < ms)
+		ms = to;
+	uv_timer_start(&H.timer, on_timer, ms, 0);
+}
+
+int http_posix_start(uv_loop_t *loop, const struct http_posix_hooks *h)
+{
+	H.h = *h;
+	H.loop = loop;
+	H.t0 = uv_hrtime();
+	if (http_api_init(&H.api, &ops, NULL, &H.sm, H.pass) < 0) {
+		hlog("http: bad password");
+		return -1;
+	}
+	struct sockaddr_in sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_port = htons((uint16_t)H.port);
+	inet_pton(AF_INET, H.host, &sa.sin_addr);
+	H.d = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_ERROR_LOG, (uint16_t)H.port, NULL, NULL,
+	                       handler, NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+	                       MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
+	                       MHD_OPTION_CONNECTION_LIMIT, (unsigned)16,
+	                       MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_END);
+	if (!H.d) {
+		hlog("http: cannot listen on %s:%u", H.host, H.port);
+		return -1;
+	}
+	const union MHD_DaemonInfo *ep = MHD_get_daemon_info(H.d, MHD_DAEMON_INFO_EPOLL_FD);
+	const union MHD_DaemonInfo *bp = MHD_get_daemon_info(H.d, MHD_DAEMON_INFO_BIND_PORT);
+	if (!ep) {
+		hlog("http: no epoll fd from libmicrohttpd");
+		MHD_stop_daemon(H.d);
+		H.d = NULL;
+		return -1;
+	}
+	uv_poll_init(loop, &H.poll, ep->epoll_fd);
+	uv_poll_start(&H.poll, UV_READABLE, on_poll);
+	uv_timer_init(loop, &H.timer);
+	H.started = 1;
+	hlog("http on %s:%u", H.host, bp ? (unsigned)bp->port : H.port);
+	run_mhd();
+	return 0;
+}
+
+void http_posix_stop(void)
+{
+	if (!H.started)
+		return;
+	uv_poll_stop(&H.poll);
+	uv_timer_stop(&H.timer);
+	uv_close((uv_handle_t *)&H.poll, NULL);
+	uv_close((uv_handle_t *)&H.timer, NULL);
+	MHD_stop_daemon(H.d);
+	H.d = NULL;
+	H.started = 0;
+}

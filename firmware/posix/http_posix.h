@@ -1,0 +1,43 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * espstm-bridge --http: the HTTP API and web page of firmware/core/http_api.h served with
+ * libmicrohttpd, driven from the libuv loop (MHD_USE_EPOLL without a thread: one uv_poll_t on
+ * MHD's epoll fd + a timer), so handlers run on the loop thread next to the bridge session.
+ * Settings (firmware/core/settings.h) are stored as JSON in --settings FILE, by default
+ * FLASH.settings.json next to --flash (no --flash and no --settings: kept in memory).
+ */
+#ifndef ESPSTM_HTTP_POSIX_H
+#define ESPSTM_HTTP_POSIX_H
+
+#include "bridge.h"
+
+#include <uv.h>
+
+struct http_posix_opts {
+	const char *addr;          /* HOST:PORT (IPv4; port 0 = ephemeral, printed) */
+	const char *password_file; /* NULL: generate a password and log it once */
+	const char *settings_file; /* NULL: FLASH.settings.json or memory */
+	const char *flash;         /* --flash (may be NULL) */
+};
+
+/* Before bridge_init(): load the stored settings over *set (the command line's values are
+ * the defaults), read or make the password, and wrap *hal to count bytes and errors (the
+ * wrapper calls the original with the same ctx). Returns 0, -1 runtime error (logged),
+ * -2 usage error (logged). */
+int http_posix_prepare(const struct http_posix_opts *o, struct bridge_settings *set,
+                       const struct hal_ops **hal);
+
+struct http_posix_hooks {
+	struct bridge *br;
+	struct bridge_settings *set; /* main's settings: updated when the web page saves */
+	uv_tcp_t **client;           /* main's RFC 2217 client handle (peer address) */
+	void *app;
+	void (*pump)(void *app); /* main's pump: run after an action / settings change */
+};
+
+/* After bridge_init(): listen and serve. Prints "espstm-bridge: http on HOST:PORT".
+ * Returns 0 or -1 (logged). */
+int http_posix_start(uv_loop_t *loop, const struct http_posix_hooks *h);
+void http_posix_stop(void);
+
+#endif

@@ -35,7 +35,7 @@ const char http_api_page[] =
     "<button id=\"act-bootloader\" data-act=\"bootloader\">Enter bootloader</button>\n"
     "<button id=\"act-run\" data-act=\"run\">Run application</button>\n"
     "<h2>Settings</h2>\n"
-    "<form id=\"settings\">\n"
+    "<form id=\"settings\" novalidate>\n"
     "<div><label for=\"baud\">User baud</label><input id=\"baud\" name=\"baud\" type=\"number\" min=\"300\"> <span class=\"fe\" id=\"e-baud\"></span></div>\n"
     "<div><label for=\"line_map\">Line map</label><select id=\"line_map\" name=\"line_map\"><option>direct</option><option>esptool</option><option>none</option></select> <span class=\"fe\" id=\"e-line_map\"></span></div>\n"
     "<div><label for=\"auto_boot\">Auto boot</label><select id=\"auto_boot\" name=\"auto_boot\"><option>sync</option><option>parity</option><option>off</option></select> <span class=\"fe\" id=\"e-auto_boot\"></span></div>\n"

@@ -238,7 +238,7 @@ static void api_status(void *ctx, struct api_status *st)
 {
 	(void)ctx;
 	static const char *const modes[] = {"idle", "pending", "telnet", "raw"};
-	st->version = BRIDGE_SIGNATURE " (espstm-bridge)";
+	st->version = BRIDGE_SIGNATURE;
 	st->uptime_s = (uint32_t)((uv_hrtime() - H.t0) / 1000000000u);
 	st->target_count = 1;
 	struct api_target_status *t = &st->t[0];

@@ -1,0 +1,237 @@
+/* SPDX-License-Identifier: MIT */
+/* firmware/core/http_api.c: auth (success, failure, lock-out, constant-time compare),
+ * routes, JSON shapes, settings errors, actions. */
+#include "http_api.h"
+#include "json.h"
+#include "unit.h"
+
+#include <errno.h>
+#include <string.h>
+
+static struct settings_mgr sm;
+static struct http_api api;
+static int applied, acted, act_kind;
+static unsigned act_target;
+
+static void st(void *ctx, struct api_status *s)
+{
+	(void)ctx;
+	s->target_count = 1;
+	s->t[0].uart = (struct hal_uart_cfg){115200, 8, 1, 1, 1};
+	s->t[0].nrst = 1;
+	s->t[0].boot0 = 0;
+	s->t[0].bytes_to_uart = 7;
+}
+static void ap(void *ctx, const struct settings *s)
+{
+	(void)ctx;
+	(void)s;
+	applied++;
+}
+static int ac(void *ctx, unsigned t, enum api_action a)
+{
+	(void)ctx;
+	acted++;
+	act_target = t;
+	act_kind = (int)a;
+	return 0;
+}
+static const struct api_ops ops = {.status = st, .apply = ap, .action = ac};
+
+/* "admin:pw-123" and "admin:wrong" */
+#define GOOD "Basic YWRtaW46cHctMTIz"
+#define BAD  "Basic YWRtaW46d3Jvbmc="
+
+static void setup(void)
+{
+	struct settings_caps caps;
+	settings_caps_nominal(&caps, 1);
+	settings_mgr_init(&sm, &caps, NULL, NULL);
+	ck_assert_int_eq(http_api_init(&api, &ops, NULL, &sm, "pw-123"), 0);
+	applied = acted = 0;
+}
+
+static struct api_response call(const char *m, const char *p, const char *auth, const char *x,
+                                const char *body, uint32_t now)
+{
+	struct api_request rq = {.method = m,
+	                         .path = p,
+	                         .authorization = auth,
+	                         .x_request = x,
+	                         .body = body,
+	                         .body_len = body ? strlen(body) : 0,
+	                         .now_ms = now};
+	struct api_response rs;
+	http_api_handle(&api, &rq, &rs);
+	return rs;
+}
+
+/* Parse the JSON body; returns the token count (>0). */
+static struct jtok tok[256];
+static int parse(const struct api_response *rs)
+{
+	int n = json_parse(rs->body, rs->len, tok, 256);
+	ck_assert_msg(n > 0, "invalid JSON: %.*s", (int)rs->len, rs->body);
+	return n;
+}
+
+START_TEST(ct_equal)
+{
+	ck_assert(http_api_ct_equal("abc", 3, "abc", 3));
+	ck_assert(!http_api_ct_equal("abd", 3, "abc", 3));
+	ck_assert(!http_api_ct_equal("ab", 2, "abc", 3));
+	ck_assert(!http_api_ct_equal("abcd", 4, "abc", 3));
+	ck_assert(!http_api_ct_equal("", 0, "abc", 3));
+}
+END_TEST
+
+START_TEST(auth_required_everywhere)
+{
+	const char *paths[] = {"/", "/api/status", "/api/settings"};
+	for (unsigned i = 0; i < 3; i++) {
+		struct api_response r = call("GET", paths[i], NULL, NULL, NULL, 0);
+		ck_assert_int_eq(r.status, 401);
+		ck_assert(r.www_authenticate);
+	}
+	struct api_response r = call("POST", "/api/targets/0/reset", NULL, "1", NULL, 0);
+	ck_assert_int_eq(r.status, 401);
+	ck_assert_int_eq(acted, 0);
+	ck_assert_uint_eq(api.fails, 0); /* no header: not a failure */
+}
+END_TEST
+
+START_TEST(auth_success_uses_ct_compare)
+{
+	uint32_t before = http_api_ct_calls;
+	struct api_response r = call("GET", "/", GOOD, NULL, NULL, 0);
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_str_eq(r.content_type, "text/html; charset=utf-8");
+	ck_assert(strstr(r.body, "<script>") != NULL);
+	ck_assert(strstr(r.body, "http://") == NULL && strstr(r.body, "https://") == NULL);
+	ck_assert_uint_ge(http_api_ct_calls - before, 2); /* user and password */
+	ck_assert_int_eq(call("GET", "/", "basic YWRtaW46cHctMTIz", NULL, NULL, 0).status, 200);
+	ck_assert_int_eq(call("GET", "/", "Bearer x", NULL, NULL, 0).status, 401);
+	/* other user name, right password */
+	ck_assert_int_eq(call("GET", "/", "Basic cm9vdDpwdy0xMjM=", NULL, NULL, 0).status, 401);
+}
+END_TEST
+
+START_TEST(lockout_after_failures)
+{
+	uint32_t t = 1000;
+	for (int i = 0; i < HTTP_API_FREE_FAILS; i++)
+		ck_assert_int_eq(call("GET", "/api/status", BAD, NULL, NULL, t).status, 401);
+	/* locked: even the right password is refused, without comparing */
+	uint32_t before = http_api_ct_calls;
+	struct api_response r = call("GET", "/api/status", GOOD, NULL, NULL, t + 10);
+	ck_assert_int_eq(r.status, 429);
+	ck_assert_uint_eq(r.retry_after_s, 1);
+	ck_assert_uint_eq(http_api_ct_calls, before);
+	/* after 1 s it answers again; another failure doubles the delay */
+	ck_assert_int_eq(call("GET", "/api/status", BAD, NULL, NULL, t + 1000).status, 401);
+	r = call("GET", "/api/status", GOOD, NULL, NULL, t + 1500);
+	ck_assert_int_eq(r.status, 429);
+	ck_assert_uint_eq(r.retry_after_s, 2);
+	ck_assert_int_eq(call("GET", "/api/status", GOOD, NULL, NULL, t + 3000).status, 200);
+	ck_assert_uint_eq(api.fails, 0); /* success resets */
+	/* delay is capped */
+	for (int i = 0; i < 40; i++) {
+		t += HTTP_API_MAX_LOCK_MS + 1;
+		call("GET", "/api/status", BAD, NULL, NULL, t);
+	}
+	r = call("GET", "/api/status", GOOD, NULL, NULL, t + 1);
+	ck_assert_int_eq(r.status, 429);
+	ck_assert_uint_le(r.retry_after_s, HTTP_API_MAX_LOCK_MS / 1000);
+}
+END_TEST
+
+START_TEST(status_shape)
+{
+	struct api_response r = call("GET", "/api/status", GOOD, NULL, NULL, 0);
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_str_eq(r.content_type, "application/json");
+	parse(&r);
+	int w = json_find(r.body, tok, 0, "wifi");
+	ck_assert_int_gt(w, 0);
+	ck_assert_int_eq(tok[json_find(r.body, tok, w, "rssi")].type, J_NULL);
+	int ts = json_find(r.body, tok, 0, "targets");
+	ck_assert_int_eq(tok[ts].type, J_ARR);
+	ck_assert_uint_eq(tok[ts].size, 1);
+	int t0 = ts + 1;
+	long long v;
+	int u = json_find(r.body, tok, t0, "uart");
+	ck_assert_int_eq(json_int(r.body, &tok[json_find(r.body, tok, u, "baud")], &v), 0);
+	ck_assert_int_eq(v, 115200);
+	int p = json_find(r.body, tok, t0, "pins");
+	ck_assert_int_eq(json_int(r.body, &tok[json_find(r.body, tok, p, "nrst")], &v), 0);
+	ck_assert_int_eq(v, 1);
+	ck_assert_int_gt(json_find(r.body, tok, p, "gpio"), 0);
+	int b = json_find(r.body, tok, t0, "bytes");
+	ck_assert_int_eq(json_int(r.body, &tok[json_find(r.body, tok, b, "to_uart")], &v), 0);
+	ck_assert_int_eq(v, 7);
+	ck_assert_int_gt(json_find(r.body, tok, t0, "errors"), 0);
+	ck_assert_int_gt(json_find(r.body, tok, t0, "client"), 0);
+	ck_assert_int_gt(json_find(r.body, tok, t0, "line_map"), 0);
+}
+END_TEST
+
+START_TEST(settings_put)
+{
+	const char *body = "{\"targets\":[{\"baud\":57600}]}";
+	/* CSRF header required */
+	ck_assert_int_eq(call("PUT", "/api/settings", GOOD, NULL, body, 0).status, 403);
+	struct api_response r = call("PUT", "/api/settings", GOOD, "1", body, 0);
+	ck_assert_int_eq(r.status, 200);
+	parse(&r);
+	ck_assert_int_eq(tok[json_find(r.body, tok, 0, "saved")].type, J_TRUE);
+	ck_assert_int_eq(applied, 1);
+	ck_assert_uint_eq(sm.cur.target[0].baud, 57600);
+	r = call("PUT", "/api/settings", GOOD, "1", body, 0);
+	parse(&r);
+	ck_assert_int_eq(tok[json_find(r.body, tok, 0, "saved")].type, J_FALSE);
+	r = call("PUT", "/api/settings", GOOD, "1", "{\"targets\":[{\"baud\":1,\"settle_ms\":-4}]}", 0);
+	ck_assert_int_eq(r.status, 400);
+	parse(&r);
+	int f = json_find(r.body, tok, 0, "fields");
+	ck_assert_int_gt(f, 0);
+	ck_assert_int_gt(json_find(r.body, tok, f, "targets[0].settle_ms"), 0);
+	r = call("GET", "/api/settings", GOOD, NULL, NULL, 0);
+	ck_assert_int_eq(r.status, 200);
+	ck_assert(strstr(r.body, "\"baud\":57600") != NULL);
+}
+END_TEST
+
+START_TEST(actions)
+{
+	ck_assert_int_eq(call("POST", "/api/targets/0/reset", GOOD, "1", NULL, 0).status, 200);
+	ck_assert_int_eq(act_kind, API_ACT_RESET);
+	ck_assert_int_eq(call("POST", "/api/targets/0/bootloader", GOOD, "1", NULL, 0).status, 200);
+	ck_assert_int_eq(act_kind, API_ACT_BOOTLOADER);
+	ck_assert_int_eq(call("POST", "/api/targets/0/run", GOOD, "1", NULL, 0).status, 200);
+	ck_assert_int_eq(act_kind, API_ACT_RUN);
+	ck_assert_int_eq(acted, 3);
+	ck_assert_int_eq(call("POST", "/api/targets/1/run", GOOD, "1", NULL, 0).status, 404);
+	ck_assert_int_eq(call("POST", "/api/targets/0/explode", GOOD, "1", NULL, 0).status, 404);
+	ck_assert_int_eq(call("GET", "/api/targets/0/reset", GOOD, NULL, NULL, 0).status, 405);
+	ck_assert_int_eq(call("POST", "/api/targets/0/reset", GOOD, NULL, NULL, 0).status, 403);
+	ck_assert_int_eq(acted, 3);
+	ck_assert_int_eq(call("GET", "/nope", GOOD, NULL, NULL, 0).status, 404);
+}
+END_TEST
+
+static Suite *http_api_suite(void)
+{
+	Suite *s = suite_create("http_api");
+	TCase *tc = tcase_create("core");
+	tcase_add_checked_fixture(tc, setup, NULL);
+	tcase_add_test(tc, ct_equal);
+	tcase_add_test(tc, auth_required_everywhere);
+	tcase_add_test(tc, auth_success_uses_ct_compare);
+	tcase_add_test(tc, lockout_after_failures);
+	tcase_add_test(tc, status_shape);
+	tcase_add_test(tc, settings_put);
+	tcase_add_test(tc, actions);
+	suite_add_tcase(s, tc);
+	return s;
+}
+UNIT_SUITE(http_api_suite)

@@ -32,10 +32,11 @@ FUZZ_SRC   := $(wildcard tests/fuzz/*.c)
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 aobj = $(patsubst %.c,$(BUILD)/asan/%.o,$(1))
 
-BRIDGE_LIBS := $(UV_LIBS) $(Z_LIBS) -lm
+MHD_LIBS    := $(shell pkg-config --libs libmicrohttpd 2>/dev/null || echo -lmicrohttpd)
+BRIDGE_LIBS := $(UV_LIBS) $(MHD_LIBS) $(Z_LIBS) -lm
 DAEMON_LIBS := $(UV_LIBS) $(FUSE_LIBS) $(INI_LIBS) $(SD_LIBS) $(Z_LIBS) -lm
 
-.PHONY: all check unit e2e fuzz demo clean format install-deps
+.PHONY: all check unit e2e web fuzz demo clean format install-deps
 all: $(BUILD)/espstmd $(BUILD)/espstm-bridge $(BUILD)/stm32sim
 
 $(BUILD)/obj/%.o: %.c
@@ -68,10 +69,13 @@ e2e: all
 	ESPSTM_BUILD=$(BUILD) tests/e2e/run
 
 # make check: unit tests, the core cross-compiled and tested on the ESP8266 CPU (lx106,
-# qemu), a short bounded fuzz run of every target, then the e2e suite.
-check: unit
+# qemu), a short bounded fuzz run of every target, the legacy-port (1234/1235) checks,
+# the web page in headless Chromium, then the e2e suite.
+check: all unit
 	$(MAKE) cross lx106-check
 	$(MAKE) fuzz FUZZ_SECONDS=$(CHECK_FUZZ_SECONDS)
+	ESPSTM_BUILD=$(BUILD) tests/legacy/run
+	$(MAKE) web
 	$(MAKE) e2e
 CHECK_FUZZ_SECONDS ?= 10
 
@@ -88,6 +92,10 @@ fuzz: $(FUZZ_BINS)
 	       $(BUILD)/fuzz/corpus-$$n > $(BUILD)/fuzz/$$n.log 2>&1; then \
 	    tail -n 40 $(BUILD)/fuzz/$$n.log; echo "fuzz: $$n FAILED (log: $(BUILD)/fuzz/$$n.log)"; exit 1; fi; \
 	  grep -E '^Done [0-9]+ runs|stat::new_units_added' $(BUILD)/fuzz/$$n.log; done
+
+# The bridge's web page and HTTP API in headless Chromium (playwright-core from npm).
+web: $(BUILD)/espstm-bridge
+	ESPSTM_BUILD=$(BUILD) tests/web/run
 
 demo: all
 	ESPSTM_BUILD=$(BUILD) tests/e2e/demo

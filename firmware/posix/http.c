@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* espstm-bridge --http (http_posix.h). */
+#include "plog.h"
 #include "http_posix.h"
 
 #include "http_api.h"
@@ -37,17 +38,6 @@ static struct {
 	uint64_t t0;
 	char peer[64];
 } H;
-
-static void hlog(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void hlog(const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	fputs("espstm-bridge: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
-	va_end(ap);
-}
 
 /* ---- HAL wrapper: counters ---- */
 
@@ -109,7 +99,7 @@ static int st_save(void *ctx, const char *text, size_t len)
 	snprintf(tmp, sizeof(tmp), "%s.tmp", H.settings_path);
 	FILE *f = fopen(tmp, "w");
 	if (!f) {
-		hlog("settings: %s: %s", tmp, strerror(errno));
+		plog(HAL_LOG_INFO, "settings: %s: %s", tmp, strerror(errno));
 		return -EIO;
 	}
 	int ok = fwrite(text, 1, len, f) == len && fputc('\n', f) != EOF;
@@ -117,11 +107,12 @@ static int st_save(void *ctx, const char *text, size_t len)
 	ok = fsync(fileno(f)) == 0 && ok;
 	ok = fclose(f) == 0 && ok;
 	if (!ok || rename(tmp, H.settings_path) < 0) {
-		hlog("settings: writing %s failed: %s", H.settings_path, strerror(errno));
+		plog(HAL_LOG_INFO, "settings: writing %s failed: %s", H.settings_path,
+		     strerror(errno));
 		unlink(tmp);
 		return -EIO;
 	}
-	hlog("settings saved to %s", H.settings_path);
+	plog(HAL_LOG_INFO, "settings saved to %s", H.settings_path);
 	return 0;
 }
 
@@ -142,7 +133,7 @@ static int read_password(const char *path)
 	if (path) {
 		FILE *f = fopen(path, "r");
 		if (!f) {
-			hlog("--password-file %s: %s", path, strerror(errno));
+			plog(HAL_LOG_INFO, "--password-file %s: %s", path, strerror(errno));
 			return -1;
 		}
 		char line[256];
@@ -152,8 +143,8 @@ static int read_password(const char *path)
 		line[strcspn(line, "\r\n")] = '\0';
 		size_t l = strlen(line);
 		if (l == 0 || l > HTTP_API_PASS_MAX) {
-			hlog("--password-file %s: want one line of 1..%d characters", path,
-			     HTTP_API_PASS_MAX);
+			plog(HAL_LOG_INFO, "--password-file %s: want one line of 1..%d characters",
+			     path, HTTP_API_PASS_MAX);
 			return -2;
 		}
 		memcpy(H.pass, line, l + 1);
@@ -162,13 +153,14 @@ static int read_password(const char *path)
 	static const char abc[] = "23456789abcdefghijkmnpqrstuvwxyz"; /* 32: no bias */
 	uint8_t rnd[16];
 	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
-		hlog("getrandom: %s", strerror(errno));
+		plog(HAL_LOG_INFO, "getrandom: %s", strerror(errno));
 		return -1;
 	}
 	for (size_t i = 0; i < sizeof(rnd); i++)
 		H.pass[i] = abc[rnd[i] & 31];
 	H.pass[sizeof(rnd)] = '\0';
-	hlog("web password (user %s, generated, shown once): %s", HTTP_API_USER, H.pass);
+	plog(HAL_LOG_INFO, "web password (user %s, generated, shown once): %s", HTTP_API_USER,
+	     H.pass);
 	return 0;
 }
 
@@ -180,7 +172,7 @@ int http_posix_prepare(const struct http_posix_opts *o, struct bridge_settings *
 	unsigned long port = colon ? strtoul(colon + 1, &end, 10) : 0;
 	if (!colon || (size_t)(colon - o->addr) >= sizeof(H.host) || colon[1] == '\0' ||
 	    *end != '\0' || port > 65535) {
-		hlog("--http: want HOST:PORT, got '%s'", o->addr);
+		plog(HAL_LOG_INFO, "--http: want HOST:PORT, got '%s'", o->addr);
 		return -2;
 	}
 	memcpy(H.host, o->addr, (size_t)(colon - o->addr));
@@ -188,7 +180,7 @@ int http_posix_prepare(const struct http_posix_opts *o, struct bridge_settings *
 	H.port = (unsigned)port;
 	struct in_addr ia;
 	if (inet_pton(AF_INET, H.host, &ia) != 1) {
-		hlog("--http: '%s' is not an IPv4 address", H.host);
+		plog(HAL_LOG_INFO, "--http: '%s' is not an IPv4 address", H.host);
 		return -2;
 	}
 	int r = read_password(o->password_file);
@@ -214,12 +206,13 @@ int http_posix_prepare(const struct http_posix_opts *o, struct bridge_settings *
 		t->auto_boot = (uint8_t)set->auto_boot;
 		t->settle_ms = set->settle_ms;
 		for (unsigned i = 0; i < err.count; i++)
-			hlog("settings %s: %s: %s (defaults used)", H.settings_path, err.e[i].field,
-			     err.e[i].msg);
+			plog(HAL_LOG_INFO, "settings %s: %s: %s (defaults used)", H.settings_path,
+			     err.e[i].field, err.e[i].msg);
 		if (r < 0 && r != -ENOENT)
-			hlog("settings %s: %s (defaults used)", H.settings_path, strerror(-r));
+			plog(HAL_LOG_INFO, "settings %s: %s (defaults used)", H.settings_path,
+			     strerror(-r));
 	} else {
-		hlog("settings loaded from %s", H.settings_path);
+		plog(HAL_LOG_INFO, "settings loaded from %s", H.settings_path);
 	}
 	to_bridge(&H.sm.cur, set);
 	H.inner = *hal;
@@ -270,7 +263,8 @@ static void api_apply(void *ctx, const struct settings *s)
 	(void)ctx;
 	to_bridge(s, H.h.set);
 	bridge_update_settings(H.h.br, H.h.set);
-	hlog("settings applied: user baud %u, line map %s, auto-boot %s, settle %u ms%s",
+	plog(HAL_LOG_INFO,
+	     "settings applied: user baud %u, line map %s, auto-boot %s, settle %u ms%s",
 	     (unsigned)s->target[0].baud, settings_line_map_name(s->target[0].line_map),
 	     settings_auto_boot_name(s->target[0].auto_boot), (unsigned)s->target[0].settle_ms,
 	     bridge_connected(H.h.br) ? " (framing after the client leaves)" : "");
@@ -291,7 +285,7 @@ static int api_action(void *ctx, unsigned target, enum api_action a)
 static void api_log(void *ctx, const char *line)
 {
 	(void)ctx;
-	hlog("%s", line);
+	plog(HAL_LOG_INFO, "%s", line);
 }
 
 static const struct api_ops ops = {
@@ -306,8 +300,8 @@ struct body {
 };
 
 static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url,
-                               const char *method, const char *version,
-                               const char *upload_data, size_t *upload_data_size, void **con_cls)
+                               const char *method, const char *version, const char *upload_data,
+                               size_t *upload_data_size, void **con_cls)
 {
 	(void)cls;
 	(void)version;
@@ -343,8 +337,10 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 		struct api_request rq = {
 		    .method = method,
 		    .path = url,
-		    .authorization = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization"),
-		    .x_request = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Espstm-Request"),
+		    .authorization =
+		        MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization"),
+		    .x_request =
+		        MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Espstm-Request"),
 		    .body = b->buf,
 		    .body_len = b->len,
 		    .now_ms = (uint32_t)(uv_hrtime() / 1000000u),
@@ -419,7 +415,7 @@ int http_posix_start(uv_loop_t *loop, const struct http_posix_hooks *h)
 	H.loop = loop;
 	H.t0 = uv_hrtime();
 	if (http_api_init(&H.api, &ops, NULL, &H.sm, H.pass) < 0) {
-		hlog("http: bad password");
+		plog(HAL_LOG_INFO, "http: bad password");
 		return -1;
 	}
 	struct sockaddr_in sa;
@@ -433,13 +429,13 @@ int http_posix_start(uv_loop_t *loop, const struct http_posix_hooks *h)
 	                       MHD_OPTION_CONNECTION_LIMIT, (unsigned)16,
 	                       MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_END);
 	if (!H.d) {
-		hlog("http: cannot listen on %s:%u", H.host, H.port);
+		plog(HAL_LOG_INFO, "http: cannot listen on %s:%u", H.host, H.port);
 		return -1;
 	}
 	const union MHD_DaemonInfo *ep = MHD_get_daemon_info(H.d, MHD_DAEMON_INFO_EPOLL_FD);
 	const union MHD_DaemonInfo *bp = MHD_get_daemon_info(H.d, MHD_DAEMON_INFO_BIND_PORT);
 	if (!ep) {
-		hlog("http: no epoll fd from libmicrohttpd");
+		plog(HAL_LOG_INFO, "http: no epoll fd from libmicrohttpd");
 		MHD_stop_daemon(H.d);
 		H.d = NULL;
 		return -1;
@@ -448,7 +444,7 @@ int http_posix_start(uv_loop_t *loop, const struct http_posix_hooks *h)
 	uv_poll_start(&H.poll, UV_READABLE, on_poll);
 	uv_timer_init(loop, &H.timer);
 	H.started = 1;
-	hlog("http on %s:%u", H.host, bp ? (unsigned)bp->port : H.port);
+	plog(HAL_LOG_INFO, "http on %s:%u", H.host, bp ? (unsigned)bp->port : H.port);
 	run_mhd();
 	return 0;
 }

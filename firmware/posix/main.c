@@ -3,6 +3,7 @@
  * espstm-bridge: the portable firmware core (firmware/core) on Linux with libuv.
  * One RFC 2217 server port for one target: the simulated STM32 (tests/sim). See README.md.
  */
+#include "plog.h"
 #include "bridge.h"
 #include "stm32sim.h"
 #include "legacy_posix.h"
@@ -25,7 +26,6 @@ struct app {
 	uv_tcp_t *client;
 	uv_timer_t timer;
 	uv_signal_t sigint, sigterm;
-	int verbose;
 	const char *target;
 	struct stm32sim *sim;
 	struct bridge br;
@@ -44,19 +44,6 @@ struct app {
 };
 
 static struct app A;
-
-static void logf_(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void logf_(int level, const char *fmt, ...)
-{
-	if (level > (A.verbose ? HAL_LOG_DEBUG : HAL_LOG_INFO))
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	fputs("espstm-bridge: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
-	va_end(ap);
-}
 
 static uint64_t now_us(void)
 {
@@ -79,10 +66,10 @@ static int hal_uart_config(void *ctx, struct hal_uart_cfg *c)
 	                          .parity = par[c->parity],
 	                          .stop_bits = (uint8_t)(c->stop == RFC2217_STOPSIZE_1 ? 1 : 2)};
 	stm32sim_set_line(a->sim, now_us(), &l);
-	logf_(HAL_LOG_DEBUG, "uart: %u %u%c%s", (unsigned)c->baud, c->data_bits, par[c->parity],
-	      c->stop == 1   ? "1"
-	      : c->stop == 2 ? "2"
-	                     : "1.5");
+	plog(HAL_LOG_DEBUG, "uart: %u %u%c%s", (unsigned)c->baud, c->data_bits, par[c->parity],
+	     c->stop == 1   ? "1"
+	     : c->stop == 2 ? "2"
+	                    : "1.5");
 	return 0;
 }
 
@@ -113,7 +100,7 @@ static void hal_uart_purge(void *ctx, int rx, int tx)
 static void hal_uart_break(void *ctx, int on)
 {
 	(void)ctx;
-	logf_(HAL_LOG_DEBUG, "uart: break %s (not simulated)", on ? "on" : "off");
+	plog(HAL_LOG_DEBUG, "uart: break %s (not simulated)", on ? "on" : "off");
 }
 
 static void hal_gpio_set(void *ctx, enum hal_pin pin, int level)
@@ -177,7 +164,7 @@ static size_t hal_net_send(void *ctx, const uint8_t *p, size_t n)
 static void hal_log(void *ctx, enum hal_log_level level, const char *line)
 {
 	(void)ctx;
-	logf_((int)level, "%s", line);
+	plog((int)level, "%s", line);
 }
 
 static const struct hal_ops sim_hal = {
@@ -280,7 +267,7 @@ static void drop_client(struct app *a, const char *why)
 {
 	if (!a->client)
 		return;
-	logf_(HAL_LOG_INFO, "client disconnected (%s)", why);
+	plog(HAL_LOG_INFO, "client disconnected (%s)", why);
 	uv_close((uv_handle_t *)a->client, on_client_closed);
 	a->client = NULL;
 	a->reading = 0;
@@ -317,7 +304,7 @@ static void on_connection(uv_stream_t *server, int status)
 {
 	struct app *a = server->data;
 	if (status < 0) {
-		logf_(HAL_LOG_ERROR, "accept: %s", uv_strerror(status));
+		plog(HAL_LOG_ERROR, "accept: %s", uv_strerror(status));
 		return;
 	}
 	uv_tcp_t *c = malloc(sizeof(*c));
@@ -334,7 +321,7 @@ static void on_connection(uv_stream_t *server, int status)
 		snprintf(msg, sizeof(msg),
 		         "espstm-bridge: busy: another client is connected to %s; closing\r\n",
 		         a->target);
-		logf_(HAL_LOG_INFO, "second client refused (target busy)");
+		plog(HAL_LOG_INFO, "second client refused (target busy)");
 		uv_write_t *req = malloc(sizeof(*req));
 		uv_buf_t b = uv_buf_init(msg, (unsigned)strlen(msg));
 		if (!req || uv_write(req, (uv_stream_t *)c, &b, 1, on_busy_written) < 0) {
@@ -346,7 +333,7 @@ static void on_connection(uv_stream_t *server, int status)
 	uv_tcp_nodelay(c, 1);
 	a->client = c;
 	a->rlen = 0;
-	logf_(HAL_LOG_INFO, "client connected");
+	plog(HAL_LOG_INFO, "client connected");
 	bridge_connect(&a->br);
 	start_reading(a);
 	pump(a);
@@ -361,11 +348,11 @@ static void legacy_pump(void *a)
 static void on_signal(uv_signal_t *h, int signum)
 {
 	struct app *a = h->data;
-	logf_(HAL_LOG_INFO, "signal %d: exiting", signum);
+	plog(HAL_LOG_INFO, "signal %d: exiting", signum);
 	a->stopping = 1;
 	int r = stm32sim_sync(a->sim);
 	if (r < 0) {
-		logf_(HAL_LOG_ERROR, "flash sync failed: %s", strerror(-r));
+		plog(HAL_LOG_ERROR, "flash sync failed: %s", strerror(-r));
 		a->exit_code = 1;
 	}
 	uv_stop(a->loop);
@@ -518,7 +505,7 @@ int main(int argc, char **argv)
 			instant = 1;
 			break;
 		case 'v':
-			A.verbose = 1;
+			plog_set_verbose(1);
 			break;
 		case 'h':
 			usage(stdout);
@@ -602,19 +589,22 @@ int main(int argc, char **argv)
 	uv_signal_start(&A.sigint, on_signal, SIGINT);
 	uv_signal_start(&A.sigterm, on_signal, SIGTERM);
 	signal(SIGPIPE, SIG_IGN);
-	logf_(HAL_LOG_INFO, "%s on %s (line map %s, auto-boot %s, settle %u ms)", BRIDGE_SIGNATURE,
-	      A.target,
-	      A.set.line_map == BRIDGE_MAP_DIRECT    ? "direct"
-	      : A.set.line_map == BRIDGE_MAP_ESPTOOL ? "esptool"
-	                                             : "none",
-	      A.set.auto_boot == BRIDGE_AUTO_SYNC     ? "sync"
-	      : A.set.auto_boot == BRIDGE_AUTO_PARITY ? "parity"
-	                                              : "off",
-	      (unsigned)A.set.settle_ms);
+	plog(HAL_LOG_INFO, "%s on %s (line map %s, auto-boot %s, settle %u ms)", BRIDGE_SIGNATURE,
+	     A.target,
+	     A.set.line_map == BRIDGE_MAP_DIRECT    ? "direct"
+	     : A.set.line_map == BRIDGE_MAP_ESPTOOL ? "esptool"
+	                                            : "none",
+	     A.set.auto_boot == BRIDGE_AUTO_SYNC     ? "sync"
+	     : A.set.auto_boot == BRIDGE_AUTO_PARITY ? "parity"
+	                                             : "off",
+	     (unsigned)A.set.settle_ms);
 	fprintf(stderr, "espstm-bridge: listening on %s:%u\n", host, actual);
 	if (http_o.addr) {
-		struct http_posix_hooks hh = {
-		    .br = &A.br, .set = &A.set, .client = &A.client, .app = &A, .pump = legacy_pump};
+		struct http_posix_hooks hh = {.br = &A.br,
+		                              .set = &A.set,
+		                              .client = &A.client,
+		                              .app = &A,
+		                              .pump = legacy_pump};
 		if (http_posix_start(A.loop, &hh) < 0) {
 			stm32sim_free(A.sim);
 			return 1;

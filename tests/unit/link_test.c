@@ -3,6 +3,7 @@
  * link.c against a small fake RFC 2217 server (written with the core codec) listening on
  * 127.0.0.1 port 0, running in the same libuv loop as the link.
  */
+#include "uvtest.h"
 #include "link.h"
 #include "log.h"
 #include "rfc2217.h"
@@ -373,37 +374,14 @@ static void teardown(void)
 	free(tty.data);
 }
 
-static bool timed_out;
-static void to_cb(uv_timer_t *t)
-{
-	(void)t;
-	timed_out = true;
-}
-
-/* Run the loop until cond() holds or ms pass. Returns cond(). */
 static bool run_until(bool (*cond)(void), uint64_t ms)
 {
-	uv_timer_t t;
-	timed_out = false;
-	uv_timer_init(&loop, &t);
-	uv_timer_start(&t, to_cb, ms, 0);
-	while (!cond() && !timed_out)
-		uv_run(&loop, UV_RUN_ONCE);
-	uv_close((uv_handle_t *)&t, NULL);
-	uv_run(&loop, UV_RUN_NOWAIT);
-	return cond();
+	return uvtest_run_until(&loop, cond, ms);
 }
 
 static void run_for(uint64_t ms)
 {
-	uv_timer_t t;
-	timed_out = false;
-	uv_timer_init(&loop, &t);
-	uv_timer_start(&t, to_cb, ms, 0);
-	while (!timed_out)
-		uv_run(&loop, UV_RUN_ONCE);
-	uv_close((uv_handle_t *)&t, NULL);
-	uv_run(&loop, UV_RUN_NOWAIT);
+	uvtest_run_for(&loop, ms);
 }
 
 static bool is_up(void)

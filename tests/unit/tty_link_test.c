@@ -8,6 +8,7 @@
  */
 #define FUSE_USE_VERSION 31
 
+#include "uvtest.h"
 #include "link.h"
 #include "log.h"
 #include "rfc2217.h"
@@ -340,36 +341,14 @@ static void teardown(void)
 	rd_cap = rd_n = 0;
 }
 
-static bool timed_out;
-static void to_cb(uv_timer_t *t)
-{
-	(void)t;
-	timed_out = true;
-}
-
 static bool run_until(bool (*cond)(void), uint64_t ms)
 {
-	uv_timer_t t;
-	timed_out = false;
-	uv_timer_init(&loop, &t);
-	uv_timer_start(&t, to_cb, ms, 0);
-	while (!cond() && !timed_out)
-		uv_run(&loop, UV_RUN_ONCE);
-	uv_close((uv_handle_t *)&t, NULL);
-	uv_run(&loop, UV_RUN_NOWAIT);
-	return cond();
+	return uvtest_run_until(&loop, cond, ms);
 }
 
 static void run_for(uint64_t ms)
 {
-	uv_timer_t t;
-	timed_out = false;
-	uv_timer_init(&loop, &t);
-	uv_timer_start(&t, to_cb, ms, 0);
-	while (!timed_out)
-		uv_run(&loop, UV_RUN_ONCE);
-	uv_close((uv_handle_t *)&t, NULL);
-	uv_run(&loop, UV_RUN_NOWAIT);
+	uvtest_run_for(&loop, ms);
 }
 
 static bool is_up(void)

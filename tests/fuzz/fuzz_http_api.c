@@ -1,0 +1,186 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * libFuzzer target: firmware/core/http_api.c (and through it settings.c and json.c).
+ * Input: a sequence of requests separated by the byte 0xFF; each request is split at 0x00
+ * into method, path, Authorization, X-Espstm-Request and body (missing parts: NULL / empty).
+ * The first byte of a request is a control byte: bit 0 Authorization replaced by the right
+ * credentials, bit 1 X-Espstm-Request forced to "1", bit 2 path replaced by a route picked
+ * by bits 4-6 (+ the fuzzed path as suffix for the target actions), bit 3 method picked from
+ * bits 4-5; bit 7 advances the clock by 40 s (the lock-out expires). Every part is copied to
+ * an exact-size heap buffer so ASan sees over-reads. The response is checked for shape.
+ */
+#include "http_api.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static struct settings_mgr sm;
+static struct http_api api;
+static char stored[1024];
+static size_t stored_len;
+static int busy;
+
+static void st_cb(void *ctx, struct api_status *s)
+{
+	(void)ctx;
+	s->target_count = 2;
+	s->version = "espstm \"fuzz\"\n";
+	s->ssid = "ssid\x01\\";
+	s->t[0].client_addr = "127.0.0.1:1";
+	s->t[1].mode = "raw";
+	s->t[0].uart = (struct hal_uart_cfg){115200, 8, 7, 9, 1};
+}
+static void ap_cb(void *ctx, const struct settings *s)
+{
+	(void)ctx;
+	if (settings_validate(s, &sm.caps, NULL) != 0)
+		abort(); /* applied settings must be valid */
+}
+static int ac_cb(void *ctx, unsigned t, enum api_action a)
+{
+	(void)ctx;
+	if (t >= sm.cur.target_count || (unsigned)a > API_ACT_RUN)
+		abort();
+	return (busy++ % 3) == 2 ? -EBUSY : (busy % 5) == 4 ? -EIO : 0;
+}
+static void log_cb(void *ctx, const char *line)
+{
+	(void)ctx;
+	if (strlen(line) >= 96)
+		abort();
+}
+static int load_cb(void *ctx, char *buf, size_t cap)
+{
+	(void)ctx;
+	if (!stored_len)
+		return -ENOENT;
+	size_t n = stored_len < cap ? stored_len : cap - 1;
+	memcpy(buf, stored, n);
+	buf[n] = '\0';
+	return (int)n;
+}
+static int save_cb(void *ctx, const char *text, size_t len)
+{
+	(void)ctx;
+	if (len >= sizeof(stored) || strlen(text) != len)
+		abort();
+	memcpy(stored, text, len);
+	stored_len = len;
+	return 0;
+}
+static const struct api_ops ops = {.status = st_cb, .apply = ap_cb, .action = ac_cb, .log = log_cb};
+
+#define GOOD "Basic YWRtaW46cHctMTIz" /* admin:pw-123 */
+
+static char *dup_part(const uint8_t *p, size_t n)
+{
+	char *s = malloc(n + 1);
+	if (!s)
+		abort();
+	memcpy(s, p, n);
+	s[n] = '\0';
+	return s;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct settings_caps caps;
+	settings_caps_nominal(&caps, size && (data[0] & 0x80) ? 2 : 1);
+	stored_len = 0;
+	busy = 0;
+	struct settings_store store = {.load = load_cb, .save = save_cb};
+	settings_mgr_init(&sm, &caps, &store, NULL);
+	if (http_api_init(&api, &ops, NULL, &sm, "pw-123") != 0)
+		abort();
+	uint32_t now = 0xFFFF0000u; /* wraps during the run */
+	static const char *const routes[8] = {"/",
+	                                      "/index.html",
+	                                      "/api/status",
+	                                      "/api/settings",
+	                                      "/api/targets/",
+	                                      "/api/targets/0/",
+	                                      "/api/targets/1/",
+	                                      "/api/"};
+	static const char *const methods[4] = {"GET", "PUT", "POST", "HEAD"};
+	size_t pos = 0;
+	for (int nrq = 0; pos < size && nrq < 64; nrq++) {
+		const uint8_t *rq_start = data + pos;
+		const uint8_t *end = memchr(rq_start, 0xFF, size - pos);
+		size_t rlen = end ? (size_t)(end - rq_start) : size - pos;
+		pos += rlen + 1;
+		if (rlen == 0)
+			continue;
+		uint8_t ctl = rq_start[0];
+		const uint8_t *p = rq_start + 1;
+		size_t left = rlen - 1;
+		char *part[5] = {NULL, NULL, NULL, NULL, NULL};
+		size_t plen[5] = {0, 0, 0, 0, 0};
+		for (int k = 0; k < 5 && (left || k == 0); k++) {
+			const uint8_t *z = k < 4 ? memchr(p, 0, left) : NULL;
+			size_t l = z ? (size_t)(z - p) : left;
+			if (k == 4) /* body: binary, not NUL-terminated */
+				l = left;
+			part[k] = dup_part(p, l);
+			plen[k] = l;
+			p += l;
+			left -= l;
+			if (z) {
+				p++;
+				left--;
+			}
+		}
+		char *path = part[1];
+		if (ctl & 4) {
+			const char *r = routes[(ctl >> 4) & 7];
+			size_t rl = strlen(r), sl = path ? strlen(path) : 0;
+			char *np = malloc(rl + sl + 1);
+			if (!np)
+				abort();
+			memcpy(np, r, rl);
+			if (((ctl >> 4) & 7) >= 4 && path)
+				memcpy(np + rl, path, sl);
+			else
+				sl = 0;
+			np[rl + sl] = '\0';
+			free(part[1]);
+			path = part[1] = np;
+		}
+		char *body = NULL;
+		size_t blen = 0;
+		if (part[4]) {
+			body = malloc(plen[4] ? plen[4] : 1);
+			if (!body)
+				abort();
+			memcpy(body, part[4], plen[4]);
+			blen = plen[4];
+		}
+		struct api_request rq = {
+		    .method = (ctl & 8) ? methods[(ctl >> 4) & 3] : part[0],
+		    .path = path,
+		    .authorization = (ctl & 1) ? GOOD : part[2],
+		    .x_request = (ctl & 2) ? "1" : part[3],
+		    .body = body,
+		    .body_len = blen,
+		    .now_ms = now,
+		};
+		struct api_response rs;
+		http_api_handle(&api, &rq, &rs);
+		if (rs.status < 200 || rs.status > 599 || !rs.content_type || !rs.body)
+			abort();
+		if (rs.status == 429 && (rs.retry_after_s == 0 || rs.retry_after_s > 30))
+			abort();
+		/* JSON responses are NUL-terminated inside api->out or static */
+		if (rs.body != http_api_page && strlen(rs.body) != rs.len)
+			abort();
+		if (settings_validate(&sm.cur, &sm.caps, NULL) != 0)
+			abort();
+		now += (ctl & 0x80) ? 40000u : 7u;
+		free(body);
+		for (int k = 0; k < 5; k++)
+			free(part[k]);
+	}
+	return 0;
+}

@@ -137,6 +137,10 @@ static void api_log(struct http_api *api, const char *a, const char *b)
 	memcpy(line, a, la);
 	memcpy(line + la, b, lb);
 	line[la + lb] = '\0';
+	/* b may be the (unauthenticated) request path: no control characters in the log */
+	for (size_t i = la; i < la + lb; i++)
+		if ((unsigned char)line[i] < 0x20 || line[i] == 0x7f)
+			line[i] = '?';
 	api->ops->log(api->ctx, line);
 }
 
@@ -171,8 +175,16 @@ static int check_auth(struct http_api *api, const struct api_request *rq,
 			size_t pl = (size_t)n - ul - 1;
 			/* both comparisons always run: no early exit on the user name */
 			int u = http_api_ct_equal(dec, ul, HTTP_API_USER, sizeof(HTTP_API_USER) - 1);
-			int q = http_api_ct_equal(p, pl, api->pass, strlen(api->pass));
-			ok = u & q;
+			/* the password is compared as the whole zero-padded buffer (api->pass is
+			 * zeroed by init), so the time does not depend on its length either; a
+			 * NUL in the candidate would match the padding: refused */
+			char cand[sizeof(api->pass)];
+			memset(cand, 0, sizeof(cand));
+			int fits = pl < sizeof(cand) && !memchr(p, '\0', pl);
+			if (fits)
+				memcpy(cand, p, pl);
+			int q = http_api_ct_equal(cand, sizeof(cand), api->pass, sizeof(api->pass));
+			ok = u & q & fits;
 		}
 	}
 	if (ok) {
@@ -357,8 +369,9 @@ static void do_put_settings(struct http_api *api, const struct api_request *rq,
 {
 	static struct settings_error err; /* static: small stacks on the ESP */
 	struct settings s = api->settings->cur;
-	if (settings_from_json(&s, &api->settings->caps, rq->body ? rq->body : "", rq->body_len,
-	                       &err) < 0) {
+	/* no body: empty, whatever body_len says */
+	if (settings_from_json(&s, &api->settings->caps, rq->body ? rq->body : "",
+	                       rq->body ? rq->body_len : 0, &err) < 0) {
 		settings_errors(api, rs, &err);
 		return;
 	}

@@ -295,7 +295,9 @@ int settings_from_json(struct settings *s, const struct settings_caps *caps, con
 			else
 				t.legacy_ports = tok[v].type == J_TRUE;
 		} else if (json_str_eq(json, &tok[k], "targets")) {
-			if (tok[v].type != J_ARR || tok[v].size > t.target_count) {
+			/* bounded by the array too: *s may come in with an invalid target_count */
+			if (tok[v].type != J_ARR || tok[v].size > t.target_count ||
+			    tok[v].size > SETTINGS_MAX_TARGETS) {
 				add_err(err, "targets", ~0u,
 				        "must be an array of at most one object per target");
 				continue;

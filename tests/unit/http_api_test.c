@@ -6,6 +6,7 @@
 #include "unit.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 static struct settings_mgr sm;
@@ -219,6 +220,67 @@ START_TEST(actions)
 }
 END_TEST
 
+/* The password is compared as the whole zero-padded buffer (time independent of its length):
+ * a candidate with a NUL (which would match the padding) or longer than the maximum is
+ * refused; the shortest and longest passwords work. */
+START_TEST(auth_password_padding)
+{
+	ck_assert_int_eq(call("GET", "/", "Basic YWRtaW46cHctMTIzAA==", NULL, NULL, 0).status, 401);
+	char p64[HTTP_API_PASS_MAX + 1];
+	memset(p64, 'p', HTTP_API_PASS_MAX);
+	p64[HTTP_API_PASS_MAX] = '\0';
+	ck_assert_int_eq(http_api_init(&api, &ops, NULL, &sm, p64), 0);
+	/* admin: + 64 x p (200), then 65 x p (401) */
+	ck_assert_int_eq(call("GET", "/", "Basic YWRtaW46cHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBw"
+	                                  "cHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcA==",
+	                      NULL, NULL, 0)
+	                     .status,
+	                 200);
+	ck_assert_int_eq(call("GET", "/", "Basic YWRtaW46cHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBw"
+	                                  "cHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHA=",
+	                      NULL, NULL, 0)
+	                     .status,
+	                 401);
+	ck_assert_int_eq(http_api_init(&api, &ops, NULL, &sm, "x"), 0);
+	ck_assert_int_eq(call("GET", "/", "Basic YWRtaW46eA==", NULL, NULL, 0).status, 200);
+	ck_assert_int_eq(call("GET", "/", "Basic YWRtaW46eHg=", NULL, NULL, 0).status, 401);
+}
+END_TEST
+
+/* PUT with body NULL but a body_len: read as empty (was: body_len bytes read from ""). */
+START_TEST(put_null_body_with_len)
+{
+	struct api_request rq = {.method = "PUT",
+	                         .path = "/api/settings",
+	                         .authorization = GOOD,
+	                         .x_request = "1",
+	                         .body = NULL,
+	                         .body_len = 64};
+	struct api_response rs;
+	http_api_handle(&api, &rq, &rs);
+	ck_assert_int_eq(rs.status, 400);
+	ck_assert_int_eq(applied, 0);
+}
+END_TEST
+
+static char logged[128];
+static void lg(void *ctx, const char *line)
+{
+	(void)ctx;
+	snprintf(logged, sizeof(logged), "%s", line);
+}
+
+/* The unauthenticated path goes to the log: control characters (forged log lines) replaced. */
+START_TEST(log_path_sanitized)
+{
+	static const struct api_ops lops = {.status = st, .apply = ap, .action = ac, .log = lg};
+	ck_assert_int_eq(http_api_init(&api, &lops, NULL, &sm, "pw-123"), 0);
+	logged[0] = '\0';
+	call("GET", "/api/x\n2024 http: settings saved\r\x1b[2J", BAD, NULL, NULL, 0);
+	ck_assert_str_eq(logged, "http: wrong credentials for /api/x?2024 http: settings saved??[2J");
+}
+END_TEST
+
 static Suite *http_api_suite(void)
 {
 	Suite *s = suite_create("http_api");
@@ -231,6 +293,9 @@ static Suite *http_api_suite(void)
 	tcase_add_test(tc, status_shape);
 	tcase_add_test(tc, settings_put);
 	tcase_add_test(tc, actions);
+	tcase_add_test(tc, auth_password_padding);
+	tcase_add_test(tc, put_null_body_with_len);
+	tcase_add_test(tc, log_path_sanitized);
 	suite_add_tcase(s, tc);
 	return s;
 }

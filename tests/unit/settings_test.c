@@ -177,6 +177,22 @@ START_TEST(corrupt_store_gives_defaults)
 }
 END_TEST
 
+/* settings_from_json on a struct whose target_count is out of range (not validated yet): a
+ * "targets" array longer than SETTINGS_MAX_TARGETS is refused, never written past target[]. */
+START_TEST(from_json_targets_bounded)
+{
+	struct settings s;
+	struct settings_error e;
+	settings_default(&s, &caps);
+	s.target_count = 5;
+	const char *j = "{\"targets\":[{\"baud\":9600},{\"baud\":9600},{\"baud\":9600},"
+	                "{\"baud\":9600},{\"baud\":9600}]}";
+	ck_assert_int_eq(settings_from_json(&s, &caps, j, strlen(j), &e), -EINVAL);
+	ck_assert(has_err(&e, "targets"));
+	ck_assert_uint_eq(s.target[0].baud, 115200);
+}
+END_TEST
+
 static Suite *settings_suite(void)
 {
 	Suite *s = suite_create("settings");
@@ -188,6 +204,7 @@ static Suite *settings_suite(void)
 	tcase_add_test(tc, json_round_trip_and_partial);
 	tcase_add_test(tc, saved_only_when_changed);
 	tcase_add_test(tc, corrupt_store_gives_defaults);
+	tcase_add_test(tc, from_json_targets_bounded);
 	suite_add_tcase(s, tc);
 	return s;
 }

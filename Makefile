@@ -84,7 +84,7 @@ FUZZ_SECONDS ?= 20
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(CORE_SRC) $(SIM_SRC)
 	@mkdir -p $(dir $@)
-	clang $(CSTD) $(WARN) -O1 -g $(CPPFLAGS) -fsanitize=fuzzer,address,undefined -o $@ $^ $(Z_LIBS) -lm
+	clang $(CSTD) $(WARN) -O1 -g $(CPPFLAGS) -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -o $@ $^ $(Z_LIBS) -lm
 fuzz: $(FUZZ_BINS)
 	@set -e; for f in $(FUZZ_BINS); do n=$$(basename $$f); echo "fuzz: $$n ($(FUZZ_SECONDS) s)"; \
 	  mkdir -p $(BUILD)/fuzz/corpus-$$n; \

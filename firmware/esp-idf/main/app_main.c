@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * espstm firmware entry: settings (NVS), targets (UART + BOOT0/NRST, pins first so the STM32
- * runs its application from power-up), WiFi, RFC 2217 servers, mDNS.
+ * runs its application from power-up), WiFi, RFC 2217 servers (+ legacy ports), mDNS, web
+ * server.
  */
 #include "espstm.h"
 
@@ -14,7 +15,7 @@ static const char *TAG = "espstm";
 void app_main(void)
 {
 	settings_init();
-	const struct espstm_settings *s = settings_get();
+	const struct settings *s = &settings_core()->cur;
 	ESP_LOGI(TAG, "%s on %s, %u target(s)", BRIDGE_SIGNATURE, CONFIG_IDF_TARGET,
 	         (unsigned)s->target_count);
 
@@ -22,7 +23,7 @@ void app_main(void)
 	for (unsigned i = 0; i < s->target_count; i++)
 		ok[i] = target_init(i, &s->target[i]) == 0;
 
-	wifi_start(s);
+	wifi_start(settings_get());
 
 #if CONFIG_IDF_TARGET_ESP8266
 	{
@@ -37,9 +38,12 @@ void app_main(void)
 	}
 #endif
 
+	if (s->legacy_ports)
+		rfc2217_enable_legacy();
 	for (unsigned i = 0; i < s->target_count; i++)
 		if (ok[i])
 			rfc2217_start(i);
 	espstm_mdns_start(s);
+	http_server_start(); /* radio running: a generated password comes from a true RNG */
 	/* Tasks run on; app_main may return (its task is deleted). */
 }

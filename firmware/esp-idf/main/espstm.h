@@ -1,12 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * espstm firmware for ESP32 (ESP-IDF v5.x) and ESP8266 (ESP8266_RTOS_SDK v3.4): shared
- * declarations of the application (settings, targets, WiFi, mDNS).
+ * declarations of the application (settings, targets, WiFi, mDNS, HTTP, legacy ports).
  */
 #ifndef ESPSTM_ESP_H
 #define ESPSTM_ESP_H
 
 #include "bridge.h"
+#include "settings.h"
 #include "sdkconfig.h"
 
 #include <stddef.h>
@@ -21,22 +22,13 @@
 #define ESPSTM_NAME_LEN 32   /* hostname, SSID: up to 32 characters */
 #define ESPSTM_PASS_LEN 64   /* WPA2 passphrase: 8..63 characters (64 = hex PSK) */
 
-/* Per-target settings (saved in NVS). */
-struct espstm_target_settings {
-	uint16_t port;       /* RFC 2217 TCP port */
-	uint8_t line_map;    /* enum bridge_line_map */
-	uint8_t auto_boot;   /* enum bridge_auto_boot */
-	uint32_t settle_ms;  /* UART TX hold after NRST release */
-	uint32_t reset_ms;   /* NRST pulse of an automatic reset */
-	uint32_t esptool_hold_ms;
-	struct hal_uart_cfg uart; /* framing at start and after each client (RFC 2217 codes) */
-};
-
 /*
- * Every persistent setting. Other code (the HTTP API, later) reads settings_get() and changes
- * settings with settings_set(); a change takes effect at the next restart. Runtime changes
- * made by an RFC 2217 client (baud, framing, lines) live only in the bridge session and are
- * never written here.
+ * Settings. The target settings (port, user baud, pins, auto_boot, line_map, settle time) and
+ * the legacy ports switch are the portable core's model (firmware/core/settings.h): one NVS
+ * blob "core" holds its JSON text, written only when the text changes (settings_mgr_set).
+ * The WiFi settings below stay ESP-specific (NVS blob "cfg"). Kconfig gives the first-boot
+ * defaults of both. Runtime changes made by an RFC 2217 client (baud, framing, lines) live
+ * only in the bridge session and are never written to NVS.
  */
 struct espstm_settings {
 	uint32_t version; /* ESPSTM_SETTINGS_VERSION */
@@ -47,23 +39,28 @@ struct espstm_settings {
 	uint8_t sta_static; /* 0 DHCP, 1 static address below */
 	uint32_t sta_ip, sta_netmask, sta_gw, sta_dns; /* IPv4, network byte order (lwIP order) */
 	uint32_t sta_timeout_s; /* station must get an address within this time, else AP too */
-	uint32_t target_count;  /* 1..ESPSTM_MAX_TARGETS */
-	struct espstm_target_settings target[ESPSTM_MAX_TARGETS];
 };
-#define ESPSTM_SETTINGS_VERSION 1u
+#define ESPSTM_SETTINGS_VERSION 2u /* 2: target settings moved to the core model */
 
 /* settings.c */
-/* Load the settings from NVS (after nvs_flash_init), filling missing ones from Kconfig and
- * generating the AP passphrase on first boot (then saved). Returns 0 or -1 (defaults used). */
+/* Load the settings from NVS (after nvs_flash_init), filling missing ones from Kconfig.
+ * Returns 0 or -1 (defaults used). */
 int settings_init(void);
-/* The settings in force (valid after settings_init; the same object for the whole run). */
+/* The WiFi settings in force (valid after settings_init; the same object for the run). */
 const struct espstm_settings *settings_get(void);
-/* Validate and store new settings: written to NVS only when they differ from the stored
- * copy. Returns 0, -EINVAL (invalid: nothing changed) or -EIO (NVS write failed). The
- * running bridges keep their configuration until the next restart. */
+/* The core settings manager (targets, legacy ports): http_server.c changes settings through
+ * settings_mgr_set(), which stores them only when their JSON text changes. Its cur member
+ * is what the running firmware was started with until the HTTP API changes it. */
+struct settings_mgr *settings_core(void);
+/* Validate and store new WiFi settings: written to NVS only when they differ from the
+ * stored copy. Returns 0, -EINVAL or -EIO. Takes effect at the next restart. */
 int settings_set(const struct espstm_settings *s);
 /* The AP passphrase; generated (esp_random, radio running) and saved on first boot. */
 const char *settings_ap_pass(void);
+/* The web password (HTTP Basic, user "admin"): NVS key "webpass"; on first boot taken from
+ * Kconfig ESPSTM_WEB_PASSWORD or generated (esp_random, radio running), saved, and printed
+ * once on the log. NULL if none could be made (the web server is then not started). */
+const char *settings_web_pass(void);
 /* Parse / print dotted IPv4 in network byte order. */
 int settings_parse_ip(const char *text, uint32_t *out);
 void settings_format_ip(uint32_t ip, char *buf, size_t len);
@@ -73,18 +70,30 @@ const char *espstm_default_name(void);
 /* hal_esp.c: one target = one UART + BOOT0 + NRST + one bridge session. */
 struct espstm_target;
 /* Configure the target's UART and pins and initialise its bridge. 0 or -1. */
-int target_init(unsigned index, const struct espstm_target_settings *ts);
+int target_init(unsigned index, const struct settings_target *ts);
 #if CONFIG_IDF_TARGET_ESP8266
 /* ESP8266: write banner on UART0's usual pins (USB), then swap UART0 to GPIO13/GPIO15. */
 int target_uart0_swap(const char *banner);
 #endif
 /* rfc2217_task.c: start the RFC 2217 server task of an initialised target. 0 or -1. */
 int rfc2217_start(unsigned index);
+/* rfc2217_task.c: with legacy ports enabled, target 0's task also listens on the seed
+ * firmware's raw port 1234 (plain bytes, shares the single client slot) and control port
+ * 1235 (legacy_control_byte). Call before rfc2217_start(0). */
+void rfc2217_enable_legacy(void);
+/* Lock of a target's bridge session: taken by its task while it runs the bridge, and by
+ * other tasks (HTTP API) around bridge calls. 0 or -1 (no such target). */
+int target_lock(unsigned index);
+void target_unlock(unsigned index);
+struct bridge *target_bridge(unsigned index);
+
+/* http_server.c: esp_http_server on port 80 serving the core's HTTP API and web page. */
+int http_server_start(void);
 
 /* wifi.c: start WiFi (station if configured, AP otherwise or as a fallback). */
 void wifi_start(const struct espstm_settings *s);
 /* mdns.c: announce <hostname>.local and one _rfc2217._tcp service per target. */
-void espstm_mdns_start(const struct espstm_settings *s);
+void espstm_mdns_start(const struct settings *s);
 /* The hostname in use (settings or default name). */
 const char *espstm_hostname(void);
 

@@ -250,7 +250,7 @@ static int pin_out(struct espstm_target *t, int gpio, int open_drain, int level)
 	return 0;
 }
 
-int target_init(unsigned index, const struct espstm_target_settings *ts)
+int target_init(unsigned index, const struct settings_target *ts)
 {
 	if (index >= ESPSTM_MAX_TARGETS)
 		return -1;
@@ -259,10 +259,15 @@ int target_init(unsigned index, const struct espstm_target_settings *ts)
 	memset(t, 0, sizeof(*t));
 	t->index = index;
 	t->uart = (uart_port_t)pp->uart;
-	t->nrst_gpio = pp->nrst;
-	t->boot0_gpio = pp->boot0;
+	/* pins from the settings (validated against this chip's caps); UART number: Kconfig */
+	t->nrst_gpio = ts->pins.nrst;
+	t->boot0_gpio = ts->pins.boot0;
+	t->lock = xSemaphoreCreateMutex();
+	if (!t->lock)
+		return -1;
 	t->port = ts->port;
 	t->lfd = t->cfd = -1;
+	t->lfd_raw = t->lfd_ctl = t->ctl_fd = -1;
 	t->tx_empty_since = -1;
 	snprintf(t->tag, sizeof(t->tag), "espstm.t%u", index);
 
@@ -271,7 +276,7 @@ int target_init(unsigned index, const struct espstm_target_settings *ts)
 		return -1;
 
 	uart_config_t uc = {
-	    .baud_rate = (int)ts->uart.baud,
+	    .baud_rate = (int)ts->baud,
 	    .data_bits = UART_DATA_8_BITS,
 	    .parity = UART_PARITY_DISABLE,
 	    .stop_bits = UART_STOP_BITS_1,
@@ -293,7 +298,8 @@ int target_init(unsigned index, const struct espstm_target_settings *ts)
 	if (e == ESP_OK)
 		e = uart_param_config(t->uart, &uc);
 	if (e == ESP_OK)
-		e = uart_set_pin(t->uart, pp->tx, pp->rx, UART_PIN_NO_CHANGE, UART_PIN_NO_CHANGE);
+		e = uart_set_pin(t->uart, ts->pins.tx, ts->pins.rx, UART_PIN_NO_CHANGE,
+		                 UART_PIN_NO_CHANGE);
 #endif
 	if (e != ESP_OK) {
 		ESP_LOGE(t->tag, "uart%d: %s", pp->uart, esp_err_to_name(e));
@@ -304,22 +310,23 @@ int target_init(unsigned index, const struct espstm_target_settings *ts)
 	t->bset.line_map = (enum bridge_line_map)ts->line_map;
 	t->bset.auto_boot = (enum bridge_auto_boot)ts->auto_boot;
 	t->bset.settle_ms = ts->settle_ms;
-	t->bset.reset_ms = ts->reset_ms;
-	t->bset.esptool_hold_ms = ts->esptool_hold_ms;
-	t->bset.uart = ts->uart;
+	t->bset.uart.baud = ts->baud; /* 8N1 from bridge_settings_default */
 	if (bridge_init(&t->br, &espstm_hal, t, &t->bset) < 0) {
-		ESP_LOGE(t->tag, "uart%d: framing %u %u/%u/%u not supported", pp->uart,
-		         (unsigned)ts->uart.baud, ts->uart.data_bits, ts->uart.parity, ts->uart.stop);
+		ESP_LOGE(t->tag, "uart%d: %u baud not supported", pp->uart, (unsigned)ts->baud);
 		return -1;
 	}
 	t->ready = 1;
 #if CONFIG_IDF_TARGET_ESP8266
 	ESP_LOGI(t->tag, "uart0 (TX GPIO15, RX GPIO13 once swapped); NRST GPIO%d (open drain), "
 	                 "BOOT0 GPIO%d; %u baud",
-	         t->nrst_gpio, t->boot0_gpio, (unsigned)ts->uart.baud);
+	         t->nrst_gpio, t->boot0_gpio, (unsigned)ts->baud);
+	if (ts->pins.tx != 15 || ts->pins.rx != 13)
+		ESP_LOGW(t->tag, "ESP8266: TX/RX are fixed (GPIO15/GPIO13); settings tx %d rx %d ignored",
+		         ts->pins.tx, ts->pins.rx);
 #else
 	ESP_LOGI(t->tag, "uart%d: TX GPIO%d, RX GPIO%d; NRST GPIO%d (open drain), BOOT0 GPIO%d; %u baud",
-	         pp->uart, pp->tx, pp->rx, t->nrst_gpio, t->boot0_gpio, (unsigned)ts->uart.baud);
+	         pp->uart, ts->pins.tx, ts->pins.rx, t->nrst_gpio, t->boot0_gpio,
+	         (unsigned)ts->baud);
 #endif
 	return 0;
 }
@@ -353,3 +360,23 @@ int target_uart0_swap(const char *banner)
 	return 0;
 }
 #endif
+
+int target_lock(unsigned index)
+{
+	if (index >= ESPSTM_MAX_TARGETS || !espstm_targets[index].ready)
+		return -1;
+	xSemaphoreTake(espstm_targets[index].lock, portMAX_DELAY);
+	return 0;
+}
+
+void target_unlock(unsigned index)
+{
+	xSemaphoreGive(espstm_targets[index].lock);
+}
+
+struct bridge *target_bridge(unsigned index)
+{
+	return index < ESPSTM_MAX_TARGETS && espstm_targets[index].ready
+	           ? &espstm_targets[index].br
+	           : NULL;
+}

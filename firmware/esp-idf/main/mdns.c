@@ -19,7 +19,7 @@
 
 static const char *TAG = "espstm.mdns";
 
-void espstm_mdns_start(const struct espstm_settings *s)
+void espstm_mdns_start(const struct settings *s)
 {
 	esp_err_t e = mdns_init();
 	if (e != ESP_OK) {

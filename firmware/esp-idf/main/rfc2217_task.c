@@ -5,12 +5,20 @@
  * blocking (select + MSG_DONTWAIT). Data paths are bounded and use only the static buffers of
  * struct espstm_target: the socket is read only as far as bridge_net_room() allows and not
  * at all while earlier bytes wait, so a slow UART pushes back on TCP (window closes).
+ * The task holds the target's lock (target.h) except while it waits in select, so the HTTP
+ * API can call into the bridge between two rounds.
+ *
+ * Legacy ports (settings legacy_ports, target 0 only): raw port 1234 shares the single client
+ * slot (bridge_force_raw: plain bytes, no Telnet), control port 1235 takes one client whose
+ * bytes go to legacy_control_byte() (firmware/core/legacy.h); its answers are sent back.
  */
 #include "target.h"
+#include "legacy.h"
 
 #include "esp_log.h"
 #include "esp_timer.h"
 #include "freertos/FreeRTOS.h"
+#include "freertos/semphr.h"
 #include "freertos/task.h"
 #include "lwip/sockets.h"
 
@@ -24,7 +32,14 @@
 #define IDLE_POLL_MS  10  /* UART RX poll period while a client is idle */
 #define NOCLIENT_MS   100 /* without a client (UART bytes are only drained) */
 
-static int listen_on(struct espstm_target *t)
+static int legacy_on; /* rfc2217_enable_legacy() */
+
+void rfc2217_enable_legacy(void)
+{
+	legacy_on = 1;
+}
+
+static int listen_port(struct espstm_target *t, uint16_t port)
 {
 	int fd = lwip_socket(AF_INET, SOCK_STREAM, IPPROTO_TCP);
 	if (fd < 0) {
@@ -36,15 +51,30 @@ static int listen_on(struct espstm_target *t)
 	struct sockaddr_in sa;
 	memset(&sa, 0, sizeof(sa));
 	sa.sin_family = AF_INET;
-	sa.sin_port = htons(t->port);
+	sa.sin_port = htons(port);
 	sa.sin_addr.s_addr = htonl(INADDR_ANY);
 	if (lwip_bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || lwip_listen(fd, 1) < 0) {
-		ESP_LOGE(t->tag, "listen on port %u: errno %d", t->port, errno);
+		ESP_LOGE(t->tag, "listen on port %u: errno %d", port, errno);
 		lwip_close(fd);
 		return -1;
 	}
+	return fd;
+}
+
+static int listen_on(struct espstm_target *t)
+{
+	int fd = listen_port(t, t->port);
+	if (fd < 0)
+		return -1;
 	t->lfd = fd;
 	ESP_LOGI(t->tag, "RFC 2217 server on TCP port %u", t->port);
+	if (legacy_on && t->index == 0 && t->lfd_raw < 0) {
+		t->lfd_raw = listen_port(t, LEGACY_RAW_PORT);
+		t->lfd_ctl = listen_port(t, LEGACY_CONTROL_PORT);
+		ESP_LOGI(t->tag, "legacy ports: raw %d, control %d (-1: not listening)",
+		         t->lfd_raw >= 0 ? LEGACY_RAW_PORT : -1,
+		         t->lfd_ctl >= 0 ? LEGACY_CONTROL_PORT : -1);
+	}
 	return 0;
 }
 
@@ -64,11 +94,11 @@ static void drop_client(struct espstm_target *t, const char *why, int err)
 	bridge_disconnect(&t->br); /* restores framing and pins, timed steps via bridge_poll */
 }
 
-static void accept_client(struct espstm_target *t)
+static void accept_client(struct espstm_target *t, int lfd, int raw)
 {
 	struct sockaddr_in peer;
 	socklen_t plen = sizeof(peer);
-	int fd = lwip_accept(t->lfd, (struct sockaddr *)&peer, &plen);
+	int fd = lwip_accept(lfd, (struct sockaddr *)&peer, &plen);
 	if (fd < 0)
 		return;
 	if (t->cfd >= 0) {
@@ -94,9 +124,52 @@ static void accept_client(struct espstm_target *t)
 	t->net_error = 0;
 	uint8_t a[4];
 	memcpy(a, &peer.sin_addr.s_addr, 4);
-	ESP_LOGI(t->tag, "client %u.%u.%u.%u:%u connected", a[0], a[1], a[2], a[3],
-	         (unsigned)ntohs(peer.sin_port));
+	ESP_LOGI(t->tag, "client %u.%u.%u.%u:%u connected%s", a[0], a[1], a[2], a[3],
+	         (unsigned)ntohs(peer.sin_port), raw ? " (legacy raw port)" : "");
 	bridge_connect(&t->br);
+	if (raw)
+		bridge_force_raw(&t->br);
+}
+
+/* Legacy control port: one client; a second one is told "busy" and closed. */
+static void accept_ctl(struct espstm_target *t)
+{
+	int fd = lwip_accept(t->lfd_ctl, NULL, NULL);
+	if (fd < 0)
+		return;
+	if (t->ctl_fd >= 0) {
+		static const char busy[] = "ERR busy: another control client is connected\r\n";
+		lwip_send(fd, busy, sizeof(busy) - 1, MSG_DONTWAIT);
+		lwip_close(fd);
+		return;
+	}
+	int one = 1;
+	lwip_setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	lwip_setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+	t->ctl_fd = fd;
+	ESP_LOGI(t->tag, "legacy control client connected");
+}
+
+/* Control bytes: each one a command (legacy.h); answers are short lines sent without
+ * blocking (a client that does not read its answers loses some of them). */
+static void ctl_read(struct espstm_target *t)
+{
+	uint8_t buf[64];
+	ssize_t k = lwip_recv(t->ctl_fd, buf, sizeof(buf), MSG_DONTWAIT);
+	if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+		return;
+	if (k <= 0) {
+		ESP_LOGI(t->tag, "legacy control client disconnected");
+		lwip_close(t->ctl_fd);
+		t->ctl_fd = -1;
+		return;
+	}
+	for (ssize_t i = 0; i < k; i++) {
+		char ans[LEGACY_ANSWER_MAX];
+		size_t n = legacy_control_byte(&t->br, buf[i], ans, sizeof(ans));
+		if (n)
+			lwip_send(t->ctl_fd, ans, n, MSG_DONTWAIT);
+	}
 }
 
 /* Read what the bridge can take right now from the socket (never more). Returns bytes moved. */
@@ -162,9 +235,12 @@ static void target_task(void *arg)
 {
 	struct espstm_target *t = arg;
 	int64_t active_until = 0;
+	xSemaphoreTake(t->lock, portMAX_DELAY);
 	for (;;) {
 		if (t->lfd < 0 && listen_on(t) < 0) {
+			xSemaphoreGive(t->lock);
 			vTaskDelay(pdMS_TO_TICKS(1000));
+			xSemaphoreTake(t->lock, portMAX_DELAY);
 			continue;
 		}
 		/* move everything that can move now */
@@ -194,6 +270,21 @@ static void target_task(void *arg)
 		FD_ZERO(&wr);
 		FD_SET(t->lfd, &rd);
 		int maxfd = t->lfd;
+		if (t->lfd_raw >= 0) {
+			FD_SET(t->lfd_raw, &rd);
+			if (t->lfd_raw > maxfd)
+				maxfd = t->lfd_raw;
+		}
+		if (t->lfd_ctl >= 0) {
+			FD_SET(t->lfd_ctl, &rd);
+			if (t->lfd_ctl > maxfd)
+				maxfd = t->lfd_ctl;
+		}
+		if (t->ctl_fd >= 0) {
+			FD_SET(t->ctl_fd, &rd);
+			if (t->ctl_fd > maxfd)
+				maxfd = t->ctl_fd;
+		}
 		if (t->cfd >= 0) {
 			if (t->rlen == 0 && bridge_net_room(&t->br) > 0)
 				FD_SET(t->cfd, &rd);
@@ -203,7 +294,9 @@ static void target_task(void *arg)
 				maxfd = t->cfd;
 		}
 		struct timeval tv = {.tv_sec = wait_ms / 1000, .tv_usec = (wait_ms % 1000) * 1000};
+		xSemaphoreGive(t->lock); /* the HTTP API may use the bridge while we wait */
 		int n = lwip_select(maxfd + 1, &rd, &wr, NULL, &tv);
+		xSemaphoreTake(t->lock, portMAX_DELAY);
 		if (n < 0) {
 			if (errno != EINTR) {
 				ESP_LOGE(t->tag, "select: errno %d", errno);
@@ -221,7 +314,13 @@ static void target_task(void *arg)
 				active_until = esp_timer_get_time() + ACTIVE_MS * 1000;
 		}
 		if (FD_ISSET(t->lfd, &rd))
-			accept_client(t);
+			accept_client(t, t->lfd, 0);
+		if (t->lfd_raw >= 0 && FD_ISSET(t->lfd_raw, &rd))
+			accept_client(t, t->lfd_raw, 1);
+		if (t->lfd_ctl >= 0 && FD_ISSET(t->lfd_ctl, &rd))
+			accept_ctl(t);
+		if (t->ctl_fd >= 0 && FD_ISSET(t->ctl_fd, &rd))
+			ctl_read(t);
 	}
 }
 

@@ -1,10 +1,17 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Persistent settings in NVS (namespace "espstm", one blob "cfg"). Defaults come from
- * Kconfig (menuconfig "espstm"). The blob is written only when its content changes, so flash
- * is not worn by repeated saves; runtime changes from RFC 2217 clients never come here.
+ * Persistent settings in NVS (namespace "espstm"):
+ *  - blob "core": the JSON text of the core settings model (firmware/core/settings.h: targets,
+ *    legacy ports), loaded and saved through the model's storage callbacks; the model writes
+ *    it only when the text changes;
+ *  - blob "cfg": the ESP-only WiFi settings (struct espstm_settings), written only when its
+ *    bytes change;
+ *  - string "webpass": the web password (first boot: Kconfig or generated).
+ * Defaults come from Kconfig (menuconfig "espstm"). Runtime changes from RFC 2217 clients
+ * never come here.
  */
 #include "espstm.h"
+#include "http_api.h"
 
 #include "esp_log.h"
 #include "esp_system.h"
@@ -28,13 +35,22 @@ typedef nvs_handle_t espstm_nvs_t;
 static const char *TAG = "espstm";
 static const char NVS_NS[] = "espstm";
 static const char NVS_KEY[] = "cfg";
+static const char NVS_KEY_CORE[] = "core";
+static const char NVS_KEY_WEBPASS[] = "webpass";
 
 static struct espstm_settings cur;
+static struct settings_mgr core;
+static char web_pass[HTTP_API_PASS_MAX + 1];
 static char default_name[16];
 
 const struct espstm_settings *settings_get(void)
 {
 	return &cur;
+}
+
+struct settings_mgr *settings_core(void)
+{
+	return &core;
 }
 
 const char *espstm_default_name(void)
@@ -107,29 +123,147 @@ static void defaults(struct espstm_settings *s)
 	}
 #endif
 	s->sta_timeout_s = CONFIG_ESPSTM_STA_TIMEOUT_S;
-	s->target_count = CONFIG_ESPSTM_TARGET_COUNT;
-	if (s->target_count < 1 || s->target_count > ESPSTM_MAX_TARGETS)
-		s->target_count = 1;
+}
 
-	struct bridge_settings b;
-	bridge_settings_default(&b);
-	enum bridge_line_map map = b.line_map;
-	enum bridge_auto_boot ab = b.auto_boot;
+/* ---- core settings: capabilities of this chip, Kconfig defaults, NVS storage ---- */
+
+static void core_caps(struct settings_caps *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->target_count = CONFIG_ESPSTM_TARGET_COUNT;
+	if (c->target_count < 1 || c->target_count > ESPSTM_MAX_TARGETS)
+		c->target_count = 1;
+	c->baud_min = 300;
+#if CONFIG_IDF_TARGET_ESP8266
+	c->pin_max = 16;
+	c->pin_reserved = 0x0FC0ull; /* GPIO6..11: SPI flash */
+	c->baud_max = 4000000;
+#elif CONFIG_IDF_TARGET_ESP32C3
+	c->pin_max = 21;
+	c->pin_reserved = 0x3F000ull; /* GPIO12..17: SPI flash */
+	c->baud_max = 5000000;
+#elif CONFIG_IDF_TARGET_ESP32S3
+	c->pin_max = 48;
+	c->pin_reserved = 0x1FC000000ull; /* GPIO26..32: SPI flash / PSRAM */
+	c->baud_max = 5000000;
+#else /* ESP32 */
+	c->pin_max = 39;
+	c->pin_reserved = 0x0FC0ull | (1ull << 20) | (0xFull << 28); /* flash; no GPIO20, 28..31 */
+	c->pin_input_only = 0xF000000000ull; /* GPIO34..39: inputs only */
+	c->baud_max = 5000000;
+#endif
+}
+
+/* The model's defaults replaced by Kconfig's (what the ESP had before the migration). */
+static void core_kconfig_defaults(struct settings *s)
+{
+	enum bridge_line_map map = BRIDGE_MAP_DIRECT;
+	enum bridge_auto_boot ab = BRIDGE_AUTO_SYNC;
 	if (bridge_parse_line_map(CONFIG_ESPSTM_LINE_MAP, &map) < 0)
 		ESP_LOGE(TAG, "settings: line map '%s' unknown, using direct", CONFIG_ESPSTM_LINE_MAP);
 	if (bridge_parse_auto_boot(CONFIG_ESPSTM_AUTO_BOOT, &ab) < 0)
 		ESP_LOGE(TAG, "settings: auto_boot '%s' unknown, using sync", CONFIG_ESPSTM_AUTO_BOOT);
 	static const uint16_t ports[2] = {CONFIG_ESPSTM_T0_PORT, CONFIG_ESPSTM_T1_PORT};
-	for (unsigned i = 0; i < ESPSTM_MAX_TARGETS; i++) {
-		struct espstm_target_settings *t = &s->target[i];
+	static const struct settings_pins pins[2] = {
+#if CONFIG_IDF_TARGET_ESP8266
+	    {15, 13, CONFIG_ESPSTM_T0_NRST_GPIO, CONFIG_ESPSTM_T0_BOOT0_GPIO}, /* UART0 swapped */
+#else
+	    {CONFIG_ESPSTM_T0_TX_GPIO, CONFIG_ESPSTM_T0_RX_GPIO, CONFIG_ESPSTM_T0_NRST_GPIO,
+	     CONFIG_ESPSTM_T0_BOOT0_GPIO},
+#endif
+#if ESPSTM_MAX_TARGETS > 1
+	    {CONFIG_ESPSTM_T1_TX_GPIO, CONFIG_ESPSTM_T1_RX_GPIO, CONFIG_ESPSTM_T1_NRST_GPIO,
+	     CONFIG_ESPSTM_T1_BOOT0_GPIO},
+#else
+	    {SETTINGS_PIN_NONE, SETTINGS_PIN_NONE, SETTINGS_PIN_NONE, SETTINGS_PIN_NONE},
+#endif
+	};
+	for (unsigned i = 0; i < SETTINGS_MAX_TARGETS && i < 2; i++) {
+		struct settings_target *t = &s->target[i];
 		t->port = ports[i];
+		t->baud = CONFIG_ESPSTM_BAUD;
 		t->line_map = (uint8_t)map;
 		t->auto_boot = (uint8_t)ab;
 		t->settle_ms = CONFIG_ESPSTM_SETTLE_MS;
-		t->reset_ms = b.reset_ms;
-		t->esptool_hold_ms = b.esptool_hold_ms;
-		t->uart = b.uart;
-		t->uart.baud = CONFIG_ESPSTM_BAUD;
+		t->pins = pins[i];
+	}
+	s->legacy_ports = 0;
+#if CONFIG_ESPSTM_LEGACY_PORTS
+	s->legacy_ports = 1;
+#endif
+}
+
+static int core_load(void *ctx, char *buf, size_t cap)
+{
+	(void)ctx;
+	espstm_nvs_t h;
+	esp_err_t e = nvs_open(NVS_NS, NVS_READONLY, &h);
+	if (e == ESP_ERR_NVS_NOT_FOUND)
+		return -ENOENT;
+	if (e != ESP_OK)
+		return -EIO;
+	size_t len = cap - 1;
+	e = nvs_get_blob(h, NVS_KEY_CORE, buf, &len);
+	nvs_close(h);
+	if (e == ESP_ERR_NVS_NOT_FOUND)
+		return -ENOENT;
+	if (e != ESP_OK || len >= cap) /* ESP_ERR_NVS_INVALID_LENGTH: bigger than cap - 1 */
+		return -EIO;
+	buf[len] = '\0';
+	return (int)len;
+}
+
+static int core_save(void *ctx, const char *text, size_t len)
+{
+	(void)ctx;
+	espstm_nvs_t h;
+	esp_err_t e = nvs_open(NVS_NS, NVS_READWRITE, &h);
+	if (e == ESP_OK) {
+		e = nvs_set_blob(h, NVS_KEY_CORE, text, len);
+		if (e == ESP_OK)
+			e = nvs_commit(h);
+		nvs_close(h);
+	}
+	if (e != ESP_OK) {
+		ESP_LOGE(TAG, "settings: saving the target settings: %s", esp_err_to_name(e));
+		return -EIO;
+	}
+	ESP_LOGI(TAG, "target settings saved (%u bytes of JSON)", (unsigned)len);
+	return 0;
+}
+
+static void core_init(int nvs_ok)
+{
+	struct settings_caps caps;
+	core_caps(&caps);
+	struct settings_store st = {.load = core_load, .save = core_save, .ctx = NULL};
+	static struct settings_error err; /* static: keeps app_main's stack small */
+	memset(&err, 0, sizeof(err));
+	if (!nvs_ok) {
+		/* no NVS: defaults, nothing stored (a set still tries to save and fails) */
+		settings_default(&core.cur, &caps);
+		core.caps = caps;
+		core.store = st;
+		core_kconfig_defaults(&core.cur);
+		return;
+	}
+	int r = settings_mgr_init(&core, &caps, &st, &err);
+	if (r == 0)
+		return;
+	for (unsigned i = 0; i < err.count; i++)
+		ESP_LOGE(TAG, "settings %s: %s (defaults used)", err.e[i].field, err.e[i].msg);
+	if (r < 0 && r != -ENOENT)
+		ESP_LOGE(TAG, "settings: reading the target settings failed (defaults used)");
+	/* Kconfig defaults in place of the model's generic ones; stored once valid */
+	static struct settings d;
+	d = core.cur;
+	core_kconfig_defaults(&d);
+	memset(&err, 0, sizeof(err));
+	r = settings_mgr_set(&core, &d, &err);
+	if (r == -EINVAL) {
+		for (unsigned i = 0; i < err.count; i++)
+			ESP_LOGE(TAG, "Kconfig defaults: %s: %s (model defaults used)", err.e[i].field,
+			         err.e[i].msg);
 	}
 }
 
@@ -145,18 +279,6 @@ static int valid(const struct espstm_settings *s)
 	size_t ap = strlen(s->ap_pass);
 	if (ap != 0 && (ap < 8 || ap > 63))
 		return 0;
-	if (s->target_count < 1 || s->target_count > ESPSTM_MAX_TARGETS)
-		return 0;
-	for (unsigned i = 0; i < s->target_count; i++) {
-		const struct espstm_target_settings *t = &s->target[i];
-		if (t->port == 0 || t->line_map > BRIDGE_MAP_NONE || t->auto_boot > BRIDGE_AUTO_OFF ||
-		    t->uart.baud == 0 || t->uart.data_bits < 5 || t->uart.data_bits > 8 ||
-		    t->uart.parity < 1 || t->uart.parity > 5 || t->uart.stop < 1 || t->uart.stop > 3)
-			return 0;
-		for (unsigned j = 0; j < i; j++)
-			if (s->target[j].port == t->port)
-				return 0;
-	}
 	return 1;
 }
 
@@ -201,6 +323,7 @@ int settings_init(void)
 		e = nvs_flash_init();
 	}
 	defaults(&cur);
+	core_init(e == ESP_OK);
 	if (e != ESP_OK) {
 		ESP_LOGE(TAG, "settings: nvs_flash_init: %s (defaults in use)", esp_err_to_name(e));
 		return -1;
@@ -217,8 +340,9 @@ int settings_init(void)
 		cur = tmp;
 		return 0;
 	}
-	if (e == ESP_OK)
-		ESP_LOGE(TAG, "settings: stored settings of another version or invalid: defaults");
+	if (e == ESP_OK || e == ESP_ERR_NVS_INVALID_LENGTH)
+		ESP_LOGE(TAG, "settings: stored WiFi settings of another version or invalid: "
+		              "defaults");
 	return 0; /* first boot: nothing stored yet; saved once the AP passphrase exists */
 }
 
@@ -253,4 +377,47 @@ const char *settings_ap_pass(void)
 		store(&cur); /* first boot with a Kconfig passphrase: save the settings once */
 	}
 	return cur.ap_pass;
+}
+
+/* Called by http_server.c once the radio runs (esp_random is then a true RNG). */
+const char *settings_web_pass(void)
+{
+	if (web_pass[0])
+		return web_pass;
+	espstm_nvs_t h;
+	esp_err_t e = nvs_open(NVS_NS, NVS_READWRITE, &h);
+	if (e != ESP_OK) {
+		ESP_LOGE(TAG, "settings: nvs_open: %s: no web password, web server off",
+		         esp_err_to_name(e));
+		return NULL;
+	}
+	size_t len = sizeof(web_pass);
+	e = nvs_get_str(h, NVS_KEY_WEBPASS, web_pass, &len);
+	if (e == ESP_OK && web_pass[0]) {
+		nvs_close(h);
+		return web_pass; /* stored: never printed again */
+	}
+	int generated = 0;
+	if (sizeof(CONFIG_ESPSTM_WEB_PASSWORD) > 1) {
+		copy_str(web_pass, sizeof(web_pass), CONFIG_ESPSTM_WEB_PASSWORD);
+	} else {
+		static const char abc[] = "23456789abcdefghijkmnpqrstuvwxyz"; /* 32: no bias */
+		for (size_t i = 0; i < 16; i++)
+			web_pass[i] = abc[esp_random() & 31];
+		web_pass[16] = '\0';
+		generated = 1;
+	}
+	e = nvs_set_str(h, NVS_KEY_WEBPASS, web_pass);
+	if (e == ESP_OK)
+		e = nvs_commit(h);
+	nvs_close(h);
+	if (e != ESP_OK)
+		ESP_LOGE(TAG, "settings: web password not saved (%s): it changes at each boot",
+		         esp_err_to_name(e));
+	if (generated)
+		ESP_LOGW(TAG, "web password (user %s, generated, shown once): %s", HTTP_API_USER,
+		         web_pass);
+	else
+		ESP_LOGI(TAG, "web password (user %s) taken from Kconfig", HTTP_API_USER);
+	return web_pass;
 }

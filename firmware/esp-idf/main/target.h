@@ -7,6 +7,8 @@
 #include "espstm.h"
 
 #include "driver/uart.h"
+#include "freertos/FreeRTOS.h"
+#include "freertos/semphr.h"
 
 #include <stdint.h>
 
@@ -21,6 +23,7 @@ struct espstm_target {
 	int nrst_gpio, boot0_gpio;
 	uint16_t port;
 	char tag[12]; /* log tag "espstm.t0" */
+	SemaphoreHandle_t lock; /* bridge session: the target's task vs the HTTP API */
 	struct bridge br;
 	struct bridge_settings bset;
 	/* sockets (lwIP descriptors, -1 = none) */
@@ -31,6 +34,8 @@ struct espstm_target {
 	size_t rlen;
 	uint8_t ubuf[TARGET_UART_BUF];
 	size_t ulen;
+	/* legacy ports (target 0 only, settings legacy_ports): raw 1234, control 1235 */
+	int lfd_raw, lfd_ctl, ctl_fd;
 	/* transmitter state (ESP8266: FIFO count + one character time) */
 	uint32_t char_us; /* time of one character at the current framing (us), rounded up */
 	int64_t tx_empty_since; /* esp_timer time the FIFO was first seen empty, -1 unknown */

@@ -9,6 +9,7 @@
  */
 #include "legacy_posix.h"
 #include "legacy.h"
+#include "allow_posix.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -126,6 +127,8 @@ static void on_ctl_conn(uv_stream_t *server, int status)
 		uv_close((uv_handle_t *)c, on_closed);
 		return;
 	}
+	if (!allow_posix_admit(c, "legacy control"))
+		return; /* refused: line written, closed */
 	if (L.ctl_client) {
 		static const char msg[] = "ERR busy: another control client is connected\r\n";
 		bridge_log(L.h.br, HAL_LOG_INFO, "legacy: second control client refused");

@@ -23,8 +23,9 @@ const char *settings_auto_boot_name(unsigned v)
 void settings_caps_nominal(struct settings_caps *c, uint32_t targets)
 {
 	memset(c, 0, sizeof(*c));
-	c->target_count = targets < 1 ? 1 : targets > SETTINGS_MAX_TARGETS ? SETTINGS_MAX_TARGETS
-	                                                                    : targets;
+	c->target_count = targets < 1                      ? 1
+	                  : targets > SETTINGS_MAX_TARGETS ? SETTINGS_MAX_TARGETS
+	                                                   : targets;
 	c->pin_max = 39;
 	c->baud_min = 300;
 	c->baud_max = 4000000;
@@ -110,19 +111,23 @@ int settings_validate(const struct settings *s, const struct settings_caps *caps
 			add_err(err, "line_map", i, "must be direct, esptool or none");
 		if (t->auto_boot > BRIDGE_AUTO_OFF)
 			add_err(err, "auto_boot", i, "must be sync, parity or off");
-		if (t->settle_ms > 10000)
+		if (t->settle_ms > SETTINGS_SETTLE_MS_MAX)
 			add_err(err, "settle_ms", i, "must be 0..10000 ms");
 		const int16_t *pv = &t->pins.tx;
 		static const char *const pn[4] = {"pins.tx", "pins.rx", "pins.nrst", "pins.boot0"};
 		int pins[4] = {t->pins.tx, t->pins.rx, t->pins.nrst, t->pins.boot0};
 		(void)pv;
 		for (unsigned k = 0; k < 4; k++) {
+			if (k < 2 && pins[k] == SETTINGS_PIN_NONE)
+				continue; /* TX/RX not used */
 			if (!pin_ok(caps, pins[k], k != 1))
 				add_err(err, pn[k], i,
 				        k == 1 ? "not a usable GPIO" : "not a usable output GPIO");
 		}
 		/* conflicts: within the target and with every other target */
 		for (unsigned k = 0; k < 4; k++) {
+			if (pins[k] == SETTINGS_PIN_NONE)
+				continue; /* an unused pin conflicts with nothing */
 			for (unsigned j = 0; j <= i; j++) {
 				int pj[4] = {s->target[j].pins.tx, s->target[j].pins.rx,
 				             s->target[j].pins.nrst, s->target[j].pins.boot0};

@@ -22,10 +22,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SETTINGS_MAX_TARGETS 2
-#define SETTINGS_VERSION     1u
-#define SETTINGS_MAX_ERRORS  8
-#define SETTINGS_PIN_NONE    (-1) /* pin not used (RX/TX only: never NRST/BOOT0) */
+#define SETTINGS_MAX_TARGETS   2
+#define SETTINGS_VERSION       1u
+#define SETTINGS_MAX_ERRORS    8
+#define SETTINGS_PIN_NONE      (-1)   /* pin not used (RX/TX only: never NRST/BOOT0) */
+#define SETTINGS_SETTLE_MS_MAX 10000u /* settle_ms 0..this (also espstm-bridge --settle-ms) */
 
 struct settings_pins {
 	int16_t tx, rx, nrst, boot0;
@@ -36,7 +37,7 @@ struct settings_target {
 	uint32_t baud;      /* user baud (8N1 framing at start and after each client) */
 	uint8_t line_map;   /* enum bridge_line_map */
 	uint8_t auto_boot;  /* enum bridge_auto_boot */
-	uint32_t settle_ms; /* 0..10000 */
+	uint32_t settle_ms; /* 0..SETTINGS_SETTLE_MS_MAX */
 	struct settings_pins pins;
 };
 
@@ -49,9 +50,9 @@ struct settings {
 
 /* What the platform allows (pin checks). */
 struct settings_caps {
-	uint32_t target_count; /* targets this platform has */
-	int16_t pin_max;       /* GPIO numbers 0..pin_max are valid */
-	uint64_t pin_reserved; /* bit n set: GPIO n may not be used (flash, strapping...) */
+	uint32_t target_count;   /* targets this platform has */
+	int16_t pin_max;         /* GPIO numbers 0..pin_max are valid */
+	uint64_t pin_reserved;   /* bit n set: GPIO n may not be used (flash, strapping...) */
 	uint64_t pin_input_only; /* bit n set: GPIO n cannot drive (not for TX/NRST/BOOT0) */
 	uint32_t baud_min, baud_max;
 };
@@ -108,8 +109,7 @@ int settings_mgr_init(struct settings_mgr *m, const struct settings_caps *caps,
                       const struct settings_store *store, struct settings_error *err);
 /* Validate and make s current; stored only if its text differs from the stored text.
  * Returns 1 saved, 0 unchanged (no write), -EINVAL invalid (err filled), -EIO store failed. */
-int settings_mgr_set(struct settings_mgr *m, const struct settings *s,
-                     struct settings_error *err);
+int settings_mgr_set(struct settings_mgr *m, const struct settings *s, struct settings_error *err);
 
 /* Names of the enum values used in JSON ("direct"... / "sync"...). */
 const char *settings_line_map_name(unsigned v);

@@ -8,6 +8,8 @@
 #include "stm32sim.h"
 #include "legacy_posix.h"
 #include "http_posix.h"
+#include "allow_posix.h"
+#include "settings.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -316,6 +318,8 @@ static void on_connection(uv_stream_t *server, int status)
 		uv_close((uv_handle_t *)c, on_client_closed);
 		return;
 	}
+	if (!allow_posix_admit(c, server == (uv_stream_t *)&a->server ? "RFC 2217" : "legacy raw"))
+		return; /* refused: line written, closed */
 	if (a->client) {
 		static char msg[160];
 		snprintf(msg, sizeof(msg),
@@ -373,12 +377,16 @@ static void usage(FILE *f)
 	    "  --auto-boot MODE       sync (default), parity or off\n"
 	    "  --line-map MAP         direct (default: DTR=NRST low, RTS=BOOT0 high), esptool, "
 	    "none\n"
-	    "  --settle-ms N          UART TX hold after NRST release (default 50)\n"
+	    "  --settle-ms N          UART TX hold after NRST release (default 50, max 10000)\n"
 	    "  --esptool-hold-ms N    esptool map: NRST release delay that lets a following\n"
 	    "                         BOOT0 change apply first (default 100, 0 = none)\n"
 	    "  --legacy               also serve the seed firmware's raw port and control port\n"
 	    "                         (r, u, e) on the --listen host\n"
 	    "  --legacy-ports R,C     their ports (default 1234,1235; 0 = ephemeral, printed)\n"
+	    "  --allow LIST           clients allowed on the RFC 2217 and legacy ports: comma-\n"
+	    "                         separated IPv4 addresses or CIDR prefixes, at most 8\n"
+	    "                         (e.g. 127.0.0.1,10.0.0.0/8); others get one line and are\n"
+	    "                         closed. Default: all\n"
 	    "  --http HOST:PORT       serve the web page and HTTP API (port 0 = ephemeral)\n"
 	    "  --password-file FILE   web password (first line); default: generated, logged once\n"
 	    "  --settings FILE        settings store (default FLASH.settings.json; values there\n"
@@ -430,6 +438,7 @@ int main(int argc, char **argv)
 	    {"http", required_argument, 0, 0x200},
 	    {"password-file", required_argument, 0, 0x201},
 	    {"settings", required_argument, 0, 0x202},
+	    {"allow", required_argument, 0, 0x300},
 	    {0, 0, 0, 0},
 	};
 	int c;
@@ -463,8 +472,9 @@ int main(int argc, char **argv)
 			}
 			break;
 		case 's':
-			if (parse_u32(optarg, 60000, &settle) < 0) {
-				fprintf(stderr, "espstm-bridge: --settle-ms: want 0..60000 ms\n");
+			if (parse_u32(optarg, SETTINGS_SETTLE_MS_MAX, &settle) < 0) {
+				fprintf(stderr, "espstm-bridge: --settle-ms: want 0..%u ms\n",
+				        (unsigned)SETTINGS_SETTLE_MS_MAX);
 				return 2;
 			}
 			break;
@@ -484,6 +494,14 @@ int main(int argc, char **argv)
 		case 0x100:
 			legacy = 1;
 			break;
+		case 0x300: {
+			char aerr[128];
+			if (allow_posix_set(optarg, aerr, sizeof(aerr)) < 0) {
+				fprintf(stderr, "espstm-bridge: --allow: %s\n", aerr);
+				return 2;
+			}
+			break;
+		}
 		case 0x200:
 			http_o.addr = optarg;
 			break;
@@ -599,6 +617,7 @@ int main(int argc, char **argv)
 	                                             : "off",
 	     (unsigned)A.set.settle_ms);
 	fprintf(stderr, "espstm-bridge: listening on %s:%u\n", host, actual);
+	plog(HAL_LOG_INFO, "clients allowed: %s", allow_posix_describe());
 	if (http_o.addr) {
 		struct http_posix_hooks hh = {.br = &A.br,
 		                              .set = &A.set,

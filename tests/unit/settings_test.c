@@ -193,6 +193,43 @@ START_TEST(from_json_targets_bounded)
 }
 END_TEST
 
+/* SETTINGS_PIN_NONE (-1, "pin not used") is valid for TX and RX (also twice, also over
+ * JSON), never for NRST/BOOT0; settle_ms is bounded by SETTINGS_SETTLE_MS_MAX. */
+START_TEST(pin_none_tx_rx_and_settle_max)
+{
+	struct settings s;
+	struct settings_error e;
+	settings_default(&s, &caps);
+	s.target[0].pins.tx = SETTINGS_PIN_NONE;
+	s.target[0].pins.rx = SETTINGS_PIN_NONE;
+	s.target[1].pins.rx = SETTINGS_PIN_NONE;
+	ck_assert_int_eq(settings_validate(&s, &caps, &e), 0);
+	ck_assert_uint_eq(e.count, 0);
+	s.target[0].pins.nrst = SETTINGS_PIN_NONE;
+	s.target[1].pins.boot0 = SETTINGS_PIN_NONE;
+	ck_assert_int_eq(settings_validate(&s, &caps, &e), -EINVAL);
+	ck_assert(has_err(&e, "targets[0].pins.nrst"));
+	ck_assert(has_err(&e, "targets[1].pins.boot0"));
+	ck_assert(!has_err(&e, "targets[0].pins.tx"));
+	ck_assert(!has_err(&e, "targets[0].pins.rx"));
+	ck_assert(!has_err(&e, "targets[1].pins.rx"));
+	s.target[0].pins.tx = -2; /* only -1 means "not used" */
+	ck_assert_int_eq(settings_validate(&s, &caps, &e), -EINVAL);
+	ck_assert(has_err(&e, "targets[0].pins.tx"));
+	settings_default(&s, &caps);
+	const char *j = "{\"targets\":[{\"pins\":{\"tx\":-1,\"rx\":-1}}]}";
+	ck_assert_int_eq(settings_from_json(&s, &caps, j, strlen(j), &e), 0);
+	ck_assert_int_eq(s.target[0].pins.tx, SETTINGS_PIN_NONE);
+	ck_assert_int_eq(s.target[0].pins.rx, SETTINGS_PIN_NONE);
+	settings_default(&s, &caps);
+	s.target[0].settle_ms = SETTINGS_SETTLE_MS_MAX;
+	ck_assert_int_eq(settings_validate(&s, &caps, &e), 0);
+	s.target[0].settle_ms = SETTINGS_SETTLE_MS_MAX + 1;
+	ck_assert_int_eq(settings_validate(&s, &caps, &e), -EINVAL);
+	ck_assert(has_err(&e, "targets[0].settle_ms"));
+}
+END_TEST
+
 static Suite *settings_suite(void)
 {
 	Suite *s = suite_create("settings");
@@ -205,6 +242,7 @@ static Suite *settings_suite(void)
 	tcase_add_test(tc, saved_only_when_changed);
 	tcase_add_test(tc, corrupt_store_gives_defaults);
 	tcase_add_test(tc, from_json_targets_bounded);
+	tcase_add_test(tc, pin_none_tx_rx_and_settle_max);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -25,7 +25,11 @@ ALL_CFLAGS = $(CSTD) $(WARN) $(OPT) $(CPPFLAGS) $(UV_CFLAGS) $(FUSE_CFLAGS) $(CH
 CORE_SRC   := $(wildcard firmware/core/*.c)
 SIM_SRC    := $(filter-out tests/sim/main.c,$(wildcard tests/sim/*.c))
 BRIDGE_SRC := $(filter-out firmware/posix/main.c,$(wildcard firmware/posix/*.c))
-DAEMON_SRC := $(filter-out daemon/main.c daemon/espstm.c,$(wildcard daemon/*.c))
+# daemon/espstm*.c: the espstm command-line tool (its own main), not part of espstmd.
+# daemon/cli_*.c: plain C helpers of the tool (no libuv), also unit tested with the daemon.
+CLI_SRC    := $(wildcard daemon/espstm*.c)
+CLI_LIB    := $(wildcard daemon/cli_*.c)
+DAEMON_SRC := $(filter-out daemon/main.c $(CLI_SRC),$(wildcard daemon/*.c))
 UNIT_SRC   := $(wildcard tests/unit/*.c)
 FUZZ_SRC   := $(wildcard tests/fuzz/*.c)
 
@@ -36,8 +40,8 @@ MHD_LIBS    := $(shell pkg-config --libs libmicrohttpd 2>/dev/null || echo -lmic
 BRIDGE_LIBS := $(UV_LIBS) $(MHD_LIBS) $(Z_LIBS) -lm
 DAEMON_LIBS := $(UV_LIBS) $(FUSE_LIBS) $(INI_LIBS) $(SD_LIBS) $(Z_LIBS) -lm
 
-.PHONY: all check unit e2e web fuzz demo clean format install-deps
-all: $(BUILD)/espstmd $(BUILD)/espstm-bridge $(BUILD)/stm32sim
+.PHONY: all check unit e2e web fuzz demo clean format install-deps service bench
+all: $(BUILD)/espstmd $(BUILD)/espstm-bridge $(BUILD)/stm32sim $(BUILD)/espstm
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -56,6 +60,12 @@ $(BUILD)/espstm-bridge: $(call obj,firmware/posix/main.c $(BRIDGE_SRC) $(CORE_SR
 
 $(BUILD)/espstmd: $(call obj,daemon/main.c $(DAEMON_SRC) $(CORE_SRC))
 	$(CC) $(OPT) -o $@ $^ $(DAEMON_LIBS)
+
+# espstm: the command-line tool (status/reset/boot/run over espstmd's control socket,
+# flash over the bridge's HTTP API). Links the core (JSON) and libcurl.
+CURL_LIBS := $(shell pkg-config --libs libcurl 2>/dev/null || echo -lcurl)
+$(BUILD)/espstm: $(call obj,$(CLI_SRC) $(CLI_LIB) $(CORE_SRC))
+	$(CC) $(OPT) -o $@ $^ $(CURL_LIBS) $(Z_LIBS) -lm
 
 # Unit tests: every tests/unit/*.c contributes Check suites; linked with everything
 # testable (core, sim library, daemon modules, bridge modules) under ASan + UBSan.
@@ -76,8 +86,19 @@ check: all unit
 	$(MAKE) fuzz FUZZ_SECONDS=$(CHECK_FUZZ_SECONDS)
 	ESPSTM_BUILD=$(BUILD) tests/legacy/run
 	$(MAKE) web
+	$(MAKE) service
+	ESPSTM_BUILD=$(BUILD) tests/rfc2217/run
 	$(MAKE) e2e
 CHECK_FUZZ_SECONDS ?= 10
+
+# The systemd unit (systemd-analyze verify/security) and `make install` into a DESTDIR.
+service: all
+	ESPSTM_BUILD=$(BUILD) tests/service/run
+
+# Flashing benchmark (issue 5): stm32flash through /dev/ttySTM0 vs espstm flash, with
+# added link latency; prints a table. Not part of `make check` (figures, not a test).
+bench: all
+	ESPSTM_BUILD=$(BUILD) tests/bench/run
 
 # libFuzzer targets, each run for a bounded time (FUZZ_SECONDS).
 FUZZ_SECONDS ?= 20
@@ -108,6 +129,9 @@ format:
 
 clean:
 	rm -rf $(BUILD)
+
+# make install (PREFIX, DESTDIR): binaries, systemd unit, udev rule, config, man pages.
+include mk/install.mk
 
 # ESP8266 (lx106) cross-compile of firmware/core and its tests under qemu-system-xtensa.
 include tests/lx106/lx106.mk

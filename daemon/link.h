@@ -54,13 +54,57 @@ enum link_flow { LINK_FLOW_NONE, LINK_FLOW_XONXOFF, LINK_FLOW_HARDWARE };
 
 enum link_state { LINK_DOWN, LINK_CONNECTING, LINK_UP };
 
+/* Wire protocol towards the bridge. */
+enum link_protocol {
+	LINK_PROTO_RFC2217 = 0, /* RFC 2217 on one TCP port (Telnet COM-PORT-OPTION) */
+	/* The seed firmware's two ports (../shared/ARCHITECTURE.md): raw data on `port`
+	 * (no Telnet, 0xFF not doubled) and single-byte commands on `control_port`:
+	 * 'r' reset, 'u' 115200 8E1 + BOOT0 + reset (bootloader), 'e' user baud 8N1 + reset
+	 * (application). link_set_line maps: 8 data bits + even parity -> 'u' (when not
+	 * already in bootloader mode), anything else after that -> 'e'; a baud the legacy
+	 * firmware cannot set is logged once, not an error. DTR/RTS are remembered and
+	 * logged but reach no pin (the protocol has none); BREAK and PURGE give -ENOTSUP. */
+	LINK_PROTO_LEGACY = 1,
+};
+
 struct link_config {
 	const char *host;          /* name or address; resolved with uv_getaddrinfo each attempt */
 	uint16_t port;             /* TCP port */
 	uint32_t reconnect_min_ms; /* first retry delay (default 200) */
 	uint32_t reconnect_max_ms; /* backoff cap (default 5000) */
 	uint32_t connect_timeout_ms; /* per attempt (default 3000) */
+	enum link_protocol protocol; /* default (0) RFC 2217 */
+	uint16_t control_port;       /* LINK_PROTO_LEGACY: control port; 0 = port + 1 */
+	/* TCP keepalive (uv_tcp_keepalive): first probe after this many idle seconds, 0 = off.
+	 * The kernel then declares the peer dead after its probes fail, which the link sees as
+	 * a lost connection and reconnects. */
+	uint32_t keepalive_s;
 };
+
+/* Counters and state of one link, for `espstm status` (all since link_new). */
+struct link_stats {
+	enum link_state state;
+	char peer[64];         /* "ADDR:PORT" of the current connection, "" when not up */
+	int64_t rtt_us;        /* kernel's smoothed TCP RTT (TCP_INFO tcpi_rtt), µs; -1 unknown */
+	uint64_t up_since_ms;  /* uv_now() when the current connection came up; 0 when not up */
+	uint64_t tx_bytes;     /* data bytes handed to the socket (before Telnet escaping) */
+	uint64_t rx_bytes;     /* data bytes received and delivered (after Telnet decoding) */
+	uint64_t tx_dropped;   /* data bytes accepted by link_write but never sent: dropped when
+	                        * the connection was lost (also logged then) */
+	uint64_t tx_purged;    /* data bytes dropped by link_purge (asked for, not an error) */
+	uint32_t connects;     /* connections that reached LINK_UP */
+	uint32_t reconnects;   /* LINK_UP reached again after a loss (connects - 1 at most) */
+	uint32_t errors;       /* failed attempts, lost connections, protocol errors */
+	char last_error[96];   /* last such error, "" if none */
+};
+
+/* Boot-control actions for `espstm reset|boot|run` (../shared/ARCHITECTURE.md pin rules). */
+enum link_action {
+	LINK_ACTION_RESET, /* pulse NRST, BOOT0 unchanged  (legacy: 'r') */
+	LINK_ACTION_BOOT,  /* BOOT0 high, pulse NRST: bootloader (legacy: 'u') */
+	LINK_ACTION_RUN,   /* BOOT0 low, pulse NRST: application (legacy: 'e') */
+};
+
 
 struct link_callbacks {
 	/* Bytes from the bridge (Telnet already decoded). n <= last rx_space() answer. */
@@ -117,5 +161,21 @@ int link_purge(struct link *l, int which);
 
 /* Last NOTIFY-MODEMSTATE value (RFC2217_MODEM_* bits), 0 before any. */
 uint8_t link_modemstate(const struct link *l);
+
+/* Fill st with the link's counters and state (cheap; rtt_us read with getsockopt
+ * TCP_INFO when up). */
+void link_get_stats(const struct link *l, struct link_stats *st);
+
+/*
+ * Run a boot-control action on the bridge. RFC 2217: a DTR/RTS sequence on the data
+ * stream, assuming the bridge's `direct` line map (DTR asserted = NRST low, RTS asserted =
+ * BOOT0 high): RESET = DTR on, 100 ms, DTR off; BOOT = RTS on, DTR on, 100 ms, DTR off,
+ * (the bridge holds TX for its settle time) then RTS back to the desired state; RUN = RTS
+ * off, DTR on, 100 ms, DTR off. The timing runs on the daemon's timers, in stream order
+ * with data; afterwards the desired DTR/RTS (link_set_dtr/rts) are sent again.
+ * LINK_PROTO_LEGACY: the single command byte. Returns 0 (started), -ENOTCONN when the link
+ * is not up, -EBUSY while another action runs, -EINVAL for an unknown action.
+ */
+int link_action(struct link *l, enum link_action a);
 
 #endif

@@ -38,6 +38,26 @@ int tty_dev_new(uv_loop_t *loop, const struct tty_config *cfg, struct link *link
 /* Remove the device (pending requests are answered EIO) and free it. */
 void tty_dev_free(struct tty_dev *t);
 
+/* What `espstm status` shows of one device (the tty's view; the link has its own). */
+struct tty_stats {
+	unsigned opens;     /* file descriptors open on the device now */
+	int exclusive;      /* TIOCEXCL in effect */
+	uint32_t baud;      /* current termios speed, bit/s */
+	uint8_t data_bits;  /* 5..8 */
+	char parity;        /* 'N' 'O' 'E' 'M' 'S' */
+	uint8_t stop_bits;  /* 1 or 2 */
+	enum link_flow flow;
+	int modem;          /* TIOCMGET bits: TIOCM_DTR|RTS|CTS|DSR|CD|RI */
+	/* struct serial_icounter_struct counters (TIOCGICOUNT): modem-line transitions from
+	 * NOTIFY-MODEMSTATE, line errors from NOTIFY-LINESTATE, bytes each way */
+	uint32_t cts, dsr, rng, dcd, rx, tx, frame, overrun, parity_err, brk, buf_overrun;
+	uint64_t rx_dropped; /* bytes from the bridge discarded (TCFLSH/TCIFLUSH, none lost
+	                      * otherwise: the link is paused when the buffer is full) */
+};
+
+/* Fill st (cheap, no I/O). */
+void tty_get_stats(const struct tty_dev *t, struct tty_stats *st);
+
 #ifdef ESPSTM_UNIT_TEST
 /* Unit tests only: a tty without a CUSE session (no /dev/cuse, no device node); the test
  * drives the CUSE operations itself with fake requests (it defines the fuse_reply_* and

@@ -12,7 +12,7 @@
  * line too long). A client that sends nothing for 5 s is dropped. At most 16 clients at
  * once; more are accepted and immediately answered {"ok":false,"error":"busy"}.
  * Per-device object keys (stable; the espstm tool and tests rely on them):
- *   name, host, port, protocol ("rfc2217"|"espstm-legacy"), state ("up"|"connecting"|
+ *   name, host, port, http_port, protocol ("rfc2217"|"espstm-legacy"), state ("up"|"connecting"|
  *   "down"), peer, rtt_us, up_ms, baud, data_bits, parity ("N".."S"), stop_bits, flow
  *   ("none"|"xonxoff"|"hardware"), dtr, rts, cts, dsr, cd, ri (0/1), opens, exclusive,
  *   tx_bytes, rx_bytes, tx_dropped, rx_dropped, connects, reconnects, errors, last_error,
@@ -35,6 +35,7 @@ struct ctl_device {
 	const char *host;
 	uint16_t port;
 	enum link_protocol protocol;
+	uint16_t http_port;   /* the bridge's web/API port (conf http_port), for espstm flash */
 	struct link *link;    /* may be NULL (not created yet) */
 	struct tty_dev *tty;  /* may be NULL (node not ready yet) */
 };

@@ -130,7 +130,8 @@ struct tty_dev {
 
 	struct tty_ring rx;
 	struct tty_icount icount;
-	uint8_t modem; /* last RFC 2217 modem state */
+	uint8_t modem;       /* last RFC 2217 modem state */
+	uint64_t rx_dropped; /* received bytes discarded: TCIFLUSH, TCSETSF, ring overflow */
 
 	struct tty_open *opens;
 	unsigned nopen;
@@ -301,6 +302,7 @@ static void sync_link(struct tty_dev *d)
 
 static void flush_input(struct tty_dev *d)
 {
+	d->rx_dropped += d->rx.len;
 	tty_ring_clear(&d->rx);
 	int r = link_purge(d->link, 1);
 	if (r < 0)
@@ -998,6 +1000,7 @@ static void cb_data(void *ctx, const uint8_t *p, size_t n)
 	size_t got = tty_ring_push(&d->rx, p, n);
 	if (got < n) {
 		d->icount.buf_overrun++;
+		d->rx_dropped += n - got;
 		log_warn("%s: rx ring full, %zu bytes dropped", d->name, n - got);
 	}
 	d->icount.rx += (uint32_t)got;
@@ -1117,6 +1120,40 @@ static const struct link_callbacks nop_link_cb = {
     .on_linestate = nop_u8,
     .on_drained = nop_void,
 };
+
+/* ---- status ------------------------------------------------------------------------ */
+
+void tty_get_stats(const struct tty_dev *t, struct tty_stats *st)
+{
+	memset(st, 0, sizeof(*st));
+	if (!t)
+		return;
+	st->opens = t->nopen;
+	st->exclusive = t->excl;
+	struct termios_line tl;
+	termios_model_line(&t->t, &tl);
+	st->baud = tl.baud;
+	st->data_bits = tl.data_bits;
+	st->parity = tl.parity;
+	st->stop_bits = tl.stop_bits;
+	enum termios_flow f = termios_model_flow(&t->t);
+	st->flow = f == TERMIOS_FLOW_HARDWARE  ? LINK_FLOW_HARDWARE
+	           : f == TERMIOS_FLOW_XONXOFF ? LINK_FLOW_XONXOFF
+	                                       : LINK_FLOW_NONE;
+	st->modem = modem_bits(t);
+	st->cts = t->icount.cts;
+	st->dsr = t->icount.dsr;
+	st->rng = t->icount.rng;
+	st->dcd = t->icount.dcd;
+	st->rx = t->icount.rx;
+	st->tx = t->icount.tx;
+	st->frame = t->icount.frame;
+	st->overrun = t->icount.overrun;
+	st->parity_err = t->icount.parity;
+	st->brk = t->icount.brk;
+	st->buf_overrun = t->icount.buf_overrun;
+	st->rx_dropped = t->rx_dropped;
+}
 
 /* ---- session plumbing ------------------------------------------------------------- */
 

@@ -175,9 +175,11 @@ static void set_pins(struct bridge *s, int nrst, int boot0)
 		return;
 	int rising = nrst && !s->nrst;
 	/* BOOT0 first, so it is settled when NRST is released. */
-	if (boot0 != s->boot0)
+	/* Suspended (bridge_suspend): the pins belong to the flasher; the level is recorded
+	 * and driven at resume. */
+	if (boot0 != s->boot0 && !s->held)
 		s->hal->gpio_set(s->ctx, HAL_PIN_BOOT0, boot0);
-	if (nrst != s->nrst)
+	if (nrst != s->nrst && !s->held)
 		s->hal->gpio_set(s->ctx, HAL_PIN_NRST, nrst);
 	s->nrst = nrst;
 	s->boot0 = boot0;
@@ -286,7 +288,8 @@ static void apply_cfg(struct bridge *s, struct hal_uart_cfg *c, const char *what
 {
 	int was = is_8e1(&s->uart);
 	struct hal_uart_cfg t = *c;
-	int r = s->hal->uart_config(s->ctx, &t);
+	/* Suspended: recorded, applied to the UART at resume (bridge_suspend). */
+	int r = s->held ? 0 : s->hal->uart_config(s->ctx, &t);
 	if (r < 0) {
 		blog(s, HAL_LOG_ERROR, "rfc2217: %s rejected by the UART (%d), keeping current",
 		     what, r);
@@ -327,7 +330,7 @@ static void exec_control(struct bridge *s, uint8_t v)
 	case RFC2217_CONTROL_BREAK_ON:
 	case RFC2217_CONTROL_BREAK_OFF:
 		s->brk = v == RFC2217_CONTROL_BREAK_ON;
-		if (s->hal->uart_break)
+		if (s->hal->uart_break && !s->held)
 			s->hal->uart_break(s->ctx, s->brk);
 		break;
 	case RFC2217_CONTROL_DTR_QUERY:
@@ -563,6 +566,44 @@ static int tx_drained(struct bridge *s)
 static void disconnect_lines(struct bridge *s);
 static void exec_action(struct bridge *s, uint8_t a);
 
+/* While suspended (bridge_suspend): 1 if op needs the UART or the pins and must wait for the
+ * resume. Data, actions, the disconnect restore, break, DTR/RTS and flow-control changes
+ * wait; a framing change (baud, data size, parity, stop bits) that keeps the port in or out
+ * of 8E1 (so no auto-boot step follows) and every query run at once on the session's state,
+ * so their answers are sent; the framing reaches the UART at resume. */
+static int op_needs_hw(const struct bridge *s, const struct bridge_op *o)
+{
+	if (o->kind == OP_DATA)
+		return o->len != 0;
+	if (o->kind != OP_CMD)
+		return 1;
+	if (o->value == 0 || o->code == RFC2217_SIGNATURE)
+		return 0; /* query */
+	struct hal_uart_cfg c = s->uart;
+	switch (o->code) {
+	case RFC2217_SET_BAUDRATE:
+		return 0;
+	case RFC2217_SET_DATASIZE:
+		c.data_bits = (uint8_t)o->value;
+		break;
+	case RFC2217_SET_PARITY:
+		c.parity = (uint8_t)o->value;
+		break;
+	case RFC2217_SET_STOPSIZE:
+		c.stop = (uint8_t)o->value;
+		break;
+	case RFC2217_SET_CONTROL:
+		return o->value != RFC2217_CONTROL_FLOW_QUERY &&
+		       o->value != RFC2217_CONTROL_BREAK_QUERY &&
+		       o->value != RFC2217_CONTROL_DTR_QUERY &&
+		       o->value != RFC2217_CONTROL_RTS_QUERY &&
+		       o->value != RFC2217_CONTROL_INFLOW_QUERY;
+	default:
+		return 0;
+	}
+	return is_8e1(&c) != is_8e1(&s->uart);
+}
+
 /* Execute queued operations in stream order until one has to wait. */
 static void run_ops(struct bridge *s)
 {
@@ -581,8 +622,12 @@ static void run_ops(struct bridge *s)
 		if (!s->ops_len)
 			return;
 		struct bridge_op *o = &s->ops[s->ops_head];
-		if (op_needs_drain(o) && !tx_drained(s))
+		if (s->held) {
+			if (op_needs_hw(s, o))
+				return; /* waits for bridge_suspend(s, 0) */
+		} else if (op_needs_drain(o) && !tx_drained(s)) {
 			return; /* earlier bytes still leaving the UART */
+		}
 		if (o->kind == OP_DISC) {
 			op_pop(s);
 			disconnect_lines(s);
@@ -799,7 +844,8 @@ static void handle_comport(struct bridge *s, const struct tn_event *ev)
 			s->data_len = 0;
 			s->data_head = 0;
 		}
-		if (s->hal->uart_purge)
+		/* Suspended: the UART's buffers hold the flasher's bytes, not the client's. */
+		if (s->hal->uart_purge && !s->held)
 			s->hal->uart_purge(s->ctx, (m.value & RFC2217_PURGE_RX) != 0,
 			                   (m.value & RFC2217_PURGE_TX) != 0);
 		send_u8(s, RFC2217_PURGE_DATA, (uint8_t)m.value);
@@ -892,7 +938,7 @@ void bridge_disconnect(struct bridge *s)
 	s->ops_len = keep;
 	s->data_len = s->data_head = 0;
 	s->ab_armed = 0;
-	if (s->brk && s->hal->uart_break)
+	if (s->brk && s->hal->uart_break && !s->held)
 		s->hal->uart_break(s->ctx, 0);
 	s->brk = 0;
 	s->dtr = s->rts = 0;
@@ -908,7 +954,8 @@ void bridge_disconnect(struct bridge *s)
 static void disconnect_lines(struct bridge *s)
 {
 	if (s->pinned) {
-		blog(s, HAL_LOG_INFO, "legacy: bootloader mode kept after the disconnect (until run)");
+		blog(s, HAL_LOG_INFO,
+		     "legacy: bootloader mode kept after the disconnect (until run)");
 		return;
 	}
 	/* Back to the settings' framing; leaving 8E1 here may run leave_boot(). */
@@ -947,7 +994,8 @@ static void exec_action(struct bridge *s, uint8_t a)
 		s->ab_armed = 0;
 		s->in_boot = 1;
 		s->pinned = 1;
-		blog(s, HAL_LOG_INFO, "action: bootloader: BOOT0 high, NRST pulse %u ms, settle %u ms",
+		blog(s, HAL_LOG_INFO,
+		     "action: bootloader: BOOT0 high, NRST pulse %u ms, settle %u ms",
 		     (unsigned)s->set.reset_ms, (unsigned)s->set.settle_ms);
 		start_reset(s, 1);
 		break;
@@ -1061,6 +1109,8 @@ size_t bridge_from_net(struct bridge *s, const uint8_t *p, size_t n)
 
 size_t bridge_uart_room(const struct bridge *s)
 {
+	if (s->held)
+		return 0;
 	if (s->mode == BRIDGE_IDLE)
 		return SIZE_MAX;
 	if (s->suspended)
@@ -1074,6 +1124,8 @@ size_t bridge_uart_room(const struct bridge *s)
 
 size_t bridge_from_uart(struct bridge *s, const uint8_t *p, size_t n)
 {
+	if (s->held)
+		return 0;
 	if (s->mode == BRIDGE_IDLE)
 		return n;
 	if (s->suspended)
@@ -1130,6 +1182,8 @@ int32_t bridge_next_ms(const struct bridge *s)
 
 int bridge_tx_pending(const struct bridge *s)
 {
+	if (s->held)
+		return 0; /* nothing moves until bridge_suspend(s, 0); timed steps: next_ms */
 	return s->ops_len != 0 || s->seq != 0;
 }
 
@@ -1148,8 +1202,9 @@ enum bridge_mode bridge_mode(const struct bridge *s)
 void bridge_update_settings(struct bridge *s, const struct bridge_settings *set)
 {
 	s->set = *set;
-	if (s->mode != BRIDGE_IDLE || s->seq || s->ops_len || s->pinned)
-		return; /* the framing follows at the next disconnect (disconnect_lines) */
+	if (s->held || s->mode != BRIDGE_IDLE || s->seq || s->ops_len || s->pinned)
+		return; /* the framing follows at the next disconnect (disconnect_lines) or at
+		           the resume (bridge_suspend) */
 	struct hal_uart_cfg c = set->uart;
 	apply_cfg(s, &c, "new settings");
 }
@@ -1158,4 +1213,52 @@ void bridge_pins(const struct bridge *s, int *nrst, int *boot0)
 {
 	*nrst = s->nrst;
 	*boot0 = s->boot0;
+}
+
+/* ---- suspension while the STM32 flasher owns the UART and pins (bridge.h) ---- */
+
+void bridge_suspend(struct bridge *s, int on)
+{
+	on = on != 0;
+	if (on == s->held)
+		return;
+	if (on) {
+		s->held = 1;
+		s->draining = 0;
+		blog(s, HAL_LOG_INFO, "bridge: suspended (UART and pins lent to the flasher)");
+		return;
+	}
+	s->held = 0;
+	/* Re-apply the session's framing, break and pins: the flasher left its own. */
+	struct hal_uart_cfg c = s->uart;
+	if (s->hal->uart_config(s->ctx, &c) < 0) {
+		blog(s, HAL_LOG_ERROR,
+		     "bridge: framing %u %u/%u/%u refused by the UART at resume, default restored",
+		     (unsigned)s->uart.baud, s->uart.data_bits, s->uart.parity, s->uart.stop);
+		c = s->set.uart;
+		if (s->hal->uart_config(s->ctx, &c) == 0)
+			s->uart = c;
+	} else {
+		s->uart = c;
+	}
+	if (s->brk && s->hal->uart_break)
+		s->hal->uart_break(s->ctx, 1);
+	if (s->boot0 >= 0)
+		s->hal->gpio_set(s->ctx, HAL_PIN_BOOT0, s->boot0);
+	if (s->nrst >= 0)
+		s->hal->gpio_set(s->ctx, HAL_PIN_NRST, s->nrst);
+	blog(s, HAL_LOG_INFO, "bridge: resumed: %u baud, NRST=%s BOOT0=%s", (unsigned)s->uart.baud,
+	     s->nrst ? "high" : "low", s->boot0 ? "high" : "low");
+	/* settings saved meanwhile: their framing now, as bridge_update_settings would have */
+	if (s->mode == BRIDGE_IDLE && !s->seq && !s->ops_len && !s->pinned &&
+	    memcmp(&s->uart, &s->set.uart, sizeof(s->uart)) != 0) {
+		c = s->set.uart;
+		apply_cfg(s, &c, "new settings");
+	}
+	bridge_poll(s);
+}
+
+int bridge_suspended(const struct bridge *s)
+{
+	return s->held;
 }

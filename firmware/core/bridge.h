@@ -131,6 +131,8 @@ struct bridge {
 	/* bridge_action(BRIDGE_ACT_BOOTLOADER) pinned 8E1 + bootloader until BRIDGE_ACT_RUN:
 	 * a disconnect keeps framing and pins */
 	int pinned;
+	/* bridge_suspend(): the UART and pins are lent to the flasher (stm32_isp) */
+	int held;
 };
 
 /* Fill s with defaults: direct map, auto_boot sync, settle 50 ms, reset 10 ms,
@@ -235,5 +237,35 @@ void bridge_update_settings(struct bridge *s, const struct bridge_settings *set)
 
 /* Current NRST/BOOT0 levels (-1 unknown). */
 void bridge_pins(const struct bridge *s, int *nrst, int *boot0);
+
+/*
+ * Added for flashing over HTTP (issue 5): lend the target's UART and BOOT0/NRST to another
+ * user (the AN3155 master, stm32_isp.h) and take them back. on != 0 suspends, 0 resumes;
+ * repeating the current state does nothing. No return value, no error.
+ * While suspended the session makes no HAL UART or pin call (uart_config, uart_write,
+ * uart_purge, uart_break, gpio_set, uart_tx_pending) and:
+ *  - the client stays connected and is served: Telnet negotiation, NOTIFY-MODEMSTATE /
+ *    LINESTATE polls, masks, PURGE-DATA (only the session's queued data is dropped) and
+ *    SIGNATURE are answered at once; queued SET-BAUDRATE/DATASIZE/PARITY/STOPSIZE and all
+ *    queries are executed on the session's state and answered, unless they would move the
+ *    port into or out of 8E1 (auto-boot);
+ *  - data to the UART, DTR/RTS, break and flow-control changes, bridge_action() and the
+ *    restore after a disconnect are queued in stream order and wait (nothing is dropped):
+ *    when the queue is full bridge_net_room() is 0 and the platform stops reading the socket
+ *    (TCP backpressure);
+ *  - bridge_uart_room() is 0 and bridge_from_uart() takes nothing: the platform hands the
+ *    UART's bytes to the flasher, none reaches the client;
+ *  - new settings (bridge_update_settings) are stored; their framing follows at resume.
+ * On resume the session's framing (the client's, or the default one) is applied through
+ * uart_config (if the UART refuses it, the settings' default framing), an active break is
+ * re-applied, BOOT0 and NRST are driven to the session's recorded levels (BOOT0 first, no
+ * reset pulse), then the queued operations run. The chip itself is left as the flasher
+ * left it (after GO: the application runs); a client that had the chip in its bootloader
+ * before the flash has to enter it again.
+ */
+void bridge_suspend(struct bridge *s, int on);
+
+/* 1 while suspended by bridge_suspend(), else 0. */
+int bridge_suspended(const struct bridge *s);
 
 #endif

@@ -22,6 +22,7 @@ struct fake {
 	size_t tx_pending; /* bytes "still leaving" the UART (uart_tx_pending) */
 	int pend_auto;     /* 1: bytes written add to tx_pending */
 	int busy_changes;  /* framing or pin changes made while tx_pending != 0 */
+	int hw_calls;      /* uart_config/write/purge/break and gpio_set calls */
 };
 
 static struct fake F;
@@ -40,6 +41,7 @@ static int f_cfg(void *ctx, struct hal_uart_cfg *c)
 		return -ENOTSUP;
 	if (F.tx_pending)
 		F.busy_changes++;
+	F.hw_calls++;
 	F.cfg = *c;
 	return 0;
 }
@@ -49,6 +51,7 @@ static size_t f_write(void *ctx, const uint8_t *p, size_t n)
 	(void)ctx;
 	if (n > F.uart_space)
 		n = F.uart_space;
+	F.hw_calls++;
 	for (size_t i = 0; i < n; i++) {
 		ck_assert_uint_lt(F.uart_len, sizeof(F.uart));
 		F.uart[F.uart_len++] = p[i];
@@ -63,12 +66,14 @@ static size_t f_write(void *ctx, const uint8_t *p, size_t n)
 static void f_purge(void *ctx, int rx, int tx)
 {
 	(void)ctx;
+	F.hw_calls++;
 	F.purges = rx * 1 + tx * 2;
 }
 
 static void f_break(void *ctx, int on)
 {
 	(void)ctx;
+	F.hw_calls++;
 	F.brk = on;
 }
 
@@ -77,6 +82,7 @@ static void f_gpio(void *ctx, enum hal_pin pin, int level)
 	(void)ctx;
 	if (F.tx_pending)
 		F.busy_changes++;
+	F.hw_calls++;
 	if (pin == HAL_PIN_NRST)
 		F.nrst = level;
 	else
@@ -726,6 +732,105 @@ START_TEST(settings_names)
 }
 END_TEST
 
+/* bridge_suspend(): while the flasher owns the UART and pins the session makes no HAL UART or
+ * pin call, answers what it can, holds data and pin changes in order (backpressure, nothing
+ * dropped), and re-applies its framing and pins at resume. */
+START_TEST(suspend_for_flasher)
+{
+	setup_with(BRIDGE_AUTO_SYNC, BRIDGE_MAP_DIRECT);
+	negotiate_pyserial();
+	bridge_suspend(&B, 1);
+	ck_assert_int_eq(bridge_suspended(&B), 1);
+	int hw = F.hw_calls;
+	/* framing (staying 8N1) answered at once, not applied */
+	FEED(SB(1, 0, 0, 0x25, 0x80));
+	EXPECT(SB(101, 0, 0, 0x25, 0x80));
+	ck_assert_uint_eq(F.cfg.baud, 115200);
+	/* data and a pin change wait; queries and polls are answered */
+	FEED('h', 'i', SB(5, 8), SB(7));
+	EXPECT(SB(107, 0xB0));
+	EXPECT_NOTHING();
+	/* a switch to 8E1 (auto-boot) also waits behind them */
+	FEED(SB(3, 3));
+	EXPECT_NOTHING();
+	/* the UART's bytes belong to the flasher */
+	ck_assert_uint_eq(bridge_uart_room(&B), 0);
+	const uint8_t rx[] = {0x79, 0x1F};
+	ck_assert_uint_eq(bridge_from_uart(&B, rx, 2), 0);
+	/* backpressure: the queue fills, bytes are refused, never dropped */
+	uint8_t big[4096];
+	for (size_t i = 0; i < sizeof(big); i++)
+		big[i] = (uint8_t)('a' + i % 26);
+	size_t took = 0;
+	for (int i = 0; i < 8; i++)
+		took += bridge_from_net(&B, big + took, sizeof(big) - took);
+	ck_assert_uint_gt(took, 0);
+	ck_assert_uint_lt(took, sizeof(big));
+	ck_assert_uint_eq(bridge_net_room(&B), 0);
+	F.now += 500;
+	bridge_poll(&B);
+	ck_assert_int_eq(F.hw_calls, hw);
+	ck_assert_uint_eq(F.uart_len, 0);
+	ck_assert_int_eq(bridge_tx_pending(&B), 0);
+	/* the flasher leaves the pins and framing its own way */
+	F.cfg.baud = 57600;
+	F.nrst = 1;
+	F.boot0 = 1;
+	bridge_suspend(&B, 0);
+	ck_assert_int_eq(bridge_suspended(&B), 0);
+	ck_assert_uint_eq(F.cfg.baud, 9600); /* the client's framing */
+	ck_assert_int_eq(F.boot0, 0);
+	ck_assert_uint_ge(F.uart_len, 2);
+	ck_assert_mem_eq(F.uart, "hi", 2);
+	EXPECT(SB(105, 8));
+	ck_assert_int_eq(F.nrst, 0); /* DTR on executed after the data */
+	EXPECT(SB(103, 3));
+	/* the rest of the held data follows, in order and complete */
+	for (int i = 0; i < 64 && took < sizeof(big); i++) {
+		took += bridge_from_net(&B, big + took, sizeof(big) - took);
+		bridge_poll(&B);
+	}
+	ck_assert_uint_eq(took, sizeof(big));
+	ck_assert_uint_eq(F.uart_len, 2 + sizeof(big));
+	ck_assert_mem_eq(F.uart + 2, big, sizeof(big));
+}
+END_TEST
+
+/* A client that leaves while suspended: the restore (framing, pins) waits for the resume. */
+START_TEST(suspend_disconnect)
+{
+	setup_with(BRIDGE_AUTO_SYNC, BRIDGE_MAP_DIRECT);
+	negotiate_pyserial();
+	FEED(SB(1, 0, 0, 0x25, 0x80), SB(5, 11));
+	ck_assert_uint_eq(F.cfg.baud, 9600);
+	ck_assert_int_eq(F.boot0, 1);
+	bridge_suspend(&B, 1);
+	bridge_disconnect(&B);
+	int hw = F.hw_calls;
+	F.now += 100;
+	bridge_poll(&B);
+	ck_assert_int_eq(F.hw_calls, hw);
+	ck_assert_uint_eq(F.cfg.baud, 9600);
+	bridge_suspend(&B, 0);
+	for (int i = 0; i < 10; i++) {
+		F.now += 20;
+		bridge_poll(&B);
+	}
+	ck_assert_uint_eq(F.cfg.baud, 115200);
+	ck_assert_int_eq(F.boot0, 0);
+	ck_assert_int_eq(F.nrst, 1);
+	/* suspend twice / resume twice: no effect */
+	bridge_suspend(&B, 1);
+	bridge_suspend(&B, 1);
+	hw = F.hw_calls;
+	bridge_suspend(&B, 0);
+	ck_assert_int_gt(F.hw_calls, hw);
+	hw = F.hw_calls;
+	bridge_suspend(&B, 0);
+	ck_assert_int_eq(F.hw_calls, hw);
+}
+END_TEST
+
 static Suite *bridge_suite(void)
 {
 	Suite *s = suite_create("bridge");
@@ -749,6 +854,8 @@ static Suite *bridge_suite(void)
 	tcase_add_test(tc, no_client);
 	tcase_add_test(tc, settings_names);
 	tcase_add_test(tc, line_change_waits_for_uart_idle);
+	tcase_add_test(tc, suspend_for_flasher);
+	tcase_add_test(tc, suspend_disconnect);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -14,6 +14,7 @@ static_assert(sizeof(struct termios) == TM_TERMIOS_SIZE, "kernel struct termios 
 static_assert(sizeof(struct termios2) == TM_TERMIOS2_SIZE, "kernel struct termios2 size");
 static_assert(sizeof(struct tm_termios2) == sizeof(struct termios2), "termios2 layout");
 static_assert(NCCS == TM_NCCS, "NCCS");
+static_assert(VSTART == TM_VSTART && VSTOP == TM_VSTOP, "VSTART/VSTOP indices");
 static_assert(offsetof(struct tm_termios2, c_cflag) == offsetof(struct termios2, c_cflag), "");
 static_assert(offsetof(struct tm_termios2, c_lflag) == offsetof(struct termios2, c_lflag), "");
 static_assert(offsetof(struct tm_termios2, c_line) == offsetof(struct termios2, c_line), "");

@@ -23,6 +23,8 @@
 #define TM_NCCS          19 /* kernel NCCS for struct termios on x86/arm/generic */
 #define TM_TERMIOS_SIZE  36 /* sizeof(kernel struct termios) */
 #define TM_TERMIOS2_SIZE 44 /* sizeof(kernel struct termios2) */
+#define TM_VSTART        8  /* c_cc index of the START (XON) character (asm-generic/termbits.h) */
+#define TM_VSTOP         9  /* c_cc index of the STOP (XOFF) character */
 
 /* Kernel struct termios2 layout; its first TM_TERMIOS_SIZE bytes are struct termios. */
 struct tm_termios2 {

@@ -32,13 +32,42 @@
  *  - tcdrain: completes once no write is parked (the link dropped its queue).
  *  - reads: unaffected (bytes already received stay readable; VMIN/VTIME as usual).
  *
+ * Modem lines: DTR/RTS are what the program set (TIOCMSET/BIS/BIC; every first open starts
+ * with both deasserted, see ../shared/ARCHITECTURE.md); CTS/DSR/RI/CD are the last
+ * NOTIFY-MODEMSTATE from the bridge (kept, not cleared, during a link outage: the bridge
+ * reports them again after reconnecting). Their changes count in TIOCGICOUNT and wake
+ * TIOCMIWAIT; NOTIFY-LINESTATE errors count there too (cb_modemstate, cb_linestate).
+ *
+ * Breaks (tty_ioctl(4), kernel tty_ioctl.c/send_break()): TCSBRK 0 = 250 ms, TCSBRKP n =
+ * n * 100 ms (0: 250 ms), TIOCSBRK on until TIOCCBRK (or the last close). Each first waits
+ * until earlier output left the link (TIOCCBRK does not wait), then sends RFC 2217
+ * SET-CONTROL BREAK on, and for the timed ones BREAK off when the time is up (on a uv
+ * timer; an interrupt ends the break early with EINTR). One timed break at a time; while
+ * it is on, writes wait (O_NONBLOCK: EAGAIN), as the kernel holds the write lock. A link
+ * that cannot carry breaks (legacy protocol) makes them succeed at once, as a Linux driver
+ * without break_ctl does. tcdrain (TCSBRK non-zero) answers once no write is parked and
+ * the link has handed every queued byte to the socket (link_tx_pending() == 0).
+ *
+ * Flow control: CRTSCTS -> SET-CONTROL hardware, else IXON/IXOFF -> XON/XOFF, else none,
+ * sent whenever the termios change it (the bridge does the flow control). tcflow(3):
+ * TCOOFF/TCOON suspend/resume our output locally (writes wait, tcdrain waits), TCIOFF/TCION
+ * send VSTOP/VSTART as data.
+ *
+ * Opens: all descriptors share one port, as on a kernel tty: one termios, one input queue
+ * (each byte goes to the one read that takes it), one set of lines; O_NONBLOCK is per
+ * descriptor (taken from each request). TIOCEXCL makes later opens fail with EBUSY except
+ * for root (uid 0; the kernel's tty_open() lets CAP_SYS_ADMIN through: the uid is what
+ * CUSE tells us), until TIOCNXCL or the last close. flock(2), which pyserial's
+ * exclusive=True uses, is done by the kernel on the device inode and never reaches us.
+ *
  * A dead CUSE connection (session ended, or an error on its fd) fails every parked request
  * with EIO and is reported through tty_config.on_dead; espstmd then exits with status 1.
  *
  * Not emulated (documented divergences from a kernel tty): no line discipline at all:
  * ICANON is treated as raw with VMIN 1 / VTIME 0, no echo, no ICRNL/ONLCR/ISTRIP
- * processing, no signals (ISIG), no controlling terminal; IXON/IXOFF and CRTSCTS are
- * carried to the bridge (RFC 2217 flow control) and done there.
+ * processing, no signals (ISIG), no controlling terminal, so no hangup on a CD drop with
+ * CLOCAL clear; IXON/IXOFF and CRTSCTS are carried to the bridge (RFC 2217 flow control)
+ * and done there.
  */
 #define FUSE_USE_VERSION 31
 
@@ -127,6 +156,8 @@ struct tty_dev {
 	enum termios_flow sent_flow;
 	int flow_sent;
 	int dtr, rts, excl;
+	int break_held; /* TIOCSBRK in effect (until TIOCCBRK or the last close) */
+	int tx_stopped; /* output suspended with TCXONC TCOOFF (until TCOON / last close) */
 
 	struct tty_ring rx;
 	struct tty_icount icount;
@@ -365,6 +396,50 @@ static int output_drained(struct tty_dev *d)
 	return d->writes == NULL && link_tx_pending(d->link) == 0;
 }
 
+/* A timed break (TCSBRK 0, TCSBRKP) is on the line. */
+static int timed_break_active(const struct tty_dev *d)
+{
+	for (const struct pend *p = d->drains; p; p = p->next)
+		if (p->break_on)
+			return 1;
+	return 0;
+}
+
+/* Output may not go to the link now: suspended with TCOOFF, or a timed break is on (Linux
+ * holds the tty write lock for the whole of send_break(), so writers wait, and O_NONBLOCK
+ * writers get EAGAIN). */
+static int output_held(const struct tty_dev *d)
+{
+	return d->tx_stopped || timed_break_active(d);
+}
+
+/* BREAK on (RFC 2217 SET-CONTROL 5). Returns 0, 1 when the link cannot carry a break at
+ * all (-ENOTSUP, the legacy protocol: like a Linux driver without break_ctl the request
+ * then succeeds without a break), or a negative errno from link_set_break(). */
+static int break_start(struct tty_dev *d)
+{
+	int r = link_set_break(d->link, 1);
+	if (r == -ENOTSUP)
+		return 1;
+	if (r < 0)
+		log_warn("%s: break: %s", d->name, strerror(-r));
+	return r;
+}
+
+/* TCXONC TCIOFF/TCION: transmit the STOP/START character (termios(3) tcflow), unless it is
+ * disabled (_POSIX_VDISABLE, 0 on Linux). It goes at the end of the link queue (a kernel
+ * UART sends it ahead of queued output). Best effort, as the kernel's tty_send_xchar(). */
+static void send_xchar(struct tty_dev *d, uint8_t c)
+{
+	if (c == 0)
+		return;
+	size_t n = link_is_up(d) ? link_write(d->link, &c, 1) : 0;
+	d->icount.tx += (uint32_t)n;
+	if (n == 0)
+		log_warn("%s: flow character 0x%02x not sent: link %s", d->name, c,
+		         link_is_up(d) ? "queue full" : "not up");
+}
+
 /* What poll reports now (tty.c header comment: "Link outage"). */
 static unsigned poll_events(struct tty_dev *d, uint64_t now)
 {
@@ -373,7 +448,7 @@ static unsigned poll_events(struct tty_dev *d, uint64_t now)
 	unsigned ev = 0;
 	if (d->rx.len > 0 && d->rx.len >= tty_read_poll_threshold(rc.vmin, rc.vtime, rc.icanon))
 		ev |= POLLIN | POLLRDNORM;
-	if (link_is_up(d) && d->writes == NULL && link_write_space(d->link) > 0)
+	if (link_is_up(d) && d->writes == NULL && !output_held(d) && link_write_space(d->link) > 0)
 		ev |= POLLOUT | POLLWRNORM;
 	else if (outage_long(d, now))
 		ev |= POLLOUT | POLLWRNORM | POLLERR;
@@ -387,6 +462,8 @@ static void service_writes(struct tty_dev *d, uint64_t now)
 	struct pend *p;
 	while ((p = d->writes) != NULL) {
 		if (link_is_up(d)) {
+			if (output_held(d))
+				return; /* TCOON or the end of the break resumes */
 			size_t n = link_write(d->link, p->data + p->off, p->len - p->off);
 			p->off += n;
 			d->icount.tx += (uint32_t)n;
@@ -420,22 +497,33 @@ static void service_drains(struct tty_dev *d, uint64_t now)
 				continue;
 			link_set_break(d->link, 0);
 			p->break_on = 0;
+			DBG(d, "%s: break off", d->name);
 			fuse_reply_ioctl(p->req, 0, NULL, 0);
+			d->service_again = 1; /* held writes and waiting breaks may go now */
 		} else {
 			if (!output_drained(d))
 				continue;
+			int wants_break = p->break_ms != 0 || p->op == TTY_IOC_TIOCSBRK;
+			if (wants_break && timed_break_active(d))
+				continue; /* one break at a time */
 			if (p->op == TTY_IOC_TCSETSW || p->op == TTY_IOC_TCSETSF ||
 			    p->op == TTY_IOC_TCSETSW2 || p->op == TTY_IOC_TCSETSF2)
 				apply_termios(d, &p->newt, p->flush_input);
-			if (p->break_ms) {
-				link_set_break(d->link, 1);
-				d->icount.brk++;
+			int r = wants_break ? break_start(d) : 0;
+			if (r < 0) {
+				fuse_reply_err(p->req, -r);
+			} else if (r == 0 && p->op == TTY_IOC_TIOCSBRK) {
+				d->break_held = 1;
+				DBG(d, "%s: break on (TIOCSBRK)", d->name);
+				fuse_reply_ioctl(p->req, 0, NULL, 0);
+			} else if (r == 0 && p->break_ms) {
 				p->break_on = 1;
 				p->break_end = now + p->break_ms;
 				DBG(d, "%s: break %u ms", d->name, p->break_ms);
 				continue;
+			} else {
+				fuse_reply_ioctl(p->req, 0, NULL, 0);
 			}
-			fuse_reply_ioctl(p->req, 0, NULL, 0);
 		}
 		list_remove(&d->drains, p);
 		pend_free(p);
@@ -639,7 +727,15 @@ static void op_release(fuse_req_t req, struct fuse_file_info *fi)
 		}
 	}
 	if (d->nopen == 0) {
+		/* a fresh tty for the next open, as the kernel frees its tty_struct: no
+		 * exclusivity, output not suspended, break released (the serial core's
+		 * shutdown clears the break bit) */
 		d->excl = 0;
+		d->tx_stopped = 0;
+		if (d->break_held) {
+			link_set_break(d->link, 0);
+			d->break_held = 0;
+		}
 		if (termios_model_hupcl(&d->t))
 			set_lines(d, 0, 0); /* HUPCL: lower the modem lines on last close */
 	}
@@ -697,7 +793,7 @@ static void op_write(fuse_req_t req, const char *buf, size_t size, off_t off,
 		fuse_reply_write(req, 0);
 		return;
 	}
-	if (link_is_up(d) && d->writes == NULL) {
+	if (link_is_up(d) && d->writes == NULL && !output_held(d)) {
 		n = link_write(d->link, (const uint8_t *)buf, size);
 		d->icount.tx += (uint32_t)n;
 		if (n == size) {
@@ -894,14 +990,17 @@ static void op_ioctl(fuse_req_t req, int cmd_i, void *arg, struct fuse_file_info
 		park_drain(d, req, desc.op, NULL, 0, val ? (uint32_t)val * 100u : TTY_BREAK_MS);
 		return;
 	case TTY_IOC_TIOCSBRK:
+		/* after the output drained, as the kernel's tty_ioctl() does */
+		park_drain(d, req, desc.op, NULL, 0, 0);
+		return;
 	case TTY_IOC_TIOCCBRK: {
-		int r = link_set_break(d->link, desc.op == TTY_IOC_TIOCSBRK);
-		if (r < 0) {
+		int r = link_set_break(d->link, 0);
+		if (r < 0 && r != -ENOTSUP) {
 			fuse_reply_err(req, -r);
 			return;
 		}
-		if (desc.op == TTY_IOC_TIOCSBRK)
-			d->icount.brk++;
+		d->break_held = 0;
+		DBG(d, "%s: break off (TIOCCBRK)", d->name);
 		fuse_reply_ioctl(req, 0, NULL, 0);
 		return;
 	}
@@ -969,12 +1068,25 @@ static void op_ioctl(fuse_req_t req, int cmd_i, void *arg, struct fuse_file_info
 		park(&d->miwaits, p);
 		return;
 	}
-	case TTY_IOC_TCXONC:
-		if (val > 3) {
+	case TTY_IOC_TCXONC: /* tcflow(3) */
+		switch (val) {
+		case 0: /* TCOOFF */
+		case 1: /* TCOON */
+			d->tx_stopped = val == 0;
+			DBG(d, "%s: output %s", d->name, val == 0 ? "suspended" : "resumed");
+			break;
+		case 2: /* TCIOFF */
+			send_xchar(d, d->t.c_cc[TM_VSTOP]);
+			break;
+		case 3: /* TCION */
+			send_xchar(d, d->t.c_cc[TM_VSTART]);
+			break;
+		default:
 			fuse_reply_err(req, EINVAL);
 			return;
 		}
 		fuse_reply_ioctl(req, 0, NULL, 0);
+		service(d); /* TCOON: held writes and drains may proceed; POLLOUT may change */
 		return;
 	case TTY_IOC_UNKNOWN:
 		break;
@@ -1039,6 +1151,11 @@ static void cb_state(void *ctx, enum link_state st)
 	notify_poll(d);
 }
 
+/* NOTIFY-MODEMSTATE (RFC 2217 "Notification of Modem State"): the new CTS/DSR/RI/CD for
+ * TIOCMGET, one TIOCGICOUNT count per line that changed (state differs from the last
+ * notification, or the bridge set the line's delta bit), and TIOCMIWAIT waiters whose mask
+ * covers a counted line are answered (service_miwaits compares counters, as the kernel's
+ * uart_wait_modem_status() does). */
 static void cb_modemstate(void *ctx, uint8_t st)
 {
 	struct tty_dev *d = ctx;
@@ -1047,15 +1164,20 @@ static void cb_modemstate(void *ctx, uint8_t st)
 		d->icount.cts++;
 	if ((diff & RFC2217_MODEM_DSR) || (st & RFC2217_MODEM_DELTA_DSR))
 		d->icount.dsr++;
-	if ((diff & RFC2217_MODEM_RI) || (st & RFC2217_MODEM_TERI))
+	/* ring: trailing edge only, as the 8250 driver counts UART_MSR_TERI */
+	if (((diff & RFC2217_MODEM_RI) && !(st & RFC2217_MODEM_RI)) || (st & RFC2217_MODEM_TERI))
 		d->icount.rng++;
 	if ((diff & RFC2217_MODEM_CD) || (st & RFC2217_MODEM_DELTA_CD))
 		d->icount.dcd++;
-	d->modem = st;
+	d->modem = (uint8_t)(st & (RFC2217_MODEM_CD | RFC2217_MODEM_RI | RFC2217_MODEM_DSR |
+	                           RFC2217_MODEM_CTS));
 	DBG(d, "%s: modem state 0x%02x", d->name, st);
 	service(d);
 }
 
+/* NOTIFY-LINESTATE (RFC 2217 "Notification of Line State"): every error bit set counts one
+ * in TIOCGICOUNT (overrun, parity, frame; break detect counts brk, the count of breaks
+ * received, as serial_icounter_struct defines it). */
 static void cb_linestate(void *ctx, uint8_t st)
 {
 	struct tty_dev *d = ctx;

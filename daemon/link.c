@@ -8,8 +8,11 @@
  *  - Each TCP attempt gets its own heap "conn" (uv_tcp_t + the one uv_write_t in flight);
  *    a conn is detached from the link (conn->l = NULL) when dropped, so libuv callbacks
  *    that arrive late (UV_ECANCELED) only free memory.
- *  - TX: an ordered queue of segments (escaped data, or one RFC 2217 command); one
- *    uv_write() in flight gathers up to TX_GATHER segments. Data and settings therefore
+ *  - TX: an ordered queue of segments: escaped data, one RFC 2217 command, or a marker
+ *    (a delay or the end of a link_action() sequence; for LINK_PROTO_LEGACY a command
+ *    byte for the control connection). One uv_write() in flight gathers up to TX_GATHER
+ *    data/command segments; a marker is only taken once nothing is in flight, and holds
+ *    everything behind it until it is done. Data, settings and action steps therefore
  *    leave in the order they were requested (link.h "one ordered stream").
  *  - RX: every received byte is decoded at once (so negotiation and answers are handled
  *    even while the tty is full); decoded data the tty has no room for is kept in rxq and
@@ -20,6 +23,13 @@
  *  - Non-data bytes (negotiation answers, RFC 2217 commands) are bounded too (CTL_MAX,
  *    queued + in flight): a peer that makes us answer without reading what we send (e.g.
  *    WILL/WONT BINARY alternating) gets its connection dropped, then the link reconnects.
+ *  - LINK_PROTO_LEGACY: a second connection (cconn) to the control port. Both are opened
+ *    per attempt (data first, then control, same address), the link is up once both are
+ *    connected and stayed so for LEGACY_SETTLE_MS (a busy bridge closes at once), and
+ *    losing either drops both. No Telnet: data passes as is. A control byte waits in the
+ *    TX queue until the data before it is written, then holds the data behind it until
+ *    the bridge answered ("OK ..."/"ERR ...") or LEGACY_ANSWER_MS passed (the seed firmware
+ *    answers nothing), so 0x7F after 'u' reaches the bridge after the command.
  * Telnet option negotiation follows RFC 1143's Q method without the queue bits.
  */
 #include "link.h"
@@ -27,30 +37,52 @@
 #include "rfc2217.h"
 
 #include <errno.h>
+#include <stdarg.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
-#define RAW_READ     16384 /* bytes per socket read */
-#define RXQ_CAP      RAW_READ
-#define SEG_DATA_CAP 4096 /* escaped bytes per data segment */
-#define TX_GATHER    16   /* segments per uv_write */
-#define NEGOTIATE_MS 2000 /* wait for DO COM-PORT-OPTION before going up anyway */
-#define ANSQ_LEN     16   /* outstanding SET-xxx answers remembered per command */
-#define KEEPALIVE_S  10   /* TCP keepalive idle time, seconds */
-#define NCMD         13   /* RFC 2217 commands 0..12 */
-#define CTL_MAX      4096 /* non-data bytes (negotiation, commands) queued or in flight */
+#define RAW_READ         16384 /* bytes per socket read */
+#define RXQ_CAP          RAW_READ
+#define SEG_DATA_CAP     4096 /* escaped bytes per data segment */
+#define TX_GATHER        16   /* segments per uv_write */
+#define NEGOTIATE_MS     2000 /* wait for DO COM-PORT-OPTION before going up anyway */
+#define ANSQ_LEN         16   /* outstanding SET-xxx answers remembered per command */
+#define NCMD             13   /* RFC 2217 commands 0..12 */
+#define CTL_MAX          4096 /* non-data bytes (negotiation, commands) queued or in flight */
+#define ACT_PULSE_MS     100  /* NRST (DTR) pulse of link_action, ms */
+#define ACT_SETTLE_MS    50   /* BOOT: after NRST release, before RTS goes back, ms */
+#define LEGACY_SETTLE_MS 100  /* both legacy connections open this long before LINK_UP */
+#define LEGACY_ANSWER_MS 1000 /* wait for a control-port answer line at most this long */
+#define CLINE_MAX        80   /* control-port answer line kept, bytes */
 
 enum phase { PH_NONE, PH_CONNECT, PH_NEGOTIATE, PH_BACKOFF };
 enum qstate { Q_NO, Q_YES, Q_WANTNO, Q_WANTYES }; /* RFC 1143 */
+
+enum seg_kind {
+	SEG_DATA,    /* data (escaped unless legacy) for the data connection */
+	SEG_CMD,     /* Telnet option or RFC 2217 command for the data connection */
+	SEG_DELAY,   /* marker: wait val ms before what follows (link_action) */
+	SEG_ACT_END, /* marker: link_action sequence done, re-send desired DTR/RTS */
+	SEG_CTRL,    /* legacy: one command byte for the control connection */
+};
 
 struct seg {
 	struct seg *next;
 	size_t len;  /* bytes in buf */
 	size_t cap;  /* bytes allocated for buf */
-	size_t data; /* unescaped data bytes carried (0 for a command) */
-	bool is_data;
+	size_t data; /* unescaped data bytes carried (0 unless SEG_DATA) */
+	enum seg_kind kind;
+	bool ans;     /* SEG_CMD: an RFC 2217 command whose answer is expected (cmd, val) */
+	bool action;  /* SEG_CTRL: sent by link_action (clears act_busy when answered) */
+	uint8_t cmd;  /* SEG_CMD with ans: client command code */
+	uint32_t val; /* SEG_CMD: command value; SEG_DELAY: ms */
 	uint8_t buf[];
 };
 
@@ -61,6 +93,7 @@ struct conn {
 	struct link *l; /* NULL once detached */
 	bool connected;
 	bool writing;
+	bool control;         /* legacy control connection */
 	struct seg *inflight; /* segments owned by wreq */
 	size_t inflight_data;
 	size_t inflight_ctl; /* non-data bytes in inflight */
@@ -86,13 +119,17 @@ struct link {
 	struct link_callbacks cb;
 	void *ctx;
 	bool closing;
+	bool legacy;      /* cfg.protocol == LINK_PROTO_LEGACY */
+	unsigned handles; /* timers not yet closed (link_close frees at 0) */
 
 	/* connecting */
 	uv_timer_t timer;
 	enum phase phase;
 	struct gai *gai;
 	struct addrinfo *ai_list, *ai_next;
-	struct conn *conn;
+	struct conn *conn;                /* data connection (RFC 2217, or legacy raw) */
+	struct conn *cconn;               /* legacy control connection */
+	struct sockaddr_storage cur_addr; /* address of the attempt in progress */
 	uint32_t backoff_ms;
 	unsigned attempts; /* failed rounds since the last up */
 	int fail_status;   /* last failure status logged (dedup) */
@@ -120,6 +157,23 @@ struct link {
 	uint8_t modemstate, linestate;
 	struct ansq ans[NCMD];
 
+	/* link_action and legacy control */
+	uv_timer_t act_timer;
+	bool act_busy;     /* a link_action sequence is queued or running */
+	bool act_wait;     /* the TX queue waits: a SEG_DELAY, or a control-port answer */
+	bool ctrl_waiting; /* act_wait is for a control-port answer */
+	bool ctrl_action;  /* ... of a link_action byte */
+	bool leg_boot;     /* legacy: 'u' sent (bridge in bootloader mode), no 'e' since */
+	bool leg_baud_logged;
+	char cline[CLINE_MAX]; /* control-port answer line being received */
+	size_t cline_len;
+	uint8_t craw[256];
+
+	/* counters (link_get_stats) */
+	uint64_t tx_bytes, rx_bytes, tx_dropped, tx_purged;
+	uint32_t connects, reconnects, errors;
+	char last_error[96];
+
 	/* tx */
 	struct seg *q_head, *q_tail;
 	size_t tx_pending;  /* unescaped data bytes queued or in flight */
@@ -141,6 +195,8 @@ static void connect_next(struct link *l);
 static void link_lost(struct link *l, int status);
 static void kick(struct link *l);
 static void timer_cb(uv_timer_t *t);
+static void act_timer_cb(uv_timer_t *t);
+static void go_up(struct link *l);
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -179,6 +235,17 @@ static void timer_stop(struct link *l)
 	uv_timer_stop(&l->timer);
 }
 
+/* Count an error for link_get_stats and remember its text. */
+__attribute__((format(printf, 2, 3))) static void note_error(struct link *l, const char *fmt, ...)
+{
+	va_list ap;
+
+	l->errors++;
+	va_start(ap, fmt);
+	vsnprintf(l->last_error, sizeof l->last_error, fmt, ap);
+	va_end(ap);
+}
+
 static void free_segs(struct seg *s)
 {
 	while (s) {
@@ -215,19 +282,50 @@ static void conn_close_cb(uv_handle_t *h)
 	free(h->data);
 }
 
-/* Detach and close the current connection (no callbacks to the tty). */
+/* Detach and close the current connections, data and (legacy) control (no callbacks to
+ * the tty). */
 static void conn_drop(struct link *l)
 {
 	struct conn *c = l->conn;
 
-	if (!c)
-		return;
-	l->conn = NULL;
-	c->l = NULL;
-	if (l->reading)
-		uv_read_stop((uv_stream_t *)&c->tcp);
+	if (c) {
+		l->conn = NULL;
+		c->l = NULL;
+		if (l->reading)
+			uv_read_stop((uv_stream_t *)&c->tcp);
+		uv_close((uv_handle_t *)&c->tcp, conn_close_cb);
+	}
 	l->reading = false;
-	uv_close((uv_handle_t *)&c->tcp, conn_close_cb);
+	c = l->cconn;
+	if (c) {
+		l->cconn = NULL;
+		c->l = NULL;
+		uv_close((uv_handle_t *)&c->tcp, conn_close_cb);
+	}
+	l->cline_len = 0;
+}
+
+static struct conn *conn_new(struct link *l, bool control)
+{
+	struct conn *c = calloc(1, sizeof *c);
+
+	if (!c)
+		return NULL;
+	c->l = l;
+	c->control = control;
+	c->tcp.data = c;
+	c->creq.data = c;
+	c->wreq.data = c;
+	return c;
+}
+
+/* Both connections: TCP_NODELAY (small commands and AN3155 frames go out at once) and the
+ * configured keepalive (link.h link_config.keepalive_s; 0 turns it off). */
+static void conn_opts(struct link *l, struct conn *c)
+{
+	uv_tcp_nodelay(&c->tcp, 1);
+	if (uv_tcp_keepalive(&c->tcp, l->cfg.keepalive_s > 0, l->cfg.keepalive_s) < 0)
+		log_debug("%s: cannot set TCP keepalive", l->name);
 }
 
 static void gai_drop(struct link *l)
@@ -248,17 +346,15 @@ static void ai_drop(struct link *l)
 
 /* ------------------------------------------------------------------- tx path */
 
-static struct seg *seg_new(size_t cap, bool is_data)
+static struct seg *seg_new(size_t cap, enum seg_kind kind)
 {
 	struct seg *s = malloc(sizeof *s + cap);
 
 	if (!s)
 		return NULL;
-	s->next = NULL;
-	s->len = 0;
+	memset(s, 0, sizeof *s);
 	s->cap = cap;
-	s->data = 0;
-	s->is_data = is_data;
+	s->kind = kind;
 	return s;
 }
 
@@ -271,42 +367,127 @@ static void q_append(struct link *l, struct seg *s)
 	l->q_tail = s;
 }
 
-static void write_cb(uv_write_t *req, int status);
-
-/* Start a uv_write with the head of the queue if none is in flight. */
-static void kick(struct link *l)
+static void q_push_front(struct link *l, struct seg *s)
 {
-	struct conn *c = l->conn;
-	uv_buf_t bufs[TX_GATHER];
-	unsigned n = 0;
-	struct seg *s, *last = NULL;
-	int r;
+	s->next = l->q_head;
+	l->q_head = s;
+	if (!l->q_tail)
+		l->q_tail = s;
+}
 
-	if (!c || !c->connected || c->writing || l->tx_suspended || !l->q_head)
-		return;
-	c->inflight_data = 0;
-	c->inflight_ctl = 0;
-	for (s = l->q_head; s && n < TX_GATHER; s = s->next) {
-		bufs[n++] = uv_buf_init((char *)s->buf, (unsigned)s->len);
-		c->inflight_data += s->data;
-		if (!s->is_data)
-			c->inflight_ctl += s->len;
-		last = s;
-	}
-	c->inflight = l->q_head;
-	l->q_head = last->next;
+static struct seg *q_pop(struct link *l)
+{
+	struct seg *s = l->q_head;
+
+	l->q_head = s->next;
 	if (!l->q_head)
 		l->q_tail = NULL;
-	last->next = NULL;
+	s->next = NULL;
+	return s;
+}
+
+static void write_cb(uv_write_t *req, int status);
+static void act_end(struct link *l);
+
+/* legacy: write one control byte (a SEG_CTRL taken off the queue) on the control
+ * connection and make the queue wait for the answer. */
+static void ctrl_send(struct link *l, struct seg *s)
+{
+	struct conn *c = l->cconn;
+	uv_buf_t b;
+	int r;
+
+	if (!c || c->writing) { /* cannot happen: one control byte at a time */
+		l->ctl_pending -= s->len;
+		free(s);
+		return;
+	}
+	log_debug("%s: -> control '%c'", l->name, s->buf[0]);
+	c->inflight = s;
+	c->inflight_data = 0;
+	c->inflight_ctl = s->len;
 	c->writing = true;
-	r = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, bufs, n, write_cb);
+	l->act_wait = true;
+	l->ctrl_waiting = true;
+	l->ctrl_action = s->action;
+	uv_timer_start(&l->act_timer, act_timer_cb, LEGACY_ANSWER_MS, 0);
+	b = uv_buf_init((char *)s->buf, (unsigned)s->len);
+	r = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, write_cb);
 	if (r < 0) {
 		c->writing = false;
-		free_segs(c->inflight);
 		c->inflight = NULL;
-		l->tx_pending -= c->inflight_data;
-		l->ctl_pending -= c->inflight_ctl;
+		l->ctl_pending -= s->len;
+		free(s);
+		note_error(l, "write to control port: %s", uv_strerror(r));
 		link_lost(l, r);
+	}
+}
+
+/* Start a uv_write with the head of the queue if none is in flight; take markers at the
+ * head when nothing is in flight (a delay starts the action timer, the end of an action
+ * re-queues the desired DTR/RTS at the head, a legacy control byte goes to cconn). */
+static void kick(struct link *l)
+{
+	for (;;) {
+		struct conn *c = l->conn;
+		uv_buf_t bufs[TX_GATHER];
+		unsigned n = 0;
+		struct seg *s, *last = NULL;
+		int r;
+
+		if (!c || !c->connected || c->writing || l->tx_suspended || l->act_wait ||
+		    !l->q_head || l->closing)
+			return;
+		switch (l->q_head->kind) {
+		case SEG_DELAY:
+			s = q_pop(l);
+			l->act_wait = true;
+			l->ctrl_waiting = false;
+			uv_timer_start(&l->act_timer, act_timer_cb, s->val, 0);
+			free(s);
+			return;
+		case SEG_ACT_END:
+			free(q_pop(l));
+			act_end(l);
+			continue;
+		case SEG_CTRL:
+			ctrl_send(l, q_pop(l));
+			return;
+		case SEG_DATA:
+		case SEG_CMD:
+			break;
+		}
+		c->inflight_data = 0;
+		c->inflight_ctl = 0;
+		for (s = l->q_head;
+		     s && n < TX_GATHER && (s->kind == SEG_DATA || s->kind == SEG_CMD);
+		     s = s->next) {
+			bufs[n++] = uv_buf_init((char *)s->buf, (unsigned)s->len);
+			c->inflight_data += s->data;
+			if (s->kind == SEG_CMD) {
+				c->inflight_ctl += s->len;
+				if (s->ans)
+					ans_push(l, s->cmd, s->val);
+			}
+			last = s;
+		}
+		c->inflight = l->q_head;
+		l->q_head = last->next;
+		if (!l->q_head)
+			l->q_tail = NULL;
+		last->next = NULL;
+		c->writing = true;
+		r = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, bufs, n, write_cb);
+		if (r < 0) {
+			/* data stays counted in tx_pending: link_lost reports it dropped */
+			c->writing = false;
+			free_segs(c->inflight);
+			c->inflight = NULL;
+			l->ctl_pending -= c->inflight_ctl;
+			note_error(l, "write to %s: %s", l->addr, uv_strerror(r));
+			link_lost(l, r);
+		}
+		return;
 	}
 }
 
@@ -323,12 +504,15 @@ static void write_cb(uv_write_t *req, int status)
 	c->writing = false;
 	if (!l || l->closing)
 		return;
-	l->tx_pending -= done;
 	l->ctl_pending -= ctl;
 	if (status < 0) {
+		/* the data of this write stays in tx_pending: link_lost counts it dropped */
+		note_error(l, "write to %s: %s", l->addr, uv_strerror(status));
 		link_lost(l, status);
 		return;
 	}
+	l->tx_pending -= done;
+	l->tx_bytes += done;
 	kick(l);
 	if (l->closing || l->conn != c)
 		return;
@@ -343,31 +527,42 @@ static void write_cb(uv_write_t *req, int status)
 		l->cb.on_drained(l->ctx);
 }
 
-/* Queue a non-data wire sequence (Telnet option or RFC 2217 command). Returns 0, -ENOMEM,
- * -ENOTCONN (no connection) or -ENOBUFS: CTL_MAX non-data bytes are already pending, the
+/* Make a non-data segment (Telnet option, RFC 2217 command or legacy control byte) of n
+ * bytes. Returns it, or NULL: -ENOMEM, or CTL_MAX non-data bytes are already pending (the
  * peer is not reading what we send; the connection is then marked for dropping, which
- * check_overflow() does once the caller is out of the decoder. Does not kick. */
-static int queue_raw(struct link *l, const uint8_t *p, size_t n)
+ * check_overflow() does once the caller is out of the decoder). Not queued. */
+static struct seg *ctl_seg(struct link *l, enum seg_kind kind, const uint8_t *p, size_t n)
 {
 	struct seg *s;
 
 	if (!l->conn || l->ctl_overflow)
-		return -ENOTCONN;
+		return NULL;
 	if (l->ctl_pending + n > CTL_MAX) {
 		l->ctl_overflow = true;
-		return -ENOBUFS;
+		return NULL;
 	}
-	s = seg_new(n, false);
+	s = seg_new(n, kind);
 	if (!s)
-		return -ENOMEM;
+		return NULL;
 	memcpy(s->buf, p, n);
 	s->len = n;
-	q_append(l, s);
 	l->ctl_pending += n;
+	return s;
+}
+
+/* Queue a non-data wire sequence (Telnet option). Returns 0, or -ENOBUFS/-ENOMEM/-ENOTCONN
+ * (see ctl_seg). Does not kick. */
+static int queue_raw(struct link *l, const uint8_t *p, size_t n)
+{
+	struct seg *s = ctl_seg(l, SEG_CMD, p, n);
+
+	if (!s)
+		return l->conn ? -ENOBUFS : -ENOTCONN;
+	q_append(l, s);
 	return 0;
 }
 
-/* Drop the connection (and reconnect) if queue_raw() hit CTL_MAX. Called where a
+/* Drop the connection (and reconnect) if ctl_seg() hit CTL_MAX. Called where a
  * connection loss is safe to handle: after decoding a read, from the timer, at the end of
  * the public setters. Returns true if the connection was dropped. */
 static bool check_overflow(struct link *l)
@@ -380,6 +575,7 @@ static bool check_overflow(struct link *l)
 	log_warn("%s: bridge %s does not read what we send (%u bytes of telnet negotiation/"
 	         "commands pending); dropping the connection",
 	         l->name, l->addr, (unsigned)CTL_MAX);
+	note_error(l, "bridge not reading (%u bytes of commands pending)", (unsigned)CTL_MAX);
 	link_lost(l, UV_ENOBUFS);
 	return true;
 }
@@ -408,25 +604,69 @@ static const char *verb_name(enum tn_event_type t)
 	}
 }
 
-/* Queue one RFC 2217 command (client code cmd) and remember the expected answer. */
-static void send_cmd(struct link *l, uint8_t cmd, uint32_t v)
+/* Make one RFC 2217 command segment (client code cmd, value v); its answer is expected
+ * once it is written (kick). NULL when it cannot be queued (logged). */
+static struct seg *cmd_seg(struct link *l, uint8_t cmd, uint32_t v)
 {
 	uint8_t b[32];
+	struct seg *s;
 	int n;
 
-	if (l->comport_refused)
-		return;
 	if (cmd == RFC2217_SET_BAUDRATE)
 		n = rfc2217_build_u32(b, sizeof b, cmd, v);
 	else
 		n = rfc2217_build_u8(b, sizeof b, cmd, (uint8_t)v);
-	if (n <= 0 || queue_raw(l, b, (size_t)n) < 0) {
+	s = n > 0 ? ctl_seg(l, SEG_CMD, b, (size_t)n) : NULL;
+	if (!s) {
 		if (!l->ctl_overflow)
 			log_error("%s: cannot queue %s", l->name, rfc2217_cmd_name(cmd));
+		return NULL;
+	}
+	s->ans = true;
+	s->cmd = cmd;
+	s->val = v;
+	log_debug("%s: -> %s %u", l->name, rfc2217_cmd_name(cmd), (unsigned)v);
+	return s;
+}
+
+/* Queue one RFC 2217 command (client code cmd) at the tail and kick. */
+static void send_cmd(struct link *l, uint8_t cmd, uint32_t v)
+{
+	struct seg *s;
+
+	if (l->comport_refused)
+		return;
+	s = cmd_seg(l, cmd, v);
+	if (!s)
+		return;
+	q_append(l, s);
+	kick(l);
+}
+
+/* Queue a marker (SEG_DELAY of ms, SEG_ACT_END). Returns 0 or -ENOMEM. */
+static int queue_marker(struct link *l, enum seg_kind kind, uint32_t ms)
+{
+	struct seg *s = seg_new(0, kind);
+
+	if (!s)
+		return -ENOMEM;
+	s->val = ms;
+	q_append(l, s);
+	return 0;
+}
+
+/* legacy: queue control byte c (in order with data). action: from link_action. */
+static void send_ctrl(struct link *l, uint8_t c, bool action)
+{
+	struct seg *s = ctl_seg(l, SEG_CTRL, &c, 1);
+
+	if (!s) {
+		if (!l->ctl_overflow)
+			log_error("%s: cannot queue control byte '%c'", l->name, c);
 		return;
 	}
-	log_debug("%s: -> %s %u", l->name, rfc2217_cmd_name(cmd), (unsigned)v);
-	ans_push(l, cmd, v);
+	s->action = action;
+	q_append(l, s);
 	kick(l);
 }
 
@@ -460,12 +700,63 @@ static uint8_t flow_code(enum link_flow f)
 	return 0;
 }
 
+static bool is_boot_line(const struct link_line *ln)
+{
+	return ln->data_bits == 8 && ln->parity == 'E';
+}
+
+/* legacy: map the desired line to 'u'/'e' (link.h LINK_PROTO_LEGACY); DTR/RTS are only
+ * remembered. */
+static void legacy_sync(struct link *l)
+{
+	if (l->has_line) {
+		const struct link_line *ln = &l->line;
+		bool boot = is_boot_line(ln);
+		if (!l->leg_baud_logged && (boot ? ln->baud != 115200 || ln->stop_bits != 1
+		                                 : ln->data_bits != 8 || ln->parity != 'N' ||
+		                                       ln->stop_bits != 1 || ln->baud != 115200)) {
+			l->leg_baud_logged = true;
+			log_info(
+			    "%s: legacy protocol cannot set %u %u%c%s; the bridge uses 115200 "
+			    "8E1 for the bootloader and its own baud, 8N1, for the application "
+			    "(logged once)",
+			    l->name, (unsigned)ln->baud, (unsigned)ln->data_bits, ln->parity,
+			    ln->stop_bits == 1   ? "1"
+			    : ln->stop_bits == 2 ? "2"
+			                         : "1.5");
+		}
+		if (boot && !l->leg_boot) {
+			log_info("%s: 8E1 asked: legacy command 'u' (bootloader)", l->name);
+			l->leg_boot = true;
+			send_ctrl(l, 'u', false);
+		} else if (!boot && l->leg_boot) {
+			log_info("%s: leaving 8E1: legacy command 'e' (application)", l->name);
+			l->leg_boot = false;
+			send_ctrl(l, 'e', false);
+		}
+	}
+	if (l->has_rts && l->sent_rts != l->rts) {
+		log_debug("%s: RTS %s (not carried by the legacy protocol)", l->name,
+		          l->rts ? "on" : "off");
+		l->sent_rts = l->rts;
+	}
+	if (l->has_dtr && l->sent_dtr != l->dtr) {
+		log_debug("%s: DTR %s (not carried by the legacy protocol)", l->name,
+		          l->dtr ? "on" : "off");
+		l->sent_dtr = l->dtr;
+	}
+}
+
 /* Send the parts of the desired state that differ from what this connection was sent
  * (all of it right after LINK_UP), in the order link.h fixes. */
 static void sync_state(struct link *l)
 {
 	if (l->state != LINK_UP)
 		return;
+	if (l->legacy) {
+		legacy_sync(l);
+		return;
+	}
 	if (l->has_line) {
 		bool all = !l->sent_has_line;
 		if (all || l->sent_line.baud != l->line.baud)
@@ -495,6 +786,82 @@ static void sync_state(struct link *l)
 	}
 }
 
+/* End of a link_action sequence (its SEG_ACT_END reached the head of the queue): put the
+ * desired RTS and DTR (deasserted if never set) at the head, in that order. */
+static void act_end(struct link *l)
+{
+	int rts = l->has_rts ? l->rts : 0, dtr = l->has_dtr ? l->dtr : 0;
+	struct seg *sr, *sd;
+
+	l->act_busy = false;
+	if (l->comport_refused)
+		return;
+	sr =
+	    cmd_seg(l, RFC2217_SET_CONTROL, rts ? RFC2217_CONTROL_RTS_ON : RFC2217_CONTROL_RTS_OFF);
+	sd =
+	    cmd_seg(l, RFC2217_SET_CONTROL, dtr ? RFC2217_CONTROL_DTR_ON : RFC2217_CONTROL_DTR_OFF);
+	if (sd) {
+		q_push_front(l, sd);
+		l->sent_dtr = dtr;
+	}
+	if (sr) {
+		q_push_front(l, sr);
+		l->sent_rts = rts;
+	}
+	log_debug("%s: action done", l->name);
+}
+
+/* The action timer: a SEG_DELAY is over, or a legacy control byte got no answer in time. */
+static void act_timer_cb(uv_timer_t *t)
+{
+	struct link *l = t->data;
+
+	if (l->closing || !l->act_wait)
+		return;
+	l->act_wait = false;
+	if (l->ctrl_waiting) {
+		l->ctrl_waiting = false;
+		if (l->ctrl_action)
+			l->act_busy = false;
+		log_debug("%s: no answer on the control port within %u ms; continuing", l->name,
+		          (unsigned)LEGACY_ANSWER_MS);
+	}
+	kick(l);
+	check_overflow(l);
+}
+
+/* legacy: one answer line from the control port. */
+static void ctrl_line(struct link *l, const char *line)
+{
+	if (!strncmp(line, "ERR", 3)) {
+		log_warn("%s: bridge control port: %s", l->name, line);
+		note_error(l, "control port: %.80s", line);
+	} else {
+		log_debug("%s: <- control: %s", l->name, line);
+	}
+	if (l->ctrl_waiting) {
+		uv_timer_stop(&l->act_timer);
+		l->act_wait = false;
+		l->ctrl_waiting = false;
+		if (l->ctrl_action)
+			l->act_busy = false;
+		kick(l);
+	}
+}
+
+static void ctrl_rx(struct link *l, const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n && l->cconn && !l->closing; i++) {
+		if (p[i] == '\n') {
+			l->cline[l->cline_len] = '\0';
+			l->cline_len = 0;
+			ctrl_line(l, l->cline);
+		} else if (p[i] != '\r' && l->cline_len < CLINE_MAX - 1) {
+			l->cline[l->cline_len++] = (p[i] >= 0x20 && p[i] < 0x7f) ? (char)p[i] : '?';
+		}
+	}
+}
+
 /* ------------------------------------------------------------------ rx path */
 
 /* Hand queued rx data to the tty within rx_space(). */
@@ -510,6 +877,7 @@ static void deliver_rxq(struct link *l)
 		if (k > l->rxq_len)
 			k = l->rxq_len;
 		const uint8_t *p = l->rxq + l->rxq_off;
+		l->rx_bytes += k;
 		l->rxq_off += k;
 		l->rxq_len -= k;
 		if (l->rxq_len == 0)
@@ -531,6 +899,7 @@ static void rx_data(struct link *l, const uint8_t *p, size_t n)
 		if (k > n)
 			k = n;
 		l->delivering = true;
+		l->rx_bytes += k;
 		l->cb.on_data(l->ctx, p, k);
 		l->delivering = false;
 		p += k;
@@ -549,8 +918,6 @@ static void rx_data(struct link *l, const uint8_t *p, size_t n)
 	memcpy(l->rxq + l->rxq_off + l->rxq_len, p, n);
 	l->rxq_len += n;
 }
-
-static void go_up(struct link *l);
 
 static bool accept_opt(uint8_t opt)
 {
@@ -754,7 +1121,10 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *b)
 		*b = uv_buf_init(NULL, 0);
 		return;
 	}
-	*b = uv_buf_init((char *)c->l->raw, sizeof c->l->raw);
+	if (c->control)
+		*b = uv_buf_init((char *)c->l->craw, sizeof c->l->craw);
+	else
+		*b = uv_buf_init((char *)c->l->raw, sizeof c->l->raw);
 }
 
 static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
@@ -784,10 +1154,22 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 	if (!l || l->closing || nread == 0)
 		return;
 	if (nread < 0) {
+		if (c->control)
+			log_debug("%s: control connection: %s", l->name,
+			          nread == UV_EOF ? "closed by the bridge"
+			                          : uv_strerror((int)nread));
 		link_lost(l, (int)nread);
 		return;
 	}
-	tn_decode(&l->dec, l->raw, (size_t)nread, tn_cb, l);
+	if (c->control) {
+		ctrl_rx(l, l->craw, (size_t)nread);
+		check_overflow(l);
+		return;
+	}
+	if (l->legacy)
+		rx_data(l, l->raw, (size_t)nread);
+	else
+		tn_decode(&l->dec, l->raw, (size_t)nread, tn_cb, l);
 	if (l->closing || l->conn != c || check_overflow(l))
 		return;
 	if (l->rxq_len > 0) {
@@ -807,25 +1189,33 @@ static void go_up(struct link *l)
 		return;
 	timer_stop(l);
 	l->up_since = uv_now(l->loop);
-	if (l->attempts > 0)
-		log_info("%s: up: %s (after %u failed attempts)", l->name, l->addr, l->attempts);
+	if (l->connects > 0)
+		l->reconnects++;
+	l->connects++;
+	if (l->connects > 1)
+		log_info("%s: up again: %s%s (reconnect %u)", l->name, l->addr,
+		         l->legacy ? " (legacy ports)" : "", (unsigned)l->reconnects);
+	else if (l->attempts > 0)
+		log_info("%s: up: %s%s (after %u failed attempts)", l->name, l->addr,
+		         l->legacy ? " (legacy ports)" : "", l->attempts);
 	else
-		log_info("%s: up: %s", l->name, l->addr);
+		log_info("%s: up: %s%s", l->name, l->addr, l->legacy ? " (legacy ports)" : "");
 	l->attempts = 0;
 	l->fail_status = 0;
 	l->lost_logged = false;
 	l->state = LINK_UP; /* set first so sync_state sends; on_state fired below */
 	l->sent_has_line = false;
 	l->sent_flow = l->sent_rts = l->sent_dtr = -1;
+	/* legacy: the bridge may have restarted; 8E1 asked means bootloader again */
+	if (l->legacy && l->has_line && is_boot_line(&l->line))
+		l->leg_boot = false;
 	sync_state(l);
 	if (!l->conn)
 		return;
-	if (!l->comport_refused) {
+	if (!l->comport_refused && !l->legacy) {
 		n = rfc2217_build(b, sizeof b, RFC2217_SIGNATURE, NULL, 0);
-		if (n > 0 && queue_raw(l, b, (size_t)n) == 0) {
-			ans_push(l, RFC2217_SIGNATURE, 0);
+		if (n > 0 && queue_raw(l, b, (size_t)n) == 0)
 			kick(l);
-		}
 	}
 	log_debug("%s: link connecting -> up", l->name);
 	if (l->cb.on_state && !l->closing)
@@ -850,6 +1240,7 @@ static void round_failed(struct link *l, int status)
 	ai_drop(l);
 	l->attempts++;
 	fmt_status(status, why, sizeof why);
+	note_error(l, "connect to %.40s: %.40s", l->addr, why);
 	if (l->attempts == 1 && !l->lost_logged)
 		log_warn("%s: cannot connect to %s: %s; retrying every %u..%u ms", l->name, l->addr,
 		         why, (unsigned)l->cfg.reconnect_min_ms, (unsigned)l->cfg.reconnect_max_ms);
@@ -885,10 +1276,16 @@ static void link_lost(struct link *l, int status)
 	l->want_writable = false;
 	l->tx_suspended = false;
 	l->paused = false;
+	uv_timer_stop(&l->act_timer);
+	l->act_busy = l->act_wait = l->ctrl_waiting = false;
 	ans_clear(l);
 	if (was_up) {
-		log_warn("%s: connection to %s lost (%s); %zu bytes undelivered", l->name, l->addr,
-		         why, undelivered);
+		log_warn("%s: connection to %s lost (%s)", l->name, l->addr, why);
+		if (undelivered > 0)
+			log_warn("%s: connection lost, %zu bytes for the bridge dropped", l->name,
+			         undelivered);
+		l->tx_dropped += undelivered;
+		note_error(l, "connection lost: %.80s", why);
 		l->lost_logged = true;
 		if (uv_now(l->loop) - l->up_since >= l->cfg.reconnect_max_ms)
 			l->backoff_ms = l->cfg.reconnect_min_ms;
@@ -907,6 +1304,70 @@ static void link_lost(struct link *l, int status)
 	}
 }
 
+/* legacy: the control connection of this attempt is up: wait LEGACY_SETTLE_MS (a busy
+ * bridge closes at once) before LINK_UP. */
+static void ctrl_connect_cb(uv_connect_t *req, int status)
+{
+	struct conn *c = req->data;
+	struct link *l = c->l;
+
+	if (!l || l->closing)
+		return;
+	if (status < 0) {
+		log_debug("%s: control port %u: %s", l->name, (unsigned)l->cfg.control_port,
+		          uv_strerror(status));
+		l->last_status = status;
+		conn_drop(l);
+		connect_next(l);
+		return;
+	}
+	c->connected = true;
+	ai_drop(l);
+	conn_opts(l, c);
+	log_debug("%s: legacy data and control ports connected", l->name);
+	timer_arm(l, PH_NEGOTIATE, LEGACY_SETTLE_MS);
+	if (uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb) < 0) {
+		l->last_status = UV_EIO;
+		conn_drop(l);
+		connect_next(l);
+	}
+}
+
+/* legacy: connect the control connection to the data connection's address, control_port. */
+static void ctrl_connect(struct link *l)
+{
+	struct sockaddr_storage sa = l->cur_addr;
+	struct conn *c = conn_new(l, true);
+	int r;
+
+	if (!c) {
+		conn_drop(l);
+		round_failed(l, UV_ENOMEM);
+		return;
+	}
+	if (sa.ss_family == AF_INET6)
+		((struct sockaddr_in6 *)&sa)->sin6_port = htons(l->cfg.control_port);
+	else
+		((struct sockaddr_in *)&sa)->sin_port = htons(l->cfg.control_port);
+	r = uv_tcp_init(l->loop, &c->tcp);
+	if (r < 0) {
+		free(c);
+		l->last_status = r;
+		conn_drop(l);
+		connect_next(l);
+		return;
+	}
+	l->cconn = c;
+	r = uv_tcp_connect(&c->creq, &c->tcp, (const struct sockaddr *)&sa, ctrl_connect_cb);
+	if (r < 0) {
+		l->last_status = r;
+		conn_drop(l);
+		connect_next(l);
+		return;
+	}
+	timer_arm(l, PH_CONNECT, l->cfg.connect_timeout_ms);
+}
+
 static void connect_cb(uv_connect_t *req, int status)
 {
 	struct conn *c = req->data;
@@ -923,9 +1384,19 @@ static void connect_cb(uv_connect_t *req, int status)
 		return;
 	}
 	c->connected = true;
+	conn_opts(l, c);
+	l->tx_suspended = false;
+	if (l->legacy) {
+		log_debug("%s: TCP connected to %s, connecting the control port %u", l->name,
+		          l->addr, (unsigned)l->cfg.control_port);
+		if (l->rxq_len == 0)
+			read_start(l);
+		else
+			l->paused = true;
+		ctrl_connect(l);
+		return;
+	}
 	ai_drop(l);
-	uv_tcp_nodelay(&c->tcp, 1);
-	uv_tcp_keepalive(&c->tcp, 1, KEEPALIVE_S);
 	log_debug("%s: TCP connected to %s, negotiating", l->name, l->addr);
 
 	tn_decoder_init(&l->dec);
@@ -934,7 +1405,6 @@ static void connect_cb(uv_connect_t *req, int status)
 	memset(l->refused_us, 0, sizeof l->refused_us);
 	memset(l->refused_him, 0, sizeof l->refused_him);
 	l->comport_refused = false;
-	l->tx_suspended = false;
 	ans_clear(l);
 	/* As pyserial's client: offer BINARY and SGA both ways and COM-PORT-OPTION (RFC 2217
 	 * section "Negotiating the Telnet Com Port Control Option": client sends WILL). */
@@ -973,15 +1443,11 @@ static void connect_next(struct link *l)
 		return;
 	}
 	l->ai_next = ai->ai_next;
-	c = calloc(1, sizeof *c);
+	c = conn_new(l, false);
 	if (!c) {
 		round_failed(l, UV_ENOMEM);
 		return;
 	}
-	c->l = l;
-	c->tcp.data = c;
-	c->creq.data = c;
-	c->wreq.data = c;
 	r = uv_tcp_init(l->loop, &c->tcp);
 	if (r < 0) {
 		free(c);
@@ -990,6 +1456,9 @@ static void connect_next(struct link *l)
 		return;
 	}
 	l->conn = c;
+	memset(&l->cur_addr, 0, sizeof l->cur_addr);
+	if (ai->ai_addrlen <= sizeof l->cur_addr)
+		memcpy(&l->cur_addr, ai->ai_addr, ai->ai_addrlen);
 	r = uv_tcp_connect(&c->creq, &c->tcp, ai->ai_addr, connect_cb);
 	if (r < 0) {
 		l->last_status = r;
@@ -1075,6 +1544,11 @@ static void timer_cb(uv_timer_t *t)
 		}
 		break;
 	case PH_NEGOTIATE:
+		if (l->legacy) { /* both legacy connections stayed open: up */
+			go_up(l);
+			check_overflow(l);
+			break;
+		}
 		/* Not an RFC 2217 server (or a very slow one): carry data, but do not send
 		 * COM-PORT-OPTION commands into what may be a raw byte stream. They are sent
 		 * if DO COM-PORT-OPTION still arrives (handle_option). */
@@ -1095,11 +1569,24 @@ static void timer_cb(uv_timer_t *t)
 
 /* ------------------------------------------------------------------ public */
 
+static void link_free_cb(uv_handle_t *h)
+{
+	struct link *l = h->data;
+
+	if (--l->handles > 0)
+		return;
+	free(l->name);
+	free(l->host);
+	free(l);
+}
+
 /* Create a link to cfg->host:cfg->port and start connecting at once (state
  * LINK_CONNECTING). Takes: loop, name (for logs, copied), cfg (copied; reconnect and
- * timeout values in ms). Returns 0 and *out, or -EINVAL (NULL/empty host, port 0,
- * reconnect_min_ms 0 or > reconnect_max_ms, connect_timeout_ms 0), -ENOMEM, or a libuv
- * error (negative errno) from uv_timer_init. */
+ * timeout values in ms, keepalive in s; LINK_PROTO_LEGACY also connects control_port, 0 =
+ * port + 1). Returns 0 and *out, or -EINVAL (NULL/empty host, port 0, reconnect_min_ms 0 or
+ * > reconnect_max_ms, connect_timeout_ms 0, unknown protocol, legacy with port 65535 and
+ * no control_port, or control_port == port), -ENOMEM, or a libuv error (negative errno)
+ * from uv_timer_init. */
 int link_new(uv_loop_t *loop, const char *name, const struct link_config *cfg, struct link **out)
 {
 	struct link *l;
@@ -1107,7 +1594,11 @@ int link_new(uv_loop_t *loop, const char *name, const struct link_config *cfg, s
 
 	if (!loop || !cfg || !out || !cfg->host || !cfg->host[0] || cfg->port == 0 ||
 	    cfg->reconnect_min_ms == 0 || cfg->reconnect_max_ms < cfg->reconnect_min_ms ||
-	    cfg->connect_timeout_ms == 0)
+	    cfg->connect_timeout_ms == 0 ||
+	    (cfg->protocol != LINK_PROTO_RFC2217 && cfg->protocol != LINK_PROTO_LEGACY))
+		return -EINVAL;
+	if (cfg->protocol == LINK_PROTO_LEGACY &&
+	    ((cfg->control_port == 0 && cfg->port == 65535) || cfg->control_port == cfg->port))
 		return -EINVAL;
 	l = calloc(1, sizeof *l);
 	if (!l)
@@ -1123,6 +1614,9 @@ int link_new(uv_loop_t *loop, const char *name, const struct link_config *cfg, s
 	}
 	l->cfg = *cfg;
 	l->cfg.host = l->host;
+	l->legacy = cfg->protocol == LINK_PROTO_LEGACY;
+	if (l->legacy && l->cfg.control_port == 0)
+		l->cfg.control_port = (uint16_t)(cfg->port + 1);
 	if (strchr(l->host, ':'))
 		snprintf(l->addr, sizeof l->addr, "[%s]:%u", l->host, (unsigned)cfg->port);
 	else
@@ -1138,6 +1632,15 @@ int link_new(uv_loop_t *loop, const char *name, const struct link_config *cfg, s
 		return r;
 	}
 	l->timer.data = l;
+	l->act_timer.data = l;
+	l->handles = 2;
+	r = uv_timer_init(loop, &l->act_timer);
+	if (r < 0) {
+		l->closing = true;
+		l->handles = 1;
+		uv_close((uv_handle_t *)&l->timer, link_free_cb);
+		return r;
+	}
 	*out = l;
 	start_attempt(l);
 	return 0;
@@ -1156,15 +1659,6 @@ void link_set_callbacks(struct link *l, const struct link_callbacks *cb, void *c
 	l->ctx = ctx;
 }
 
-static void link_free_cb(uv_handle_t *h)
-{
-	struct link *l = h->data;
-
-	free(l->name);
-	free(l->host);
-	free(l);
-}
-
 /* Close the connection and free the link once libuv released its handles (the loop must
  * run for that). No callbacks are made after this call. Data still queued is logged as
  * undelivered. */
@@ -1172,8 +1666,10 @@ void link_close(struct link *l)
 {
 	if (!l || l->closing)
 		return;
-	if (l->tx_pending > 0)
+	if (l->tx_pending > 0) {
 		log_warn("%s: closing with %zu bytes undelivered", l->name, l->tx_pending);
+		l->tx_dropped += l->tx_pending;
+	}
 	l->closing = true;
 	l->state = LINK_DOWN;
 	gai_drop(l);
@@ -1183,7 +1679,9 @@ void link_close(struct link *l)
 	l->q_head = l->q_tail = NULL;
 	l->tx_pending = 0;
 	uv_timer_stop(&l->timer);
+	uv_timer_stop(&l->act_timer);
 	uv_close((uv_handle_t *)&l->timer, link_free_cb);
+	uv_close((uv_handle_t *)&l->act_timer, link_free_cb);
 }
 
 /* Current state: LINK_UP, LINK_CONNECTING (also during an outage: the link keeps
@@ -1193,7 +1691,8 @@ enum link_state link_get_state(const struct link *l)
 	return l ? l->state : LINK_DOWN;
 }
 
-/* Queue n bytes of data for the bridge, 0xFF doubled (RFC 854 / RFC 2217 data). Takes
+/* Queue n bytes of data for the bridge, 0xFF doubled (RFC 854 / RFC 2217 data; as is for
+ * LINK_PROTO_LEGACY). Takes
  * p/n (bytes). Returns bytes accepted (0..n): 0 when not LINK_UP or when the queue holds
  * LINK_TXQ_MAX bytes. After a short return, or a call that left the queue full,
  * on_writable fires once the queue is below half. */
@@ -1209,13 +1708,20 @@ size_t link_write(struct link *l, const uint8_t *p, size_t n)
 
 		if (want > LINK_TXQ_MAX - l->tx_pending)
 			want = LINK_TXQ_MAX - l->tx_pending;
-		if (!s || !s->is_data || s->cap - s->len < 2) {
-			s = seg_new(SEG_DATA_CAP, true);
+		if (!s || s->kind != SEG_DATA || s->cap - s->len < 2) {
+			s = seg_new(SEG_DATA_CAP, SEG_DATA);
 			if (!s)
 				break;
 			q_append(l, s);
 		}
-		s->len += tn_escape(p + taken, want, s->buf + s->len, s->cap - s->len, &consumed);
+		if (l->legacy) { /* raw port: no Telnet, 0xFF as is */
+			consumed = want < s->cap - s->len ? want : s->cap - s->len;
+			memcpy(s->buf + s->len, p + taken, consumed);
+			s->len += consumed;
+		} else {
+			s->len +=
+			    tn_escape(p + taken, want, s->buf + s->len, s->cap - s->len, &consumed);
+		}
 		s->data += consumed;
 		l->tx_pending += consumed;
 		taken += consumed;
@@ -1315,11 +1821,13 @@ int link_set_flow(struct link *l, enum link_flow flow)
 }
 
 /* Send SET-CONTROL 5 (on != 0) or 6 (RFC 2217) if up; not remembered. Returns 0 (also
- * when down: nothing is sent). */
+ * when down: nothing is sent), -ENOTSUP for LINK_PROTO_LEGACY (no BREAK there). */
 int link_set_break(struct link *l, int on)
 {
 	if (!l)
 		return -EINVAL;
+	if (l->legacy)
+		return -ENOTSUP;
 	if (l->state == LINK_UP && l->conn)
 		send_cmd(l, RFC2217_SET_CONTROL,
 		         on ? RFC2217_CONTROL_BREAK_ON : RFC2217_CONTROL_BREAK_OFF);
@@ -1331,10 +1839,12 @@ int link_set_break(struct link *l, int on)
  * not yet handed to libuv is dropped too (settings stay queued), and then, as after a
  * write completes, on_writable fires if it was awaited and the queue is below half, and
  * on_drained fires if data was dropped and nothing is pending any more; for 1 and 3 data
- * held for the tty (rxq) is dropped. Returns 0 or -EINVAL. */
+ * held for the tty (rxq) is dropped. Returns 0 or -EINVAL; LINK_PROTO_LEGACY: the local
+ * part is done and -ENOTSUP returned (the bridge cannot be asked to purge). */
 int link_purge(struct link *l, int which)
 {
 	size_t before;
+	int ret;
 
 	if (!l || which < RFC2217_PURGE_RX || which > RFC2217_PURGE_BOTH)
 		return -EINVAL;
@@ -1343,9 +1853,10 @@ int link_purge(struct link *l, int which)
 		struct seg **pp = &l->q_head, *s;
 		l->q_tail = NULL;
 		while ((s = *pp)) {
-			if (s->is_data) {
+			if (s->kind == SEG_DATA) {
 				*pp = s->next;
 				l->tx_pending -= s->data;
+				l->tx_purged += s->data;
 				free(s);
 			} else {
 				l->q_tail = s;
@@ -1356,28 +1867,156 @@ int link_purge(struct link *l, int which)
 	if (which & RFC2217_PURGE_RX) {
 		l->rxq_off = l->rxq_len = 0;
 	}
-	if (l->state == LINK_UP && l->conn)
+	if (l->state == LINK_UP && l->conn && !l->legacy)
 		send_cmd(l, RFC2217_PURGE_DATA, (uint32_t)which);
+	ret = l->legacy ? -ENOTSUP : 0;
 	if (check_overflow(l))
-		return 0; /* connection dropped: link_lost told the tty */
+		return ret; /* connection dropped: link_lost told the tty */
 	if (which & RFC2217_PURGE_RX)
 		link_rx_resume(l);
 	if (l->closing || l->tx_pending == before)
-		return 0;
+		return ret;
 	if (l->want_writable && l->tx_pending < LINK_TXQ_MAX / 2 && l->state == LINK_UP) {
 		l->want_writable = false;
 		if (l->cb.on_writable)
 			l->cb.on_writable(l->ctx);
 		if (l->closing)
-			return 0;
+			return ret;
 	}
 	if (l->tx_pending == 0 && l->cb.on_drained)
 		l->cb.on_drained(l->ctx);
-	return 0;
+	return ret;
 }
 
 /* Last NOTIFY-MODEMSTATE value (RFC2217_MODEM_* bits), 0 before any. */
 uint8_t link_modemstate(const struct link *l)
 {
 	return l ? l->modemstate : 0;
+}
+
+/* Fill st with the counters and state (link.h struct link_stats). peer from
+ * uv_tcp_getpeername of the data connection and rtt_us from getsockopt(TCP_INFO)
+ * tcpi_rtt (Linux tcp(7)) when up; "" and -1 otherwise. */
+void link_get_stats(const struct link *l, struct link_stats *st)
+{
+	if (!st)
+		return;
+	memset(st, 0, sizeof *st);
+	st->rtt_us = -1;
+	if (!l) {
+		st->state = LINK_DOWN;
+		return;
+	}
+	st->state = l->state;
+	st->tx_bytes = l->tx_bytes;
+	st->rx_bytes = l->rx_bytes;
+	st->tx_dropped = l->tx_dropped;
+	st->tx_purged = l->tx_purged;
+	st->connects = l->connects;
+	st->reconnects = l->reconnects;
+	st->errors = l->errors;
+	snprintf(st->last_error, sizeof st->last_error, "%s", l->last_error);
+	if (l->state != LINK_UP || !l->conn || l->closing)
+		return;
+	st->up_since_ms = l->up_since ? l->up_since : 1;
+
+	struct sockaddr_storage ss;
+	int len = sizeof ss;
+	char ip[INET6_ADDRSTRLEN] = "";
+	if (uv_tcp_getpeername(&l->conn->tcp, (struct sockaddr *)&ss, &len) == 0) {
+		if (ss.ss_family == AF_INET6) {
+			const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&ss;
+			uv_ip6_name(a, ip, sizeof ip);
+			snprintf(st->peer, sizeof st->peer, "[%s]:%u", ip,
+			         (unsigned)ntohs(a->sin6_port));
+		} else if (ss.ss_family == AF_INET) {
+			const struct sockaddr_in *a = (const struct sockaddr_in *)&ss;
+			uv_ip4_name(a, ip, sizeof ip);
+			snprintf(st->peer, sizeof st->peer, "%s:%u", ip,
+			         (unsigned)ntohs(a->sin_port));
+		}
+	}
+	uv_os_fd_t fd;
+	if (uv_fileno((const uv_handle_t *)&l->conn->tcp, &fd) == 0) {
+		struct tcp_info ti;
+		socklen_t tl = sizeof ti;
+		memset(&ti, 0, sizeof ti);
+		if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &tl) == 0 &&
+		    tl >= offsetof(struct tcp_info, tcpi_rtt) + sizeof ti.tcpi_rtt)
+			st->rtt_us = ti.tcpi_rtt;
+	}
+}
+
+/* Run a boot-control action (link.h enum link_action). RFC 2217: queue, in stream order,
+ * the SET-CONTROL sequence (RFC 2217 "SET-CONTROL" DTR 8/9, RTS 11/12; pin meaning from
+ * ../shared/ARCHITECTURE.md) with ACT_PULSE_MS (100 ms) of NRST pulse timed by the daemon
+ * once the step before it was handed to the kernel, and for BOOT ACT_SETTLE_MS (50 ms)
+ * after NRST release before RTS goes back; then the desired RTS and DTR (deasserted if
+ * the tty never set them). Data written meanwhile follows the sequence. LINK_PROTO_LEGACY:
+ * the control byte 'r', 'u' or 'e', in order with data; the action lasts until the
+ * bridge answers or LEGACY_ANSWER_MS pass. Returns 0 (started), -ENOTCONN (not LINK_UP),
+ * -EBUSY (another action is still running), -EINVAL (unknown action), -ENOTSUP (the
+ * bridge refused COM-PORT-OPTION: it would not apply DTR/RTS), -ENOMEM. */
+int link_action(struct link *l, enum link_action a)
+{
+	static const uint8_t legacy_byte[] = {'r', 'u', 'e'};
+	uint8_t first;
+	int r = 0;
+
+	if (!l || (a != LINK_ACTION_RESET && a != LINK_ACTION_BOOT && a != LINK_ACTION_RUN))
+		return -EINVAL;
+	if (l->closing || l->state != LINK_UP || !l->conn)
+		return -ENOTCONN;
+	if (l->act_busy)
+		return -EBUSY;
+	if (l->legacy) {
+		log_info("%s: action %s: legacy command '%c'", l->name,
+		         a == LINK_ACTION_RESET  ? "reset"
+		         : a == LINK_ACTION_BOOT ? "boot"
+		                                 : "run",
+		         legacy_byte[a]);
+		if (a == LINK_ACTION_BOOT)
+			l->leg_boot = true;
+		else if (a == LINK_ACTION_RUN)
+			l->leg_boot = false;
+		l->act_busy = true;
+		send_ctrl(l, legacy_byte[a], true);
+		if (check_overflow(l))
+			return -ENOTCONN;
+		return 0;
+	}
+	if (l->comport_refused)
+		return -ENOTSUP;
+	log_info("%s: action %s", l->name,
+	         a == LINK_ACTION_RESET  ? "reset"
+	         : a == LINK_ACTION_BOOT ? "boot"
+	                                 : "run");
+	/* BOOT0 first (RTS), then NRST low (DTR on), pulse, release (DTR off) */
+	first = a == LINK_ACTION_BOOT ? RFC2217_CONTROL_RTS_ON : RFC2217_CONTROL_RTS_OFF;
+	const uint8_t steps[] = {first, RFC2217_CONTROL_DTR_ON, 0, RFC2217_CONTROL_DTR_OFF};
+	for (size_t i = a == LINK_ACTION_RESET ? 1 : 0; i < sizeof steps && r == 0; i++) {
+		if (steps[i] == 0) {
+			r = queue_marker(l, SEG_DELAY, ACT_PULSE_MS);
+			continue;
+		}
+		struct seg *s = cmd_seg(l, RFC2217_SET_CONTROL, steps[i]);
+		if (!s)
+			r = l->ctl_overflow ? -ENOBUFS : -ENOMEM;
+		else
+			q_append(l, s);
+	}
+	if (r == 0 && a == LINK_ACTION_BOOT)
+		r = queue_marker(l, SEG_DELAY, ACT_SETTLE_MS);
+	if (r == 0)
+		r = queue_marker(l, SEG_ACT_END, 0);
+	if (r == 0)
+		l->act_busy = true;
+	/* on a partial queue the desired lines are re-sent: nothing is left half done */
+	l->sent_rts = l->sent_dtr = -1;
+	if (r < 0)
+		sync_state(l);
+	kick(l);
+	if (check_overflow(l))
+		return -ENOTCONN;
+	return r == -ENOBUFS ? -ENOTCONN : r;
 }

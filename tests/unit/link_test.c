@@ -424,7 +424,11 @@ static unsigned count_opt(uint8_t verb, uint8_t opt)
 START_TEST(bad_config)
 {
 	struct link *l = NULL;
-	struct link_config c = {"127.0.0.1", 2217, 200, 5000, 3000};
+	struct link_config c = {.host = "127.0.0.1",
+	                        .port = 2217,
+	                        .reconnect_min_ms = 200,
+	                        .reconnect_max_ms = 5000,
+	                        .connect_timeout_ms = 3000};
 	c.port = 0;
 	ck_assert_int_eq(link_new(&loop, "x", &c, &l), -EINVAL);
 	c.port = 1;
@@ -730,7 +734,11 @@ START_TEST(connection_refused_then_server_appears)
 	uint16_t port = srv.port;
 	srv_stop(&srv);
 	uv_run(&loop, UV_RUN_NOWAIT);
-	struct link_config c = {"127.0.0.1", port, 30, 100, 500};
+	struct link_config c = {.host = "127.0.0.1",
+	                        .port = port,
+	                        .reconnect_min_ms = 30,
+	                        .reconnect_max_ms = 100,
+	                        .connect_timeout_ms = 500};
 	ck_assert_int_eq(link_new(&loop, "test", &c, &tty.l), 0);
 	link_set_callbacks(tty.l, &tcb, &tty);
 	run_for(400);

@@ -1,4 +1,108 @@
-# make install: filled in by the service work (issue 3).
-install:
-	@echo "install: not written yet" >&2; exit 1
-.PHONY: install
+# make install / make uninstall. Included from the top Makefile (after the build rules).
+#
+#   make install                         # PREFIX=/usr/local, as root
+#   make install PREFIX=/usr DESTDIR=/tmp/pkg   # staged, for a package
+#   make uninstall                       # same variables as the install
+#
+# What goes where (every directory can be overridden on the command line):
+#   $(SBINDIR)/espstmd                   PREFIX/sbin                       0755
+#   $(BINDIR)/espstm, espstm-bridge      PREFIX/bin                        0755
+#   $(UNITDIR)/espstmd.service           see below                         0644
+#   $(UDEVRULESDIR)/99-espstm.rules      see below                         0644
+#   $(SYSCONFDIR)/espstm/espstm.conf     /etc (not under PREFIX)           0644
+#   $(MANDIR)/manN/*.N                   PREFIX/share/man                  0644
+#
+# UNITDIR / UDEVRULESDIR: with PREFIX=/usr (a distribution package) the distribution's own
+# directories, from pkg-config (systemd: systemdsystemunitdir, udev: udevdir); otherwise
+# PREFIX/lib/systemd/system and PREFIX/lib/udev/rules.d. For the default PREFIX=/usr/local
+# those are /usr/local/lib/systemd/system and /usr/local/lib/udev/rules.d, which systemd
+# and udev read (systemd.unit(5) "System Unit Search Path", udev(7) "Rules Files"), so /etc
+# stays the administrator's: overrides go in a drop-in (systemctl edit espstmd), and
+# uninstall never touches /etc/systemd. For any other PREFIX, which systemd and udev do not
+# search, pass UNITDIR=/etc/systemd/system UDEVRULESDIR=/etc/udev/rules.d.
+#
+# The unit's ExecStart= is rewritten to $(SBINDIR)/espstmd -c $(SYSCONFDIR)/espstm/espstm.conf.
+#
+# The configuration file is never overwritten: if $(SYSCONFDIR)/espstm/espstm.conf exists and
+# differs from conf/espstm.conf, the new example is installed beside it as espstm.conf.new
+# (compare and merge by hand). uninstall removes espstm.conf only if it is still the shipped
+# example, and always removes espstm.conf.new.
+#
+# Man pages: every man/*.1, man/*.5 and man/*.8 that exists.
+#
+# install does not run systemctl or udevadm; it prints what to run when DESTDIR is empty.
+
+PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
+SBINDIR    ?= $(PREFIX)/sbin
+MANDIR     ?= $(PREFIX)/share/man
+SYSCONFDIR ?= /etc
+INSTALL    ?= install
+
+ifeq ($(PREFIX),/usr)
+UNITDIR      ?= $(or $(shell pkg-config --variable=systemdsystemunitdir systemd 2>/dev/null),/usr/lib/systemd/system)
+UDEVRULESDIR ?= $(or $(addsuffix /rules.d,$(shell pkg-config --variable=udevdir udev 2>/dev/null)),/usr/lib/udev/rules.d)
+else
+UNITDIR      ?= $(PREFIX)/lib/systemd/system
+UDEVRULESDIR ?= $(PREFIX)/lib/udev/rules.d
+endif
+
+INSTALL_MAN  := $(sort $(wildcard man/*.1 man/*.5 man/*.8))
+# The unit as written in systemd/espstmd.service, and as installed.
+UNIT_EXEC_SRC := ExecStart=/usr/local/sbin/espstmd -c /etc/espstm/espstm.conf
+UNIT_EXEC_DST  = ExecStart=$(SBINDIR)/espstmd -c $(SYSCONFDIR)/espstm/espstm.conf
+CONF_DST       = $(DESTDIR)$(SYSCONFDIR)/espstm/espstm.conf
+
+.PHONY: install uninstall
+
+install: $(BUILD)/espstmd $(BUILD)/espstm $(BUILD)/espstm-bridge
+	$(INSTALL) -D -m 0755 $(BUILD)/espstmd "$(DESTDIR)$(SBINDIR)/espstmd"
+	$(INSTALL) -D -m 0755 $(BUILD)/espstm "$(DESTDIR)$(BINDIR)/espstm"
+	$(INSTALL) -D -m 0755 $(BUILD)/espstm-bridge "$(DESTDIR)$(BINDIR)/espstm-bridge"
+	@mkdir -p $(BUILD)/install
+	@grep -qxF '$(UNIT_EXEC_SRC)' systemd/espstmd.service || \
+	  { echo "install: systemd/espstmd.service has no line '$(UNIT_EXEC_SRC)' (mk/install.mk rewrites it)" >&2; exit 1; }
+	sed 's|^$(UNIT_EXEC_SRC)$$|$(UNIT_EXEC_DST)|' systemd/espstmd.service >$(BUILD)/install/espstmd.service
+	$(INSTALL) -D -m 0644 $(BUILD)/install/espstmd.service "$(DESTDIR)$(UNITDIR)/espstmd.service"
+	$(INSTALL) -D -m 0644 systemd/99-espstm.rules "$(DESTDIR)$(UDEVRULESDIR)/99-espstm.rules"
+	@if [ ! -e "$(CONF_DST)" ]; then \
+	  echo "$(INSTALL) -D -m 0644 conf/espstm.conf $(CONF_DST)"; \
+	  $(INSTALL) -D -m 0644 conf/espstm.conf "$(CONF_DST)"; \
+	elif cmp -s conf/espstm.conf "$(CONF_DST)"; then \
+	  echo "install: $(CONF_DST) is already the shipped example"; \
+	else \
+	  echo "$(INSTALL) -D -m 0644 conf/espstm.conf $(CONF_DST).new"; \
+	  $(INSTALL) -D -m 0644 conf/espstm.conf "$(CONF_DST).new"; \
+	  echo "install: kept your $(CONF_DST); the new example is $(CONF_DST).new"; \
+	fi
+	@set -e; for m in $(INSTALL_MAN); do \
+	  s=$${m##*.}; \
+	  echo "$(INSTALL) -D -m 0644 $$m $(DESTDIR)$(MANDIR)/man$$s/$${m##*/}"; \
+	  $(INSTALL) -D -m 0644 "$$m" "$(DESTDIR)$(MANDIR)/man$$s/$${m##*/}"; \
+	done
+	@if [ -z "$(DESTDIR)" ]; then \
+	  echo "install: done. Edit $(SYSCONFDIR)/espstm/espstm.conf, then:"; \
+	  echo "  systemctl daemon-reload && udevadm control --reload"; \
+	  echo "  systemctl enable --now espstmd"; \
+	fi
+
+uninstall:
+	rm -f "$(DESTDIR)$(SBINDIR)/espstmd" "$(DESTDIR)$(BINDIR)/espstm" "$(DESTDIR)$(BINDIR)/espstm-bridge"
+	rm -f "$(DESTDIR)$(UNITDIR)/espstmd.service" "$(DESTDIR)$(UDEVRULESDIR)/99-espstm.rules"
+	@set -e; for m in $(INSTALL_MAN); do \
+	  s=$${m##*.}; \
+	  echo "rm -f $(DESTDIR)$(MANDIR)/man$$s/$${m##*/}"; \
+	  rm -f "$(DESTDIR)$(MANDIR)/man$$s/$${m##*/}"; \
+	done
+	rm -f "$(CONF_DST).new"
+	@if [ -e "$(CONF_DST)" ]; then \
+	  if cmp -s conf/espstm.conf "$(CONF_DST)"; then \
+	    echo "rm -f $(CONF_DST)"; rm -f "$(CONF_DST)"; \
+	    rmdir "$(DESTDIR)$(SYSCONFDIR)/espstm" 2>/dev/null || true; \
+	  else \
+	    echo "uninstall: kept $(CONF_DST) (changed from the shipped example)"; \
+	  fi; \
+	fi
+	@if [ -z "$(DESTDIR)" ]; then \
+	  echo "uninstall: if espstmd was enabled: systemctl disable --now espstmd; systemctl daemon-reload"; \
+	fi

@@ -12,6 +12,7 @@
 #include "link.h"
 #include "log.h"
 #include "rfc2217.h"
+#include "termios_model.h"
 #include "tty.h"
 #include "unit.h"
 
@@ -24,6 +25,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/serial.h>
 #include <sys/ioctl.h>
 #include <uv.h>
 
@@ -39,6 +41,9 @@ struct fuse_req {
 	size_t nbuf; /* bytes given to fuse_reply_buf/iov */
 	fuse_interrupt_func_t intr;
 	void *intr_data;
+	uint8_t out[256]; /* fuse_reply_ioctl payload */
+	size_t outlen;
+	uint64_t t_replied; /* uv_now() at the reply */
 };
 
 struct fuse_pollhandle {
@@ -49,10 +54,13 @@ struct fuse_pollhandle {
 static uint8_t *rd_sink; /* read replies are appended here */
 static size_t rd_n, rd_cap;
 
+static uv_loop_t loop;
+
 static void reply_done(fuse_req_t req)
 {
 	ck_assert_msg(!req->replied, "request answered twice");
 	req->replied = true;
+	req->t_replied = uv_now(&loop);
 }
 
 int fuse_reply_err(fuse_req_t req, int err)
@@ -101,10 +109,12 @@ int fuse_reply_iov(fuse_req_t req, const struct iovec *iov, int count)
 
 int fuse_reply_ioctl(fuse_req_t req, int result, const void *buf, size_t size)
 {
-	(void)buf;
-	(void)size;
 	reply_done(req);
 	req->err = result;
+	ck_assert_uint_le(size, sizeof req->out);
+	if (size)
+		memcpy(req->out, buf, size);
+	req->outlen = size;
 	return 0;
 }
 
@@ -177,10 +187,20 @@ struct srv {
 	size_t ndata;      /* data bytes received on the current connection */
 	unsigned do_bin;   /* DO BINARY received */
 	unsigned dont_bin; /* DONT BINARY received */
+	/* RFC 2217 commands received on the current connection, in order, each with the data
+	 * byte count and the loop time at its arrival */
+	struct srv_cmd {
+		uint8_t cmd;
+		uint32_t value;
+		size_t at_data;
+		uint64_t t;
+	} cmds[512];
+	unsigned ncmds;
+	uint8_t *data; /* data bytes received on the current connection */
+	size_t data_cap;
 	char rbuf[65536];
 };
 
-static uv_loop_t loop;
 static struct srv srv;
 
 static void srv_write_done(uv_write_t *req, int status)
@@ -210,9 +230,23 @@ static void srv_option(uint8_t verb, uint8_t opt)
 static void srv_ev(void *ctx, const struct tn_event *ev)
 {
 	(void)ctx;
-	if (ev->type == TN_EV_DATA)
+	if (ev->type == TN_EV_DATA) {
+		if (srv.ndata + ev->len > srv.data_cap) {
+			srv.data_cap = (srv.ndata + ev->len) * 2;
+			srv.data = realloc(srv.data, srv.data_cap);
+			ck_assert_ptr_nonnull(srv.data);
+		}
+		memcpy(srv.data + srv.ndata, ev->data, ev->len);
 		srv.ndata += ev->len;
-	else if (ev->type == TN_EV_DO && ev->opt == TELOPT_BINARY)
+	} else if (ev->type == TN_EV_SB && ev->opt == TELOPT_COMPORT) {
+		struct rfc2217_msg m;
+		if (rfc2217_parse(ev->data, ev->len, &m) == 0 && !m.from_server &&
+		    srv.ncmds < sizeof srv.cmds / sizeof srv.cmds[0])
+			srv.cmds[srv.ncmds++] = (struct srv_cmd){.cmd = m.cmd,
+			                                         .value = m.value,
+			                                         .at_data = srv.ndata,
+			                                         .t = uv_now(srv.loop)};
+	} else if (ev->type == TN_EV_DO && ev->opt == TELOPT_BINARY)
 		srv.do_bin++;
 	else if (ev->type == TN_EV_DONT && ev->opt == TELOPT_BINARY)
 		srv.dont_bin++;
@@ -262,6 +296,7 @@ static void srv_on_conn(uv_stream_t *ls, int status)
 	srv.cur = c;
 	srv.accepted++;
 	srv.ndata = 0;
+	srv.ncmds = 0;
 	tn_decoder_init(&srv.dec);
 	uv_read_start((uv_stream_t *)c, srv_alloc, srv_read);
 	srv.reading = true;
@@ -339,6 +374,8 @@ static void teardown(void)
 	free(rd_sink);
 	rd_sink = NULL;
 	rd_cap = rd_n = 0;
+	free(srv.data);
+	srv.data = NULL;
 }
 
 static bool run_until(bool (*cond)(void), uint64_t ms)
@@ -763,6 +800,935 @@ START_TEST(outage_writes_fail_after_3s)
 }
 END_TEST
 
+/* ======================================================= issue 3: tty behaviour */
+
+/* ---- helpers */
+
+static struct fuse_req *ioctl_io(const struct fuse_file_info *fi, unsigned long cmd, uintptr_t arg,
+                                 const void *in, size_t inlen, size_t outlen)
+{
+	struct fuse_req *r = new_req();
+	struct fuse_file_info f = fi ? *fi : open_fi;
+	tty_test_ops()->ioctl(r, (int)cmd, (void *)arg, &f, 0, in, inlen, outlen);
+	return r;
+}
+
+/* An ioctl that must be answered at once with success; returns its output length. */
+static size_t ioctl_now(unsigned long cmd, uintptr_t arg, const void *in, size_t inlen, void *out,
+                        size_t outlen)
+{
+	struct fuse_req *r = ioctl_io(NULL, cmd, arg, in, inlen, outlen);
+	ck_assert_msg(r->replied, "ioctl 0x%lx not answered at once", cmd);
+	ck_assert_msg(r->err == 0, "ioctl 0x%lx: error %d", cmd, r->err);
+	size_t n = r->outlen;
+	if (out)
+		memcpy(out, r->out, n < outlen ? n : outlen);
+	free(r);
+	return n;
+}
+
+static int mget(void)
+{
+	int v = -1;
+	ck_assert_uint_eq(ioctl_now(TIOCMGET, 0x1000, NULL, 0, &v, sizeof v), sizeof v);
+	return v;
+}
+
+static void mset(unsigned long cmd, int bits)
+{
+	ioctl_now(cmd, 0x1000, &bits, sizeof bits, NULL, 0);
+}
+
+static struct serial_icounter_struct icount(void)
+{
+	struct serial_icounter_struct ic;
+	memset(&ic, 0xee, sizeof ic);
+	ck_assert_uint_eq(ioctl_now(TIOCGICOUNT, 0x1000, NULL, 0, &ic, sizeof ic), sizeof ic);
+	return ic;
+}
+
+/* The kernel's 36-byte struct termios (the first bytes of struct tm_termios2). */
+static struct tm_termios2 tget(void)
+{
+	struct tm_termios2 t;
+	memset(&t, 0, sizeof t);
+	ck_assert_uint_eq(ioctl_now(TCGETS, 0x1000, NULL, 0, &t, TM_TERMIOS_SIZE), TM_TERMIOS_SIZE);
+	return t;
+}
+
+static void tset(const struct tm_termios2 *t)
+{
+	ioctl_now(TCSETS, 0x1000, t, TM_TERMIOS_SIZE, NULL, 0);
+}
+
+/* NOTIFY-xxx (server code) with a one-byte value, from the fake bridge. */
+static void srv_notify(uint8_t cmd, uint8_t v)
+{
+	uint8_t b[16];
+	int n = rfc2217_build_u8(b, sizeof b, (uint8_t)(cmd + RFC2217_SERVER_OFFSET), v);
+	ck_assert_int_gt(n, 0);
+	srv_write(b, (size_t)n);
+}
+
+/* Index of the first command cmd/value received at index >= from, or -1. */
+static int srv_find(unsigned from, uint8_t cmd, uint32_t value)
+{
+	for (unsigned i = from; i < srv.ncmds; i++)
+		if (srv.cmds[i].cmd == cmd && srv.cmds[i].value == value)
+			return (int)i;
+	return -1;
+}
+
+static unsigned want_ncmds;
+static bool ncmds_reached(void)
+{
+	return srv.ncmds >= want_ncmds;
+}
+static size_t want_ndata;
+static bool ndata_reached(void)
+{
+	return srv.ndata >= want_ndata;
+}
+
+static int wait_cmd(unsigned from, uint8_t cmd, uint32_t value)
+{
+	for (uint64_t end = uv_now(&loop) + 3000; uv_now(&loop) < end;) {
+		int i = srv_find(from, cmd, value);
+		if (i >= 0)
+			return i;
+		want_ncmds = srv.ncmds + 1;
+		run_until(ncmds_reached, end - uv_now(&loop));
+	}
+	return srv_find(from, cmd, value);
+}
+
+static void wait_replied(struct fuse_req *r, uint64_t ms)
+{
+	watched = r;
+	ck_assert_msg(run_until(watched_replied, ms), "request not answered within %llu ms",
+	              (unsigned long long)ms);
+}
+
+static int open_as(struct fuse_file_info *fi, uid_t uid)
+{
+	struct fuse_req *r = new_req();
+	memset(fi, 0, sizeof *fi);
+	fi->flags = O_RDWR;
+	fake_ctx.uid = uid;
+	tty_test_ops()->open(r, fi);
+	fake_ctx.uid = 0;
+	ck_assert(r->replied);
+	int e = r->err;
+	free(r);
+	return e;
+}
+
+static void release_fi(struct fuse_file_info *fi)
+{
+	struct fuse_req *r = new_req();
+	tty_test_ops()->release(r, fi);
+	ck_assert(r->replied);
+	ck_assert_int_eq(r->err, 0);
+	free(r);
+}
+
+static struct fuse_req *read_fi(const struct fuse_file_info *fi, size_t n, int extra_flags)
+{
+	struct fuse_req *r = new_req();
+	struct fuse_file_info f = *fi;
+	f.flags |= extra_flags;
+	tty_test_ops()->read(r, n, 0, &f);
+	return r;
+}
+
+static struct fuse_req *poll_fi(const struct fuse_file_info *fi, struct fuse_pollhandle *ph)
+{
+	struct fuse_req *r = new_req();
+	struct fuse_file_info f = *fi;
+	tty_test_ops()->poll(r, &f, ph);
+	ck_assert(r->replied);
+	return r;
+}
+
+/* ---- modem state */
+
+static struct fuse_req *mw1, *mw2;
+static bool mw1_replied(void)
+{
+	return mw1->replied;
+}
+
+/* NOTIFY-MODEMSTATE sets CTS/DSR/RI/CD for TIOCMGET, counts changes in TIOCGICOUNT (ring on
+ * the trailing edge, as the 8250 driver), wakes TIOCMIWAIT waiters whose mask changed and
+ * only those; an interrupted TIOCMIWAIT gets EINTR. tty_get_stats reports the same. */
+START_TEST(modemstate_tiocmget_icount_miwait)
+{
+	open_all();
+	mset(TIOCMSET, TIOCM_DTR);
+	int m = mget();
+	ck_assert_int_eq(
+	    m & (TIOCM_DTR | TIOCM_RTS | TIOCM_CTS | TIOCM_DSR | TIOCM_CAR | TIOCM_RNG), TIOCM_DTR);
+	struct serial_icounter_struct ic0 = icount();
+
+	mw1 = do_ioctl(TIOCMIWAIT, TIOCM_CTS | TIOCM_CAR);
+	mw2 = do_ioctl(TIOCMIWAIT, TIOCM_RNG);
+	struct fuse_req *bad = do_ioctl(TIOCMIWAIT, TIOCM_DTR); /* no input line in the mask */
+	ck_assert(bad->replied);
+	ck_assert_int_eq(bad->err, EINVAL);
+	free(bad);
+	ck_assert(!mw1->replied && !mw2->replied);
+
+	srv_notify(RFC2217_NOTIFY_MODEMSTATE, RFC2217_MODEM_CTS | RFC2217_MODEM_DSR |
+	                                          RFC2217_MODEM_CD | RFC2217_MODEM_DELTA_CTS);
+	ck_assert(run_until(mw1_replied, 2000));
+	ck_assert_int_eq(mw1->err, 0);
+	run_for(30);
+	ck_assert(!mw2->replied);
+	ck_assert_int_eq(mget(), TIOCM_DTR | TIOCM_CTS | TIOCM_DSR | TIOCM_CAR);
+	struct serial_icounter_struct ic = icount();
+	ck_assert_int_eq(ic.cts - ic0.cts, 1); /* state change + delta bit: one transition */
+	ck_assert_int_eq(ic.dsr - ic0.dsr, 1);
+	ck_assert_int_eq(ic.dcd - ic0.dcd, 1);
+	ck_assert_int_eq(ic.rng - ic0.rng, 0);
+
+	/* RI rises: no ring counted yet, the RNG waiter keeps waiting */
+	srv_notify(RFC2217_NOTIFY_MODEMSTATE,
+	           RFC2217_MODEM_CTS | RFC2217_MODEM_DSR | RFC2217_MODEM_CD | RFC2217_MODEM_RI);
+	run_for(50);
+	ck_assert_int_ne(mget() & TIOCM_RNG, 0);
+	ck_assert_int_eq(icount().rng - ic0.rng, 0);
+	ck_assert(!mw2->replied);
+	/* RI falls (trailing edge, TERI): one ring, the waiter wakes */
+	srv_notify(RFC2217_NOTIFY_MODEMSTATE,
+	           RFC2217_MODEM_CTS | RFC2217_MODEM_DSR | RFC2217_MODEM_CD | RFC2217_MODEM_TERI);
+	wait_replied(mw2, 2000);
+	ck_assert_int_eq(mw2->err, 0);
+	ck_assert_int_eq(icount().rng - ic0.rng, 1);
+	ck_assert_int_eq(mget() & TIOCM_RNG, 0);
+	free(mw1);
+	free(mw2);
+
+	/* the same state again without delta bits counts nothing and wakes nobody; a delta
+	 * bit alone (the line toggled between notifications) counts */
+	mw1 = do_ioctl(TIOCMIWAIT, TIOCM_DSR);
+	srv_notify(RFC2217_NOTIFY_MODEMSTATE,
+	           RFC2217_MODEM_CTS | RFC2217_MODEM_DSR | RFC2217_MODEM_CD);
+	run_for(50);
+	ck_assert(!mw1->replied);
+	ic = icount();
+	ck_assert_int_eq(ic.cts - ic0.cts, 1);
+	ck_assert_int_eq(ic.dsr - ic0.dsr, 1);
+	srv_notify(RFC2217_NOTIFY_MODEMSTATE, RFC2217_MODEM_CTS | RFC2217_MODEM_DSR |
+	                                          RFC2217_MODEM_CD | RFC2217_MODEM_DELTA_DSR);
+	ck_assert(run_until(mw1_replied, 2000));
+	ck_assert_int_eq(icount().dsr - ic0.dsr, 2);
+	free(mw1);
+
+	/* CTS and CD drop */
+	srv_notify(RFC2217_NOTIFY_MODEMSTATE, RFC2217_MODEM_DSR);
+	run_for(50);
+	ck_assert_int_eq(mget(), TIOCM_DTR | TIOCM_DSR);
+	ic = icount();
+	ck_assert_int_eq(ic.cts - ic0.cts, 2);
+	ck_assert_int_eq(ic.dcd - ic0.dcd, 2);
+
+	struct tty_stats st;
+	tty_get_stats(dev, &st);
+	ck_assert_int_eq(st.modem, TIOCM_DTR | TIOCM_DSR);
+	ck_assert_uint_eq(st.cts, (uint32_t)ic.cts);
+	ck_assert_uint_eq(st.dsr, (uint32_t)ic.dsr);
+	ck_assert_uint_eq(st.dcd, (uint32_t)ic.dcd);
+	ck_assert_uint_eq(st.rng, (uint32_t)ic.rng);
+	ck_assert_uint_eq(st.opens, 1);
+
+	/* a signal during TIOCMIWAIT */
+	mw1 = do_ioctl(TIOCMIWAIT, TIOCM_CTS);
+	ck_assert(!mw1->replied);
+	ck_assert_ptr_nonnull(mw1->intr);
+	mw1->intr(mw1, mw1->intr_data);
+	ck_assert(run_until(mw1_replied, 2000));
+	ck_assert_int_eq(mw1->err, EINTR);
+	free(mw1);
+}
+END_TEST
+
+/* NOTIFY-LINESTATE error bits count in TIOCGICOUNT (frame, parity, overrun, brk); the other
+ * bits count nothing. */
+START_TEST(linestate_errors_counted)
+{
+	open_all();
+	struct serial_icounter_struct ic0 = icount();
+	srv_notify(RFC2217_NOTIFY_LINESTATE, RFC2217_LINE_OVERRUN | RFC2217_LINE_PARITY);
+	srv_notify(RFC2217_NOTIFY_LINESTATE, RFC2217_LINE_FRAMING | RFC2217_LINE_BREAK);
+	srv_notify(RFC2217_NOTIFY_LINESTATE, RFC2217_LINE_PARITY);
+	srv_notify(RFC2217_NOTIFY_LINESTATE,
+	           RFC2217_LINE_THRE | RFC2217_LINE_TSRE | RFC2217_LINE_DATA_READY);
+	run_for(80);
+	struct serial_icounter_struct ic = icount();
+	ck_assert_int_eq(ic.overrun - ic0.overrun, 1);
+	ck_assert_int_eq(ic.parity - ic0.parity, 2);
+	ck_assert_int_eq(ic.frame - ic0.frame, 1);
+	ck_assert_int_eq(ic.brk - ic0.brk, 1);
+	ck_assert_int_eq(ic.cts - ic0.cts, 0);
+	struct tty_stats st;
+	tty_get_stats(dev, &st);
+	ck_assert_uint_eq(st.parity_err, (uint32_t)ic.parity);
+	ck_assert_uint_eq(st.frame, (uint32_t)ic.frame);
+	ck_assert_uint_eq(st.overrun, (uint32_t)ic.overrun);
+	ck_assert_uint_eq(st.brk, (uint32_t)ic.brk);
+	/* sending a break is not receiving one */
+	struct fuse_req *b = do_ioctl(TCSBRKP, 1);
+	wait_replied(b, 3000);
+	free(b);
+	ck_assert_int_eq(icount().brk, ic.brk);
+}
+END_TEST
+
+/* ---- breaks */
+
+/* TCSBRK 0 = 250 ms, TCSBRKP n = n x 100 ms (0: 250 ms): each waits until earlier output
+ * left the link, then BREAK on ... BREAK off (RFC 2217 SET-CONTROL 5/6) on the wire, after
+ * all that data; the ioctl returns when the break is over. */
+START_TEST(break_durations_after_output)
+{
+	static uint8_t buf[LINK_TXQ_MAX];
+	for (size_t i = 0; i < sizeof buf; i++)
+		buf[i] = (uint8_t)(i * 7);
+	open_all();
+	static const struct {
+		unsigned long cmd;
+		uintptr_t arg;
+		uint64_t ms;
+	} cases[] = {{TCSBRK, 0, 250}, {TCSBRKP, 3, 300}, {TCSBRKP, 0, 250}};
+	size_t sent = 0;
+	for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+		/* output the bridge has not taken yet */
+		srv_suspend(true);
+		struct fuse_req *w = do_write(buf, sizeof buf, O_NONBLOCK);
+		ck_assert_uint_eq(w->written, sizeof buf);
+		free(w);
+		sent += sizeof buf;
+		unsigned c0 = srv.ncmds;
+		uint64_t t0 = uv_now(&loop);
+		struct fuse_req *b = do_ioctl(cases[k].cmd, cases[k].arg);
+		run_for(50);
+		ck_assert(!b->replied);
+		ck_assert_int_lt(srv_find(c0, RFC2217_SET_CONTROL, RFC2217_CONTROL_BREAK_ON), 0);
+		srv_suspend(false);
+		wait_replied(b, 3000);
+		ck_assert_int_eq(b->err, 0);
+		uint64_t el = b->t_replied - t0;
+		ck_assert_msg(el >= cases[k].ms && el < cases[k].ms + 2000,
+		              "case %zu: break ioctl took %llu ms, expected >= %llu", k,
+		              (unsigned long long)el, (unsigned long long)cases[k].ms);
+		int on = wait_cmd(c0, RFC2217_SET_CONTROL, RFC2217_CONTROL_BREAK_ON);
+		int off = wait_cmd(c0, RFC2217_SET_CONTROL, RFC2217_CONTROL_BREAK_OFF);
+		ck_assert_int_ge(on, 0);
+		ck_assert_int_gt(off, on);
+		ck_assert_uint_eq(srv.cmds[on].at_data, sent); /* after all earlier output */
+		ck_assert_uint_ge(srv.cmds[off].t - srv.cmds[on].t, cases[k].ms - 50);
+		free(b);
+	}
+	ck_assert_uint_eq(srv.ndata, sent);
+}
+END_TEST
+
+static struct fuse_req *bw;
+static bool bw_replied(void)
+{
+	return bw->replied;
+}
+
+/* While a timed break is on: blocking writes wait (their data goes after BREAK off),
+ * O_NONBLOCK writes get EAGAIN, poll has no POLLOUT; a second break waits for the first;
+ * a signal ends a break early (EINTR, BREAK off sent). */
+START_TEST(break_holds_writes_one_at_a_time)
+{
+	open_all();
+	unsigned c0 = srv.ncmds;
+	struct fuse_req *b1 = do_ioctl(TCSBRKP, 3);
+	struct fuse_req *b2 = do_ioctl(TCSBRK, 0);
+	run_for(30);
+	ck_assert(!b1->replied && !b2->replied);
+	struct fuse_req *w = do_write("abc", 3, O_NONBLOCK);
+	ck_assert(w->replied);
+	ck_assert_int_eq(w->err, EAGAIN);
+	free(w);
+	struct fuse_req *p = do_poll(NULL);
+	ck_assert_uint_eq(p->revents & POLLOUT, 0);
+	free(p);
+	bw = do_write("xyz", 3, 0);
+	ck_assert(!bw->replied);
+	ck_assert(run_until(bw_replied, 3000));
+	ck_assert_uint_eq(bw->written, 3);
+	free(bw);
+	wait_replied(b1, 3000);
+	wait_replied(b2, 3000);
+	ck_assert_int_eq(b1->err, 0);
+	ck_assert_int_eq(b2->err, 0);
+	ck_assert_uint_ge(b2->t_replied - b1->t_replied, 250); /* one after the other */
+	want_ndata = 3;
+	ck_assert(run_until(ndata_reached, 2000));
+	/* on, off, on, off on the wire; the held write right after the first off */
+	int on1 = wait_cmd(c0, RFC2217_SET_CONTROL, RFC2217_CONTROL_BREAK_ON);
+	int off1 = wait_cmd(c0, RFC2217_SET_CONTROL, RFC2217_CONTROL_BREAK_OFF);
+	int on2 = wait_cmd((unsigned)off1 + 1, RFC2217_SET_CONTROL, RFC2217_CONTROL_BREAK_ON);
+	int off2 = wait_cmd((unsigned)on2 + 1, RFC2217_SET_CONTROL, RFC2217_CONTROL_BREAK_OFF);
+	ck_assert(on1 >= 0 && off1 > on1 && on2 > off1 && off2 > on2);
+	ck_assert_uint_eq(srv.cmds[on1].at_data, 0);
+	ck_assert_uint_eq(srv.cmds[on2].at_data, 3);
+	ck_assert_mem_eq(srv.data, "xyz", 3);
+	free(b1);
+	free(b2);
+	p = do_poll(NULL);
+	ck_assert_uint_ne(p->revents & POLLOUT, 0);
+	free(p);
+
+	/* interrupted */
+	c0 = srv.ncmds;
+	uint64_t t0 = uv_now(&loop);
+	b1 = do_ioctl(TCSBRKP, 50); /* 5 s */
+	run_for(50);
+	ck_assert(!b1->replied);
+	ck_assert_ptr_nonnull(b1->intr);
+	b1->intr(b1, b1->intr_data);
+	wait_replied(b1, 2000);
+	ck_assert_int_eq(b1->err, EINTR);
+	ck_assert_uint_lt(b1->t_replied - t0, 2000);
+	int on = wait_cmd(c0, RFC2217_SET_CONTROL, RFC2217_CONTROL_BREAK_ON);
+	ck_assert_int_gt(wait_cmd((unsigned)on + 1, RFC2217_SET_CONTROL, RFC2217_CONTROL_BREAK_OFF),
+	                 on);
+	free(b1);
+}
+END_TEST
+
+/* TIOCSBRK waits until earlier output left the link, then BREAK on until TIOCCBRK (at
+ * once), and a break still on at the last close is released. */
+START_TEST(tiocsbrk_tioccbrk)
+{
+	static uint8_t buf[LINK_TXQ_MAX];
+	memset(buf, 0x5a, sizeof buf);
+	open_all();
+	srv_suspend(true);
+	struct fuse_req *w = do_write(buf, sizeof buf, O_NONBLOCK);
+	ck_assert_uint_eq(w->written, sizeof buf);
+	free(w);
+	unsigned c0 = srv.ncmds;
+	struct fuse_req *b = do_ioctl(TIOCSBRK, 0);
+	run_for(50);
+	ck_assert(!b->replied);
+	srv_suspend(false);
+	wait_replied(b, 3000);
+	ck_assert_int_eq(b->err, 0);
+	free(b);
+	int on = wait_cmd(c0, RFC2217_SET_CONTROL, RFC2217_CONTROL_BREAK_ON);
+	ck_assert_int_ge(on, 0);
+	ck_assert_uint_eq(srv.cmds[on].at_data, sizeof buf);
+	run_for(300);
+	ck_assert_int_lt(srv_find((unsigned)on, RFC2217_SET_CONTROL, RFC2217_CONTROL_BREAK_OFF), 0);
+	ioctl_now(TIOCCBRK, 0, NULL, 0, NULL, 0);
+	ck_assert_int_gt(wait_cmd((unsigned)on, RFC2217_SET_CONTROL, RFC2217_CONTROL_BREAK_OFF),
+	                 on);
+
+	/* on at the last close: released */
+	c0 = srv.ncmds;
+	b = do_ioctl(TIOCSBRK, 0);
+	wait_replied(b, 2000);
+	free(b);
+	on = wait_cmd(c0, RFC2217_SET_CONTROL, RFC2217_CONTROL_BREAK_ON);
+	ck_assert_int_ge(on, 0);
+	release_fi(&open_fi);
+	ck_assert_int_gt(wait_cmd((unsigned)on, RFC2217_SET_CONTROL, RFC2217_CONTROL_BREAK_OFF),
+	                 on);
+}
+END_TEST
+
+/* ---- tcdrain, TCSETSW */
+
+/* tcdrain (TCSBRK 1) answers once every byte written before it, including a write still
+ * parked in the tty, has been handed to the bridge's socket; TCSETSW applies the new line
+ * settings only after that, so SET-BAUDRATE follows the data on the wire. */
+START_TEST(tcdrain_waits_for_bridge)
+{
+	static uint8_t buf[LINK_TXQ_MAX + 3000];
+	for (size_t i = 0; i < sizeof buf; i++)
+		buf[i] = (uint8_t)(i * 13 + 1);
+	open_all();
+	srv_suspend(true);
+	struct fuse_req *w = do_write(buf, sizeof buf, 0);
+	ck_assert(!w->replied); /* 3000 bytes parked */
+	struct fuse_req *dr = do_ioctl(TCSBRK, 1);
+	run_for(100);
+	ck_assert(!dr->replied);
+	ck_assert_uint_eq(srv.ndata, 0);
+	srv_suspend(false);
+	wait_replied(dr, 3000);
+	ck_assert_int_eq(dr->err, 0);
+	ck_assert(w->replied);
+	ck_assert_uint_eq(w->written, sizeof buf);
+	ck_assert_uint_eq(link_tx_pending(lk), 0);
+	want_ndata = sizeof buf;
+	ck_assert(run_until(ndata_reached, 3000));
+	ck_assert_mem_eq(srv.data, buf, sizeof buf);
+	free(dr);
+	free(w);
+
+	/* TCSETSW: the baud change goes after the data */
+	srv_suspend(true);
+	w = do_write(buf, 1000, 0);
+	ck_assert(w->replied);
+	free(w);
+	struct tm_termios2 t = tget();
+	t.c_cflag = (t.c_cflag & ~(tcflag_t)CBAUD) | B57600;
+	unsigned c0 = srv.ncmds;
+	struct fuse_req *ts = ioctl_io(NULL, TCSETSW, 0x1000, &t, TM_TERMIOS_SIZE, 0);
+	run_for(50);
+	ck_assert(!ts->replied);
+	ck_assert_int_lt(srv_find(c0, RFC2217_SET_BAUDRATE, 57600), 0);
+	srv_suspend(false);
+	wait_replied(ts, 3000);
+	ck_assert_int_eq(ts->err, 0);
+	free(ts);
+	int i = wait_cmd(c0, RFC2217_SET_BAUDRATE, 57600);
+	ck_assert_int_ge(i, 0);
+	ck_assert_uint_eq(srv.cmds[i].at_data, sizeof buf + 1000);
+	struct tm_termios2 g = tget();
+	ck_assert_mem_eq(&g, &t, TM_TERMIOS_SIZE);
+}
+END_TEST
+
+/* ---- flow control */
+
+/* CRTSCTS -> SET-CONTROL 3 (hardware), IXON or IXOFF -> 2 (XON/XOFF), neither -> 1,
+ * each sent when the termios change it; the termios read back as set. */
+START_TEST(flow_control_carried)
+{
+	open_all();
+	static const struct {
+		tcflag_t iflag, cflag;
+		uint32_t want;
+	} cases[] = {
+	    {0, CRTSCTS, RFC2217_CONTROL_FLOW_HARDWARE},
+	    {IXON, 0, RFC2217_CONTROL_FLOW_XONXOFF},
+	    {0, 0, RFC2217_CONTROL_FLOW_NONE},
+	    {IXOFF, 0, RFC2217_CONTROL_FLOW_XONXOFF},
+	    {IXON | IXOFF, CRTSCTS, RFC2217_CONTROL_FLOW_HARDWARE},
+	    {0, 0, RFC2217_CONTROL_FLOW_NONE},
+	};
+	for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+		struct tm_termios2 t = tget();
+		t.c_iflag = (t.c_iflag & ~(tcflag_t)(IXON | IXOFF)) | cases[k].iflag;
+		t.c_cflag = (t.c_cflag & ~(tcflag_t)CRTSCTS) | cases[k].cflag;
+		unsigned c0 = srv.ncmds;
+		tset(&t);
+		int i = wait_cmd(c0, RFC2217_SET_CONTROL, cases[k].want);
+		ck_assert_msg(i >= 0, "case %zu: no SET-CONTROL %u", k, cases[k].want);
+		struct tm_termios2 g = tget();
+		ck_assert_mem_eq(&g, &t, TM_TERMIOS_SIZE);
+		struct tty_stats st;
+		tty_get_stats(dev, &st);
+		ck_assert_int_eq(st.flow,
+		                 cases[k].want == RFC2217_CONTROL_FLOW_HARDWARE ? LINK_FLOW_HARDWARE
+		                 : cases[k].want == RFC2217_CONTROL_FLOW_XONXOFF ? LINK_FLOW_XONXOFF
+		                                                                 : LINK_FLOW_NONE);
+	}
+	/* a change that keeps the flow sends no SET-CONTROL */
+	struct tm_termios2 t = tget();
+	t.c_cc[VMIN] = 5;
+	unsigned c0 = srv.ncmds;
+	tset(&t);
+	run_for(100);
+	for (unsigned i = c0; i < srv.ncmds; i++)
+		ck_assert_int_ne(srv.cmds[i].cmd, RFC2217_SET_CONTROL);
+}
+END_TEST
+
+/* tcflow(3): TCOOFF holds our output (writes wait or EAGAIN, no POLLOUT, tcdrain waits),
+ * TCOON releases it; TCIOFF/TCION send VSTOP/VSTART as data. */
+START_TEST(tcflow_tcxonc)
+{
+	open_all();
+	ioctl_now(TCXONC, TCOOFF, NULL, 0, NULL, 0);
+	struct fuse_req *w = do_write("held", 4, O_NONBLOCK);
+	ck_assert_int_eq(w->err, EAGAIN);
+	free(w);
+	w = do_write("held", 4, 0);
+	struct fuse_req *dr = do_ioctl(TCSBRK, 1);
+	struct fuse_req *p = do_poll(NULL);
+	ck_assert_uint_eq(p->revents & POLLOUT, 0);
+	free(p);
+	run_for(100);
+	ck_assert(!w->replied && !dr->replied);
+	ck_assert_uint_eq(srv.ndata, 0);
+	ioctl_now(TCXONC, TCOON, NULL, 0, NULL, 0);
+	wait_replied(w, 2000);
+	ck_assert_uint_eq(w->written, 4);
+	wait_replied(dr, 2000);
+	ck_assert_int_eq(dr->err, 0);
+	free(w);
+	free(dr);
+	ioctl_now(TCXONC, TCIOFF, NULL, 0, NULL, 0);
+	ioctl_now(TCXONC, TCION, NULL, 0, NULL, 0);
+	struct fuse_req *bad = do_ioctl(TCXONC, 7);
+	ck_assert_int_eq(bad->err, EINVAL);
+	free(bad);
+	want_ndata = 6;
+	ck_assert(run_until(ndata_reached, 2000));
+	ck_assert_mem_eq(srv.data, "held\x13\x11", 6); /* VSTOP ^S, VSTART ^Q by default */
+}
+END_TEST
+
+/* ---- several opens, TIOCEXCL */
+
+/* TIOCEXCL: later opens by non-root users get EBUSY (root passes, as CAP_SYS_ADMIN does in
+ * the kernel's tty_open()); TIOCNXCL or the last close ends it. */
+START_TEST(tiocexcl_ebusy)
+{
+	open_all();
+	struct fuse_file_info f2, f3;
+	ck_assert_int_eq(open_as(&f2, 1000), 0);
+	release_fi(&f2);
+	ioctl_now(TIOCEXCL, 0, NULL, 0, NULL, 0);
+	int v = -1;
+	ioctl_now(TIOCGEXCL, 0x1000, NULL, 0, &v, sizeof v);
+	ck_assert_int_eq(v, 1);
+	struct tty_stats st;
+	tty_get_stats(dev, &st);
+	ck_assert_int_eq(st.exclusive, 1);
+	ck_assert_int_eq(open_as(&f2, 1000), EBUSY);
+	ck_assert_int_eq(open_as(&f3, 0), 0);
+	tty_get_stats(dev, &st);
+	ck_assert_uint_eq(st.opens, 2);
+	release_fi(&f3);
+	ioctl_now(TIOCNXCL, 0, NULL, 0, NULL, 0);
+	ck_assert_int_eq(open_as(&f2, 1000), 0);
+	release_fi(&f2);
+	/* exclusive at the last close: gone for the next open */
+	ioctl_now(TIOCEXCL, 0, NULL, 0, NULL, 0);
+	release_fi(&open_fi);
+	tty_get_stats(dev, &st);
+	ck_assert_uint_eq(st.opens, 0);
+	ck_assert_int_eq(st.exclusive, 0);
+	ck_assert_int_eq(open_as(&f2, 1000), 0);
+	release_fi(&f2);
+}
+END_TEST
+
+static struct fuse_req *ra, *rb;
+static bool one_of_two_replied(void)
+{
+	return ra->replied || rb->replied;
+}
+
+/* Two descriptors share one port: termios set through one is read through the other, the
+ * input queue is shared (each byte goes to one read), O_NONBLOCK is per descriptor, both
+ * pollers are told about new data. */
+START_TEST(several_opens_share_the_port)
+{
+	open_all();
+	struct fuse_file_info f2;
+	ck_assert_int_eq(open_as(&f2, 0), 0);
+	struct tm_termios2 t = tget();
+	t.c_cflag = (t.c_cflag & ~(tcflag_t)(CBAUD | CSIZE)) | B9600 | CS7 | PARENB;
+	tset(&t);
+	struct tm_termios2 g;
+	struct fuse_req *r = ioctl_io(&f2, TCGETS, 0x1000, NULL, 0, TM_TERMIOS_SIZE);
+	ck_assert_int_eq(r->err, 0);
+	memcpy(&g, r->out, TM_TERMIOS_SIZE);
+	free(r);
+	ck_assert_mem_eq(&g, &t, TM_TERMIOS_SIZE);
+	t.c_cflag = (t.c_cflag & ~(tcflag_t)(CBAUD | CSIZE | PARENB)) | B115200 | CS8;
+	t.c_cc[VMIN] = 1;
+	t.c_cc[VTIME] = 0;
+	tset(&t);
+
+	/* both poll for input, both are told */
+	static struct fuse_pollhandle pa, pb;
+	memset(&pa, 0, sizeof pa);
+	memset(&pb, 0, sizeof pb);
+	free(poll_fi(&open_fi, &pa));
+	free(poll_fi(&f2, &pb));
+	/* two blocking reads: the first byte goes to one of them only */
+	ra = read_fi(&open_fi, 100, 0);
+	rb = read_fi(&f2, 100, 0);
+	ck_assert(!ra->replied && !rb->replied);
+	srv_write((const uint8_t *)"A", 1);
+	ck_assert(run_until(one_of_two_replied, 2000));
+	run_for(30);
+	ck_assert_msg(ra->replied != rb->replied, "one byte answered both reads");
+	ck_assert_uint_ge(pa.notified, 1);
+	ck_assert_uint_ge(pb.notified, 1);
+	struct fuse_req *waiting = ra->replied ? rb : ra;
+	srv_write((const uint8_t *)"B", 1);
+	wait_replied(waiting, 2000);
+	ck_assert_uint_eq(ra->nbuf + rb->nbuf, 2);
+	ck_assert_uint_eq(rd_n, 2);
+	ck_assert_mem_eq(rd_sink, "AB", 2);
+	free(ra);
+	free(rb);
+
+	/* the queue is shared: what one descriptor reads, the other does not see */
+	srv_write((const uint8_t *)"abcdef", 6);
+	run_for(50);
+	int n = -1;
+	r = ioctl_io(&f2, FIONREAD, 0x1000, NULL, 0, sizeof n);
+	memcpy(&n, r->out, sizeof n);
+	free(r);
+	ck_assert_int_eq(n, 6);
+	r = read_fi(&open_fi, 4, 0);
+	ck_assert_uint_eq(r->nbuf, 4);
+	free(r);
+	r = read_fi(&f2, 10, O_NONBLOCK);
+	ck_assert_uint_eq(r->nbuf, 2);
+	free(r);
+	ck_assert_mem_eq(rd_sink + 2, "abcdef", 6);
+	/* O_NONBLOCK per descriptor: EAGAIN on one while a blocking read waits on the other */
+	ra = read_fi(&open_fi, 10, 0);
+	ck_assert(!ra->replied);
+	r = read_fi(&f2, 10, O_NONBLOCK);
+	ck_assert_int_eq(r->err, EAGAIN);
+	free(r);
+	release_fi(&f2);
+	struct tty_stats st;
+	tty_get_stats(dev, &st);
+	ck_assert_uint_eq(st.opens, 1);
+	srv_write((const uint8_t *)"z", 1);
+	wait_replied(ra, 2000);
+	ck_assert_uint_eq(ra->nbuf, 1);
+	free(ra);
+}
+END_TEST
+
+/* TCIFLUSH discards what was received; tty_get_stats counts it in rx_dropped. */
+START_TEST(tciflush_counts_rx_dropped)
+{
+	open_all();
+	srv_write((const uint8_t *)"0123456789", 10);
+	run_for(50);
+	struct tty_stats st;
+	tty_get_stats(dev, &st);
+	ck_assert_uint_eq(st.rx_dropped, 0);
+	ck_assert_uint_eq(st.rx, 10);
+	ioctl_now(TCFLSH, TCIFLUSH, NULL, 0, NULL, 0);
+	tty_get_stats(dev, &st);
+	ck_assert_uint_eq(st.rx_dropped, 10);
+	ck_assert_uint_eq(st.baud, 115200);
+	ck_assert_uint_eq(st.data_bits, 8);
+	ck_assert_int_eq(st.parity, 'N');
+	ck_assert_uint_eq(st.stop_bits, 1);
+	int n = -1;
+	ioctl_now(FIONREAD, 0x1000, NULL, 0, &n, sizeof n);
+	ck_assert_int_eq(n, 0);
+}
+END_TEST
+
+/* ---- backpressure */
+
+#define BP_TOTAL (1u << 20)
+static uint8_t *bp_src;
+static size_t bp_off, bp_parked, bp_eagain, bp_calls;
+static struct fuse_req *bp_req;
+static bool bp_blocking, bp_suspended;
+
+static void bp_writer(uv_timer_t *t)
+{
+	(void)t;
+	if (bp_req) {
+		if (!bp_req->replied)
+			return;
+		if (bp_req->err == EAGAIN)
+			bp_eagain++;
+		else {
+			ck_assert_int_eq(bp_req->err, 0);
+			bp_off += bp_req->written;
+		}
+		free(bp_req);
+		bp_req = NULL;
+	}
+	if (bp_off >= BP_TOTAL)
+		return;
+	bp_calls++;
+	size_t n = 1 + (bp_calls * 2654435761u) % 40000;
+	if (n > BP_TOTAL - bp_off)
+		n = BP_TOTAL - bp_off;
+	bp_blocking = bp_calls % 3 != 0;
+	bp_req = do_write(bp_src + bp_off, n, bp_blocking ? 0 : O_NONBLOCK);
+	if (!bp_req->replied)
+		bp_parked++;
+}
+
+static void bp_toggle(uv_timer_t *t)
+{
+	(void)t;
+	/* the bridge alternately stops and resumes taking our output (a slow UART) */
+	bp_suspended = !bp_suspended;
+	uint8_t b[16];
+	int n = rfc2217_build(
+	    b, sizeof b,
+	    (bp_suspended ? RFC2217_FLOWCONTROL_SUSPEND : RFC2217_FLOWCONTROL_RESUME) +
+	        RFC2217_SERVER_OFFSET,
+	    NULL, 0);
+	srv_write(b, (size_t)n);
+}
+
+static bool bp_all_written(void)
+{
+	return bp_off >= BP_TOTAL && bp_req == NULL;
+}
+
+/* A writer faster than the bridge: blocking writes park until the link has room, O_NONBLOCK
+ * writes take what fits or get EAGAIN, poll has no POLLOUT while the queue is full and
+ * notifies when it has room; the bridge receives every byte once, in order. */
+START_TEST(backpressure_nothing_dropped)
+{
+	bp_src = malloc(BP_TOTAL);
+	ck_assert_ptr_nonnull(bp_src);
+	for (size_t i = 0; i < BP_TOTAL; i++)
+		bp_src[i] = pat(i);
+	bp_off = bp_parked = bp_eagain = bp_calls = 0;
+	bp_req = NULL;
+	bp_suspended = false;
+	open_all();
+
+	/* explicit: fill the queue while the bridge takes nothing */
+	srv_suspend(true);
+	size_t first = 0;
+	for (;;) {
+		struct fuse_req *w = do_write(bp_src + first, 5000, O_NONBLOCK);
+		ck_assert(w->replied);
+		if (w->err == EAGAIN) {
+			free(w);
+			break;
+		}
+		ck_assert_int_eq(w->err, 0);
+		ck_assert_uint_gt(w->written, 0);
+		first += w->written;
+		free(w);
+		ck_assert_uint_le(first, LINK_TXQ_MAX);
+	}
+	ck_assert_uint_eq(first, LINK_TXQ_MAX);
+	static struct fuse_pollhandle ph;
+	memset(&ph, 0, sizeof ph);
+	struct fuse_req *p = do_poll(&ph);
+	ck_assert_uint_eq(p->revents & POLLOUT, 0);
+	free(p);
+	int q = -1;
+	ioctl_now(TIOCOUTQ, 0x1000, NULL, 0, &q, sizeof q);
+	ck_assert_int_eq(q, LINK_TXQ_MAX);
+	srv_suspend(false);
+	ck_assert_uint_ge(ph.notified, 1);
+	bp_off = first;
+
+	/* then a long irregular run against a bridge that keeps stopping */
+	static uv_timer_t tw, tt;
+	uv_timer_init(&loop, &tw);
+	uv_timer_init(&loop, &tt);
+	uv_timer_start(&tw, bp_writer, 0, 1);
+	uv_timer_start(&tt, bp_toggle, 7, 7);
+	bool ok = run_until(bp_all_written, 20000);
+	uv_timer_stop(&tt);
+	if (bp_suspended)
+		bp_toggle(&tt);
+	uv_close((uv_handle_t *)&tw, NULL);
+	uv_close((uv_handle_t *)&tt, NULL);
+	ck_assert_msg(ok, "writer stalled at %zu of %u bytes", bp_off, BP_TOTAL);
+	want_ndata = BP_TOTAL;
+	ck_assert_msg(run_until(ndata_reached, 10000), "bridge got %zu of %u bytes", srv.ndata,
+	              BP_TOTAL);
+	run_for(50);
+	ck_assert_uint_eq(srv.ndata, BP_TOTAL);
+	ck_assert_mem_eq(srv.data, bp_src, BP_TOTAL);
+	ck_assert_uint_gt(bp_parked, 0); /* writes of up to 40000 bytes > the 16 KiB queue */
+	struct tty_stats st;
+	tty_get_stats(dev, &st);
+	ck_assert_uint_eq(st.tx, BP_TOTAL);
+	free(bp_src);
+}
+END_TEST
+
+/* ---- link loss */
+
+static bool reconnected2(void)
+{
+	return srv.accepted >= 2 && is_up();
+}
+static bool link_not_up(void)
+{
+	return !is_up();
+}
+
+/* The bridge connection drops while the device is open: the descriptor keeps working (a
+ * read parked before the loss gets data from the new connection, a write made during the
+ * outage goes out after it), the termios and lines the program sees are unchanged, and
+ * the link sends the desired state again on the new connection. */
+START_TEST(link_loss_keeps_open_descriptor)
+{
+	open_all();
+	struct tm_termios2 t = tget();
+	t.c_cflag = (t.c_cflag & ~(tcflag_t)(CBAUD | CSIZE | PARODD)) | B57600 | CS7 | PARENB |
+	            CSTOPB | CRTSCTS;
+	t.c_cc[VMIN] = 1;
+	t.c_cc[VTIME] = 0;
+	tset(&t);
+	mset(TIOCMSET, TIOCM_DTR | TIOCM_RTS);
+	run_for(50);
+	struct tty_stats st0;
+	tty_get_stats(dev, &st0);
+
+	struct fuse_req *r = do_read(64, 0);
+	ck_assert(!r->replied);
+	srv_drop();
+	ck_assert(run_until(link_not_up, 3000));
+	struct fuse_req *w = do_write("during", 6, 0);
+	ck_assert(!w->replied); /* waits for the link (< 3 s outage) */
+	ck_assert(run_until(reconnected2, 5000));
+	wait_replied(w, 3000);
+	ck_assert_int_eq(w->err, 0);
+	ck_assert_uint_eq(w->written, 6);
+	free(w);
+
+	/* what the program sees: unchanged */
+	struct tm_termios2 g = tget();
+	ck_assert_mem_eq(&g, &t, TM_TERMIOS_SIZE);
+	ck_assert_int_eq(mget() & (TIOCM_DTR | TIOCM_RTS), TIOCM_DTR | TIOCM_RTS);
+	struct tty_stats st;
+	tty_get_stats(dev, &st);
+	ck_assert_uint_eq(st.baud, 57600);
+	ck_assert_uint_eq(st.data_bits, 7);
+	ck_assert_int_eq(st.parity, 'E');
+	ck_assert_uint_eq(st.stop_bits, 2);
+	ck_assert_int_eq(st.flow, LINK_FLOW_HARDWARE);
+	ck_assert_uint_eq(st.opens, 1);
+
+	/* the new connection got the desired state again */
+	ck_assert_int_ge(wait_cmd(0, RFC2217_SET_BAUDRATE, 57600), 0);
+	ck_assert_int_ge(wait_cmd(0, RFC2217_SET_DATASIZE, 7), 0);
+	ck_assert_int_ge(wait_cmd(0, RFC2217_SET_PARITY, RFC2217_PARITY_EVEN), 0);
+	ck_assert_int_ge(wait_cmd(0, RFC2217_SET_STOPSIZE, RFC2217_STOPSIZE_2), 0);
+	ck_assert_int_ge(wait_cmd(0, RFC2217_SET_CONTROL, RFC2217_CONTROL_FLOW_HARDWARE), 0);
+	ck_assert_int_ge(wait_cmd(0, RFC2217_SET_CONTROL, RFC2217_CONTROL_DTR_ON), 0);
+	ck_assert_int_ge(wait_cmd(0, RFC2217_SET_CONTROL, RFC2217_CONTROL_RTS_ON), 0);
+
+	/* data both ways on the same descriptor */
+	want_ndata = 6;
+	ck_assert(run_until(ndata_reached, 2000));
+	ck_assert_mem_eq(srv.data, "during", 6);
+	ck_assert(!r->replied);
+	srv_write((const uint8_t *)"back", 4);
+	wait_replied(r, 2000);
+	ck_assert_uint_eq(r->nbuf, 4);
+	ck_assert_mem_eq(rd_sink, "back", 4);
+	free(r);
+	w = do_write("after", 5, 0);
+	ck_assert(w->replied);
+	ck_assert_uint_eq(w->written, 5);
+	free(w);
+	want_ndata = 11;
+	ck_assert(run_until(ndata_reached, 2000));
+	ck_assert_mem_eq(srv.data + 6, "after", 5);
+}
+END_TEST
+
 static Suite *tty_link_suite(void)
 {
 	Suite *s = suite_create("tty_link");
@@ -776,6 +1742,25 @@ static Suite *tty_link_suite(void)
 	tcase_add_test(tc, negotiation_flood_bounded);
 	tcase_add_test(tc, tcoflush_wakes_drain_and_poll);
 	tcase_add_test(tc, outage_writes_fail_after_3s);
+	suite_add_tcase(s, tc);
+
+	/* issue 3: modem state, breaks, drain, flow, opens, backpressure, link loss */
+	tc = tcase_create("tty_behaviour");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 40);
+	tcase_add_test(tc, modemstate_tiocmget_icount_miwait);
+	tcase_add_test(tc, linestate_errors_counted);
+	tcase_add_test(tc, break_durations_after_output);
+	tcase_add_test(tc, break_holds_writes_one_at_a_time);
+	tcase_add_test(tc, tiocsbrk_tioccbrk);
+	tcase_add_test(tc, tcdrain_waits_for_bridge);
+	tcase_add_test(tc, flow_control_carried);
+	tcase_add_test(tc, tcflow_tcxonc);
+	tcase_add_test(tc, tiocexcl_ebusy);
+	tcase_add_test(tc, several_opens_share_the_port);
+	tcase_add_test(tc, tciflush_counts_rx_dropped);
+	tcase_add_test(tc, backpressure_nothing_dropped);
+	tcase_add_test(tc, link_loss_keeps_open_descriptor);
 	suite_add_tcase(s, tc);
 	return s;
 }

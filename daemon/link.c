@@ -1975,9 +1975,10 @@ int link_action(struct link *l, enum link_action a)
 		         : a == LINK_ACTION_BOOT ? "boot"
 		                                 : "run",
 		         legacy_byte[a]);
-		if (a == LINK_ACTION_BOOT)
-			l->leg_boot = true;
-		else if (a == LINK_ACTION_RUN)
+		/* 'e' runs the application at 8N1: a later 8E1 must send 'u' again. 'u' here is
+		 * not recorded: a later non-8E1 line (often the same one re-applied) must not
+		 * undo the boot the user asked for. */
+		if (a == LINK_ACTION_RUN)
 			l->leg_boot = false;
 		l->act_busy = true;
 		send_ctrl(l, legacy_byte[a], true);
@@ -2011,10 +2012,10 @@ int link_action(struct link *l, enum link_action a)
 		r = queue_marker(l, SEG_ACT_END, 0);
 	if (r == 0)
 		l->act_busy = true;
-	/* on a partial queue the desired lines are re-sent: nothing is left half done */
-	l->sent_rts = l->sent_dtr = -1;
-	if (r < 0)
+	if (r < 0) { /* partly queued: re-send the desired lines, nothing is left half done */
+		l->sent_rts = l->sent_dtr = -1;
 		sync_state(l);
+	}
 	kick(l);
 	if (check_overflow(l))
 		return -ENOTCONN;

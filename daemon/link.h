@@ -152,11 +152,12 @@ int link_set_line(struct link *l, const struct link_line *line);
 int link_set_dtr(struct link *l, int asserted);
 int link_set_rts(struct link *l, int asserted);
 int link_set_flow(struct link *l, enum link_flow flow);
-/* BREAK on/off (RFC 2217 SET-CONTROL 5/6); not remembered across reconnects. */
+/* BREAK on/off (RFC 2217 SET-CONTROL 5/6); not remembered across reconnects.
+ * LINK_PROTO_LEGACY: -ENOTSUP. */
 int link_set_break(struct link *l, int on);
 /* PURGE-DATA 1 (rx), 2 (tx), 3 (both) on the bridge; also drops the local TX queue for 2/3
  * (data already handed to the socket stays) and then fires on_writable / on_drained as a
- * completed write would. */
+ * completed write would. LINK_PROTO_LEGACY: the local part is done, then -ENOTSUP. */
 int link_purge(struct link *l, int which);
 
 /* Last NOTIFY-MODEMSTATE value (RFC2217_MODEM_* bits), 0 before any. */
@@ -170,11 +171,16 @@ void link_get_stats(const struct link *l, struct link_stats *st);
  * Run a boot-control action on the bridge. RFC 2217: a DTR/RTS sequence on the data
  * stream, assuming the bridge's `direct` line map (DTR asserted = NRST low, RTS asserted =
  * BOOT0 high): RESET = DTR on, 100 ms, DTR off; BOOT = RTS on, DTR on, 100 ms, DTR off,
- * (the bridge holds TX for its settle time) then RTS back to the desired state; RUN = RTS
- * off, DTR on, 100 ms, DTR off. The timing runs on the daemon's timers, in stream order
- * with data; afterwards the desired DTR/RTS (link_set_dtr/rts) are sent again.
- * LINK_PROTO_LEGACY: the single command byte. Returns 0 (started), -ENOTCONN when the link
- * is not up, -EBUSY while another action runs, -EINVAL for an unknown action.
+ * 50 ms (the bridge holds TX for its settle time) then RTS back to the desired state;
+ * RUN = RTS off, DTR on, 100 ms, DTR off. The timing runs on the daemon's timers, in stream
+ * order with data (a delay starts once the step before it was handed to the kernel, and
+ * data written meanwhile waits behind the sequence); afterwards the desired DTR/RTS
+ * (link_set_dtr/rts; deasserted if never set) are sent again.
+ * LINK_PROTO_LEGACY: the single command byte, in order with data (sent once the data before
+ * it is written; data after it waits for the bridge's answer line, at most 1 s).
+ * Returns 0 (started), -ENOTCONN when the link is not up, -EBUSY while another action runs,
+ * -EINVAL for an unknown action, -ENOTSUP when the bridge refused COM-PORT-OPTION (it would
+ * not apply DTR/RTS), -ENOMEM.
  */
 int link_action(struct link *l, enum link_action a);
 

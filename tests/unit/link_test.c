@@ -9,9 +9,15 @@
 #include "rfc2217.h"
 #include "unit.h"
 
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <uv.h>
 
 /* ------------------------------------------------------------ fake server */
@@ -23,6 +29,8 @@
 struct srv_msg {
 	uint8_t code;
 	uint32_t value;
+	uint64_t ms;  /* uv_now() when received */
+	size_t ndata; /* data bytes received before it */
 };
 
 struct srv_opt {
@@ -138,7 +146,8 @@ static void srv_ev(void *ctx, const struct tn_event *ev)
 		if (ev->opt != TELOPT_COMPORT || rfc2217_parse(ev->data, ev->len, &m) < 0)
 			break;
 		if (s->nmsgs < SRV_MAX_MSGS)
-			s->msgs[s->nmsgs++] = (struct srv_msg){m.code, m.value};
+			s->msgs[s->nmsgs++] =
+			    (struct srv_msg){m.code, m.value, uv_now(s->loop), s->ndata};
 		if (!s->answer_cmds)
 			break;
 		uint8_t b[80];
@@ -469,13 +478,13 @@ static unsigned expect_state_seq(unsigned from)
 {
 	/* baud, datasize, parity, stopsize, flow, RTS, DTR */
 	static const struct srv_msg want[] = {
-	    {RFC2217_SET_BAUDRATE, 57600},
-	    {RFC2217_SET_DATASIZE, 8},
-	    {RFC2217_SET_PARITY, RFC2217_PARITY_EVEN},
-	    {RFC2217_SET_STOPSIZE, 1},
-	    {RFC2217_SET_CONTROL, RFC2217_CONTROL_FLOW_NONE},
-	    {RFC2217_SET_CONTROL, RFC2217_CONTROL_RTS_ON},
-	    {RFC2217_SET_CONTROL, RFC2217_CONTROL_DTR_OFF},
+	    {.code = RFC2217_SET_BAUDRATE, .value = 57600},
+	    {.code = RFC2217_SET_DATASIZE, .value = 8},
+	    {.code = RFC2217_SET_PARITY, .value = RFC2217_PARITY_EVEN},
+	    {.code = RFC2217_SET_STOPSIZE, .value = 1},
+	    {.code = RFC2217_SET_CONTROL, .value = RFC2217_CONTROL_FLOW_NONE},
+	    {.code = RFC2217_SET_CONTROL, .value = RFC2217_CONTROL_RTS_ON},
+	    {.code = RFC2217_SET_CONTROL, .value = RFC2217_CONTROL_DTR_OFF},
 	};
 	unsigned j = from;
 	for (unsigned i = 0; i < sizeof want / sizeof want[0]; i++, j++) {
@@ -892,6 +901,343 @@ START_TEST(close_while_connecting)
 }
 END_TEST
 
+static unsigned ctl_from;
+static unsigned want_ctl;
+static bool have_ctl(void);
+
+/* ------------------------------------------------- stats, keepalive, actions */
+
+/* stderr captured into a temporary file (log.c writes there) */
+static int cap_saved = -1;
+static FILE *cap_file;
+
+static void capture_start(void)
+{
+	fflush(stderr);
+	cap_file = tmpfile();
+	ck_assert_ptr_nonnull(cap_file);
+	cap_saved = dup(2);
+	ck_assert_int_ge(cap_saved, 0);
+	ck_assert_int_ge(dup2(fileno(cap_file), 2), 0);
+}
+
+/* Stop capturing; returns the text (malloc'd, NUL-terminated). */
+static char *capture_end(void)
+{
+	static char *text;
+	long n;
+
+	fflush(stderr);
+	dup2(cap_saved, 2);
+	close(cap_saved);
+	n = ftell(cap_file);
+	ck_assert_int_ge(n, 0);
+	text = calloc(1, (size_t)n + 1);
+	ck_assert_ptr_nonnull(text);
+	rewind(cap_file);
+	ck_assert_uint_eq(fread(text, 1, (size_t)n, cap_file), (size_t)n);
+	fclose(cap_file);
+	return text;
+}
+
+static bool not_up(void)
+{
+	return tty.l && link_get_state(tty.l) != LINK_UP;
+}
+
+/* Stop the server reading and write until the link's queue stays non-empty (the kernel's
+ * socket buffers are full) for 100 ms. Returns the bytes link_write accepted. */
+static uint64_t fill_until_stalled(void)
+{
+	static uint8_t chunk[65536];
+	uint64_t accepted = 0, last_tx = UINT64_MAX, stall_since = 0;
+	struct link_stats st;
+
+	for (size_t i = 0; i < sizeof chunk; i++)
+		chunk[i] = (uint8_t)(i * 13);
+	uv_read_stop((uv_stream_t *)&srv.cur->tcp);
+	uint64_t deadline = uv_now(&loop) + 10000;
+	while (uv_now(&loop) < deadline) {
+		accepted += link_write(tty.l, chunk, sizeof chunk);
+		uv_run(&loop, UV_RUN_NOWAIT);
+		uv_update_time(&loop);
+		link_get_stats(tty.l, &st);
+		if (st.tx_bytes != last_tx || link_tx_pending(tty.l) == 0) {
+			last_tx = st.tx_bytes;
+			stall_since = uv_now(&loop);
+		} else if (uv_now(&loop) - stall_since >= 100) {
+			return accepted;
+		}
+	}
+	ck_abort_msg("the link's queue never stayed full");
+	return 0;
+}
+
+START_TEST(stats_counting)
+{
+	static const uint8_t msg[] = {0x00, 0xff, 0x41, 0xff, 0xff, 0x0d, 0x00, 0x0a};
+	static const uint8_t wire[] = {0x00, 0xff, 0xff, 0x41, 0xff, 0xff,
+	                               0xff, 0xff, 0x0d, 0x00, 0x0a};
+	struct link_stats st;
+	char peer[64];
+
+	log_set_level(LOG_LEVEL_WARN);
+	open_link(50, 400);
+	link_get_stats(tty.l, &st);
+	ck_assert_int_eq(st.state, LINK_CONNECTING);
+	ck_assert_str_eq(st.peer, "");
+	ck_assert_int_eq(st.rtt_us, -1);
+	ck_assert_uint_eq(st.connects, 0);
+	ck_assert(run_until(is_up, 2000));
+	link_get_stats(tty.l, &st);
+	ck_assert_int_eq(st.state, LINK_UP);
+	snprintf(peer, sizeof peer, "127.0.0.1:%u", (unsigned)srv.port);
+	ck_assert_str_eq(st.peer, peer);
+	ck_assert_int_ge(st.rtt_us, 0);
+	ck_assert_uint_gt(st.up_since_ms, 0);
+	ck_assert_uint_eq(st.connects, 1);
+	ck_assert_uint_eq(st.reconnects, 0);
+	ck_assert_uint_eq(st.errors, 0);
+	ck_assert_str_eq(st.last_error, "");
+
+	/* data bytes each way, counted before escaping / after decoding */
+	ck_assert_uint_eq(link_write(tty.l, msg, sizeof msg), sizeof msg);
+	want_n = sizeof msg;
+	ck_assert(run_until(srv_has_n, 1000));
+	srv_write(&srv, wire, sizeof wire);
+	ck_assert(run_until(tty_has_n, 1000));
+	link_get_stats(tty.l, &st);
+	ck_assert_uint_eq(st.tx_bytes, sizeof msg);
+	ck_assert_uint_eq(st.rx_bytes, sizeof msg);
+
+	/* the bridge stops reading, then the connection drops: what was queued is counted
+	 * as dropped and logged */
+	uint64_t accepted = fill_until_stalled() + sizeof msg;
+	size_t pending = link_tx_pending(tty.l);
+	ck_assert_uint_gt(pending, 0);
+	capture_start();
+	srv_drop(&srv);
+	bool lost = run_until(not_up, 3000);
+	char *log = capture_end();
+	ck_assert(lost);
+	link_get_stats(tty.l, &st);
+	ck_assert_uint_eq(st.tx_dropped, pending);
+	ck_assert_uint_eq(st.tx_bytes + st.tx_dropped, accepted);
+	ck_assert_uint_eq(link_tx_pending(tty.l), 0);
+	ck_assert_uint_ge(st.errors, 1);
+	ck_assert_ptr_nonnull(strstr(st.last_error, "lost"));
+	ck_assert_str_eq(st.peer, "");
+	char want[128];
+	snprintf(want, sizeof want, "test: connection lost, %zu bytes for the bridge dropped",
+	         pending);
+	ck_assert_msg(strstr(log, want), "log lacks \"%s\":\n%s", want, log);
+	free(log);
+
+	/* reconnect counted; purge counted */
+	ck_assert(run_until(is_up, 3000));
+	link_get_stats(tty.l, &st);
+	ck_assert_uint_eq(st.connects, 2);
+	ck_assert_uint_eq(st.reconnects, 1);
+	/* data held behind an action's pulse (not yet handed to the kernel) is purged and
+	 * counted as such; the action goes on */
+	uint64_t tx0 = st.tx_bytes, drop0 = st.tx_dropped;
+	ck_assert_int_eq(link_action(tty.l, LINK_ACTION_RESET), 0);
+	ck_assert_uint_eq(link_write(tty.l, msg, sizeof msg), sizeof msg);
+	ck_assert_uint_eq(link_tx_pending(tty.l), sizeof msg);
+	ck_assert_int_eq(link_purge(tty.l, RFC2217_PURGE_TX), 0);
+	ck_assert_uint_eq(link_tx_pending(tty.l), 0);
+	link_get_stats(tty.l, &st);
+	ck_assert_uint_eq(st.tx_purged, sizeof msg);
+	ck_assert_uint_eq(st.tx_dropped, drop0);
+	ck_assert_uint_eq(st.tx_bytes, tx0);
+	ctl_from = srv.nmsgs;
+	want_ctl = 3; /* DTR off, RTS, DTR after the pulse */
+	ck_assert(run_until(have_ctl, 2000));
+	link_get_stats(tty.l, &st);
+	ck_assert_uint_eq(st.tx_bytes, tx0);
+}
+END_TEST
+
+/* The link's own socket (in this process) whose peer is the fake server's accepted conn. */
+static int link_fd(void)
+{
+	struct sockaddr_storage ss;
+	int len = sizeof ss;
+	ck_assert_ptr_nonnull(srv.cur);
+	ck_assert_int_eq(uv_tcp_getpeername(&srv.cur->tcp, (struct sockaddr *)&ss, &len), 0);
+	uint16_t cport = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	for (int fd = 3; fd < 4096; fd++) {
+		struct sockaddr_in a, p;
+		socklen_t al = sizeof a, pl = sizeof p;
+		if (getsockname(fd, (struct sockaddr *)&a, &al) == 0 && a.sin_family == AF_INET &&
+		    ntohs(a.sin_port) == cport &&
+		    getpeername(fd, (struct sockaddr *)&p, &pl) == 0 &&
+		    ntohs(p.sin_port) == srv.port)
+			return fd;
+	}
+	ck_abort_msg("link socket not found");
+	return -1;
+}
+
+static void check_keepalive(uint32_t secs)
+{
+	struct link_config c = {
+	    .host = "127.0.0.1",
+	    .port = srv.port,
+	    .reconnect_min_ms = 50,
+	    .reconnect_max_ms = 400,
+	    .connect_timeout_ms = 1000,
+	    .keepalive_s = secs,
+	};
+	int on = -1, idle = -1;
+	socklen_t sl = sizeof on;
+
+	ck_assert_int_eq(link_new(&loop, "test", &c, &tty.l), 0);
+	link_set_callbacks(tty.l, &tcb, &tty);
+	ck_assert(run_until(is_up, 2000));
+	int fd = link_fd();
+	ck_assert_int_eq(getsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, &sl), 0);
+	ck_assert_int_eq(on, secs > 0);
+	if (secs > 0) {
+		sl = sizeof idle;
+		ck_assert_int_eq(getsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, &sl), 0);
+		ck_assert_int_eq(idle, (int)secs);
+	}
+	/* again on the next connection */
+	srv_drop(&srv);
+	ck_assert(run_until(not_up, 2000));
+	ck_assert(run_until(is_up, 2000));
+	fd = link_fd();
+	sl = sizeof on;
+	ck_assert_int_eq(getsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, &sl), 0);
+	ck_assert_int_eq(on, secs > 0);
+}
+
+START_TEST(keepalive_set)
+{
+	check_keepalive(7);
+}
+END_TEST
+
+START_TEST(keepalive_off)
+{
+	check_keepalive(0);
+}
+END_TEST
+
+static unsigned n_control(void)
+{
+	unsigned n = 0;
+	for (unsigned i = ctl_from; i < srv.nmsgs; i++)
+		n += srv.msgs[i].code == RFC2217_SET_CONTROL;
+	return n;
+}
+
+static bool have_ctl(void)
+{
+	return n_control() >= want_ctl;
+}
+
+/* The SET-CONTROL values received since ctl_from, and their times. */
+static unsigned get_ctl(uint32_t *v, uint64_t *ms, size_t *nd, unsigned max)
+{
+	unsigned n = 0;
+	for (unsigned i = ctl_from; i < srv.nmsgs && n < max; i++)
+		if (srv.msgs[i].code == RFC2217_SET_CONTROL) {
+			v[n] = srv.msgs[i].value;
+			ms[n] = srv.msgs[i].ms;
+			nd[n] = srv.msgs[i].ndata;
+			n++;
+		}
+	return n;
+}
+
+START_TEST(action_sequences)
+{
+	uint32_t v[16];
+	uint64_t ms[16];
+	size_t nd[16];
+
+	open_link(50, 400);
+	ck_assert_int_eq(link_action(tty.l, LINK_ACTION_RESET), -ENOTCONN);
+	ck_assert(run_until(is_up, 2000));
+	ck_assert_int_eq(link_action(tty.l, (enum link_action)7), -EINVAL);
+	run_for(30);
+
+	/* RESET, with data before and after: DTR on, 100 ms, DTR off, then the desired
+	 * RTS/DTR (never set: deasserted); "B" only after the whole sequence */
+	ctl_from = srv.nmsgs;
+	srv.ndata = 0;
+	link_write(tty.l, (const uint8_t *)"A", 1);
+	ck_assert_int_eq(link_action(tty.l, LINK_ACTION_RESET), 0);
+	ck_assert_int_eq(link_action(tty.l, LINK_ACTION_BOOT), -EBUSY);
+	link_write(tty.l, (const uint8_t *)"B", 1);
+	want_ctl = 4;
+	ck_assert(run_until(have_ctl, 2000));
+	want_n = 2;
+	ck_assert(run_until(srv_has_n, 1000));
+	run_for(50);
+	ck_assert_uint_eq(get_ctl(v, ms, nd, 16), 4);
+	ck_assert_uint_eq(v[0], RFC2217_CONTROL_DTR_ON);
+	ck_assert_uint_eq(v[1], RFC2217_CONTROL_DTR_OFF);
+	ck_assert_uint_eq(v[2], RFC2217_CONTROL_RTS_OFF);
+	ck_assert_uint_eq(v[3], RFC2217_CONTROL_DTR_OFF);
+	ck_assert_uint_ge(ms[1] - ms[0], 90); /* the NRST pulse */
+	ck_assert_uint_eq(nd[0], 1);          /* "A" before the sequence */
+	ck_assert_uint_eq(nd[3], 1);          /* "B" after it */
+	ck_assert_mem_eq(srv.data, "AB", 2);
+
+	/* BOOT: RTS on, DTR on, 100 ms, DTR off, 50 ms, RTS back (desired off), DTR */
+	ctl_from = srv.nmsgs;
+	ck_assert_int_eq(link_action(tty.l, LINK_ACTION_BOOT), 0);
+	want_ctl = 5;
+	ck_assert(run_until(have_ctl, 2000));
+	run_for(50);
+	ck_assert_uint_eq(get_ctl(v, ms, nd, 16), 5);
+	ck_assert_uint_eq(v[0], RFC2217_CONTROL_RTS_ON);
+	ck_assert_uint_eq(v[1], RFC2217_CONTROL_DTR_ON);
+	ck_assert_uint_eq(v[2], RFC2217_CONTROL_DTR_OFF);
+	ck_assert_uint_eq(v[3], RFC2217_CONTROL_RTS_OFF);
+	ck_assert_uint_eq(v[4], RFC2217_CONTROL_DTR_OFF);
+	ck_assert_uint_ge(ms[2] - ms[1], 90);
+	ck_assert_uint_ge(ms[3] - ms[2], 40);
+
+	/* RUN with desired RTS asserted, DTR deasserted: RTS off, DTR on, 100 ms, DTR off,
+	 * then RTS on again (desired) and DTR off */
+	link_set_rts(tty.l, 1);
+	link_set_dtr(tty.l, 0);
+	run_for(50);
+	ctl_from = srv.nmsgs;
+	ck_assert_int_eq(link_action(tty.l, LINK_ACTION_RUN), 0);
+	want_ctl = 5;
+	ck_assert(run_until(have_ctl, 2000));
+	run_for(50);
+	ck_assert_uint_eq(get_ctl(v, ms, nd, 16), 5);
+	ck_assert_uint_eq(v[0], RFC2217_CONTROL_RTS_OFF);
+	ck_assert_uint_eq(v[1], RFC2217_CONTROL_DTR_ON);
+	ck_assert_uint_eq(v[2], RFC2217_CONTROL_DTR_OFF);
+	ck_assert_uint_eq(v[3], RFC2217_CONTROL_RTS_ON);
+	ck_assert_uint_eq(v[4], RFC2217_CONTROL_DTR_OFF);
+	ck_assert_uint_ge(ms[2] - ms[1], 90);
+
+	/* a connection lost mid-action ends it: after the reconnect a new one starts */
+	ck_assert_int_eq(link_action(tty.l, LINK_ACTION_RESET), 0);
+	run_for(20);
+	srv_drop(&srv);
+	ck_assert(run_until(not_up, 2000));
+	ck_assert_int_eq(link_action(tty.l, LINK_ACTION_RESET), -ENOTCONN);
+	ck_assert(run_until(is_up, 2000));
+	run_for(50);
+	ctl_from = srv.nmsgs;
+	ck_assert_int_eq(link_action(tty.l, LINK_ACTION_RESET), 0);
+	want_ctl = 4;
+	ck_assert(run_until(have_ctl, 2000));
+	ck_assert_uint_eq(get_ctl(v, ms, nd, 16), 4);
+	ck_assert_uint_eq(v[0], RFC2217_CONTROL_DTR_ON);
+	ck_assert_uint_eq(v[3], RFC2217_CONTROL_DTR_OFF);
+}
+END_TEST
+
 static Suite *link_suite(void)
 {
 	Suite *s = suite_create("link");
@@ -913,6 +1259,10 @@ static Suite *link_suite(void)
 	tcase_add_test(tc, bad_server_bytes);
 	tcase_add_test(tc, answer_mismatch_and_purge);
 	tcase_add_test(tc, close_while_connecting);
+	tcase_add_test(tc, stats_counting);
+	tcase_add_test(tc, keepalive_set);
+	tcase_add_test(tc, keepalive_off);
+	tcase_add_test(tc, action_sequences);
 	suite_add_tcase(s, tc);
 	return s;
 }

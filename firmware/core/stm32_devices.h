@@ -53,7 +53,12 @@ struct stm32_dev {
 	uint16_t erase_base_ms;
 	uint16_t erase_ms_per_kib;
 	uint32_t mass_erase_ms;
+	uint32_t flags; /* STM32_DEV_* */
 };
+
+/* flags: the bootloader has no global/mass erase (L0, L1: stm32flash's F_NO_ME); a mass
+ * erase is done as an erase of every unit instead. */
+#define STM32_DEV_NO_MASS_ERASE 0x01u
 
 /* Entry for pid, or NULL if the table has none. */
 const struct stm32_dev *stm32_dev_find(uint16_t pid);

@@ -187,18 +187,25 @@ struct stm32_isp_status {
  * stm32_isp_begin() on the same instance. */
 typedef void (*stm32_isp_progress_fn)(void *arg, const struct stm32_isp_status *st);
 
-/* A frame to send (command, address, data) and the parser of the answer. Private. */
+/* The command in progress (private; see stm32_isp.c "I/O engine"). */
 struct stm32_isp_io {
-	uint8_t out[STM32_ISP_BLOCK + 4];
+	uint8_t op, stage, result_stage;
+	uint8_t x;      /* expected answer kind */
+	uint8_t have_n; /* counted list: count byte seen */
+	uint8_t list_n;
+	uint8_t nacked;  /* sync/probe answered with NACK */
+	uint8_t waiting; /* 1: the answer timer runs */
 	uint16_t out_len, out_off;
-	uint16_t expect; /* private: reply bytes still expected */
-	uint8_t reply[STM32_ISP_BLOCK + 4];
+	uint16_t need; /* answer bytes still expected */
 	uint16_t reply_len;
-	uint8_t phase;
-	uint32_t deadline; /* now_ms value the current wait ends at */
-	uint32_t wait_ms;  /* length of the current wait, from when the UART is idle */
-	uint32_t busy_ms;  /* BUSY extension used so far */
-	int waiting;       /* 1: deadline armed */
+	uint16_t len;      /* READ/WRITE length (bytes) */
+	uint32_t addr;     /* READ/WRITE/GO address */
+	uint32_t deadline; /* now_ms value the answer wait ends at */
+	uint32_t wait_ms;  /* length of the answer wait */
+	uint32_t busy_ms;  /* BUSY extensions used */
+	uint32_t sent_ms;  /* when the frame was handed to the UART */
+	uint8_t out[STM32_ISP_BLOCK + 4];
+	uint8_t reply[STM32_ISP_BLOCK + 4];
 };
 
 struct stm32_isp {
@@ -210,25 +217,34 @@ struct stm32_isp {
 	struct stm32_isp_opts o;
 	struct stm32_isp_status st;
 	char msg[STM32_ISP_MSG];
-	uint32_t t_begin;
-	int step; /* private state machine step */
+	uint32_t t_begin, t_end;
+	int step, resume; /* run step, and the one a re-sync returns to */
 	int retry_left;
-	int unprot_done; /* bitmask of unprotect commands already sent */
-	uint32_t timer;  /* now_ms value a timed step ends at */
 	int timer_on;
+	uint32_t timer; /* now_ms value a timed step ends at */
+	uint16_t probes;
 	uint8_t sync_tries;
-	uint8_t cmds[32]; /* GET command list */
+	uint8_t resync_is_sync;
+	uint8_t unprot_done; /* 1: READOUT UNPROTECT sent, 2: WRITE UNPROTECT sent */
+	uint8_t mass_done;
+	uint8_t wfail;       /* how the WRITE being checked failed */
+	uint8_t blk_counted; /* current block counted in bytes_written */
+	uint8_t ended;       /* stm32_isp_end() called */
 	uint8_t ncmds;
-	uint32_t flash_end; /* flash_base + flash_size */
-	/* image buffer: ring of STM32_ISP_BUF bytes, buf_start = image offset of buf[head] */
+	uint8_t cmds[32]; /* GET command list */
+	uint32_t flash_end;
+	uint32_t mass_ms;
+	/* erase plan of the running erase command */
+	uint32_t er_first, er_count, er_end, er_bytes, er_wait_ms;
+	uint8_t er_mass;
+	uint32_t mass_off;  /* mass erase unit by unit: next flash offset */
+	uint32_t erased_to; /* flash offset below which every unit the image needs is erased */
+	/* image: ring of STM32_ISP_BUF bytes; buf[buf_head] is image byte img_off */
 	uint8_t buf[STM32_ISP_BUF];
-	uint32_t buf_head, buf_len;
-	uint32_t off;       /* image offset of the block being processed */
-	uint16_t blk_len;   /* its length (bytes, before padding) */
-	int ended;          /* stm32_isp_end() called */
-	uint32_t erased_to; /* flash offset up to which units are erased */
+	uint32_t buf_head, buf_len, img_off;
+	uint16_t blk_len; /* current block (bytes, before padding) */
+	uint32_t dropped; /* bytes received that answered nothing */
 	struct stm32_isp_io io;
-	int in_cb;
 };
 
 /* Prepare isp (state IDLE). hal/ctx as for bridge_init(); hal must outlive isp. Does not
@@ -259,9 +275,9 @@ size_t stm32_isp_room(const struct stm32_isp *isp);
 
 /*
  * No more image bytes: the buffered rest is written (last block padded), then verify and
- * finish. Returns 0, or -EINVAL if no run is in progress or end was already called.
- * Fewer bytes than a non-zero opts.total fail the run (STM32_ISP_E_SHORT); an empty image
- * fails with STM32_ISP_E_ARG.
+ * finish. Returns 0 (also when called again, or after the run ended), or -EINVAL if no
+ * run was ever begun. Fewer bytes than a non-zero opts.total fail the run
+ * (STM32_ISP_E_SHORT); an empty image fails with STM32_ISP_E_ARG.
  */
 int stm32_isp_end(struct stm32_isp *isp);
 
@@ -276,8 +292,9 @@ void stm32_isp_input(struct stm32_isp *isp, const uint8_t *p, size_t n);
 /* Run the state machine: send what the UART takes, check timeouts, advance. */
 void stm32_isp_poll(struct stm32_isp *isp);
 
-/* Milliseconds until stm32_isp_poll() must run again for a timer (0 = now, e.g. the UART
- * still has bytes of ours to take); -1 when no run is in progress. */
+/* Milliseconds until stm32_isp_poll() must run again (0 = now; 1 while bytes wait for the
+ * UART or the UART drains); -1 when nothing timed is pending (no run in progress, or the
+ * run waits for image data: stm32_isp_write() moves it on). */
 int32_t stm32_isp_next_ms(const struct stm32_isp *isp);
 
 /* 1 while a run is in progress (state CONNECTING .. STARTING), else 0. */

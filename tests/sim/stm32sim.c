@@ -49,6 +49,7 @@ struct model {
 	const uint32_t *sector_erase_us;
 	uint32_t opt_base, opt_size; /* option bytes (stm32flash dev_table.c ranges) */
 	uint32_t sys_base, sys_size; /* system memory */
+	uint32_t fsize_addr;         /* flash-size register readable by READ MEMORY, 0 = none */
 	uint8_t opt_default[48];     /* option bytes as read, unprotected defaults */
 };
 
@@ -64,6 +65,7 @@ static const struct model models[] = {
         .opt_size = 16,
         .sys_base = 0x1FFFF000,
         .sys_size = 2 * KIB,
+        .fsize_addr = 0x1FFFF7E0, /* RM0008 "Flash size register" */
         /* RM0008 section 4.7: RDP=0xA5 (unprotected), every byte followed by its
          * complement; USER 0xFF, data 0xFF, WRP 0xFF (no write protection). */
         .opt_default = {0xA5, 0x5A, 0xFF, 0x00, 0xFF, 0x00, 0xFF, 0x00, 0xFF, 0x00, 0xFF, 0x00,
@@ -94,6 +96,7 @@ static const struct model models[] = {
         .opt_size = 48,
         .sys_base = 0x1FFF0000,
         .sys_size = 28 * KIB,
+        .fsize_addr = 0x1FFF75E0, /* RM0440 "Flash size data register" */
         /* RM0440 section 5.4: RDP 0xAA = level 0; the rest left erased. */
         .opt_default = {0xAA, 0xF8, 0xFF, 0xFF},
     },
@@ -203,6 +206,13 @@ struct stm32sim {
 	enum op_kind op;
 	uint64_t op_end; /* ns */
 	uint32_t wr_addr, wr_len;
+
+	/* test hooks */
+	unsigned inj_left;    /* commands until the injected NACK (0 = none armed) */
+	unsigned inj_stage;   /* its acknowledgement index */
+	unsigned inj_pending; /* acknowledgements of the current command until the NACK */
+	int link_down;
+	struct stm32sim_stats stats;
 };
 
 /* ------------------------------------------------------------------------------------ */
@@ -525,6 +535,10 @@ struct stm32sim *stm32sim_new(const struct stm32sim_options *opt, uint64_t now_u
 	memset(s->ram, 0, m->info.ram_size);
 	memset(s->optb, 0xFF, sizeof(s->optb));
 	memcpy(s->optb, m->opt_default, m->opt_size);
+	s->rdp = !!opt->rdp;
+	for (uint64_t u = opt->wp_first; u < (uint64_t)opt->wp_first + opt->wp_count; u++)
+		if (u < m->info.npages && u < 8 * sizeof(s->wp))
+			s->wp[u / 8] |= (uint8_t)(1u << (u % 8));
 	if (opt->flash_path && load_flash(s, opt->flash_path, err, errlen) < 0) {
 		if (s->fd >= 0)
 			close(s->fd);
@@ -667,13 +681,15 @@ static void chip_boot(struct stm32sim *s, uint64_t t)
 /* Bootloader (AN3155)                                                                  */
 /* ------------------------------------------------------------------------------------ */
 
-enum region { R_NONE, R_FLASH, R_RAM, R_OPT, R_SYS };
+enum region { R_NONE, R_FLASH, R_RAM, R_OPT, R_SYS, R_FSIZE };
 
 /* Region holding [addr, addr+len) entirely, R_NONE if none. */
 static enum region region_of(const struct stm32sim *s, uint32_t addr, uint32_t len)
 {
 	const struct model *m = s->m;
 	uint64_t a = addr, e = (uint64_t)addr + len;
+	if (m->fsize_addr && a >= m->fsize_addr && e <= (uint64_t)m->fsize_addr + 2)
+		return R_FSIZE;
 	if (a >= m->info.flash_base && e <= (uint64_t)m->info.flash_base + m->info.flash_size)
 		return R_FLASH;
 	if (a >= m->info.ram_base && e <= (uint64_t)m->info.ram_base + m->info.ram_size)
@@ -698,6 +714,13 @@ static void mem_read(const struct stm32sim *s, uint32_t addr, uint8_t *out, uint
 	case R_OPT:
 		memcpy(out, s->optb + (addr - m->opt_base), len);
 		break;
+	case R_FSIZE: { /* 16-bit little-endian KiB */
+		uint16_t kib =
+		    s->opt.fsize_kib ? s->opt.fsize_kib : (uint16_t)(m->info.flash_size / KIB);
+		uint8_t v[2] = {(uint8_t)kib, (uint8_t)(kib >> 8)};
+		memcpy(out, v + (addr - m->fsize_addr), len);
+		break;
+	}
 	default: /* system memory: the ROM is not modelled, reads as zeros */
 		memset(out, 0, len);
 		break;
@@ -749,18 +772,32 @@ static void op_done(struct stm32sim *s)
 			memcpy(s->optb + (s->wr_addr - s->m->opt_base), s->fb, s->wr_len);
 			s->reset_after_tx = 1; /* AN3155 3.7: option byte write resets */
 		}
+		s->stats.writes++;
 		tx(s, t, ACK);
 		break;
 	}
 	case OP_ERASE_PAGES:
+		if (s->cmd == 0x43)
+			s->stats.erase_cmds++;
+		else
+			s->stats.ext_erase_cmds++;
 		for (uint32_t p = 0; p < mi->npages; p++)
-			if (s->pages[p / 8] & (1u << (p % 8)))
+			if (s->pages[p / 8] & (1u << (p % 8))) {
 				erase_page(s, p);
+				s->stats.units_erased++;
+			}
 		stm32sim_sync(s);
 		tx(s, t, ACK);
 		break;
 	case OP_ERASE_MASS:
 	case OP_UNPROTECT:
+		s->stats.mass_erases++;
+		if (op == OP_ERASE_MASS && s->cmd == 0x43)
+			s->stats.erase_cmds++;
+		else if (op == OP_ERASE_MASS)
+			s->stats.ext_erase_cmds++;
+		else
+			s->stats.unprotects++;
 		memset(s->flash, 0xFF, mi->flash_size);
 		mark_dirty(s, 0, mi->flash_size);
 		stm32sim_sync(s);
@@ -772,6 +809,8 @@ static void op_done(struct stm32sim *s)
 		}
 		break;
 	case OP_ACK_RESET:
+		if (s->cmd == 0x73)
+			s->stats.unprotects++;
 		tx(s, t, ACK);
 		s->reset_after_tx = 1;
 		break;
@@ -783,7 +822,19 @@ static void op_done(struct stm32sim *s)
 static void nack(struct stm32sim *s, uint64_t t)
 {
 	tx(s, t, NACK);
+	s->stats.nacks++;
+	s->inj_pending = 0;
 	s->bl = BL_CMD;
+}
+
+/* Test hook: 1 if this acknowledgement of the current command must be a NACK. */
+static int inj_hit(struct stm32sim *s)
+{
+	if (s->inj_pending && --s->inj_pending == 0) {
+		s->stats.injected++;
+		return 1;
+	}
+	return 0;
 }
 
 static int cmd_supported(const struct stm32sim *s, uint8_t c)
@@ -813,6 +864,16 @@ static void bl_command(struct stm32sim *s, uint64_t t)
 {
 	const struct stm32sim_model_info *mi = &s->m->info;
 	uint8_t c = s->cmd;
+	s->stats.commands++;
+	s->inj_pending = 0;
+	if (s->inj_left && --s->inj_left == 0) {
+		if (s->inj_stage == 0) {
+			s->stats.injected++;
+			nack(s, t);
+			return;
+		}
+		s->inj_pending = s->inj_stage;
+	}
 	if (!cmd_supported(s, c)) {
 		nack(s, t);
 		return;
@@ -907,10 +968,10 @@ static void bl_byte(struct stm32sim *s, uint64_t t, uint8_t b)
 			enum region r = region_of(s, a, 1);
 			int ok = x == s->fb[4] && r != R_NONE;
 			if (s->cmd == 0x31)
-				ok = ok && !(a & 3) && r != R_SYS;
+				ok = ok && !(a & 3) && r != R_SYS && r != R_FSIZE;
 			if (s->cmd == 0x21)
 				ok = ok && (r == R_FLASH || r == R_RAM);
-			if (!ok) {
+			if (!ok || inj_hit(s)) {
 				nack(s, t);
 				break;
 			}
@@ -922,6 +983,7 @@ static void bl_byte(struct stm32sim *s, uint64_t t, uint8_t b)
 			} else if (s->cmd == 0x31) {
 				s->bl = BL_WR_N;
 			} else { /* GO (3.5): jump after the ACK */
+				s->stats.gos++;
 				s->bl = BL_CMD;
 				if (r == R_RAM) {
 					/* code in RAM is not executed; stm32flash's -R stub
@@ -940,12 +1002,13 @@ static void bl_byte(struct stm32sim *s, uint64_t t, uint8_t b)
 		{
 			uint32_t n = (uint32_t)s->fb[0] + 1;
 			if ((uint8_t)(s->fb[1] ^ s->fb[0]) != 0xFF ||
-			    region_of(s, s->addr, n) == R_NONE) {
+			    region_of(s, s->addr, n) == R_NONE || inj_hit(s)) {
 				nack(s, t);
 				break;
 			}
 			uint8_t data[256];
 			mem_read(s, s->addr, data, n);
+			s->stats.reads++;
 			tx(s, t, ACK);
 			tx_buf(s, t, data, n);
 			s->bl = BL_CMD;
@@ -968,8 +1031,8 @@ static void bl_byte(struct stm32sim *s, uint64_t t, uint8_t b)
 		while (n % 4) /* pad to a whole word with 0xFF (flash: leaves bits as they are) */
 			s->fb[n++] = 0xFF;
 		enum region r = region_of(s, s->addr, n);
-		if (b != s->xr || r == R_NONE || r == R_SYS ||
-		    (r == R_FLASH && wp_touches(s, s->addr - mi->flash_base, n))) {
+		if (b != s->xr || r == R_NONE || r == R_SYS || r == R_FSIZE ||
+		    (r == R_FLASH && wp_touches(s, s->addr - mi->flash_base, n)) || inj_hit(s)) {
 			nack(s, t);
 			break;
 		}
@@ -999,7 +1062,7 @@ static void bl_byte(struct stm32sim *s, uint64_t t, uint8_t b)
 		int protected = 0;
 		for (size_t i = 0; i < sizeof(s->wp); i++)
 		protected |= s->wp[i];
-		if (b != 0x00 || protected)
+		if (b != 0x00 || protected || inj_hit(s))
 			nack(s, t);
 		else
 			start_op(s, t, OP_ERASE_MASS, (uint64_t)mi->mass_erase_us * 1000);
@@ -1026,7 +1089,7 @@ static void bl_byte(struct stm32sim *s, uint64_t t, uint8_t b)
 		break;
 	case BL_ER_CSUM:
 	case BL_EE_CSUM:
-		if (b != s->xr || s->bad) {
+		if (b != s->xr || s->bad || inj_hit(s)) {
 			nack(s, t);
 			break;
 		}
@@ -1060,7 +1123,7 @@ static void bl_byte(struct stm32sim *s, uint64_t t, uint8_t b)
 		int protected = 0;
 		for (size_t i = 0; i < sizeof(s->wp); i++)
 		protected |= s->wp[i];
-		if (b != s->xr || s->ee_n != 0xFFFF || protected)
+		if (b != s->xr || s->ee_n != 0xFFFF || protected || inj_hit(s))
 			nack(s, t);
 		else
 			start_op(s, t, OP_ERASE_MASS, (uint64_t)mi->mass_erase_us * 1000);
@@ -1309,6 +1372,8 @@ size_t stm32sim_write(struct stm32sim *s, uint64_t now_us, const uint8_t *p, siz
 	uint64_t now = now_us * 1000ull;
 	size_t i;
 	advance(s, now);
+	if (s->link_down)
+		return n; /* accepted and lost on the broken wire */
 	for (i = 0; i < n; i++) {
 		if (s->in_len >= IN_CAP) {
 			advance(s, now);
@@ -1345,6 +1410,8 @@ size_t stm32sim_read(struct stm32sim *s, uint64_t now_us, uint8_t *out, size_t c
 		struct wbyte w = s->out[s->out_head];
 		s->out_head = (s->out_head + 1) % OUT_CAP;
 		s->out_len--;
+		if (s->link_down)
+			continue; /* lost on the broken wire */
 		uint8_t dec[DEC_MAX];
 		unsigned k = s->opt.ideal_wire ? (dec[0] = w.b, 1u)
 		                               : wire_decode(&w.line, w.b, &s->bridge, dec);
@@ -1354,4 +1421,36 @@ size_t stm32sim_read(struct stm32sim *s, uint64_t now_us, uint8_t *out, size_t c
 		}
 	}
 	return n;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Test hooks                                                                           */
+/* ------------------------------------------------------------------------------------ */
+
+void stm32sim_inject_nack(struct stm32sim *s, unsigned nth, unsigned stage)
+{
+	s->inj_left = nth;
+	s->inj_stage = stage;
+}
+
+void stm32sim_set_link(struct stm32sim *s, uint64_t now_us, int up)
+{
+	advance(s, now_us * 1000ull);
+	s->link_down = !up;
+	if (!up) {
+		/* bytes already on the wire towards the chip are lost too */
+		s->in_len = 0;
+		s->in_busy = now_us * 1000ull;
+		s->dec_len = 0;
+	}
+}
+
+void stm32sim_get_stats(const struct stm32sim *s, struct stm32sim_stats *st)
+{
+	*st = s->stats;
+}
+
+int stm32sim_rdp_active(const struct stm32sim *s)
+{
+	return s->rdp;
 }

@@ -47,6 +47,16 @@ struct stm32sim_options {
 	int ideal_wire;            /* 1: bytes cross the wire unchanged whatever the two
 	                              sides' framing (a tty/pty whose driver does the framing);
 	                              wire time is still counted unless instant */
+	/* Added for issue 5 (protection tests); zero = unprotected part, model's size. */
+	int rdp;            /* 1: readout protection (RDP level 1) active from the start:
+	                       READ/WRITE/GO/ERASE/WP/UW/RP are NACKed after the command byte;
+	                       READOUT UNPROTECT mass-erases and clears it (AN3155 3.12) */
+	uint32_t wp_first;  /* erase units [wp_first, wp_first + wp_count) start write-protected: */
+	uint32_t wp_count;  /* erasing or writing them is NACKed until WRITE UNPROTECT (3.10) */
+	uint16_t fsize_kib; /* value of the flash-size register (F_SIZE, KiB) READ MEMORY
+	                       returns where the model has one readable (F103 0x1FFFF7E0, G431
+	                       0x1FFF75E0; the F407's 0x1FFF7A22 is outside what its bootloader
+	                       reads: NACK); 0 = the model's flash size */
 };
 
 /*
@@ -152,5 +162,43 @@ int stm32sim_flash_summary(const struct stm32sim *s, uint32_t *crc32_out, uint32
 
 /* Read-only view of the flash contents (flash_size bytes); for tests. */
 const uint8_t *stm32sim_flash(const struct stm32sim *s, size_t *size);
+
+/* ---- Test hooks (issue 5): fault injection and counters ---- */
+
+/*
+ * Answer the nth bootloader command from now (1 = the next one; counted when a command
+ * byte and its complement arrive, whatever the command) with a NACK at its stage-th
+ * acknowledgement instead of the ACK: stage 0 = the ACK of the command byte, 1 = the next
+ * one (address of READ/WRITE/GO, the page list or special code of ERASE/EXTENDED ERASE),
+ * 2 = the one after (READ's byte count, WRITE's data). The frame is then treated as bad:
+ * nothing is read, written or erased, and the bootloader waits for a new command (AN3155:
+ * "on NACK ... the bootloader returns to waiting for a command"). One shot; a command that
+ * ends before reaching the stage consumes the injection. nth 0 cancels.
+ */
+void stm32sim_inject_nack(struct stm32sim *s, unsigned nth, unsigned stage);
+
+/* Cut (up = 0) or restore (up = 1) the wire at now_us, both directions: bytes written while
+ * cut are accepted and lost, bytes the chip sends are lost; the chip itself keeps running
+ * (a broken cable or a dead level shifter). */
+void stm32sim_set_link(struct stm32sim *s, uint64_t now_us, int up);
+
+/* Counters since stm32sim_new() (bootloader commands with a valid complement). */
+struct stm32sim_stats {
+	unsigned commands;       /* every command byte + complement */
+	unsigned nacks;          /* NACK bytes sent */
+	unsigned injected;       /* of which injected by stm32sim_inject_nack() */
+	unsigned erase_cmds;     /* ERASE (0x43) commands completed */
+	unsigned ext_erase_cmds; /* EXTENDED ERASE (0x44) commands completed */
+	unsigned units_erased;   /* pages/sectors erased by page lists */
+	unsigned mass_erases;    /* global / mass erases (incl. READOUT UNPROTECT) */
+	unsigned writes;         /* WRITE MEMORY completed */
+	unsigned reads;          /* READ MEMORY answered */
+	unsigned gos;            /* GO answered */
+	unsigned unprotects;     /* READOUT UNPROTECT + WRITE UNPROTECT completed */
+};
+void stm32sim_get_stats(const struct stm32sim *s, struct stm32sim_stats *st);
+
+/* 1 while readout protection is active. */
+int stm32sim_rdp_active(const struct stm32sim *s);
 
 #endif

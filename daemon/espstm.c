@@ -1,0 +1,18 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * espstm: command-line tool for espstmd (status, reset, boot, run, version, flash).
+ * Usage: espstm [--socket PATH] [--json] COMMAND [ARGS]; see espstm(1) and daemon/cli_cmd.h.
+ */
+#include "espstm.h"
+
+#include <stdio.h>
+
+int main(int argc, char **argv)
+{
+	int rc = cli_main(argc, argv, stdout, stderr, espstm_flash_main);
+	if (fflush(stdout) != 0 && rc == CLI_EXIT_OK) {
+		perror("espstm: stdout");
+		rc = CLI_EXIT_ERROR;
+	}
+	return rc;
+}

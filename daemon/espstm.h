@@ -1,0 +1,22 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * espstm: the command-line tool (daemon/espstm.c is its main; the commands that talk to
+ * espstmd's control socket live in daemon/cli_cmd.c). This header is what its other
+ * subcommands implement.
+ */
+#ifndef ESPSTM_ESPSTM_H
+#define ESPSTM_ESPSTM_H
+
+#include "cli_cmd.h" /* exit statuses CLI_EXIT_*, struct cli_globals cli_globals */
+
+/*
+ * `espstm flash ...` (issue 5; daemon/espstm_flash.c). argv[0] is "flash", argv[1..] the
+ * command's arguments exactly as given after it (`espstm [--socket P] [--json] flash ...`:
+ * the global options before "flash" are in cli_globals, getopt(3) state is untouched, so
+ * getopt_long may be used from optind = 1). Output goes to stdout/stderr.
+ * Returns the process exit status: 0 only when the image was written (and verified when
+ * asked), CLI_EXIT_USAGE (2) for a bad command line, others as espstm(1) documents.
+ */
+int espstm_flash_main(int argc, char **argv);
+
+#endif

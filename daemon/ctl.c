@@ -423,6 +423,10 @@ static void do_action(struct ctl_client *cl, const char *cmd, enum link_action a
 		send_error(cl, "%s: link down (not connected to %s:%u)", d.name,
 		           d.host ? d.host : "?", (unsigned)d.port);
 		break;
+	case -ENOTSUP:
+		send_error(cl, "%s: the bridge refused RFC 2217 COM-PORT-OPTION: no control lines",
+		           d.name);
+		break;
 	case -EBUSY:
 		send_error(cl, "%s: another reset/boot/run is still running", d.name);
 		break;

@@ -1,18 +1,21 @@
 #!/usr/bin/python3
 """Run a command under the seccomp part of a systemd unit's sandbox, without systemd.
 
-    sandbox.py UNIT_FILE [--print] -- COMMAND [ARG...]
+    sandbox.py UNIT_FILE [--print] [--also NAME,...] -- COMMAND [ARG...]
 
 Reads from UNIT_FILE ([Service] section) and applies with libseccomp (ctypes, libseccomp.so.2)
 before exec'ing COMMAND, the way systemd does (systemd.exec(5)):
   SystemCallFilter=        allow list (first line without ~) minus every ~ line; groups
-                           (@system-service, ...) expanded with `systemd-analyze syscall-filter`
+                           (@system-service, ...) expanded as `systemd-analyze syscall-filter` lists them
   SystemCallErrorNumber=   what a filtered call returns (default: the process is killed)
   RestrictAddressFamilies= socket() only with the listed families (others: EAFNOSUPPORT)
   MemoryDenyWriteExecute=  no mmap() with PROT_WRITE|PROT_EXEC, no mprotect() to PROT_EXEC
 Capabilities and no_new_privs are left to the caller (setpriv); file system, device and
 /proc options are not emulated here (tests/service/strace_check.py reads an strace log for
-those). --print lists the allowed system calls and exits.
+those). --print lists the allowed system calls and exits. --also adds system calls to the
+allow list: the e2e scenario runs strace between this filter and the daemon, and strace
+needs ptrace and friends (strace_check.py still holds the daemon's own calls to the unit's
+list).
 
 Used by the e2e scenario `service` (tests/e2e/scenarios/service.sh) to run espstmd under the
 filters of systemd/espstmd.service inside the test VM, which has no systemd.
@@ -56,23 +59,34 @@ def service_settings(path):
     return out
 
 
-_groups = {}
+_groups = None
 
 
 def expand(name):
-    """A system call name or @group -> set of names (recursively, via systemd-analyze)."""
+    """A system call name or @group -> set of names (groups as this systemd defines them:
+    `systemd-analyze syscall-filter`, read once, nested groups expanded)."""
+    global _groups
     if not name.startswith("@"):
         return {name}
-    if name not in _groups:
-        text = subprocess.run(["systemd-analyze", "syscall-filter", name], check=True,
+    if _groups is None:
+        text = subprocess.run(["systemd-analyze", "syscall-filter"], check=True,
                               capture_output=True, text=True).stdout
-        names = set()
-        for line in text.splitlines()[1:]:
-            tok = line.strip()
-            if tok and not tok.startswith("#"):
-                names |= expand(tok)
-        _groups[name] = names
-    return _groups[name]
+        _groups, cur = {}, None
+        for line in text.splitlines():
+            if line.startswith("@"):
+                cur = _groups.setdefault(line.split()[0], [])
+            elif line.startswith((" ", "\t")) and cur is not None:
+                tok = line.strip()
+                if tok and not tok.startswith("#"):
+                    cur.append(tok)
+            else:
+                cur = None
+    if name not in _groups:
+        raise SystemExit("sandbox.py: unknown system call group %s" % name)
+    out = set()
+    for tok in _groups[name]:
+        out |= expand(tok)
+    return out
 
 
 def allowed_syscalls(settings):
@@ -103,6 +117,9 @@ def main():
     allow = allowed_syscalls(s)
     if allow is None:
         raise SystemExit("sandbox.py: %s has no SystemCallFilter=" % unit)
+    for i, o in enumerate(opts):
+        if o == "--also" and i + 1 < len(opts):
+            allow |= set(opts[i + 1].split(","))
     if "--print" in opts:
         print("\n".join(sorted(allow)))
         return

@@ -1193,7 +1193,7 @@ static void go_up(struct link *l)
 		l->reconnects++;
 	l->connects++;
 	if (l->connects > 1)
-		log_info("%s: up again: %s%s (reconnect %u)", l->name, l->addr,
+		log_info("%s: up: %s%s (reconnect %u)", l->name, l->addr,
 		         l->legacy ? " (legacy ports)" : "", (unsigned)l->reconnects);
 	else if (l->attempts > 0)
 		log_info("%s: up: %s%s (after %u failed attempts)", l->name, l->addr,

@@ -84,18 +84,18 @@ struct link_config {
 /* Counters and state of one link, for `espstm status` (all since link_new). */
 struct link_stats {
 	enum link_state state;
-	char peer[64];         /* "ADDR:PORT" of the current connection, "" when not up */
-	int64_t rtt_us;        /* kernel's smoothed TCP RTT (TCP_INFO tcpi_rtt), µs; -1 unknown */
-	uint64_t up_since_ms;  /* uv_now() when the current connection came up; 0 when not up */
-	uint64_t tx_bytes;     /* data bytes handed to the socket (before Telnet escaping) */
-	uint64_t rx_bytes;     /* data bytes received and delivered (after Telnet decoding) */
-	uint64_t tx_dropped;   /* data bytes accepted by link_write but never sent: dropped when
-	                        * the connection was lost (also logged then) */
-	uint64_t tx_purged;    /* data bytes dropped by link_purge (asked for, not an error) */
-	uint32_t connects;     /* connections that reached LINK_UP */
-	uint32_t reconnects;   /* LINK_UP reached again after a loss (connects - 1 at most) */
-	uint32_t errors;       /* failed attempts, lost connections, protocol errors */
-	char last_error[96];   /* last such error, "" if none */
+	char peer[64];        /* "ADDR:PORT" of the current connection, "" when not up */
+	int64_t rtt_us;       /* kernel's smoothed TCP RTT (TCP_INFO tcpi_rtt), µs; -1 unknown */
+	uint64_t up_since_ms; /* uv_now() when the current connection came up; 0 when not up */
+	uint64_t tx_bytes;    /* data bytes handed to the socket (before Telnet escaping) */
+	uint64_t rx_bytes;    /* data bytes received and delivered (after Telnet decoding) */
+	uint64_t tx_dropped;  /* data bytes accepted by link_write but never sent: dropped when
+	                       * the connection was lost (also logged then) */
+	uint64_t tx_purged;   /* data bytes dropped by link_purge (asked for, not an error) */
+	uint32_t connects;    /* connections that reached LINK_UP */
+	uint32_t reconnects;  /* LINK_UP reached again after a loss (connects - 1 at most) */
+	uint32_t errors;      /* failed attempts, lost connections, protocol errors */
+	char last_error[96];  /* last such error, "" if none */
 };
 
 /* Boot-control actions for `espstm reset|boot|run` (../shared/ARCHITECTURE.md pin rules). */
@@ -104,7 +104,6 @@ enum link_action {
 	LINK_ACTION_BOOT,  /* BOOT0 high, pulse NRST: bootloader (legacy: 'u') */
 	LINK_ACTION_RUN,   /* BOOT0 low, pulse NRST: application (legacy: 'e') */
 };
-
 
 struct link_callbacks {
 	/* Bytes from the bridge (Telnet already decoded). n <= last rx_space() answer. */

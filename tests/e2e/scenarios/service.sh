@@ -25,7 +25,7 @@
 #    would be loaded into the system's udev.)
 #  - SIGTERM: STOPPING=1, exit status 0, the node is gone.
 SCENARIOS+="
-service:150:espstmd as systemd runs it: sd_notify READY after the node/STATUS/RELOADING/STOPPING, no capabilities + the unit's seccomp filter, strace vs. the sandbox, udev rule applied with udevadm test, SIGTERM exit 0
+service:200:espstmd as systemd runs it: sd_notify READY after the node/STATUS/RELOADING/STOPPING, no capabilities + the unit's seccomp filter, strace vs. the sandbox, udev rule applied with udevadm test, SIGTERM exit 0
 "
 
 sc_service() {

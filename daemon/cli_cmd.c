@@ -96,7 +96,7 @@ static int unavailable(FILE *err, int rc, enum cli_stage st)
  * Send request, parse the answer. Returns CLI_EXIT_OK with *answer (ok:true), or an exit
  * status after printing the reason (with --json the daemon's answer is printed too).
  */
-static int exchange(const char *request, FILE *out, FILE *err, struct cj **answer, char **raw_out)
+static int exchange(const char *request, FILE *out, FILE *err, struct cj **answer)
 {
 	char *raw = NULL;
 	enum cli_stage st;
@@ -125,10 +125,7 @@ static int exchange(const char *request, FILE *out, FILE *err, struct cj **answe
 		return CLI_EXIT_ERROR;
 	}
 	*answer = a;
-	if (raw_out)
-		*raw_out = raw;
-	else
-		free(raw);
+	free(raw);
 	return CLI_EXIT_OK;
 }
 
@@ -163,7 +160,7 @@ static int run_status(const struct command *cmd, int argc, char **argv, FILE *ou
 		snprintf(req, sizeof req, "status");
 	}
 	struct cj *a;
-	int rc = exchange(req, out, err, &a, NULL);
+	int rc = exchange(req, out, err, &a);
 	if (rc != CLI_EXIT_OK)
 		return rc;
 	if (!cli_globals.json && cli_print_status(out, a) < 0) {
@@ -194,7 +191,7 @@ static int run_action(const struct command *cmd, int argc, char **argv, FILE *ou
 	}
 	snprintf(req, sizeof req, "%s %s", cmd->name, name);
 	struct cj *a;
-	int rc = exchange(req, out, err, &a, NULL);
+	int rc = exchange(req, out, err, &a);
 	if (rc != CLI_EXIT_OK)
 		return rc;
 	if (!cli_globals.json) {
@@ -216,7 +213,7 @@ static int run_version(const struct command *cmd, int argc, char **argv, FILE *o
 	if (!cli_globals.json)
 		fprintf(out, "espstm %s\n", ESPSTM_VERSION);
 	struct cj *a;
-	int rc = exchange("version", out, err, &a, NULL);
+	int rc = exchange("version", out, err, &a);
 	if (rc != CLI_EXIT_OK)
 		return rc;
 	if (!cli_globals.json) {

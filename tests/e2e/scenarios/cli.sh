@@ -85,7 +85,7 @@ EOF
 }
 
 sc_cli() {
-    local espstm="$E2E_BUILD/espstm" sock="$PWD/ctl.sock" out i
+    local espstm="$E2E_BUILD/espstm" sock="$PWD/ctl.sock" out
     [ -x "$espstm" ] || { fail "$espstm is missing (make $E2E_BUILD/espstm)"; return 1; }
     # the chip holds an application from the start: a banner after every reset into it
     # (vector table: SP 0x20004000, reset 0x08000131; 8 KiB in all, the rest erased)
@@ -105,7 +105,7 @@ sc_cli() {
     export ESPSTM_SOCKET=$sock
 
     # 1. status: up, with the bridge as peer (the link may come up just after ready)
-    for i in $(seq 50); do
+    for _ in $(seq 50); do
         "$espstm" status "$DEV" >status.log 2>&1 && grep -q '^  state       up' status.log && break
         sleep 0.2
     done

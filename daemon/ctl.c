@@ -258,6 +258,7 @@ static void write_device(struct jw *w, uv_loop_t *loop, const struct ctl_device 
 	kv_str(w, "name", d->name ? d->name : "");
 	kv_str(w, "host", d->host ? d->host : "");
 	kv_int(w, "port", d->port);
+	kv_int(w, "http_port", d->http_port);
 	kv_str(w, "protocol", proto_name(d->protocol));
 	kv_str(w, "state", state_name(ls.state));
 	kv_str(w, "peer", ls.peer);

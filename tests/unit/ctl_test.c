@@ -186,6 +186,7 @@ static void setup(void)
 	                              .host = "127.0.0.1",
 	                              .port = srv.port,
 	                              .protocol = LINK_PROTO_RFC2217,
+	                              .http_port = 8080,
 	                              .link = lk,
 	                              .tty = tty};
 	devs[1] = (struct ctl_device){
@@ -398,11 +399,12 @@ START_TEST(status_keys_and_values)
 	ck_assert_uint_eq(cj_len(list), 2);
 
 	static const char *const keys[] = {
-	    "name",       "host",     "port",       "protocol",  "state",      "peer",
-	    "rtt_us",     "up_ms",    "baud",       "data_bits", "parity",     "stop_bits",
-	    "flow",       "dtr",      "rts",        "cts",       "dsr",        "cd",
-	    "ri",         "opens",    "exclusive",  "tx_bytes",  "rx_bytes",   "tx_dropped",
-	    "rx_dropped", "connects", "reconnects", "errors",    "last_error", "icount"};
+	    "name",       "host",       "http_port", "port",       "protocol",  "state",
+	    "peer",       "rtt_us",     "up_ms",     "baud",       "data_bits", "parity",
+	    "stop_bits",  "flow",       "dtr",       "rts",        "cts",       "dsr",
+	    "cd",         "ri",         "opens",     "exclusive",  "tx_bytes",  "rx_bytes",
+	    "tx_dropped", "rx_dropped", "connects",  "reconnects", "errors",    "last_error",
+	    "icount"};
 	static const char *const ickeys[] = {"cts",    "dsr", "rng",        "dcd",
 	                                     "rx",     "tx",  "frame",      "overrun",
 	                                     "parity", "brk", "buf_overrun"};
@@ -424,6 +426,7 @@ START_TEST(status_keys_and_values)
 	ck_assert_str_eq(str(d0, "name"), "ttySTM0");
 	ck_assert_str_eq(str(d0, "host"), "127.0.0.1");
 	ck_assert_int_eq(num(d0, "port"), srv.port);
+	ck_assert_int_eq(num(d0, "http_port"), 8080);
 	ck_assert_str_eq(str(d0, "protocol"), "rfc2217");
 	ck_assert_str_eq(str(d0, "state"), "up");
 	ck_assert_str_eq(str(d0, "peer"), peer);
@@ -451,6 +454,7 @@ START_TEST(status_keys_and_values)
 	ck_assert_str_eq(str(d1, "name"), "ttySTM1");
 	ck_assert_str_eq(str(d1, "host"), "192.0.2.1");
 	ck_assert_int_eq(num(d1, "port"), 2217);
+	ck_assert_int_eq(num(d1, "http_port"), 0);
 	ck_assert_str_eq(str(d1, "protocol"), "espstm-legacy");
 	ck_assert_str_eq(str(d1, "state"), "down");
 	ck_assert_str_eq(str(d1, "peer"), "");

@@ -5,6 +5,8 @@
 #include "json.h"
 
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 uint32_t http_api_ct_calls;
@@ -112,8 +114,7 @@ static void reply_json(struct http_api *api, struct api_response *rs, int status
 	reply(rs, status, "application/json", api->out, (size_t)n);
 }
 
-static void reply_error(struct http_api *api, struct api_response *rs, int status,
-                        const char *msg)
+static void reply_error(struct http_api *api, struct api_response *rs, int status, const char *msg)
 {
 	struct jw w;
 	jw_init(&w, api->out, sizeof(api->out));
@@ -145,8 +146,7 @@ static void api_log(struct http_api *api, const char *a, const char *b)
 }
 
 /* 1 authorised; else the response is filled. */
-static int check_auth(struct http_api *api, const struct api_request *rq,
-                      struct api_response *rs)
+static int check_auth(struct http_api *api, const struct api_request *rq, struct api_response *rs)
 {
 	if (api->locked && !time_after(rq->now_ms, api->locked_until)) {
 		uint32_t left = api->locked_until - rq->now_ms;
@@ -174,7 +174,8 @@ static int check_auth(struct http_api *api, const struct api_request *rq,
 			const char *p = colon + 1;
 			size_t pl = (size_t)n - ul - 1;
 			/* both comparisons always run: no early exit on the user name */
-			int u = http_api_ct_equal(dec, ul, HTTP_API_USER, sizeof(HTTP_API_USER) - 1);
+			int u =
+			    http_api_ct_equal(dec, ul, HTTP_API_USER, sizeof(HTTP_API_USER) - 1);
 			/* the password is compared as the whole zero-padded buffer (api->pass is
 			 * zeroed by init), so the time does not depend on its length either; a
 			 * NUL in the candidate would match the padding: refused */
@@ -429,6 +430,10 @@ static void do_action(struct http_api *api, const char *rest, struct api_respons
 		reply_error(api, rs, 404, "no such target");
 		return;
 	}
+	if (http_api_flash_busy(api, idx)) {
+		reply_error(api, rs, 409, "a flash is running on this target");
+		return;
+	}
 	int r = api->ops && api->ops->action ? api->ops->action(api->ctx, idx, a) : -ENOSYS;
 	if (r < 0) {
 		reply_error(api, rs, r == -EBUSY ? 409 : 500,
@@ -450,6 +455,690 @@ static void do_action(struct http_api *api, const char *rest, struct api_respons
 	return;
 notfound:
 	reply_error(api, rs, 404, "not found");
+}
+
+/* ---- flashing (http_api.h "Flashing") ---- */
+
+/* "N/verb": the verb (pointer into rest) with N in *t, or NULL. */
+static const char *target_verb(const char *rest, unsigned *t)
+{
+	unsigned idx = 0;
+	const char *p = rest;
+	if (*p < '0' || *p > '9')
+		return NULL;
+	while (*p >= '0' && *p <= '9') {
+		if (idx >= 100)
+			return NULL;
+		idx = idx * 10 + (unsigned)(*p++ - '0');
+	}
+	if (*p++ != '/')
+		return NULL;
+	*t = idx;
+	return p;
+}
+
+int http_api_flash_route(const char *method, const char *path, unsigned *target)
+{
+	if (!method || !path || strcmp(method, "POST") != 0 ||
+	    strncmp(path, "/api/targets/", 13) != 0)
+		return 0;
+	unsigned t;
+	const char *verb = target_verb(path + 13, &t);
+	if (!verb || strcmp(verb, "flash") != 0)
+		return 0;
+	*target = t;
+	return 1;
+}
+
+static struct api_flash *flash_of(struct http_api *api, unsigned target)
+{
+	return target < SETTINGS_MAX_TARGETS ? &api->flash[target] : NULL;
+}
+
+int http_api_flash_busy(const struct http_api *api, unsigned target)
+{
+	if (target >= SETTINGS_MAX_TARGETS)
+		return 0;
+	const struct api_flash *f = &api->flash[target];
+	return f->phase != API_FLASH_NONE || f->claimed || (f->isp && stm32_isp_busy(f->isp));
+}
+
+static void flash_log(struct http_api *api, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void flash_log(struct http_api *api, const char *fmt, ...)
+{
+	if (!api->ops || !api->ops->log)
+		return;
+	char line[200];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	api->ops->log(api->ctx, line);
+}
+
+/* The run ended in the ISP or never started: no more UART/pin use. */
+static int run_over(const struct api_flash *f)
+{
+	if (!f->begun)
+		return f->failed;
+	return !stm32_isp_busy(f->isp);
+}
+
+/* 1 if body bytes can only be dropped (the run failed or ended). */
+static int dead(const struct api_flash *f)
+{
+	return f->failed || (f->begun && !stm32_isp_busy(f->isp));
+}
+
+static void flash_fail(struct api_flash *f, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* A failure found here (not by the ISP): first one wins; a running ISP is aborted. */
+static void flash_fail(struct api_flash *f, int status, const char *fmt, ...)
+{
+	if (f->failed)
+		return;
+	if (f->begun && stm32_isp_state(f->isp) == STM32_ISP_DONE)
+		return; /* already written completely */
+	if (f->begun && stm32_isp_state(f->isp) == STM32_ISP_FAILED)
+		return; /* the ISP's own error is the cause */
+	f->failed = 1;
+	f->status = status;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(f->error, sizeof(f->error), fmt, ap);
+	va_end(ap);
+	if (f->begun && stm32_isp_busy(f->isp))
+		stm32_isp_abort(f->isp);
+}
+
+static void on_progress(void *arg, const struct stm32_isp_status *st)
+{
+	struct api_flash *f = arg;
+	if (st->state != STM32_ISP_IDLE && st->state != STM32_ISP_DONE &&
+	    st->state != STM32_ISP_FAILED)
+		f->step = st->state;
+}
+
+/* stm32_isp_begin for the job. Returns 0, or -1 with the job failed. */
+static int flash_begin(struct http_api *api, unsigned target, struct api_flash *f, uint32_t address,
+                       uint32_t total)
+{
+	struct stm32_isp_opts o;
+	memset(&o, 0, sizeof(o));
+	o.address = address;
+	o.total = total;
+	o.baud = f->baud;
+	o.entry = STM32_ISP_ENTRY_PINS;
+	o.settle_ms = api->settings->cur.target[target].settle_ms;
+	o.verify = f->verify;
+	o.finish = f->go ? STM32_ISP_FINISH_GO : STM32_ISP_FINISH_STAY;
+	o.flags = f->unprotect ? STM32_ISP_UNPROTECT_READ | STM32_ISP_UNPROTECT_WRITE : 0;
+	f->step = STM32_ISP_CONNECTING;
+	stm32_isp_set_progress(f->isp, on_progress, f);
+	int r = stm32_isp_begin(f->isp, &o);
+	if (r < 0) {
+		struct stm32_isp_status st;
+		stm32_isp_status(f->isp, &st);
+		flash_fail(f, r == -EINVAL ? 400 : 500, "cannot start: %s",
+		           st.message && *st.message ? st.message : "bad options");
+		return -1;
+	}
+	f->begun = 1;
+	return 0;
+}
+
+static uint32_t largest_flash(void)
+{
+	uint32_t m = 0;
+	for (size_t i = 0; i < stm32_dev_count(); i++) {
+		const struct stm32_dev *d = stm32_dev_at(i);
+		if (d && d->flash_size > m)
+			m = d->flash_size;
+	}
+	return m;
+}
+
+/* Parameters of the POST. Returns 0, or -1 with msg filled. */
+struct flash_params {
+	int hex, verify, go, unprotect, has_address;
+	uint32_t address, baud;
+};
+
+static int parse_u32(const char *v, size_t n, uint32_t *out)
+{
+	uint64_t x = 0;
+	int base = 10;
+	size_t i = 0;
+	if (n > 2 && v[0] == '0' && (v[1] == 'x' || v[1] == 'X')) {
+		base = 16;
+		i = 2;
+	}
+	if (i == n)
+		return -1;
+	for (; i < n; i++) {
+		char c = v[i];
+		int d;
+		if (c >= '0' && c <= '9')
+			d = c - '0';
+		else if (base == 16 && c >= 'a' && c <= 'f')
+			d = c - 'a' + 10;
+		else if (base == 16 && c >= 'A' && c <= 'F')
+			d = c - 'A' + 10;
+		else
+			return -1;
+		x = x * (uint64_t)base + (uint64_t)d;
+		if (x > 0xFFFFFFFFu)
+			return -1;
+	}
+	*out = (uint32_t)x;
+	return 0;
+}
+
+static int parse_bool(const char *v, size_t n, int *out)
+{
+	if ((n == 1 && v[0] == '1') || (n == 4 && !memcmp(v, "true", 4)))
+		*out = 1;
+	else if ((n == 1 && v[0] == '0') || (n == 5 && !memcmp(v, "false", 5)))
+		*out = 0;
+	else
+		return -1;
+	return 0;
+}
+
+static int parse_params(const char *q, struct flash_params *fp, char *msg, size_t cap)
+{
+	memset(fp, 0, sizeof(*fp));
+	fp->verify = 1;
+	fp->baud = 115200;
+	unsigned seen = 0;
+	static const char *const keys[] = {"format", "address",   "verify",
+	                                   "go",     "unprotect", "baud"};
+	while (q && *q) {
+		const char *amp = strchr(q, '&');
+		size_t len = amp ? (size_t)(amp - q) : strlen(q);
+		const char *eq = memchr(q, '=', len);
+		size_t kl = eq ? (size_t)(eq - q) : len;
+		const char *v = eq ? eq + 1 : q + len;
+		size_t vl = eq ? len - kl - 1 : 0;
+		if (len == 0) {
+			q = amp ? amp + 1 : q + len;
+			continue;
+		}
+		int k = -1;
+		for (int i = 0; i < 6; i++)
+			if (strlen(keys[i]) == kl && !memcmp(q, keys[i], kl))
+				k = i;
+		if (k < 0) {
+			snprintf(msg, cap,
+			         "unknown parameter '%.*s' (format, address, verify, go, "
+			         "unprotect, baud)",
+			         (int)(kl > 24 ? 24 : kl), q);
+			for (char *c = msg; *c; c++)
+				if ((unsigned char)*c < 0x20 || *c == 0x7f)
+					*c = '?';
+			return -1;
+		}
+		if (seen & (1u << k)) {
+			snprintf(msg, cap, "parameter '%s' given twice", keys[k]);
+			return -1;
+		}
+		seen |= 1u << k;
+		int bad = 0;
+		switch (k) {
+		case 0:
+			if (vl == 3 && !memcmp(v, "bin", 3))
+				fp->hex = 0;
+			else if (vl == 3 && !memcmp(v, "hex", 3))
+				fp->hex = 1;
+			else
+				bad = 1;
+			break;
+		case 1:
+			bad = parse_u32(v, vl, &fp->address) < 0 || (fp->address & 3u) != 0;
+			fp->has_address = 1;
+			break;
+		case 2:
+			bad = parse_bool(v, vl, &fp->verify) < 0;
+			break;
+		case 3:
+			bad = parse_bool(v, vl, &fp->go) < 0;
+			break;
+		case 4:
+			bad = parse_bool(v, vl, &fp->unprotect) < 0;
+			break;
+		case 5:
+			bad = parse_u32(v, vl, &fp->baud) < 0 || fp->baud < 1200 ||
+			      fp->baud > 4000000;
+			break;
+		}
+		if (bad) {
+			static const char *const want[] = {
+			    "bin or hex", "an address (0x-hex or decimal, a multiple of 4)",
+			    "0 or 1",     "0 or 1",
+			    "0 or 1",     "a baud rate 1200..4000000"};
+			snprintf(msg, cap, "parameter '%s': want %s", keys[k], want[k]);
+			return -1;
+		}
+		q = amp ? amp + 1 : q + len;
+	}
+	if (fp->hex && fp->has_address) {
+		snprintf(msg, cap, "parameter 'address' is for format=bin (Intel HEX has its own)");
+		return -1;
+	}
+	return 0;
+}
+
+int http_api_flash_start(struct http_api *api, const struct api_request *rq, const char *query,
+                         int64_t content_length, struct api_response *rs)
+{
+	memset(rs, 0, sizeof(*rs));
+	unsigned t;
+	if (!http_api_flash_route(rq->method, rq->path, &t)) {
+		reply_error(api, rs, 404, "not found");
+		return 0;
+	}
+	if (!check_auth(api, rq, rs))
+		return 0;
+	if (!rq->x_request || strcmp(rq->x_request, "1") != 0) {
+		reply_error(api, rs, 403, "changing requests need the header X-Espstm-Request: 1");
+		return 0;
+	}
+	struct api_flash *f = flash_of(api, t);
+	if (!f || t >= api->settings->cur.target_count) {
+		reply_error(api, rs, 404, "no such target");
+		return 0;
+	}
+	struct stm32_isp *isp = api->ops && api->ops->isp ? api->ops->isp(api->ctx, t) : NULL;
+	if (!isp || !api->ops->flash_claim) {
+		reply_error(api, rs, 501, "this target cannot be flashed by the firmware");
+		return 0;
+	}
+	if (f->phase != API_FLASH_NONE || f->claimed || stm32_isp_busy(isp)) {
+		reply_error(api, rs, 409, "a flash is already running on this target");
+		return 0;
+	}
+	struct flash_params fp;
+	char msg[112];
+	if (query && strchr(query, '%')) {
+		reply_error(api, rs, 400, "parameters must not be %-encoded");
+		return 0;
+	}
+	if (parse_params(query, &fp, msg, sizeof(msg)) < 0) {
+		reply_error(api, rs, 400, msg);
+		return 0;
+	}
+	if (!fp.hex && content_length == 0) {
+		reply_error(api, rs, 400, "empty image");
+		return 0;
+	}
+	uint32_t maxf = largest_flash();
+	if (!fp.hex && content_length > 0 &&
+	    ((uint64_t)content_length > maxf ||
+	     (uint64_t)fp.address + (uint64_t)content_length > 0x100000000ull)) {
+		snprintf(msg, sizeof(msg),
+		         "image of %lld bytes is larger than the flash of any supported STM32 (%lu "
+		         "bytes)",
+		         (long long)content_length, (unsigned long)maxf);
+		reply_error(api, rs, 413, msg);
+		return 0;
+	}
+	memset(f, 0, sizeof(*f));
+	f->used = 1;
+	f->isp = isp;
+	f->hex = fp.hex;
+	f->verify = fp.verify;
+	f->go = fp.go;
+	f->unprotect = fp.unprotect;
+	f->baud = fp.baud;
+	f->address = fp.address;
+	f->content_length = content_length < 0 ? -1 : content_length;
+	f->status = 500;
+	ihex_init(&f->ihex);
+	f->phase = API_FLASH_UPLOAD;
+	f->claimed = 1;
+	api->ops->flash_claim(api->ctx, t, 1);
+	if (f->hex) {
+		flash_log(api, "http: flash of target %u started (Intel HEX%s%s)", t,
+		          f->verify ? ", verify" : "", f->go ? ", go" : "");
+	} else {
+		flash_log(api, "http: flash of target %u started (%lld bytes at %s0x%08lX%s%s)", t,
+		          (long long)content_length, fp.has_address ? "" : "flash base, ",
+		          (unsigned long)fp.address, f->verify ? ", verify" : "",
+		          f->go ? ", go" : "");
+		uint32_t total = content_length > 0 ? (uint32_t)content_length : 0;
+		if (flash_begin(api, t, f, fp.address, total) < 0) {
+			f->phase = API_FLASH_FINISH;
+			http_api_flash_poll(api, t); /* releases the claim, result ready */
+			http_api_flash_result(api, t, rs);
+			return 0;
+		}
+	}
+	return 1;
+}
+
+/* HEX: write the pending gap fill and record data. 1 when nothing is pending. */
+static int push_pending(struct api_flash *f)
+{
+	static const uint8_t ff[64] = {
+	    0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
+	    0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
+	    0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
+	    0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
+	    0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF};
+	if (!f->begun)
+		return 1;
+	while (f->fill) {
+		size_t n = f->fill < sizeof(ff) ? f->fill : sizeof(ff);
+		size_t k = stm32_isp_write(f->isp, ff, n);
+		f->fill -= (uint32_t)k;
+		f->next_addr += (uint32_t)k;
+		if (k < n)
+			return 0;
+	}
+	uint32_t addr;
+	const uint8_t *d;
+	size_t n;
+	while ((n = ihex_data(&f->ihex, &addr, &d)) != 0) {
+		size_t k = stm32_isp_write(f->isp, d, n);
+		ihex_take(&f->ihex, k);
+		f->next_addr += (uint32_t)k;
+		if (k < n)
+			return 0;
+	}
+	return 1;
+}
+
+/* HEX: a data record was decoded: start the run at its address, or plan the gap. */
+static void hex_record(struct http_api *api, unsigned t, struct api_flash *f)
+{
+	uint32_t addr;
+	const uint8_t *d;
+	if (!ihex_data(&f->ihex, &addr, &d))
+		return;
+	if (!f->begun) {
+		f->address = addr & ~3u;
+		f->next_addr = f->address;
+		if (flash_begin(api, t, f, f->address, 0) < 0)
+			return;
+	}
+	if (addr < f->next_addr) {
+		flash_fail(
+		    f, 400,
+		    "Intel HEX: data at 0x%08lX after data up to 0x%08lX: records must be in "
+		    "ascending address order without overlap",
+		    (unsigned long)addr, (unsigned long)f->next_addr);
+		return;
+	}
+	f->fill = addr - f->next_addr;
+}
+
+size_t http_api_flash_body(struct http_api *api, unsigned target, const uint8_t *p, size_t n)
+{
+	struct api_flash *f = flash_of(api, target);
+	if (!f || f->phase != API_FLASH_UPLOAD)
+		return n;
+	size_t used = 0;
+	if (!f->hex) {
+		if (!dead(f))
+			used = stm32_isp_write(f->isp, p, n);
+		if (dead(f))
+			used = n; /* dropped: the answer is sent at the body's end */
+	} else {
+		for (;;) {
+			if (dead(f)) {
+				used = n;
+				break;
+			}
+			if (!push_pending(f))
+				break;
+			if (used == n)
+				break;
+			used += ihex_feed(&f->ihex, p + used, n - used);
+			if (ihex_failed(&f->ihex)) {
+				flash_fail(f, 400, "%s", ihex_error(&f->ihex));
+				continue;
+			}
+			hex_record(api, target, f);
+		}
+	}
+	f->body_bytes += (uint32_t)used;
+	return used;
+}
+
+void http_api_flash_body_end(struct http_api *api, unsigned target)
+{
+	struct api_flash *f = flash_of(api, target);
+	if (!f || f->phase != API_FLASH_UPLOAD)
+		return;
+	f->body_done = 1;
+	f->phase = API_FLASH_FINISH;
+	if (f->hex) {
+		if (ihex_finish(&f->ihex) < 0)
+			flash_fail(f, 400, "%s", ihex_error(&f->ihex));
+		else if (!f->begun)
+			flash_fail(f, 400, "Intel HEX file without data records");
+	} else if (f->content_length >= 0 && (int64_t)f->body_bytes != f->content_length) {
+		flash_fail(f, 400, "image not whole: %lu of %lld bytes received",
+		           (unsigned long)f->body_bytes, (long long)f->content_length);
+	}
+	http_api_flash_poll(api, target);
+}
+
+void http_api_flash_cancel(struct http_api *api, unsigned target, const char *why)
+{
+	struct api_flash *f = flash_of(api, target);
+	if (!f || f->phase == API_FLASH_NONE)
+		return;
+	if (f->phase != API_FLASH_RESULT) {
+		char total[24] = "?";
+		if (f->content_length >= 0)
+			snprintf(total, sizeof(total), "%lld", (long long)f->content_length);
+		flash_fail(f, 400, "upload interrupted: %s after %lu of %s bytes",
+		           why ? why : "connection closed", (unsigned long)f->body_bytes, total);
+		f->phase = API_FLASH_FINISH;
+		http_api_flash_poll(api, target);
+	}
+	f->phase = API_FLASH_NONE; /* nobody to answer */
+}
+
+/* HTTP status of an ISP failure (http_api.h "Status codes"). */
+static int isp_status_code(const struct stm32_isp_status *st)
+{
+	switch (st->error) {
+	case STM32_ISP_E_NONE:
+		return 500;
+	case STM32_ISP_E_ARG:
+	case STM32_ISP_E_SHORT:
+		return 400;
+	case STM32_ISP_E_RANGE:
+		if (st->dev && st->address < st->dev->flash_base)
+			return 400;
+		return 413;
+	case STM32_ISP_E_READ_PROTECTED:
+	case STM32_ISP_E_WRITE_PROTECTED:
+		return 423;
+	case STM32_ISP_E_UART:
+	case STM32_ISP_E_ABORTED:
+		return 500;
+	default:
+		return 502;
+	}
+}
+
+int http_api_flash_poll(struct http_api *api, unsigned target)
+{
+	struct api_flash *f = flash_of(api, target);
+	if (!f || f->phase == API_FLASH_NONE)
+		return 0;
+	if (f->phase == API_FLASH_FINISH && !dead(f) && f->begun && !f->ended) {
+		if (f->hex && !push_pending(f))
+			return 0;
+		if (!dead(f)) {
+			f->ended = 1;
+			stm32_isp_end(f->isp);
+		}
+	}
+	if (f->claimed && run_over(f)) {
+		f->claimed = 0;
+		api->ops->flash_claim(api->ctx, target, 0);
+		struct stm32_isp_status st;
+		stm32_isp_status(f->isp, &st);
+		if (f->failed)
+			flash_log(api, "http: flash of target %u failed: %s", target, f->error);
+		else if (st.state == STM32_ISP_DONE)
+			flash_log(api, "http: flash of target %u done: %lu bytes in %lu ms", target,
+			          (unsigned long)st.bytes_written, (unsigned long)st.elapsed_ms);
+		else
+			flash_log(api, "http: flash of target %u failed (%s): %s", target,
+			          stm32_isp_error_name(st.error), st.message ? st.message : "");
+	}
+	if (f->phase == API_FLASH_UPLOAD) {
+		if (dead(f) || (f->hex && !f->begun) || stm32_isp_room(f->isp) > 0)
+			return HTTP_API_FLASH_ROOM;
+		return 0;
+	}
+	if (f->phase == API_FLASH_FINISH && run_over(f)) {
+		if (!f->failed) {
+			struct stm32_isp_status st;
+			stm32_isp_status(f->isp, &st);
+			f->status = st.state == STM32_ISP_DONE ? 200 : isp_status_code(&st);
+		}
+		f->phase = API_FLASH_RESULT;
+	}
+	return f->phase == API_FLASH_RESULT ? HTTP_API_FLASH_RESULT : 0;
+}
+
+static void put_hex32(struct jw *w, uint32_t v, int digits)
+{
+	char b[16];
+	snprintf(b, sizeof(b), "0x%0*lX", digits, (unsigned long)v);
+	jw_str(w, b);
+}
+
+/* The GET fields (and the POST answer with ok first). */
+static void flash_json(struct http_api *api, unsigned t, struct jw *w, int with_ok)
+{
+	struct api_flash *f = &api->flash[t];
+	struct stm32_isp *isp = f->isp;
+	if (!isp && api->ops && api->ops->isp)
+		isp = api->ops->isp(api->ctx, t);
+	struct stm32_isp_status st;
+	memset(&st, 0, sizeof(st));
+	if (isp && f->used)
+		stm32_isp_status(isp, &st);
+	const char *state;
+	const char *error = NULL;
+	if (!f->used)
+		state = "idle";
+	else if (f->failed && run_over(f))
+		state = "failed", error = f->error;
+	else if (!f->begun)
+		state = "connecting";
+	else
+		state = stm32_isp_state_name(st.state);
+	if (!error && f->used && f->begun && st.state == STM32_ISP_FAILED) {
+		error = st.message && *st.message ? st.message : stm32_isp_error_name(st.error);
+		if ((st.error == STM32_ISP_E_READ_PROTECTED ||
+		     st.error == STM32_ISP_E_WRITE_PROTECTED) &&
+		    !f->unprotect) {
+			snprintf(f->error, sizeof(f->error), "%s (unprotect=1 removes it%s)", error,
+			         st.error == STM32_ISP_E_READ_PROTECTED
+			             ? ": READOUT UNPROTECT erases the whole flash"
+			             : "");
+			error = f->error;
+		}
+	}
+	int failed = strcmp(state, "failed") == 0;
+	jw_obj(w);
+	if (with_ok) {
+		jw_key(w, "ok");
+		jw_bool(w, strcmp(state, "done") == 0);
+	}
+	jw_key(w, "target");
+	jw_int(w, t);
+	jw_key(w, "state");
+	jw_str(w, state);
+	jw_key(w, "format");
+	jw_str(w, f->used ? (f->hex ? "hex" : "bin") : NULL);
+	jw_key(w, "address");
+	if (!f->used)
+		jw_null(w);
+	else
+		put_hex32(w, f->begun && st.address ? st.address : f->address, 8);
+	jw_key(w, "verify");
+	jw_bool(w, f->used && f->verify);
+	jw_key(w, "go");
+	jw_bool(w, f->used && f->go);
+	jw_key(w, "bytes_total");
+	if (st.total)
+		jw_int(w, st.total);
+	else if (f->used && !f->hex && f->content_length > 0)
+		jw_int(w, f->content_length);
+	else
+		jw_null(w);
+	jw_key(w, "bytes_received");
+	jw_int(w, st.bytes_received);
+	jw_key(w, "bytes_erased");
+	jw_int(w, st.bytes_erased);
+	jw_key(w, "bytes_written");
+	jw_int(w, st.bytes_written);
+	jw_key(w, "bytes_verified");
+	jw_int(w, st.bytes_verified);
+	jw_key(w, "device");
+	if (st.dev) {
+		char pid[8], bl[8];
+		snprintf(pid, sizeof(pid), "0x%03X", (unsigned)st.pid);
+		snprintf(bl, sizeof(bl), "%u.%u", (unsigned)(st.bl_version >> 4),
+		         (unsigned)(st.bl_version & 15));
+		jw_obj(w);
+		jw_key(w, "pid");
+		jw_str(w, pid);
+		jw_key(w, "name");
+		jw_str(w, st.dev->name);
+		jw_key(w, "family");
+		jw_str(w, st.dev->family);
+		jw_key(w, "flash_size");
+		jw_int(w, st.flash_size);
+		jw_key(w, "bootloader");
+		jw_str(w, bl);
+		jw_obj_end(w);
+	} else {
+		jw_null(w);
+	}
+	jw_key(w, "error");
+	jw_str(w, failed ? (error ? error : "failed") : NULL);
+	jw_key(w, "step");
+	jw_str(w, !failed ? NULL : f->begun ? stm32_isp_state_name(f->step) : "upload");
+	jw_key(w, "elapsed_ms");
+	jw_int(w, st.elapsed_ms);
+	jw_obj_end(w);
+}
+
+static void do_flash_get(struct http_api *api, unsigned t, struct api_response *rs)
+{
+	if (!api->ops || !api->ops->isp || !api->ops->isp(api->ctx, t)) {
+		reply_error(api, rs, 501, "this target cannot be flashed by the firmware");
+		return;
+	}
+	struct jw w;
+	jw_init(&w, api->out, sizeof(api->out));
+	flash_json(api, t, &w, 0);
+	reply_json(api, rs, 200, &w);
+}
+
+int http_api_flash_result(struct http_api *api, unsigned target, struct api_response *rs)
+{
+	struct api_flash *f = flash_of(api, target);
+	if (!f || f->phase != API_FLASH_RESULT)
+		return 0;
+	memset(rs, 0, sizeof(*rs));
+	struct jw w;
+	jw_init(&w, api->out, sizeof(api->out));
+	flash_json(api, target, &w, 1);
+	reply_json(api, rs, f->status, &w);
+	f->phase = API_FLASH_NONE;
+	return 1;
 }
 
 void http_api_handle(struct http_api *api, const struct api_request *rq, struct api_response *rs)
@@ -497,10 +1186,25 @@ void http_api_handle(struct http_api *api, const struct api_request *rq, struct 
 		else
 			reply_error(api, rs, 405, "method not allowed");
 	} else if (strncmp(r, "targets/", 8) == 0) {
-		if (strcmp(m, "POST") != 0)
+		unsigned t;
+		const char *verb = target_verb(r + 8, &t);
+		if (verb && strcmp(verb, "flash") == 0) {
+			if (t >= api->settings->cur.target_count)
+				reply_error(api, rs, 404, "no such target");
+			else if (get)
+				do_flash_get(api, t, rs);
+			else if (strcmp(m, "POST") == 0)
+				/* uploads are streamed: http_api_flash_start() and the calls after
+				 * it */
+				reply_error(api, rs, 501,
+				            "this server does not stream flash uploads");
+			else
+				reply_error(api, rs, 405, "method not allowed");
+		} else if (strcmp(m, "POST") != 0) {
 			reply_error(api, rs, 405, "method not allowed");
-		else
+		} else {
 			do_action(api, r + 8, rs);
+		}
 	} else {
 		reply_error(api, rs, 404, "not found");
 	}

@@ -15,19 +15,80 @@
  *   POST /api/targets/N/reset           NRST pulse (BOOT0 unchanged)
  *   POST /api/targets/N/bootloader      BOOT0 high + NRST pulse
  *   POST /api/targets/N/run             BOOT0 low + NRST pulse (application)
+ *   POST /api/targets/N/flash?...       flash an image (streamed; see "Flashing" below)
+ *   GET  /api/targets/N/flash           progress / result of the last flash of target N
  * Changing calls (PUT/POST) also need the header "X-Espstm-Request: 1" (403 otherwise): a
  * cross-site form cannot send it, so a browser's cached credentials cannot be abused (CSRF).
+ * reset/bootloader/run answer 409 while a flash runs on the target.
  *
  * Lock-out: after HTTP_API_FREE_FAILS wrong passwords in a row, every authenticated request
  * is answered 429 (Retry-After) without checking, for 1 s, doubling per further failure up
  * to HTTP_API_MAX_LOCK_MS. The handler never sleeps: the server loop is not blocked.
  * Requests without an Authorization header get 401 and do not count as failures.
+ *
+ * Flashing (issue 5 item 2), with the AN3155 master of stm32_isp.h:
+ *   POST /api/targets/N/flash?address=0x08000000&verify=1&go=1&unprotect=0&format=bin
+ *   body: the image, streamed. Parameters (all optional, each at most once; an unknown or
+ *   malformed one is 400):
+ *     format    bin (default) | hex. hex: Intel HEX (ihex.h), decoded as it arrives; the
+ *               image starts at its first data record (rounded down to 4 bytes), records
+ *               must come in ascending address order, gaps between them are written as
+ *               0xFF (the erase covers them anyway), an end-of-file record is required.
+ *     address   bin only (400 with hex): where the first byte goes, 0x-hex or decimal, a
+ *               multiple of 4; default: the device's flash base (0x08000000 on every
+ *               supported family).
+ *     verify    0|1 (default 1): read every block back (READ MEMORY) and compare.
+ *     go        0|1 (default 0): 1 starts the application at the image base (GO), then
+ *               BOOT0 low; 0 leaves the chip in its bootloader (as stm32flash without -g).
+ *     unprotect 0|1 (default 0): 1 allows READOUT UNPROTECT (mass erase!) when read
+ *               protection is found and WRITE UNPROTECT when erase/write is refused.
+ *     baud      bootloader baud, default 115200.
+ *   The bytes are written to the STM32 while they arrive: the upload is throttled to the
+ *   UART (the server takes body bytes only as fast as stm32_isp_write() accepts them), no
+ *   whole image is buffered. Content-Length (bin) is the image size: the range is checked
+ *   against the device before anything is erased. The answer comes when the run has ended:
+ *     200 {"ok":true,"state":"done",...the GET fields...}
+ *     4xx/5xx {"ok":false,"state":"failed","error":"...","step":"writing",...}
+ *   Status codes: 400 bad parameter, bad Intel HEX, image not whole (fewer bytes than
+ *   Content-Length), empty image; 409 a flash is already running on the target; 413 image
+ *   (Content-Length or address range) larger than the flash; 423 read or write protection
+ *   found and unprotect=0; 502 the chip did not answer as AN3155 says (no sync, timeout,
+ *   NACK after retries, unknown device, verify mismatch); 500 UART refused 8E1, other;
+ *   501 this platform cannot flash the target. 401/403/429 as for every changing call.
+ *   A client that disconnects mid-body aborts the run: state "failed", error "upload
+ *   interrupted: ...", never "done".
+ *   While a flash runs the target's bridge session is suspended (bridge_suspend): the
+ *   RFC 2217 client stays connected, its data waits (TCP backpressure, nothing dropped),
+ *   nothing from the UART reaches it, its framing queries/changes and NOTIFY polls are
+ *   still answered; afterwards its framing and pin levels are re-applied.
+ *   GET /api/targets/N/flash (authentication, no X-Espstm-Request needed) ->
+ *     {"target":0,"state":"idle|connecting|identifying|unprotecting|erasing|writing|
+ *      verifying|starting|done|failed","format":"bin","address":"0x08000000",
+ *      "verify":true,"go":false,"bytes_total":65536 (null while unknown: hex before its
+ *      end),"bytes_received":..,"bytes_erased":..,"bytes_written":..,"bytes_verified":..,
+ *      "device":null|{"pid":"0x410","name":"...","family":"F1","flash_size":131072,
+ *      "bootloader":"2.2"},"error":null|"...","step":null|"writing","elapsed_ms":..}
+ *   "step" is the state the run was in when it failed. The last run's result stays until
+ *   the next one starts ("idle" before the first).
+ *
+ * The server side of flashing: http_api_flash_route() recognises the POST before its body
+ * is read; http_api_flash_start() checks it (auth, parameters, busy) and starts the run or
+ * fills the error response; the body goes to http_api_flash_body() (which may take fewer
+ * bytes than offered: stop reading until http_api_flash_poll() reports room),
+ * http_api_flash_body_end() marks its end, http_api_flash_cancel() a broken connection;
+ * http_api_flash_poll() is called after every stm32_isp_poll()/input() of the target and
+ * says when the body may continue and when the result is ready
+ * (http_api_flash_result()). The platform claims the target's UART and pins for the ISP
+ * through api_ops.flash_claim (bridge_suspend + routing the UART's bytes to
+ * stm32_isp_input) and drives the ISP (stm32_isp.h "The platform").
  */
 #ifndef ESPSTM_HTTP_API_H
 #define ESPSTM_HTTP_API_H
 
 #include "hal.h"
+#include "ihex.h"
 #include "settings.h"
+#include "stm32_isp.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -42,7 +103,7 @@ enum api_action { API_ACT_RESET = 0, API_ACT_BOOTLOADER = 1, API_ACT_RUN = 2 };
 
 struct api_target_status {
 	int client_connected;
-	const char *client_addr; /* NULL: unknown */
+	const char *client_addr;  /* NULL: unknown */
 	struct hal_uart_cfg uart; /* framing in force now (RFC 2217 codes) */
 	int nrst, boot0;          /* pin levels, -1 unknown */
 	uint32_t bytes_to_uart, bytes_from_uart;
@@ -67,6 +128,14 @@ struct api_ops {
 	/* 0, or negative errno (-EBUSY: a sequence is running). */
 	int (*action)(void *ctx, unsigned target, enum api_action a);
 	void (*log)(void *ctx, const char *line); /* may be NULL */
+	/* Added for flashing (may be NULL: flashing answers 501). The target's AN3155 master
+	 * (initialised with the target's HAL), or NULL if it cannot be flashed. */
+	struct stm32_isp *(*isp)(void *ctx, unsigned target);
+	/* on = 1: a flash starts on target: suspend its bridge session (bridge_suspend) and
+	 * hand every byte from its UART to stm32_isp_input() (drop them while the ISP is not
+	 * busy), poll the ISP as stm32_isp.h says. on = 0: the run is over: resume the session
+	 * (its framing and pins are re-applied). Called in pairs. */
+	void (*flash_claim)(void *ctx, unsigned target, int on);
 };
 
 struct api_request {
@@ -84,10 +153,41 @@ struct api_response {
 	const char *content_type;
 	const char *body;
 	size_t len;
-	int www_authenticate; /* 1: send WWW-Authenticate: HTTP_API_CHALLENGE */
+	int www_authenticate;   /* 1: send WWW-Authenticate: HTTP_API_CHALLENGE */
 	uint32_t retry_after_s; /* >0: send Retry-After */
 };
 #define HTTP_API_CHALLENGE "Basic realm=\"espstm\", charset=\"UTF-8\""
+
+/* One flash upload of a target (private: use the http_api_flash_* functions). */
+enum api_flash_phase {
+	API_FLASH_NONE = 0, /* no upload (the last result, if any, stays readable) */
+	API_FLASH_UPLOAD,   /* body arriving */
+	API_FLASH_FINISH,   /* body complete, the run is finishing */
+	API_FLASH_RESULT,   /* run ended: result ready for http_api_flash_result() */
+};
+
+struct api_flash {
+	enum api_flash_phase phase;
+	int used;    /* a flash was started since boot */
+	int claimed; /* flash_claim(1) without its flash_claim(0) yet */
+	int begun;   /* stm32_isp_begin() succeeded */
+	int ended;   /* stm32_isp_end() called */
+	int hex;     /* format=hex */
+	int verify, go, unprotect;
+	int body_done;    /* http_api_flash_body_end() */
+	int failed;       /* failure found here (HEX, upload, parameters), see error */
+	int status;       /* HTTP status of the result */
+	uint32_t address; /* requested (bin; 0 = flash base) or first HEX address */
+	uint32_t baud;
+	int64_t content_length;    /* -1 unknown */
+	uint32_t body_bytes;       /* body bytes taken */
+	uint32_t next_addr;        /* hex: address of the next image byte */
+	uint32_t fill;             /* hex: 0xFF gap bytes still to write */
+	enum stm32_isp_state step; /* last state before the end */
+	struct stm32_isp *isp;
+	struct ihex ihex;
+	char error[STM32_ISP_MSG + 48];
+};
 
 struct http_api {
 	const struct api_ops *ops;
@@ -99,13 +199,59 @@ struct http_api {
 	uint32_t locked_until;
 	int locked;
 	char out[HTTP_API_OUT];
+	struct api_flash flash[SETTINGS_MAX_TARGETS];
 };
 
 /* pass: the web password (1..64 characters). Returns 0 or -EINVAL. */
 int http_api_init(struct http_api *api, const struct api_ops *ops, void *ctx,
                   struct settings_mgr *settings, const char *pass);
-void http_api_handle(struct http_api *api, const struct api_request *rq,
-                     struct api_response *rs);
+void http_api_handle(struct http_api *api, const struct api_request *rq, struct api_response *rs);
+
+/*
+ * Flashing, server side (see "Flashing" above). All take the target index N of the path.
+ *
+ * http_api_flash_route: 1 if method/path is "POST /api/targets/N/flash" (N in *target,
+ * any N; path without the query string), else 0. The server then streams the body through
+ * the calls below instead of http_api_handle().
+ *
+ * http_api_flash_start: headers complete, no body read yet. query: the raw query string
+ * (after '?', without it; NULL = none; no %-escapes: '%' is refused). content_length:
+ * body length from Content-Length, -1 if unknown (chunked). Returns 1: the run started,
+ * stream the body (rs untouched); 0: rs holds the answer (auth, parameters, 409 busy,
+ * 413, 501), send it and do not read the body.
+ *
+ * http_api_flash_body: body bytes p/n. Returns how many were taken (0..n). Fewer than n:
+ * keep the rest, offer it again when http_api_flash_poll() reports HTTP_API_FLASH_ROOM.
+ * Once the run has failed, every byte is taken and dropped (the answer is sent when the
+ * body is complete).
+ *
+ * http_api_flash_body_end: the whole body was taken.
+ *
+ * http_api_flash_cancel: the connection broke (or timed out) before the answer: the run
+ * is aborted (stm32_isp_abort) and fails with "upload interrupted: <why> after N of M
+ * bytes" unless it had already ended. why: short text ("connection closed").
+ *
+ * http_api_flash_poll: run after the ISP of target moved (and after the calls above).
+ * Writes pending HEX data, ends the run when the body is complete, releases the claim
+ * when the ISP is done. Returns a mask: HTTP_API_FLASH_ROOM (body bytes are taken now),
+ * HTTP_API_FLASH_RESULT (the answer is ready: http_api_flash_result()). 0: wait.
+ *
+ * http_api_flash_result: fills rs with the final answer (status and JSON in api->out,
+ * valid until the next call into api) and forgets the upload (phase NONE; GET still shows
+ * the result). Returns 1, or 0 if the run has not ended yet (rs untouched).
+ */
+#define HTTP_API_FLASH_ROOM   1
+#define HTTP_API_FLASH_RESULT 2
+int http_api_flash_route(const char *method, const char *path, unsigned *target);
+int http_api_flash_start(struct http_api *api, const struct api_request *rq, const char *query,
+                         int64_t content_length, struct api_response *rs);
+size_t http_api_flash_body(struct http_api *api, unsigned target, const uint8_t *p, size_t n);
+void http_api_flash_body_end(struct http_api *api, unsigned target);
+void http_api_flash_cancel(struct http_api *api, unsigned target, const char *why);
+int http_api_flash_poll(struct http_api *api, unsigned target);
+int http_api_flash_result(struct http_api *api, unsigned target, struct api_response *rs);
+/* 1 while target has an upload or a run in progress (actions answer 409). */
+int http_api_flash_busy(const struct http_api *api, unsigned target);
 
 /* Constant-time equality of a (alen bytes) and b (blen bytes): time depends only on blen
  * (the secret's length), never on where they differ. 1 equal, 0 not. */

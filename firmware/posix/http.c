@@ -18,6 +18,8 @@
 
 #define BODY_MAX 4096
 
+struct conn;
+
 static struct {
 	const struct hal_ops *inner;
 	struct hal_ops wrap;
@@ -37,6 +39,7 @@ static struct {
 	int started;
 	uint64_t t0;
 	char peer[64];
+	struct conn *flash_conn[SETTINGS_MAX_TARGETS]; /* the upload of each target */
 } H;
 
 /* ---- HAL wrapper: counters ---- */
@@ -288,70 +291,55 @@ static void api_log(void *ctx, const char *line)
 	plog(HAL_LOG_INFO, "%s", line);
 }
 
-static const struct api_ops ops = {
-    .status = api_status, .apply = api_apply, .action = api_action, .log = api_log};
+static struct stm32_isp *api_isp(void *ctx, unsigned target)
+{
+	(void)ctx;
+	return target == 0 ? H.h.isp : NULL;
+}
+
+static void api_flash_claim(void *ctx, unsigned target, int on)
+{
+	(void)ctx;
+	(void)target;
+	if (H.h.flash_claim)
+		H.h.flash_claim(H.h.app, on);
+}
+
+static const struct api_ops ops = {.status = api_status,
+                                   .apply = api_apply,
+                                   .action = api_action,
+                                   .log = api_log,
+                                   .isp = api_isp,
+                                   .flash_claim = api_flash_claim};
 
 /* ---- libmicrohttpd ---- */
 
-struct body {
+/* One request. Flash uploads (http_api.h "Flashing") are streamed: the body goes to
+ * http_api_flash_body() as the ISP takes it; when it takes nothing the connection is
+ * suspended (MHD_suspend_connection: its socket is not read, so TCP pushes back on the
+ * client) until http_posix_flash_pump() sees room, and again after the body until the run
+ * has ended and the answer is ready. */
+struct conn {
+	struct MHD_Connection *c;
+	int flash; /* 1: POST /api/targets/N/flash */
+	unsigned target;
+	int body_ended; /* http_api_flash_body_end() called */
+	int suspended;
+	int answered; /* a response was queued */
 	size_t len;
 	int too_big;
 	char buf[BODY_MAX + 1];
 };
 
-static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url,
-                               const char *method, const char *version, const char *upload_data,
-                               size_t *upload_data_size, void **con_cls)
+static void schedule_mhd(void);
+
+static enum MHD_Result send_response(struct conn *cn, const struct api_response *rs)
 {
-	(void)cls;
-	(void)version;
-	struct body *b = *con_cls;
-	if (!b) {
-		b = calloc(1, sizeof(*b));
-		if (!b)
-			return MHD_NO;
-		*con_cls = b;
-		return MHD_YES;
-	}
-	if (*upload_data_size) {
-		size_t n = *upload_data_size;
-		if (b->len + n > BODY_MAX)
-			b->too_big = 1;
-		else {
-			memcpy(b->buf + b->len, upload_data, n);
-			b->len += n;
-		}
-		*upload_data_size = 0;
-		return MHD_YES;
-	}
-	b->buf[b->len] = '\0';
-	struct api_response rs;
-	static const char big[] = "{\"error\":\"request body too large\"}";
-	if (b->too_big) {
-		memset(&rs, 0, sizeof(rs));
-		rs.status = 413;
-		rs.content_type = "application/json";
-		rs.body = big;
-		rs.len = sizeof(big) - 1;
-	} else {
-		struct api_request rq = {
-		    .method = method,
-		    .path = url,
-		    .authorization =
-		        MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization"),
-		    .x_request =
-		        MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Espstm-Request"),
-		    .body = b->buf,
-		    .body_len = b->len,
-		    .now_ms = (uint32_t)(uv_hrtime() / 1000000u),
-		};
-		http_api_handle(&H.api, &rq, &rs);
-	}
 	struct MHD_Response *r =
-	    MHD_create_response_from_buffer(rs.len, (void *)rs.body, MHD_RESPMEM_MUST_COPY);
+	    MHD_create_response_from_buffer(rs->len, (void *)rs->body, MHD_RESPMEM_MUST_COPY);
 	if (!r)
 		return MHD_NO;
-	MHD_add_response_header(r, "Content-Type", rs.content_type);
+	MHD_add_response_header(r, "Content-Type", rs->content_type);
 	MHD_add_response_header(r, "Cache-Control", "no-store");
 	MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
 	MHD_add_response_header(r, "X-Frame-Options", "DENY");
@@ -359,16 +347,181 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 	                        "default-src 'none'; connect-src 'self'; script-src "
 	                        "'unsafe-inline'; style-src 'unsafe-inline'; frame-ancestors "
 	                        "'none'");
-	if (rs.www_authenticate)
+	if (rs->www_authenticate)
 		MHD_add_response_header(r, "WWW-Authenticate", HTTP_API_CHALLENGE);
-	if (rs.retry_after_s) {
+	if (rs->retry_after_s) {
 		char ra[16];
-		snprintf(ra, sizeof(ra), "%u", (unsigned)rs.retry_after_s);
+		snprintf(ra, sizeof(ra), "%u", (unsigned)rs->retry_after_s);
 		MHD_add_response_header(r, "Retry-After", ra);
 	}
-	enum MHD_Result ret = MHD_queue_response(c, (unsigned)rs.status, r);
+	enum MHD_Result ret = MHD_queue_response(cn->c, (unsigned)rs->status, r);
 	MHD_destroy_response(r);
+	cn->answered = 1;
 	return ret;
+}
+
+static void suspend(struct conn *cn)
+{
+	if (!cn->suspended) {
+		MHD_suspend_connection(cn->c);
+		cn->suspended = 1;
+	}
+}
+
+/* Rebuild the query string from libmicrohttpd's parsed arguments. */
+struct qbuf {
+	char s[512];
+	size_t len;
+	int overflow;
+};
+
+static enum MHD_Result add_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                               const char *value)
+{
+	(void)kind;
+	struct qbuf *q = cls;
+	int n = snprintf(q->s + q->len, sizeof(q->s) - q->len, "%s%s%s%s", q->len ? "&" : "", key,
+	                 value ? "=" : "", value ? value : "");
+	if (n < 0 || (size_t)n >= sizeof(q->s) - q->len) {
+		q->overflow = 1;
+		return MHD_NO;
+	}
+	q->len += (size_t)n;
+	return MHD_YES;
+}
+
+static void fill_request(struct api_request *rq, struct MHD_Connection *c, const char *url,
+                         const char *method)
+{
+	memset(rq, 0, sizeof(*rq));
+	rq->method = method;
+	rq->path = url;
+	rq->authorization = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+	rq->x_request = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Espstm-Request");
+	rq->now_ms = (uint32_t)(uv_hrtime() / 1000000u);
+}
+
+/* First call of a flash upload: check and start it, or answer at once. */
+static enum MHD_Result flash_first(struct conn *cn, struct MHD_Connection *c, const char *url,
+                                   const char *method)
+{
+	struct api_request rq;
+	fill_request(&rq, c, url, method);
+	static struct qbuf q;
+	memset(&q, 0, sizeof(q));
+	MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, add_arg, &q);
+	int64_t cl = -1;
+	const char *te = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Transfer-Encoding");
+	const char *cls = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
+	if (cls && !te) {
+		char *end;
+		errno = 0;
+		long long v = strtoll(cls, &end, 10);
+		if (errno == 0 && *end == '\0' && v >= 0)
+			cl = v;
+	}
+	struct api_response rs;
+	if (q.overflow) {
+		static const char e[] = "{\"error\":\"query string too long\"}";
+		memset(&rs, 0, sizeof(rs));
+		rs.status = 400;
+		rs.content_type = "application/json";
+		rs.body = e;
+		rs.len = sizeof(e) - 1;
+		return send_response(cn, &rs);
+	}
+	if (!http_api_flash_start(&H.api, &rq, q.s, cl, &rs))
+		return send_response(cn, &rs); /* the body is not read */
+	cn->flash = 1;
+	if (cn->target < SETTINGS_MAX_TARGETS)
+		H.flash_conn[cn->target] = cn;
+	H.h.pump(H.h.app); /* the ISP starts connecting */
+	return MHD_YES;
+}
+
+/* Later calls of a flash upload: body bytes, then the wait for the result. */
+static enum MHD_Result flash_more(struct conn *cn, const char *upload_data,
+                                  size_t *upload_data_size)
+{
+	unsigned t = cn->target;
+	if (*upload_data_size) {
+		const uint8_t *p = (const uint8_t *)upload_data;
+		size_t n = *upload_data_size;
+		size_t used = http_api_flash_body(&H.api, t, p, n);
+		H.h.pump(H.h.app); /* the ISP sends what it took */
+		if (used < n)
+			used += http_api_flash_body(&H.api, t, p + used, n - used);
+		*upload_data_size = n - used;
+		if (used < n)
+			suspend(cn); /* resumed by http_posix_flash_pump() */
+		return MHD_YES;
+	}
+	if (!cn->body_ended) {
+		cn->body_ended = 1;
+		http_api_flash_body_end(&H.api, t);
+		H.h.pump(H.h.app);
+	}
+	struct api_response rs;
+	if (http_api_flash_result(&H.api, t, &rs)) {
+		if (t < SETTINGS_MAX_TARGETS && H.flash_conn[t] == cn)
+			H.flash_conn[t] = NULL;
+		return send_response(cn, &rs);
+	}
+	suspend(cn);
+	return MHD_YES;
+}
+
+static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url,
+                               const char *method, const char *version, const char *upload_data,
+                               size_t *upload_data_size, void **con_cls)
+{
+	(void)cls;
+	(void)version;
+	struct conn *cn = *con_cls;
+	if (!cn) {
+		cn = calloc(1, sizeof(*cn));
+		if (!cn)
+			return MHD_NO;
+		cn->c = c;
+		*con_cls = cn;
+		if (http_api_flash_route(method, url, &cn->target))
+			return flash_first(cn, c, url, method);
+		return MHD_YES;
+	}
+	if (cn->answered) {
+		*upload_data_size = 0; /* answered early: the rest of the body is dropped */
+		return MHD_YES;
+	}
+	if (cn->flash)
+		return flash_more(cn, upload_data, upload_data_size);
+	if (*upload_data_size) {
+		size_t n = *upload_data_size;
+		if (cn->len + n > BODY_MAX)
+			cn->too_big = 1;
+		else {
+			memcpy(cn->buf + cn->len, upload_data, n);
+			cn->len += n;
+		}
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	cn->buf[cn->len] = '\0';
+	struct api_response rs;
+	static const char big[] = "{\"error\":\"request body too large\"}";
+	if (cn->too_big) {
+		memset(&rs, 0, sizeof(rs));
+		rs.status = 413;
+		rs.content_type = "application/json";
+		rs.body = big;
+		rs.len = sizeof(big) - 1;
+	} else {
+		struct api_request rq;
+		fill_request(&rq, c, url, method);
+		rq.body = cn->buf;
+		rq.body_len = cn->len;
+		http_api_handle(&H.api, &rq, &rs);
+	}
+	return send_response(cn, &rs);
 }
 
 static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
@@ -376,9 +529,41 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
 {
 	(void)cls;
 	(void)c;
-	(void)toe;
-	free(*con_cls);
+	struct conn *cn = *con_cls;
+	if (cn && cn->flash) {
+		unsigned t = cn->target;
+		if (t < SETTINGS_MAX_TARGETS && H.flash_conn[t] == cn)
+			H.flash_conn[t] = NULL;
+		if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK || !cn->answered) {
+			static const char *const why[] = {
+			    "connection closed",          "connection error",
+			    "no data for 30 s (timeout)", "server shutting down",
+			    "connection error",           "connection closed by the client"};
+			http_api_flash_cancel(&H.api, t,
+			                      (unsigned)toe < 6 ? why[toe] : "connection closed");
+			if (H.h.pump)
+				H.h.pump(H.h.app);
+		}
+	}
+	free(cn);
 	*con_cls = NULL;
+}
+
+void http_posix_flash_pump(void)
+{
+	if (!H.started)
+		return;
+	for (unsigned t = 0; t < SETTINGS_MAX_TARGETS; t++) {
+		int r = http_api_flash_poll(&H.api, t);
+		struct conn *cn = H.flash_conn[t];
+		if (!cn || !cn->suspended)
+			continue;
+		if (((r & HTTP_API_FLASH_ROOM) && !cn->body_ended) || (r & HTTP_API_FLASH_RESULT)) {
+			cn->suspended = 0;
+			MHD_resume_connection(cn->c);
+			schedule_mhd();
+		}
+	}
 }
 
 static void run_mhd(void);
@@ -395,6 +580,13 @@ static void on_poll(uv_poll_t *p, int status, int events)
 	(void)status;
 	(void)events;
 	run_mhd();
+}
+
+/* Run libmicrohttpd from the loop soon (never from inside one of its callbacks). */
+static void schedule_mhd(void)
+{
+	if (H.started)
+		uv_timer_start(&H.timer, on_timer, 0, 0);
 }
 
 static void run_mhd(void)
@@ -423,9 +615,9 @@ int http_posix_start(uv_loop_t *loop, const struct http_posix_hooks *h)
 	sa.sin_family = AF_INET;
 	sa.sin_port = htons((uint16_t)H.port);
 	inet_pton(AF_INET, H.host, &sa.sin_addr);
-	H.d = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_ERROR_LOG, (uint16_t)H.port, NULL, NULL,
-	                       handler, NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-	                       MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
+	H.d = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME,
+	                       (uint16_t)H.port, NULL, NULL, handler, NULL, MHD_OPTION_SOCK_ADDR,
+	                       (struct sockaddr *)&sa, MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
 	                       MHD_OPTION_CONNECTION_LIMIT, (unsigned)16,
 	                       MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_END);
 	if (!H.d) {
@@ -453,6 +645,14 @@ void http_posix_stop(void)
 {
 	if (!H.started)
 		return;
+	/* libmicrohttpd wants every suspended connection resumed before it stops */
+	for (unsigned t = 0; t < SETTINGS_MAX_TARGETS; t++) {
+		struct conn *cn = H.flash_conn[t];
+		if (cn && cn->suspended) {
+			cn->suspended = 0;
+			MHD_resume_connection(cn->c);
+		}
+	}
 	uv_poll_stop(&H.poll);
 	uv_timer_stop(&H.timer);
 	uv_close((uv_handle_t *)&H.poll, NULL);

@@ -10,6 +10,7 @@
 #define ESPSTM_HTTP_POSIX_H
 
 #include "bridge.h"
+#include "stm32_isp.h"
 
 #include <uv.h>
 
@@ -33,11 +34,21 @@ struct http_posix_hooks {
 	uv_tcp_t **client;           /* main's RFC 2217 client handle (peer address) */
 	void *app;
 	void (*pump)(void *app); /* main's pump: run after an action / settings change */
+	/* Flashing over HTTP (NULL: POST .../flash answers 501). The target's AN3155 master,
+	 * initialised on the same HAL as br. */
+	struct stm32_isp *isp;
+	/* on = 1: suspend br (bridge_suspend) and give every UART byte to isp; 0: resume. */
+	void (*flash_claim)(void *app, int on);
 };
 
 /* After bridge_init(): listen and serve. Prints "espstm-bridge: http on HOST:PORT".
  * Returns 0 or -1 (logged). */
 int http_posix_start(uv_loop_t *loop, const struct http_posix_hooks *h);
 void http_posix_stop(void);
+
+/* main's pump calls this after driving the ISP while a flash claim is held: resumes the
+ * upload when the ISP has room and sends the answer when the run has ended (through the
+ * libuv loop: never runs libmicrohttpd from inside the call). No-op without --http. */
+void http_posix_flash_pump(void);
 
 #endif

@@ -10,6 +10,7 @@
 #include "http_posix.h"
 #include "allow_posix.h"
 #include "settings.h"
+#include "stm32_isp.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -43,6 +44,10 @@ struct app {
 	size_t inflight;
 	int exit_code;
 	int stopping;
+	/* flashing over HTTP (http_api.h): the AN3155 master on the same HAL; while claimed
+	 * the bridge session is suspended and the UART's bytes go to the ISP */
+	struct stm32_isp isp;
+	int isp_claimed;
 };
 
 static struct app A;
@@ -211,6 +216,8 @@ static void pump(struct app *a)
 		return;
 	uint64_t t = now_us();
 	stm32sim_poll(a->sim, t);
+	if (a->isp_claimed)
+		stm32_isp_poll(&a->isp);
 	if (a->rlen) {
 		size_t k = bridge_from_net(&a->br, a->rbuf, a->rlen);
 		memmove(a->rbuf, a->rbuf + k, a->rlen - k);
@@ -225,11 +232,22 @@ static void pump(struct app *a)
 			    stm32sim_read(a->sim, t, a->ubuf + a->ulen, sizeof(a->ubuf) - a->ulen);
 		if (a->ulen == 0)
 			break;
+		if (a->isp_claimed) {
+			/* the flasher owns the UART: its answers, never the client's */
+			if (stm32_isp_busy(&a->isp))
+				stm32_isp_input(&a->isp, a->ubuf, a->ulen);
+			a->ulen = 0;
+			continue;
+		}
 		size_t k = bridge_from_uart(&a->br, a->ubuf, a->ulen);
 		memmove(a->ubuf, a->ubuf + k, a->ulen - k);
 		a->ulen -= k;
 		if (k == 0)
 			break;
+	}
+	if (a->isp_claimed) {
+		stm32_isp_poll(&a->isp);
+		http_posix_flash_pump(); /* upload room, result; may release the claim */
 	}
 	/* next wake-up */
 	uint64_t next = stm32sim_next_event_us(a->sim);
@@ -243,6 +261,12 @@ static void pump(struct app *a)
 		delay_ms = (uint64_t)bn;
 	if ((bridge_tx_pending(&a->br) || a->rlen) && delay_ms > 2)
 		delay_ms = 2;
+	if (a->isp_claimed) {
+		/* 0 = the ISP has bytes the UART did not take yet: look again next tick */
+		int32_t in = stm32_isp_next_ms(&a->isp);
+		if (in >= 0 && (uint64_t)in < delay_ms)
+			delay_ms = in > 0 ? (uint64_t)in : 1;
+	}
 	if (delay_ms > 1000)
 		delay_ms = 1000;
 	uv_timer_start(&a->timer, on_timer, delay_ms, 0);
@@ -347,6 +371,21 @@ static void on_connection(uv_stream_t *server, int status)
 static void legacy_pump(void *a)
 {
 	pump(a);
+}
+
+/* --http hook (api_ops.flash_claim): lend the UART and pins to the ISP, or take them back. */
+static void flash_claim(void *app, int on)
+{
+	struct app *a = app;
+	if (on == a->isp_claimed)
+		return;
+	a->isp_claimed = on;
+	if (on) {
+		a->ulen = 0; /* the application's output before the flash: nobody's */
+		bridge_suspend(&a->br, 1);
+	} else {
+		bridge_suspend(&a->br, 0);
+	}
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -585,6 +624,7 @@ int main(int argc, char **argv)
 		stm32sim_free(A.sim);
 		return 1;
 	}
+	stm32_isp_init(&A.isp, hal, &A);
 	uv_tcp_init(A.loop, &A.server);
 	A.server.data = &A;
 	int r = uv_tcp_bind(&A.server, (const struct sockaddr *)&sa, 0);
@@ -623,7 +663,9 @@ int main(int argc, char **argv)
 		                              .set = &A.set,
 		                              .client = &A.client,
 		                              .app = &A,
-		                              .pump = legacy_pump};
+		                              .pump = legacy_pump,
+		                              .isp = &A.isp,
+		                              .flash_claim = flash_claim};
 		if (http_posix_start(A.loop, &hh) < 0) {
 			stm32sim_free(A.sim);
 			return 1;

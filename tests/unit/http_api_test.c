@@ -3,6 +3,7 @@
  * routes, JSON shapes, settings errors, actions. */
 #include "http_api.h"
 #include "json.h"
+#include "stm32sim.h"
 #include "unit.h"
 
 #include <errno.h>
@@ -190,7 +191,8 @@ START_TEST(settings_put)
 	r = call("PUT", "/api/settings", GOOD, "1", body, 0);
 	parse(&r);
 	ck_assert_int_eq(tok[json_find(r.body, tok, 0, "saved")].type, J_FALSE);
-	r = call("PUT", "/api/settings", GOOD, "1", "{\"targets\":[{\"baud\":1,\"settle_ms\":-4}]}", 0);
+	r = call("PUT", "/api/settings", GOOD, "1", "{\"targets\":[{\"baud\":1,\"settle_ms\":-4}]}",
+	         0);
 	ck_assert_int_eq(r.status, 400);
 	parse(&r);
 	int f = json_find(r.body, tok, 0, "fields");
@@ -231,13 +233,15 @@ START_TEST(auth_password_padding)
 	p64[HTTP_API_PASS_MAX] = '\0';
 	ck_assert_int_eq(http_api_init(&api, &ops, NULL, &sm, p64), 0);
 	/* admin: + 64 x p (200), then 65 x p (401) */
-	ck_assert_int_eq(call("GET", "/", "Basic YWRtaW46cHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBw"
-	                                  "cHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcA==",
+	ck_assert_int_eq(call("GET", "/",
+	                      "Basic YWRtaW46cHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBw"
+	                      "cHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcA==",
 	                      NULL, NULL, 0)
 	                     .status,
 	                 200);
-	ck_assert_int_eq(call("GET", "/", "Basic YWRtaW46cHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBw"
-	                                  "cHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHA=",
+	ck_assert_int_eq(call("GET", "/",
+	                      "Basic YWRtaW46cHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBw"
+	                      "cHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHA=",
 	                      NULL, NULL, 0)
 	                     .status,
 	                 401);
@@ -277,7 +281,505 @@ START_TEST(log_path_sanitized)
 	ck_assert_int_eq(http_api_init(&api, &lops, NULL, &sm, "pw-123"), 0);
 	logged[0] = '\0';
 	call("GET", "/api/x\n2024 http: settings saved\r\x1b[2J", BAD, NULL, NULL, 0);
-	ck_assert_str_eq(logged, "http: wrong credentials for /api/x?2024 http: settings saved??[2J");
+	ck_assert_str_eq(logged,
+	                 "http: wrong credentials for /api/x?2024 http: settings saved??[2J");
+}
+END_TEST
+
+/* ------------------------------------------------------------------------------------ */
+/* Flashing (http_api.h "Flashing"): the real AN3155 master (stm32_isp) on the simulated   */
+/* STM32 with its real wire and flash timing, driven by a fake clock.                     */
+/* ------------------------------------------------------------------------------------ */
+
+static struct {
+	struct stm32sim *sim;
+	uint64_t now_us;
+	struct stm32_isp isp;
+	struct hal_ops hal;
+	int nrst, boot0;
+	int claims, unclaims, claimed;
+	int no_isp;
+} R;
+
+static int r_cfg(void *ctx, struct hal_uart_cfg *c)
+{
+	(void)ctx;
+	static const char par[] = "?NOEMS";
+	struct stm32sim_line l = {c->baud, c->data_bits, c->parity <= 5 ? par[c->parity] : 'N',
+	                          (uint8_t)(c->stop == 2 ? 2 : 1)};
+	stm32sim_set_line(R.sim, R.now_us, &l);
+	return 0;
+}
+static size_t r_write(void *ctx, const uint8_t *p, size_t n)
+{
+	(void)ctx;
+	return stm32sim_write(R.sim, R.now_us, p, n);
+}
+static void r_purge(void *ctx, int rx, int tx)
+{
+	(void)ctx;
+	(void)tx;
+	uint8_t b[64];
+	while (rx && stm32sim_read(R.sim, R.now_us, b, sizeof(b)) > 0)
+		;
+}
+static void r_gpio(void *ctx, enum hal_pin pin, int level)
+{
+	(void)ctx;
+	if (pin == HAL_PIN_NRST)
+		R.nrst = level;
+	else
+		R.boot0 = level;
+	stm32sim_set_pins(R.sim, R.now_us, R.nrst, R.boot0);
+}
+static uint32_t r_now(void *ctx)
+{
+	(void)ctx;
+	return (uint32_t)(R.now_us / 1000);
+}
+static size_t r_pending(void *ctx)
+{
+	(void)ctx;
+	return stm32sim_tx_pending(R.sim, R.now_us);
+}
+
+static struct stm32_isp *f_isp(void *ctx, unsigned t)
+{
+	(void)ctx;
+	return R.no_isp || t != 0 ? NULL : &R.isp;
+}
+static void f_claim(void *ctx, unsigned t, int on)
+{
+	(void)ctx;
+	ck_assert_uint_eq(t, 0);
+	ck_assert_int_ne(on, R.claimed); /* called in pairs */
+	R.claimed = on;
+	if (on)
+		R.claims++;
+	else
+		R.unclaims++;
+}
+static const struct api_ops fops = {
+    .status = st, .apply = ap, .action = ac, .isp = f_isp, .flash_claim = f_claim};
+
+static void rig_setup(const char *model)
+{
+	memset(&R, 0, sizeof(R));
+	char err[160];
+	struct stm32sim_options so = {.model = model};
+	R.now_us = 1000;
+	R.sim = stm32sim_new(&so, R.now_us, err, sizeof(err));
+	ck_assert_msg(R.sim != NULL, "%s", err);
+	R.nrst = 1;
+	R.hal = (struct hal_ops){.uart_config = r_cfg,
+	                         .uart_write = r_write,
+	                         .uart_purge = r_purge,
+	                         .gpio_set = r_gpio,
+	                         .now_ms = r_now,
+	                         .uart_tx_pending = r_pending};
+	stm32_isp_init(&R.isp, &R.hal, NULL);
+	struct settings_caps caps;
+	settings_caps_nominal(&caps, 1);
+	settings_mgr_init(&sm, &caps, NULL, NULL);
+	ck_assert_int_eq(http_api_init(&api, &fops, NULL, &sm, "pw-123"), 0);
+	acted = 0;
+}
+
+static void flash_setup(void)
+{
+	rig_setup("stm32f103");
+}
+
+static void flash_teardown(void)
+{
+	stm32sim_free(R.sim);
+	R.sim = NULL;
+}
+
+/* One platform round: UART bytes to the ISP, ISP poll, clock to the next event. */
+static int step(void)
+{
+	uint8_t b[256];
+	size_t n;
+	stm32sim_poll(R.sim, R.now_us);
+	while ((n = stm32sim_read(R.sim, R.now_us, b, sizeof(b))) > 0)
+		if (R.claimed && stm32_isp_busy(&R.isp))
+			stm32_isp_input(&R.isp, b, n);
+	stm32_isp_poll(&R.isp);
+	int r = http_api_flash_poll(&api, 0);
+	uint64_t next = stm32sim_next_event_us(R.sim);
+	int32_t in = stm32_isp_next_ms(&R.isp);
+	uint64_t t = R.now_us + 1000;
+	if (in > 0)
+		t = R.now_us + (uint64_t)in * 1000;
+	if (next != UINT64_MAX && next > R.now_us && next < t)
+		t = next;
+	R.now_us = t;
+	return r;
+}
+
+static int start(const char *query, int64_t cl, struct api_response *rs)
+{
+	struct api_request rq = {.method = "POST",
+	                         .path = "/api/targets/0/flash",
+	                         .authorization = GOOD,
+	                         .x_request = "1",
+	                         .now_ms = r_now(NULL)};
+	return http_api_flash_start(&api, &rq, query, cl, rs);
+}
+
+/* Stream p/n in pieces of `piece`, counting refusals (backpressure). Returns the count. */
+static unsigned stream(const uint8_t *p, size_t n, size_t piece)
+{
+	size_t off = 0;
+	unsigned refused = 0;
+	for (int guard = 0; off < n; guard++) {
+		ck_assert_int_lt(guard, 10000000);
+		size_t len = n - off < piece ? n - off : piece;
+		size_t k = http_api_flash_body(&api, 0, p + off, len);
+		off += k;
+		if (k < len) {
+			refused++;
+			/* wait for room, as a server does */
+			while (!(step() & HTTP_API_FLASH_ROOM))
+				;
+		}
+	}
+	return refused;
+}
+
+/* Body done: run to the result. */
+static struct api_response finish(void)
+{
+	http_api_flash_body_end(&api, 0);
+	struct api_response rs;
+	for (int guard = 0; !(step() & HTTP_API_FLASH_RESULT); guard++)
+		ck_assert_int_lt(guard, 10000000);
+	ck_assert_int_eq(http_api_flash_result(&api, 0, &rs), 1);
+	return rs;
+}
+
+static const char *jstr(const struct api_response *rs, const char *key, char *buf, size_t cap)
+{
+	parse(rs);
+	int v = json_find(rs->body, tok, 0, key);
+	ck_assert_msg(v > 0, "no %s in %.*s", key, (int)rs->len, rs->body);
+	if (tok[v].type == J_NULL)
+		return NULL;
+	ck_assert_int_eq(json_copy(rs->body, &tok[v], buf, cap), 0);
+	return buf;
+}
+
+static long long jint(const struct api_response *rs, const char *key)
+{
+	parse(rs);
+	long long v = -1;
+	int i = json_find(rs->body, tok, 0, key);
+	ck_assert_msg(i > 0 && json_int(rs->body, &tok[i], &v) == 0, "%s in %.*s", key,
+	              (int)rs->len, rs->body);
+	return v;
+}
+
+static struct api_response get_flash(void)
+{
+	struct api_response r = call("GET", "/api/targets/0/flash", GOOD, NULL, NULL, 0);
+	ck_assert_int_eq(r.status, 200);
+	return r;
+}
+
+static uint8_t image[32 * 1024];
+
+static void make_image(size_t n, unsigned seed)
+{
+	for (size_t i = 0; i < n; i++) {
+		seed = seed * 1103515245u + 12345u;
+		image[i] = (uint8_t)(seed >> 16);
+	}
+}
+
+START_TEST(flash_refusals)
+{
+	struct api_response rs;
+	char b[160];
+	/* GET before anything: idle */
+	rs = get_flash();
+	ck_assert_str_eq(jstr(&rs, "state", b, sizeof(b)), "idle");
+	ck_assert_ptr_null(jstr(&rs, "error", b, sizeof(b)));
+	ck_assert_int_eq(call("GET", "/api/targets/0/flash", NULL, NULL, NULL, 0).status, 401);
+	ck_assert_int_eq(call("GET", "/api/targets/1/flash", GOOD, NULL, NULL, 0).status, 404);
+	/* the non-streaming entry point refuses uploads */
+	ck_assert_int_eq(call("POST", "/api/targets/0/flash", GOOD, "1", "x", 0).status, 501);
+	/* auth, CSRF header, target */
+	struct api_request rq = {
+	    .method = "POST", .path = "/api/targets/0/flash", .x_request = "1"};
+	ck_assert_int_eq(http_api_flash_start(&api, &rq, NULL, 100, &rs), 0);
+	ck_assert_int_eq(rs.status, 401);
+	rq.authorization = GOOD;
+	rq.x_request = NULL;
+	ck_assert_int_eq(http_api_flash_start(&api, &rq, NULL, 100, &rs), 0);
+	ck_assert_int_eq(rs.status, 403);
+	rq.x_request = "1";
+	rq.path = "/api/targets/1/flash";
+	ck_assert_int_eq(http_api_flash_start(&api, &rq, NULL, 100, &rs), 0);
+	ck_assert_int_eq(rs.status, 404);
+	/* parameters */
+	static const char *const bad[] = {"format=elf",
+	                                  "address=0x08000002",
+	                                  "address=12x",
+	                                  "address=0x100000000",
+	                                  "verify=yes",
+	                                  "go=2",
+	                                  "unprotect=",
+	                                  "baud=100",
+	                                  "colour=red",
+	                                  "verify=1&verify=0",
+	                                  "format=hex&address=0x08000000",
+	                                  "address=0x08%30"};
+	for (unsigned i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		ck_assert_msg(start(bad[i], 1024, &rs) == 0, "%s accepted", bad[i]);
+		ck_assert_msg(rs.status == 400, "%s: %d", bad[i], rs.status);
+		parse(&rs);
+	}
+	ck_assert(strstr(call("GET", "/x", GOOD, NULL, NULL, 0).body, "not found") != NULL);
+	ck_assert_int_eq(start("verify=1", 0, &rs), 0); /* empty .bin */
+	ck_assert_int_eq(rs.status, 400);
+	/* larger than the largest supported flash: 413 before anything starts */
+	ck_assert_int_eq(start(NULL, 64ll * 1024 * 1024, &rs), 0);
+	ck_assert_int_eq(rs.status, 413);
+	ck_assert_int_eq(R.claims, 0);
+	ck_assert_int_eq(stm32_isp_state(&R.isp), STM32_ISP_IDLE);
+	rs = get_flash();
+	ck_assert_str_eq(jstr(&rs, "state", b, sizeof(b)), "idle");
+	/* no ISP on this platform: 501 */
+	R.no_isp = 1;
+	ck_assert_int_eq(start(NULL, 1024, &rs), 0);
+	ck_assert_int_eq(rs.status, 501);
+	ck_assert_int_eq(call("GET", "/api/targets/0/flash", GOOD, NULL, NULL, 0).status, 501);
+	/* routes */
+	unsigned t = 9;
+	ck_assert_int_eq(http_api_flash_route("POST", "/api/targets/0/flash", &t), 1);
+	ck_assert_uint_eq(t, 0);
+	ck_assert_int_eq(http_api_flash_route("GET", "/api/targets/0/flash", &t), 0);
+	ck_assert_int_eq(http_api_flash_route("POST", "/api/targets/0/flashx", &t), 0);
+	ck_assert_int_eq(http_api_flash_route("POST", "/api/targets//flash", &t), 0);
+}
+END_TEST
+
+START_TEST(flash_bin_streamed)
+{
+	struct api_response rs;
+	char b[200];
+	size_t n = 20 * 1024;
+	make_image(n, 1);
+	ck_assert_int_eq(start("address=0x08001000&verify=1&go=1", (int64_t)n, &rs), 1);
+	ck_assert_int_eq(R.claimed, 1);
+	/* while it runs: 409 for a second upload and for actions; GET shows progress */
+	ck_assert_int_eq(start(NULL, 100, &rs), 0);
+	ck_assert_int_eq(rs.status, 409);
+	ck_assert_int_eq(call("POST", "/api/targets/0/reset", GOOD, "1", NULL, 0).status, 409);
+	ck_assert_int_eq(acted, 0);
+	ck_assert_int_eq(http_api_flash_busy(&api, 0), 1);
+	unsigned refused = stream(image, n / 2, 700);
+	rs = get_flash();
+	const char *state = jstr(&rs, "state", b, sizeof(b));
+	ck_assert_msg(!strcmp(state, "writing") || !strcmp(state, "verifying") ||
+	                  !strcmp(state, "erasing"),
+	              "%s", state);
+	ck_assert_int_eq(jint(&rs, "bytes_total"), (long long)n);
+	ck_assert_int_gt(jint(&rs, "bytes_written"), 0);
+	/* backpressure: what the ISP took is never far ahead of what it wrote */
+	ck_assert_int_le(jint(&rs, "bytes_received") - jint(&rs, "bytes_written"),
+	                 STM32_ISP_BUF + STM32_ISP_BLOCK);
+	refused += stream(image + n / 2, n - n / 2, 4096);
+	ck_assert_uint_gt(refused, 10); /* the upload was throttled many times */
+	rs = finish();
+	ck_assert_msg(rs.status == 200, "%.*s", (int)rs.len, rs.body);
+	parse(&rs);
+	ck_assert_int_eq(tok[json_find(rs.body, tok, 0, "ok")].type, J_TRUE);
+	ck_assert_str_eq(jstr(&rs, "state", b, sizeof(b)), "done");
+	ck_assert_str_eq(jstr(&rs, "address", b, sizeof(b)), "0x08001000");
+	ck_assert_int_eq(jint(&rs, "bytes_written"), (long long)n);
+	ck_assert_int_eq(jint(&rs, "bytes_verified"), (long long)n);
+	ck_assert_ptr_null(jstr(&rs, "error", b, sizeof(b)));
+	ck_assert_ptr_null(jstr(&rs, "step", b, sizeof(b)));
+	int d = json_find(rs.body, tok, 0, "device");
+	ck_assert_int_eq(tok[d].type, J_OBJ);
+	ck_assert_int_eq(json_copy(rs.body, &tok[json_find(rs.body, tok, d, "pid")], b, sizeof(b)),
+	                 0);
+	ck_assert_str_eq(b, "0x410");
+	ck_assert_int_eq(R.claims, 1);
+	ck_assert_int_eq(R.unclaims, 1);
+	ck_assert_int_eq(http_api_flash_busy(&api, 0), 0);
+	size_t fs;
+	const uint8_t *fl = stm32sim_flash(R.sim, &fs);
+	ck_assert_mem_eq(fl + 0x1000, image, n);
+	ck_assert_uint_eq(fl[0xFFF], 0xFF);
+	/* the result stays readable; actions work again */
+	rs = get_flash();
+	ck_assert_str_eq(jstr(&rs, "state", b, sizeof(b)), "done");
+	ck_assert_int_eq(call("POST", "/api/targets/0/reset", GOOD, "1", NULL, 0).status, 200);
+}
+END_TEST
+
+/* Intel HEX text of n bytes of image at addr, 16-byte records (+ a second part at addr2). */
+static size_t hexfile(char *out, size_t cap, uint32_t addr, size_t n, uint32_t addr2, size_t n2)
+{
+	size_t len = 0;
+	uint32_t base = 0xFFFFFFFFu;
+	for (int part = 0; part < 2; part++) {
+		uint32_t a0 = part ? addr2 : addr;
+		size_t cnt = part ? n2 : n;
+		const uint8_t *src = part ? image + n : image;
+		for (size_t off = 0; off < cnt; off += 16) {
+			uint32_t a = a0 + (uint32_t)off;
+			if (a >> 16 != base) {
+				base = a >> 16;
+				uint8_t s = (uint8_t)(2 + 4 + (base >> 8) + (base & 0xFF));
+				len +=
+				    (size_t)snprintf(out + len, cap - len, ":02000004%04X%02X\r\n",
+				                     (unsigned)base, (uint8_t)(0x100 - s));
+			}
+			size_t k = cnt - off < 16 ? cnt - off : 16;
+			uint8_t s = (uint8_t)(k + (a >> 8 & 0xFF) + (a & 0xFF));
+			len += (size_t)snprintf(out + len, cap - len, ":%02X%04X00", (unsigned)k,
+			                        (unsigned)(a & 0xFFFF));
+			for (size_t i = 0; i < k; i++) {
+				len += (size_t)snprintf(out + len, cap - len, "%02X", src[off + i]);
+				s = (uint8_t)(s + src[off + i]);
+			}
+			len += (size_t)snprintf(out + len, cap - len, "%02X\r\n",
+			                        (uint8_t)(0x100 - s));
+		}
+	}
+	len += (size_t)snprintf(out + len, cap - len, ":00000001FF\r\n");
+	ck_assert_uint_lt(len, cap);
+	return len;
+}
+
+static char hexbuf[96 * 1024];
+
+START_TEST(flash_hex_with_gap)
+{
+	struct api_response rs;
+	char b[200];
+	make_image(6000, 2);
+	/* 2000 bytes at 0x08002002 (not word aligned), 4000 more after a 1 KiB gap */
+	size_t len = hexfile(hexbuf, sizeof(hexbuf), 0x08002002, 2000, 0x08002002 + 3024, 4000);
+	ck_assert_int_eq(start("format=hex&verify=1", (int64_t)len, &rs), 1);
+	rs = get_flash();
+	ck_assert_ptr_null(jstr(&rs, "bytes_total", b, sizeof(b))); /* unknown until the end */
+	stream((const uint8_t *)hexbuf, len, 333);
+	rs = finish();
+	ck_assert_msg(rs.status == 200, "%.*s", (int)rs.len, rs.body);
+	ck_assert_str_eq(jstr(&rs, "format", b, sizeof(b)), "hex");
+	ck_assert_str_eq(jstr(&rs, "address", b, sizeof(b)), "0x08002000");
+	ck_assert_int_eq(jint(&rs, "bytes_written"), 2 + 3024 + 4000);
+	size_t fs;
+	const uint8_t *fl = stm32sim_flash(R.sim, &fs);
+	ck_assert_uint_eq(fl[0x2000], 0xFF); /* alignment fill */
+	ck_assert_uint_eq(fl[0x2001], 0xFF);
+	ck_assert_mem_eq(fl + 0x2002, image, 2000);
+	for (size_t i = 0x2002 + 2000; i < 0x2002 + 3024; i++)
+		ck_assert_uint_eq(fl[i], 0xFF); /* the gap */
+	ck_assert_mem_eq(fl + 0x2002 + 3024, image + 2000, 4000);
+	ck_assert_int_eq(R.unclaims, 1);
+}
+END_TEST
+
+START_TEST(flash_hex_errors)
+{
+	struct api_response rs;
+	char b[200];
+	/* checksum error on line 3 after data was accepted: the run is aborted, 400 */
+	make_image(64, 3);
+	size_t len = hexfile(hexbuf, sizeof(hexbuf), 0x08000000, 64, 0x08000040, 0);
+	char *l3 = hexbuf;
+	for (int i = 0; i < 2; i++)
+		l3 = strchr(l3, '\n') + 1;
+	l3[strcspn(l3, "\r")] = '\0'; /* cut line 3 short: bad length/checksum */
+	len = strlen(hexbuf);
+	ck_assert_int_eq(start("format=hex", (int64_t)len, &rs), 1);
+	stream((const uint8_t *)hexbuf, len, 50);
+	rs = finish();
+	ck_assert_int_eq(rs.status, 400);
+	ck_assert_str_eq(jstr(&rs, "state", b, sizeof(b)), "failed");
+	ck_assert_msg(strstr(jstr(&rs, "error", b, sizeof(b)), "Intel HEX line") != NULL, "%s", b);
+	ck_assert_int_eq(R.unclaims, 1);
+	/* records out of order */
+	make_image(64, 4);
+	len = hexfile(hexbuf, sizeof(hexbuf), 0x08000100, 32, 0x08000000, 32);
+	ck_assert_int_eq(start("format=hex", (int64_t)len, &rs), 1);
+	stream((const uint8_t *)hexbuf, len, 1000);
+	rs = finish();
+	ck_assert_int_eq(rs.status, 400);
+	ck_assert(strstr(jstr(&rs, "error", b, sizeof(b)), "ascending") != NULL);
+	/* no end-of-file record (truncated upload) */
+	len = hexfile(hexbuf, sizeof(hexbuf), 0x08000000, 32, 0x08000020, 0);
+	len -= strlen(":00000001FF\r\n");
+	ck_assert_int_eq(start("format=hex", (int64_t)len, &rs), 1);
+	stream((const uint8_t *)hexbuf, len, 1000);
+	rs = finish();
+	ck_assert_int_eq(rs.status, 400);
+	ck_assert(strstr(jstr(&rs, "error", b, sizeof(b)), "end-of-file") != NULL);
+	/* no data at all: the ISP never started */
+	ck_assert_int_eq(start("format=hex", 13, &rs), 1);
+	stream((const uint8_t *)":00000001FF\r\n", 13, 13);
+	rs = finish();
+	ck_assert_int_eq(rs.status, 400);
+	ck_assert_str_eq(jstr(&rs, "step", b, sizeof(b)), "upload");
+	ck_assert_int_eq(R.claims, 4);
+	ck_assert_int_eq(R.unclaims, 4);
+}
+END_TEST
+
+START_TEST(flash_interrupted)
+{
+	struct api_response rs;
+	char b[200];
+	make_image(16 * 1024, 5);
+	ck_assert_int_eq(start("verify=1", 16 * 1024, &rs), 1);
+	stream(image, 6000, 512);
+	ck_assert_int_eq(R.claimed, 1);
+	http_api_flash_cancel(&api, 0, "connection closed");
+	ck_assert_int_eq(R.claimed, 0);
+	for (int i = 0; i < 100; i++)
+		step();
+	rs = get_flash();
+	ck_assert_str_eq(jstr(&rs, "state", b, sizeof(b)), "failed");
+	ck_assert_msg(strstr(jstr(&rs, "error", b, sizeof(b)),
+	                     "upload interrupted: connection closed after 6000 of 16384") != NULL,
+	              "%s", b);
+	ck_assert_ptr_nonnull(jstr(&rs, "step", b, sizeof(b)));
+	ck_assert_int_eq(http_api_flash_busy(&api, 0), 0);
+	ck_assert_int_eq(http_api_flash_result(&api, 0, &rs), 0); /* nobody to answer */
+	/* the target is free: a body shorter than Content-Length fails too */
+	ck_assert_int_eq(start("verify=0", 4096, &rs), 1);
+	stream(image, 1000, 1000);
+	rs = finish();
+	ck_assert_int_eq(rs.status, 400);
+	ck_assert(strstr(jstr(&rs, "error", b, sizeof(b)), "not whole") != NULL);
+	ck_assert_int_eq(R.claims, 2);
+	ck_assert_int_eq(R.unclaims, 2);
+}
+END_TEST
+
+START_TEST(flash_too_large_for_chip)
+{
+	struct api_response rs;
+	char b[200];
+	/* 130 KiB on a 128 KiB F103: found after GET ID, before anything is erased */
+	static uint8_t big[130 * 1024];
+	memset(big, 0x5A, sizeof(big));
+	ck_assert_int_eq(start(NULL, (int64_t)sizeof(big), &rs), 1);
+	stream(big, sizeof(big), 8192);
+	rs = finish();
+	ck_assert_msg(rs.status == 413, "%.*s", (int)rs.len, rs.body);
+	ck_assert_str_eq(jstr(&rs, "state", b, sizeof(b)), "failed");
+	ck_assert_int_eq(tok[json_find(rs.body, tok, 0, "ok")].type, J_FALSE);
+	struct stm32sim_stats ss;
+	stm32sim_get_stats(R.sim, &ss);
+	ck_assert_uint_eq(ss.erase_cmds + ss.ext_erase_cmds + ss.mass_erases, 0);
+	ck_assert_uint_eq(ss.writes, 0);
 }
 END_TEST
 
@@ -297,6 +799,16 @@ static Suite *http_api_suite(void)
 	tcase_add_test(tc, put_null_body_with_len);
 	tcase_add_test(tc, log_path_sanitized);
 	suite_add_tcase(s, tc);
+	TCase *fl = tcase_create("flash");
+	tcase_add_checked_fixture(fl, flash_setup, flash_teardown);
+	tcase_set_timeout(fl, 60);
+	tcase_add_test(fl, flash_refusals);
+	tcase_add_test(fl, flash_bin_streamed);
+	tcase_add_test(fl, flash_hex_with_gap);
+	tcase_add_test(fl, flash_hex_errors);
+	tcase_add_test(fl, flash_interrupted);
+	tcase_add_test(fl, flash_too_large_for_chip);
+	suite_add_tcase(s, fl);
 	return s;
 }
 UNIT_SUITE(http_api_suite)

@@ -19,8 +19,8 @@
 #define ESPSTM_MAX_TARGETS 2
 #endif
 
-#define ESPSTM_NAME_LEN 32   /* hostname, SSID: up to 32 characters */
-#define ESPSTM_PASS_LEN 64   /* WPA2 passphrase: 8..63 characters (64 = hex PSK) */
+#define ESPSTM_NAME_LEN 32 /* hostname, SSID: up to 32 characters */
+#define ESPSTM_PASS_LEN 64 /* WPA2 passphrase: 8..63 characters (64 = hex PSK) */
 
 /*
  * Settings. The target settings (port, user baud, pins, auto_boot, line_map, settle time) and
@@ -31,12 +31,12 @@
  * only in the bridge session and are never written to NVS.
  */
 struct espstm_settings {
-	uint32_t version; /* ESPSTM_SETTINGS_VERSION */
+	uint32_t version;                   /* ESPSTM_SETTINGS_VERSION */
 	char hostname[ESPSTM_NAME_LEN + 1]; /* "" = espstm-XXXXXX (last three MAC bytes) */
 	char ap_pass[ESPSTM_PASS_LEN + 1];  /* first-boot AP passphrase (Kconfig or generated) */
 	char sta_ssid[ESPSTM_NAME_LEN + 1]; /* "" = no station: AP only */
 	char sta_pass[ESPSTM_PASS_LEN + 1];
-	uint8_t sta_static; /* 0 DHCP, 1 static address below */
+	uint8_t sta_static;                            /* 0 DHCP, 1 static address below */
 	uint32_t sta_ip, sta_netmask, sta_gw, sta_dns; /* IPv4, network byte order (lwIP order) */
 	uint32_t sta_timeout_s; /* station must get an address within this time, else AP too */
 };
@@ -86,6 +86,14 @@ void rfc2217_enable_legacy(void);
 int target_lock(unsigned index);
 void target_unlock(unsigned index);
 struct bridge *target_bridge(unsigned index);
+/* Flashing over HTTP (hal_esp.c). The target's AN3155 master (stm32_isp.h), NULL if none.
+ * target_flash_claim: on = 1 suspends the bridge session and gives the UART and pins to the
+ * ISP (the target's task then drives it), 0 gives them back (bridge_suspend re-applies the
+ * session's framing and pins). Both with the target's lock held. target_flash_wait: block
+ * the calling task until the target's task has polled the ISP again, or ms elapsed. */
+struct stm32_isp *target_isp(unsigned index);
+void target_flash_claim(unsigned index, int on);
+void target_flash_wait(unsigned index, uint32_t ms);
 
 /* http_server.c: esp_http_server on port 80 serving the core's HTTP API and web page. */
 int http_server_start(void);

@@ -46,23 +46,46 @@ static int hal_uart_config(void *ctx, struct hal_uart_cfg *c)
 	uart_parity_t par;
 	uart_stop_bits_t sb;
 	switch (c->data_bits) {
-	case 5: wl = UART_DATA_5_BITS; break;
-	case 6: wl = UART_DATA_6_BITS; break;
-	case 7: wl = UART_DATA_7_BITS; break;
-	case 8: wl = UART_DATA_8_BITS; break;
-	default: return -EINVAL;
+	case 5:
+		wl = UART_DATA_5_BITS;
+		break;
+	case 6:
+		wl = UART_DATA_6_BITS;
+		break;
+	case 7:
+		wl = UART_DATA_7_BITS;
+		break;
+	case 8:
+		wl = UART_DATA_8_BITS;
+		break;
+	default:
+		return -EINVAL;
 	}
 	switch (c->parity) {
-	case RFC2217_PARITY_NONE: par = UART_PARITY_DISABLE; break;
-	case RFC2217_PARITY_ODD: par = UART_PARITY_ODD; break;
-	case RFC2217_PARITY_EVEN: par = UART_PARITY_EVEN; break;
-	default: return -EINVAL; /* mark/space: not in the ESP UARTs */
+	case RFC2217_PARITY_NONE:
+		par = UART_PARITY_DISABLE;
+		break;
+	case RFC2217_PARITY_ODD:
+		par = UART_PARITY_ODD;
+		break;
+	case RFC2217_PARITY_EVEN:
+		par = UART_PARITY_EVEN;
+		break;
+	default:
+		return -EINVAL; /* mark/space: not in the ESP UARTs */
 	}
 	switch (c->stop) {
-	case RFC2217_STOPSIZE_1: sb = UART_STOP_BITS_1; break;
-	case RFC2217_STOPSIZE_2: sb = UART_STOP_BITS_2; break;
-	case RFC2217_STOPSIZE_1_5: sb = UART_STOP_BITS_1_5; break;
-	default: return -EINVAL;
+	case RFC2217_STOPSIZE_1:
+		sb = UART_STOP_BITS_1;
+		break;
+	case RFC2217_STOPSIZE_2:
+		sb = UART_STOP_BITS_2;
+		break;
+	case RFC2217_STOPSIZE_1_5:
+		sb = UART_STOP_BITS_1_5;
+		break;
+	default:
+		return -EINVAL;
 	}
 	if (c->flow != RFC2217_CONTROL_FLOW_NONE)
 		return -EINVAL; /* no RTS/CTS wired, no XON/XOFF in the driver */
@@ -74,8 +97,8 @@ static int hal_uart_config(void *ctx, struct hal_uart_cfg *c)
 	uart_get_baudrate(t->uart, &old_baud);
 	if (uart_set_baudrate(t->uart, c->baud) != ESP_OK)
 		return -EINVAL;
-	if (uart_set_word_length(t->uart, wl) != ESP_OK || uart_set_parity(t->uart, par) != ESP_OK ||
-	    uart_set_stop_bits(t->uart, sb) != ESP_OK) {
+	if (uart_set_word_length(t->uart, wl) != ESP_OK ||
+	    uart_set_parity(t->uart, par) != ESP_OK || uart_set_stop_bits(t->uart, sb) != ESP_OK) {
 		/* cannot happen with the values checked above; keep the baud consistent anyway */
 		if (old_baud)
 			uart_set_baudrate(t->uart, old_baud);
@@ -85,7 +108,10 @@ static int hal_uart_config(void *ctx, struct hal_uart_cfg *c)
 	 * with what it asked (the divider error is at most ~1.5 % at 5 Mbaud, far less below). */
 	t->char_us = char_time_us(c);
 	ESP_LOGD(t->tag, "uart%d: %u %u%c%s", (int)t->uart, (unsigned)c->baud, c->data_bits,
-	         "?NOEMS"[c->parity], c->stop == 1 ? "1" : c->stop == 2 ? "2" : "1.5");
+	         "?NOEMS"[c->parity],
+	         c -> stop == 1      ? "1"
+	              : c->stop == 2 ? "2"
+	                             : "1.5");
 	return 0;
 }
 
@@ -188,9 +214,15 @@ static void hal_log(void *ctx, enum hal_log_level level, const char *line)
 {
 	struct espstm_target *t = ctx;
 	switch (level) {
-	case HAL_LOG_ERROR: ESP_LOGE(t->tag, "%s", line); break;
-	case HAL_LOG_INFO: ESP_LOGI(t->tag, "%s", line); break;
-	default: ESP_LOGD(t->tag, "%s", line); break;
+	case HAL_LOG_ERROR:
+		ESP_LOGE(t->tag, "%s", line);
+		break;
+	case HAL_LOG_INFO:
+		ESP_LOGI(t->tag, "%s", line);
+		break;
+	default:
+		ESP_LOGD(t->tag, "%s", line);
+		break;
 	}
 }
 
@@ -230,16 +262,16 @@ static int pin_out(struct espstm_target *t, int gpio, int open_drain, int level)
 	/* level first, so the pin does not glitch when its driver is enabled */
 	gpio_set_level((gpio_num_t)gpio, (uint32_t)level);
 	gpio_config_t io = {
-	    .pin_bit_mask = (1ULL << gpio),
+		.pin_bit_mask = (1ULL << gpio),
 #if CONFIG_IDF_TARGET_ESP8266
-	    .mode = open_drain ? GPIO_MODE_OUTPUT_OD : GPIO_MODE_OUTPUT,
+		.mode = open_drain ? GPIO_MODE_OUTPUT_OD : GPIO_MODE_OUTPUT,
 #else
-	    /* input enabled too, so the level can be read back for diagnostics */
-	    .mode = open_drain ? GPIO_MODE_INPUT_OUTPUT_OD : GPIO_MODE_OUTPUT,
+		/* input enabled too, so the level can be read back for diagnostics */
+		.mode = open_drain ? GPIO_MODE_INPUT_OUTPUT_OD : GPIO_MODE_OUTPUT,
 #endif
-	    .pull_up_en = GPIO_PULLUP_DISABLE,
-	    .pull_down_en = GPIO_PULLDOWN_DISABLE,
-	    .intr_type = GPIO_INTR_DISABLE,
+		.pull_up_en = GPIO_PULLUP_DISABLE,
+		.pull_down_en = GPIO_PULLDOWN_DISABLE,
+		.intr_type = GPIO_INTR_DISABLE,
 	};
 	esp_err_t e = gpio_config(&io);
 	if (e != ESP_OK) {
@@ -263,7 +295,8 @@ int target_init(unsigned index, const struct settings_target *ts)
 	t->nrst_gpio = ts->pins.nrst;
 	t->boot0_gpio = ts->pins.boot0;
 	t->lock = xSemaphoreCreateMutex();
-	if (!t->lock)
+	t->flash_evt = xSemaphoreCreateBinary();
+	if (!t->lock || !t->flash_evt)
 		return -1;
 	t->port = ts->port;
 	t->lfd = t->cfd = -1;
@@ -276,14 +309,14 @@ int target_init(unsigned index, const struct settings_target *ts)
 		return -1;
 
 	uart_config_t uc = {
-	    .baud_rate = (int)ts->baud,
-	    .data_bits = UART_DATA_8_BITS,
-	    .parity = UART_PARITY_DISABLE,
-	    .stop_bits = UART_STOP_BITS_1,
-	    .flow_ctrl = UART_HW_FLOWCTRL_DISABLE,
-	    .rx_flow_ctrl_thresh = 0,
+		.baud_rate = (int)ts->baud,
+		.data_bits = UART_DATA_8_BITS,
+		.parity = UART_PARITY_DISABLE,
+		.stop_bits = UART_STOP_BITS_1,
+		.flow_ctrl = UART_HW_FLOWCTRL_DISABLE,
+		.rx_flow_ctrl_thresh = 0,
 #if !CONFIG_IDF_TARGET_ESP8266
-	    .source_clk = UART_SCLK_DEFAULT,
+		.source_clk = UART_SCLK_DEFAULT,
 #endif
 	};
 	esp_err_t e;
@@ -292,7 +325,7 @@ int target_init(unsigned index, const struct settings_target *ts)
 	e = uart_driver_install(t->uart, TARGET_UART_RX_RING, 0, 0, NULL, 0);
 	if (e == ESP_OK)
 		e = uart_param_config(t->uart, &uc);
-	/* UART0 stays on GPIO1/GPIO3 (USB) until target_uart0_swap() */
+		/* UART0 stays on GPIO1/GPIO3 (USB) until target_uart0_swap() */
 #else
 	e = uart_driver_install(t->uart, TARGET_UART_RX_RING, 0, 0, NULL, 0);
 	if (e == ESP_OK)
@@ -315,18 +348,21 @@ int target_init(unsigned index, const struct settings_target *ts)
 		ESP_LOGE(t->tag, "uart%d: %u baud not supported", pp->uart, (unsigned)ts->baud);
 		return -1;
 	}
+	stm32_isp_init(&t->isp, &espstm_hal, t); /* same HAL: UART, pins, clock, log */
 	t->ready = 1;
 #if CONFIG_IDF_TARGET_ESP8266
-	ESP_LOGI(t->tag, "uart0 (TX GPIO15, RX GPIO13 once swapped); NRST GPIO%d (open drain), "
-	                 "BOOT0 GPIO%d; %u baud",
+	ESP_LOGI(t->tag,
+	         "uart0 (TX GPIO15, RX GPIO13 once swapped); NRST GPIO%d (open drain), "
+	         "BOOT0 GPIO%d; %u baud",
 	         t->nrst_gpio, t->boot0_gpio, (unsigned)ts->baud);
 	if (ts->pins.tx != 15 || ts->pins.rx != 13)
-		ESP_LOGW(t->tag, "ESP8266: TX/RX are fixed (GPIO15/GPIO13); settings tx %d rx %d ignored",
+		ESP_LOGW(t->tag,
+		         "ESP8266: TX/RX are fixed (GPIO15/GPIO13); settings tx %d rx %d ignored",
 		         ts->pins.tx, ts->pins.rx);
 #else
-	ESP_LOGI(t->tag, "uart%d: TX GPIO%d, RX GPIO%d; NRST GPIO%d (open drain), BOOT0 GPIO%d; %u baud",
-	         pp->uart, ts->pins.tx, ts->pins.rx, t->nrst_gpio, t->boot0_gpio,
-	         (unsigned)ts->baud);
+	ESP_LOGI(
+	    t->tag, "uart%d: TX GPIO%d, RX GPIO%d; NRST GPIO%d (open drain), BOOT0 GPIO%d; %u baud",
+	    pp->uart, ts->pins.tx, ts->pins.rx, t->nrst_gpio, t->boot0_gpio, (unsigned)ts->baud);
 #endif
 	return 0;
 }
@@ -355,7 +391,8 @@ int target_uart0_swap(const char *banner)
 	ESP_LOGI(t->tag, "uart0 swapped to GPIO15 (TX) / GPIO13 (RX)");
 #else
 	(void)banner;
-	ESP_LOGE(t->tag, "uart0 NOT swapped: the STM32 shares GPIO1/GPIO3 with the ROM's boot text");
+	ESP_LOGE(t->tag,
+	         "uart0 NOT swapped: the STM32 shares GPIO1/GPIO3 with the ROM's boot text");
 #endif
 	return 0;
 }
@@ -376,7 +413,38 @@ void target_unlock(unsigned index)
 
 struct bridge *target_bridge(unsigned index)
 {
+	return index < ESPSTM_MAX_TARGETS && espstm_targets[index].ready ? &espstm_targets[index].br
+	                                                                 : NULL;
+}
+
+struct stm32_isp *target_isp(unsigned index)
+{
 	return index < ESPSTM_MAX_TARGETS && espstm_targets[index].ready
-	           ? &espstm_targets[index].br
+	           ? &espstm_targets[index].isp
 	           : NULL;
+}
+
+void target_flash_claim(unsigned index, int on)
+{
+	if (index >= ESPSTM_MAX_TARGETS || !espstm_targets[index].ready)
+		return;
+	struct espstm_target *t = &espstm_targets[index];
+	on = on != 0;
+	if (t->isp_claimed == on)
+		return;
+	t->isp_claimed = on;
+	if (on)
+		t->ulen = 0; /* application output read before the flash: nobody's */
+	bridge_suspend(&t->br, on);
+	ESP_LOGI(t->tag, "%s",
+	         on ? "flash: UART and pins lent to the STM32 flasher"
+	            : "flash: UART and pins back to the RFC 2217 session");
+}
+
+void target_flash_wait(unsigned index, uint32_t ms)
+{
+	if (index >= ESPSTM_MAX_TARGETS || !espstm_targets[index].ready)
+		return;
+	TickType_t ticks = pdMS_TO_TICKS(ms);
+	xSemaphoreTake(espstm_targets[index].flash_evt, ticks ? ticks : 1);
 }

@@ -6,6 +6,19 @@
  * X-Espstm-Request headers and the body to http_api_handle(), then sends its status, content
  * type and body. Every buffer is static: the server runs one request at a time in its task.
  *
+ * Flashing (http_api.h "Flashing"): POST /api/targets/N/flash streams the body with
+ * httpd_req_recv() in FLASH_CHUNK pieces into http_api_flash_body(), which hands the image
+ * to the target's AN3155 master only as fast as it takes it (the target's task drives the
+ * ISP on the UART and wakes the upload, target_flash_wait); no more than one chunk of the
+ * image is held here, TCP holds back the rest. The answer is sent when the run has ended.
+ * On ESP-IDF >= 5.1 the upload runs in its own task (httpd_req_async_handler_begin), so the
+ * server keeps answering (the web page polls GET .../flash for its progress bar); on the
+ * ESP8266 SDK (no async requests) the upload occupies the server task until it ends:
+ * progress requests wait and the page shows the result at the end.
+ * Every call into the core's struct http_api is made under api_mu (the server task and the
+ * upload task share it); flash calls also hold the target's lock (the target's task uses
+ * the ISP). Lock order: api_mu, then a target lock.
+ *
  * Password: settings_web_pass() (NVS; first boot: Kconfig or generated and printed once).
  * Settings changes: stored by the core model (only when changed); baud, line map, auto-boot
  * and settle time apply to the running bridge (framing once no client is connected), the
@@ -19,20 +32,41 @@
 #include "esp_http_server.h"
 #include "esp_log.h"
 #include "esp_timer.h"
+#include "freertos/FreeRTOS.h"
+#include "freertos/queue.h"
+#include "freertos/semphr.h"
+#include "freertos/task.h"
+#if !CONFIG_IDF_TARGET_ESP8266
+#include "esp_idf_version.h"
+#endif
 
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
-#define BODY_MAX 1024 /* settings JSON is at most SETTINGS_JSON_MAX (768) */
+#define BODY_MAX            1024 /* settings JSON is at most SETTINGS_JSON_MAX (768) */
+#define FLASH_CHUNK         1024 /* image bytes received at a time */
+#define FLASH_IDLE_S        30   /* an upload with no data for this long is cancelled */
+#define HTTP_RECV_TIMEOUT_S 5    /* httpd_req_recv() wait (the server's recv_wait_timeout) */
+
+#if !CONFIG_IDF_TARGET_ESP8266 && defined(ESP_IDF_VERSION_VAL)
+#if ESP_IDF_VERSION >= ESP_IDF_VERSION_VAL(5, 1, 0)
+#define FLASH_ASYNC 1 /* httpd_req_async_handler_begin/complete */
+#endif
+#endif
+#ifndef FLASH_ASYNC
+#define FLASH_ASYNC 0
+#endif
 
 static const char *TAG = "espstm.http";
 
 static struct http_api api;
 static char body[BODY_MAX + 1];
-static char auth[160];  /* "Basic " + base64 of admin:<64 characters> fits */
+static char auth[160]; /* "Basic " + base64 of admin:<64 characters> fits */
 static char xreq[8];
 static char path[HTTPD_MAX_URI_LEN + 1];
+static SemaphoreHandle_t api_mu; /* every call into api */
+static char sout[HTTP_API_OUT];  /* the server task's answer, copied out of api.out */
 
 /* ---- API callbacks ---- */
 
@@ -97,25 +131,53 @@ static void api_log(void *ctx, const char *line)
 	ESP_LOGI(TAG, "%s", line);
 }
 
-static const struct api_ops ops = {
-    .status = api_status, .apply = api_apply, .action = api_action, .log = api_log};
+static struct stm32_isp *api_isp(void *ctx, unsigned target)
+{
+	(void)ctx;
+	return target < ESPSTM_MAX_TARGETS ? target_isp(target) : NULL;
+}
+
+/* Called from inside the http_api_flash_* calls, which hold the target's lock. */
+static void api_flash_claim(void *ctx, unsigned target, int on)
+{
+	(void)ctx;
+	target_flash_claim(target, on);
+}
+
+static const struct api_ops ops = {.status = api_status,
+                                   .apply = api_apply,
+                                   .action = api_action,
+                                   .log = api_log,
+                                   .isp = api_isp,
+                                   .flash_claim = api_flash_claim};
 
 /* ---- esp_http_server ---- */
 
 static const char *status_line(int code)
 {
 	switch (code) {
-	case 200: return "200 OK";
-	case 400: return "400 Bad Request";
-	case 401: return "401 Unauthorized";
-	case 403: return "403 Forbidden";
-	case 404: return "404 Not Found";
-	case 405: return "405 Method Not Allowed";
-	case 409: return "409 Conflict";
-	case 413: return "413 Payload Too Large";
-	case 429: return "429 Too Many Requests";
-	case 503: return "503 Service Unavailable";
-	default: return "500 Internal Server Error";
+	case 200:
+		return "200 OK";
+	case 400:
+		return "400 Bad Request";
+	case 401:
+		return "401 Unauthorized";
+	case 403:
+		return "403 Forbidden";
+	case 404:
+		return "404 Not Found";
+	case 405:
+		return "405 Method Not Allowed";
+	case 409:
+		return "409 Conflict";
+	case 413:
+		return "413 Payload Too Large";
+	case 429:
+		return "429 Too Many Requests";
+	case 503:
+		return "503 Service Unavailable";
+	default:
+		return "500 Internal Server Error";
 	}
 }
 
@@ -128,6 +190,198 @@ static const char *header(httpd_req_t *req, const char *name, char *buf, size_t 
 	return httpd_req_get_hdr_value_str(req, name, buf, cap) == ESP_OK ? buf : NULL;
 }
 
+static void send_answer(httpd_req_t *req, const struct api_response *rs)
+{
+	char retry[12]; /* used before this function returns (httpd_resp_send) */
+	httpd_resp_set_status(req, status_line(rs->status));
+	httpd_resp_set_type(req, rs->content_type);
+	httpd_resp_set_hdr(req, "Cache-Control", "no-store");
+	httpd_resp_set_hdr(req, "X-Content-Type-Options", "nosniff");
+	httpd_resp_set_hdr(req, "X-Frame-Options", "DENY");
+	httpd_resp_set_hdr(req, "Content-Security-Policy",
+	                   "default-src 'none'; connect-src 'self'; script-src 'unsafe-inline'; "
+	                   "style-src 'unsafe-inline'; frame-ancestors 'none'");
+	if (rs->www_authenticate)
+		httpd_resp_set_hdr(req, "WWW-Authenticate", HTTP_API_CHALLENGE);
+	if (rs->retry_after_s) {
+		snprintf(retry, sizeof(retry), "%u", (unsigned)rs->retry_after_s);
+		httpd_resp_set_hdr(req, "Retry-After", retry);
+	}
+	httpd_resp_send(req, rs->body, (ssize_t)rs->len);
+}
+
+/* ---- flash upload (one at a time) ---- */
+
+static char fbuf[FLASH_CHUNK];
+static char fquery[160];
+static char fauth[160];
+static char fxreq[8];
+static char fpath[HTTPD_MAX_URI_LEN + 1];
+static char fout[HTTP_API_OUT]; /* the final answer, copied out of api.out under api_mu */
+static struct api_response frs;
+
+static void flash_lock(unsigned t)
+{
+	xSemaphoreTake(api_mu, portMAX_DELAY);
+	target_lock(t);
+}
+
+static void flash_unlock(unsigned t)
+{
+	target_unlock(t);
+	xSemaphoreGive(api_mu);
+}
+
+/* Copy rs (pointing into api.out or static text) to frs/fout; call under api_mu. */
+static void keep_answer(const struct api_response *rs)
+{
+	frs = *rs;
+	size_t n = rs->len < sizeof(fout) ? rs->len : sizeof(fout);
+	memcpy(fout, rs->body, n);
+	frs.body = fout;
+	frs.len = n;
+}
+
+/* Runs the whole upload of req to target t. Returns ESP_OK, or ESP_FAIL when the
+ * connection must be closed (body not read, or broken). */
+static esp_err_t flash_upload(httpd_req_t *req, unsigned t)
+{
+	size_t pl = strcspn(req->uri, "?");
+	if (pl >= sizeof(fpath))
+		pl = sizeof(fpath) - 1;
+	memcpy(fpath, req->uri, pl);
+	fpath[pl] = '\0';
+	const char *query = NULL;
+	if (httpd_req_get_url_query_len(req) < sizeof(fquery) &&
+	    httpd_req_get_url_query_str(req, fquery, sizeof(fquery)) == ESP_OK)
+		query = fquery;
+	else if (httpd_req_get_url_query_len(req) >= sizeof(fquery))
+		query = "%"; /* refused by the core: 400 */
+	struct api_request rq = {
+	    .method = "POST",
+	    .path = fpath,
+	    .authorization = header(req, "Authorization", fauth, sizeof(fauth)),
+	    .x_request = header(req, "X-Espstm-Request", fxreq, sizeof(fxreq)),
+	    .now_ms = (uint32_t)(esp_timer_get_time() / 1000),
+	};
+	struct api_response rs;
+	/* esp_http_server reads bodies by Content-Length only (no chunked requests) */
+	int64_t cl = (int64_t)req->content_len;
+	flash_lock(t);
+	int started = http_api_flash_start(&api, &rq, query, cl, &rs);
+	if (!started)
+		keep_answer(&rs);
+	flash_unlock(t);
+	if (!started) {
+		send_answer(req, &frs);
+		return req->content_len ? ESP_FAIL : ESP_OK; /* unread body: close */
+	}
+	size_t left = req->content_len;
+	int idle_ms = 0;
+	while (left) {
+		int k = httpd_req_recv(req, fbuf, left < sizeof(fbuf) ? left : sizeof(fbuf));
+		if (k == HTTPD_SOCK_ERR_TIMEOUT) {
+			idle_ms += 1000 * HTTP_RECV_TIMEOUT_S;
+			if (idle_ms < 1000 * FLASH_IDLE_S)
+				continue;
+		}
+		if (k <= 0) {
+			flash_lock(t);
+			http_api_flash_cancel(&api, t,
+			                      k == HTTPD_SOCK_ERR_TIMEOUT
+			                          ? "no data for 30 s (timeout)"
+			                          : "connection closed");
+			flash_unlock(t);
+			return ESP_FAIL;
+		}
+		idle_ms = 0;
+		left -= (size_t)k;
+		size_t off = 0;
+		while (off < (size_t)k) {
+			flash_lock(t);
+			off += http_api_flash_body(&api, t, (const uint8_t *)fbuf + off,
+			                           (size_t)k - off);
+			http_api_flash_poll(&api, t);
+			flash_unlock(t);
+			if (off < (size_t)k)
+				target_flash_wait(t, 100); /* the target's task ran the ISP */
+		}
+	}
+	flash_lock(t);
+	http_api_flash_body_end(&api, t);
+	flash_unlock(t);
+	for (;;) {
+		flash_lock(t);
+		http_api_flash_poll(&api, t);
+		int done = http_api_flash_result(&api, t, &rs);
+		if (done)
+			keep_answer(&rs);
+		flash_unlock(t);
+		if (done)
+			break;
+		target_flash_wait(t, 100);
+	}
+	send_answer(req, &frs);
+	return ESP_OK;
+}
+
+#if FLASH_ASYNC
+struct flash_job {
+	httpd_req_t *req;
+	unsigned target;
+};
+static QueueHandle_t flash_q;
+static httpd_handle_t server;
+
+static void flash_task(void *arg)
+{
+	(void)arg;
+	struct flash_job j;
+	for (;;) {
+		if (xQueueReceive(flash_q, &j, portMAX_DELAY) != pdTRUE)
+			continue;
+		if (flash_upload(j.req, j.target) != ESP_OK)
+			httpd_sess_trigger_close(server, httpd_req_to_sockfd(j.req));
+		httpd_req_async_handler_complete(j.req);
+	}
+}
+#endif
+
+/* POST /api/targets/N/flash: in the upload task if there is one, else here. */
+static esp_err_t flash_request(httpd_req_t *req, unsigned t)
+{
+#if FLASH_ASYNC
+	httpd_req_t *copy = NULL;
+	if (flash_q) {
+		if (httpd_req_async_handler_begin(req, &copy) != ESP_OK) {
+			static const char e[] =
+			    "{\"error\":\"cannot hand the upload to its task\"}";
+			struct api_response rs = {.status = 503,
+			                          .content_type = "application/json",
+			                          .body = e,
+			                          .len = sizeof(e) - 1};
+			send_answer(req, &rs);
+			return req->content_len ? ESP_FAIL : ESP_OK;
+		}
+		struct flash_job j = {.req = copy, .target = t};
+		if (xQueueSend(flash_q, &j, 0) == pdTRUE)
+			return ESP_OK;
+		static const char busy[] =
+		    "{\"error\":\"another flash upload is in progress (one at a time)\"}";
+		struct api_response rs = {.status = 409,
+		                          .content_type = "application/json",
+		                          .body = busy,
+		                          .len = sizeof(busy) - 1};
+		send_answer(copy, &rs);
+		if (copy->content_len)
+			httpd_sess_trigger_close(server, httpd_req_to_sockfd(copy));
+		httpd_req_async_handler_complete(copy);
+		return ESP_OK;
+	}
+#endif
+	return flash_upload(req, t);
+}
+
 static esp_err_t handle(httpd_req_t *req)
 {
 	static const char big[] = "{\"error\":\"request body too large\"}";
@@ -137,6 +391,16 @@ static esp_err_t handle(httpd_req_t *req)
 	                     : req->method == HTTP_PUT  ? "PUT"
 	                     : req->method == HTTP_POST ? "POST"
 	                                                : "?";
+	{
+		size_t ul = strcspn(req->uri, "?");
+		if (ul < sizeof(path)) {
+			memcpy(path, req->uri, ul);
+			path[ul] = '\0';
+			unsigned t;
+			if (http_api_flash_route(method, path, &t))
+				return flash_request(req, t);
+		}
+	}
 	if (req->content_len > BODY_MAX) {
 		/* not read: the connection is closed after the answer (ESP_FAIL) */
 		rs.status = 413;
@@ -166,32 +430,46 @@ static esp_err_t handle(httpd_req_t *req)
 		    .body_len = got,
 		    .now_ms = (uint32_t)(esp_timer_get_time() / 1000),
 		};
+		/* GET .../flash reads the target's ISP: hold its lock too (api_status, the other
+		 * route that touches targets, takes their locks itself) */
+		unsigned ft = 0;
+		int flash_get = req->method == HTTP_GET &&
+		                strncmp(path, "/api/targets/", 13) == 0 &&
+		                strstr(path, "/flash") != NULL;
+		xSemaphoreTake(api_mu, portMAX_DELAY); /* lock order: api_mu, then the target */
+		if (flash_get) {
+			const char *d = path + 13;
+			while (*d >= '0' && *d <= '9' && ft < 100)
+				ft = ft * 10 + (unsigned)(*d++ - '0');
+			flash_get = ft < ESPSTM_MAX_TARGETS && target_lock(ft) == 0;
+		}
 		http_api_handle(&api, &rq, &rs);
+		/* rs points into api.out (or the static page): copy it before the locks go, so
+		 * neither the upload task nor the target's task waits for the network */
+		if (rs.body != http_api_page) {
+			size_t n = rs.len < sizeof(sout) ? rs.len : sizeof(sout);
+			memcpy(sout, rs.body, n);
+			rs.body = sout;
+			rs.len = n;
+		}
+		if (flash_get)
+			target_unlock(ft);
+		xSemaphoreGive(api_mu);
+		send_answer(req, &rs);
+		return ESP_OK;
 	}
-	static char retry[12];
-	httpd_resp_set_status(req, status_line(rs.status));
-	httpd_resp_set_type(req, rs.content_type);
-	httpd_resp_set_hdr(req, "Cache-Control", "no-store");
-	httpd_resp_set_hdr(req, "X-Content-Type-Options", "nosniff");
-	httpd_resp_set_hdr(req, "X-Frame-Options", "DENY");
-	httpd_resp_set_hdr(req, "Content-Security-Policy",
-	                   "default-src 'none'; connect-src 'self'; script-src 'unsafe-inline'; "
-	                   "style-src 'unsafe-inline'; frame-ancestors 'none'");
-	if (rs.www_authenticate)
-		httpd_resp_set_hdr(req, "WWW-Authenticate", HTTP_API_CHALLENGE);
-	if (rs.retry_after_s) {
-		snprintf(retry, sizeof(retry), "%u", (unsigned)rs.retry_after_s);
-		httpd_resp_set_hdr(req, "Retry-After", retry);
-	}
-	esp_err_t e = httpd_resp_send(req, rs.body, (ssize_t)rs.len);
-	if (rs.status == 413)
-		return ESP_FAIL;
-	return e;
+	send_answer(req, &rs);
+	return ESP_FAIL; /* 413: the body was not read, close the connection */
 }
 
 int http_server_start(void)
 {
 	const char *pass = settings_web_pass();
+	api_mu = xSemaphoreCreateMutex();
+	if (!api_mu) {
+		ESP_LOGE(TAG, "no memory for the API lock: web server not started");
+		return -1;
+	}
 	if (!pass || http_api_init(&api, &ops, NULL, settings_core(), pass) < 0) {
 		ESP_LOGE(TAG, "no usable web password: web server not started");
 		return -1;
@@ -201,12 +479,19 @@ int http_server_start(void)
 	cfg.max_resp_headers = 10;
 	cfg.uri_match_fn = httpd_uri_match_wildcard;
 	cfg.lru_purge_enable = true;
+	cfg.recv_wait_timeout = HTTP_RECV_TIMEOUT_S;
 	httpd_handle_t h = NULL;
 	esp_err_t e = httpd_start(&h, &cfg);
 	if (e != ESP_OK) {
 		ESP_LOGE(TAG, "httpd_start: %s", esp_err_to_name(e));
 		return -1;
 	}
+#if FLASH_ASYNC
+	server = h;
+	flash_q = xQueueCreate(1, sizeof(struct flash_job));
+	if (!flash_q || xTaskCreate(flash_task, "espstm-flash", 4096, NULL, 5, NULL) != pdPASS)
+		ESP_LOGE(TAG, "no upload task: flash uploads run in the server task");
+#endif
 	static const httpd_uri_t uris[] = {
 	    {.uri = "/*", .method = HTTP_GET, .handler = handle, .user_ctx = NULL},
 	    {.uri = "/*", .method = HTTP_PUT, .handler = handle, .user_ctx = NULL},

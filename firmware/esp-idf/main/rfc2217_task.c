@@ -26,11 +26,11 @@
 #include <stdio.h>
 #include <string.h>
 
-#define TASK_STACK    4096
-#define TASK_PRIO     5
-#define ACTIVE_MS     200 /* after moving data, poll every tick for this long */
-#define IDLE_POLL_MS  10  /* UART RX poll period while a client is idle */
-#define NOCLIENT_MS   100 /* without a client (UART bytes are only drained) */
+#define TASK_STACK   4096
+#define TASK_PRIO    5
+#define ACTIVE_MS    200 /* after moving data, poll every tick for this long */
+#define IDLE_POLL_MS 10  /* UART RX poll period while a client is idle */
+#define NOCLIENT_MS  100 /* without a client (UART bytes are only drained) */
 
 static int legacy_on; /* rfc2217_enable_legacy() */
 
@@ -231,6 +231,25 @@ static size_t uart_in(struct espstm_target *t)
 	return moved;
 }
 
+/* While a flash claims the target: every UART byte goes to the ISP (dropped when it is not
+ * running), then the ISP runs and the HTTP upload is woken (target_flash_wait). */
+static size_t isp_in(struct espstm_target *t)
+{
+	size_t moved = 0;
+	for (int guard = 0; guard < 8; guard++) {
+		int k = uart_read_bytes(t->uart, t->ubuf, (uint32_t)sizeof(t->ubuf), 0);
+		if (k <= 0)
+			break;
+		if (stm32_isp_busy(&t->isp))
+			stm32_isp_input(&t->isp, t->ubuf, (size_t)k);
+		moved += (size_t)k;
+	}
+	t->ulen = 0;
+	stm32_isp_poll(&t->isp);
+	xSemaphoreGive(t->flash_evt);
+	return moved;
+}
+
 static void target_task(void *arg)
 {
 	struct espstm_target *t = arg;
@@ -246,7 +265,7 @@ static void target_task(void *arg)
 		/* move everything that can move now */
 		size_t moved = net_in(t);
 		bridge_poll(&t->br);
-		moved += uart_in(t);
+		moved += t->isp_claimed ? isp_in(t) : uart_in(t);
 		bridge_poll(&t->br);
 		if (t->net_error)
 			drop_client(t, "send error", t->net_error);
@@ -257,13 +276,16 @@ static void target_task(void *arg)
 
 		/* how long select may sleep */
 		int32_t wait_ms = t->cfd >= 0 ? IDLE_POLL_MS : NOCLIENT_MS;
-		if (now < active_until || t->ulen || t->rlen || bridge_tx_pending(&t->br))
-			wait_ms = 1; /* UART FIFO / pending bytes: look again next tick */
+		if (now < active_until || t->ulen || t->rlen || bridge_tx_pending(&t->br) ||
+		    t->isp_claimed)
+			wait_ms =
+			    1; /* UART FIFO / pending bytes / flashing: look again next tick */
 		int32_t bn = bridge_next_ms(&t->br);
 		if (bn >= 0 && bn < wait_ms)
 			wait_ms = bn;
 		if (wait_ms < 1)
-			wait_ms = 1; /* always block at least a tick: the idle task (watchdog) runs */
+			wait_ms =
+			    1; /* always block at least a tick: the idle task (watchdog) runs */
 
 		fd_set rd, wr;
 		FD_ZERO(&rd);

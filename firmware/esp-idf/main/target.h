@@ -5,6 +5,7 @@
 #define ESPSTM_TARGET_H
 
 #include "espstm.h"
+#include "stm32_isp.h"
 
 #include "driver/uart.h"
 #include "freertos/FreeRTOS.h"
@@ -12,8 +13,8 @@
 
 #include <stdint.h>
 
-#define TARGET_NET_BUF  1024 /* network bytes received and not yet taken by the bridge */
-#define TARGET_UART_BUF 512  /* UART bytes read and not yet taken by the bridge */
+#define TARGET_NET_BUF      1024 /* network bytes received and not yet taken by the bridge */
+#define TARGET_UART_BUF     512  /* UART bytes read and not yet taken by the bridge */
 #define TARGET_UART_RX_RING 2048 /* driver RX ring buffer (> 128-byte FIFO) */
 
 struct espstm_target {
@@ -22,7 +23,7 @@ struct espstm_target {
 	uart_port_t uart;
 	int nrst_gpio, boot0_gpio;
 	uint16_t port;
-	char tag[12]; /* log tag "espstm.t0" */
+	char tag[12];           /* log tag "espstm.t0" */
 	SemaphoreHandle_t lock; /* bridge session: the target's task vs the HTTP API */
 	struct bridge br;
 	struct bridge_settings bset;
@@ -37,8 +38,15 @@ struct espstm_target {
 	/* legacy ports (target 0 only, settings legacy_ports): raw 1234, control 1235 */
 	int lfd_raw, lfd_ctl, ctl_fd;
 	/* transmitter state (ESP8266: FIFO count + one character time) */
-	uint32_t char_us; /* time of one character at the current framing (us), rounded up */
+	uint32_t char_us;       /* time of one character at the current framing (us), rounded up */
 	int64_t tx_empty_since; /* esp_timer time the FIFO was first seen empty, -1 unknown */
+	/* flashing over HTTP (http_api.h "Flashing"): the AN3155 master on this target's HAL.
+	 * While isp_claimed the bridge session is suspended (bridge_suspend) and the task hands
+	 * every UART byte to the ISP and polls it every tick; after each round it gives
+	 * flash_evt, which wakes the HTTP upload waiting for ISP room or the end of the run. */
+	struct stm32_isp isp;
+	int isp_claimed;
+	SemaphoreHandle_t flash_evt;
 };
 
 extern struct espstm_target espstm_targets[ESPSTM_MAX_TARGETS];

@@ -1,0 +1,419 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: MIT
+"""Flashing over HTTP (issue 5 item 2): espstm-bridge --http with the simulated STM32.
+
+Usage: check.py BRIDGE_BINARY
+For each simulated model the bridge runs with real wire time (115200 8E1 for the
+bootloader), --http 127.0.0.1:0 and a password file; images are uploaded with curl
+(--data-binary, -H 'X-Espstm-Request: 1', -u admin:PW) and the flash file written by the
+simulator is compared afterwards. Checks: 401/403/400/409/413, .bin with verify and GO,
+Intel HEX with a gap, progress (GET) and the upload throttled to the UART, an RFC 2217 client
+held during the flash and served after it, an upload cut in the middle ending in "failed",
+flash outside the image left alone. Prints PASS/FAIL per check and "N passed, N failed";
+exit status 0 only if all passed. Python stdlib + curl."""
+import base64
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+import zlib
+
+results = []
+BASE = 0x08000000
+
+
+def check(name, cond, detail=""):
+    results.append(bool(cond))
+    print(("PASS " if cond else "FAIL ") + name + ("" if cond else ": " + str(detail)[:600]),
+          flush=True)
+    return cond
+
+
+class Bridge:
+    def __init__(self, binary, tmp, model, flash_init):
+        self.model = model
+        self.flash = os.path.join(tmp, model + ".bin")
+        if flash_init:
+            with open(self.flash, "wb") as f:
+                f.write(flash_init)  # else created blank (0xFF) by the simulator
+        self.pw = "pw-" + os.urandom(5).hex()
+        pwf = os.path.join(tmp, model + ".pw")
+        with open(pwf, "w") as f:
+            f.write(self.pw + "\n")
+        self.log = []
+        self.ports = {}
+        ready = threading.Event()
+        self.p = subprocess.Popen([binary, "--listen", "127.0.0.1:0", "--target", "sim:" + model,
+                                   "--flash", self.flash, "--http", "127.0.0.1:0",
+                                   "--password-file", pwf],
+                                  stderr=subprocess.PIPE, text=True)
+
+        def reader():
+            for line in self.p.stderr:
+                self.log.append(line.rstrip("\n"))
+                m = re.search(r"listening on [\d.]+:(\d+)", line)
+                if m:
+                    self.ports["rfc"] = int(m.group(1))
+                m = re.search(r"http on [\d.]+:(\d+)", line)
+                if m:
+                    self.ports["http"] = int(m.group(1))
+                if len(self.ports) == 2:
+                    ready.set()
+        threading.Thread(target=reader, daemon=True).start()
+        self.ok = ready.wait(10)
+        self.url = "http://127.0.0.1:%d" % self.ports.get("http", 0)
+
+    def stop(self):
+        """SIGTERM (the flash file is synced), then the file's contents."""
+        self.p.send_signal(signal.SIGTERM)
+        try:
+            self.p.wait(10)
+        except subprocess.TimeoutExpired:
+            self.p.kill()
+            self.p.wait()
+        with open(self.flash, "rb") as f:
+            return f.read()
+
+    def get(self, path, auth=True):
+        rq = urllib.request.Request(self.url + path)
+        if auth:
+            tok = base64.b64encode(("admin:" + self.pw).encode()).decode()
+            rq.add_header("Authorization", "Basic " + tok)
+        try:
+            with urllib.request.urlopen(rq, timeout=10) as r:
+                return r.status, json.loads(r.read() or b"null")
+        except urllib.error.HTTPError as e:
+            body = e.read()
+            try:
+                return e.code, json.loads(body)
+            except ValueError:
+                return e.code, body
+
+    def curl(self, query, data_file, password=None, xreq=True, target=0, extra=()):
+        """POST an image with curl; returns (status, json or raw body)."""
+        out = data_file + ".out"
+        cmd = ["curl", "-s", "-o", out, "-w", "%{http_code}", "--max-time", "120",
+               "-u", "admin:" + (self.pw if password is None else password),
+               "--data-binary", "@" + data_file,
+               "-H", "Content-Type: application/octet-stream"]
+        if xreq:
+            cmd += ["-H", "X-Espstm-Request: 1"]
+        cmd += list(extra)
+        cmd.append(self.url + "/api/targets/%d/flash%s" % (target, "?" + query if query else ""))
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        try:
+            with open(out, "rb") as f:
+                body = f.read()
+        except OSError:
+            body = b""
+        try:
+            body = json.loads(body)
+        except ValueError:
+            pass
+        try:
+            return int(r.stdout.strip() or 0), body
+        except ValueError:
+            return 0, body
+
+    def post_action(self, action):
+        rq = urllib.request.Request(self.url + "/api/targets/0/" + action, method="POST",
+                                    data=b"")
+        tok = base64.b64encode(("admin:" + self.pw).encode()).decode()
+        rq.add_header("Authorization", "Basic " + tok)
+        rq.add_header("X-Espstm-Request", "1")
+        try:
+            with urllib.request.urlopen(rq, timeout=10) as r:
+                return r.status
+        except urllib.error.HTTPError as e:
+            return e.code
+
+    def wait_state(self, states, timeout=60):
+        end = time.monotonic() + timeout
+        j = None
+        while time.monotonic() < end:
+            st, j = self.get("/api/targets/0/flash")
+            if st == 200 and j.get("state") in states:
+                return j
+            time.sleep(0.1)
+        return j
+
+
+def app_image(n, seed):
+    """n bytes: a plausible vector table (the simulated app then prints its banner)."""
+    rnd = random.Random(seed)
+    img = bytearray(rnd.getrandbits(8) for _ in range(n))
+    img[0:8] = (0x20004000).to_bytes(4, "little") + (BASE + 0x131).to_bytes(4, "little")
+    return bytes(img)
+
+
+def ihex(segments):
+    """Intel HEX text of [(address, bytes)], 16-byte data records, type 04 bases."""
+    lines = []
+    base = None
+
+    def rec(addr16, typ, data):
+        b = bytes([len(data), addr16 >> 8, addr16 & 0xFF, typ]) + data
+        return ":" + (b + bytes([(-sum(b)) & 0xFF])).hex().upper()
+    for addr, data in segments:
+        for off in range(0, len(data), 16):
+            a = addr + off
+            if a >> 16 != base:
+                base = a >> 16
+                lines.append(rec(0, 4, base.to_bytes(2, "big")))
+            lines.append(rec(a & 0xFFFF, 0, data[off:off + 16]))
+    lines.append(rec(0, 5, (BASE + 0x131).to_bytes(4, "big")))
+    lines.append(":00000001FF")
+    return ("\r\n".join(lines) + "\r\n").encode()
+
+
+def read_for(sock, seconds):
+    data = b""
+    end = time.monotonic() + seconds
+    while True:
+        left = end - time.monotonic()
+        if left <= 0:
+            return data
+        sock.settimeout(left)
+        try:
+            b = sock.recv(4096)
+        except socket.timeout:
+            return data
+        if not b:
+            return data
+        data += b
+
+
+def raw_upload_cut(port, pw, query, total, send):
+    """POST with Content-Length total, send `send` bytes, close the socket."""
+    s = socket.create_connection(("127.0.0.1", port))
+    tok = base64.b64encode(("admin:" + pw).encode()).decode()
+    s.sendall(("POST /api/targets/0/flash?%s HTTP/1.1\r\nHost: x\r\nAuthorization: Basic %s\r\n"
+               "X-Espstm-Request: 1\r\nContent-Type: application/octet-stream\r\n"
+               "Content-Length: %d\r\n\r\n" % (query, tok, total)).encode())
+    s.sendall(os.urandom(send))
+    time.sleep(0.5)  # the run is under way
+    s.close()
+
+
+def run_f103(binary, tmp):
+    size = 128 * 1024
+    old = bytes(random.Random(7).getrandbits(8) for _ in range(size))  # "old" flash contents
+    br = Bridge(binary, tmp, "stm32f103", old)
+    if not check("f103: bridge starts (--http, --password-file)", br.ok, "\n".join(br.log)):
+        br.stop()
+        return
+    try:
+        img = app_image(64 * 1024, 1)
+        imgf = os.path.join(tmp, "app64k.bin")
+        with open(imgf, "wb") as f:
+            f.write(img)
+
+        st, j = br.get("/api/targets/0/flash")
+        check("GET flash before any upload: idle", st == 200 and j.get("state") == "idle", (st, j))
+        st, j = br.get("/api/targets/0/flash", auth=False)
+        check("GET flash without credentials: 401", st == 401, st)
+        st, j = br.curl("verify=1", imgf, password="wrong")
+        check("wrong password: 401", st == 401, (st, j))
+        st, j = br.curl("verify=1", imgf, xreq=False)
+        check("no X-Espstm-Request header: 403", st == 403, (st, j))
+        for q, what in (("format=elf", "format"), ("format=hex&address=0x08000000", "address"),
+                        ("address=0x08000002", "address"), ("verify=2", "verify"),
+                        ("colour=red", "unknown")):
+            st, j = br.curl(q, imgf)
+            check("bad parameter %s: 400 naming it" % q,
+                  st == 400 and isinstance(j, dict) and
+                  (what in j.get("error", "") or "parameter" in j.get("error", "")), (st, j))
+        st, j = br.get("/api/targets/0/flash")
+        check("refused requests started nothing (still idle)", j.get("state") == "idle", j)
+
+        # An RFC 2217 (raw) client connected during the flash: held, then served.
+        cli = socket.create_connection(("127.0.0.1", br.ports["rfc"]))
+        read_for(cli, 0.3)
+
+        res = {}
+
+        def up():
+            res["r"] = br.curl("address=0x08000000&verify=1&go=1", imgf)
+        th = threading.Thread(target=up)
+        t0 = time.monotonic()
+        th.start()
+        j = br.wait_state(("writing",), 20)
+        check("progress: state reaches writing", j and j.get("state") == "writing", j)
+        check("progress: device identified (pid 0x410)",
+              j and j.get("device") and j["device"].get("pid") == "0x410", j)
+        cli.sendall(b"hello")  # held by the suspended session
+        st409, j409 = br.curl("verify=1", imgf)
+        check("second upload while flashing: 409", st409 == 409, (st409, j409))
+        check("reset action while flashing: 409", br.post_action("reset") == 409)
+        # the upload is throttled to the UART: the ISP never holds much more than it wrote;
+        # what the client receives before a GET that still says "writing" came during the
+        # flash
+        lag, samples, written, leaked, after = 0, [], [], b"", b""
+        while th.is_alive():
+            got = read_for(cli, 0.001)
+            st, j = br.get("/api/targets/0/flash")
+            if st == 200 and j.get("state") in ("writing", "verifying", "erasing"):
+                lag = max(lag, j["bytes_received"] - j["bytes_written"])
+                written.append(j["bytes_written"])
+                leaked += got
+            else:
+                after += got
+            samples.append(j.get("state"))
+            time.sleep(0.2)
+        th.join()
+        took = time.monotonic() - t0
+        st, j = res["r"]
+        check("64 KiB .bin with verify and go: 200 ok, state done",
+              st == 200 and isinstance(j, dict) and j.get("ok") is True and
+              j.get("state") == "done", (st, j))
+        check("answer counts every byte written and verified",
+              isinstance(j, dict) and j.get("bytes_total") == 65536 and
+              j.get("bytes_written") == 65536 and j.get("bytes_verified") == 65536, j)
+        check("progress seen rising during the upload",
+              len(written) >= 3 and written[-1] > written[0], written[:5] + written[-5:])
+        check("upload throttled to the UART (ISP ahead of the flash by <= 4 KiB, max %d)" % lag,
+              0 <= lag <= 4096, lag)
+        print("     (64 KiB with verify took %.1f s; states seen: %s)"
+              % (took, ",".join(sorted(set(s for s in samples if s)))), flush=True)
+        check("RFC 2217 client got nothing from the UART during the flash", leaked == b"",
+              repr(leaked[:80]))
+        after += read_for(cli, 2.0)
+        check("data the client sent during the flash reaches the new application afterwards "
+              "(echo)", b"hello" in after, repr(after[-120:]))
+        st, j = br.get("/api/targets/0/flash")
+        check("GET after the run: done", j.get("state") == "done" and j.get("error") is None, j)
+        # after GO the application runs; the session resumed: reset -> banner, echo
+        check("reset action after the flash: 200", br.post_action("reset") == 200)
+        got = read_for(cli, 2.0)
+        now = (img + old[len(img):]).rstrip(b"\xff")  # what the chip's flash holds now
+        banner = b"stm32sim app crc32=%08x len=%d\r\n" % (zlib.crc32(now) & 0xFFFFFFFF,
+                                                          len(now))
+        check("application of the new image runs (banner through the resumed session)",
+              banner in got, repr(got[:200]))
+        cli.sendall(b"ping")
+        echo = read_for(cli, 1.0)
+        check("session forwards data again (application echo)", b"ping" in echo, repr(echo))
+        cli.close()
+
+        # Intel HEX: two segments with a gap, go=0
+        seg1 = bytes(random.Random(2).getrandbits(8) for _ in range(3000))
+        seg2 = bytes(random.Random(3).getrandbits(8) for _ in range(5000))
+        hx = ihex([(BASE + 0x10000, seg1), (BASE + 0x10000 + 4096, seg2)])
+        hxf = os.path.join(tmp, "app.hex")
+        with open(hxf, "wb") as f:
+            f.write(hx)
+        st, j = br.curl("format=hex&verify=1", hxf)
+        check("Intel HEX with a gap: 200 done",
+              st == 200 and isinstance(j, dict) and j.get("state") == "done", (st, j))
+        check("HEX: address from the records, gap written as 0xFF (%s bytes)"
+              % (j.get("bytes_written") if isinstance(j, dict) else "?"),
+              isinstance(j, dict) and j.get("address") == "0x08010000" and
+              j.get("bytes_written") == 4096 + 5000 and j.get("format") == "hex", j)
+
+        # bad HEX: checksum error on line 2 (before any data is accepted)
+        bad = hx.split(b"\r\n")
+        bad[1] = bad[1][:-2] + (b"00" if bad[1][-2:] != b"00" else b"01")
+        badf = os.path.join(tmp, "bad.hex")
+        with open(badf, "wb") as f:
+            f.write(b"\r\n".join(bad))
+        st, j = br.curl("format=hex", badf)
+        check("Intel HEX with a checksum error: 400 naming the line",
+              st == 400 and isinstance(j, dict) and j.get("state") == "failed" and
+              "line 2" in (j.get("error") or ""), (st, j))
+
+        # 413: larger than this chip's flash (found after GET ID, before any erase)
+        bigf = os.path.join(tmp, "big.bin")
+        with open(bigf, "wb") as f:
+            f.write(os.urandom(192 * 1024))
+        st, j = br.curl("address=0x08000000", bigf)
+        check("image larger than the chip's flash: 413, failed",
+              st == 413 and isinstance(j, dict) and j.get("state") == "failed", (st, j))
+        hugef = os.path.join(tmp, "huge.bin")
+        with open(hugef, "wb") as f:
+            f.truncate(8 * 1024 * 1024)
+        st, j = br.curl("", hugef)
+        check("image larger than any supported flash: 413 at once", st == 413, (st, j))
+
+        # upload cut in the middle: the socket closes after 12 KiB of 32 KiB
+        raw_upload_cut(br.ports["http"], br.pw, "address=0x08018000&verify=1", 32768, 12288)
+        j = br.wait_state(("failed", "done"), 30)
+        check("upload cut in the middle: failed (never done)",
+              j and j.get("state") == "failed", j)
+        check("... with a clear error",
+              j and "interrupted" in (j.get("error") or "") and j.get("step"), j)
+        # the target is free again
+        smallf = os.path.join(tmp, "small.bin")
+        small = os.urandom(2048)
+        with open(smallf, "wb") as f:
+            f.write(small)
+        st, j = br.curl("address=0x0801F800&verify=1", smallf)
+        check("next upload after the cut one: 200", st == 200, (st, j))
+    finally:
+        flash = br.stop()
+    check("flash holds the .bin image", flash[:65536] == img,
+          "first difference at %s" % next((i for i in range(65536) if flash[i] != img[i]), None))
+    exp = seg1 + b"\xff" * (4096 - len(seg1)) + seg2
+    check("flash holds the HEX segments and the 0xFF gap",
+          flash[0x10000:0x10000 + len(exp)] == exp)
+    check("flash holds the last upload", flash[0x1F800:0x20000] == small)
+    # erase only what the images covered: the HEX ends in page 0x12000 (1 KiB pages)
+    end_hex = 0x10000 + len(exp)
+    end_page = (end_hex + 1023) // 1024 * 1024
+    check("flash outside the images' pages untouched",
+          flash[65536:0x10000] == old[65536:0x10000] and
+          flash[end_page:0x18000] == old[end_page:0x18000],
+          "erased more than the images cover")
+    check("page remainder after the HEX image erased (0xFF)",
+          flash[end_hex:end_page] == b"\xff" * (end_page - end_hex))
+
+
+def run_small(binary, tmp, model, pid, size):
+    br = Bridge(binary, tmp, model, b"")
+    if not check("%s: bridge starts" % model, br.ok, "\n".join(br.log)):
+        br.stop()
+        return
+    try:
+        img = app_image(size, size)
+        f = os.path.join(tmp, model + "-img.bin")
+        with open(f, "wb") as fh:
+            fh.write(img)
+        st, j = br.curl("verify=1&go=1", f)
+        check("%s: %d KiB .bin with verify and go: 200 done (pid %s)" % (model, size // 1024, pid),
+              st == 200 and isinstance(j, dict) and j.get("state") == "done" and
+              (j.get("device") or {}).get("pid") == pid and j.get("bytes_verified") == size,
+              (st, j))
+    finally:
+        flash = br.stop()
+    check("%s: flash holds the image" % model, flash[:size] == img)
+
+
+def main():
+    binary = sys.argv[1] if len(sys.argv) > 1 else "build/espstm-bridge"
+    if not shutil.which("curl"):
+        print("FAIL curl not installed\n0 passed, 1 failed")
+        return 1
+    tmp = tempfile.mkdtemp(prefix="espstm-flash-http-")
+    try:
+        run_f103(binary, tmp)
+        run_small(binary, tmp, "stm32g431", "0x468", 16 * 1024)
+        run_small(binary, tmp, "stm32f407", "0x413", 16 * 1024)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    passed = sum(results)
+    failed = len(results) - passed
+    print("%d passed, %d failed" % (passed, failed))
+    return 0 if failed == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -3,8 +3,9 @@
 // chromium driven by playwright-core. Starts espstm-bridge with the simulated STM32F103
 // holding an application image (its banner at 57600 baud, the bridge's user baud 115200),
 // logs in, changes the user baud to 57600 and sees it applied (status + the banner readable
-// through a raw TCP client on the bridge port after pressing Reset), and checks that a wrong
-// password is refused. Screenshots go to $ESPSTM_BUILD/web-artifacts.
+// through a raw TCP client on the bridge port after pressing Reset), flashes a 16 KiB image
+// from the page's upload form (progress bar while it runs, then done), and checks that a
+// wrong password is refused. Screenshots go to $ESPSTM_BUILD/web-artifacts.
 'use strict';
 const { chromium } = require('playwright-core');
 const { spawn } = require('child_process');
@@ -151,12 +152,37 @@ async function main() {
       fs.writeFileSync(path.join(ART, 'banner.txt'), rx);
     });
 
+    await test('flash an image from the page: progress bar, then done', async () => {
+      // 16 KiB .bin with a vector table (the simulated app prints its banner after GO)
+      const img = Buffer.alloc(16 * 1024);
+      crypto.randomBytes(img.length).copy(img);
+      img.writeUInt32LE(0x20004000, 0);
+      img.writeUInt32LE(0x08000131, 4);
+      const file = path.join(dir, 'app.bin');
+      fs.writeFileSync(file, img);
+      await page.setInputFiles('#fl-file', file);
+      await page.fill('#fl-addr', '0x08000000');
+      await page.click('#fl-start');
+      // progress while it runs (the page polls GET /api/targets/0/flash)
+      await page.waitForFunction(() => {
+        const b = document.getElementById('fl-bar');
+        return b.value > 0 && b.value < 100 && /writing|verifying/.test(document.getElementById('fl-state').textContent);
+      }, null, { timeout: 20000, polling: 50 });
+      await page.screenshot({ path: path.join(ART, '5-flash-progress.png'), fullPage: true });
+      await page.waitForFunction(() => document.getElementById('fl-state').dataset.state === 'done', null, { timeout: 60000 });
+      assert(/Flash done: app\.bin/.test(await page.textContent('#msg')), 'message');
+      assert((await page.getAttribute('#fl-bar', 'value')) === '100' || (await page.evaluate(() => document.getElementById('fl-bar').value)) === 100, 'bar at 100');
+      const st = JSON.parse((await request(httpPort, 'GET', '/api/targets/0/flash', { user: 'admin', pass: PASS })).body);
+      assert(st.state === 'done' && st.bytes_verified === img.length && st.go === true, `GET flash ${JSON.stringify(st)}`);
+      await page.screenshot({ path: path.join(ART, '6-flash-done.png'), fullPage: true });
+    });
+
     await test('a wrong password is refused', async () => {
       const bad = await open('profile-bad', PASS + 'x');
       const p2 = bad.pages()[0] || await bad.newPage();
       const resp = await p2.goto(base + '/');
       assert(resp.status() === 401, `page status ${resp.status()}`);
-      await p2.screenshot({ path: path.join(ART, '5-wrong-password.png') });
+      await p2.screenshot({ path: path.join(ART, '7-wrong-password.png') });
       const r = await request(httpPort, 'PUT', '/api/settings', { user: 'admin', pass: 'wrong', body: { targets: [{ baud: 9600 }] }, headers: { 'X-Espstm-Request': '1' } });
       assert(r.status === 401 || r.status === 429, `PUT with wrong password -> ${r.status}`);
       const st = JSON.parse((await request(httpPort, 'GET', '/api/settings', { user: 'admin', pass: PASS })).body || '{}');

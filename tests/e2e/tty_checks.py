@@ -403,16 +403,77 @@ def c_break():
     termios.tcdrain(fd)     # TCSBRK 1
     el = time.monotonic() - t0
     need(el < 2.0, "tcdrain took %.2f s" % el)
-    t0 = time.monotonic()
-    termios.tcsendbreak(fd, 0)   # TCSBRK 0 (glibc)
-    el = time.monotonic() - t0
-    need(el < 1.5, "tcsendbreak(fd, 0) took %.2f s" % el)
-    t0 = time.monotonic()
-    fcntl.ioctl(fd, TCSBRKP, 0)  # TCSBRKP 0 = 0.25..0.5 s break
-    el = time.monotonic() - t0
-    need(el < 1.5, "TCSBRKP 0 took %.2f s" % el)
+    # durations as Linux serial: TCSBRK 0 (glibc tcsendbreak(fd, 0)) 250 ms, TCSBRKP n
+    # n x 100 ms (0: 250 ms); each a BREAK on, then off, on the bridge
+    for what, call, ms in (("tcsendbreak(fd, 0)", lambda: termios.tcsendbreak(fd, 0), 250),
+                           ("TCSBRKP 0", lambda: fcntl.ioctl(fd, TCSBRKP, 0), 250),
+                           ("TCSBRKP 3", lambda: fcntl.ioctl(fd, TCSBRKP, 3), 300)):
+        n0 = len(blog_lines())
+        t0 = time.monotonic()
+        call()
+        el = time.monotonic() - t0
+        need(ms / 1000.0 - 0.01 <= el < ms / 1000.0 + 1.5,
+             "%s took %.2f s, want %d ms" % (what, el, ms))
+        on = wait_blog(n0, lambda x: "uart: break on" in x)
+        need(on, "%s: bridge log has no 'uart: break on'" % what)
+        i = blog_lines().index(on, n0)
+        need(wait_blog(i + 1, lambda x: "uart: break off" in x),
+             "%s: bridge log has no 'uart: break off' after 'break on'" % what)
     tcgets(fd)
     drain(fd)
+
+
+TCXONC = 0x540A
+TIOCMIWAIT = 0x545C
+TIOCGICOUNT = 0x545D
+
+
+@check("tcflow-tcooff-tcoon")
+def c_tcflow():
+    fd = S["fd"]
+    set_blocking(fd, False)
+    drain(fd)
+    termios.tcflow(fd, termios.TCOOFF)     # our output suspended: writers wait
+    try:
+        try:
+            n = os.write(fd, b"held")
+            raise CheckFail("O_NONBLOCK write after TCOOFF returned %r, want EAGAIN" % n)
+        except BlockingIOError:
+            pass
+        _, w, _ = select.select([], [fd], [], 0.3)
+        need(not w, "select: writable while output is suspended (TCOOFF)")
+    finally:
+        termios.tcflow(fd, termios.TCOON)
+    _, w, _ = select.select([], [fd], [], 2.0)
+    need(w, "select: not writable after TCOON")
+    os.write(fd, b"resumed")
+    got = read_until(fd, b"resumed", 3.0)
+    need(got.endswith(b"resumed"), "echo after TCOON: %r" % got)
+
+
+@check("tiocmiwait-eintr-icount")
+def c_miwait():
+    fd = S["fd"]
+    ic = struct.unpack("<11i", fcntl.ioctl(fd, TIOCGICOUNT, b"\0" * 80)[:44])
+    # the bridge's NOTIFY-MODEMSTATE raised CTS, DSR and CD once: counted; rx/tx traffic
+    need(ic[0] >= 1 and ic[1] >= 1 and ic[3] >= 1 and ic[4] > 0 and ic[5] > 0,
+         "TIOCGICOUNT cts dsr rng dcd rx tx = %r" % (ic[:6],))
+
+    def body():
+        def h(sig, frm):
+            raise Alarm()
+        signal.signal(signal.SIGALRM, h)
+        signal.setitimer(signal.ITIMER_REAL, 0.5)
+        try:
+            fcntl.ioctl(fd, TIOCMIWAIT, termios.TIOCM_CTS | termios.TIOCM_CD)
+            return "TIOCMIWAIT returned with no modem change"
+        except Alarm:
+            return ""
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+    msg = in_child(body, 5)
+    need(not msg, "SIGALRM during TIOCMIWAIT: " + msg)
+    tcgets(fd)
 
 
 @check("outq-winsz-excl")
@@ -522,7 +583,8 @@ def c_pyserial():
 
 def main():
     for c in (c_open, c_termios, c_tcgets2, c_bother, c_raw, c_eagain, c_vtime, c_modem,
-              c_select, c_flush, c_break, c_misc, c_unknown, c_eintr, c_pyserial):
+              c_select, c_flush, c_break, c_tcflow, c_misc, c_unknown, c_eintr, c_miwait,
+              c_pyserial):
         if c.__name__ != "open-lines-deasserted" and S["fd"] is None and c.__name__ != "pyserial":
             results.append((c.__name__, False, "skipped: the device did not open"))
             print("FAIL %s: skipped: the device did not open" % c.__name__, flush=True)

@@ -21,7 +21,8 @@
 # uninstall never touches /etc/systemd. For any other PREFIX, which systemd and udev do not
 # search, pass UNITDIR=/etc/systemd/system UDEVRULESDIR=/etc/udev/rules.d.
 #
-# The unit's ExecStart= is rewritten to $(SBINDIR)/espstmd -c $(SYSCONFDIR)/espstm/espstm.conf.
+# In the unit's Exec*= lines, /usr/local/sbin/espstmd and /etc/espstm/espstm.conf become
+# $(SBINDIR)/espstmd and $(SYSCONFDIR)/espstm/espstm.conf.
 #
 # The configuration file is never overwritten: if $(SYSCONFDIR)/espstm/espstm.conf exists and
 # differs from conf/espstm.conf, the new example is installed beside it as espstm.conf.new
@@ -48,9 +49,11 @@ UDEVRULESDIR ?= $(PREFIX)/lib/udev/rules.d
 endif
 
 INSTALL_MAN  := $(sort $(wildcard man/*.1 man/*.5 man/*.8))
-# The unit as written in systemd/espstmd.service, and as installed.
+# The unit names espstmd and its configuration by their PREFIX=/usr/local paths;
+# install replaces them in the Exec*= lines with the installed ones.
 UNIT_EXEC_SRC := ExecStart=/usr/local/sbin/espstmd -c /etc/espstm/espstm.conf
-UNIT_EXEC_DST  = ExecStart=$(SBINDIR)/espstmd -c $(SYSCONFDIR)/espstm/espstm.conf
+UNIT_SED       = -e '/^Exec/s|/usr/local/sbin/espstmd|$(SBINDIR)/espstmd|g' \
+                 -e '/^Exec/s|/etc/espstm/espstm\.conf|$(SYSCONFDIR)/espstm/espstm.conf|g'
 CONF_DST       = $(DESTDIR)$(SYSCONFDIR)/espstm/espstm.conf
 
 .PHONY: install uninstall
@@ -62,7 +65,7 @@ install: $(BUILD)/espstmd $(BUILD)/espstm $(BUILD)/espstm-bridge
 	@mkdir -p $(BUILD)/install
 	@grep -qxF '$(UNIT_EXEC_SRC)' systemd/espstmd.service || \
 	  { echo "install: systemd/espstmd.service has no line '$(UNIT_EXEC_SRC)' (mk/install.mk rewrites it)" >&2; exit 1; }
-	sed 's|^$(UNIT_EXEC_SRC)$$|$(UNIT_EXEC_DST)|' systemd/espstmd.service >$(BUILD)/install/espstmd.service
+	sed $(UNIT_SED) systemd/espstmd.service >$(BUILD)/install/espstmd.service
 	$(INSTALL) -D -m 0644 $(BUILD)/install/espstmd.service "$(DESTDIR)$(UNITDIR)/espstmd.service"
 	$(INSTALL) -D -m 0644 systemd/99-espstm.rules "$(DESTDIR)$(UDEVRULESDIR)/99-espstm.rules"
 	@if [ ! -e "$(CONF_DST)" ]; then \

@@ -62,11 +62,10 @@ install: $(BUILD)/espstmd $(BUILD)/espstm $(BUILD)/espstm-bridge
 	$(INSTALL) -D -m 0755 $(BUILD)/espstmd "$(DESTDIR)$(SBINDIR)/espstmd"
 	$(INSTALL) -D -m 0755 $(BUILD)/espstm "$(DESTDIR)$(BINDIR)/espstm"
 	$(INSTALL) -D -m 0755 $(BUILD)/espstm-bridge "$(DESTDIR)$(BINDIR)/espstm-bridge"
-	@mkdir -p $(BUILD)/install
 	@grep -qxF '$(UNIT_EXEC_SRC)' systemd/espstmd.service || \
 	  { echo "install: systemd/espstmd.service has no line '$(UNIT_EXEC_SRC)' (mk/install.mk rewrites it)" >&2; exit 1; }
-	sed $(UNIT_SED) systemd/espstmd.service >$(BUILD)/install/espstmd.service
-	$(INSTALL) -D -m 0644 $(BUILD)/install/espstmd.service "$(DESTDIR)$(UNITDIR)/espstmd.service"
+	$(INSTALL) -D -m 0644 systemd/espstmd.service "$(DESTDIR)$(UNITDIR)/espstmd.service"
+	sed -i $(UNIT_SED) "$(DESTDIR)$(UNITDIR)/espstmd.service"
 	$(INSTALL) -D -m 0644 systemd/99-espstm.rules "$(DESTDIR)$(UDEVRULESDIR)/99-espstm.rules"
 	@if [ ! -e "$(CONF_DST)" ]; then \
 	  echo "$(INSTALL) -D -m 0644 conf/espstm.conf $(CONF_DST)"; \

@@ -13,6 +13,7 @@ process and the threads/processes it started). Checks, as systemd would enforce 
   DevicePolicy=closed       only the DeviceAllow= nodes and the pseudo devices are opened
   ProtectSystem=strict      nothing written (open for writing, create, remove, rename,
                             chmod, bind of a unix socket) outside /run/<RuntimeDirectory=>
+                            (and /tmp, /var/tmp with PrivateTmp=yes)
   ProtectHome=yes           nothing under /home, /root, /run/user opened
   ProcSubset=pid            nothing in /proc but /proc/self, /proc/thread-self, /proc/PID
 Prints what it saw (system calls, devices, sockets, writes) and one "VIOLATION ..." line per
@@ -45,8 +46,15 @@ def main():
     s = service_settings(unit)
     allow = allowed_syscalls(s) or set()
     families = {f for v in s.get("RestrictAddressFamilies", []) for f in v.split()}
-    devices = {v.split()[0] for v in s.get("DeviceAllow", [])} | PSEUDO
+    devices = set(PSEUDO)
+    for v in s.get("DeviceAllow", []):
+        if v:
+            devices.add(v.split()[0])
+        else:  # an empty assignment resets the list (systemd.resource-control(5))
+            devices = set(PSEUDO)
     rw_dirs = ["/run/" + d for v in s.get("RuntimeDirectory", []) for d in v.split()]
+    if s.get("PrivateTmp", ["no"])[-1] in ("yes", "true", "1", "on"):
+        rw_dirs += ["/tmp", "/var/tmp"]  # private, but writable
 
     lines = open(log, errors="replace").read().splitlines()
     start = None

@@ -1,4 +1,5 @@
 # shellcheck shell=bash
+# shellcheck disable=SC2034  # DAEMON_PID, EXTRA_PIDS: read by tests/e2e/run
 # service: espstmd run the way systemd runs systemd/espstmd.service, without systemd (the
 # VM has none): Type=notify protocol, the unit's sandbox, the udev rule.
 #
@@ -148,7 +149,7 @@ service_steps() {
     i=0; while kill -0 "$tracer" 2>/dev/null; do i=$((i + 1)); [ $i -le 150 ] || break; sleep 0.1; done
     if kill -0 "$tracer" 2>/dev/null; then fail "espstmd did not exit within 15 s of SIGTERM"; return 1; fi
     wait "$tracer"; rc=$?
-    DAEMON_PID=""
+    DAEMON_PID=""   # stopped already (read by cleanup_one in tests/e2e/run)
     step "espstmd exit status $rc"
     [ $rc -eq 0 ] || { fail "espstmd exit status $rc after SIGTERM, expected 0 (daemon.log: $(tail -n 3 daemon.log | tr '\n' ' '))"; return 1; }
     wait_line notify.log 'STOPPING=1' 5 || { fail "no STOPPING=1"; return 1; }

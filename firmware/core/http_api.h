@@ -68,8 +68,10 @@
  *      end),"bytes_received":..,"bytes_erased":..,"bytes_written":..,"bytes_verified":..,
  *      "device":null|{"pid":"0x410","name":"...","family":"F1","flash_size":131072,
  *      "bootloader":"2.2"},"error":null|"...","step":null|"writing","elapsed_ms":..}
- *   "step" is the state the run was in when it failed. The last run's result stays until
- *   the next one starts ("idle" before the first).
+ *   "step" is the state the run was in when it failed ("upload" if it failed before the
+ *   flasher started, e.g. an Intel HEX error in the first records). "bytes_received"
+ *   counts image bytes the flasher accepted (HEX: decoded bytes, gap fill included).
+ *   The last run's result stays until the next one starts ("idle" before the first).
  *
  * The server side of flashing: http_api_flash_route() recognises the POST before its body
  * is read; http_api_flash_start() checks it (auth, parameters, busy) and starts the run or

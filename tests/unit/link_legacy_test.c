@@ -404,15 +404,20 @@ START_TEST(legacy_raw_data_both_ways)
 }
 END_TEST
 
+static bool three_ctl_accepts(void)
+{
+	return srv.ctl_accepted >= 3;
+}
+
 START_TEST(legacy_up_needs_both_ports)
 {
 	lsrv_start(false);
 	srv.ctl_close_on_accept = true; /* control port busy: closes at once */
 	open_legacy(srv.ctl_port);
-	uvtest_run_for(&loop, 600);
+	ck_assert(uvtest_run_until(&loop, three_ctl_accepts, 5000));
 	ck_assert_int_ne(link_get_state(tty.l), LINK_UP);
 	ck_assert_uint_eq(tty.up, 0);
-	ck_assert_uint_ge(srv.ctl_accepted, 2); /* it keeps retrying, both ports each time */
+	/* it keeps retrying, both ports each time */
 	ck_assert_uint_ge(srv.data_accepted, srv.ctl_accepted);
 	struct link_stats st;
 	link_get_stats(tty.l, &st);
@@ -567,6 +572,22 @@ START_TEST(legacy_notsup_and_local_purge)
 }
 END_TEST
 
+static enum link_action next_action;
+static bool next_started;
+/* Try next_action until it is no longer refused with -EBUSY (asserts 0 then); true from
+ * then on (uvtest_run_until asks once more at the end). */
+static bool action_started(void)
+{
+	if (next_started)
+		return true;
+	int r = link_action(tty.l, next_action);
+	if (r == -EBUSY)
+		return false;
+	ck_assert_int_eq(r, 0);
+	next_started = true;
+	return true;
+}
+
 START_TEST(legacy_actions)
 {
 	lsrv_start(false);
@@ -579,17 +600,22 @@ START_TEST(legacy_actions)
 	ck_assert_int_eq(link_action(tty.l, LINK_ACTION_BOOT), -EBUSY); /* until answered */
 	want_ctl = 1;
 	ck_assert(uvtest_run_until(&loop, has_ctl, 1000));
-	uvtest_run_for(&loop, 250);
+	ck_assert_uint_eq(srv.nanswered, 0);
+	ck_assert_int_eq(link_action(tty.l, LINK_ACTION_BOOT), -EBUSY);
+	/* the answer (150 ms later) ends the action: the next one starts */
+	next_action = LINK_ACTION_BOOT;
+	next_started = false;
+	ck_assert(uvtest_run_until(&loop, action_started, 3000));
 	ck_assert_uint_eq(srv.nanswered, 1);
-	ck_assert_int_eq(link_action(tty.l, LINK_ACTION_BOOT), 0);
-	uvtest_run_for(&loop, 250);
-	ck_assert_int_eq(link_action(tty.l, LINK_ACTION_RUN), 0);
+	next_action = LINK_ACTION_RUN;
+	next_started = false;
+	ck_assert(uvtest_run_until(&loop, action_started, 3000));
+	ck_assert_uint_eq(srv.nanswered, 2);
 	want_ctl = 3;
 	ck_assert(uvtest_run_until(&loop, has_ctl, 1000));
 	ck_assert_mem_eq(srv.ctl_bytes, "rue", 3);
 	ck_assert_uint_eq(srv.nrx, 0);
 	/* after 'e' (application), 8E1 asks for the bootloader with 'u' */
-	uvtest_run_for(&loop, 250);
 	set_line(115200, 8, 'E', 1);
 	want_ctl = 4;
 	ck_assert(uvtest_run_until(&loop, has_ctl, 1000));

@@ -722,9 +722,11 @@ START_TEST(reconnect_backoff)
 	uint64_t d1 = srv.accept_ms[1] - srv.accept_ms[0];
 	uint64_t d2 = srv.accept_ms[2] - srv.accept_ms[1];
 	uint64_t d3 = srv.accept_ms[3] - srv.accept_ms[2];
-	ck_assert_uint_ge(d1, 35);
-	ck_assert_uint_ge(d2, d1 + 30);
-	ck_assert_uint_ge(d3, d2 + 60);
+	/* lower bounds only (timers never fire early; a loaded machine makes them late):
+	 * the backoff doubles from reconnect_min_ms, 40, 80, 160 ms */
+	ck_assert_uint_ge(d1, 38);
+	ck_assert_uint_ge(d2, 78);
+	ck_assert_uint_ge(d3, 158);
 	/* server behaves again: link comes up */
 	srv.close_on_accept = false;
 	ck_assert(run_until(is_up, 3000));

@@ -206,7 +206,6 @@ static int io_stage(struct stm32_isp *isp)
 	io->x = X_ACK;
 	io->have_n = 0;
 	io->need = 0;
-	io->reply_len = 0;
 	io->wait_ms = STM32_ISP_ACK_MS;
 	io->busy_ms = 0;
 	io->waiting = 0;
@@ -358,6 +357,7 @@ static void op_start(struct stm32_isp *isp, enum op op)
 {
 	isp->io.op = (uint8_t)op;
 	isp->io.stage = 0;
+	isp->io.reply_len = 0; /* only an op's last stage collects answer bytes */
 	io_stage(isp);
 	io_push(isp);
 }
@@ -451,6 +451,19 @@ static void io_byte(struct stm32_isp *isp, uint8_t b)
 		}
 		return;
 	case X_LIST:
+	case X_FIXED:
+	case X_DATA:
+		/* an answer that is arriving: the wait counts silence, not the whole answer
+		 * (slow baud rates, long READ answers) */
+		if (io->waiting)
+			io->deadline = now_ms(isp) + io->wait_ms;
+		break;
+	}
+	switch ((enum expect)io->x) {
+	case X_NONE:
+	case X_ACK:
+		return;
+	case X_LIST:
 		if (io->reply_len == 0 && io->need == 0 && !io->have_n) {
 			io->have_n = 1;
 			io->list_n = b;
@@ -516,8 +529,9 @@ static int has_cmd(const struct stm32_isp *isp, uint8_t c)
  * filler: as a command it has no complement match, as ERASE's N it needs 0x00 next, as
  * EXTENDED ERASE's 0xFFFF it needs the checksum 0x00, as an address it needs checksum
  * 0x00, as READ's count it needs the complement 0x00. */
-static void resync(struct stm32_isp *isp)
+static void resync(struct stm32_isp *isp, const char *what)
 {
+	snprintf(isp->what, sizeof(isp->what), "%s", what);
 	isp->resume = isp->step;
 	isp->step = ST_RESYNC;
 	isp->resync_is_sync = 0;
@@ -539,7 +553,7 @@ static void retry_or_fail(struct stm32_isp *isp, enum result r, const char *what
 		if (r == R_NACK)
 			run_step(isp);
 		else
-			resync(isp);
+			resync(isp, what);
 		return;
 	}
 	if (r == R_NACK)
@@ -1111,7 +1125,7 @@ static void on_op(struct stm32_isp *isp, enum result r)
 			if (r == R_NACK)
 				run_step(isp);
 			else
-				resync(isp);
+				resync(isp, what);
 			return;
 		}
 		retry_or_fail(isp, r, what);
@@ -1186,15 +1200,14 @@ static void on_op(struct stm32_isp *isp, enum result r)
 		if (++isp->probes >= PROBE_MAX) {
 			if (isp->resync_is_sync)
 				fail(isp, STM32_ISP_E_NO_SYNC,
-				     "no answer from the bootloader at %lu baud 8E1 (already-"
-				     "synced entry assumed)",
+				     "no answer to 0x7F nor 0xFF at %lu baud 8E1 (is the chip in "
+				     "its bootloader?)",
 				     (unsigned long)isp->o.baud);
 			else
 				fail(isp, STM32_ISP_E_TIMEOUT,
-				     "the bootloader stopped answering (link broken?) at %s, "
-				     "%lu bytes written",
-				     stm32_isp_state_name(isp->st.state),
-				     (unsigned long)isp->st.bytes_written);
+				     "no answer to %s nor to re-sync (link broken?); %lu bytes "
+				     "written",
+				     isp->what, (unsigned long)isp->st.bytes_written);
 			return;
 		}
 		op_start(isp, OP_PROBE);

@@ -244,6 +244,7 @@ struct stm32_isp {
 	uint32_t buf_head, buf_len, img_off;
 	uint16_t blk_len; /* current block (bytes, before padding) */
 	uint32_t dropped; /* bytes received that answered nothing */
+	char what[64];    /* the command a re-sync follows (for the message) */
 	struct stm32_isp_io io;
 };
 

@@ -212,6 +212,7 @@ struct stm32sim {
 	unsigned inj_stage;   /* its acknowledgement index */
 	unsigned inj_pending; /* acknowledgements of the current command until the NACK */
 	int link_down;
+	uint64_t busy_at; /* ns: next BUSY byte while an operation runs (busy_ms) */
 	struct stm32sim_stats stats;
 };
 
@@ -745,6 +746,10 @@ static void erase_page(struct stm32sim *s, uint32_t p)
 
 static void start_op(struct stm32sim *s, uint64_t t, enum op_kind op, uint64_t dur_ns)
 {
+	if (op == OP_ERASE_PAGES || op == OP_ERASE_MASS || op == OP_UNPROTECT)
+		dur_ns *= s->opt.erase_slowdown ? s->opt.erase_slowdown : 1;
+	if (s->opt.busy_ms && !s->opt.instant)
+		s->busy_at = t + (uint64_t)s->opt.busy_ms * 1000000ull;
 	s->op = op;
 	s->op_end = t + (s->opt.instant ? 0 : dur_ns);
 	s->bl = BL_BUSY;
@@ -1228,6 +1233,13 @@ static int frame_open(const struct stm32sim *s)
 	       s->bl != BL_BUSY && s->opt.frame_timeout_ms;
 }
 
+/* An erase or write runs and the busy_ms option asks for BUSY bytes meanwhile. */
+static int busy_active(const struct stm32sim *s)
+{
+	return s->opt.busy_ms && !s->opt.instant &&
+	       (s->op == OP_WRITE || s->op == OP_ERASE_PAGES || s->op == OP_ERASE_MASS);
+}
+
 /* Earliest pending internal event in ns (UINT64_MAX if none). */
 static uint64_t next_internal(const struct stm32sim *s)
 {
@@ -1242,6 +1254,8 @@ static uint64_t next_internal(const struct stm32sim *s)
 		MIN_T(s->in[s->in_head].t_end);
 	if (s->op != OP_NONE)
 		MIN_T(s->op_end);
+	if (busy_active(s))
+		MIN_T(s->busy_at);
 	if (s->rdr_full && s->state == STM32SIM_BOOTLOADER && s->op == OP_NONE)
 		MIN_T(s->out_last_start);
 	if (s->boot_pending && s->nrst)
@@ -1267,6 +1281,9 @@ static void advance(struct stm32sim *s, uint64_t now)
 			chip_rx(s, t, &w);
 		} else if (s->op != OP_NONE && s->op_end == t) {
 			op_done(s);
+		} else if (busy_active(s) && s->busy_at == t) {
+			tx(s, t, 0x76); /* BUSY */
+			s->busy_at = t + (uint64_t)s->opt.busy_ms * 1000000ull;
 		} else if (s->rdr_full && s->state == STM32SIM_BOOTLOADER && s->op == OP_NONE &&
 		           s->out_last_start == t) {
 			s->rdr_full = 0;

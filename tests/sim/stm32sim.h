@@ -57,6 +57,9 @@ struct stm32sim_options {
 	                       returns where the model has one readable (F103 0x1FFFF7E0, G431
 	                       0x1FFF75E0; the F407's 0x1FFF7A22 is outside what its bootloader
 	                       reads: NACK); 0 = the model's flash size */
+	uint32_t erase_slowdown; /* erase times (page, sector, mass) multiplied by this; 0 = 1 */
+	uint32_t busy_ms;        /* > 0: while an erase or write runs, the bootloader sends BUSY
+	                            (0x76) every busy_ms (AN3155 v3.x bootloaders may) */
 };
 
 /*

@@ -2,7 +2,7 @@
 /*
  * Web page and HTTP API on port 80: esp_http_server (ESP-IDF v5.x and ESP8266_RTOS_SDK v3.4)
  * in front of the portable handlers of firmware/core/http_api.h. One catch-all URI handler
- * per method ("/*", wildcard matching) hands method, path, the Authorization and
+ * per method (URI "/" + "*", wildcard matching) hands method, path, the Authorization and
  * X-Espstm-Request headers and the body to http_api_handle(), then sends its status, content
  * type and body. Every buffer is static: the server runs one request at a time in its task.
  *

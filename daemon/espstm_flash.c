@@ -1,23 +1,540 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * `espstm flash`: placeholder. Helper H7 replaces this file with the real command
- * (issue 5: upload over the bridge's HTTP API, progress, verify), keeping the
- * espstm_flash_main() contract of daemon/espstm.h.
+ * `espstm flash` (issue 5 item 3): upload an image to the bridge's HTTP API
+ * (POST /api/targets/N/flash, firmware/core/http_api.h "Flashing"), which writes it with its
+ * own AN3155 master, and show the progress read from GET /api/targets/N/flash meanwhile.
+ *
+ * libcurl's multi interface drives two easy handles on one thread: the POST streams the
+ * file (CURLOPT_READFUNCTION; Content-Length = the file size; "Expect: 100-continue", so a
+ * refused request - 401, 403, 409, 413 at once - is answered before any image byte is
+ * sent) and, once the bridge has taken the first body bytes (the run has started), a GET
+ * every CLI_FLASH_POLL_S on a second connection. The bridge reads the body only as fast as
+ * the STM32 takes it, so the POST's answer comes when the run has ended.
+ *
+ * Parsing, messages, exit statuses and the progress display are in cli_flash.[ch] (unit
+ * tested); this file is the I/O. See espstm(1), FLASH.
  */
 #include "espstm.h"
 
-#include <stdio.h>
+#include "cli_client.h"
+#include "cli_flash.h"
+#include "cli_json.h"
+#include "ctl.h" /* CTL_DEFAULT_PATH */
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define CLI_FLASH_POLL_S     0.25  /* progress GET interval (s) */
+#define CLI_FLASH_RESP_MAX   65536 /* largest answer body kept (bytes) */
+#define CLI_FLASH_STALL_S    120   /* no byte either way for this long: the bridge is gone */
+#define CLI_FLASH_CONNECT_MS 10000 /* TCP connect timeout (ms) */
+
+static volatile sig_atomic_t interrupted;
+
+static void on_signal(int sig)
+{
+	interrupted = sig;
+}
+
+static double mono(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+struct buf {
+	char *p;
+	size_t n;
+};
+
+static size_t buf_write(char *data, size_t size, size_t nmemb, void *ud)
+{
+	struct buf *b = ud;
+	size_t n = size * nmemb;
+	size_t keep = b->n + n > CLI_FLASH_RESP_MAX ? CLI_FLASH_RESP_MAX - b->n : n;
+	if (keep) {
+		char *np = realloc(b->p, b->n + keep + 1);
+		if (!np)
+			return 0; /* curl: write error */
+		b->p = np;
+		memcpy(b->p + b->n, data, keep);
+		b->n += keep;
+		b->p[b->n] = '\0';
+	}
+	return n;
+}
+
+struct upload {
+	FILE *f;
+	uint64_t sent;
+	int started; /* the bridge asked for body bytes: the run has begun */
+	int read_error;
+	long retry_after;
+	struct buf resp;
+};
+
+static size_t read_body(char *out, size_t size, size_t nitems, void *ud)
+{
+	struct upload *u = ud;
+	u->started = 1;
+	size_t n = fread(out, 1, size * nitems, u->f);
+	if (n == 0 && ferror(u->f)) {
+		u->read_error = errno ? errno : EIO;
+		return CURL_READFUNC_ABORT;
+	}
+	u->sent += n;
+	return n;
+}
+
+static size_t header_line(char *data, size_t size, size_t nitems, void *ud)
+{
+	struct upload *u = ud;
+	size_t n = size * nitems;
+	if (n > 12 && strncasecmp(data, "Retry-After:", 12) == 0) {
+		char tmp[32];
+		size_t k = n - 12 < sizeof tmp - 1 ? n - 12 : sizeof tmp - 1;
+		memcpy(tmp, data + 12, k);
+		tmp[k] = '\0';
+		u->retry_after = strtol(tmp, NULL, 10);
+	}
+	return n;
+}
+
+/* The progress output on stderr. */
+struct shown {
+	enum cli_flash_progress_mode mode;
+	struct cli_flash_progress p;
+	int bar_drawn; /* a bar line is on the screen (no newline after it yet) */
+	int width;
+	struct cli_flash_status last;
+	int have_last;
+};
+
+static void show(struct shown *s, const struct cli_flash_status *st)
+{
+	char line[256];
+	double now = mono();
+	s->last = *st;
+	s->have_last = 1;
+	if (s->mode == CLI_PROGRESS_BAR) {
+		cli_flash_bar_line(&s->p, st, now, s->width, line, sizeof line);
+		fprintf(stderr, "\r%s\033[K", line);
+		s->bar_drawn = 1;
+		fflush(stderr);
+	} else if (s->mode == CLI_PROGRESS_LINES) {
+		while (cli_flash_plain_line(&s->p, st, now, line, sizeof line))
+			fprintf(stderr, "espstm flash: %s\n", line);
+	}
+}
+
+static void end_bar(struct shown *s)
+{
+	if (s->bar_drawn) {
+		fputc('\n', stderr);
+		s->bar_drawn = 0;
+	}
+}
+
+static void set_common(CURL *h, const char *url, const char *pw)
+{
+	curl_easy_setopt(h, CURLOPT_URL, url);
+	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h, CURLOPT_NOPROXY, "*"); /* the bridge is on the local network */
+	curl_easy_setopt(h, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+	curl_easy_setopt(h, CURLOPT_USERNAME, "admin");
+	curl_easy_setopt(h, CURLOPT_PASSWORD, pw);
+	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)CLI_FLASH_CONNECT_MS);
+	curl_easy_setopt(h, CURLOPT_USERAGENT, "espstm/" ESPSTM_VERSION);
+	curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
+}
+
+/* One blocking GET of the flash state (after a lost POST connection). 0 or -1. */
+static int get_once(const char *url, const char *pw, struct cli_flash_status *st)
+{
+	CURL *h = curl_easy_init();
+	struct buf b = {0};
+	long code = 0;
+	int rc = -1;
+	if (!h)
+		return -1;
+	set_common(h, url, pw);
+	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 5000L);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, buf_write);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
+	if (curl_easy_perform(h) == CURLE_OK &&
+	    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code) == CURLE_OK && code == 200 &&
+	    cli_flash_parse_status(b.p, b.n, st) == 0)
+		rc = 0;
+	free(b.p);
+	curl_easy_cleanup(h);
+	return rc;
+}
+
+static int term_width(void)
+{
+	struct winsize ws;
+	if (ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col >= 20)
+		return ws.ws_col;
+	return 80;
+}
+
+/* The bridge of a DEVICE, from espstmd. Returns 0 or an exit status. */
+static int bridge_of_device(const struct cli_flash_opts *o, char *host, size_t cap, unsigned *port)
+{
+	const char *sock = o->socket                                   ? o->socket
+	                   : cli_globals.socket && *cli_globals.socket ? cli_globals.socket
+	                                                               : CTL_DEFAULT_PATH;
+	char req[96], msg[256], perr[96];
+	char *raw = NULL;
+	enum cli_stage stage;
+	snprintf(req, sizeof req, "status %s", o->device);
+	int r = cli_request(sock, req, CLI_TIMEOUT_MS, &raw, &stage);
+	if (r < 0) {
+		fprintf(stderr, "espstm flash: cannot ask espstmd at %s for %s's bridge: %s\n",
+		        sock, o->device, strerror(-r));
+		if (stage == CLI_STAGE_CONNECT && (r == -ENOENT || r == -ECONNREFUSED))
+			fprintf(stderr,
+			        "espstm flash: is espstmd running with --control %s? (--socket or "
+			        "$%s select another socket; --host HOST:PORT needs no espstmd)\n",
+			        sock, CLI_SOCKET_ENV);
+		return CLI_FLASH_EXIT_UNAVAILABLE;
+	}
+	struct cj *a = cj_parse(raw, strlen(raw), perr, sizeof perr);
+	int ok = a ? cj_bool(cj_get(a, "ok")) : -1;
+	if (ok != 1) {
+		const char *e = a ? cj_str(cj_get(a, "error")) : NULL;
+		if (e)
+			fprintf(stderr, "espstm flash: espstmd: %s\n", e);
+		else
+			fprintf(stderr,
+			        "espstm flash: unreadable answer from espstmd at %s: %.200s\n",
+			        sock, raw);
+		cj_free(a);
+		free(raw);
+		return CLI_FLASH_EXIT_FAILED;
+	}
+	r = cli_flash_bridge_from_status(a, o->device, host, cap, port, msg, sizeof msg);
+	cj_free(a);
+	free(raw);
+	if (r < 0) {
+		fprintf(stderr, "espstm flash: %s\n", msg);
+		return CLI_FLASH_EXIT_FAILED;
+	}
+	return 0;
+}
+
+/* Open and check IMAGE. Returns 0 (*f, *size, *total: image bytes for the progress, *hexaddr
+ * for Intel HEX) or an exit status. */
+static int open_image(const char *path, enum cli_flash_format fmt, FILE **f, uint64_t *size,
+                      uint64_t *total, uint32_t *hexaddr)
+{
+	struct stat sb;
+	FILE *fp = fopen(path, "rbe");
+	if (!fp) {
+		fprintf(stderr, "espstm flash: cannot open %s: %s\n", path, strerror(errno));
+		return CLI_FLASH_EXIT_NOINPUT;
+	}
+	if (fstat(fileno(fp), &sb) < 0 || !S_ISREG(sb.st_mode)) {
+		fprintf(stderr, "espstm flash: %s is not a regular file\n", path);
+		fclose(fp);
+		return CLI_FLASH_EXIT_NOINPUT;
+	}
+	if (sb.st_size == 0 || (uint64_t)sb.st_size > 0xFFFFFFFFu) {
+		fprintf(stderr, "espstm flash: %s is %s\n", path,
+		        sb.st_size == 0 ? "empty" : "larger than 4 GiB");
+		fclose(fp);
+		return CLI_FLASH_EXIT_DATAERR;
+	}
+	uint8_t head[64];
+	size_t hn = fread(head, 1, sizeof head, fp);
+	const char *why = cli_flash_check_head(head, hn, fmt);
+	if (why) {
+		fprintf(stderr, "espstm flash: %s %s\n", path, why);
+		fclose(fp);
+		return CLI_FLASH_EXIT_DATAERR;
+	}
+	*size = (uint64_t)sb.st_size;
+	*total = *size;
+	*hexaddr = 0;
+	if (fmt == CLI_FMT_HEX) {
+		struct cli_hex_scan sc;
+		uint32_t a, t;
+		char chunk[8192];
+		size_t n;
+		cli_hex_scan_init(&sc);
+		rewind(fp);
+		while ((n = fread(chunk, 1, sizeof chunk, fp)) > 0)
+			if (cli_hex_scan_feed(&sc, chunk, n) < 0)
+				break;
+		if (ferror(fp)) {
+			fprintf(stderr, "espstm flash: cannot read %s: %s\n", path,
+			        strerror(errno));
+			fclose(fp);
+			return CLI_FLASH_EXIT_NOINPUT;
+		}
+		if (cli_hex_scan_finish(&sc, &a, &t) < 0) {
+			fprintf(stderr, "espstm flash: %s: %s\n", path, sc.err);
+			fclose(fp);
+			return CLI_FLASH_EXIT_DATAERR;
+		}
+		*total = t;
+		*hexaddr = a;
+	}
+	rewind(fp);
+	*f = fp;
+	return 0;
+}
 
 int espstm_flash_main(int argc, char **argv)
 {
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-			printf("Usage: espstm flash DEVICE FILE [OPTIONS]\n"
-			       "espstm flash: not available in this build\n");
-			return CLI_EXIT_USAGE;
+	struct cli_flash_opts o;
+	int r = cli_flash_parse_args(argc, argv, &o, stdout, stderr);
+	if (r == 1)
+		return CLI_FLASH_EXIT_OK;
+	if (r < 0)
+		return -r;
+	int json = o.json || cli_globals.json;
+	enum cli_flash_format fmt =
+	    o.format != CLI_FMT_AUTO ? o.format : cli_flash_detect_format(o.image);
+
+	char pw[CLI_FLASH_PASS_MAX + 1], msg[512];
+	r = cli_flash_read_password(o.password_file, pw, sizeof pw, msg, sizeof msg);
+	if (r < 0) {
+		fprintf(stderr, "espstm flash: %s\n", msg);
+		return r == -ENOENT && !o.password_file ? CLI_FLASH_EXIT_USAGE
+		       : r == -EINVAL                   ? CLI_FLASH_EXIT_USAGE
+		                                        : CLI_FLASH_EXIT_NOINPUT;
+	}
+
+	FILE *img;
+	uint64_t size, total;
+	uint32_t hexaddr;
+	r = open_image(o.image, fmt, &img, &size, &total, &hexaddr);
+	if (r)
+		return r;
+
+	char host[CLI_FLASH_HOST_MAX + 1], who[CLI_FLASH_HOST_MAX + 80];
+	unsigned port = o.port;
+	if (o.device) {
+		r = bridge_of_device(&o, host, sizeof host, &port);
+		if (r) {
+			fclose(img);
+			return r;
+		}
+		snprintf(who, sizeof who, "%s", o.device);
+	} else {
+		snprintf(host, sizeof host, "%s", o.host);
+		snprintf(who, sizeof who, "%s%s%s:%u", strchr(host, ':') ? "[" : "", host,
+		         strchr(host, ':') ? "]" : "", port);
+	}
+	char query[160], url[512], geturl[512];
+	cli_flash_query(query, sizeof query, &o, fmt);
+	if (cli_flash_url(url, sizeof url, host, port, o.target, query) < 0 ||
+	    cli_flash_url(geturl, sizeof geturl, host, port, o.target, NULL) < 0) {
+		fprintf(stderr, "espstm flash: host name too long\n");
+		fclose(img);
+		return CLI_FLASH_EXIT_USAGE;
+	}
+
+	struct shown sh;
+	memset(&sh, 0, sizeof sh);
+	sh.mode = o.progress;
+	if (sh.mode == CLI_PROGRESS_AUTO)
+		sh.mode = isatty(STDERR_FILENO) ? CLI_PROGRESS_BAR : CLI_PROGRESS_LINES;
+	sh.width = term_width();
+	if (sh.mode != CLI_PROGRESS_NONE) {
+		char b[24], where[40];
+		if (fmt == CLI_FMT_HEX)
+			snprintf(where, sizeof where, "at 0x%08X", (unsigned)hexaddr);
+		else if (o.has_address)
+			snprintf(where, sizeof where, "at 0x%08X", (unsigned)o.address);
+		else
+			snprintf(where, sizeof where, "at the flash base");
+		char br[CLI_FLASH_HOST_MAX + 16];
+		snprintf(br, sizeof br, "%s%s%s:%u", strchr(host, ':') ? "[" : "", host,
+		         strchr(host, ':') ? "]" : "", port);
+		fprintf(stderr, "espstm flash: %s (%s, %s) %s -> %s%s%s%s, target %u\n", o.image,
+		        fmt == CLI_FMT_HEX ? "Intel HEX" : "binary",
+		        cli_flash_fmt_bytes(b, sizeof b, total), where, o.device ? o.device : "",
+		        o.device ? " (bridge " : "bridge ", br, o.device ? ")" : "", o.target);
+	}
+
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		fprintf(stderr, "espstm flash: libcurl initialisation failed\n");
+		fclose(img);
+		return CLI_FLASH_EXIT_FAILED;
+	}
+	struct upload up = {.f = img, .retry_after = -1};
+	struct buf gbuf = {0};
+	CURL *post = curl_easy_init(), *get = curl_easy_init();
+	CURLM *m = curl_multi_init();
+	struct curl_slist *hdr = NULL;
+	hdr = curl_slist_append(hdr, "X-Espstm-Request: 1");
+	hdr = curl_slist_append(hdr, "Content-Type: application/octet-stream");
+	hdr = curl_slist_append(hdr, "Expect: 100-continue");
+	if (!post || !get || !m || !hdr) {
+		fprintf(stderr, "espstm flash: out of memory\n");
+		return CLI_FLASH_EXIT_FAILED;
+	}
+	char cerr[CURL_ERROR_SIZE] = "";
+	set_common(post, url, pw);
+	curl_easy_setopt(post, CURLOPT_POST, 1L);
+	curl_easy_setopt(post, CURLOPT_READFUNCTION, read_body);
+	curl_easy_setopt(post, CURLOPT_READDATA, &up);
+	curl_easy_setopt(post, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)size);
+	curl_easy_setopt(post, CURLOPT_HTTPHEADER, hdr);
+	curl_easy_setopt(post, CURLOPT_EXPECT_100_TIMEOUT_MS, 2000L);
+	curl_easy_setopt(post, CURLOPT_WRITEFUNCTION, buf_write);
+	curl_easy_setopt(post, CURLOPT_WRITEDATA, &up.resp);
+	curl_easy_setopt(post, CURLOPT_HEADERFUNCTION, header_line);
+	curl_easy_setopt(post, CURLOPT_HEADERDATA, &up);
+	curl_easy_setopt(post, CURLOPT_ERRORBUFFER, cerr);
+	curl_easy_setopt(post, CURLOPT_LOW_SPEED_LIMIT, 1L);
+	curl_easy_setopt(post, CURLOPT_LOW_SPEED_TIME, (long)CLI_FLASH_STALL_S);
+	set_common(get, geturl, pw);
+	curl_easy_setopt(get, CURLOPT_TIMEOUT_MS, 10000L);
+	curl_easy_setopt(get, CURLOPT_WRITEFUNCTION, buf_write);
+	curl_easy_setopt(get, CURLOPT_WRITEDATA, &gbuf);
+
+	struct sigaction sa, old_int, old_term;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, &old_int);
+	sigaction(SIGTERM, &sa, &old_term);
+
+	double t0 = mono(), next_poll = 0;
+	cli_flash_progress_init(&sh.p, total, o.verify, t0);
+	curl_multi_add_handle(m, post);
+	int get_busy = 0, post_done = 0;
+	CURLcode post_res = CURLE_OK;
+	while (!post_done && !interrupted) {
+		int running;
+		curl_multi_perform(m, &running);
+		CURLMsg *cm;
+		int q;
+		while ((cm = curl_multi_info_read(m, &q))) {
+			if (cm->msg != CURLMSG_DONE)
+				continue;
+			if (cm->easy_handle == post) {
+				post_done = 1;
+				post_res = cm->data.result;
+			} else if (cm->easy_handle == get) {
+				long code = 0;
+				struct cli_flash_status st;
+				curl_easy_getinfo(get, CURLINFO_RESPONSE_CODE, &code);
+				if (cm->data.result == CURLE_OK && code == 200 &&
+				    cli_flash_parse_status(gbuf.p, gbuf.n, &st) == 0 && !post_done)
+					show(&sh, &st);
+				curl_multi_remove_handle(m, get);
+				get_busy = 0;
+				free(gbuf.p);
+				gbuf.p = NULL;
+				gbuf.n = 0;
+			}
+		}
+		if (post_done)
+			break;
+		double now = mono();
+		if (up.started && !get_busy && sh.mode != CLI_PROGRESS_NONE && now >= next_poll) {
+			curl_multi_add_handle(m, get);
+			get_busy = 1;
+			next_poll = now + CLI_FLASH_POLL_S;
+			continue;
+		}
+		int wait_ms = 100;
+		if (up.started && !get_busy && sh.mode != CLI_PROGRESS_NONE) {
+			double left = (next_poll - now) * 1000.0;
+			wait_ms = left < 1 ? 1 : left < 100 ? (int)left : 100;
+		}
+		curl_multi_poll(m, NULL, 0, wait_ms, NULL);
+	}
+	double secs = mono() - t0;
+	if (get_busy)
+		curl_multi_remove_handle(m, get);
+	long code = 0;
+	if (post_done)
+		curl_easy_getinfo(post, CURLINFO_RESPONSE_CODE, &code);
+	curl_multi_remove_handle(m, post);
+	curl_easy_cleanup(post); /* closes the connection: an interrupted upload ends here */
+	curl_easy_cleanup(get);
+	curl_multi_cleanup(m);
+	curl_slist_free_all(hdr);
+	free(gbuf.p);
+	fclose(img);
+	sigaction(SIGINT, &old_int, NULL);
+	sigaction(SIGTERM, &old_term, NULL);
+
+	int rc;
+	struct cli_flash_status st;
+	if (interrupted) {
+		end_bar(&sh);
+		fprintf(stderr,
+		        "espstm flash: interrupted after %.1f s: the upload was cut off, so the "
+		        "bridge aborts the flash (the chip stays in its bootloader)\n",
+		        secs);
+		rc = CLI_FLASH_EXIT_INTERRUPTED;
+	} else if (post_res != CURLE_OK || code == 0) {
+		end_bar(&sh);
+		const char *why = cerr[0] ? cerr : curl_easy_strerror(post_res);
+		if (up.read_error) {
+			fprintf(stderr, "espstm flash: reading %s failed: %s\n", o.image,
+			        strerror(up.read_error));
+			rc = CLI_FLASH_EXIT_NOINPUT;
+		} else if (!up.started) {
+			fprintf(stderr, "espstm flash: cannot reach the bridge at %s%s%s:%u: %s\n",
+			        strchr(host, ':') ? "[" : "", host, strchr(host, ':') ? "]" : "",
+			        port, why);
+			rc = CLI_FLASH_EXIT_UNAVAILABLE;
+		} else if (get_once(geturl, pw, &st) == 0 && st.state == CFS_FAILED) {
+			fprintf(stderr,
+			        "espstm flash: the connection to the bridge broke (%s); the flash "
+			        "failed%s%s: %s\n",
+			        why, st.step[0] ? " while " : "", st.step, st.error);
+			rc = CLI_FLASH_EXIT_FAILED;
+		} else {
+			fprintf(stderr,
+			        "espstm flash: the connection to the bridge broke during the flash "
+			        "(%s) after %llu bytes; the flash did not complete\n",
+			        why, (unsigned long long)up.sent);
+			rc = CLI_FLASH_EXIT_UNAVAILABLE;
+		}
+	} else {
+		cli_flash_parse_status(up.resp.p, up.resp.n, &st);
+		rc = cli_flash_outcome(code, &st, o.verify, up.retry_after, o.target, msg,
+		                       sizeof msg);
+		if (st.json && st.state != CFS_UNKNOWN && sh.mode != CLI_PROGRESS_NONE &&
+		    (rc == 0 || sh.have_last))
+			show(&sh, &st);
+		end_bar(&sh);
+		if (json && up.resp.p)
+			printf("%s%s", up.resp.p,
+			       up.resp.n && up.resp.p[up.resp.n - 1] == '\n' ? "" : "\n");
+		if (rc == CLI_FLASH_EXIT_OK) {
+			char line[512];
+			cli_flash_summary(line, sizeof line, who, &st, secs);
+			if (json) {
+				if (sh.mode != CLI_PROGRESS_NONE)
+					fprintf(stderr, "espstm flash: %s\n", line);
+			} else {
+				printf("%s\n", line);
+			}
+		} else {
+			fprintf(stderr, "espstm flash: %s\n", msg);
 		}
 	}
-	fprintf(stderr, "espstm flash: not available in this build\n");
-	return CLI_EXIT_USAGE;
+	free(up.resp.p);
+	memset(pw, 0, sizeof pw);
+	curl_global_cleanup();
+	fflush(stdout);
+	return rc;
 }

@@ -85,6 +85,7 @@ check: all unit
 	$(MAKE) cross lx106-check
 	$(MAKE) fuzz FUZZ_SECONDS=$(CHECK_FUZZ_SECONDS)
 	ESPSTM_BUILD=$(BUILD) tests/legacy/run
+	ESPSTM_BUILD=$(BUILD) tests/flash-http/run
 	$(MAKE) web
 	$(MAKE) service
 	ESPSTM_BUILD=$(BUILD) tests/rfc2217/run

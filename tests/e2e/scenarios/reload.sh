@@ -48,7 +48,7 @@ while True:
     if os.path.exists("stop"):
         break
     while not os.path.exists("go%d" % n) and not os.path.exists("stop"):
-        time.sleep(0.05)
+        time.sleep(0.1)
     if os.path.exists("stop"):
         break
 print("holder: closing", flush=True)
@@ -82,6 +82,25 @@ reload_hup() {
     return 1
 }
 
+# reload_notify DEV...: a stand-in for systemd's notify socket ($PWD/notify.sock); logs each
+# sd_notify message to notify.log with "|" for newlines, followed by whether each
+# /dev/DEV existed when it arrived ("|| ttySTM0=1 ttySTM1=0").
+reload_notify() {
+    cat >notify.py <<'EOF'
+import os, socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+print("listening", flush=True)
+while True:
+    m = s.recv(4096).decode("utf-8", "replace").strip("\n").replace("\n", "|")
+    ex = " ".join("%s=%d" % (d, os.path.exists("/dev/" + d)) for d in sys.argv[2:])
+    print("%s || %s" % (m, ex), flush=True)
+EOF
+    "$PY" notify.py "$PWD/notify.sock" "$@" >notify.log 2>&1 </dev/null &
+    EXTRA_PIDS="$EXTRA_PIDS $!"
+    wait_line notify.log '^listening' 15
+}
+
 # reload_status: the control socket's device names, one per line
 reload_status() {
     "$PY" - "$PWD/espstmd.sock" <<'EOF'
@@ -105,8 +124,9 @@ sc_reload() {
     local dev2=${ESPSTM_E2E_DEV2:-ttySTM1} p0 p1 want n
     [ -e "/dev/$dev2" ] && { fail "/dev/$dev2 exists before the scenario started (set ESPSTM_E2E_DEV2)"; return 1; }
     want=$(mkimage app.bin 4096) || { fail "mkimage failed"; return 1; }
-    app_flash flash0.bin stm32f103 app.bin && app_flash flash1.bin stm32f103 app.bin ||
-        { fail "could not write the flash files"; return 1; }
+    if ! app_flash flash0.bin stm32f103 app.bin || ! app_flash flash1.bin stm32f103 app.bin; then
+        fail "could not write the flash files"; return 1
+    fi
     step "start bridge 0"
     start_bridge bridge0.log stm32f103 flash0.bin 0 -v 2>>steps.log || { fail "bridge 0 did not start"; return 1; }
     p0=$BRIDGE_PORT; EXTRA_PIDS="$EXTRA_PIDS $BRIDGE_PID"
@@ -117,9 +137,11 @@ sc_reload() {
     local dev0conf
     dev0conf=$(printf '[%s]\nhost = 127.0.0.1\nport = %s\nreconnect_min_ms = 100\nreconnect_max_ms = 1000\n' "$DEV" "$p0")
     echo "$dev0conf" >espstm.conf
-    step "start espstmd -c espstm.conf --control espstmd.sock"
+    step "notify socket"
+    reload_notify "$DEV" "$dev2" || { fail "notify.py did not start: $(head -c 300 notify.log)"; return 1; }
+    step "start espstmd -c espstm.conf --control espstmd.sock (NOTIFY_SOCKET=notify.sock)"
     : >daemon.log
-    "$E2E_BUILD/espstmd" -c "$PWD/espstm.conf" --control "$PWD/espstmd.sock" >>daemon.log 2>&1 </dev/null &
+    NOTIFY_SOCKET=$PWD/notify.sock "$E2E_BUILD/espstmd" -c "$PWD/espstm.conf" --control "$PWD/espstmd.sock" >>daemon.log 2>&1 </dev/null &
     DAEMON_PID=$!
     wait_line daemon.log "espstmd: ready: /dev/$DEV( |$)" 15 || { fail "no 'espstmd: ready: /dev/$DEV' within 15 s"; return 1; }
     [ -S espstmd.sock ] || { fail "--control espstmd.sock: no socket there"; return 1; }
@@ -175,11 +197,32 @@ sc_reload() {
     [ -c "/dev/$DEV" ] || { fail "/dev/$DEV vanished after a broken file"; return 1; }
     reload_echo 4 "a rejected reload" || return 1
 
+    # sd_notify: READY=1 at start and after each of the 4 reloads, each reload announced by
+    # RELOADING=1 first; READY=1 only once the reload's device nodes exist
+    local i=0 why
+    step "sd_notify messages"
+    while [ "$(grep -c '^READY=1' notify.log)" -lt 5 ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+    cat notify.log >>steps.log
+    # one awk for all checks: every fork is slow in the VM
+    why=$(awk -v dev="$DEV" -v dev2="$dev2" '
+        /^READY=1/ { n++; seq = seq "REA "; ready[n] = $0 }
+        /^RELOADING=1/ { seq = seq "REL "; if ($0 !~ /^RELOADING=1[|]MONOTONIC_USEC=[0-9]+[|]/) bad = "RELOADING=1 without MONOTONIC_USEC" }
+        END {
+            if (seq != "REA REL REA REL REA REL REA REL REA ") { print "sd_notify sequence \"" seq "\", expected READY, then RELOADING/READY four times"; exit }
+            if (index(ready[1], "|| " dev "=1 ") == 0) { print "READY=1 at start came before /dev/" dev " existed"; exit }
+            if (ready[2] !~ (dev2 "=1$")) { print "READY=1 after adding " dev2 " came before /dev/" dev2 " existed"; exit }
+            if (ready[3] !~ (dev2 "=1$")) { print "READY=1 after recreating " dev2 " came before /dev/" dev2 " existed"; exit }
+            if (index(ready[5], "STATUS=serving 1 device(s); the last reload was rejected") == 0) { print "the rejected reload'"'"'s READY=1 has no STATUS saying so: " ready[5]; exit }
+            if (bad != "") print bad
+        }' notify.log)
+    [ -z "$why" ] || { fail "$why (see notify.log)"; return 1; }
+
     # ttySTM0 was never recreated; the holder closes cleanly
     n=$(grep -Ec "espstmd: ready: /dev/$DEV( |\$)" daemon.log)
     [ "$n" -eq 1 ] || { fail "/dev/$DEV became ready $n times (expected once: it never changed)"; return 1; }
+    step "holder: stop"
     touch stop
-    local i=0
+    i=0
     while kill -0 "$HOLDER_PID" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
     wait "$HOLDER_PID" 2>/dev/null || { fail "holder exit status $?: $(tail -n 2 holder.log | tr '\n' ' ')"; return 1; }
 }

@@ -115,12 +115,18 @@ int cli_flash_parse_host(const char *arg, char *host, size_t cap, unsigned *port
 		return -EINVAL;
 	if (hl >= cap)
 		return -ENAMETOOLONG;
-	int v6 = memchr(h, ':', hl) != NULL;
+	int v6 = memchr(h, ':', hl) != NULL, zone = 0;
 	for (size_t i = 0; i < hl; i++) {
 		unsigned char c = (unsigned char)h[i];
 		if (bad_host_char(c) || (c == ':' && !v6))
 			return -EINVAL;
-		if (v6 && !isxdigit(c) && c != ':' && c != '.' && c != '%')
+		if (v6 && c == '%' && !zone) {
+			zone = 1; /* fe80::1%eth0: an interface name follows */
+			continue;
+		}
+		if (v6 && !zone && !isxdigit(c) && c != ':' && c != '.')
+			return -EINVAL;
+		if (zone && !isalnum(c) && c != '-' && c != '_' && c != '.')
 			return -EINVAL;
 	}
 	unsigned pv = CLI_FLASH_DEFAULT_PORT;
@@ -257,7 +263,7 @@ int cli_flash_parse_args(int argc, char **argv, struct cli_flash_opts *o, FILE *
 	opterr = 0;
 	for (;;) {
 		int li = -1;
-		int c = getopt_long(argc, argv, "a:vgf:t:b:H:P:qjs:h", long_opts, &li);
+		int c = getopt_long(argc, argv, ":a:vgf:t:b:H:P:qjs:h", long_opts, &li);
 		if (c == -1)
 			break;
 		switch (c) {

@@ -29,7 +29,7 @@ BRIDGE_SRC := $(filter-out firmware/posix/main.c,$(wildcard firmware/posix/*.c))
 # daemon/cli_*.c: plain C helpers of the tool (no libuv), also unit tested with the daemon.
 CLI_SRC    := $(wildcard daemon/espstm*.c)
 CLI_LIB    := $(wildcard daemon/cli_*.c)
-DAEMON_SRC := $(filter-out daemon/main.c $(CLI_SRC),$(wildcard daemon/*.c))
+DAEMON_SRC := $(filter-out daemon/main.c $(CLI_SRC) $(CLI_LIB),$(wildcard daemon/*.c))
 UNIT_SRC   := $(wildcard tests/unit/*.c)
 FUZZ_SRC   := $(wildcard tests/fuzz/*.c)
 
@@ -69,7 +69,7 @@ $(BUILD)/espstm: $(call obj,$(CLI_SRC) $(CLI_LIB) $(CORE_SRC))
 
 # Unit tests: every tests/unit/*.c contributes Check suites; linked with everything
 # testable (core, sim library, daemon modules, bridge modules) under ASan + UBSan.
-$(BUILD)/unit-tests: $(call aobj,$(UNIT_SRC) $(CORE_SRC) $(SIM_SRC) $(DAEMON_SRC) $(BRIDGE_SRC))
+$(BUILD)/unit-tests: $(call aobj,$(UNIT_SRC) $(CORE_SRC) $(SIM_SRC) $(DAEMON_SRC) $(CLI_LIB) $(BRIDGE_SRC))
 	$(CC) $(OPT) $(SAN) -o $@ $^ $(CHECK_LIBS) $(DAEMON_LIBS) $(BRIDGE_LIBS)
 
 unit: $(BUILD)/unit-tests

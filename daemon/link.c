@@ -319,11 +319,20 @@ static struct conn *conn_new(struct link *l, bool control)
 	return c;
 }
 
-/* Both connections: TCP_NODELAY (small commands and AN3155 frames go out at once) and the
- * configured keepalive (link.h link_config.keepalive_s; 0 turns it off). */
+/* Both connections: TCP_NODELAY (small commands and AN3155 frames go out at once), the
+ * configured keepalive (link.h link_config.keepalive_s; 0 turns it off), and a bounded
+ * kernel send buffer: without it Linux grows it to megabytes, which at 57600 baud is
+ * minutes of output that tcdrain would treat as delivered and a flush could not take back.
+ * LINK_SNDBUF (Linux doubles it, socket(7)) still covers the bandwidth-delay product of a
+ * 921600-baud line (92 KB/s) at far more than WiFi's round trip. */
+#define LINK_SNDBUF 32768 /* bytes, as passed to SO_SNDBUF */
 static void conn_opts(struct link *l, struct conn *c)
 {
+	int sndbuf = LINK_SNDBUF;
+
 	uv_tcp_nodelay(&c->tcp, 1);
+	if (uv_send_buffer_size((uv_handle_t *)&c->tcp, &sndbuf) < 0)
+		log_debug("%s: cannot set the socket send buffer size", l->name);
 	if (uv_tcp_keepalive(&c->tcp, l->cfg.keepalive_s > 0, l->cfg.keepalive_s) < 0)
 		log_debug("%s: cannot set TCP keepalive", l->name);
 }

@@ -574,6 +574,8 @@ static int block_ready(struct stm32_isp *isp)
 	uint32_t len = STM32_ISP_BLOCK - (a & (STM32_ISP_BLOCK - 1));
 	if (isp->o.total && isp->o.total - isp->img_off < len)
 		len = isp->o.total - isp->img_off;
+	if (len == 0)
+		return 0;
 	if (isp->buf_len >= len) {
 		isp->blk_len = (uint16_t)len;
 		return 1;
@@ -626,7 +628,8 @@ static int plan_erase(struct stm32_isp *isp, uint32_t from, uint32_t limit)
 /* Decide what the current block needs next. */
 static void do_block(struct stm32_isp *isp)
 {
-	if (isp->ended && isp->buf_len == 0) {
+	/* the image is complete after end(), or once opts.total bytes are written */
+	if ((isp->ended || (isp->o.total && isp->img_off == isp->o.total)) && isp->buf_len == 0) {
 		finish(isp);
 		return;
 	}

@@ -148,7 +148,9 @@ struct stm32_isp_opts {
 	uint32_t address; /* where the image's first byte goes; 0 = the device's flash
 	                     base (known after GET ID); must be a multiple of 4 */
 	uint32_t total;   /* image length in bytes if known (checked against the flash
-	                     before erasing, and against what arrives), 0 = unknown */
+	                     before erasing, and against what arrives; the run finishes once
+	                     that many bytes are written, stm32_isp_end() is then optional),
+	                     0 = unknown (stm32_isp_end() marks the end) */
 	uint32_t baud;    /* UART baud for the bootloader, 0 = 115200 */
 	enum stm32_isp_entry entry;
 	uint32_t reset_ms;  /* NRST low time (ms), 0 = 10 */

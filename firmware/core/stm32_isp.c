@@ -1147,7 +1147,16 @@ static void on_op(struct stm32_isp *isp, enum result r)
 				block_done(isp);
 				return;
 			}
-			/* not (completely) written: write again */
+			/* not (completely) written: write again, if retries are left (the
+			 * read-back itself may have used some) */
+			if (isp->retry_left <= 0) {
+				if (isp->wfail == R_NACK)
+					write_refused(isp, what);
+				else
+					fail(isp, STM32_ISP_E_TIMEOUT,
+					     "no answer to %s (link broken?)", what);
+				return;
+			}
 			isp->retry_left--;
 			logf_(isp, HAL_LOG_INFO, "stm32_isp: %s: %s, retrying", what,
 			      isp->wfail == R_NACK ? "NACK" : "no answer");

@@ -35,6 +35,9 @@ static void usage(FILE *f)
 	           "  --app-baud N     the user application's baud (8N1), default 115200\n"
 	           "  --frame-timeout-ms N  drop a partial bootloader frame after N ms of silence\n"
 	           "                   (default 0: never, as on real parts)\n"
+	           "  --rdp            start with readout protection (RDP level 1) active\n"
+	           "  --wp FIRST[:COUNT]  erase units FIRST.. (COUNT, default 1) write-protected\n"
+	           "  --fsize-kib N    flash-size register value (KiB; default the model's)\n"
 	           "  --info           print the model table (and, with --flash, the app banner)\n"
 	           "  --tty PATH       run the chip on a serial device or pty, set raw at --line;\n"
 	           "                   the tty's own driver does the framing (no mismatch model)\n"
@@ -276,6 +279,9 @@ int main(int argc, char **argv)
 	                                   {"tty", required_argument, 0, 't'},
 	                                   {"line", required_argument, 0, 'l'},
 	                                   {"boot0", required_argument, 0, 'b'},
+	                                   {"rdp", no_argument, 0, 'R'},
+	                                   {"wp", required_argument, 0, 'W'},
+	                                   {"fsize-kib", required_argument, 0, 'F'},
 	                                   {0, 0, 0, 0}};
 	struct stm32sim_options o = {.model = "stm32f103"};
 	struct stm32sim_line line = {115200, 8, 'E', 1};
@@ -313,6 +319,28 @@ int main(int argc, char **argv)
 		case 'I':
 			info = 1;
 			break;
+		case 'R':
+			o.rdp = 1;
+			break;
+		case 'W':
+			o.wp_first = (uint32_t)strtoul(optarg, &end, 10);
+			o.wp_count = 1;
+			if (*end == ':')
+				o.wp_count = (uint32_t)strtoul(end + 1, &end, 10);
+			if (*end || end == optarg || !o.wp_count) {
+				fprintf(stderr, "stm32sim: bad --wp '%s' (example: 2:4)\n", optarg);
+				return 2;
+			}
+			break;
+		case 'F': {
+			unsigned long v = strtoul(optarg, &end, 10);
+			if (*end || !v || v > 0xFFFF) {
+				fprintf(stderr, "stm32sim: bad --fsize-kib '%s'\n", optarg);
+				return 2;
+			}
+			o.fsize_kib = (uint16_t)v;
+			break;
+		}
 		case 't':
 			tty = optarg;
 			break;

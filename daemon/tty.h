@@ -40,14 +40,14 @@ void tty_dev_free(struct tty_dev *t);
 
 /* What `espstm status` shows of one device (the tty's view; the link has its own). */
 struct tty_stats {
-	unsigned opens;     /* file descriptors open on the device now */
-	int exclusive;      /* TIOCEXCL in effect */
-	uint32_t baud;      /* current termios speed, bit/s */
-	uint8_t data_bits;  /* 5..8 */
-	char parity;        /* 'N' 'O' 'E' 'M' 'S' */
-	uint8_t stop_bits;  /* 1 or 2 */
+	unsigned opens;    /* file descriptors open on the device now */
+	int exclusive;     /* TIOCEXCL in effect */
+	uint32_t baud;     /* current termios speed, bit/s */
+	uint8_t data_bits; /* 5..8 */
+	char parity;       /* 'N' 'O' 'E' 'M' 'S' */
+	uint8_t stop_bits; /* 1 or 2 */
 	enum link_flow flow;
-	int modem;          /* TIOCMGET bits: TIOCM_DTR|RTS|CTS|DSR|CD|RI */
+	int modem; /* TIOCMGET bits: TIOCM_DTR|RTS|CTS|DSR|CD|RI */
 	/* struct serial_icounter_struct counters (TIOCGICOUNT): modem-line transitions from
 	 * NOTIFY-MODEMSTATE, line errors from NOTIFY-LINESTATE, bytes each way */
 	uint32_t cts, dsr, rng, dcd, rx, tx, frame, overrun, parity_err, brk, buf_overrun;

@@ -962,6 +962,10 @@ int cli_flash_plain_line(struct cli_flash_progress *p, const struct cli_flash_st
 	int g = group_of(st->state);
 	uint64_t total = total_of(p, st);
 	char b1[24], b2[24], b3[24], r[24], t[24];
+	/* "writing" before anything was erased or written: the run waits for image data
+	 * (Intel HEX before its first record); the erase comes first, announce that */
+	if (g == CFS_WRITING && st->written == 0 && st->erased == 0)
+		return 0;
 	if (g != p->last_group) {
 		p->last_group = g;
 		switch (st->state) {

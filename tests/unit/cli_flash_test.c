@@ -771,6 +771,16 @@ START_TEST(plain_lines)
 	ck_assert_int_eq(cli_flash_plain_line(&p, &st, 0.5, line, sizeof line), 1);
 	ck_assert_str_eq(line, "erasing (STM32F40xxx/41xxx, PID 0x413)");
 	ck_assert_int_eq(cli_flash_plain_line(&p, &st, 1.0, line, sizeof line), 0);
+	/* "writing" while waiting for the first data (nothing erased or written yet): no
+	 * line until the run really writes */
+	cli_flash_progress_init(&p, 65536, 1, 0.0);
+	st = at(CFS_CONNECTING, 0, 0);
+	ck_assert_int_eq(cli_flash_plain_line(&p, &st, 0.1, line, sizeof line), 1);
+	st = at(CFS_WRITING, 0, 0);
+	ck_assert_int_eq(cli_flash_plain_line(&p, &st, 0.2, line, sizeof line), 0);
+	st = at(CFS_ERASING, 0, 0);
+	ck_assert_int_eq(cli_flash_plain_line(&p, &st, 0.5, line, sizeof line), 1);
+	ck_assert_str_eq(line, "erasing (STM32F40xxx/41xxx, PID 0x413)");
 	/* writing and verifying alternate per block: one phase; a line per 10% */
 	double t = 2.0;
 	for (uint64_t w = 256; w <= 65536; w += 256) {

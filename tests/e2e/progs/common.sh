@@ -8,8 +8,15 @@ E2E_PROGS=${E2E_PROGS:-$E2E_HERE/progs}
 # of its banner), then bridge (-v) and espstmd on /dev/$DEV. The application prints
 # "stm32sim app crc32=... len=8192" at --app-baud 8N1 after each reset, then echoes.
 up_app() {
-    mkimage app.bin 8192 >app.want || { fail "mkimage failed"; return 1; }
-    app_flash flash.bin stm32f103 app.bin || { fail "could not write flash.bin"; return 1; }
+    # lib.sh's mkimage + run's app_flash in one python start (each costs seconds under TCG)
+    "$PY" - <<'EOF' >app.want || { fail "could not make app.bin / flash.bin"; return 1; }
+import os, struct, zlib
+img = struct.pack("<II", 0x20004000, 0x08000131) + os.urandom(8192 - 8)
+open("app.bin", "wb").write(img)
+open("flash.bin", "wb").write(img + b"\xff" * (131072 - len(img)))
+t = img.rstrip(b"\xff")
+print("crc32=%08x len=%d" % (zlib.crc32(t), len(t)))
+EOF
     step "start bridge (stm32f103, flash.bin holds app.bin: $(cat app.want); $*)"
     start_bridge bridge.log stm32f103 flash.bin 0 -v "$@" 2>>steps.log || { fail "bridge did not start"; return 1; }
     step "start espstmd (bridge port $BRIDGE_PORT)"
@@ -37,13 +44,11 @@ after_line() {
     tail -n +"$((m + 1))" "$f" 2>/dev/null | grep -Eq -- "$re"
 }
 
-# dev_holders: PIDs of processes that have /dev/$DEV open (from /proc/*/fd)
+# dev_holders: PIDs of processes that have /dev/$DEV open (their /proc/PID/fd links; one
+# find, as a fork per descriptor takes tens of seconds under TCG)
 dev_holders() {
-    local fd p
-    for fd in /proc/[0-9]*/fd/*; do
-        [ "$(readlink "$fd" 2>/dev/null)" = "/dev/$DEV" ] || continue
-        p=${fd#/proc/}; echo "${p%%/*}"
-    done | sort -u | tr '\n' ' '
+    find /proc/[0-9]*/fd -maxdepth 1 -lname "/dev/$DEV" 2>/dev/null |
+        sed -n 's|^/proc/\([0-9]*\)/fd/.*|\1|p' | sort -u | tr '\n' ' '
 }
 
 # ---- a terminal program in tmux, driven as a person would (keys in, screen out)

@@ -1,0 +1,393 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: MIT
+"""Flashing benchmark (issue 5 item 4), run by tests/bench/run where CUSE and netem work.
+
+Usage: bench.py BUILD_DIR [RESULTS_DIR]
+Environment: BENCH_SIZES (bytes, default "65536 262144"), BENCH_RTTS (added round trip in
+ms, default "0 5 20"), BENCH_MODEL (default stm32f407), ESPSTM_E2E_DEV (default ttySTM0).
+
+One espstm-bridge (simulated STM32 with real wire time, --http with a password file) and one
+espstmd (config with http_port, control socket) serve every run. For each added round trip
+(netem on lo: each direction passes lo once, so delay = RTT / 2; the RTT is then measured
+as the time of a TCP connect on 127.0.0.1) and each size, a fresh random image is written
+and verified by
+  (a) Debian's stm32flash through the CUSE tty:  stm32flash -b 115200 -w IMG -v /dev/ttySTM0
+  (b) espstm flash through the bridge's HTTP API: espstm flash ttySTM0 IMG --verify
+and the simulator's flash file is compared with the image after each run. The time is the
+command's wall clock. Prints a table with the wire-time limit of the same AN3155 traffic
+(see limit()); writes it to RESULTS_DIR/table.txt too."""
+import json
+import os
+import re
+import shutil
+import socket
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+BASE = 0x08000000
+BAUD = 115200
+BITS = 11  # 8E1: start + 8 data + parity + stop
+# Simulated models (tests/sim/stm32sim.c models[], tests/sim/README.md "Timing table"):
+# erase units (size, erase time s) from the flash base, programming (bytes per operation,
+# seconds per operation), GET answer length (commands listed).
+MODELS = {
+    "stm32f407": {
+        "units": [(16384, 0.4)] * 4 + [(65536, 1.1)] + [(131072, 2.0)] * 7,
+        "prog": (4, 16e-6), "erase_cmd": 0x44, "ncmds": 11, "pid": "0x413"},
+    "stm32g431": {
+        "units": [(2048, 0.022)] * 64, "prog": (8, 81.7e-6), "erase_cmd": 0x44,
+        "ncmds": 11, "pid": "0x468"},
+    "stm32f103": {
+        "units": [(1024, 0.020)] * 128, "prog": (2, 52.5e-6), "erase_cmd": 0x43,
+        "ncmds": 11, "pid": "0x410"},
+}
+RESET_S = 0.010 + 0.050  # NRST low 10 ms + settle 50 ms (bridge defaults, both tools)
+
+
+def limit(model, size):
+    """Wire-time limit of writing + verifying `size` bytes at BASE (AN3155, 256-byte blocks).
+
+    Both tools must at least: reset into the bootloader (NRST 10 ms, settle 50 ms), then
+    exchange over the UART, strictly in turn (each command waits for its ACK):
+      sync        0x7F -> ACK                                    tx 1      rx 1
+      GET         0x00 0xFF -> ACK N ver cmds.. ACK              tx 2      rx 4 + ncmds
+      GET VERSION 0x01 0xFE -> ACK ver opt1 opt2 ACK             tx 2      rx 5
+      GET ID      0x02 0xFD -> ACK N PIDhi PIDlo ACK             tx 2      rx 5
+      ERASE of the k units the image covers:
+        0x44: 0x44 0xBB -> ACK, (k-1):2 pages:2k cksum -> ACK    tx 5 + 2k rx 2
+        0x43: 0x43 0xBC -> ACK, (k-1) pages:k cksum -> ACK       tx 4 + k  rx 2
+        + the units' erase time (simulator: typical datasheet values)
+      per 256-byte block (n = size / 256):
+        WRITE MEMORY 0x31 0xCE ACK, addr4+x ACK, N data256 x ACK tx 265    rx 3
+          + programming 256 bytes (simulator: bytes / unit x unit time)
+        READ MEMORY  0x11 0xEE ACK, addr4+x ACK, N ~N ACK data256 tx 9     rx 259
+    Every byte is 11 bits (8E1) at 115200 baud: 95.49 us. The limit is
+      t = 0.060 s + (tx + rx) * 11 / 115200 + erase time + n * programming time.
+    Not counted: any processing time of the chip or the bridge, the network."""
+    m = MODELS[model]
+    covered, k, erase_s = 0, 0, 0.0
+    for usize, us in m["units"]:
+        if covered >= size:
+            break
+        covered += usize
+        k += 1
+        erase_s += us
+    n = (size + 255) // 256
+    tx = 1 + 2 + 2 + 2 + (5 + 2 * k if m["erase_cmd"] == 0x44 else 4 + k) + n * (265 + 9)
+    rx = 1 + (4 + m["ncmds"]) + 5 + 5 + 2 + n * (3 + 259)
+    wire_s = (tx + rx) * BITS / BAUD
+    unit, unit_s = m["prog"]
+    prog_s = n * (256 // unit) * unit_s
+    total = RESET_S + wire_s + erase_s + prog_s
+    return {"total": total, "wire": wire_s, "erase": erase_s, "prog": prog_s, "tx": tx,
+            "rx": rx, "units": k, "blocks": n}
+
+
+def log(msg):
+    print(msg, flush=True)
+
+
+def image(path, size):
+    """A plausible application (vector table: SP in RAM, odd reset vector in flash) and
+    random bytes."""
+    data = struct.pack("<II", 0x20004000, BASE + 0x131) + os.urandom(size - 8)
+    with open(path, "wb") as f:
+        f.write(data)
+    return data
+
+
+class Proc:
+    """A background program whose stderr+stdout lines are collected."""
+
+    def __init__(self, argv, logpath):
+        self.lines = []
+        self.logf = open(logpath, "w")
+        self.p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                  stdin=subprocess.DEVNULL, text=True)
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        for line in self.p.stdout:
+            self.lines.append(line.rstrip("\n"))
+            self.logf.write(line)
+            self.logf.flush()
+
+    def wait_for(self, regex, timeout):
+        end = time.monotonic() + timeout
+        r = re.compile(regex)
+        while time.monotonic() < end:
+            for ln in list(self.lines):
+                m = r.search(ln)
+                if m:
+                    return m
+            if self.p.poll() is not None:
+                break
+            time.sleep(0.05)
+        return None
+
+    def stop(self):
+        if self.p.poll() is None:
+            self.p.terminate()
+            try:
+                self.p.wait(10)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                self.p.wait()
+
+
+def tc(*args):
+    r = subprocess.run(["tc"] + list(args), capture_output=True, text=True)
+    return r.returncode, (r.stdout + r.stderr).strip()
+
+
+def set_rtt(rtt_ms):
+    """netem on lo: each packet passes lo once per direction, so delay = RTT / 2."""
+    tc("qdisc", "del", "dev", "lo", "root")
+    if rtt_ms <= 0:
+        return None
+    us = int(round(rtt_ms * 1000 / 2))
+    rc, out = tc("qdisc", "add", "dev", "lo", "root", "netem", "delay", "%dus" % us,
+                 "limit", "100000")
+    return None if rc == 0 else "tc qdisc add dev lo root netem delay %dus: %s" % (us, out)
+
+
+def measure_rtt_ms(n=7):
+    """Median time of a TCP connect to a listener on 127.0.0.1 (SYN -> SYN-ACK: one round
+    trip), in ms."""
+    ls = socket.socket()
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(16)
+    port = ls.getsockname()[1]
+    times = []
+    for _ in range(n):
+        s = socket.socket()
+        t0 = time.perf_counter()
+        s.connect(("127.0.0.1", port))
+        times.append((time.perf_counter() - t0) * 1000)
+        c, _ = ls.accept()
+        c.close()
+        s.close()
+    ls.close()
+    return statistics.median(times)
+
+
+def run_timed(argv, logpath, env=None, timeout=1200):
+    """Run argv; its output goes to logpath with each line (CR or LF ended) stamped with
+    the seconds since the start. Returns (exit status, seconds, [(t, line), ...])."""
+    t0 = time.monotonic()
+    stamped = []
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                         stdin=subprocess.DEVNULL, env=env)
+    killer = threading.Timer(timeout, p.kill)
+    killer.start()
+    part = b""
+    with open(logpath, "w") as f:
+        while True:
+            b = p.stdout.read1(4096) if hasattr(p.stdout, "read1") else p.stdout.read(1)
+            if not b:
+                break
+            t = time.monotonic() - t0
+            part += b
+            while True:
+                cut = min([i for i in (part.find(b"\r"), part.find(b"\n")) if i >= 0],
+                          default=-1)
+                if cut < 0:
+                    break
+                line = part[:cut].decode("utf-8", "replace")
+                part = part[cut + 1:]
+                if line:
+                    stamped.append((t, line))
+                    f.write("[%7.3f] %s\n" % (t, line))
+        if part:
+            stamped.append((time.monotonic() - t0, part.decode("utf-8", "replace")))
+            f.write("[%7.3f] %s\n" % (stamped[-1][0], stamped[-1][1]))
+    rc = p.wait()
+    killer.cancel()
+    secs = time.monotonic() - t0
+    return (124 if rc < 0 else rc), secs, stamped
+
+
+def stm32flash_phases(stamped):
+    """From stm32flash's progress lines: (seconds before "Erasing memory", erase seconds
+    (from it to the first block's line, less one block), ms per block (first to last
+    block's line)), None where unknown."""
+    t_erase = next((t for t, ln in stamped if ln.startswith("Erasing")), None)
+    blocks = [t for t, ln in stamped if ln.startswith("Wrote and verified")]
+    first = blocks[0] if blocks else None
+    per = (blocks[-1] - blocks[0]) / (len(blocks) - 1) * 1000 if len(blocks) > 2 else None
+    erase = None
+    if first is not None and t_erase is not None:
+        erase = first - t_erase - (per / 1000 if per is not None else 0)  # minus block 1
+    return t_erase, erase, per
+
+
+def detail(r, lim):
+    """The last column: where the time went, as far as the outputs tell."""
+    per_block = (BITS * (265 + 3 + 9 + 259) / BAUD + lim["prog"] / lim["blocks"]) * 1000
+    if r.get("bridge_ms") is not None:
+        return "bridge's run %.1f s (%.2f)" % (r["bridge_ms"] / 1000,
+                                               r["bridge_ms"] / 1000 / lim["total"])
+    ph = r.get("phases")
+    if ph and ph[2] is not None:
+        return "setup %.1f s, erase %.1f s, %.0f ms/block (wire %.1f)" % (
+            ph[0], ph[1] if ph[1] is not None else float("nan"), ph[2], per_block)
+    return ""
+
+
+def main():
+    build = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build")
+    results = os.path.abspath(sys.argv[2]) if len(sys.argv) > 2 else None
+    sizes = [int(x, 0) for x in os.environ.get("BENCH_SIZES", "65536 262144").split()]
+    rtts = [float(x) for x in os.environ.get("BENCH_RTTS", "0 5 20").split()]
+    model = os.environ.get("BENCH_MODEL", "stm32f407")
+    dev = os.environ.get("ESPSTM_E2E_DEV", "ttySTM0")
+    if model not in MODELS:
+        log("bench: BENCH_MODEL %s unknown (%s)" % (model, ", ".join(MODELS)))
+        return 2
+    for s in sizes:
+        if s <= 0 or s % 256:
+            log("bench: BENCH_SIZES: %d is not a positive multiple of 256" % s)
+            return 2
+    tmp = tempfile.mkdtemp(prefix="espstm-bench-")
+    os.chdir(tmp)
+    if results:
+        os.makedirs(results, exist_ok=True)
+    logdir = results or tmp
+    procs = []
+    rows = []
+    notes = []
+    try:
+        with open("pw", "w") as f:
+            f.write("bench-" + os.urandom(6).hex() + "\n")
+        br = Proc([build + "/espstm-bridge", "--listen", "127.0.0.1:0", "--target",
+                   "sim:" + model, "--flash", tmp + "/flash.bin", "--http", "127.0.0.1:0",
+                   "--password-file", tmp + "/pw"], os.path.join(logdir, "bridge.log"))
+        procs.append(br)
+        m1 = br.wait_for(r"listening on 127\.0\.0\.1:(\d+)", 20)
+        m2 = br.wait_for(r"http on 127\.0\.0\.1:(\d+)", 20)
+        if not m1 or not m2:
+            log("bench: espstm-bridge did not start: %s" % " | ".join(br.lines[-5:]))
+            return 1
+        with open("espstm.conf", "w") as f:
+            f.write("[%s]\nhost = 127.0.0.1\nport = %s\nhttp_port = %s\n"
+                    % (dev, m1.group(1), m2.group(1)))
+        dm = Proc([build + "/espstmd", "-c", tmp + "/espstm.conf", "--control",
+                   tmp + "/ctl.sock", "--foreground"], os.path.join(logdir, "daemon.log"))
+        procs.append(dm)
+        if not dm.wait_for(r"espstmd: ready: /dev/%s" % dev, 30):
+            log("bench: espstmd did not start: %s" % " | ".join(dm.lines[-5:]))
+            return 1
+        end = time.monotonic() + 10
+        while not os.path.exists("/dev/" + dev) and time.monotonic() < end:
+            time.sleep(0.1)
+        env = dict(os.environ, ESPSTM_SOCKET=tmp + "/ctl.sock")
+        env.pop("ESPSTM_PASSWORD", None)
+        log("bench: %s, 115200 8E1 with real wire time; espstm-bridge %s, espstmd on /dev/%s"
+            % (model, m1.group(1), dev))
+        for rtt in rtts:
+            err = set_rtt(rtt)
+            if err:
+                log("bench: " + err)
+                return 1
+            measured = measure_rtt_ms()
+            log("bench: added RTT %g ms (netem delay %g ms each way on lo): measured TCP "
+                "connect RTT %.2f ms" % (rtt, rtt / 2, measured))
+            for size in sizes:
+                img = "img%d.bin" % size
+                for tool in ("stm32flash", "espstm flash"):
+                    data = image(img, size)
+                    tag = "%dk-%gms-%s" % (size // 1024, rtt, tool.split()[0])
+                    if tool == "stm32flash":
+                        argv = ["/usr/bin/stm32flash", "-b", "115200", "-w", img, "-v",
+                                "/dev/" + dev]
+                    else:
+                        argv = [build + "/espstm", "--json", "flash", dev, img, "--verify",
+                                "--password-file", tmp + "/pw"]
+                    rc, secs, stamped = run_timed(argv, os.path.join(logdir, tag + ".log"),
+                                                  env)
+                    with open("flash.bin", "rb") as f:
+                        same = f.read(size) == data
+                    bridge_ms, phases = None, None
+                    if tool == "stm32flash":
+                        phases = stm32flash_phases(stamped)
+                    else:
+                        for _, ln in stamped:
+                            if ln.startswith("{"):
+                                try:
+                                    bridge_ms = json.loads(ln).get("elapsed_ms")
+                                except ValueError:
+                                    pass
+                    ok = rc == 0 and same
+                    if not ok:
+                        notes.append("%s: exit %d, flash %s (log %s.log)"
+                                     % (tag, rc, "matches" if same else "DIFFERS", tag))
+                    rows.append({"size": size, "rtt": rtt, "measured": measured,
+                                 "tool": tool, "secs": secs, "ok": ok,
+                                 "bridge_ms": bridge_ms, "phases": phases})
+                    log("bench: %-7s RTT %4g ms  %-12s %7.1f s  %s  %s"
+                        % ("%d KiB" % (size // 1024), rtt, tool, secs,
+                           "ok" if ok else "FAILED", detail(rows[-1], limit(model, size))))
+        set_rtt(0)
+    finally:
+        set_rtt(0)
+        for p in reversed(procs):
+            p.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    out = []
+    out.append("")
+    out.append("Write + verify at 115200 8E1, simulated %s (real wire time), %s"
+               % (model, time.strftime("%Y-%m-%d %H:%M")))
+    out.append("")
+    hdr = "%-8s %-14s %-13s %8s %8s %7s  %s" % ("size", "RTT ms", "tool", "seconds", "KiB/s",
+                                                "ratio", "")
+    out.append(hdr)
+    out.append("-" * len(hdr))
+    for size in sizes:
+        lim = limit(model, size)
+        out.append("%-8s %-14s %-13s %8.1f %8.2f %7.2f  %s"
+                   % ("%d KiB" % (size // 1024), "-", "wire limit", lim["total"],
+                      size / 1024 / lim["total"], 1.0,
+                      "wire %.1f + erase %.1f + program %.2f + reset 0.06 s"
+                      % (lim["wire"], lim["erase"], lim["prog"])))
+        for r in rows:
+            if r["size"] != size:
+                continue
+            extra = detail(r, lim) + ("" if r["ok"] else " FAILED")
+            out.append("%-8s %-14s %-13s %8.1f %8.2f %7.2f  %s"
+                       % ("%d KiB" % (size // 1024),
+                          "%g (%.1f)" % (r["rtt"], r["measured"]), r["tool"], r["secs"],
+                          size / 1024 / r["secs"], r["secs"] / lim["total"], extra))
+        out.append("")
+    lim = {s: limit(model, s) for s in sizes}
+    out.append("RTT ms: added round trip (netem delay RTT/2 on lo), in brackets the measured TCP")
+    out.append("connect time on 127.0.0.1. ratio = seconds / wire limit. Wire limit of the same")
+    out.append("AN3155 traffic: reset 10 ms + settle 50 ms, then sync, GET, GET VERSION, GET ID,")
+    out.append("one erase of the units the image covers (+ their erase time), and per 256-byte")
+    out.append("block WRITE MEMORY (tx 265, rx 3 bytes, + programming) and READ MEMORY (tx 9,")
+    out.append("rx 259); every byte 11 bits (8E1) at 115200 baud = 95.49 us, strictly in turn:")
+    out.append("  t = 0.060 + (tx + rx) * 11 / 115200 + erase + blocks * program")
+    for s in sizes:
+        v = lim[s]
+        out.append("  %3d KiB: %d blocks, tx %d + rx %d bytes = %.2f s wire, %d erase units %.2f s,"
+                   " program %.3f s" % (s // 1024, v["blocks"], v["tx"], v["rx"], v["wire"],
+                                       v["units"], v["erase"], v["prog"]))
+    out.append("Times are wall clock of each command in the VM (TCG), so they include process")
+    out.append("start-up; \"bridge's run\" is the bridge's own elapsed_ms of the espstm flash run.")
+    for n in notes:
+        out.append("FAILED " + n)
+    text = "\n".join(out)
+    print(text, flush=True)
+    if results:
+        with open(os.path.join(results, "table.txt"), "w") as f:
+            f.write(text + "\n")
+    return 0 if not notes else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

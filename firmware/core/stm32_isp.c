@@ -1376,6 +1376,8 @@ int stm32_isp_end(struct stm32_isp *isp)
 	if (!stm32_isp_busy(isp) || isp->ended)
 		return 0;
 	isp->ended = 1;
+	if (!isp->o.total)
+		isp->st.total = isp->st.bytes_received;
 	if (isp->st.bytes_received == 0) {
 		fail(isp, STM32_ISP_E_ARG, "empty image");
 		return 0;

@@ -18,7 +18,9 @@
  *    pins, calls stm32_isp_poll() whenever bytes arrived, the UART has room again, data
  *    was written, and no later than stm32_isp_next_ms() milliseconds from now;
  *  - streams the image with stm32_isp_write() (backpressure: it returns 0 while its
- *    bounded buffer is full) and calls stm32_isp_end() after the last byte;
+ *    bounded buffer is full) and calls stm32_isp_end() after the last byte (optional when
+ *    opts.total was given). There is no timeout on the image source: a platform whose
+ *    upload stalls calls stm32_isp_abort();
  *  - afterwards restores the bridge's UART framing itself (stm32_isp leaves the UART at
  *    8E1 and the bootloader's baud).
  *
@@ -27,22 +29,25 @@
  *     for reset_ms, NRST high, wait settle_ms. Purge RX, send 0x7F; ACK = synced; NACK =
  *     the bootloader was already synced (it took 0x7F as a command byte); no answer within
  *     STM32_ISP_SYNC_MS: send 0x7F again (an already-synced bootloader then NACKs the
- *     0x7F 0x7F pair), up to STM32_ISP_SYNC_TRIES times.
+ *     0x7F 0x7F pair), up to STM32_ISP_SYNC_TRIES times. With STM32_ISP_ENTRY_NONE, after
+ *     two unanswered 0x7F the bootloader is taken to be synced and in the middle of a
+ *     frame: 0xFF fillers are sent one by one until it answers (see "re-sync" below).
  *  2. IDENTIFYING: GET (3.1: command list; exactly one of ERASE 0x43 / EXTENDED ERASE 0x44
  *     is chosen from it, never both), GET VERSION (3.2), GET ID (3.3) -> device table
- *     (stm32_devices.h; unknown PID: failed). READ MEMORY of the flash-size register
- *     (refused or implausible: table size). A READ MEMORY of 4 bytes at the image address
- *     probes read protection: NACKed -> STM32_ISP_E_READ_PROTECTED, unless
+ *     (stm32_devices.h; unknown PID: failed). A READ MEMORY of 4 bytes at the flash base
+ *     probes read protection (then READ MEMORY of the flash-size register: refused or
+ *     implausible -> the table's size): the probe's command NACKed (after the retries)
+ *     -> STM32_ISP_E_READ_PROTECTED, unless
  *     STM32_ISP_UNPROTECT_READ is set, then UNPROTECTING: READOUT UNPROTECT (3.12; the chip
  *     MASS-ERASES its flash and resets) and back to CONNECTING (sync again, no pin reset
  *     needed: BOOT0 is still high). The image range is checked against the flash
  *     (address below flash_base, or address + total beyond its end: STM32_ISP_E_RANGE,
  *     before anything is erased).
- *  3. ERASING / WRITING / VERIFYING, block by block (STM32_ISP_BLOCK bytes at
- *     block-aligned addresses relative to opts.address, word aligned: opts.address must be
- *     a multiple of 4). Erase strategy (streaming): the erase units (pages/sectors) are
- *     erased just before the first block that falls into them, never units the image does
- *     not touch; when opts.total is known, one erase command covers every not yet erased
+ *  3. ERASING / WRITING / VERIFYING, block by block: blocks end at multiples of
+ *     STM32_ISP_BLOCK of the target address (the first one is shorter when opts.address is
+ *     not 256-aligned; opts.address must be a multiple of 4). Erase strategy (streaming): the erase
+ * units (pages/sectors) are erased just before the first block that falls into them, never units
+ * the image does not touch; when opts.total is known, one erase command covers every not yet erased
  *     unit up to the image's end (up to STM32_ISP_ERASE_BATCH units per command, so one
  *     command on the usual small image), else the single unit. STM32_ISP_MASS_ERASE
  *     instead mass-erases once before the first write (0x43: 0xFF 0x00; 0x44: 0xFFFF).
@@ -59,17 +64,23 @@
  *     they are (the chip stays in its bootloader, ready for another run).
  *
  * Answers: every ACK (0x79) wait has a timeout; BUSY (0x76, AN3155 v3.x bootloaders)
- * restarts it (up to STM32_ISP_BUSY_MAX_MS in all). A NACK (0x1F) or a timeout of a
- * command is retried (a READ/WRITE block, GET/GVR/GID) up to opts.retries times after a
- * re-sync, then the run fails with the command, the address and the cause in the message.
- * A NACK of ERASE/WRITE that persists is reported as write protection
- * (STM32_ISP_E_WRITE_PROTECTED) unless STM32_ISP_UNPROTECT_WRITE is set, in which case
- * WRITE UNPROTECT (3.10; the chip resets) is sent once, the chip re-synced and the
- * command retried. Timeouts: command ACK STM32_ISP_ACK_MS; WRITE MEMORY STM32_ISP_WRITE_MS;
- * erase: the sum of the device table's worst-case unit erase times + STM32_ISP_ACK_MS;
- * mass erase and READOUT UNPROTECT: the table's mass-erase time (F4: 32 s) +
- * STM32_ISP_ACK_MS; every wait starts when the UART has sent the request (wire time
- * included).
+ * restarts it (up to STM32_ISP_BUSY_MAX_MS in all); bytes of an answer arriving restart
+ * it too (the wait measures silence). A NACK (0x1F) of any command is retried at once
+ * (after a NACK the bootloader waits for a command); a timeout first re-syncs: answers
+ * still arriving are dropped for a moment, then single 0xFF bytes are sent until one is
+ * answered (0xFF completes any partial frame without forming a harmful one: no valid
+ * complement, ERASE's global code needs 0x00, addresses and EXTENDED ERASE's special codes
+ * need a 0x00 checksum), at most 300. Up to opts.retries retries, then the run fails with
+ * the command, the address and the cause in the message. A WRITE whose data frame was
+ * NACKed or not answered is read back before it is written again (its ACK may have been
+ * lost after programming, and flash cannot always take the same data twice): if it reads
+ * back equal, it counts as written and verified. A NACK of ERASE/WRITE that persists is reported as
+ * write protection (STM32_ISP_E_WRITE_PROTECTED) unless STM32_ISP_UNPROTECT_WRITE is set, in which
+ * case WRITE UNPROTECT (3.10; the chip resets) is sent once, the chip re-synced and the command
+ * retried. Timeouts: command ACK STM32_ISP_ACK_MS; WRITE MEMORY STM32_ISP_WRITE_MS; erase: the sum
+ * of the device table's worst-case unit erase times + STM32_ISP_ACK_MS; mass erase and READOUT
+ * UNPROTECT: the table's mass-erase time (F4: 32 s) + STM32_ISP_ACK_MS; every wait starts when the
+ * UART has sent the request (wire time included).
  */
 #ifndef ESPSTM_STM32_ISP_H
 #define ESPSTM_STM32_ISP_H
@@ -169,7 +180,7 @@ struct stm32_isp_status {
 	const char *message;     /* one line, "" while nothing to say; valid until the next
 	                            call into this stm32_isp */
 	uint32_t address;        /* image start (resolved after GET ID) */
-	uint32_t total;          /* opts.total, or bytes received so far after end() */
+	uint32_t total;          /* opts.total, or the bytes received once end() is called */
 	uint32_t bytes_received; /* accepted by stm32_isp_write() */
 	uint32_t bytes_erased;   /* flash bytes in erase units erased so far */
 	uint32_t bytes_written;  /* image bytes written (ACKed by WRITE MEMORY) */

@@ -286,22 +286,28 @@ def pyserial_checks(br, banner, url_opts):
     m = br.mark()
     s.write(big)
     s.reset_output_buffer()
-    got = read_quiet(s, 1.0, 20.0)
+    got = read_quiet(s, 2.0, 30.0)
     check("reset_output_buffer: PURGE-DATA 2 answered", br.wait(r"PURGE-DATA 2", m),
           br.tail())
     check("reset_output_buffer: the echo is a strict prefix of the %d bytes written "
           "(the rest purged; got %d)" % (len(big), len(got)),
           len(got) < len(big) and big.startswith(got), "got %d bytes" % len(got))
 
-    # reset_input_buffer
-    s.write(os.urandom(3000))
-    time.sleep(0.15)
+    # reset_input_buffer: with the whole echo of a write waiting unread, it is all dropped
+    read_quiet(s, 1.0)
+    s.write(b"x" * 300)
+    end = time.monotonic() + 10
+    while s.in_waiting < 300 and time.monotonic() < end:
+        time.sleep(0.05)
+    waiting = s.in_waiting
     m = br.mark()
     s.reset_input_buffer()
     check("reset_input_buffer: PURGE-DATA 1 answered", br.wait(r"PURGE-DATA 1", m),
           br.tail())
-    check("reset_input_buffer: in_waiting 0 right after", s.in_waiting == 0, s.in_waiting)
-    read_quiet(s, 0.5)
+    left = read_quiet(s, 0.5)
+    check("reset_input_buffer: the %d echoed bytes waiting are gone" % waiting,
+          waiting == 300 and s.in_waiting == 0 and left == b"",
+          "in_waiting before %d, read after %r" % (waiting, left[:40]))
     echo_ok(s, b"fresh", "after the purges: only new bytes echo")
 
     m = br.mark()

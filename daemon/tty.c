@@ -680,10 +680,12 @@ static void op_init_done(void *userdata)
 static void op_open(fuse_req_t req, struct fuse_file_info *fi)
 {
 	struct tty_dev *d = fuse_req_userdata(req);
+	/* copied: fuse_req_ctx() points into req, which fuse_reply_* frees */
 	const struct fuse_ctx *ctx = fuse_req_ctx(req);
-	if (d->excl && ctx->uid != 0) {
-		log_info("%s: open by pid %d refused: exclusive (TIOCEXCL)", d->name,
-		         (int)ctx->pid);
+	const int pid = (int)ctx->pid;
+	const unsigned uid = (unsigned)ctx->uid;
+	if (d->excl && uid != 0) {
+		log_info("%s: open by pid %d refused: exclusive (TIOCEXCL)", d->name, pid);
 		fuse_reply_err(req, EBUSY);
 		return;
 	}
@@ -708,8 +710,8 @@ static void op_open(fuse_req_t req, struct fuse_file_info *fi)
 		free(o);
 		return;
 	}
-	log_info("%s: open by pid %d uid %u (flags 0%o), %u open", d->name, (int)ctx->pid,
-	         (unsigned)ctx->uid, (unsigned)fi->flags, d->nopen);
+	log_info("%s: open by pid %d uid %u (flags 0%o), %u open", d->name, pid, uid,
+	         (unsigned)fi->flags, d->nopen);
 }
 
 static void op_release(fuse_req_t req, struct fuse_file_info *fi)

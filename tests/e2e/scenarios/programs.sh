@@ -33,6 +33,16 @@ prog_opened() {
     step "/dev/$DEV held by pid(s) $(dev_holders)"
 }
 
+# no_pins_moved MARK WHAT: opening the port moved neither NRST nor BOOT0 (espstmd starts
+# a first open with DTR and RTS deasserted and changes them only on request)
+no_pins_moved() {
+    if after_line bridge.log "$1" 'pins:' 1; then
+        fail "$2 opened the port and the pins moved: $(tail -n +"$(($1 + 1))" bridge.log | grep -m1 'pins:')"
+        return 1
+    fi
+    step "$2: no pin change on open"
+}
+
 # exit_in_time WHAT: the program ended within EXIT_MAX s (tm_exit_wait set EXIT_SECS)
 exit_in_time() {
     awk -v s="$EXIT_SECS" -v m="$EXIT_MAX" 'BEGIN{exit !(s <= m)}' ||
@@ -62,8 +72,11 @@ sc_picocom() {
     up_app --app-baud 57600 || return 1
     local m want bad="garbled-$RANDOM$RANDOM"
     want="stm32sim app $(cat app.want)"
+    local m0
+    m0=$(mark bridge.log)
     tm_start "picocom -b 57600 /dev/$DEV" || return 1
     tm_wait "Terminal ready" 20 "picocom start" || return 1
+    no_pins_moved "$m0" picocom || return 1
     grep -q 'uart: 57600 8N1' bridge.log || { fail "picocom -b 57600: the bridge never applied 57600 8N1"; return 1; }
     # reset: DTR up (NRST low), DTR down (released) -> banner
     m=$(mark bridge.log)
@@ -98,8 +111,11 @@ sc_picocom() {
 
 sc_microcom() {
     up_app || return 1
+    local m0
+    m0=$(mark bridge.log)
     tm_start "busybox microcom -s 115200 /dev/$DEV" || return 1
     prog_opened microcom || return 1
+    no_pins_moved "$m0" microcom || return 1
     reset_app_helper microcom || return 1
     echo_check microcom || return 1
     tm_keys C-x || return 1

@@ -2,7 +2,8 @@
 /*
  * Web page and HTTP API on port 80: esp_http_server (ESP-IDF v5.x and ESP8266_RTOS_SDK v3.4)
  * in front of the portable handlers of firmware/core/http_api.h. One catch-all URI handler
- * per method (URI "/" + "*", wildcard matching) hands method, path, the Authorization and
+ * per method (URI "/" + "*", wildcard matching; on the ESP8266 SDK, which matches URIs
+ * exactly, one handler per route instead) hands method, path, the Authorization and
  * X-Espstm-Request headers and the body to http_api_handle(), then sends its status, content
  * type and body. Every buffer is static: the server runs one request at a time in its task.
  *
@@ -11,10 +12,10 @@
  * to the target's AN3155 master only as fast as it takes it (the target's task drives the
  * ISP on the UART and wakes the upload, target_flash_wait); no more than one chunk of the
  * image is held here, TCP holds back the rest. The answer is sent when the run has ended.
- * On ESP-IDF >= 5.1 the upload runs in its own task (httpd_req_async_handler_begin), so the
- * server keeps answering (the web page polls GET .../flash for its progress bar); on the
- * ESP8266 SDK (no async requests) the upload occupies the server task until it ends:
- * progress requests wait and the page shows the result at the end.
+ * On ESP-IDF >= 5.2 the upload runs in its own task (httpd_req_async_handler_begin, new in
+ * v5.2), so the server keeps answering (the web page polls GET .../flash for its progress
+ * bar); on ESP-IDF v5.0/v5.1 and the ESP8266 SDK (no async requests) the upload occupies the
+ * server task until it ends: progress requests wait and the page shows the result at the end.
  * Every call into the core's struct http_api is made under api_mu (the server task and the
  * upload task share it); flash calls also hold the target's lock (the target's task uses
  * the ISP). Lock order: api_mu, then a target lock.
@@ -48,10 +49,13 @@
 #define FLASH_CHUNK         1024 /* image bytes received at a time */
 #define FLASH_IDLE_S        30   /* an upload with no data for this long is cancelled */
 #define HTTP_RECV_TIMEOUT_S 5    /* httpd_req_recv() wait (the server's recv_wait_timeout) */
+/* Longest URI (req->uri holds this + 1). ESP-IDF v5.5 dropped the HTTPD_MAX_URI_LEN alias
+ * (esp_http_server.h); the Kconfig value exists in every SDK we build with (v3.4, v5.x). */
+#define URI_MAX CONFIG_HTTPD_MAX_URI_LEN
 
 #if !CONFIG_IDF_TARGET_ESP8266 && defined(ESP_IDF_VERSION_VAL)
-#if ESP_IDF_VERSION >= ESP_IDF_VERSION_VAL(5, 1, 0)
-#define FLASH_ASYNC 1 /* httpd_req_async_handler_begin/complete */
+#if ESP_IDF_VERSION >= ESP_IDF_VERSION_VAL(5, 2, 0)
+#define FLASH_ASYNC 1 /* httpd_req_async_handler_begin/complete: ESP-IDF v5.2 and later */
 #endif
 #endif
 #ifndef FLASH_ASYNC
@@ -64,7 +68,7 @@ static struct http_api api;
 static char body[BODY_MAX + 1];
 static char auth[160]; /* "Basic " + base64 of admin:<64 characters> fits */
 static char xreq[8];
-static char path[HTTPD_MAX_URI_LEN + 1];
+static char path[URI_MAX + 1];
 static SemaphoreHandle_t api_mu; /* every call into api */
 static char sout[HTTP_API_OUT];  /* the server task's answer, copied out of api.out */
 
@@ -216,7 +220,7 @@ static char fbuf[FLASH_CHUNK];
 static char fquery[160];
 static char fauth[160];
 static char fxreq[8];
-static char fpath[HTTPD_MAX_URI_LEN + 1];
+static char fpath[URI_MAX + 1];
 static char fout[HTTP_API_OUT]; /* the final answer, copied out of api.out under api_mu */
 static struct api_response frs;
 
@@ -462,6 +466,52 @@ static esp_err_t handle(httpd_req_t *req)
 	return ESP_FAIL; /* 413: the body was not read, close the connection */
 }
 
+#if CONFIG_IDF_TARGET_ESP8266
+/* ESP8266_RTOS_SDK v3.4's esp_http_server matches URIs exactly (no uri_match_fn, no
+ * wildcards): one handler per route of http_api.h, all going to handle(). Any other path gets
+ * the SDK's own 404 / 405 answer. */
+static const struct {
+	const char *uri;
+	httpd_method_t method;
+} fixed_routes[] = {
+    {"/", HTTP_GET},
+    {"/index.html", HTTP_GET},
+    {"/api/status", HTTP_GET},
+    {"/api/settings", HTTP_GET},
+    {"/api/settings", HTTP_PUT},
+    {"/api/settings", HTTP_POST},
+};
+static const struct {
+	const char *verb;
+	httpd_method_t method;
+} target_routes[] = {
+    {"reset", HTTP_POST}, {"bootloader", HTTP_POST}, {"run", HTTP_POST},
+    {"flash", HTTP_POST}, {"flash", HTTP_GET},
+};
+#define N_FIXED_ROUTES  (sizeof(fixed_routes) / sizeof(fixed_routes[0]))
+#define N_TARGET_ROUTES (sizeof(target_routes) / sizeof(target_routes[0]))
+
+/* Number of exact routes: the fixed ones and N_TARGET_ROUTES per possible target. */
+static size_t route_count(void)
+{
+	return N_FIXED_ROUTES + ESPSTM_MAX_TARGETS * N_TARGET_ROUTES;
+}
+
+/* Route i (< route_count()): its URI into uri (cap bytes) and its method into *m. */
+static void route_get(size_t i, char *uri, size_t cap, httpd_method_t *m)
+{
+	if (i < N_FIXED_ROUTES) {
+		snprintf(uri, cap, "%s", fixed_routes[i].uri);
+		*m = fixed_routes[i].method;
+		return;
+	}
+	i -= N_FIXED_ROUTES;
+	snprintf(uri, cap, "/api/targets/%u/%s", (unsigned)(i / N_TARGET_ROUTES),
+	         target_routes[i % N_TARGET_ROUTES].verb);
+	*m = target_routes[i % N_TARGET_ROUTES].method;
+}
+#endif
+
 int http_server_start(void)
 {
 	const char *pass = settings_web_pass();
@@ -477,7 +527,11 @@ int http_server_start(void)
 	httpd_config_t cfg = HTTPD_DEFAULT_CONFIG();
 	cfg.stack_size = 6144;
 	cfg.max_resp_headers = 10;
+#if CONFIG_IDF_TARGET_ESP8266
+	cfg.max_uri_handlers = (uint16_t)route_count();
+#else
 	cfg.uri_match_fn = httpd_uri_match_wildcard;
+#endif
 	cfg.lru_purge_enable = true;
 	cfg.recv_wait_timeout = HTTP_RECV_TIMEOUT_S;
 	httpd_handle_t h = NULL;
@@ -492,6 +546,16 @@ int http_server_start(void)
 	if (!flash_q || xTaskCreate(flash_task, "espstm-flash", 4096, NULL, 5, NULL) != pdPASS)
 		ESP_LOGE(TAG, "no upload task: flash uploads run in the server task");
 #endif
+#if CONFIG_IDF_TARGET_ESP8266
+	for (size_t i = 0; i < route_count(); i++) {
+		char uri[40];
+		httpd_uri_t u = {.uri = uri, .handler = handle, .user_ctx = NULL};
+		route_get(i, uri, sizeof(uri), &u.method);
+		e = httpd_register_uri_handler(h, &u); /* copies the URI text (strdup) */
+		if (e != ESP_OK)
+			ESP_LOGE(TAG, "register handler %s: %s", uri, esp_err_to_name(e));
+	}
+#else
 	static const httpd_uri_t uris[] = {
 	    {.uri = "/*", .method = HTTP_GET, .handler = handle, .user_ctx = NULL},
 	    {.uri = "/*", .method = HTTP_PUT, .handler = handle, .user_ctx = NULL},
@@ -502,6 +566,7 @@ int http_server_start(void)
 		if (e != ESP_OK)
 			ESP_LOGE(TAG, "register handler: %s", esp_err_to_name(e));
 	}
+#endif
 	ESP_LOGI(TAG, "web page and API on http://%s.local/ (user %s)", espstm_hostname(),
 	         HTTP_API_USER);
 	return 0;

@@ -8,7 +8,8 @@
  * It is not an IANA-registered DNS-SD type; `avahi-browse -r _rfc2217._tcp` or
  * `dns-sd -B _rfc2217._tcp` list the bridges, and espstmd only needs the host name.
  * ESP-IDF v5: managed component espressif/mdns (main/idf_component.yml); ESP8266_RTOS_SDK
- * v3.4: its built-in mdns component (same calls).
+ * v3.4: its built-in mdns component (same calls), compiled only with CONFIG_ENABLE_MDNS=y
+ * (sdkconfig.defaults.esp8266; it selects LWIP_IPV6, which its mdns.h needs).
  */
 #include "espstm.h"
 
@@ -29,8 +30,9 @@ void espstm_mdns_start(const struct settings *s)
 	const char *host = espstm_hostname();
 	mdns_hostname_set(host);
 	mdns_instance_name_set("espstm STM32 bridge");
-	static char inst[ESPSTM_MAX_TARGETS][48];
-	static char tnum[ESPSTM_MAX_TARGETS][4];
+	/* room for a 32-character host name and any unsigned index (gcc -Wformat-truncation) */
+	static char inst[ESPSTM_MAX_TARGETS][ESPSTM_NAME_LEN + 24];
+	static char tnum[ESPSTM_MAX_TARGETS][12];
 	for (unsigned i = 0; i < s->target_count; i++) {
 		snprintf(inst[i], sizeof(inst[i]), "%s target %u", host, i);
 		snprintf(tnum[i], sizeof(tnum[i]), "%u", i);
@@ -39,7 +41,8 @@ void espstm_mdns_start(const struct settings *s)
 		    {"board", CONFIG_IDF_TARGET},
 		    {"fw", BRIDGE_SIGNATURE},
 		};
-		/* Two instances of one type need CONFIG_MDNS_MULTIPLE_INSTANCE (sdkconfig.defaults). */
+		/* Two instances of one type need CONFIG_MDNS_MULTIPLE_INSTANCE
+		 * (sdkconfig.defaults). */
 		e = mdns_service_add(inst[i], "_rfc2217", "_tcp", s->target[i].port, txt, 3);
 		if (e != ESP_OK)
 			ESP_LOGE(TAG, "service for target %u: %s", i, esp_err_to_name(e));

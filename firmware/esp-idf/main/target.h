@@ -7,9 +7,11 @@
 #include "espstm.h"
 #include "stm32_isp.h"
 
-#include "driver/uart.h"
+/* FreeRTOS.h first: ESP8266_RTOS_SDK v3.4's driver/uart.h includes freertos/queue.h, which
+ * stops with #error unless FreeRTOS.h came before it. */
 #include "freertos/FreeRTOS.h"
 #include "freertos/semphr.h"
+#include "driver/uart.h"
 
 #include <stdint.h>
 

@@ -42,11 +42,23 @@ static void on_event(void *arg, esp_event_base_t base, int32_t id, void *data)
 	if (base == WIFI_EVENT && id == WIFI_EVENT_STA_START) {
 		if (sta_enabled)
 			esp_wifi_connect();
+#if CONFIG_IDF_TARGET_ESP8266
+	} else if (base == WIFI_EVENT && id == WIFI_EVENT_STA_CONNECTED) {
+		/* ESP8266_RTOS_SDK v3.4: the station's lwIP netif only exists once the SDK's own
+		 * STA_START handler ran tcpip_adapter_start(); before that
+		 * tcpip_adapter_set_hostname() fails (IF_NOT_READY). Set it here, as the SDK's
+		 * STA_CONNECTED handler starts the DHCP client (handlers of one event run in the
+		 * same task, so the DHCP messages carry the name). */
+		esp_err_t e = tcpip_adapter_set_hostname(TCPIP_ADAPTER_IF_STA, espstm_hostname());
+		if (e != ESP_OK)
+			ESP_LOGW(TAG, "hostname not set: %s", esp_err_to_name(e));
+#endif
 	} else if (base == WIFI_EVENT && id == WIFI_EVENT_STA_DISCONNECTED) {
 		const wifi_event_sta_disconnected_t *d = data;
 		if (xEventGroupGetBits(ev) & GOT_IP_BIT) {
 			no_ip_since = esp_timer_get_time();
-			ESP_LOGI(TAG, "station disconnected (reason %u); retrying", d ? d->reason : 0);
+			ESP_LOGI(TAG, "station disconnected (reason %u); retrying",
+			         d ? d->reason : 0);
 		}
 		xEventGroupClearBits(ev, GOT_IP_BIT);
 		if (sta_enabled)
@@ -129,14 +141,15 @@ static void supervise(void *arg)
 	const struct espstm_settings *s = arg;
 	int64_t timeout_us = (int64_t)(s->sta_timeout_s ? s->sta_timeout_s : 30) * 1000000;
 	for (;;) {
-		EventBits_t b = xEventGroupWaitBits(ev, GOT_IP_BIT, pdFALSE, pdFALSE,
-		                                    pdMS_TO_TICKS(1000));
+		EventBits_t b =
+		    xEventGroupWaitBits(ev, GOT_IP_BIT, pdFALSE, pdFALSE, pdMS_TO_TICKS(1000));
 		if (b & GOT_IP_BIT)
 			set_ap(0);
 		else if (esp_timer_get_time() - no_ip_since >= timeout_us) {
 			if (!ap_on)
-				ESP_LOGI(TAG, "station '%s' has no address after %u s: AP on, still "
-				              "retrying",
+				ESP_LOGI(TAG,
+				         "station '%s' has no address after %u s: AP on, still "
+				         "retrying",
 				         s->sta_ssid, (unsigned)s->sta_timeout_s);
 			set_ap(1);
 		}
@@ -170,10 +183,12 @@ void wifi_start(const struct espstm_settings *s)
 		strncpy((char *)wc.sta.ssid, s->sta_ssid, sizeof(wc.sta.ssid));
 		strncpy((char *)wc.sta.password, s->sta_pass, sizeof(wc.sta.password));
 		esp_wifi_set_config(WIFI_IF_STA, &wc);
-#if CONFIG_IDF_TARGET_ESP8266
-		tcpip_adapter_set_hostname(TCPIP_ADAPTER_IF_STA, espstm_hostname());
-#else
-		esp_netif_set_hostname(sta_if, espstm_hostname());
+#if !CONFIG_IDF_TARGET_ESP8266
+		/* ESP-IDF v5: the netif exists from esp_netif_create_default_wifi_sta(); the name
+		 * must be set before the DHCP client starts (at connect). ESP8266: on_event(). */
+		esp_err_t he = esp_netif_set_hostname(sta_if, espstm_hostname());
+		if (he != ESP_OK)
+			ESP_LOGW(TAG, "hostname not set: %s", esp_err_to_name(he));
 #endif
 		if (s->sta_static)
 			apply_static_ip(s);
@@ -188,7 +203,6 @@ void wifi_start(const struct espstm_settings *s)
 		ESP_LOGI(TAG, "station: connecting to '%s' (%s)", s->sta_ssid,
 		         s->sta_static ? "static address" : "DHCP");
 	}
-	if (sta_enabled &&
-	    xTaskCreate(supervise, "wifi-sup", 3072, (void *)s, 3, NULL) != pdPASS)
+	if (sta_enabled && xTaskCreate(supervise, "wifi-sup", 3072, (void *)s, 3, NULL) != pdPASS)
 		ESP_LOGE(TAG, "cannot create the WiFi supervisor task");
 }

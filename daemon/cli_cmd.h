@@ -7,11 +7,9 @@
 #ifndef ESPSTM_CLI_CMD_H
 #define ESPSTM_CLI_CMD_H
 
-#include <stdio.h>
+#include "version.h"
 
-#ifndef ESPSTM_VERSION
-#define ESPSTM_VERSION "0.1.0"
-#endif
+#include <stdio.h>
 
 /* Exit statuses (espstm(1) EXIT STATUS). */
 #define CLI_EXIT_OK          0

@@ -8,6 +8,7 @@
 #include "json.h"
 #include "log.h"
 #include "rfc2217.h"
+#include "version.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -21,10 +22,6 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
-
-#ifndef ESPSTM_VERSION
-#define ESPSTM_VERSION "0.1.0"
-#endif
 
 #define CTL_MAX_CLIENTS 16   /* served at once (ctl.h) */
 #define CTL_MAX_BUSY    64   /* "busy" answers in flight; beyond, closed unanswered */

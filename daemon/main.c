@@ -41,9 +41,7 @@
 #include <time.h>
 #include <uv.h>
 
-#ifndef ESPSTM_VERSION
-#define ESPSTM_VERSION "0.1.0"
-#endif
+#include "version.h"
 
 #define EXIT_USAGE  2
 #define EXIT_CONFIG 78 /* sysexits.h EX_CONFIG */

@@ -112,7 +112,11 @@ static const struct model models[] = {
 
 /* ------------------------------------------------------------------------------------ */
 
-#define IN_CAP  32   /* bridge->chip bytes in flight (wire + receive FIFO) */
+/* bridge->chip bytes in flight: the bridge UART's transmit FIFO and ring (an ESP32 has a
+ * 128-byte hardware FIFO plus the driver's ring), the wire and the receive FIFO. 32 was too
+ * few: espstm-bridge refills it from a 1 ms libuv timer, so at 921600 baud (0.35 ms for 32
+ * bytes) the line idled most of the time and the 10 MiB echo ran at 0.3 of the line rate. */
+#define IN_CAP  256
 #define OUT_CAP 1024 /* chip->bridge bytes queued or in flight */
 #define DEC_MAX 16   /* most bytes a receiver can see in one garbled frame */
 

@@ -23,12 +23,14 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#define CTL_MAX_CLIENTS 16   /* served at once (ctl.h) */
-#define CTL_MAX_BUSY    64   /* "busy" answers in flight; beyond, closed unanswered */
-#define CTL_LINE_MAX    256  /* request bytes without the '\n' (and an optional '\r') */
-#define CTL_IDLE_MS     5000 /* a client silent this long is dropped; also bounds the answer */
-#define CTL_BACKLOG     32
-#define CTL_NAME_SHOW   64 /* a name echoed in an error message is cut here */
+#define CTL_MAX_CLIENTS 16  /* served at once (ctl.h) */
+#define CTL_MAX_BUSY    64  /* "busy" answers in flight; beyond, closed unanswered */
+#define CTL_LINE_MAX    256 /* request bytes without the '\n' (and an optional '\r') */
+#define CTL_DEADLINE_MS                                                                            \
+	5000 /* a connection lasts at most this long from accept (request                          \
+	      * and answer); not extended by the bytes it sends */
+#define CTL_BACKLOG   32
+#define CTL_NAME_SHOW 64 /* a name echoed in an error message is cut here */
 
 enum cl_state { CL_READING, CL_WRITING, CL_CLOSING };
 
@@ -118,9 +120,9 @@ static void on_written(uv_write_t *req, int status)
 static void on_timeout(uv_timer_t *t)
 {
 	struct ctl_client *cl = t->data;
-	log_debug("control: client %s for %d s: dropped",
-	          cl->st == CL_READING ? "sent no request" : "did not read its answer",
-	          CTL_IDLE_MS / 1000);
+	log_debug("control: client %s within %d s: dropped",
+	          cl->st == CL_READING ? "sent no complete request" : "did not read its answer",
+	          CTL_DEADLINE_MS / 1000);
 	client_close(cl);
 }
 
@@ -141,8 +143,7 @@ static void send_reply(struct ctl_client *cl, const char *text)
 	cl->reply[len] = '\n';
 	uv_buf_t b = uv_buf_init(cl->reply, (unsigned)(len + 1));
 	cl->wr.data = cl;
-	/* the answer must be taken within CTL_IDLE_MS too */
-	uv_timer_start(&cl->timer, on_timeout, CTL_IDLE_MS, 0);
+	/* the answer must be taken before the connection's deadline (set at accept) too */
 	int rc = uv_write(&cl->wr, (uv_stream_t *)&cl->pipe, &b, 1, on_written);
 	if (rc < 0) {
 		log_debug("control: cannot answer: %s", uv_strerror(rc));
@@ -550,7 +551,8 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 		send_error(cl, "line too long (at most %d bytes)", CTL_LINE_MAX);
 		return;
 	}
-	uv_timer_start(&cl->timer, on_timeout, CTL_IDLE_MS, 0); /* it sent something */
+	/* the deadline is not re-armed here: a client trickling a byte at a time would
+	 * otherwise hold its slot for minutes (CTL_LINE_MAX bytes times the timeout) */
 }
 
 static void on_reject_closed(uv_handle_t *h)
@@ -602,6 +604,8 @@ static void on_connection(uv_stream_t *server, int status)
 		client_close(cl);
 		return;
 	}
+	/* one absolute deadline for the whole exchange, never extended */
+	uv_timer_start(&cl->timer, on_timeout, CTL_DEADLINE_MS, 0);
 	if (cl->busy) {
 		if (c->nbusy > CTL_MAX_BUSY)
 			client_close(cl);
@@ -609,7 +613,6 @@ static void on_connection(uv_stream_t *server, int status)
 			send_reply(cl, "{\"ok\":false,\"error\":\"busy\"}");
 		return;
 	}
-	uv_timer_start(&cl->timer, on_timeout, CTL_IDLE_MS, 0);
 	rc = uv_read_start((uv_stream_t *)&cl->pipe, on_alloc, on_read);
 	if (rc < 0) {
 		log_warn("control: read: %s", uv_strerror(rc));

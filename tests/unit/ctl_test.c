@@ -621,6 +621,46 @@ START_TEST(idle_client_dropped)
 }
 END_TEST
 
+/* A client sending one byte a second (never a whole line) is still dropped about 5 s
+ * after it connected: the bytes it sends do not extend its time (16 such clients would
+ * otherwise make every later request "busy" for minutes). */
+static struct client trickler;
+static unsigned trickled;
+static void trickle_cb(uv_timer_t *t)
+{
+	(void)t;
+	if (!trickler.connected || trickler.eof)
+		return;
+	uv_buf_t b = uv_buf_init((char *)"x", 1);
+	if (uv_try_write((uv_stream_t *)&trickler.pipe, &b, 1) == 1)
+		trickled++;
+}
+
+START_TEST(trickling_client_dropped)
+{
+	uv_timer_t tick;
+	uint64_t t0 = uv_hrtime();
+	trickled = 0;
+	cl_start(&trickler, "s", 1, false);
+	ck_assert_int_eq(uv_timer_init(&loop, &tick), 0);
+	ck_assert_int_eq(uv_timer_start(&tick, trickle_cb, 1000, 1000), 0);
+	waiting = &trickler;
+	/* before the fix it was kept until 5 s of silence: never, within this wait */
+	bool dropped = uvtest_run_until(&loop, waiting_eof, 12000);
+	uint64_t ms = (uv_hrtime() - t0) / 1000000;
+	uv_close((uv_handle_t *)&tick, NULL);
+	ck_assert_msg(dropped, "a client sending a byte a second was kept %llu ms (%u bytes)",
+	              (unsigned long long)ms, trickled);
+	ck_assert_uint_ge(trickled, 3); /* it really was sending while it was dropped */
+	ck_assert_str_eq(trickler.in, "");
+	ck_assert_msg(ms >= 4900, "dropped after %llu ms, before the 5 s", (unsigned long long)ms);
+	cl_close(&trickler);
+	struct cj *v = parse_answer(exchange("version\n"));
+	ck_assert_int_eq(cj_bool(cj_get(v, "ok")), 1);
+	cj_free(v);
+}
+END_TEST
+
 START_TEST(seventeenth_client_busy)
 {
 	static struct client idle[16], extra;
@@ -856,6 +896,7 @@ static Suite *ctl_suite(void)
 	tcase_add_test(tc, actions_reach_the_bridge);
 	tcase_add_test(tc, second_action_while_one_runs);
 	tcase_add_test(tc, idle_client_dropped);
+	tcase_add_test(tc, trickling_client_dropped);
 	tcase_add_test(tc, seventeenth_client_busy);
 	tcase_add_test(tc, socket_file);
 	suite_add_tcase(s, tc);

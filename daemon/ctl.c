@@ -713,18 +713,19 @@ int ctl_new(uv_loop_t *loop, const char *path, const struct ctl_ops *ops, void *
 		return rc;
 	}
 	c->server_open = true;
+	/* bind(2) creates the socket file with 0777 & ~umask (unix(7)): 0660 from the start.
+	 * No chmod(2) by path afterwards: in a directory others can write (--control) the
+	 * path could meanwhile be a symlink, and root would chmod its target. The umask is
+	 * the process's; espstmd sets up the control socket before other threads create files. */
+	mode_t old_mask = umask(0117);
 	rc = uv_pipe_bind(&c->server, path);
+	umask(old_mask);
 	if (rc < 0)
 		goto fail;
 	c->created = true;
-	if (stat(path, &st) == 0) {
+	if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode)) {
 		c->sock_dev = st.st_dev;
 		c->sock_ino = st.st_ino;
-	}
-	/* before listen(): nobody can connect yet, so no window with wider permissions */
-	if (chmod(path, 0660) < 0) {
-		rc = -errno;
-		goto fail;
 	}
 	rc = uv_listen((uv_stream_t *)&c->server, CTL_BACKLOG, on_connection);
 	if (rc < 0)
@@ -746,7 +747,7 @@ void ctl_close(struct ctl *c)
 	if (!c || c->closing)
 		return;
 	c->closing = true;
-	if (c->created && stat(c->path, &st) == 0 && st.st_dev == c->sock_dev &&
+	if (c->created && lstat(c->path, &st) == 0 && st.st_dev == c->sock_dev &&
 	    st.st_ino == c->sock_ino)
 		unlink(c->path);
 	for (struct ctl_client *cl = c->clients; cl; cl = cl->next)

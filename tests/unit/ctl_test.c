@@ -756,6 +756,34 @@ START_TEST(socket_file)
 }
 END_TEST
 
+/* The socket is created 0660 (owner and group may connect) whatever the process umask,
+ * without a chmod(2) by path after bind (which would follow a symlink put there), and the
+ * umask is left as it was. */
+START_TEST(socket_mode_any_umask)
+{
+	static const mode_t masks[] = {0, 022, 077, 0777};
+	for (size_t i = 0; i < sizeof masks / sizeof masks[0]; i++) {
+		char p[160];
+		struct stat st;
+		struct ctl *c2 = NULL;
+		snprintf(p, sizeof p, "%s/m%zu.sock", dir, i);
+		mode_t saved = umask(masks[i]);
+		int rc = ctl_new(&loop, p, &ops, devs, &c2);
+		mode_t after = umask(saved);
+		ck_assert_int_eq(rc, 0);
+		ck_assert_msg(after == masks[i], "umask %03o became %03o", (unsigned)masks[i],
+		              (unsigned)after);
+		ck_assert_int_eq(lstat(p, &st), 0);
+		ck_assert(S_ISSOCK(st.st_mode));
+		ck_assert_msg((st.st_mode & 07777) == 0660, "umask %03o: mode %04o",
+		              (unsigned)masks[i], (unsigned)(st.st_mode & 07777));
+		ctl_close(c2);
+		uvtest_run_for(&loop, 20);
+		ck_assert_int_eq(lstat(p, &st), -1);
+	}
+}
+END_TEST
+
 /* ------------------------------------------------------------ tests: the espstm tool */
 
 struct cli_run {
@@ -899,6 +927,7 @@ static Suite *ctl_suite(void)
 	tcase_add_test(tc, trickling_client_dropped);
 	tcase_add_test(tc, seventeenth_client_busy);
 	tcase_add_test(tc, socket_file);
+	tcase_add_test(tc, socket_mode_any_umask);
 	suite_add_tcase(s, tc);
 	TCase *tt = tcase_create("tool");
 	tcase_add_checked_fixture(tt, setup, teardown);

@@ -62,6 +62,7 @@ struct ctl {
 	bool created;
 	uv_pipe_t reject; /* accepts and drops a connection when a client cannot be allocated */
 	bool reject_open;
+	bool reject_pending; /* a connection waits (in libuv) for the reject handle to be free */
 	struct ctl_client *clients;
 	unsigned nactive, nbusy;
 };
@@ -555,11 +556,51 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 	 * otherwise hold its slot for minutes (CTL_LINE_MAX bytes times the timeout) */
 }
 
+#ifdef ESPSTM_UNIT_TEST
+/* Tests: the next this many client allocations fail, as calloc returning NULL would. */
+extern unsigned ctl_test_alloc_failures;
+unsigned ctl_test_alloc_failures;
+#endif
+
+static struct ctl_client *client_alloc(void)
+{
+#ifdef ESPSTM_UNIT_TEST
+	if (ctl_test_alloc_failures) {
+		ctl_test_alloc_failures--;
+		return NULL;
+	}
+#endif
+	return calloc(1, sizeof(struct ctl_client));
+}
+
+static void reject_one(struct ctl *c);
+
 static void on_reject_closed(uv_handle_t *h)
 {
 	struct ctl *c = h->data;
 	c->reject_open = false;
+	if (c->reject_pending && !c->closing) {
+		c->reject_pending = false;
+		reject_one(c); /* the connection left waiting: libuv listens again once taken */
+		return;
+	}
+	c->reject_pending = false; /* closing: libuv closes it with the listener */
 	maybe_free(c);
+}
+
+/* Take the connection libuv holds for us into the (free) reject handle, answer "busy" if
+ * the socket takes the line at once (no allocation), close it. */
+static void reject_one(struct ctl *c)
+{
+	static const char busy[] = "{\"ok\":false,\"error\":\"busy\"}\n";
+	(void)uv_pipe_init(c->loop, &c->reject, 0); /* cannot fail on unix */
+	c->reject_open = true;
+	c->reject.data = c;
+	if (uv_accept((uv_stream_t *)&c->server, (uv_stream_t *)&c->reject) == 0) {
+		uv_buf_t b = uv_buf_init((char *)busy, sizeof busy - 1);
+		(void)uv_try_write((uv_stream_t *)&c->reject, &b, 1);
+	}
+	uv_close((uv_handle_t *)&c->reject, on_reject_closed);
 }
 
 static void on_connection(uv_stream_t *server, int status)
@@ -569,16 +610,16 @@ static void on_connection(uv_stream_t *server, int status)
 		log_warn("control: accept: %s", uv_strerror(status));
 		return;
 	}
-	struct ctl_client *cl = calloc(1, sizeof *cl);
+	struct ctl_client *cl = client_alloc();
 	if (!cl) {
-		/* accept and drop it, or libuv stops watching the listener until an accept */
+		/* Every connection must be accepted: until one is, libuv stops watching the
+		 * listener. The reject handle takes it now, or, while it is still closing from
+		 * the previous one, as soon as it is closed (the listener waits that long). */
 		log_error("control: out of memory for a client");
-		if (!c->reject_open && uv_pipe_init(c->loop, &c->reject, 0) == 0) {
-			c->reject_open = true;
-			c->reject.data = c;
-			(void)uv_accept(server, (uv_stream_t *)&c->reject);
-			uv_close((uv_handle_t *)&c->reject, on_reject_closed);
-		}
+		if (!c->reject_open)
+			reject_one(c);
+		else
+			c->reject_pending = true;
 		return;
 	}
 	cl->c = c;

@@ -19,6 +19,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -756,6 +757,39 @@ START_TEST(socket_file)
 }
 END_TEST
 
+/* ctl.c (ESPSTM_UNIT_TEST): the next this many client allocations fail. */
+extern unsigned ctl_test_alloc_failures;
+
+/* Out of memory for clients: each connection is still accepted (answered "busy" or just
+ * closed), also while the handle that drops them is still closing from the previous one,
+ * and the socket keeps serving afterwards (a connection never accepted would stop libuv
+ * watching the listener for good). */
+START_TEST(no_memory_for_clients)
+{
+	static struct client cs[4];
+	signal(SIGPIPE, SIG_IGN); /* as espstmd: a request written to a closed connection */
+	ctl_test_alloc_failures = 4;
+	/* all four wait on the socket before the loop runs: one after another in one pass */
+	for (int i = 0; i < 4; i++)
+		cl_start(&cs[i], "version\n", 8, false);
+	for (int i = 0; i < 4; i++) {
+		waiting = &cs[i];
+		ck_assert_msg(uvtest_run_until(&loop, waiting_eof, 3000),
+		              "connection %d was never accepted", i);
+		ck_assert_int_eq(cs[i].status, 0);
+		ck_assert_msg(cs[i].in[0] == '\0' ||
+		                  strcmp(cs[i].in, "{\"ok\":false,\"error\":\"busy\"}\n") == 0,
+		              "connection %d answered '%s'", i, cs[i].in);
+	}
+	ck_assert_uint_eq(ctl_test_alloc_failures, 0);
+	for (int i = 0; i < 4; i++)
+		cl_close(&cs[i]);
+	struct cj *v = parse_answer(exchange("version\n"));
+	ck_assert_int_eq(cj_bool(cj_get(v, "ok")), 1);
+	cj_free(v);
+}
+END_TEST
+
 /* The socket is created 0660 (owner and group may connect) whatever the process umask,
  * without a chmod(2) by path after bind (which would follow a symlink put there), and the
  * umask is left as it was. */
@@ -928,6 +962,7 @@ static Suite *ctl_suite(void)
 	tcase_add_test(tc, seventeenth_client_busy);
 	tcase_add_test(tc, socket_file);
 	tcase_add_test(tc, socket_mode_any_umask);
+	tcase_add_test(tc, no_memory_for_clients);
 	suite_add_tcase(s, tc);
 	TCase *tt = tcase_create("tool");
 	tcase_add_checked_fixture(tt, setup, teardown);

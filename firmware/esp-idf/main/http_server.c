@@ -44,6 +44,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h> /* strcasecmp */
 
 #define BODY_MAX            1024 /* settings JSON is at most SETTINGS_JSON_MAX (768) */
 #define FLASH_CHUNK         1024 /* image bytes received at a time */
@@ -51,7 +52,8 @@
 #define HTTP_RECV_TIMEOUT_S 5    /* httpd_req_recv() wait (the server's recv_wait_timeout) */
 /* Longest URI (req->uri holds this + 1). ESP-IDF v5.5 dropped the HTTPD_MAX_URI_LEN alias
  * (esp_http_server.h); the Kconfig value exists in every SDK we build with (v3.4, v5.x). */
-#define URI_MAX CONFIG_HTTPD_MAX_URI_LEN
+#define URI_MAX      CONFIG_HTTPD_MAX_URI_LEN
+#define CONTINUE_100 "HTTP/1.1 100 Continue\r\n\r\n" /* interim answer (RFC 9110 15.2.1) */
 
 #if !CONFIG_IDF_TARGET_ESP8266 && defined(ESP_IDF_VERSION_VAL)
 #if ESP_IDF_VERSION >= ESP_IDF_VERSION_VAL(5, 2, 0)
@@ -280,6 +282,12 @@ static esp_err_t flash_upload(httpd_req_t *req, unsigned t)
 		send_answer(req, &frs);
 		return req->content_len ? ESP_FAIL : ESP_OK; /* unread body: close */
 	}
+	/* esp_http_server never answers "Expect: 100-continue" (curl and espstm flash send it,
+	 * then wait up to 1-2 s before the body): the run has started, ask for the body now. */
+	char expect[16];
+	if (header(req, "Expect", expect, sizeof(expect)) &&
+	    strcasecmp(expect, "100-continue") == 0)
+		httpd_send(req, CONTINUE_100, sizeof(CONTINUE_100) - 1);
 	size_t left = req->content_len;
 	int idle_ms = 0;
 	while (left) {

@@ -109,6 +109,17 @@ int conf_parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out)
 	return 0;
 }
 
+/* Index of the first byte of s[0..n) that is a control character or not ASCII, or n. */
+static size_t bad_host_byte(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)s[i];
+		if (ch < 0x20 || ch >= 0x7F)
+			return i;
+	}
+	return n;
+}
+
 int conf_parse_hostport(const char *s, char *host, size_t cap, uint16_t *port)
 {
 	const char *h, *colon = NULL;
@@ -134,7 +145,7 @@ int conf_parse_hostport(const char *s, char *host, size_t cap, uint16_t *port)
 		h = s;
 		hl = colon ? (size_t)(colon - s) : strlen(s);
 	}
-	if (hl == 0 || hl >= cap)
+	if (hl == 0 || hl >= cap || bad_host_byte(h, hl) < hl)
 		return -EINVAL;
 	for (size_t i = 0; i < hl; i++)
 		if (isspace((unsigned char)h[i]) || h[i] == '[' || h[i] == ']')
@@ -546,6 +557,7 @@ static void parse_device(struct ctx *c, dictionary *d, const char *sec, struct c
 	const char *val[NDKEYS] = {0};
 	const char **keys;
 	int nkeys;
+	size_t bad;
 
 	conf_device_defaults(dev, NULL);
 	if (!conf_valid_name(sec))
@@ -583,6 +595,14 @@ static void parse_device(struct ctx *c, dictionary *d, const char *sec, struct c
 		problem(c, sec, "host", "empty");
 	else if (strlen(val[K_HOST]) > CONF_HOST_MAX)
 		problem(c, sec, "host", "longer than %d characters", CONF_HOST_MAX);
+	else if ((bad = bad_host_byte(val[K_HOST], strlen(val[K_HOST]))) < strlen(val[K_HOST]))
+		problem(c, sec, "host",
+		        "not a host name or address: byte %zu is %s (0x%02x); want ASCII (an "
+		        "internationalized name in its xn-- form)",
+		        bad + 1,
+		        (unsigned char)val[K_HOST][bad] >= 0x80 ? "not ASCII"
+		                                                : "a control character",
+		        (unsigned)(unsigned char)val[K_HOST][bad]);
 	else if (strpbrk(val[K_HOST], " \t[]/"))
 		problem(c, sec, "host", "'%s' is not a host name or address", val[K_HOST]);
 	else

@@ -7,7 +7,7 @@
  *   control_socket = /run/espstm/espstmd.sock ; or "none"; --control overrides it
  *
  *   [ttySTM0]                 ; the device name: creates /dev/ttySTM0
- *   host = 192.168.4.1        ; required: bridge name or address
+ *   host = 192.168.4.1        ; required: bridge name or address (printable ASCII)
  *   protocol = rfc2217        ; rfc2217 (default) or espstm-legacy
  *   port = 2217               ; TCP port, default 2217 (espstm-legacy: 1234)
  *   control_port = 1235       ; espstm-legacy only: command port, default port + 1
@@ -99,7 +99,8 @@ void conf_free(struct conf *c);
 /*
  * Parse "HOST:PORT", "[IPV6]:PORT", "HOST" or "[IPV6]" (port defaults to 2217) as given to
  * --connect. Takes: s, host/cap (output buffer, bytes), port out. Returns 0, or -EINVAL
- * (empty host, bad or out-of-range port, unbracketed IPv6, host too long for cap).
+ * (empty host, bad or out-of-range port, unbracketed IPv6, host too long for cap, a host
+ * with a control character, a space or a byte that is not ASCII).
  */
 int conf_parse_hostport(const char *s, char *host, size_t cap, uint16_t *port);
 

@@ -165,6 +165,72 @@ static void show_name(char *out, size_t cap, const char *s)
 	out[o] = '\0';
 }
 
+/* Length of the well-formed UTF-8 sequence at p (RFC 3629 section 4: no overlong forms,
+ * no surrogates, at most U+10FFFF), or 0 if p does not start one. p is NUL-terminated. */
+static size_t utf8_seq(const unsigned char *p)
+{
+	unsigned char b = p[0];
+	unsigned char lo = 0x80, hi = 0xBF;
+	size_t n;
+	if (b < 0x80)
+		return 1;
+	if (b >= 0xC2 && b <= 0xDF)
+		n = 2;
+	else if (b >= 0xE0 && b <= 0xEF)
+		n = 3;
+	else if (b >= 0xF0 && b <= 0xF4)
+		n = 4;
+	else
+		return 0; /* a continuation byte, C0/C1 (overlong) or F5..FF */
+	if (b == 0xE0)
+		lo = 0xA0; /* overlong */
+	else if (b == 0xED)
+		hi = 0x9F; /* surrogates */
+	else if (b == 0xF0)
+		lo = 0x90; /* overlong */
+	else if (b == 0xF4)
+		hi = 0x8F; /* past U+10FFFF */
+	if (p[1] < lo || p[1] > hi)
+		return 0;
+	for (size_t i = 2; i < n; i++)
+		if (p[i] < 0x80 || p[i] > 0xBF) /* also stops at the NUL of a cut sequence */
+			return 0;
+	return n;
+}
+
+/* jw_str for text ctl did not write itself (device names and hosts from the daemon, the
+ * link's peer and last_error, messages quoting them): the JSON answer must be UTF-8
+ * (RFC 8259 section 8.1), so each byte that does not belong to a well-formed UTF-8
+ * sequence (bytes >= 0x80 of another encoding, a character cut by a length limit) is
+ * written as '?'. */
+static void jw_text(struct jw *w, const char *s)
+{
+	char tmp[512];
+	size_t len = strlen(s);
+	char *out = len < sizeof tmp ? tmp : malloc(len + 1);
+	if (!out) {
+		jw_str(w, "?");
+		return;
+	}
+	const unsigned char *p = (const unsigned char *)s;
+	size_t o = 0;
+	while (*p) {
+		size_t n = utf8_seq(p);
+		if (n == 0) {
+			out[o++] = '?';
+			p++;
+		} else {
+			memcpy(out + o, p, n);
+			o += n;
+			p += n;
+		}
+	}
+	out[o] = '\0';
+	jw_str(w, out);
+	if (out != tmp)
+		free(out);
+}
+
 static void send_error(struct ctl_client *cl, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 static void send_error(struct ctl_client *cl, const char *fmt, ...)
@@ -180,7 +246,7 @@ static void send_error(struct ctl_client *cl, const char *fmt, ...)
 	jw_key(&w, "ok");
 	jw_bool(&w, 0);
 	jw_key(&w, "error");
-	jw_str(&w, msg);
+	jw_text(&w, msg); /* it may quote a host, a name */
 	jw_obj_end(&w);
 	if (jw_finish(&w) < 0) /* cannot happen (sized above); never send cut JSON */
 		send_reply(cl, "{\"ok\":false,\"error\":\"internal error\"}");
@@ -230,10 +296,11 @@ static void kv_int(struct jw *w, const char *k, long long v)
 	jw_int(w, v);
 }
 
+/* A string value: any text, made valid UTF-8 (jw_text). */
 static void kv_str(struct jw *w, const char *k, const char *v)
 {
 	jw_key(w, k);
-	jw_str(w, v);
+	jw_text(w, v);
 }
 
 /* One device object (keys of ctl.h). Without a tty, the line settings are null and the

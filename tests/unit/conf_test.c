@@ -232,6 +232,38 @@ START_TEST(each_error_kind)
 }
 END_TEST
 
+/* A host must be printable ASCII: it goes into the status JSON (UTF-8) and logs; the
+ * message names the byte rather than echoing it. */
+START_TEST(host_not_ascii)
+{
+	struct conf c;
+	struct {
+		const char *text, *sub;
+	} cases[] = {
+	    {"[ttySTM0]\nhost = h\xc3\xa9te.local\n", "byte 2 is not ASCII (0xc3)"},
+	    {"[ttySTM0]\nhost = esp\xff\n", "byte 4 is not ASCII (0xff)"},
+	    {"[ttySTM0]\nhost = a\x01z\n", "byte 2 is a control character (0x01)"},
+	    {"[ttySTM0]\nhost = ab\x7f\n", "byte 3 is a control character (0x7f)"},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		int r = load(cases[i].text, &c);
+		ck_assert_msg(r == -EINVAL, "case %zu: r=%d", i, r);
+		assert_problem("ttySTM0", "host", "not a host name or address");
+		assert_problem("ttySTM0", "host", cases[i].sub);
+		for (const char *p = errtext; *p; p++)
+			ck_assert_msg(((unsigned char)*p >= 0x20 && (unsigned char)*p < 0x7F) ||
+			                  *p == '\n',
+			              "case %zu: message byte 0x%02x", i, (unsigned char)*p);
+		ck_assert_int_eq(count_lines(errtext), 1);
+		ck_assert_ptr_null(c.devs);
+	}
+	/* the same host in ASCII (punycode) is fine */
+	ck_assert_int_eq(load("[ttySTM0]\nhost = xn--hte-9la.local\n", &c), 0);
+	ck_assert_str_eq(c.devs[0].host, "xn--hte-9la.local");
+	conf_free(&c);
+}
+END_TEST
+
 START_TEST(file_level_errors)
 {
 	struct conf c;
@@ -502,6 +534,13 @@ START_TEST(hostport)
 	ck_assert_int_eq(conf_parse_hostport("[::1]x", h, sizeof h, &p), -EINVAL);
 	ck_assert_int_eq(conf_parse_hostport("", h, sizeof h, &p), -EINVAL);
 	ck_assert_int_eq(conf_parse_hostport("abcdefgh", h, 4, &p), -EINVAL);
+	/* --connect: printable ASCII only, as in the file */
+	ck_assert_int_eq(conf_parse_hostport("h\xc3\xa9te:2217", h, sizeof h, &p), -EINVAL);
+	ck_assert_int_eq(conf_parse_hostport("esp\xff", h, sizeof h, &p), -EINVAL);
+	ck_assert_int_eq(conf_parse_hostport("a\x01z:2217", h, sizeof h, &p), -EINVAL);
+	ck_assert_int_eq(conf_parse_hostport("[::1\x7f]:2217", h, sizeof h, &p), -EINVAL);
+	ck_assert_int_eq(conf_parse_hostport("xn--hte-9la.local:2217", h, sizeof h, &p), 0);
+	ck_assert_str_eq(h, "xn--hte-9la.local");
 	ck_assert(conf_valid_name("ttySTM0"));
 	ck_assert(!conf_valid_name(""));
 	ck_assert(!conf_valid_name("../x"));
@@ -518,6 +557,7 @@ static Suite *conf_suite(void)
 	tcase_add_test(tc, valid_file);
 	tcase_add_test(tc, example_file_is_valid);
 	tcase_add_test(tc, each_error_kind);
+	tcase_add_test(tc, host_not_ascii);
 	tcase_add_test(tc, file_level_errors);
 	tcase_add_test(tc, all_errors_listed);
 	tcase_add_test(tc, legacy_protocol);

@@ -18,6 +18,7 @@
 #include "unit.h"
 
 #include <errno.h>
+#include <locale.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -30,6 +31,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
+#include <wchar.h>
 
 static uv_loop_t loop;
 
@@ -465,6 +467,82 @@ START_TEST(status_keys_and_values)
 	ck_assert_int_eq(num(d1, "connects"), 0);
 	ck_assert_str_eq(str(d1, "last_error"), "");
 	cj_free(v);
+}
+END_TEST
+
+/* 1 if the n bytes at s are well-formed UTF-8 (checked with the C library's UTF-8 locale,
+ * independently of ctl's own check). */
+static bool valid_utf8(const char *s, size_t n)
+{
+	locale_t loc = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
+	ck_assert_msg(loc != (locale_t)0, "no C.UTF-8 locale");
+	locale_t prev = uselocale(loc);
+	mbstate_t st;
+	memset(&st, 0, sizeof st);
+	bool ok = true;
+	while (n > 0) {
+		size_t r = mbrtowc(NULL, s, n, &st);
+		if (r == (size_t)-1 || r == (size_t)-2) {
+			ok = false;
+			break;
+		}
+		if (r == 0)
+			r = 1;
+		s += r;
+		n -= r;
+	}
+	uselocale(prev);
+	freelocale(loc);
+	return ok;
+}
+
+static struct link *lk2;
+static bool lk2_failed(void)
+{
+	struct link_stats ls;
+	link_get_stats(lk2, &ls);
+	return ls.errors > 0;
+}
+
+/* The answer is UTF-8 (RFC 8259) even when what it quotes is not: a host with bytes of
+ * another encoding, and a link error message cut inside a character (here: "connect to
+ * %.40s" of a host whose 40th byte is the first half of an e-acute). */
+START_TEST(status_json_is_utf8)
+{
+	char host[128] = "a";
+	for (int i = 0; i < 30; i++)
+		strcat(host, "\xc3\xa9"); /* e-acute, 2 bytes */
+	strcat(host, "\xff.invalid");     /* and a byte that is no UTF-8 at all */
+	struct link_config lc = {.host = host,
+	                         .port = 2217,
+	                         .reconnect_min_ms = 50,
+	                         .reconnect_max_ms = 400,
+	                         .connect_timeout_ms = 2000};
+	ck_assert_int_eq(link_new(&loop, "ttySTM1", &lc, &lk2), 0);
+	devs[1].host = host;
+	devs[1].protocol = LINK_PROTO_RFC2217;
+	devs[1].link = lk2;
+	ck_assert_msg(uvtest_run_until(&loop, lk2_failed, 10000), "the link did not fail");
+
+	const char *a = exchange("status ttySTM1\n");
+	ck_assert_msg(valid_utf8(a, strlen(a)), "status answer is not UTF-8: '%s'", a);
+	struct cj *v = parse_answer(a);
+	const struct cj *d = cj_at(cj_get(v, "devices"), 0);
+	char want[128];
+	snprintf(want, sizeof want, "%.61s?.invalid", host); /* the valid part kept */
+	ck_assert_str_eq(str(d, "host"), want);
+	const char *le = str(d, "last_error");
+	ck_assert_msg(strncmp(le, "connect to a\xc3\xa9", 14) == 0, "last_error '%s'", le);
+	cj_free(v);
+
+	/* an error message quoting the host */
+	a = exchange("run ttySTM1\n");
+	ck_assert_msg(valid_utf8(a, strlen(a)), "error answer is not UTF-8: '%s'", a);
+	expect_error(a, "?.invalid:2217");
+
+	devs[1].link = NULL;
+	link_close(lk2);
+	lk2 = NULL;
 }
 END_TEST
 
@@ -953,6 +1031,7 @@ static Suite *ctl_suite(void)
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, status_keys_and_values);
 	tcase_add_test(tc, status_one_device);
+	tcase_add_test(tc, status_json_is_utf8);
 	tcase_add_test(tc, version_and_errors);
 	tcase_add_test(tc, too_long_line);
 	tcase_add_test(tc, actions_reach_the_bridge);

@@ -9,7 +9,8 @@
  *   reset|boot|run NAME  {"ok":true} or {"ok":false,"error":"..."}
  *   version              {"ok":true,"version":"..."}
  * Errors: {"ok":false,"error":"<message>"} (unknown command, unknown device, link down,
- * line too long). A client that sends nothing for 5 s is dropped. At most 16 clients at
+ * line too long). A connection is closed 5 s after it was accepted (request and answer
+ * together), whatever it sends meanwhile. At most 16 clients at
  * once; more are accepted and immediately answered {"ok":false,"error":"busy"}.
  * Per-device object keys (stable; the espstm tool and tests rely on them):
  *   name, host, port, http_port, protocol ("rfc2217"|"espstm-legacy"), state ("up"|"connecting"|

@@ -4,7 +4,9 @@
 
 Usage: bench.py BUILD_DIR [RESULTS_DIR]
 Environment: BENCH_SIZES (bytes, default "65536 262144"), BENCH_RTTS (added round trip in
-ms, default "0 5 20"), BENCH_MODEL (default stm32f407), ESPSTM_E2E_DEV (default ttySTM0).
+ms, default "0 5 20"), BENCH_MODEL (default stm32f407), BENCH_TOOLS (default
+"stm32flash espstm"), BENCH_BRIDGE (another espstm-bridge binary, for experiments),
+ESPSTM_E2E_DEV (default ttySTM0).
 
 One espstm-bridge (simulated STM32 with real wire time, --http with a password file) and one
 espstmd (config with http_port, control socket) serve every run. For each added round trip
@@ -213,17 +215,14 @@ def run_timed(argv, logpath, env=None, timeout=1200):
 
 
 def stm32flash_phases(stamped):
-    """From stm32flash's progress lines: (seconds before "Erasing memory", erase seconds
-    (from it to the first block's line, less one block), ms per block (first to last
-    block's line)), None where unknown."""
-    t_erase = next((t for t, ln in stamped if ln.startswith("Erasing")), None)
+    """From stm32flash's progress lines: (seconds to the first block: start-up, sync, GET,
+    GET ID, erase; ms per block: first to last block's line), None where unknown.
+    stm32flash's "Erasing memory" is not flushed on a pipe before the first block's line,
+    so the erase cannot be told apart from the start."""
     blocks = [t for t, ln in stamped if ln.startswith("Wrote and verified")]
-    first = blocks[0] if blocks else None
     per = (blocks[-1] - blocks[0]) / (len(blocks) - 1) * 1000 if len(blocks) > 2 else None
-    erase = None
-    if first is not None and t_erase is not None:
-        erase = first - t_erase - (per / 1000 if per is not None else 0)  # minus block 1
-    return t_erase, erase, per
+    first = blocks[0] - (per / 1000 if per is not None else 0) if blocks else None
+    return first, per
 
 
 def detail(r, lim):
@@ -233,9 +232,9 @@ def detail(r, lim):
         return "bridge's run %.1f s (%.2f)" % (r["bridge_ms"] / 1000,
                                                r["bridge_ms"] / 1000 / lim["total"])
     ph = r.get("phases")
-    if ph and ph[2] is not None:
-        return "setup %.1f s, erase %.1f s, %.0f ms/block (wire %.1f)" % (
-            ph[0], ph[1] if ph[1] is not None else float("nan"), ph[2], per_block)
+    if ph and ph[1] is not None:
+        return "to 1st block %.1f s (erase %.1f), then %.0f ms/block (wire %.1f)" % (
+            ph[0], lim["erase"], ph[1], per_block)
     return ""
 
 
@@ -245,6 +244,11 @@ def main():
     sizes = [int(x, 0) for x in os.environ.get("BENCH_SIZES", "65536 262144").split()]
     rtts = [float(x) for x in os.environ.get("BENCH_RTTS", "0 5 20").split()]
     model = os.environ.get("BENCH_MODEL", "stm32f407")
+    tools = [{"stm32flash": "stm32flash", "espstm": "espstm flash"}.get(t, t)
+             for t in os.environ.get("BENCH_TOOLS", "stm32flash espstm").split()]
+    if any(t not in ("stm32flash", "espstm flash") for t in tools):
+        log("bench: BENCH_TOOLS: stm32flash and/or espstm")
+        return 2
     dev = os.environ.get("ESPSTM_E2E_DEV", "ttySTM0")
     if model not in MODELS:
         log("bench: BENCH_MODEL %s unknown (%s)" % (model, ", ".join(MODELS)))
@@ -264,7 +268,8 @@ def main():
     try:
         with open("pw", "w") as f:
             f.write("bench-" + os.urandom(6).hex() + "\n")
-        br = Proc([build + "/espstm-bridge", "--listen", "127.0.0.1:0", "--target",
+        bridge = os.environ.get("BENCH_BRIDGE") or build + "/espstm-bridge"
+        br = Proc([bridge, "--listen", "127.0.0.1:0", "--target",
                    "sim:" + model, "--flash", tmp + "/flash.bin", "--http", "127.0.0.1:0",
                    "--password-file", tmp + "/pw"], os.path.join(logdir, "bridge.log"))
         procs.append(br)
@@ -299,7 +304,7 @@ def main():
                 "connect RTT %.2f ms" % (rtt, rtt / 2, measured))
             for size in sizes:
                 img = "img%d.bin" % size
-                for tool in ("stm32flash", "espstm flash"):
+                for tool in tools:
                     data = image(img, size)
                     tag = "%dk-%gms-%s" % (size // 1024, rtt, tool.split()[0])
                     if tool == "stm32flash":
@@ -359,10 +364,14 @@ def main():
             if r["size"] != size:
                 continue
             extra = detail(r, lim) + ("" if r["ok"] else " FAILED")
-            out.append("%-8s %-14s %-13s %8.1f %8.2f %7.2f  %s"
+            if r["ok"]:
+                speed = "%8.2f %7.2f" % (size / 1024 / r["secs"], r["secs"] / lim["total"])
+            else:  # a failed run's time is not a speed
+                speed = "%8s %7s" % ("-", "-")
+            out.append("%-8s %-14s %-13s %8.1f %s  %s"
                        % ("%d KiB" % (size // 1024),
                           "%g (%.1f)" % (r["rtt"], r["measured"]), r["tool"], r["secs"],
-                          size / 1024 / r["secs"], r["secs"] / lim["total"], extra))
+                          speed, extra))
         out.append("")
     lim = {s: limit(model, s) for s in sizes}
     out.append("RTT ms: added round trip (netem delay RTT/2 on lo), in brackets the measured TCP")

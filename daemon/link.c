@@ -15,11 +15,18 @@
  *    everything behind it until it is done. Data, settings and action steps therefore
  *    leave in the order they were requested (link.h "one ordered stream").
  *  - RX: every received byte is decoded at once (so negotiation and answers are handled
- *    even while the tty is full); decoded data the tty has no room for is kept in rxq and
- *    socket reads stop until link_rx_resume(). rxq is bounded: reads stop as soon as it
- *    holds anything, and one read is at most RAW_READ bytes, which decode to at most as
+ *    even while the tty is full); decoded data the tty has no room for is kept in rxq.
+ *    Then (rx_flow/may_read): up with COM-PORT-OPTION agreed, FLOWCONTROL-SUSPEND is sent
+ *    and reads go on (the bridge stops its UART data, answers still come; RESUME once rxq
+ *    is empty); negotiating, reads go on (held data from a previous connection must not
+ *    stall the new one, and the negotiation timer does not run out while paused); else
+ *    reads stop until link_rx_resume(). rxq is bounded: reads go on only while it holds at
+ *    most RXQ_READ_MAX, and one read is at most RAW_READ bytes, which decode to at most as
  *    many data bytes (tn_decode guarantees it). Delivery keeps asking rx_space() until it
  *    answers 0 or nothing is left, so room the tty frees from inside on_data is used.
+ *  - Input purge (link_purge 1/3): rxq is dropped, and so is data already on its way: with
+ *    RFC 2217 until the bridge's PURGE-DATA answer (the bridge queues it behind the data it
+ *    had sent), at most PURGE_WAIT_MS; otherwise what the socket held readable then.
  *  - Non-data bytes (negotiation answers, RFC 2217 commands) are bounded too (CTL_MAX,
  *    queued + in flight): a peer that makes us answer without reading what we send (e.g.
  *    WILL/WONT BINARY alternating) gets its connection dropped, then the link reconnects.
@@ -37,6 +44,7 @@
 #include "rfc2217.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -46,10 +54,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <linux/sockios.h>
 
-#define RAW_READ         16384 /* bytes per socket read */
-#define RXQ_CAP          RAW_READ
+#define RAW_READ         16384                /* bytes per socket read */
+#define RXQ_CAP          (4 * RAW_READ)       /* data held for the tty, bytes */
+#define RXQ_READ_MAX     (RXQ_CAP - RAW_READ) /* keep reading while holding at most this */
+#define PURGE_WAIT_MS    2000 /* discard data until the PURGE-DATA answer, at most this long */
 #define SEG_DATA_CAP     4096 /* escaped bytes per data segment */
 #define TX_GATHER        16   /* segments per uv_write */
 #define NEGOTIATE_MS     2000 /* wait for DO COM-PORT-OPTION before going up anyway */
@@ -143,6 +155,7 @@ struct link {
 	bool refused_us[256], refused_him[256];
 	bool comport_refused;
 	bool tx_suspended; /* FLOWCONTROL-SUSPEND from the server */
+	bool rx_susp;      /* we sent FLOWCONTROL-SUSPEND on this connection (tty full) */
 
 	/* desired state (what the tty asked for) and what was sent on this connection */
 	struct link_line line;
@@ -188,6 +201,14 @@ struct link {
 	bool delivering;
 	uint8_t rxq[RXQ_CAP];
 	size_t rxq_off, rxq_len;
+	/* input purge (link_purge 1/3): RFC 2217 PURGE-DATA answers awaited (data before them
+	 * was sent before the purge: discarded), until purge_deadline at most; raw bytes of
+	 * the stream whose data is discarded (what was readable at a purge without RFC 2217) */
+	unsigned purge_wait;
+	uint64_t purge_deadline;
+	size_t discard_raw;
+	bool discarding; /* decoding a part covered by discard_raw */
+	uint64_t rx_purged;
 };
 
 static void start_attempt(struct link *l);
@@ -335,6 +356,19 @@ static void conn_opts(struct link *l, struct conn *c)
 		log_debug("%s: cannot set the socket send buffer size", l->name);
 	if (uv_tcp_keepalive(&c->tcp, l->cfg.keepalive_s > 0, l->cfg.keepalive_s) < 0)
 		log_debug("%s: cannot set TCP keepalive", l->name);
+}
+
+/* Bytes readable now in c's kernel receive queue (SIOCINQ, tcp(7)); 0 when unknown. */
+static size_t conn_readable(const struct conn *c)
+{
+	uv_os_fd_t fd;
+	int v = 0;
+
+	if (!c || !c->connected || uv_fileno((const uv_handle_t *)&c->tcp, &fd) != 0)
+		return 0;
+	if (ioctl(fd, SIOCINQ, &v) < 0 || v < 0)
+		return 0;
+	return (size_t)v;
 }
 
 static void gai_drop(struct link *l)
@@ -928,6 +962,26 @@ static void rx_data(struct link *l, const uint8_t *p, size_t n)
 	l->rxq_len += n;
 }
 
+/* Input purge in progress (link_purge): n data bytes that arrived now were sent by the
+ * bridge before the purge. Returns true if they are to be discarded (counted). */
+static bool rx_discard(struct link *l, size_t n)
+{
+	if (l->discarding) {
+		l->rx_purged += n;
+		return true;
+	}
+	if (l->purge_wait == 0)
+		return false;
+	if (uv_now(l->loop) > l->purge_deadline) {
+		log_warn("%s: no PURGE-DATA answer from %s within %u ms; delivering data again",
+		         l->name, l->addr, (unsigned)PURGE_WAIT_MS);
+		l->purge_wait = 0;
+		return false;
+	}
+	l->rx_purged += n;
+	return true;
+}
+
 static bool accept_opt(uint8_t opt)
 {
 	return opt == TELOPT_BINARY || opt == TELOPT_SGA || opt == TELOPT_COMPORT;
@@ -1086,6 +1140,18 @@ static void handle_comport(struct link *l, const struct tn_event *ev)
 		l->tx_suspended = false;
 		kick(l);
 		break;
+	case RFC2217_PURGE_DATA:
+		/* the bridge sends its answer after the data it had already queued for us:
+		 * what follows it is new (link_purge) */
+		if ((m.value & RFC2217_PURGE_RX) && l->purge_wait > 0) {
+			l->purge_wait--;
+			if (l->purge_wait == 0)
+				log_debug("%s: input purge done (%" PRIu64
+				          " bytes discarded so far)",
+				          l->name, l->rx_purged);
+		}
+		handle_answer(l, &m);
+		break;
 	default:
 		if (m.cmd < NCMD)
 			handle_answer(l, &m);
@@ -1101,6 +1167,8 @@ static void tn_cb(void *ctx, const struct tn_event *ev)
 		return; /* link closed or connection dropped by a callback mid-buffer */
 	switch (ev->type) {
 	case TN_EV_DATA:
+		if (rx_discard(l, ev->len))
+			break;
 		rx_data(l, ev->data, ev->len);
 		break;
 	case TN_EV_WILL:
@@ -1154,6 +1222,69 @@ static void pause_reads(struct link *l)
 	l->paused = true;
 }
 
+/* The bridge can be asked to stop sending data (RFC 2217 FLOWCONTROL-SUSPEND) while its
+ * answers and notifications keep coming: COM-PORT-OPTION agreed on this connection. */
+static bool can_suspend(const struct link *l)
+{
+	return !l->legacy && l->state == LINK_UP && l->conn && !l->comport_refused &&
+	       l->us[TELOPT_COMPORT] == Q_YES;
+}
+
+/* Send FLOWCONTROL-SUSPEND (on) or -RESUME (RFC 2217; no answer is expected), at the head
+ * of the queue: flow control does not wait behind our output. */
+static void send_rx_flow(struct link *l, bool on)
+{
+	uint8_t b[16];
+	struct seg *s;
+	int n = rfc2217_build(
+	    b, sizeof b, on ? RFC2217_FLOWCONTROL_SUSPEND : RFC2217_FLOWCONTROL_RESUME, NULL, 0);
+
+	if (n <= 0)
+		return;
+	s = ctl_seg(l, SEG_CMD, b, (size_t)n);
+	if (!s)
+		return;
+	log_debug("%s: -> %s", l->name, on ? "FLOWCONTROL-SUSPEND" : "FLOWCONTROL-RESUME");
+	q_push_front(l, s);
+	l->rx_susp = on;
+	kick(l);
+}
+
+/* Whether socket reads may run with what is held for the tty now (link.h "bridge -> tty"):
+ * nothing held; or room for one more read and either negotiating (its answers must be
+ * read) or the bridge was asked to suspend (only data already in flight arrives). */
+static bool may_read(const struct link *l)
+{
+	if (l->rxq_len == 0)
+		return true;
+	if (l->rxq_len > RXQ_READ_MAX)
+		return false;
+	return l->state != LINK_UP || l->rx_susp;
+}
+
+/* After a read or a delivery: suspend the bridge if the tty left data, resume it once
+ * everything was delivered, pause reads when may_read() says so. */
+static void rx_flow(struct link *l)
+{
+	if (l->closing || !l->conn)
+		return;
+	if (l->rxq_len > 0 && !l->rx_susp && can_suspend(l))
+		send_rx_flow(l, true);
+	else if (l->rxq_len == 0 && l->rx_susp && l->state == LINK_UP)
+		send_rx_flow(l, false);
+	if (l->closing || !l->conn)
+		return;
+	if (!may_read(l)) {
+		if (l->reading)
+			log_debug("%s: tty full, %zu bytes held, pausing reads", l->name,
+			          l->rxq_len);
+		pause_reads(l);
+	} else if (l->paused) {
+		l->paused = false;
+		read_start(l);
+	}
+}
+
 static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
 	struct conn *c = s->data;
@@ -1175,16 +1306,27 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 		check_overflow(l);
 		return;
 	}
-	if (l->legacy)
-		rx_data(l, l->raw, (size_t)nread);
-	else
-		tn_decode(&l->dec, l->raw, (size_t)nread, tn_cb, l);
+	size_t off = 0, n = (size_t)nread;
+	while (off < n && !l->closing && l->conn == c) {
+		/* a part whose data was readable at an input purge: decoded, data discarded */
+		size_t k = n - off;
+		l->discarding = l->discard_raw > 0;
+		if (l->discarding && k > l->discard_raw)
+			k = l->discard_raw;
+		if (l->discarding)
+			l->discard_raw -= k;
+		if (l->legacy) {
+			if (!rx_discard(l, k))
+				rx_data(l, l->raw + off, k);
+		} else {
+			tn_decode(&l->dec, l->raw + off, k, tn_cb, l);
+		}
+		l->discarding = false;
+		off += k;
+	}
 	if (l->closing || l->conn != c || check_overflow(l))
 		return;
-	if (l->rxq_len > 0) {
-		log_debug("%s: tty full, %zu bytes held, pausing reads", l->name, l->rxq_len);
-		pause_reads(l);
-	}
+	rx_flow(l);
 }
 
 /* ----------------------------------------------------------- state machine */
@@ -1284,7 +1426,10 @@ static void link_lost(struct link *l, int status)
 	l->ctl_overflow = false;
 	l->want_writable = false;
 	l->tx_suspended = false;
+	l->rx_susp = false;
 	l->paused = false;
+	l->purge_wait = 0;
+	l->discard_raw = 0;
 	uv_timer_stop(&l->act_timer);
 	l->act_busy = l->act_wait = l->ctrl_waiting = false;
 	ans_clear(l);
@@ -1395,10 +1540,11 @@ static void connect_cb(uv_connect_t *req, int status)
 	c->connected = true;
 	conn_opts(l, c);
 	l->tx_suspended = false;
+	l->rx_susp = false;
 	if (l->legacy) {
 		log_debug("%s: TCP connected to %s, connecting the control port %u", l->name,
 		          l->addr, (unsigned)l->cfg.control_port);
-		if (l->rxq_len == 0)
+		if (may_read(l))
 			read_start(l);
 		else
 			l->paused = true;
@@ -1434,7 +1580,9 @@ static void connect_cb(uv_connect_t *req, int status)
 		kick(l);
 	if (l->closing || l->conn != c || check_overflow(l))
 		return;
-	if (l->rxq_len == 0)
+	/* data held from the previous connection does not stop this one's negotiation
+	 * (may_read: reads go on while not up, up to the bound) */
+	if (may_read(l))
 		read_start(l);
 	else
 		l->paused = true;
@@ -1553,6 +1701,13 @@ static void timer_cb(uv_timer_t *t)
 		}
 		break;
 	case PH_NEGOTIATE:
+		if (l->paused) {
+			/* we stopped reading (the tty holds data nobody reads): the bridge's
+			 * answer may be unread in the socket; not its fault, wait on */
+			log_debug("%s: negotiation waits for the tty to take held data", l->name);
+			timer_arm(l, PH_NEGOTIATE, NEGOTIATE_MS);
+			break;
+		}
 		if (l->legacy) { /* both legacy connections stayed open: up */
 			go_up(l);
 			check_overflow(l);
@@ -1766,12 +1921,7 @@ void link_rx_resume(struct link *l)
 	if (!l || l->closing || l->delivering)
 		return;
 	deliver_rxq(l);
-	if (l->closing || l->rxq_len > 0)
-		return;
-	if (l->paused) {
-		l->paused = false;
-		read_start(l);
-	}
+	rx_flow(l);
 }
 
 /* Remember line settings and send what changed if up (RFC 2217 SET-BAUDRATE, SET-DATASIZE,
@@ -1874,7 +2024,18 @@ int link_purge(struct link *l, int which)
 		}
 	}
 	if (which & RFC2217_PURGE_RX) {
+		l->rx_purged += l->rxq_len;
 		l->rxq_off = l->rxq_len = 0;
+		/* What the bridge sent before the purge may still be on its way (socket
+		 * buffers both ends, the bridge's own): discard it too. RFC 2217: until the
+		 * bridge's PURGE-DATA answer, which follows that data in-band (firmware/core/
+		 * bridge.c queues it behind). Otherwise: what is readable now. */
+		if (can_suspend(l)) {
+			l->purge_wait++;
+			l->purge_deadline = uv_now(l->loop) + PURGE_WAIT_MS;
+		} else if (l->conn) {
+			l->discard_raw += conn_readable(l->conn);
+		}
 	}
 	if (l->state == LINK_UP && l->conn && !l->legacy)
 		send_cmd(l, RFC2217_PURGE_DATA, (uint32_t)which);
@@ -1895,6 +2056,12 @@ int link_purge(struct link *l, int which)
 	if (l->tx_pending == 0 && l->cb.on_drained)
 		l->cb.on_drained(l->ctx);
 	return ret;
+}
+
+/* Data bytes discarded by input purges since link_new (link.h). */
+uint64_t link_rx_purged(const struct link *l)
+{
+	return l ? l->rx_purged : 0;
 }
 
 /* Last NOTIFY-MODEMSTATE value (RFC2217_MODEM_* bits), 0 before any. */

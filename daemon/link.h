@@ -17,12 +17,17 @@
  *    dropped with a lost connection). Settings and data share one ordered stream: a
  *    setting requested after some data is sent after that data.
  *  - bridge -> tty: on_data delivers at most what rx_space() answered just before (the
- *    link asks again after every on_data, so room freed inside on_data is used). The link
- *    pauses socket reads (TCP backpressure) whenever it holds received data the tty did
- *    not take, i.e. rx_space() answered less than what arrived: 0, or a partial amount.
- *    Only link_rx_resume() delivers held data and restarts reads, so the tty must call
- *    it every time it frees room (it is idempotent and cheap when nothing is held; called
- *    from inside on_data it does nothing).
+ *    link asks again after every on_data, so room freed inside on_data is used). When the
+ *    tty did not take everything (rx_space() answered less than what arrived) the link
+ *    holds the rest and applies backpressure without going deaf to the control channel:
+ *    with RFC 2217 agreed it sends FLOWCONTROL-SUSPEND and keeps reading (the bridge
+ *    stops sending UART data; answers and notifications still arrive), while negotiating
+ *    it keeps reading; only when what it holds reaches a bound (48 KiB), or the bridge
+ *    cannot be suspended (legacy protocol, COM-PORT-OPTION refused), does it pause socket
+ *    reads (TCP backpressure). A paused negotiation is not timed out. Only
+ *    link_rx_resume() delivers held data, restarts reads and sends FLOWCONTROL-RESUME once
+ *    nothing is held, so the tty must call it every time it frees room (it is idempotent
+ *    and cheap when nothing is held; called from inside on_data it does nothing).
  *  - Telnet: an option request that does not change our state is not answered (RFC 1143).
  *    Negotiation answers and RFC 2217 commands pending towards the bridge are bounded
  *    (4 KiB); a bridge that makes us exceed that without reading is dropped (logged) and
@@ -158,6 +163,14 @@ int link_set_break(struct link *l, int on);
  * (data already handed to the socket stays) and then fires on_writable / on_drained as a
  * completed write would. LINK_PROTO_LEGACY: the local part is done, then -ENOTSUP. */
 int link_purge(struct link *l, int which);
+
+/* Data bytes from the bridge the link discarded since link_new (after Telnet decoding):
+ * held for the tty when link_purge(1/3) dropped them, and what arrived after such a purge
+ * but had been sent by the bridge before it (RFC 2217: until the bridge's PURGE-DATA
+ * answer, which it sends in-band after the purged data; without COM-PORT-OPTION or with
+ * LINK_PROTO_LEGACY: what was readable in the socket at the purge). The tty counts these
+ * in its rx_dropped. */
+uint64_t link_rx_purged(const struct link *l);
 
 /* Last NOTIFY-MODEMSTATE value (RFC2217_MODEM_* bits), 0 before any. */
 uint8_t link_modemstate(const struct link *l);

@@ -18,8 +18,12 @@
  * request's lock there).
  *
  * Receive: bridge data goes into a 64 KiB ring (rx_space() answers its free room); every
- * time a read takes bytes out, the tty calls link_rx_resume() (link.h: the link pauses its
- * socket reads whenever it holds data the ring could not take).
+ * time a read takes bytes out, the tty calls link_rx_resume() (link.h: the link holds data
+ * the ring could not take and applies backpressure to the bridge). While no descriptor is
+ * open, received data is dropped (counted in rx_dropped), as a UART does, and the last
+ * close drops what was left unread: a closed port never holds the link back. Input flushes
+ * (TCIFLUSH, TCSETSF) empty the ring and have the link discard what the bridge sent before
+ * them and is still on its way (link_purge; counted in rx_dropped too).
  *
  * Link outage (link state != LINK_UP: reconnecting; link.h) -- what programs see:
  *  - blocking write: waits for the link; once the link has been not up for
@@ -734,6 +738,11 @@ static void op_release(fuse_req_t req, struct fuse_file_info *fi)
 		 * shutdown clears the break bit) */
 		d->excl = 0;
 		d->tx_stopped = 0;
+		/* input not read by the last user goes with it (the kernel frees the tty's
+		 * buffers); data the link held for us is now taken and dropped */
+		d->rx_dropped += d->rx.len;
+		tty_ring_clear(&d->rx);
+		link_rx_resume(d->link);
 		if (d->break_held) {
 			link_set_break(d->link, 0);
 			d->break_held = 0;
@@ -1111,6 +1120,12 @@ static const struct cuse_lowlevel_ops tty_ops = {
 static void cb_data(void *ctx, const uint8_t *p, size_t n)
 {
 	struct tty_dev *d = ctx;
+	if (d->nopen == 0) {
+		/* nobody has the port open: a UART drops what it receives then (and a closed
+		 * port must never hold the link back: its control channel would stall) */
+		d->rx_dropped += n;
+		return;
+	}
 	size_t got = tty_ring_push(&d->rx, p, n);
 	if (got < n) {
 		d->icount.buf_overrun++;
@@ -1128,6 +1143,8 @@ static void cb_data(void *ctx, const uint8_t *p, size_t n)
 static size_t cb_rx_space(void *ctx)
 {
 	struct tty_dev *d = ctx;
+	if (d->nopen == 0)
+		return SIZE_MAX;       /* not open: cb_data drops everything */
 	return tty_ring_space(&d->rx); /* reply_rx() calls link_rx_resume() after each read */
 }
 
@@ -1276,7 +1293,7 @@ void tty_get_stats(const struct tty_dev *t, struct tty_stats *st)
 	st->parity_err = t->icount.parity;
 	st->brk = t->icount.brk;
 	st->buf_overrun = t->icount.buf_overrun;
-	st->rx_dropped = t->rx_dropped;
+	st->rx_dropped = t->rx_dropped + link_rx_purged(t->link);
 }
 
 /* ---- session plumbing ------------------------------------------------------------- */

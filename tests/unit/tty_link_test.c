@@ -184,9 +184,10 @@ struct srv {
 	unsigned accepted;
 	bool reading;
 	struct tn_decoder dec;
-	size_t ndata;      /* data bytes received on the current connection */
-	unsigned do_bin;   /* DO BINARY received */
-	unsigned dont_bin; /* DONT BINARY received */
+	size_t ndata;         /* data bytes received on the current connection */
+	unsigned do_bin;      /* DO BINARY received */
+	unsigned dont_bin;    /* DONT BINARY received */
+	bool no_purge_answer; /* do not answer PURGE-DATA (the bridge does: 112 + value) */
 	/* RFC 2217 commands received on the current connection, in order, each with the data
 	 * byte count and the loop time at its arrival */
 	struct srv_cmd {
@@ -246,6 +247,15 @@ static void srv_ev(void *ctx, const struct tn_event *ev)
 			                                         .value = m.value,
 			                                         .at_data = srv.ndata,
 			                                         .t = uv_now(srv.loop)};
+		if (m.cmd == RFC2217_PURGE_DATA && !m.from_server && !srv.no_purge_answer) {
+			/* as firmware/core/bridge.c: the answer follows what was queued before */
+			uint8_t b[16];
+			int n = rfc2217_build_u8(b, sizeof b,
+			                         RFC2217_PURGE_DATA + RFC2217_SERVER_OFFSET,
+			                         (uint8_t)m.value);
+			ck_assert_int_gt(n, 0);
+			srv_write(b, (size_t)n);
+		}
 	} else if (ev->type == TN_EV_DO && ev->opt == TELOPT_BINARY)
 		srv.do_bin++;
 	else if (ev->type == TN_EV_DONT && ev->opt == TELOPT_BINARY)
@@ -1766,3 +1776,175 @@ static Suite *tty_link_suite(void)
 }
 
 UNIT_SUITE(tty_link_suite)
+
+/* ======================================================= review 2: input flow */
+#include <linux/sockios.h>
+#include <signal.h>
+
+static size_t count_byte(const uint8_t *p, size_t n, uint8_t c)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++)
+		k += p[i] == c;
+	return k;
+}
+
+/* Read with O_NONBLOCK until EAGAIN; returns the bytes read (appended to rd_sink). */
+static size_t read_all_now(void)
+{
+	size_t before = rd_n;
+	for (int i = 0; i < 5000; i++) {
+		struct fuse_req *r = do_read(65536, O_NONBLOCK);
+		ck_assert(r->replied);
+		int e = r->err;
+		free(r);
+		if (e == EAGAIN) {
+			run_for(20); /* the link may deliver what it held or had in flight */
+			r = do_read(65536, O_NONBLOCK);
+			e = r->err;
+			free(r);
+			if (e == EAGAIN)
+				break;
+		}
+		run_for(2);
+	}
+	return rd_n - before;
+}
+
+/* Review (HIGH): TCIFLUSH emptied the ring and the link's held data, but what the bridge
+ * had sent before sat in the socket buffers and came right after (stm32flash flushes,
+ * then expects 0x79 for its 0x7F). Now the link discards data until the bridge's
+ * PURGE-DATA answer, and every discarded byte counts in rx_dropped. */
+START_TEST(tciflush_discards_data_in_flight)
+{
+	static uint8_t chunk[8192];
+	memset(chunk, 'A', sizeof chunk);
+	open_all();
+	for (int i = 0; i < 40; i++) /* 320 KiB the program never reads */
+		srv_write(chunk, sizeof chunk);
+	run_for(400);
+	/* the tty is full: the link asked the bridge to stop sending (FLOWCONTROL-SUSPEND) */
+	ck_assert_int_ge(srv_find(0, RFC2217_FLOWCONTROL_SUSPEND, 0), 0);
+	unsigned c0 = srv.ncmds;
+	ioctl_now(TCFLSH, TCIFLUSH, NULL, 0, NULL, 0);
+	ck_assert_int_ge(wait_cmd(c0, RFC2217_PURGE_DATA, RFC2217_PURGE_RX), 0);
+	run_for(50);
+	srv_write((const uint8_t *)"ZZZZ", 4); /* the answer to the program's next command */
+	run_for(300);
+	size_t before = rd_n;
+	size_t got = read_all_now();
+	size_t stale = count_byte(rd_sink + before, got, 'A');
+	ck_assert_msg(stale == 0, "after TCIFLUSH read %zu bytes, %zu of them stale", got, stale);
+	ck_assert_uint_eq(got, 4);
+	ck_assert_mem_eq(rd_sink + before, "ZZZZ", 4);
+	struct tty_stats st;
+	tty_get_stats(dev, &st);
+	ck_assert_uint_eq(st.rx_dropped, 40 * sizeof chunk); /* every stale byte, once */
+	/* the tty took everything again: FLOWCONTROL-RESUME */
+	ck_assert_int_ge(srv_find(c0, RFC2217_FLOWCONTROL_RESUME, 0), 0);
+}
+END_TEST
+
+/* A bridge that never answers PURGE-DATA: discarding stops after 2 s, data flows again. */
+START_TEST(tciflush_without_purge_answer)
+{
+	open_all();
+	srv.no_purge_answer = true;
+	srv_write((const uint8_t *)"old", 3);
+	run_for(50);
+	ioctl_now(TCFLSH, TCIFLUSH, NULL, 0, NULL, 0);
+	run_for(2300);
+	srv_write((const uint8_t *)"new", 3);
+	run_for(100);
+	size_t before = rd_n;
+	ck_assert_uint_eq(read_all_now(), 3);
+	ck_assert_mem_eq(rd_sink + before, "new", 3);
+}
+END_TEST
+
+static bool reconnected_up(void)
+{
+	return srv.accepted >= 2 && link_get_state(lk) == LINK_UP;
+}
+
+/* Review (HIGH): with the ring full the link stopped reading, so it missed the bridge's
+ * close, and after a reconnect never read DO COM-PORT-OPTION: the link then declared
+ * COM-PORT-OPTION refused and link_action answered -ENOTSUP. Now the bridge is suspended
+ * and the link keeps reading; held data survives the reconnect. */
+START_TEST(reconnect_with_full_ring)
+{
+	signal(SIGPIPE, SIG_IGN);
+	static uint8_t chunk[8192];
+	memset(chunk, 'A', sizeof chunk);
+	open_all();
+	for (int i = 0; i < 12; i++) /* 96 KiB nobody reads: ring full, the link holds 32 */
+		srv_write(chunk, sizeof chunk);
+	run_for(300);
+	ck_assert_int_ge(srv_find(0, RFC2217_FLOWCONTROL_SUSPEND, 0), 0);
+	ck_assert_int_eq(link_action(lk, LINK_ACTION_RESET), 0);
+	run_for(400);
+	srv_drop(); /* Wi-Fi blip: the bridge closes, the link reconnects */
+	ck_assert_msg(run_until(reconnected_up, 3000), "bridge close not noticed (state %d)",
+	              link_get_state(lk));
+	run_for(300);
+	ck_assert_int_eq(link_action(lk, LINK_ACTION_RESET), 0);
+	/* nothing was lost: the program reads all 96 KiB */
+	size_t before = rd_n;
+	ck_assert_uint_eq(read_all_now(), 12 * sizeof chunk);
+	ck_assert_uint_eq(count_byte(rd_sink + before, 12 * sizeof chunk, 'A'), 12 * sizeof chunk);
+}
+END_TEST
+
+/* Review (HIGH): while no descriptor is open the port drops what it receives (a UART does;
+ * counted in rx_dropped), so an application that prints with nobody listening never stalls
+ * the link: a bridge close is noticed and the reconnect negotiates COM-PORT-OPTION. The
+ * last close drops what its user left unread. */
+START_TEST(closed_port_drops_input)
+{
+	static uint8_t chunk[8192];
+	memset(chunk, 'C', sizeof chunk);
+	open_all();
+	srv_write((const uint8_t *)"unread", 6);
+	run_for(50);
+	release_fi(&open_fi); /* nobody has the port open now */
+	struct tty_stats st;
+	tty_get_stats(dev, &st);
+	ck_assert_uint_eq(st.opens, 0);
+	ck_assert_uint_eq(st.rx_dropped, 6);
+	for (int i = 0; i < 25; i++) /* 200 KiB with nobody listening */
+		srv_write(chunk, sizeof chunk);
+	run_for(400);
+	tty_get_stats(dev, &st);
+	ck_assert_uint_eq(st.rx_dropped, 6 + 25 * sizeof chunk);
+	ck_assert_int_lt(srv_find(0, RFC2217_FLOWCONTROL_SUSPEND, 0), 0); /* never held back */
+	srv_drop();
+	ck_assert_msg(run_until(reconnected_up, 3000), "bridge close not noticed");
+	run_for(300);
+	ck_assert_int_eq(link_action(lk, LINK_ACTION_RESET), 0);
+	/* a new open starts empty and gets what arrives from now on */
+	do_open();
+	int n = -1;
+	ioctl_now(FIONREAD, 0x1000, NULL, 0, &n, sizeof n);
+	ck_assert_int_eq(n, 0);
+	srv_write((const uint8_t *)"new", 3);
+	run_for(100);
+	size_t before = rd_n;
+	ck_assert_uint_eq(read_all_now(), 3);
+	ck_assert_mem_eq(rd_sink + before, "new", 3);
+}
+END_TEST
+
+static Suite *tty_link_flow_suite(void)
+{
+	Suite *s = suite_create("tty_link_flow");
+	TCase *tc = tcase_create("input_flow");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, tciflush_discards_data_in_flight);
+	tcase_add_test(tc, tciflush_without_purge_answer);
+	tcase_add_test(tc, reconnect_with_full_ring);
+	tcase_add_test(tc, closed_port_drops_input);
+	suite_add_tcase(s, tc);
+	return s;
+}
+UNIT_SUITE(tty_link_flow_suite)

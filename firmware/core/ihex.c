@@ -102,10 +102,21 @@ size_t ihex_feed(struct ihex *h, const uint8_t *p, size_t n)
 	size_t i = 0;
 	if (h->d_len)
 		return 0;
-	if (h->failed || h->eof)
+	if (h->failed)
 		return n;
 	for (; i < n; i++) {
 		uint8_t c = p[i];
+		if (h->eof) {
+			/* only blanks and line breaks may follow the end-of-file record: a
+			 * second file after it (cat a.hex b.hex) must not be dropped silently */
+			if (c == '\n')
+				h->line++;
+			else if (c != '\r' && c != ' ' && c != '\t') {
+				fail(h, "data after the end-of-file record");
+				return n;
+			}
+			continue;
+		}
 		if (!h->in_rec) {
 			if (c == ':') {
 				h->in_rec = 1;
@@ -136,8 +147,6 @@ size_t ihex_feed(struct ihex *h, const uint8_t *p, size_t n)
 		record(h);
 		if (h->failed)
 			return n;
-		if (h->eof)
-			return n; /* the rest is ignored */
 		if (h->d_len)
 			return i + 1;
 	}

@@ -10,10 +10,11 @@
  * hex digits in either case. Types: 00 data, 01 end of file, 02 extended segment address
  * (base = value * 16), 04 extended linear address (base = value << 16), 03 / 05 start
  * address (ignored: the start is the image base, see http_api.h). The address of a data
- * byte is base + the record's 16-bit offset (+ its index). Everything after the end-of-file
- * record is ignored.
+ * byte is base + the record's 16-bit offset (+ its index). Only blanks and line breaks
+ * may follow the end-of-file record.
  * Errors (the decoder stops; ihex_error() gives one line with the line number): a
- * character other than the above, a record cut by a line break, a checksum mismatch, a
+ * character other than the above, anything but blanks and line breaks after the end-of-file
+ * record (e.g. two files concatenated), a record cut by a line break, a checksum mismatch, a
  * wrong length for types 01/02/03/04/05, an unknown type, a data record that crosses the end
  * of its 64 KiB segment (type 02 bases; the specification's wrap-around is not supported)
  * or of the 32-bit address space, and ihex_finish() without an end-of-file record (a
@@ -51,8 +52,8 @@ void ihex_init(struct ihex *h);
  * Decode text p (n bytes). Returns the bytes consumed (0..n). Stops right after a data
  * record with at least one byte is complete: its data must be taken with ihex_data() /
  * ihex_take() before ihex_feed() consumes more (it returns 0 while data is pending). After
- * an error or the end-of-file record, input is consumed without effect (check
- * ihex_failed()).
+ * an error, input is consumed without effect (check ihex_failed()); after the end-of-file
+ * record, input is only checked to be blanks and line breaks (anything else is an error).
  */
 size_t ihex_feed(struct ihex *h, const uint8_t *p, size_t n);
 

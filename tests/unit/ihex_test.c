@@ -128,13 +128,26 @@ START_TEST(errors_with_line_numbers)
 }
 END_TEST
 
-START_TEST(after_eof_ignored_and_empty_records)
+START_TEST(after_eof_and_empty_records)
 {
 	struct ihex h;
-	/* a zero-length data record yields nothing; text after EOF is ignored */
-	ck_assert_int_eq(decode(&h, ":00001000F0\n:00000001FF\ngarbage :zz\n", 3, 300), 0);
+	/* a zero-length data record yields nothing; blanks and line breaks may follow EOF */
+	ck_assert_int_eq(decode(&h, ":00001000F0\n:00000001FF\r\n \t\r\n\n", 3, 300), 0);
 	ck_assert_uint_eq(img_len, 0);
 	ck_assert_int_eq(ihex_done(&h), 1);
+	/* anything else after EOF is an error, in any piece size: two files concatenated
+	 * (cat a.hex b.hex) must not lose the second one silently */
+	static const char two[] = ":0400100001020304E2\n:00000001FF\n"
+	                          ":0400200001020304D2\n:00000001FF\n";
+	size_t steps[] = {1, 5, 1000};
+	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+		ck_assert_int_eq(decode(&h, two, steps[i], 300), -EINVAL);
+		ck_assert_str_eq(ihex_error(&h),
+		                 "Intel HEX line 3: data after the end-of-file record");
+		ck_assert_uint_eq(img_len, 4); /* the first file's data came out */
+	}
+	ck_assert_int_eq(decode(&h, ":00000001FF garbage\n", 100, 300), -EINVAL);
+	ck_assert_str_eq(ihex_error(&h), "Intel HEX line 1: data after the end-of-file record");
 	/* a 255-byte record */
 	char big[600];
 	uint8_t sum = 0; /* length 0xFF + address 0x01 0x00 + type 0 = 0x100 */
@@ -159,7 +172,7 @@ static Suite *ihex_suite(void)
 	tcase_add_test(tc, records_any_piece_size);
 	tcase_add_test(tc, segment_and_lower_case);
 	tcase_add_test(tc, errors_with_line_numbers);
-	tcase_add_test(tc, after_eof_ignored_and_empty_records);
+	tcase_add_test(tc, after_eof_and_empty_records);
 	suite_add_tcase(s, tc);
 	return s;
 }

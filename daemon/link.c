@@ -358,6 +358,20 @@ static void conn_opts(struct link *l, struct conn *c)
 		log_debug("%s: cannot set TCP keepalive", l->name);
 }
 
+/* Bytes in c's kernel send queue not yet acknowledged by the peer (SIOCOUTQ, tcp(7));
+ * 0 if c is not connected or the kernel cannot tell. */
+static size_t conn_unacked(const struct conn *c)
+{
+	uv_os_fd_t fd;
+	int v = 0;
+
+	if (!c || !c->connected || uv_fileno((const uv_handle_t *)&c->tcp, &fd) != 0)
+		return 0;
+	if (ioctl(fd, SIOCOUTQ, &v) < 0 || v < 0)
+		return 0;
+	return (size_t)v;
+}
+
 /* Bytes readable now in c's kernel receive queue (SIOCINQ, tcp(7)); 0 when unknown. */
 static size_t conn_readable(const struct conn *c)
 {
@@ -2056,6 +2070,15 @@ int link_purge(struct link *l, int which)
 	if (l->tx_pending == 0 && l->cb.on_drained)
 		l->cb.on_drained(l->ctx);
 	return ret;
+}
+
+/* Unacknowledged bytes in the data connection's socket (link.h; Linux SIOCOUTQ, tcp(7)).
+ * 0 when not connected. */
+size_t link_tx_unacked(const struct link *l)
+{
+	if (!l || l->closing)
+		return 0;
+	return conn_unacked(l->conn);
 }
 
 /* Data bytes discarded by input purges since link_new (link.h). */

@@ -164,6 +164,12 @@ int link_set_break(struct link *l, int on);
  * completed write would. LINK_PROTO_LEGACY: the local part is done, then -ENOTSUP. */
 int link_purge(struct link *l, int which);
 
+/* Bytes handed to the data connection's kernel socket that the bridge has not acknowledged
+ * yet (Linux SIOCOUTQ, tcp(7)): with link_tx_pending() == 0 and this 0, every byte written
+ * so far has reached the bridge's TCP stack (tcdrain, TIOCOUTQ). 0 when not connected or
+ * when the kernel cannot tell. */
+size_t link_tx_unacked(const struct link *l);
+
 /* Data bytes from the bridge the link discarded since link_new (after Telnet decoding):
  * held for the tty when link_purge(1/3) dropped them, and what arrived after such a purge
  * but had been sent by the bridge before it (RFC 2217: until the bridge's PURGE-DATA

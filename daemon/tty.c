@@ -49,8 +49,10 @@
  * timer; an interrupt ends the break early with EINTR). One timed break at a time; while
  * it is on, writes wait (O_NONBLOCK: EAGAIN), as the kernel holds the write lock. A link
  * that cannot carry breaks (legacy protocol) makes them succeed at once, as a Linux driver
- * without break_ctl does. tcdrain (TCSBRK non-zero) answers once no write is parked and
- * the link has handed every queued byte to the socket (link_tx_pending() == 0).
+ * without break_ctl does. tcdrain (TCSBRK non-zero), TCSETSW/TCSETSF and the wait before a
+ * break complete once no write is parked, the link has handed every queued byte to the
+ * socket (link_tx_pending() == 0) and the bridge has acknowledged all of them
+ * (link_tx_unacked() == 0, re-checked every TTY_DRAIN_POLL_MS). TIOCOUTQ counts all three.
  *
  * Flow control: CRTSCTS -> SET-CONTROL hardware, else IXON/IXOFF -> XON/XOFF, else none,
  * sent whenever the termios change it (the bridge does the flow control). tcflow(3):
@@ -101,6 +103,7 @@
 #define TTY_BAUD_BASE     4000000 /* TIOCGSERIAL baud_base (highest Bxxx speed) */
 #define TTY_FUSE_BATCH    64      /* requests handled per uv_poll wakeup */
 #define TTY_DEVNAME_MAX   64
+#define TTY_DRAIN_POLL_MS 5 /* tcdrain: re-check the link socket's unacknowledged bytes */
 
 struct tty_open {
 	struct tty_dev *dev;
@@ -359,9 +362,11 @@ static void apply_termios(struct tty_dev *d, const struct tm_termios2 *nt, int f
 	notify_poll(d); /* VMIN may have changed what POLLIN means */
 }
 
+/* TIOCOUTQ: bytes written and not yet at the bridge: parked writes, the link's queue and
+ * what its socket holds unacknowledged. */
 static size_t queued_out(const struct tty_dev *d)
 {
-	size_t n = link_tx_pending(d->link);
+	size_t n = link_tx_pending(d->link) + link_tx_unacked(d->link);
 	for (const struct pend *p = d->writes; p; p = p->next)
 		n += p->len - p->off;
 	return n;
@@ -397,7 +402,19 @@ static void reply_rx(struct tty_dev *d, fuse_req_t req, size_t n)
  * is parked. */
 static int output_drained(struct tty_dev *d)
 {
-	return d->writes == NULL && link_tx_pending(d->link) == 0;
+	return d->writes == NULL && link_tx_pending(d->link) == 0 && link_tx_unacked(d->link) == 0;
+}
+
+/* A parked drain waits only for the bridge to acknowledge what the socket holds: nothing
+ * signals that, so the timer re-checks every TTY_DRAIN_POLL_MS. */
+static int drain_waits_socket(struct tty_dev *d)
+{
+	int parked = 0;
+	for (const struct pend *p = d->drains; p; p = p->next)
+		if (!p->break_on)
+			parked = 1;
+	return parked && d->writes == NULL && link_tx_pending(d->link) == 0 &&
+	       link_tx_unacked(d->link) > 0;
 }
 
 /* A timed break (TCSBRK 0, TCSBRKP) is on the line. */
@@ -609,6 +626,8 @@ static uint64_t next_deadline(struct tty_dev *d)
 	for (struct pend *p = d->drains; p; p = p->next)
 		if (p->break_on && p->break_end < dl)
 			dl = p->break_end;
+	if (drain_waits_socket(d) && now_ms(d) + TTY_DRAIN_POLL_MS < dl)
+		dl = now_ms(d) + TTY_DRAIN_POLL_MS;
 	return dl;
 }
 

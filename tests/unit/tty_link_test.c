@@ -1862,6 +1862,62 @@ START_TEST(tciflush_without_purge_answer)
 }
 END_TEST
 
+static int link_sock_fd = -1;
+static void find_link_fd(uv_handle_t *h, void *arg)
+{
+	(void)arg;
+	if (h->type != UV_TCP || h == (uv_handle_t *)&srv.listener || h == (uv_handle_t *)srv.cur ||
+	    uv_is_closing(h))
+		return;
+	uv_os_fd_t fd;
+	if (uv_fileno(h, &fd) == 0)
+		link_sock_fd = fd;
+}
+
+/* Review (MEDIUM): tcdrain completed once the bytes were in the daemon's socket, not at
+ * the bridge. Now it waits until the socket holds nothing unacknowledged (SIOCOUTQ 0), and
+ * TIOCOUTQ counts those bytes. */
+START_TEST(tcdrain_waits_for_bridge_ack)
+{
+	static uint8_t buf[30000];
+	memset(buf, 'B', sizeof buf);
+	uv_os_fd_t lfd;
+	ck_assert_int_eq(uv_fileno((uv_handle_t *)&srv.listener, &lfd), 0);
+	int rb = 4096;
+	ck_assert_int_eq(setsockopt(lfd, SOL_SOCKET, SO_RCVBUF, &rb, sizeof rb), 0);
+	open_all();
+	uv_read_stop((uv_stream_t *)srv.cur); /* the bridge's UART is slower than the network */
+	srv.reading = false;
+	struct fuse_req *w = do_write(buf, sizeof buf, 0);
+	run_for(200);
+	struct fuse_req *dr = do_ioctl(TCSBRK, 1); /* tcdrain */
+	run_for(300);
+	link_sock_fd = -1;
+	uv_walk(&loop, find_link_fd, NULL);
+	ck_assert_int_ge(link_sock_fd, 0);
+	int outq = -1;
+	ck_assert_int_eq(ioctl(link_sock_fd, SIOCOUTQ, &outq), 0);
+	ck_assert_int_gt(outq, 0); /* the test's premise: the bridge has not taken it all */
+	ck_assert_uint_eq(link_tx_unacked(lk), (size_t)outq);
+	ck_assert_msg(!dr->replied, "tcdrain returned with %d bytes not at the bridge", outq);
+	int q = -1;
+	ioctl_now(TIOCOUTQ, 0x1000, NULL, 0, &q, sizeof q);
+	ck_assert_int_ge(q, outq);
+	/* the bridge reads again: the drain completes, all bytes there */
+	uv_read_start((uv_stream_t *)srv.cur, srv_alloc, srv_read);
+	srv.reading = true;
+	wait_replied(dr, 5000);
+	ck_assert_int_eq(dr->err, 0);
+	ck_assert(w->replied);
+	ck_assert_uint_eq(srv.ndata, sizeof buf);
+	ck_assert_uint_eq(link_tx_unacked(lk), 0);
+	ioctl_now(TIOCOUTQ, 0x1000, NULL, 0, &q, sizeof q);
+	ck_assert_int_eq(q, 0);
+	free(dr);
+	free(w);
+}
+END_TEST
+
 static bool reconnected_up(void)
 {
 	return srv.accepted >= 2 && link_get_state(lk) == LINK_UP;
@@ -1942,6 +1998,7 @@ static Suite *tty_link_flow_suite(void)
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, tciflush_discards_data_in_flight);
 	tcase_add_test(tc, tciflush_without_purge_answer);
+	tcase_add_test(tc, tcdrain_waits_for_bridge_ack);
 	tcase_add_test(tc, reconnect_with_full_ring);
 	tcase_add_test(tc, closed_port_drops_input);
 	suite_add_tcase(s, tc);

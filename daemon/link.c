@@ -34,9 +34,11 @@
  *    per attempt (data first, then control, same address), the link is up once both are
  *    connected and stayed so for LEGACY_SETTLE_MS (a busy bridge closes at once), and
  *    losing either drops both. No Telnet: data passes as is. A control byte waits in the
- *    TX queue until the data before it is written, then holds the data behind it until
- *    the bridge answered ("OK ..."/"ERR ...") or LEGACY_ANSWER_MS passed (the seed firmware
- *    answers nothing), so 0x7F after 'u' reaches the bridge after the command.
+ *    TX queue until the data before it is written and acknowledged by the bridge (SIOCOUTQ
+ *    0 on the data socket, at most LEGACY_ANSWER_MS: it must not overtake that data),
+ *    then holds the data behind it until the bridge answered ("OK ..."/"ERR ...") or
+ *    LEGACY_ANSWER_MS passed (the seed firmware answers nothing), so 0x7F after 'u'
+ *    reaches the bridge after the command.
  * Telnet option negotiation follows RFC 1143's Q method without the queue bits.
  */
 #include "link.h"
@@ -62,6 +64,7 @@
 #define RXQ_CAP          (4 * RAW_READ)       /* data held for the tty, bytes */
 #define RXQ_READ_MAX     (RXQ_CAP - RAW_READ) /* keep reading while holding at most this */
 #define PURGE_WAIT_MS    2000 /* discard data until the PURGE-DATA answer, at most this long */
+#define CTRL_OUTQ_MS     5    /* legacy: re-check the data socket's SIOCOUTQ this often */
 #define SEG_DATA_CAP     4096 /* escaped bytes per data segment */
 #define TX_GATHER        16   /* segments per uv_write */
 #define NEGOTIATE_MS     2000 /* wait for DO COM-PORT-OPTION before going up anyway */
@@ -209,6 +212,7 @@ struct link {
 	size_t discard_raw;
 	bool discarding; /* decoding a part covered by discard_raw */
 	uint64_t rx_purged;
+	uint64_t ctrl_since; /* legacy: since when a control byte waits for SIOCOUTQ 0 */
 };
 
 static void start_attempt(struct link *l);
@@ -508,6 +512,26 @@ static void kick(struct link *l)
 			act_end(l);
 			continue;
 		case SEG_CTRL:
+			/* The data before it is in the data socket, but may still sit in its
+			 * kernel buffer: the control byte travels on another connection and
+			 * could overtake it. Wait until the bridge acknowledged that data
+			 * (bounded: after LEGACY_ANSWER_MS it goes anyway). */
+			if (conn_unacked(c) > 0) {
+				uint64_t now = uv_now(l->loop);
+				if (l->ctrl_since == 0)
+					l->ctrl_since = now;
+				if (now - l->ctrl_since < LEGACY_ANSWER_MS) {
+					l->act_wait = true;
+					l->ctrl_waiting = false;
+					uv_timer_start(&l->act_timer, act_timer_cb, CTRL_OUTQ_MS,
+					               0);
+					return;
+				}
+				log_debug("%s: data socket still holds %zu unacknowledged bytes; "
+				          "sending the control byte anyway",
+				          l->name, conn_unacked(c));
+			}
+			l->ctrl_since = 0;
 			ctrl_send(l, q_pop(l));
 			return;
 		case SEG_DATA:
@@ -1444,6 +1468,7 @@ static void link_lost(struct link *l, int status)
 	l->paused = false;
 	l->purge_wait = 0;
 	l->discard_raw = 0;
+	l->ctrl_since = 0;
 	uv_timer_stop(&l->act_timer);
 	l->act_busy = l->act_wait = l->ctrl_waiting = false;
 	ans_clear(l);

@@ -525,6 +525,37 @@ START_TEST(legacy_command_ordered_with_data)
 }
 END_TEST
 
+/* Review finding 4: the control byte travels on its own connection; it must not overtake
+ * data still in the data socket's kernel buffer (written, not yet acknowledged by the
+ * bridge). The bridge here reads its data port slowly (4 KiB receive buffer, reading
+ * paused): 'u' waits until the bridge has the data, then arrives after all of it. */
+START_TEST(legacy_command_waits_for_data_ack)
+{
+	static uint8_t buf[12000];
+	memset(buf, 'd', sizeof buf);
+	lsrv_start(false);
+	uv_os_fd_t lfd;
+	ck_assert_int_eq(uv_fileno((uv_handle_t *)&srv.data_l, &lfd), 0);
+	int rb = 4096;
+	ck_assert_int_eq(setsockopt(lfd, SOL_SOCKET, SO_RCVBUF, &rb, sizeof rb), 0);
+	open_legacy(srv.ctl_port);
+	ck_assert(uvtest_run_until(&loop, is_up, 2000));
+	uvtest_run_for(&loop, 30);
+	ck_assert_ptr_nonnull(srv.data);
+	uv_read_stop((uv_stream_t *)&srv.data->tcp);
+	ck_assert_uint_eq(link_write(tty.l, buf, sizeof buf), sizeof buf);
+	set_line(115200, 8, 'E', 1);
+	uvtest_run_for(&loop, 300);
+	ck_assert_uint_gt(link_tx_unacked(tty.l), 0); /* the premise: data not at the bridge */
+	ck_assert_uint_eq(srv.nctl, 0);               /* so 'u' waits */
+	uv_read_start((uv_stream_t *)&srv.data->tcp, l_alloc, l_read);
+	want_ctl = 1;
+	ck_assert(uvtest_run_until(&loop, has_ctl, 3000));
+	ck_assert_uint_eq(srv.ctl_bytes[0], 'u');
+	ck_assert_uint_eq(srv.ctl_ndata[0], sizeof buf);
+}
+END_TEST
+
 /* The seed firmware answers nothing: data goes on after the answer timeout (1 s). */
 START_TEST(legacy_silent_bridge)
 {
@@ -686,6 +717,7 @@ static Suite *link_legacy_suite(void)
 	tcase_add_test(tc, legacy_bad_config);
 	tcase_add_test(tc, legacy_line_mapping);
 	tcase_add_test(tc, legacy_command_ordered_with_data);
+	tcase_add_test(tc, legacy_command_waits_for_data_ack);
 	tcase_add_test(tc, legacy_silent_bridge);
 	tcase_add_test(tc, legacy_notsup_and_local_purge);
 	tcase_add_test(tc, legacy_actions);

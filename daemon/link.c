@@ -351,15 +351,27 @@ static struct conn *conn_new(struct link *l, bool control)
  * LINK_SNDBUF (Linux doubles it, socket(7)) still covers the bandwidth-delay product of a
  * 921600-baud line (92 KB/s) at far more than WiFi's round trip. */
 #define LINK_SNDBUF 32768 /* bytes, as passed to SO_SNDBUF */
+/* With keepalive on, also TCP_USER_TIMEOUT (tcp(7), RFC 5482) of keepalive_s * 1000 +
+ * USER_TIMEOUT_EXTRA_MS: keepalive probes only run on an idle connection, so a bridge that
+ * loses power while we are sending would otherwise be noticed only after the kernel's
+ * retransmissions give up (about 15 minutes). */
+#define USER_TIMEOUT_EXTRA_MS 10000
 static void conn_opts(struct link *l, struct conn *c)
 {
 	int sndbuf = LINK_SNDBUF;
+	uv_os_fd_t fd;
 
 	uv_tcp_nodelay(&c->tcp, 1);
 	if (uv_send_buffer_size((uv_handle_t *)&c->tcp, &sndbuf) < 0)
 		log_debug("%s: cannot set the socket send buffer size", l->name);
 	if (uv_tcp_keepalive(&c->tcp, l->cfg.keepalive_s > 0, l->cfg.keepalive_s) < 0)
 		log_debug("%s: cannot set TCP keepalive", l->name);
+	if (l->cfg.keepalive_s > 0 && uv_fileno((const uv_handle_t *)&c->tcp, &fd) == 0) {
+		uint64_t ms = (uint64_t)l->cfg.keepalive_s * 1000u + USER_TIMEOUT_EXTRA_MS;
+		unsigned int to = ms > 0x7fffffffu ? 0x7fffffffu : (unsigned int)ms;
+		if (setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &to, sizeof to) < 0)
+			log_debug("%s: cannot set TCP_USER_TIMEOUT", l->name);
+	}
 }
 
 /* Bytes in c's kernel send queue not yet acknowledged by the peer (SIOCOUTQ, tcp(7));

@@ -1105,6 +1105,11 @@ static void check_keepalive(uint32_t secs)
 		ck_assert_int_eq(getsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, &sl), 0);
 		ck_assert_int_eq(idle, (int)secs);
 	}
+	/* TCP_USER_TIMEOUT: keepalive + 10 s with keepalive on, the kernel default 0 without */
+	unsigned uto = 12345;
+	sl = sizeof uto;
+	ck_assert_int_eq(getsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &uto, &sl), 0);
+	ck_assert_uint_eq(uto, secs > 0 ? secs * 1000u + 10000u : 0u);
 	/* again on the next connection */
 	srv_drop(&srv);
 	ck_assert(run_until(not_up, 2000));

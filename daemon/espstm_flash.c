@@ -28,6 +28,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -459,6 +460,17 @@ int espstm_flash_main(int argc, char **argv)
 		curl_multi_poll(m, NULL, 0, wait_ms, NULL);
 	}
 	double secs = mono() - t0;
+	if (interrupted && !post_done) {
+		/* close the upload with a reset (SO_LINGER 0), not a FIN: the bridge's kernel then
+		 * drops the image bytes it holds unread, so the run is aborted (a FIN after the
+		 * last byte would make the image look complete) */
+		curl_socket_t fd = CURL_SOCKET_BAD;
+		if (curl_easy_getinfo(post, CURLINFO_ACTIVESOCKET, &fd) == CURLE_OK &&
+		    fd != CURL_SOCKET_BAD) {
+			struct linger lg = {.l_onoff = 1, .l_linger = 0};
+			setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+		}
+	}
 	if (get_busy)
 		curl_multi_remove_handle(m, get);
 	long code = 0;
@@ -479,8 +491,9 @@ int espstm_flash_main(int argc, char **argv)
 	if (interrupted) {
 		end_bar(&sh);
 		fprintf(stderr,
-		        "espstm flash: interrupted after %.1f s: the upload was cut off, so the "
-		        "bridge aborts the flash (the chip stays in its bootloader)\n",
+		        "espstm flash: interrupted after %.1f s: the upload was cut off; the "
+		        "bridge fails the run once it has used the image bytes it already "
+		        "received (the chip stays in its bootloader)\n",
 		        secs);
 		rc = CLI_FLASH_EXIT_INTERRUPTED;
 	} else if (post_res != CURLE_OK || code == 0) {

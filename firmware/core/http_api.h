@@ -35,8 +35,10 @@
  *               must come in ascending address order, gaps between them are written as
  *               0xFF (the erase covers them anyway), an end-of-file record is required.
  *     address   bin only (400 with hex): where the first byte goes, 0x-hex or decimal, a
- *               multiple of 4; default: the device's flash base (0x08000000 on every
- *               supported family).
+ *               multiple of 4 and of the device's programming unit (8 on G0/G4/L4/WB/WL,
+ *               16 on U5, 32 on most H7: 400 once GET ID has named the device, before
+ *               anything is erased); default: the device's flash base (0x08000000 on
+ *               every supported family).
  *     verify    0|1 (default 1): read every block back (READ MEMORY) and compare.
  *     go        0|1 (default 0): 1 starts the application at the image base (GO), then
  *               BOOT0 low; 0 leaves the chip in its bootloader (as stm32flash without -g).

@@ -40,13 +40,16 @@
 #define F2F4_12   /* 4 x 16 KiB, 1 x 64 KiB, 7 x 128 KiB (1 MiB) */                                \
 	.page_size = 0, .nruns = 3, .runs = {{4, 16 * KIB}, {1, 64 * KIB}, {7, 128 * KIB}}
 
-/* Timing groups (ms): erase_base_ms, erase_ms_per_kib, mass_erase_ms. */
-#define T_F0F1F3  .erase_base_ms = 40, .erase_ms_per_kib = 0, .mass_erase_ms = 40
-#define T_F2F4(m) .erase_base_ms = 500, .erase_ms_per_kib = 32, .mass_erase_ms = (m)
-#define T_G_L4    .erase_base_ms = 40, .erase_ms_per_kib = 0, .mass_erase_ms = 1000
-#define T_L0L1    .erase_base_ms = 10, .erase_ms_per_kib = 0, .mass_erase_ms = 0
-#define T_H7      .erase_base_ms = 1000, .erase_ms_per_kib = 32, .mass_erase_ms = 40000
-#define T_U5      .erase_base_ms = 40, .erase_ms_per_kib = 0, .mass_erase_ms = 10000
+/* Family groups: timing (ms: erase_base_ms, erase_ms_per_kib, mass_erase_ms) and the
+ * programming unit (write_align, bytes; see stm32_devices.h). */
+#define T_F0F1F3 .erase_base_ms = 40, .erase_ms_per_kib = 0, .mass_erase_ms = 40, .write_align = 4
+#define T_F2F4(m)                                                                                  \
+	.erase_base_ms = 500, .erase_ms_per_kib = 32, .mass_erase_ms = (m), .write_align = 4
+#define T_G_L4 .erase_base_ms = 40, .erase_ms_per_kib = 0, .mass_erase_ms = 1000, .write_align = 8
+#define T_L0L1 .erase_base_ms = 10, .erase_ms_per_kib = 0, .mass_erase_ms = 0, .write_align = 4
+#define T_H7(w)                                                                                    \
+	.erase_base_ms = 1000, .erase_ms_per_kib = 32, .mass_erase_ms = 40000, .write_align = (w)
+#define T_U5 .erase_base_ms = 40, .erase_ms_per_kib = 0, .mass_erase_ms = 10000, .write_align = 16
 
 #define FL 0x08000000u
 
@@ -143,11 +146,12 @@ static const struct stm32_dev devices[] = {
      T_G_L4},
     /* H7 */
     {0x450, "STM32H74x/H75x", "H7", FL, 2 * MIB, .page_size = 128 * KIB, .nruns = 0,
-     .fsize_addr = 0x1FF1E880, T_H7},
+     .fsize_addr = 0x1FF1E880, T_H7(32)},
     {0x483, "STM32H72x/H73x", "H7", FL, 1 * MIB, .page_size = 128 * KIB, .nruns = 0,
-     .fsize_addr = 0x1FF1E880, T_H7},
+     .fsize_addr = 0x1FF1E880, T_H7(32)},
+    /* RM0455: 128-bit flash words */
     {0x480, "STM32H7A3/H7B3/H7B0", "H7", FL, 2 * MIB, .page_size = 8 * KIB, .nruns = 0,
-     .fsize_addr = 0x08FFF80C, T_H7},
+     .fsize_addr = 0x08FFF80C, T_H7(16)},
     /* L0: no mass erase in the bootloader; F_SIZE 0x1FF8007C */
     {0x457, "STM32L01x/L02x", "L0", FL, 16 * KIB, PAGES(128), .fsize_addr = 0x1FF8007C, T_L0L1,
      .flags = STM32_DEV_NO_MASS_ERASE},
@@ -263,4 +267,9 @@ uint32_t stm32_dev_units(const struct stm32_dev *d, uint32_t flash_size)
 uint32_t stm32_dev_erase_ms(const struct stm32_dev *d, uint32_t size)
 {
 	return d->erase_base_ms + d->erase_ms_per_kib * (size / KIB);
+}
+
+uint32_t stm32_dev_write_align(const struct stm32_dev *d)
+{
+	return d->write_align ? d->write_align : 4u;
 }

@@ -54,6 +54,14 @@ struct stm32_dev {
 	uint16_t erase_ms_per_kib;
 	uint32_t mass_erase_ms;
 	uint32_t flags; /* STM32_DEV_* */
+	/* Flash programming unit (bytes): WRITE MEMORY addresses must be multiples of it and
+	 * a last block is padded with 0xFF to a whole unit (the bootloader programs whole
+	 * units). 4 on F0/F1/F2/F3/F4/F7/L0/L1 (AN3155 3.6: address and length multiples of
+	 * 4), 8 on G0/G4/L4/WB/WL (64-bit double words, RM0444/RM0440/RM0351/RM0434/RM0453
+	 * "Flash program and erase operations"), 16 on U5 and H7A3/B3 (128-bit quad words,
+	 * RM0456, RM0455), 32 on the other H7 (256-bit flash words, RM0433, RM0468). 0 means
+	 * 4 (see stm32_dev_write_align()). */
+	uint8_t write_align;
 };
 
 /* flags: the bootloader has no global/mass erase (L0, L1: stm32flash's F_NO_ME); a mass
@@ -81,5 +89,9 @@ uint32_t stm32_dev_units(const struct stm32_dev *d, uint32_t flash_size);
 
 /* Worst-case erase time (ms) of one unit of size bytes on d (see erase_base_ms). */
 uint32_t stm32_dev_erase_ms(const struct stm32_dev *d, uint32_t size);
+
+/* Programming unit of d in bytes (write_align, 4 when the entry gives none): a power of two,
+ * 4..32, dividing 256 (STM32_ISP_BLOCK). */
+uint32_t stm32_dev_write_align(const struct stm32_dev *d);
 
 #endif

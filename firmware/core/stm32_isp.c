@@ -276,8 +276,14 @@ static int io_stage(struct stm32_isp *isp)
 			io_addr(isp, io->addr);
 			return 1;
 		case 2: {
-			/* N-1, data padded to a whole word with 0xFF, XOR of all (3.6) */
-			uint16_t n = (uint16_t)((io->len + 3u) & ~3u);
+			/* N-1, data padded with 0xFF to a whole programming unit of the
+			 * device (stm32_dev_write_align: 4..32 bytes; the block starts on one
+			 * and ends at most at a 256-byte boundary, so n <= 256), XOR of all
+			 * (3.6) */
+			uint32_t w = stm32_dev_write_align(isp->st.dev);
+			uint16_t n = (uint16_t)((io->len + w - 1u) & ~(w - 1u));
+			if (n > STM32_ISP_BLOCK)
+				n = STM32_ISP_BLOCK;
 			uint8_t x = (uint8_t)(n - 1);
 			io->out[0] = x;
 			for (uint16_t i = 0; i < n; i++) {
@@ -753,6 +759,13 @@ static void check_range(struct stm32_isp *isp)
 			     "address 0x%08lx is outside the flash 0x%08lx-0x%08lx",
 			     (unsigned long)a, (unsigned long)d->flash_base,
 			     (unsigned long)(isp->flash_end - 1));
+		return;
+	}
+	uint32_t w = stm32_dev_write_align(d);
+	if (a & (w - 1u)) {
+		fail(isp, STM32_ISP_E_ARG,
+		     "address 0x%08lx is not a multiple of %lu (the %s writes %lu-byte units)",
+		     (unsigned long)a, (unsigned long)w, d->family, (unsigned long)w);
 		return;
 	}
 	if (isp->o.total)

@@ -45,7 +45,9 @@
  *     before anything is erased).
  *  3. ERASING / WRITING / VERIFYING, block by block: blocks end at multiples of
  *     STM32_ISP_BLOCK of the target address (the first one is shorter when opts.address is
- *     not 256-aligned; opts.address must be a multiple of 4). Erase strategy (streaming): the erase
+ *     not 256-aligned; opts.address must be a multiple of 4, and of the device's programming
+ *     unit, stm32_dev_write_align(): 8 on G0/G4/L4/WB/WL, 16 on U5, 32 on most H7, else
+ *     STM32_ISP_E_ARG before anything is erased). Erase strategy (streaming): the erase
  * units (pages/sectors) are erased just before the first block that falls into them, never units
  * the image does not touch; when opts.total is known, one erase command covers every not yet erased
  *     unit up to the image's end (up to STM32_ISP_ERASE_BATCH units per command, so one
@@ -53,9 +55,10 @@
  *     instead mass-erases once before the first write (0x43: 0xFF 0x00; 0x44: 0xFFFF).
  *     STM32_ISP_NO_ERASE skips erasing (the caller knows the range is blank).
  *     WRITE MEMORY (3.6) of each block; a short last block is padded with 0xFF to a whole
- *     word. With opts.verify, READ MEMORY (3.4) of the block right after it was written,
- *     compared with the data still in the buffer (so no copy of the image is kept: memory
- *     stays one block plus the next one being filled); a mismatch is STM32_ISP_E_VERIFY.
+ *     programming unit (stm32_dev_write_align()). With opts.verify, READ MEMORY (3.4) of the block
+ * right after it was written, compared with the data still in the buffer (so no copy of the image
+ * is kept: memory stays one block plus the next one being filled); a mismatch is
+ * STM32_ISP_E_VERIFY.
  *  4. STARTING (STM32_ISP_FINISH_GO): GO (3.5) to opts.go_address (0 = the image
  *     address), then BOOT0 low (without a reset) so the next reset also runs the
  *     application. STM32_ISP_FINISH_RESET: BOOT0 low, NRST pulse (the application runs).
@@ -120,7 +123,7 @@ enum stm32_isp_state {
 
 enum stm32_isp_error {
 	STM32_ISP_E_NONE = 0,
-	STM32_ISP_E_ARG,             /* bad options or call order */
+	STM32_ISP_E_ARG,             /* bad options or call order, misaligned address */
 	STM32_ISP_E_UART,            /* hal uart_config refused 8E1 at the baud */
 	STM32_ISP_E_NO_SYNC,         /* no answer to 0x7F (wiring, BOOT0, baud) */
 	STM32_ISP_E_TIMEOUT,         /* an answer did not come in time (link broken?) */
@@ -157,7 +160,8 @@ enum stm32_isp_finish {
 
 struct stm32_isp_opts {
 	uint32_t address; /* where the image's first byte goes; 0 = the device's flash
-	                     base (known after GET ID); must be a multiple of 4 */
+	                     base (known after GET ID); must be a multiple of 4 (begin) and
+	                     of the device's stm32_dev_write_align() (checked after GET ID) */
 	uint32_t total;   /* image length in bytes if known (checked against the flash
 	                     before erasing, and against what arrives; the run finishes once
 	                     that many bytes are written, stm32_isp_end() is then optional),

@@ -783,6 +783,35 @@ START_TEST(flash_too_large_for_chip)
 }
 END_TEST
 
+/* An address that is a multiple of 4 but not of the G431's 8-byte programming unit: 400
+ * naming the unit, found after GET ID, nothing erased or written. */
+START_TEST(flash_misaligned_for_device)
+{
+	flash_teardown();
+	rig_setup("stm32g431");
+	struct api_response rs;
+	char b[200];
+	make_image(1024, 9);
+	ck_assert_int_eq(start("address=0x08000804", 1024, &rs), 1);
+	stream(image, 1024, 512);
+	rs = finish();
+	ck_assert_msg(rs.status == 400, "%.*s", (int)rs.len, rs.body);
+	ck_assert_msg(strstr(jstr(&rs, "error", b, sizeof(b)), "not a multiple of 8") != NULL, "%s",
+	              b);
+	struct stm32sim_stats ss;
+	stm32sim_get_stats(R.sim, &ss);
+	ck_assert_uint_eq(ss.erase_cmds + ss.ext_erase_cmds + ss.mass_erases + ss.writes, 0);
+	/* a multiple of 8 is fine */
+	ck_assert_int_eq(start("address=0x08000808", 1024, &rs), 1);
+	stream(image, 1024, 512);
+	rs = finish();
+	ck_assert_msg(rs.status == 200, "%.*s", (int)rs.len, rs.body);
+	size_t fs;
+	const uint8_t *fl = stm32sim_flash(R.sim, &fs);
+	ck_assert_mem_eq(fl + 0x808, image, 1024);
+}
+END_TEST
+
 static Suite *http_api_suite(void)
 {
 	Suite *s = suite_create("http_api");
@@ -808,6 +837,7 @@ static Suite *http_api_suite(void)
 	tcase_add_test(fl, flash_hex_errors);
 	tcase_add_test(fl, flash_interrupted);
 	tcase_add_test(fl, flash_too_large_for_chip);
+	tcase_add_test(fl, flash_misaligned_for_device);
 	suite_add_tcase(s, fl);
 	return s;
 }

@@ -45,6 +45,10 @@ struct rig {
 	uint32_t lose_ack_at; /* lose the ACK of the first WRITE after this many bytes */
 	int ack_lost;
 	uint64_t restore_at; /* link back up at (us), 0 = not pending */
+	/* WRITE MEMORY data frames seen on the wire (address, N) */
+	unsigned nwf;
+	uint32_t wf_addr[1024];
+	uint16_t wf_len[1024];
 	/* progress */
 	unsigned states_seen; /* bit per state */
 	unsigned progress_calls;
@@ -72,6 +76,13 @@ static int h_uart_config(void *ctx, struct hal_uart_cfg *cfg)
 static size_t h_uart_write(void *ctx, const uint8_t *p, size_t n)
 {
 	struct rig *r = ctx;
+	const struct stm32_isp_io *io = &r->isp.io;
+	/* a WRITE MEMORY data frame (3.6): N-1, N bytes, checksum; sent whole from out[] */
+	if (r->isp.st.state == STM32_ISP_WRITING && io->stage == 2 && p == io->out &&
+	    n == io->out_len && n >= 3 && n == (size_t)io->out[0] + 3u && r->nwf < 1024) {
+		r->wf_addr[r->nwf] = io->addr;
+		r->wf_len[r->nwf++] = (uint16_t)(io->out[0] + 1u);
+	}
 	return stm32sim_write(r->sim, r->now_us, p, n);
 }
 
@@ -311,6 +322,22 @@ START_TEST(test_devices_table)
 		ck_assert_uint_gt(stm32_dev_erase_ms(d, d->page_size ? d->page_size : 16 * KIB), 0);
 	}
 	ck_assert_ptr_null(stm32_dev_find(0x999));
+	/* programming units per family (reference manuals, see stm32_devices.h) */
+	for (size_t i = 0; i < stm32_dev_count(); i++) {
+		const struct stm32_dev *d = stm32_dev_at(i);
+		const char *f = d->family;
+		uint32_t want = 4;
+		if (!strcmp(f, "G0") || !strcmp(f, "G4") || !strcmp(f, "L4") || !strcmp(f, "WB") ||
+		    !strcmp(f, "WL"))
+			want = 8;
+		else if (!strcmp(f, "U5") || d->pid == 0x480)
+			want = 16;
+		else if (!strcmp(f, "H7"))
+			want = 32;
+		ck_assert_msg(d->write_align == want, "PID 0x%03x (%s): write_align %u, want %u",
+		              d->pid, f, d->write_align, want);
+		ck_assert_uint_eq(stm32_dev_write_align(d), want);
+	}
 	/* the simulator's models agree with the table */
 	for (int i = 0; i < stm32sim_model_count(); i++) {
 		const struct stm32sim_model_info *m = stm32sim_model(i);
@@ -567,18 +594,19 @@ START_TEST(test_not_at_base)
 	begin(&r, &o, a, la);
 	run(&r, 60);
 	ck_assert_int_eq(stm32_isp_state(&r.isp), STM32_ISP_DONE);
-	/* second image at 0x08004104: pages 8..10 of 2 KiB, first block 252 bytes */
+	/* second image at 0x08004108 (a multiple of the G4's 8-byte programming unit): pages
+	 * 8..10 of 2 KiB, first block 248 bytes */
 	struct stm32_isp_opts o2 = {
-	    .address = 0x08004104, .verify = 1, .entry = STM32_ISP_ENTRY_NONE};
+	    .address = 0x08004108, .verify = 1, .entry = STM32_ISP_ENTRY_NONE};
 	begin(&r, &o2, b, lb);
 	run(&r, 60);
 	struct stm32_isp_status st = status(&r);
 	ck_assert_msg(st.state == STM32_ISP_DONE, "%s", st.message);
-	ck_assert_uint_eq(st.address, 0x08004104);
+	ck_assert_uint_eq(st.address, 0x08004108);
 	ck_assert_uint_eq(st.bytes_erased, 6 * KIB);
 	expect_flash(&r, FLASH, a, la); /* untouched */
-	expect_flash(&r, 0x08004104, b, lb);
-	ck_assert(flash_all(&r, 0x08004000, 0x08004104, 0xFF));
+	expect_flash(&r, 0x08004108, b, lb);
+	ck_assert(flash_all(&r, 0x08004000, 0x08004108, 0xFF));
 	ck_assert(flash_all(&r, FLASH + la, 0x08004000, 0xFF));
 	struct stm32sim_stats ss;
 	stm32sim_get_stats(r.sim, &ss);
@@ -586,6 +614,68 @@ START_TEST(test_not_at_base)
 	free(a);
 	free(b);
 	rig_free(&r);
+}
+END_TEST
+
+/* Programming unit (stm32_dev_write_align): every WRITE starts on one and is a whole number
+ * of them; the last block is padded with 0xFF to it (G431: 8 bytes, F103: 4); an address
+ * that is not a multiple of it is refused before anything is erased. */
+START_TEST(test_write_align)
+{
+	static const struct {
+		const char *model;
+		uint32_t w;
+	} m[] = {{"stm32g431", 8}, {"stm32f103", 4}, {"stm32f407", 4}};
+	for (size_t i = 0; i < sizeof(m) / sizeof(m[0]); i++) {
+		struct stm32sim_options so = {.model = m[i].model};
+		struct rig r;
+		rig_init(&r, &so);
+		/* from 2 units past the base to 3 bytes past a 256-byte boundary: the last
+		 * block holds 3 bytes */
+		size_t len = 2 * KIB + 256 + 3 - 2 * m[i].w;
+		uint8_t *img = make_image(len, 40 + (uint32_t)i, 0, 0);
+		struct stm32_isp_opts o = {.address = 0x08000000 + 2 * m[i].w, .verify = 1};
+		begin(&r, &o, img, len);
+		run(&r, 60);
+		struct stm32_isp_status st = status(&r);
+		ck_assert_msg(st.state == STM32_ISP_DONE, "%s: %s", m[i].model, st.message);
+		ck_assert_uint_eq(stm32_dev_write_align(st.dev), m[i].w);
+		ck_assert_uint_ge(r.nwf, 10);
+		for (unsigned k = 0; k < r.nwf; k++) {
+			ck_assert_msg(r.wf_addr[k] % m[i].w == 0 && r.wf_len[k] % m[i].w == 0,
+			              "%s: WRITE of %u at 0x%08x", m[i].model, r.wf_len[k],
+			              r.wf_addr[k]);
+			ck_assert_uint_le(r.wf_len[k], 256);
+		}
+		/* the last block: 3 image bytes + 0xFF up to one unit */
+		ck_assert_uint_eq(r.wf_len[r.nwf - 1], m[i].w);
+		ck_assert_uint_eq(r.wf_addr[r.nwf - 1] + 3, o.address + len);
+		expect_flash(&r, o.address, img, len);
+		ck_assert(flash_all(&r, o.address + len, o.address + len + 64, 0xFF));
+		ck_assert_uint_eq(st.bytes_written, len);
+		free(img);
+
+		/* half a unit off: refused after GET ID, nothing erased or written */
+		if (m[i].w > 4) {
+			struct stm32sim_stats s0, s1;
+			stm32sim_get_stats(r.sim, &s0);
+			uint8_t small[64] = {1, 2, 3};
+			struct stm32_isp_opts bad = {.address = 0x08000000 + m[i].w / 2,
+			                             .total = sizeof(small),
+			                             .entry = STM32_ISP_ENTRY_NONE};
+			begin(&r, &bad, small, sizeof(small));
+			run(&r, 60);
+			st = status(&r);
+			ck_assert_int_eq(st.state, STM32_ISP_FAILED);
+			ck_assert_int_eq(st.error, STM32_ISP_E_ARG);
+			ck_assert_msg(strstr(st.message, "not a multiple of 8") != NULL, "%s",
+			              st.message);
+			stm32sim_get_stats(r.sim, &s1);
+			ck_assert_uint_eq(s1.ext_erase_cmds + s1.erase_cmds + s1.writes,
+			                  s0.ext_erase_cmds + s0.erase_cmds + s0.writes);
+		}
+		rig_free(&r);
+	}
 }
 END_TEST
 
@@ -1222,6 +1312,7 @@ static Suite *stm32_isp_suite(void)
 	tcase_add_test(tc, test_f407_mass_erase);
 	tcase_add_test(tc, test_g431_pages);
 	tcase_add_test(tc, test_not_at_base);
+	tcase_add_test(tc, test_write_align);
 	tcase_add_test(tc, test_nack_injected);
 	tcase_add_test(tc, test_lost_ack);
 	tcase_add_test(tc, test_broken_link);

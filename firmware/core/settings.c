@@ -1,11 +1,44 @@
 /* SPDX-License-Identifier: MIT */
 #include "settings.h"
 
+#include "allowlist.h"
 #include "bridge.h"
 #include "json.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
+
+static settings_observer_fn observer;
+static void *observer_ctx;
+
+void settings_set_observer(settings_observer_fn fn, void *ctx)
+{
+	observer = fn;
+	observer_ctx = ctx;
+}
+
+static void notify(const struct settings *cur)
+{
+	if (observer)
+		observer(observer_ctx, cur);
+}
+
+int settings_allowlist(const struct settings *s, struct allowlist *al, char *err, size_t errcap)
+{
+	if (errcap)
+		err[0] = '\0';
+	if (!memchr(s->allow, '\0', sizeof(s->allow))) {
+		if (errcap)
+			snprintf(err, errcap, "not terminated");
+		return -EINVAL;
+	}
+	if (s->allow[0] == '\0') {
+		allowlist_init(al);
+		return 0;
+	}
+	return allowlist_parse(al, s->allow, err, errcap);
+}
 
 static const char *const map_names[] = {"direct", "esptool", "none"};
 static const char *const ab_names[] = {"sync", "parity", "off"};
@@ -100,6 +133,10 @@ int settings_validate(const struct settings *s, const struct settings_caps *caps
 		add_err(err, "version", ~0u, "unknown settings version");
 	if (s->target_count != caps->target_count)
 		add_err(err, "target_count", ~0u, "fixed by the hardware");
+	struct allowlist al;
+	char why[sizeof(err->e[0].msg)];
+	if (settings_allowlist(s, &al, why, sizeof(why)) < 0)
+		add_err(err, "allow", ~0u, why);
 	unsigned n = s->target_count <= SETTINGS_MAX_TARGETS ? s->target_count : 0;
 	for (unsigned i = 0; i < n; i++) {
 		const struct settings_target *t = &s->target[i];
@@ -162,6 +199,8 @@ int settings_to_json(const struct settings *s, char *buf, size_t cap)
 	jw_int(&w, s->version);
 	jw_key(&w, "legacy_ports");
 	jw_bool(&w, s->legacy_ports);
+	jw_key(&w, "allow");
+	jw_str(&w, memchr(s->allow, '\0', sizeof(s->allow)) ? s->allow : "");
 	jw_key(&w, "targets");
 	jw_arr(&w);
 	for (unsigned i = 0; i < s->target_count && i < SETTINGS_MAX_TARGETS; i++) {
@@ -299,6 +338,15 @@ int settings_from_json(struct settings *s, const struct settings_caps *caps, con
 				add_err(err, "legacy_ports", ~0u, "must be true or false");
 			else
 				t.legacy_ports = tok[v].type == J_TRUE;
+		} else if (json_str_eq(json, &tok[k], "allow")) {
+			if (tok[v].type != J_STR)
+				add_err(err, "allow", ~0u,
+				        "must be a string: ADDR[/PREFIX][,...] or \"\" (everyone)");
+			else if (tok[v].end - tok[v].start >= sizeof(t.allow))
+				add_err(err, "allow", ~0u,
+				        "too long (at most 8 entries, 159 characters)");
+			else if (json_copy(json, &tok[v], t.allow, sizeof(t.allow)) < 0)
+				add_err(err, "allow", ~0u, "not an allow-list (unexpected escape)");
 		} else if (json_str_eq(json, &tok[k], "targets")) {
 			/* bounded by the array too: *s may come in with an invalid target_count */
 			if (tok[v].type != J_ARR || tok[v].size > t.target_count ||
@@ -335,20 +383,26 @@ int settings_mgr_init(struct settings_mgr *m, const struct settings_caps *caps,
 	settings_default(&m->cur, caps);
 	if (err)
 		err->count = 0;
-	if (!m->store.load)
+	if (!m->store.load) {
+		notify(&m->cur);
 		return 1;
+	}
 	int r = m->store.load(m->store.ctx, m->text, sizeof(m->text));
 	if (r < 0) {
 		m->text_len = 0;
 		m->text[0] = '\0';
+		notify(&m->cur);
 		return r == -ENOENT ? 1 : r;
 	}
 	m->text_len = (size_t)r < sizeof(m->text) ? (size_t)r : sizeof(m->text) - 1;
 	m->text[m->text_len] = '\0';
 	struct settings s = m->cur;
-	if (settings_from_json(&s, caps, m->text, m->text_len, err) < 0)
+	if (settings_from_json(&s, caps, m->text, m->text_len, err) < 0) {
+		notify(&m->cur);
 		return 1;
+	}
 	m->cur = s;
+	notify(&m->cur);
 	return 0;
 }
 
@@ -361,6 +415,7 @@ int settings_mgr_set(struct settings_mgr *m, const struct settings *s, struct se
 	if (n < 0)
 		return -EIO;
 	m->cur = *s;
+	notify(&m->cur);
 	if ((size_t)n == m->text_len && memcmp(buf, m->text, (size_t)n) == 0)
 		return 0;
 	if (m->store.save && m->store.save(m->store.ctx, buf, (size_t)n) < 0)

@@ -5,7 +5,8 @@
  * One struct settings holds what a user may change from the web page / HTTP API and what
  * survives a restart: per target the user baud (the framing at start and after each RFC 2217
  * client), the pins (TX, RX, NRST, BOOT0: GPIO numbers; on espstm-bridge they are nominal),
- * auto_boot, line_map, settle time and the RFC 2217 TCP port, plus the legacy ports switch.
+ * auto_boot, line_map, settle time and the RFC 2217 TCP port, plus the legacy ports switch and
+ * the client allow-list of the RFC 2217 and legacy ports ("allow", firmware/core/allowlist.h).
  * Runtime changes made by an RFC 2217 client (SET-BAUDRATE...) never come here.
  *
  * Storage: the settings are serialised as JSON (the same text GET /api/settings returns) and
@@ -27,6 +28,8 @@
 #define SETTINGS_MAX_ERRORS    8
 #define SETTINGS_PIN_NONE      (-1)   /* pin not used (RX/TX only: never NRST/BOOT0) */
 #define SETTINGS_SETTLE_MS_MAX 10000u /* settle_ms 0..this (also espstm-bridge --settle-ms) */
+/* allow: ALLOWLIST_MAX (8) entries of "255.255.255.255/32" (18) and 7 commas = 151 chars */
+#define SETTINGS_ALLOW_MAX 160 /* bytes of struct settings.allow, with the NUL */
 
 struct settings_pins {
 	int16_t tx, rx, nrst, boot0;
@@ -46,6 +49,11 @@ struct settings {
 	uint32_t target_count; /* 1..SETTINGS_MAX_TARGETS, fixed by the platform */
 	uint8_t legacy_ports;  /* 1: legacy raw/control ports 1234/1235 enabled */
 	struct settings_target target[SETTINGS_MAX_TARGETS];
+	/* Clients allowed on the RFC 2217 and legacy ports (every target): the text of an
+	 * allow-list as allowlist_parse() takes it, "192.168.1.0/24,10.0.0.5" (IPv4 addresses
+	 * or CIDR prefixes, comma-separated, no blanks, at most ALLOWLIST_MAX entries), kept as
+	 * given; "" (the default) allows every client. NUL-terminated. */
+	char allow[SETTINGS_ALLOW_MAX];
 };
 
 /* What the platform allows (pin checks). */
@@ -61,7 +69,7 @@ struct settings_error {
 	unsigned count;
 	struct {
 		char field[32];
-		char msg[64];
+		char msg[112]; /* fits allowlist_parse()'s longest message */
 	} e[SETTINGS_MAX_ERRORS];
 };
 
@@ -74,7 +82,7 @@ struct settings_store {
 };
 
 /* Defaults: target i on port 2217+i, 115200 baud, direct, sync, settle 50 ms, pins from caps
- * (posix: nominal 1,3,4,5 and 9,10,11,12), legacy ports off. */
+ * (posix: nominal 1,3,4,5 and 9,10,11,12), legacy ports off, allow "" (every client). */
 void settings_default(struct settings *s, const struct settings_caps *caps);
 /* Posix/tests: a permissive caps (GPIO 0..39, nothing reserved, 1 target). */
 void settings_caps_nominal(struct settings_caps *caps, uint32_t targets);
@@ -110,6 +118,25 @@ int settings_mgr_init(struct settings_mgr *m, const struct settings_caps *caps,
 /* Validate and make s current; stored only if its text differs from the stored text.
  * Returns 1 saved, 0 unchanged (no write), -EINVAL invalid (err filled), -EIO store failed. */
 int settings_mgr_set(struct settings_mgr *m, const struct settings *s, struct settings_error *err);
+
+/*
+ * Parse the allow text of s (struct settings.allow) into *al: "" gives the empty list (every
+ * client allowed). Returns 0, or -EINVAL with *al unchanged and the reason in err (errcap
+ * bytes), as allowlist_parse() (firmware/core/allowlist.h).
+ */
+struct allowlist;
+int settings_allowlist(const struct settings *s, struct allowlist *al, char *err, size_t errcap);
+
+/*
+ * Observer of the current settings, for platform state that no HTTP apply hook reaches
+ * (the client allow-list of the RFC 2217 and legacy ports). One per process: fn(ctx, cur) is
+ * called, in the caller's thread/task, at the end of settings_mgr_init() (stored or default
+ * settings) and after each settings_mgr_set() that made new settings current (saved,
+ * unchanged or store failed; not when invalid). NULL fn removes it. Not thread-safe itself:
+ * set it before the tasks that change settings run.
+ */
+typedef void (*settings_observer_fn)(void *ctx, const struct settings *cur);
+void settings_set_observer(settings_observer_fn fn, void *ctx);
 
 /* Names of the enum values used in JSON ("direct"... / "sync"...). */
 const char *settings_line_map_name(unsigned v);

@@ -14,6 +14,12 @@ static struct allowlist AL; /* zero: allow all */
 
 int allow_posix_set(const char *list, char *err, size_t cap)
 {
+	if (!list || !*list) {
+		allowlist_init(&AL);
+		if (cap)
+			err[0] = '\0';
+		return 0;
+	}
 	return allowlist_parse(&AL, list, err, cap);
 }
 
@@ -54,7 +60,7 @@ int allow_posix_admit(uv_tcp_t *c, const char *port_name)
 	}
 	if (ok)
 		return 1;
-	plog(HAL_LOG_INFO, "client %s not allowed on the %s port (--allow %s); closed", text,
+	plog(HAL_LOG_INFO, "client %s not allowed on the %s port (allowed: %s); closed", text,
 	     port_name, allow_posix_describe());
 	char msg[sizeof(text) + 48];
 	int n = snprintf(msg, sizeof(msg), "espstm-bridge: client %s not allowed\r\n", text);

@@ -1,13 +1,14 @@
 /* SPDX-License-Identifier: MIT */
-/* espstm-bridge --allow LIST: client allow-list of the RFC 2217 and legacy ports
- * (firmware/core/allowlist.h does the parsing and matching). */
+/* espstm-bridge: client allow-list of the RFC 2217 and legacy ports, from --allow LIST or
+ * the settings' "allow" (firmware/core/allowlist.h does the parsing and matching). */
 #ifndef ESPSTM_ALLOW_POSIX_H
 #define ESPSTM_ALLOW_POSIX_H
 
 #include <stddef.h>
 #include <uv.h>
 
-/* Set the list (--allow). Returns 0, or -EINVAL with a message in err. Default: allow all. */
+/* Set the list (allowlist_parse() syntax; NULL or "": allow all, the default). Returns 0, or
+ * -EINVAL with the list unchanged and a message in err (cap bytes). */
 int allow_posix_set(const char *list, char *err, size_t cap);
 
 /* The current list as text ("all" or "10.0.0.0/8,..."). */

@@ -48,6 +48,10 @@ struct app {
 	 * the bridge session is suspended and the UART's bytes go to the ISP */
 	struct stm32_isp isp;
 	int isp_claimed;
+	/* client allow-list: --allow LIST (allow_cli, wins) or the settings' "allow" */
+	const char *allow_cli;
+	char allow_set[SETTINGS_ALLOW_MAX]; /* the settings' list last seen */
+	int allow_seen;
 };
 
 static struct app A;
@@ -367,6 +371,36 @@ static void on_connection(uv_stream_t *server, int status)
 	pump(a);
 }
 
+/*
+ * Settings observer (settings.h settings_set_observer): called when --http loads the
+ * settings and after every PUT /api/settings. The settings' "allow" becomes the client
+ * allow-list of the RFC 2217 and legacy ports (checked on each accept: a client already
+ * connected stays), unless --allow was given, which overrides it. Logged when it changes.
+ */
+static void on_settings(void *app, const struct settings *s)
+{
+	struct app *a = app;
+	if (a->allow_seen && strcmp(a->allow_set, s->allow) == 0)
+		return;
+	int first = !a->allow_seen;
+	a->allow_seen = 1;
+	snprintf(a->allow_set, sizeof(a->allow_set), "%s", s->allow);
+	if (a->allow_cli) {
+		if (s->allow[0] || !first)
+			plog(HAL_LOG_INFO, "settings: allow '%s' not used: --allow %s overrides it",
+			     s->allow, a->allow_cli);
+		return;
+	}
+	char err[128];
+	if (allow_posix_set(s->allow, err, sizeof(err)) < 0) {
+		/* settings_validate() refuses such a list: not reached */
+		plog(HAL_LOG_ERROR, "settings: allow '%s': %s (list unchanged)", s->allow, err);
+		return;
+	}
+	if (!first)
+		plog(HAL_LOG_INFO, "clients allowed: %s (settings)", allow_posix_describe());
+}
+
 /* --legacy hook: main's pump for legacy.c */
 static void legacy_pump(void *a)
 {
@@ -425,7 +459,9 @@ static void usage(FILE *f)
 	    "  --allow LIST           clients allowed on the RFC 2217 and legacy ports: comma-\n"
 	    "                         separated IPv4 addresses or CIDR prefixes, at most 8\n"
 	    "                         (e.g. 127.0.0.1,10.0.0.0/8); others get one line and are\n"
-	    "                         closed. Default: all\n"
+	    "                         closed. Default: the settings' \"allow\" (web page, PUT\n"
+	    "                         /api/settings; applied at once), empty = all. --allow\n"
+	    "                         overrides the settings\n"
 	    "  --http HOST:PORT       serve the web page and HTTP API (port 0 = ephemeral)\n"
 	    "  --password-file FILE   web password (first line); default: generated, logged once\n"
 	    "  --settings FILE        settings store (default FLASH.settings.json; values there\n"
@@ -539,6 +575,7 @@ int main(int argc, char **argv)
 				fprintf(stderr, "espstm-bridge: --allow: %s\n", aerr);
 				return 2;
 			}
+			A.allow_cli = optarg;
 			break;
 		}
 		case 0x200:
@@ -607,6 +644,7 @@ int main(int argc, char **argv)
 	    .model = A.target + 4, .flash_path = flash, .instant = instant, .app_baud = app_baud};
 	if (http_o.addr) {
 		http_o.flash = flash;
+		settings_set_observer(on_settings, &A); /* the settings' allow-list */
 		int hr = http_posix_prepare(&http_o, &A.set, &hal);
 		if (hr < 0)
 			return hr == -2 ? 2 : 1;
@@ -657,7 +695,10 @@ int main(int argc, char **argv)
 	                                             : "off",
 	     (unsigned)A.set.settle_ms);
 	fprintf(stderr, "espstm-bridge: listening on %s:%u\n", host, actual);
-	plog(HAL_LOG_INFO, "clients allowed: %s", allow_posix_describe());
+	plog(HAL_LOG_INFO, "clients allowed: %s%s", allow_posix_describe(),
+	     A.allow_cli      ? " (--allow)"
+	     : A.allow_set[0] ? " (settings)"
+	                      : "");
 	if (http_o.addr) {
 		struct http_posix_hooks hh = {.br = &A.br,
 		                              .set = &A.set,

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* firmware/core/settings.c: validation per field, JSON round trip, saved only when changed. */
+#include "allowlist.h"
 #include "settings.h"
 #include "unit.h"
 
@@ -47,6 +48,14 @@ static int has_err(const struct settings_error *e, const char *field)
 		if (strcmp(e->e[i].field, field) == 0)
 			return 1;
 	return 0;
+}
+
+static const char *err_msg(const struct settings_error *e, const char *field)
+{
+	for (unsigned i = 0; i < e->count; i++)
+		if (strcmp(e->e[i].field, field) == 0)
+			return e->e[i].msg;
+	return NULL;
 }
 
 START_TEST(defaults_valid)
@@ -230,6 +239,189 @@ START_TEST(pin_none_tx_rx_and_settle_max)
 }
 END_TEST
 
+/* allow: "" (everyone) by default; valid lists pass, invalid ones are reported on the field
+ * "allow" with the parser's reason; settings_allowlist() gives the parsed list. */
+START_TEST(allow_valid_and_invalid)
+{
+	struct settings s;
+	struct settings_error e;
+	struct allowlist al;
+	char why[128];
+	settings_default(&s, &caps);
+	ck_assert_str_eq(s.allow, "");
+	ck_assert_int_eq(settings_allowlist(&s, &al, why, sizeof(why)), 0);
+	ck_assert_uint_eq(al.count, 0);
+	ck_assert(allowlist_allows(&al, 0x08080808u));
+	static const char *const good[] = {
+	    "192.168.1.0/24,10.0.0.5", "127.0.0.1", "0.0.0.0/0",
+	    "255.255.255.255/32,255.255.255.255/32,255.255.255.255/32,255.255.255.255/32,"
+	    "255.255.255.255/32,255.255.255.255/32,255.255.255.255/32,255.255.255.255/32"};
+	for (unsigned i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		ck_assert_uint_lt(strlen(good[i]), sizeof(s.allow));
+		strcpy(s.allow, good[i]);
+		ck_assert_msg(settings_validate(&s, &caps, &e) == 0, "%s: %s", good[i],
+		              e.count ? e.e[0].msg : "");
+	}
+	strcpy(s.allow, "192.168.1.0/24,10.0.0.5");
+	ck_assert_int_eq(settings_allowlist(&s, &al, why, sizeof(why)), 0);
+	ck_assert_uint_eq(al.count, 2);
+	ck_assert(allowlist_allows(&al, 0xC0A801FEu));  /* 192.168.1.254 */
+	ck_assert(allowlist_allows(&al, 0x0A000005u));  /* 10.0.0.5 */
+	ck_assert(!allowlist_allows(&al, 0x0A000006u)); /* 10.0.0.6 */
+	ck_assert(!allowlist_allows(&al, 0xC0A80201u)); /* 192.168.2.1 */
+	static const struct {
+		const char *list, *want;
+	} bad[] = {
+	    {"10.0.0.256", "octet out of range"},
+	    {"10.0.0.1,10.0.0.0/33", "entry 2 '10.0.0.0/33': prefix"},
+	    {"10.0.0.1, 10.0.0.2", "entry 2 ' 10.0.0.2': not an IPv4 address"},
+	    {"10.0.0.1,", "entry 2 '': empty entry"},
+	    {"host.example", "not an IPv4 address"},
+	    {"1.1.1.1,1.1.1.2,1.1.1.3,1.1.1.4,1.1.1.5,1.1.1.6,1.1.1.7,1.1.1.8,1.1.1.9",
+	     "more than 8 entries"},
+	};
+	for (unsigned i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		settings_default(&s, &caps);
+		strcpy(s.allow, bad[i].list);
+		ck_assert_int_eq(settings_validate(&s, &caps, &e), -EINVAL);
+		const char *m = err_msg(&e, "allow");
+		ck_assert_msg(m && strstr(m, bad[i].want), "%s: got '%s'", bad[i].list,
+		              m ? m : "(no allow error)");
+		ck_assert_uint_eq(e.count, 1); /* nothing else reported */
+	}
+	/* the longest message fits the error's msg field whole */
+	strcpy(s.allow, "1.1.1.1,1.1.1.2,1.1.1.3,1.1.1.4,1.1.1.5,1.1.1.6,1.1.1.7,"
+	                "123456789012345678901234567890123456789x");
+	ck_assert_int_eq(settings_validate(&s, &caps, &e), -EINVAL);
+	ck_assert_str_eq(err_msg(&e, "allow"),
+	                 "entry 8 '123456789012345678901234567890123456789x': not an IPv4 "
+	                 "address (want A.B.C.D or A.B.C.D/PREFIX)");
+}
+END_TEST
+
+/* allow over JSON: written by settings_to_json, read back, a partial object with only allow,
+ * wrong type / too long / bad list refused with *s unchanged. */
+START_TEST(allow_json)
+{
+	struct settings s, t;
+	struct settings_error e;
+	char buf[SETTINGS_JSON_MAX];
+	settings_default(&s, &caps);
+	int n = settings_to_json(&s, buf, sizeof(buf));
+	ck_assert_int_gt(n, 0);
+	ck_assert_ptr_nonnull(strstr(buf, "\"allow\":\"\""));
+	strcpy(s.allow, "192.168.1.0/24,10.0.0.5");
+	n = settings_to_json(&s, buf, sizeof(buf));
+	ck_assert_int_gt(n, 0);
+	ck_assert_ptr_nonnull(strstr(buf, "\"allow\":\"192.168.1.0/24,10.0.0.5\""));
+	settings_default(&t, &caps);
+	ck_assert_int_eq(settings_from_json(&t, &caps, buf, (size_t)n, &e), 0);
+	ck_assert_mem_eq(&s, &t, sizeof(s));
+	/* the longest valid settings (two targets, 8 entries of 18 characters) fit */
+	strcpy(s.allow, "255.255.255.255/32,255.255.255.255/32,255.255.255.255/32,"
+	                "255.255.255.255/32,255.255.255.255/32,255.255.255.255/32,"
+	                "255.255.255.255/32,255.255.255.255/32");
+	for (unsigned i = 0; i < 2; i++) {
+		s.target[i].port = (uint16_t)(65534 + i);
+		s.target[i].baud = 4000000;
+		s.target[i].line_map = 1;
+		s.target[i].auto_boot = 1;
+		s.target[i].settle_ms = SETTINGS_SETTLE_MS_MAX;
+	}
+	s.legacy_ports = 0;
+	ck_assert_int_eq(settings_validate(&s, &caps, &e), 0);
+	n = settings_to_json(&s, buf, sizeof(buf));
+	ck_assert_int_gt(n, 0);
+	settings_default(&t, &caps);
+	ck_assert_int_eq(settings_from_json(&t, &caps, buf, (size_t)n, &e), 0);
+	ck_assert_mem_eq(&s, &t, sizeof(s));
+	/* partial: only allow; back to "" */
+	const char *p = "{\"allow\":\"127.0.0.1\"}";
+	ck_assert_int_eq(settings_from_json(&t, &caps, p, strlen(p), &e), 0);
+	ck_assert_str_eq(t.allow, "127.0.0.1");
+	ck_assert_uint_eq(t.target[0].baud, 4000000); /* untouched */
+	p = "{\"allow\":\"\"}";
+	ck_assert_int_eq(settings_from_json(&t, &caps, p, strlen(p), &e), 0);
+	ck_assert_str_eq(t.allow, "");
+	strcpy(t.allow, "10.0.0.1");
+	struct settings u = t;
+	static const char *const bad[] = {
+	    "{\"allow\":5}",
+	    "{\"allow\":[\"10.0.0.1\"]}",
+	    "{\"allow\":\"10.0.0.300\"}",
+	    "{\"allow\":\"10.0.0.1\\n\"}",
+	    "{\"allow\":\"1.1.1.1,1.1.1.1,1.1.1.1,1.1.1.1,1.1.1.1,1.1.1.1,1.1.1.1,1.1.1.1,1.1.1.1,"
+	    "1.1.1.1,1.1.1.1,1.1.1.1,1.1.1.1,1.1.1.1,1.1.1.1,1.1.1.1,1.1.1.1,1.1.1.1,1.1.1.1,1.1.1."
+	    "1,"
+	    "1.1.1.1\"}",
+	};
+	for (unsigned i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		ck_assert_int_eq(settings_from_json(&t, &caps, bad[i], strlen(bad[i]), &e),
+		                 -EINVAL);
+		ck_assert_msg(err_msg(&e, "allow") != NULL, "%s", bad[i]);
+		ck_assert_mem_eq(&u, &t, sizeof(t)); /* unchanged on error */
+	}
+	ck_assert_ptr_nonnull(strstr(bad[4], "1.1.1.1\"}"));
+	ck_assert_uint_ge(strlen(bad[4]) - 12, sizeof(t.allow)); /* really longer than the field */
+}
+END_TEST
+
+/* The observer sees the current settings after init and after each valid set (not after an
+ * invalid one); saved only when allow changes. */
+static unsigned obs_calls;
+static char obs_allow[SETTINGS_ALLOW_MAX];
+static void obs(void *ctx, const struct settings *cur)
+{
+	ck_assert_ptr_eq(ctx, &obs_calls);
+	obs_calls++;
+	strcpy(obs_allow, cur->allow);
+}
+
+START_TEST(allow_observer_and_saves)
+{
+	struct settings_mgr m;
+	struct settings_error e;
+	obs_calls = 0;
+	strcpy(stored, "{\"allow\":\"10.0.0.0/8\"}");
+	stored_len = (int)strlen(stored);
+	settings_set_observer(obs, &obs_calls);
+	ck_assert_int_eq(settings_mgr_init(&m, &caps, &store, &e), 0);
+	ck_assert_uint_eq(obs_calls, 1);
+	ck_assert_str_eq(obs_allow, "10.0.0.0/8");
+	struct settings s = m.cur;
+	ck_assert_int_eq(settings_mgr_set(&m, &s, &e), 1); /* canonical text differs: saved */
+	ck_assert_int_eq(saves, 1);
+	ck_assert_uint_eq(obs_calls, 2);
+	ck_assert_int_eq(settings_mgr_set(&m, &s, &e), 0); /* same: no write, still notified */
+	ck_assert_int_eq(saves, 1);
+	ck_assert_uint_eq(obs_calls, 3);
+	strcpy(s.allow, "10.0.0.0/8,127.0.0.1");
+	ck_assert_int_eq(settings_mgr_set(&m, &s, &e), 1);
+	ck_assert_int_eq(saves, 2);
+	ck_assert_str_eq(obs_allow, "10.0.0.0/8,127.0.0.1");
+	strcpy(s.allow, "10.0.0.0/8,127.0.0.1/40");
+	ck_assert_int_eq(settings_mgr_set(&m, &s, &e), -EINVAL);
+	ck_assert(has_err(&e, "allow"));
+	ck_assert_uint_eq(obs_calls, 4);
+	ck_assert_str_eq(obs_allow, "10.0.0.0/8,127.0.0.1");
+	ck_assert_str_eq(m.cur.allow, "10.0.0.0/8,127.0.0.1");
+	/* survives a restart; an invalid stored list gives the defaults (everyone) */
+	struct settings_mgr m2;
+	ck_assert_int_eq(settings_mgr_init(&m2, &caps, &store, &e), 0);
+	ck_assert_str_eq(m2.cur.allow, "10.0.0.0/8,127.0.0.1");
+	ck_assert_uint_eq(obs_calls, 5);
+	strcpy(stored, "{\"allow\":\"10.0.0.0/99\"}");
+	stored_len = (int)strlen(stored);
+	ck_assert_int_eq(settings_mgr_init(&m2, &caps, &store, &e), 1);
+	ck_assert(has_err(&e, "allow"));
+	ck_assert_str_eq(m2.cur.allow, "");
+	ck_assert_str_eq(obs_allow, "");
+	settings_set_observer(NULL, NULL);
+	ck_assert_int_eq(settings_mgr_set(&m2, &m2.cur, &e), 1);
+	ck_assert_uint_eq(obs_calls, 6); /* removed: not called */
+}
+END_TEST
+
 static Suite *settings_suite(void)
 {
 	Suite *s = suite_create("settings");
@@ -243,6 +435,9 @@ static Suite *settings_suite(void)
 	tcase_add_test(tc, corrupt_store_gives_defaults);
 	tcase_add_test(tc, from_json_targets_bounded);
 	tcase_add_test(tc, pin_none_tx_rx_and_settle_max);
+	tcase_add_test(tc, allow_valid_and_invalid);
+	tcase_add_test(tc, allow_json);
+	tcase_add_test(tc, allow_observer_and_saves);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -136,6 +136,21 @@ async function main() {
       await page.screenshot({ path: path.join(ART, '3-baud-57600.png'), fullPage: true });
     });
 
+    await test('allowed clients: a bad list gets a per-field error, a good one is saved and applied', async () => {
+      assert((await page.inputValue('#allow')) === '', 'allow field empty by default');
+      await page.fill('#allow', '10.0.0.300');
+      await page.click('#save');
+      await page.waitForFunction(() => /entry 1 '10\.0\.0\.300'.*out of range/.test(document.getElementById('e-allow').textContent), null, { timeout: 5000 });
+      await page.screenshot({ path: path.join(ART, '3b-invalid-allow.png'), fullPage: true });
+      await page.fill('#allow', ' 127.0.0.1, 10.0.0.0/8 ');
+      await page.click('#save');
+      await page.waitForFunction(() => /Settings saved/.test(document.getElementById('msg').textContent), null, { timeout: 5000 });
+      assert((await page.inputValue('#allow')) === '127.0.0.1,10.0.0.0/8', 'field shows the stored list');
+      const saved = JSON.parse(fs.readFileSync(flash + '.settings.json', 'utf8'));
+      assert(saved.allow === '127.0.0.1,10.0.0.0/8', `settings file allow ${JSON.stringify(saved.allow)}`);
+      assert(/clients allowed: 127\.0\.0\.1\/32,10\.0\.0\.0\/8 \(settings\)/.test(log), 'bridge log line');
+    });
+
     await test('press Reset and see the application banner on the bridge port', async () => {
       const sock = net.connect(rfcPort, '127.0.0.1');
       let rx = '';

@@ -11,8 +11,17 @@
  * Legacy ports (settings legacy_ports, target 0 only): raw port 1234 shares the single client
  * slot (bridge_force_raw: plain bytes, no Telnet), control port 1235 takes one client whose
  * bytes go to legacy_control_byte() (firmware/core/legacy.h); its answers are sent back.
+ *
+ * Client allow-list (settings "allow", firmware/core/allowlist.h; issue 4 "Security"): every
+ * client accepted on an RFC 2217 port or a legacy port whose IPv4 address is not in the list
+ * gets the line "espstm: client A.B.C.D not allowed", is closed and logged. An empty list
+ * allows everyone. The list is a parsed copy of the current settings, replaced at run time
+ * by the settings observer (settings_set_observer: the HTTP server's task, right after
+ * PUT /api/settings) under allow_mu; it is checked at accept, so a client already connected
+ * when the list changes stays until it disconnects.
  */
 #include "target.h"
+#include "allowlist.h"
 #include "legacy.h"
 
 #include "esp_log.h"
@@ -37,6 +46,87 @@ static int legacy_on; /* rfc2217_enable_legacy() */
 void rfc2217_enable_legacy(void)
 {
 	legacy_on = 1;
+}
+
+/* ---- client allow-list ---- */
+
+static const char *ALLOW_TAG = "espstm.allow";
+static struct allowlist allow_al;  /* empty: everyone (until allow_init) */
+static SemaphoreHandle_t allow_mu; /* allow_al: observer (HTTP task) vs target tasks */
+static int allow_started;
+
+static void allow_lock(void)
+{
+	if (allow_mu)
+		xSemaphoreTake(allow_mu, portMAX_DELAY);
+}
+
+static void allow_unlock(void)
+{
+	if (allow_mu)
+		xSemaphoreGive(allow_mu);
+}
+
+/* Settings observer: make the settings' allow-list current (logged when it changes). */
+static void allow_update(void *ctx, const struct settings *s)
+{
+	(void)ctx;
+	struct allowlist al;
+	char err[112];
+	if (settings_allowlist(s, &al, err, sizeof(err)) < 0) {
+		/* settings_validate() refuses such a list: not reached */
+		ESP_LOGE(ALLOW_TAG, "settings allow: %s (list unchanged)", err);
+		return;
+	}
+	allow_lock();
+	int changed = memcmp(&allow_al, &al, sizeof(al)) != 0;
+	allow_al = al;
+	allow_unlock();
+	if (changed || !allow_started) {
+		static char txt[ALLOWLIST_MAX * 20]; /* only the settings' task formats */
+		ESP_LOGI(ALLOW_TAG, "clients allowed on the RFC 2217 and legacy ports: %s",
+		         allowlist_format(&al, txt, sizeof(txt)));
+	}
+}
+
+/* Once, before the first server task and the HTTP server start: the list of the loaded
+ * settings, then follow every settings change. */
+static void allow_init(void)
+{
+	if (allow_started)
+		return;
+	allow_mu = xSemaphoreCreateMutex();
+	if (!allow_mu)
+		ESP_LOGE(ALLOW_TAG, "no memory for the allow-list lock: updates are not atomic");
+	allow_update(NULL, &settings_core()->cur);
+	allow_started = 1;
+	settings_set_observer(allow_update, NULL);
+}
+
+/* Check the client just accepted on fd (peer address from accept). Allowed: 1. Not
+ * allowed: sends one line, closes fd, logs "client A.B.C.D not allowed", returns 0. */
+static int allow_admit(struct espstm_target *t, int fd, const struct sockaddr_in *peer,
+                       socklen_t plen, const char *port_name)
+{
+	int ipv4 = plen >= (socklen_t)sizeof(*peer) && peer->sin_family == AF_INET;
+	uint8_t a[4] = {0, 0, 0, 0};
+	if (ipv4)
+		memcpy(a, &peer->sin_addr.s_addr, 4); /* network order: a[0] first octet */
+	uint32_t host = (uint32_t)a[0] << 24 | (uint32_t)a[1] << 16 | (uint32_t)a[2] << 8 | a[3];
+	allow_lock();
+	int ok = allow_al.count == 0 || (ipv4 && allowlist_allows(&allow_al, host));
+	allow_unlock();
+	if (ok)
+		return 1;
+	ESP_LOGW(t->tag, "client %u.%u.%u.%u not allowed on the %s port; closed", a[0], a[1], a[2],
+	         a[3], port_name);
+	char line[64];
+	int n = snprintf(line, sizeof(line), "espstm: client %u.%u.%u.%u not allowed\r\n", a[0],
+	                 a[1], a[2], a[3]);
+	if (n > 0 && (size_t)n < sizeof(line))
+		lwip_send(fd, line, (size_t)n, MSG_DONTWAIT);
+	lwip_close(fd);
+	return 0;
 }
 
 static int listen_port(struct espstm_target *t, uint16_t port)
@@ -101,6 +191,8 @@ static void accept_client(struct espstm_target *t, int lfd, int raw)
 	int fd = lwip_accept(lfd, (struct sockaddr *)&peer, &plen);
 	if (fd < 0)
 		return;
+	if (!allow_admit(t, fd, &peer, plen, raw ? "legacy raw" : "RFC 2217"))
+		return;
 	if (t->cfd >= 0) {
 		static const char busy[] = "espstm: busy: another client is connected; closing\r\n";
 		ESP_LOGI(t->tag, "second client refused (target busy)");
@@ -134,8 +226,12 @@ static void accept_client(struct espstm_target *t, int lfd, int raw)
 /* Legacy control port: one client; a second one is told "busy" and closed. */
 static void accept_ctl(struct espstm_target *t)
 {
-	int fd = lwip_accept(t->lfd_ctl, NULL, NULL);
+	struct sockaddr_in peer;
+	socklen_t plen = sizeof(peer);
+	int fd = lwip_accept(t->lfd_ctl, (struct sockaddr *)&peer, &plen);
 	if (fd < 0)
+		return;
+	if (!allow_admit(t, fd, &peer, plen, "legacy control"))
 		return;
 	if (t->ctl_fd >= 0) {
 		static const char busy[] = "ERR busy: another control client is connected\r\n";
@@ -351,6 +447,7 @@ int rfc2217_start(unsigned index)
 	if (index >= ESPSTM_MAX_TARGETS || !espstm_targets[index].ready)
 		return -1;
 	struct espstm_target *t = &espstm_targets[index];
+	allow_init();
 	static char names[ESPSTM_MAX_TARGETS][12];
 	snprintf(names[index], sizeof(names[index]), "rfc2217-%u", index);
 	if (xTaskCreate(target_task, names[index], TASK_STACK, t, TASK_PRIO, NULL) != pdPASS) {

@@ -2,8 +2,9 @@
 /*
  * Persistent settings in NVS (namespace "espstm"):
  *  - blob "core": the JSON text of the core settings model (firmware/core/settings.h: targets,
- *    legacy ports), loaded and saved through the model's storage callbacks; the model writes
- *    it only when the text changes;
+ *    legacy ports, allowed clients), loaded and saved through the model's storage callbacks;
+ *    the model writes it only when the text changes (rfc2217_task.c follows the allowed
+ *    clients through settings_set_observer);
  *  - blob "cfg": the ESP-only WiFi settings (struct espstm_settings), written only when its
  *    bytes change;
  *  - string "webpass": the web password (first boot: Kconfig or generated).
@@ -149,7 +150,7 @@ static void core_caps(struct settings_caps *c)
 #else /* ESP32 */
 	c->pin_max = 39;
 	c->pin_reserved = 0x0FC0ull | (1ull << 20) | (0xFull << 28); /* flash; no GPIO20, 28..31 */
-	c->pin_input_only = 0xF000000000ull; /* GPIO34..39: inputs only */
+	c->pin_input_only = 0xF000000000ull;                         /* GPIO34..39: inputs only */
 	c->baud_max = 5000000;
 #endif
 }
@@ -160,22 +161,25 @@ static void core_kconfig_defaults(struct settings *s)
 	enum bridge_line_map map = BRIDGE_MAP_DIRECT;
 	enum bridge_auto_boot ab = BRIDGE_AUTO_SYNC;
 	if (bridge_parse_line_map(CONFIG_ESPSTM_LINE_MAP, &map) < 0)
-		ESP_LOGE(TAG, "settings: line map '%s' unknown, using direct", CONFIG_ESPSTM_LINE_MAP);
+		ESP_LOGE(TAG, "settings: line map '%s' unknown, using direct",
+		         CONFIG_ESPSTM_LINE_MAP);
 	if (bridge_parse_auto_boot(CONFIG_ESPSTM_AUTO_BOOT, &ab) < 0)
-		ESP_LOGE(TAG, "settings: auto_boot '%s' unknown, using sync", CONFIG_ESPSTM_AUTO_BOOT);
+		ESP_LOGE(TAG, "settings: auto_boot '%s' unknown, using sync",
+		         CONFIG_ESPSTM_AUTO_BOOT);
 	static const uint16_t ports[2] = {CONFIG_ESPSTM_T0_PORT, CONFIG_ESPSTM_T1_PORT};
 	static const struct settings_pins pins[2] = {
 #if CONFIG_IDF_TARGET_ESP8266
-	    {15, 13, CONFIG_ESPSTM_T0_NRST_GPIO, CONFIG_ESPSTM_T0_BOOT0_GPIO}, /* UART0 swapped */
+		{15, 13, CONFIG_ESPSTM_T0_NRST_GPIO,
+		 CONFIG_ESPSTM_T0_BOOT0_GPIO}, /* UART0 swapped */
 #else
-	    {CONFIG_ESPSTM_T0_TX_GPIO, CONFIG_ESPSTM_T0_RX_GPIO, CONFIG_ESPSTM_T0_NRST_GPIO,
-	     CONFIG_ESPSTM_T0_BOOT0_GPIO},
+		{CONFIG_ESPSTM_T0_TX_GPIO, CONFIG_ESPSTM_T0_RX_GPIO, CONFIG_ESPSTM_T0_NRST_GPIO,
+		 CONFIG_ESPSTM_T0_BOOT0_GPIO},
 #endif
 #if ESPSTM_MAX_TARGETS > 1
-	    {CONFIG_ESPSTM_T1_TX_GPIO, CONFIG_ESPSTM_T1_RX_GPIO, CONFIG_ESPSTM_T1_NRST_GPIO,
-	     CONFIG_ESPSTM_T1_BOOT0_GPIO},
+		{CONFIG_ESPSTM_T1_TX_GPIO, CONFIG_ESPSTM_T1_RX_GPIO, CONFIG_ESPSTM_T1_NRST_GPIO,
+		 CONFIG_ESPSTM_T1_BOOT0_GPIO},
 #else
-	    {SETTINGS_PIN_NONE, SETTINGS_PIN_NONE, SETTINGS_PIN_NONE, SETTINGS_PIN_NONE},
+		{SETTINGS_PIN_NONE, SETTINGS_PIN_NONE, SETTINGS_PIN_NONE, SETTINGS_PIN_NONE},
 #endif
 	};
 	for (unsigned i = 0; i < SETTINGS_MAX_TARGETS && i < 2; i++) {
@@ -262,8 +266,8 @@ static void core_init(int nvs_ok)
 	r = settings_mgr_set(&core, &d, &err);
 	if (r == -EINVAL) {
 		for (unsigned i = 0; i < err.count; i++)
-			ESP_LOGE(TAG, "Kconfig defaults: %s: %s (model defaults used)", err.e[i].field,
-			         err.e[i].msg);
+			ESP_LOGE(TAG, "Kconfig defaults: %s: %s (model defaults used)",
+			         err.e[i].field, err.e[i].msg);
 	}
 }
 

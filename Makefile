@@ -86,6 +86,7 @@ check: all unit
 	$(MAKE) fuzz FUZZ_SECONDS=$(CHECK_FUZZ_SECONDS)
 	ESPSTM_BUILD=$(BUILD) tests/legacy/run
 	ESPSTM_BUILD=$(BUILD) tests/flash-http/run
+	ESPSTM_BUILD=$(BUILD) tests/allow/run
 	$(MAKE) web
 	$(MAKE) service
 	ESPSTM_BUILD=$(BUILD) tests/rfc2217/run

@@ -195,7 +195,8 @@ void link_get_stats(const struct link *l, struct link_stats *st);
  * data written meanwhile waits behind the sequence); afterwards the desired DTR/RTS
  * (link_set_dtr/rts; deasserted if never set) are sent again.
  * LINK_PROTO_LEGACY: the single command byte, in order with data (sent once the data before
- * it is written; data after it waits for the bridge's answer line, at most 1 s).
+ * it is written and acknowledged by the bridge's TCP stack, SIOCOUTQ 0, at most 1 s; data
+ * after it waits for the bridge's answer line, at most 1 s).
  * Returns 0 (started), -ENOTCONN when the link is not up, -EBUSY while another action runs,
  * -EINVAL for an unknown action, -ENOTSUP when the bridge refused COM-PORT-OPTION (it would
  * not apply DTR/RTS), -ENOMEM.

@@ -51,8 +51,12 @@ struct tty_stats {
 	/* struct serial_icounter_struct counters (TIOCGICOUNT): modem-line transitions from
 	 * NOTIFY-MODEMSTATE, line errors from NOTIFY-LINESTATE, bytes each way */
 	uint32_t cts, dsr, rng, dcd, rx, tx, frame, overrun, parity_err, brk, buf_overrun;
-	uint64_t rx_dropped; /* bytes from the bridge discarded (TCFLSH/TCIFLUSH, none lost
-	                      * otherwise: the link is paused when the buffer is full) */
+	/* bytes from the bridge discarded on purpose, as a serial port does: input flushes
+	 * (TCIFLUSH, TCSETSF, including what the link discarded until the bridge's PURGE-DATA
+	 * answer), input while no descriptor is open, and what was unread at the last close.
+	 * Nothing is dropped while a program has the port open and reads: a full buffer makes
+	 * the link send FLOWCONTROL-SUSPEND (RFC 2217) instead. */
+	uint64_t rx_dropped;
 };
 
 /* Fill st (cheap, no I/O). */

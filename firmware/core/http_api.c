@@ -817,24 +817,23 @@ int http_api_flash_start(struct http_api *api, const struct api_request *rq, con
 	return 1;
 }
 
-/* HEX: write the pending gap fill and record data. 1 when nothing is pending. */
+/* HEX: hand the pending jump (stm32_isp_seek: the ISP decides, once it knows the device,
+ * whether a gap is filled or skipped, and fails on an address outside the flash) and the
+ * record's data to the ISP. 1 when nothing is pending. */
 static int push_pending(struct api_flash *f)
 {
-	static const uint8_t ff[64] = {
-	    0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
-	    0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
-	    0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
-	    0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
-	    0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF};
 	if (!f->begun)
 		return 1;
-	while (f->fill) {
-		size_t n = f->fill < sizeof(ff) ? f->fill : sizeof(ff);
-		size_t k = stm32_isp_write(f->isp, ff, n);
-		f->fill -= (uint32_t)k;
-		f->next_addr += (uint32_t)k;
-		if (k < n)
-			return 0;
+	if (f->seek) {
+		int r = stm32_isp_seek(f->isp, f->seek_addr);
+		if (r == -EINVAL)
+			flash_fail(f, 400,
+			           "Intel HEX: data at 0x%08lX cannot be placed after 0x%08lX",
+			           (unsigned long)f->seek_addr, (unsigned long)f->next_addr);
+		f->seek = 0;
+		f->next_addr = f->seek_addr;
+		if (r < 0)
+			return 1; /* the run failed: nothing more to write */
 	}
 	uint32_t addr;
 	const uint8_t *d;
@@ -849,7 +848,8 @@ static int push_pending(struct api_flash *f)
 	return 1;
 }
 
-/* HEX: a data record was decoded: start the run at its address, or plan the gap. */
+/* HEX: a data record was decoded: start the run (the image starts at the first record:
+ * a seek before any byte), or plan the jump to a record after a gap. */
 static void hex_record(struct http_api *api, unsigned t, struct api_flash *f)
 {
 	uint32_t addr;
@@ -857,10 +857,12 @@ static void hex_record(struct http_api *api, unsigned t, struct api_flash *f)
 	if (!ihex_data(&f->ihex, &addr, &d))
 		return;
 	if (!f->begun) {
-		f->address = addr & ~3u;
-		f->next_addr = f->address;
-		if (flash_begin(api, t, f, f->address, 0) < 0)
+		f->address = addr;
+		if (flash_begin(api, t, f, 0, 0) < 0)
 			return;
+		f->seek = 1;
+		f->seek_addr = addr;
+		return;
 	}
 	if (addr < f->next_addr) {
 		flash_fail(
@@ -870,7 +872,10 @@ static void hex_record(struct http_api *api, unsigned t, struct api_flash *f)
 		    (unsigned long)addr, (unsigned long)f->next_addr);
 		return;
 	}
-	f->fill = addr - f->next_addr;
+	if (addr > f->next_addr) {
+		f->seek = 1;
+		f->seek_addr = addr;
+	}
 }
 
 size_t http_api_flash_body(struct http_api *api, unsigned target, const uint8_t *p, size_t n)

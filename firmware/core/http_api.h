@@ -31,9 +31,15 @@
  *   body: the image, streamed. Parameters (all optional, each at most once; an unknown or
  *   malformed one is 400):
  *     format    bin (default) | hex. hex: Intel HEX (ihex.h), decoded as it arrives; the
- *               image starts at its first data record (rounded down to 4 bytes), records
- *               must come in ascending address order, gaps between them are written as
- *               0xFF (the erase covers them anyway), an end-of-file record is required.
+ *               image starts at its first data record (rounded down to the device's
+ *               programming unit, 0xFF before it), records must come in ascending address
+ *               order, an end-of-file record is required and nothing but blanks and line
+ *               breaks may follow it. Gaps between records are not written
+ *               (stm32_isp_seek): erase units no record touches are neither erased nor
+ *               written and keep their contents; gap bytes in units a record touches read
+ *               0xFF (erased). A record outside the device's flash fails the run with an
+ *               error naming its address (413, 400 below the flash base) before anything
+ *               is erased or written for it; the records before it have been written.
  *     address   bin only (400 with hex): where the first byte goes, 0x-hex or decimal, a
  *               multiple of 4 and of the device's programming unit (8 on G0/G4/L4/WB/WL,
  *               16 on U5, 32 on most H7: 400 once GET ID has named the device, before
@@ -72,7 +78,9 @@
  *      "bootloader":"2.2"},"error":null|"...","step":null|"writing","elapsed_ms":..}
  *   "step" is the state the run was in when it failed ("upload" if it failed before the
  *   flasher started, e.g. an Intel HEX error in the first records). "bytes_received"
- *   counts image bytes the flasher accepted (HEX: decoded bytes, gap fill included).
+ *   counts image bytes the flasher accepted (HEX: decoded data bytes); "bytes_written" and
+ *   "bytes_total" count the bytes programmed, with the 0xFF that pads a segment to the
+ *   programming unit and fills short gaps inside erase units the image touches.
  *   The last run's result stays until the next one starts ("idle" before the first).
  *
  * The server side of flashing: http_api_flash_route() recognises the POST before its body
@@ -183,10 +191,11 @@ struct api_flash {
 	int status;       /* HTTP status of the result */
 	uint32_t address; /* requested (bin; 0 = flash base) or first HEX address */
 	uint32_t baud;
-	int64_t content_length;    /* -1 unknown */
-	uint32_t body_bytes;       /* body bytes taken */
-	uint32_t next_addr;        /* hex: address of the next image byte */
-	uint32_t fill;             /* hex: 0xFF gap bytes still to write */
+	int64_t content_length; /* -1 unknown */
+	uint32_t body_bytes;    /* body bytes taken */
+	uint32_t next_addr;     /* hex: address of the next image byte */
+	int seek;               /* hex: stm32_isp_seek(seek_addr) still to do */
+	uint32_t seek_addr;
 	enum stm32_isp_state step; /* last state before the end */
 	struct stm32_isp *isp;
 	struct ihex ihex;

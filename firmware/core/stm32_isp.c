@@ -570,13 +570,13 @@ static void retry_or_fail(struct stm32_isp *isp, enum result r, const char *what
 		fail(isp, STM32_ISP_E_PROTOCOL, "invalid answer to %s", what);
 }
 
-/* Current block: image offset img_off, at most up to the next STM32_ISP_BLOCK boundary of
- * the target address (so blocks are aligned for bootloaders that program whole flash
- * words), limited by total. Sets blk_len (0 if no byte of it is buffered yet). Returns 1
- * when the block can be written (complete, or the image ended). */
+/* Current block: flash address pos, at most up to the next STM32_ISP_BLOCK boundary (so
+ * blocks are aligned for bootloaders that program whole flash words), limited by total.
+ * Sets blk_len (0 if no byte of it is buffered yet). Returns 1 when the block can be
+ * written (complete, or the image or its segment ended: stm32_isp_seek() far ahead). */
 static int block_ready(struct stm32_isp *isp)
 {
-	uint32_t a = isp->st.address + isp->img_off;
+	uint32_t a = isp->pos;
 	uint32_t len = STM32_ISP_BLOCK - (a & (STM32_ISP_BLOCK - 1));
 	if (isp->o.total && isp->o.total - isp->img_off < len)
 		len = isp->o.total - isp->img_off;
@@ -587,7 +587,78 @@ static int block_ready(struct stm32_isp *isp)
 		return 1;
 	}
 	isp->blk_len = (uint16_t)isp->buf_len;
-	return isp->ended && isp->buf_len > 0;
+	return (isp->ended || isp->seg_end) && isp->buf_len > 0;
+}
+
+/* Append n bytes of 0xFF to the image ring (the caller checked the room). */
+static void ring_fill(struct stm32_isp *isp, uint32_t n)
+{
+	for (uint32_t i = 0; i < n; i++)
+		isp->buf[(isp->buf_head + isp->buf_len + i) & (STM32_ISP_BUF - 1)] = 0xFF;
+	isp->buf_len += n;
+}
+
+/* A pending stm32_isp_seek() (device known): check its address against the flash, then
+ * either fill a short gap whose bytes lie only in erase units the image's own data touches
+ * (those are erased anyway: writing 0xFF there changes nothing) with 0xFF, or end the
+ * current segment (its last block is written, padded to the programming unit) and start
+ * the next one at the seek address rounded down to the programming unit, with 0xFF before
+ * it. Units in between are neither erased nor written. Returns 0, or -1 after failing the
+ * run. */
+static int seek_apply(struct stm32_isp *isp)
+{
+	const struct stm32_dev *d = isp->st.dev;
+	uint32_t a = isp->seek_addr, w = stm32_dev_write_align(d);
+	int empty = isp->img_off == 0 && isp->buf_len == 0;
+	isp->seg_end = 0;
+	if (isp->ended) { /* nothing came after it */
+		isp->seek_on = 0;
+		return 0;
+	}
+	if (a < d->flash_base || a >= isp->flash_end) {
+		if (empty)
+			isp->st.address = a;
+		fail(isp, STM32_ISP_E_RANGE,
+		     "data at 0x%08lx is outside the flash 0x%08lx-0x%08lx (%lu KiB); nothing "
+		     "written there",
+		     (unsigned long)a, (unsigned long)d->flash_base,
+		     (unsigned long)(isp->flash_end - 1),
+		     (unsigned long)(isp->st.flash_size / 1024));
+		return -1;
+	}
+	if (empty) {
+		isp->pos = isp->st.address = a & ~(w - 1u);
+		ring_fill(isp, a - isp->pos);
+		isp->seek_on = 0;
+		return 0;
+	}
+	uint32_t p = isp->pos + isp->buf_len; /* address of the next byte */
+	if (a < p) {
+		fail(isp, STM32_ISP_E_ARG, "data at 0x%08lx after data up to 0x%08lx",
+		     (unsigned long)a, (unsigned long)p);
+		return -1;
+	}
+	uint32_t u1, s1, z1, u2, s2, z2, base = d->flash_base;
+	if (a - p <= STM32_ISP_BLOCK &&
+	    stm32_dev_unit(d, isp->st.flash_size, p - 1 - base, &u1, &s1, &z1) == 0 &&
+	    stm32_dev_unit(d, isp->st.flash_size, a - base, &u2, &s2, &z2) == 0 && u2 <= u1 + 1) {
+		/* every gap byte is in the unit of the last byte or of the next one */
+		if (STM32_ISP_BUF - isp->buf_len < a - p)
+			return 0; /* a whole block is buffered: it goes first */
+		ring_fill(isp, a - p);
+		isp->seek_on = 0;
+		return 0;
+	}
+	if (isp->buf_len) {
+		isp->seg_end = 1; /* write what is buffered first */
+		return 0;
+	}
+	/* a - p > the programming unit here, or a and p - 1 share a unit (filled above) */
+	isp->pos = a & ~(w - 1u);
+	ring_fill(isp, a - isp->pos);
+	isp->seek_on = 0;
+	logf_(isp, HAL_LOG_DEBUG, "stm32_isp: next segment at 0x%08lx", (unsigned long)a);
+	return 0;
 }
 
 static void finish(struct stm32_isp *isp);
@@ -639,13 +710,15 @@ static void do_block(struct stm32_isp *isp)
 		finish(isp);
 		return;
 	}
+	if (isp->seek_on && seek_apply(isp) < 0)
+		return;
 	if (!block_ready(isp)) {
 		set_state(isp, STM32_ISP_WRITING); /* waiting for image data */
 		return;
 	}
 	const struct stm32_dev *d = isp->st.dev;
 	uint32_t base = d->flash_base;
-	uint32_t a = isp->st.address + isp->img_off;
+	uint32_t a = isp->pos;
 	uint64_t end = (uint64_t)a + isp->blk_len;
 	if (end > isp->flash_end) {
 		fail(isp, STM32_ISP_E_RANGE,
@@ -681,6 +754,7 @@ static void block_done(struct stm32_isp *isp)
 	isp->buf_head = (isp->buf_head + isp->blk_len) & (STM32_ISP_BUF - 1);
 	isp->buf_len -= isp->blk_len;
 	isp->img_off += isp->blk_len;
+	isp->pos += isp->blk_len;
 	isp->blk_len = 0;
 	isp->blk_counted = 0;
 	notify(isp);
@@ -744,6 +818,10 @@ static void check_range(struct stm32_isp *isp)
 	isp->flash_end = d->flash_base + isp->st.flash_size;
 	if (!isp->o.address)
 		isp->st.address = d->flash_base;
+	if (!isp->pos_set) { /* not again after an unprotect's re-identification */
+		isp->pos = isp->st.address;
+		isp->pos_set = 1;
+	}
 	uint32_t a = isp->st.address;
 	uint64_t end = (uint64_t)a + (isp->o.total ? isp->o.total : 1);
 	if (a < d->flash_base || end > isp->flash_end) {
@@ -855,7 +933,7 @@ static void run_step(struct stm32_isp *isp)
 		return;
 	case ST_WRITE:
 		set_state(isp, STM32_ISP_WRITING);
-		io->addr = isp->st.address + isp->img_off;
+		io->addr = isp->pos;
 		io->len = isp->blk_len;
 		op_start(isp, OP_WRITE);
 		return;
@@ -863,7 +941,7 @@ static void run_step(struct stm32_isp *isp)
 	case ST_VERIFY:
 		if (isp->step == ST_VERIFY)
 			set_state(isp, STM32_ISP_VERIFYING);
-		io->addr = isp->st.address + isp->img_off;
+		io->addr = isp->pos;
 		io->len = isp->blk_len;
 		op_start(isp, OP_READ);
 		return;
@@ -1350,7 +1428,7 @@ int stm32_isp_begin(struct stm32_isp *isp, const struct stm32_isp_opts *opts)
 
 size_t stm32_isp_room(const struct stm32_isp *isp)
 {
-	if (!stm32_isp_busy(isp) || isp->ended)
+	if (!stm32_isp_busy(isp) || isp->ended || isp->seek_on)
 		return 0;
 	size_t room = STM32_ISP_BUF - isp->buf_len;
 	if (isp->o.total) {
@@ -1363,7 +1441,7 @@ size_t stm32_isp_room(const struct stm32_isp *isp)
 
 size_t stm32_isp_write(struct stm32_isp *isp, const uint8_t *p, size_t n)
 {
-	if (!stm32_isp_busy(isp) || isp->ended || n == 0)
+	if (!stm32_isp_busy(isp) || isp->ended || isp->seek_on || n == 0)
 		return 0;
 	if (isp->o.total && n > isp->o.total - isp->st.bytes_received) {
 		fail(isp, STM32_ISP_E_RANGE, "more than the announced %lu bytes",
@@ -1382,6 +1460,32 @@ size_t stm32_isp_write(struct stm32_isp *isp, const uint8_t *p, size_t n)
 	return k;
 }
 
+int stm32_isp_seek(struct stm32_isp *isp, uint32_t addr)
+{
+	if (!stm32_isp_busy(isp) || isp->ended || isp->o.total)
+		return -EINVAL;
+	if (isp->seek_on) {
+		if (addr < isp->seek_addr)
+			return -EINVAL;
+	} else if (isp->pos_set || isp->o.address) {
+		uint32_t next = (isp->pos_set ? isp->pos : isp->o.address) + isp->buf_len;
+		if ((isp->img_off || isp->buf_len) && addr < next)
+			return -EINVAL;
+	}
+	if (isp->flash_end &&
+	    (addr < isp->st.dev->flash_base || addr >= isp->flash_end)) { /* device known */
+		isp->seek_addr = addr;
+		isp->seek_on = 1;
+		seek_apply(isp); /* fails the run, naming the address */
+		return -ERANGE;
+	}
+	isp->seek_addr = addr;
+	isp->seek_on = 1;
+	if (isp->step == ST_BLOCK && isp->io.op == OP_NONE)
+		do_block(isp);
+	return 0;
+}
+
 int stm32_isp_end(struct stm32_isp *isp)
 {
 	if (isp->st.state == STM32_ISP_IDLE)
@@ -1389,8 +1493,8 @@ int stm32_isp_end(struct stm32_isp *isp)
 	if (!stm32_isp_busy(isp) || isp->ended)
 		return 0;
 	isp->ended = 1;
-	if (!isp->o.total)
-		isp->st.total = isp->st.bytes_received;
+	if (!isp->o.total) /* bytes received + 0xFF put in by stm32_isp_seek() */
+		isp->st.total = isp->img_off + isp->buf_len;
 	if (isp->st.bytes_received == 0) {
 		fail(isp, STM32_ISP_E_ARG, "empty image");
 		return 0;

@@ -184,11 +184,13 @@ struct stm32_isp_status {
 	const char *message;     /* one line, "" while nothing to say; valid until the next
 	                            call into this stm32_isp */
 	uint32_t address;        /* image start (resolved after GET ID) */
-	uint32_t total;          /* opts.total, or the bytes received once end() is called */
+	uint32_t total;          /* opts.total, or once end() is called the bytes received
+	                            plus the 0xFF stm32_isp_seek() put in */
 	uint32_t bytes_received; /* accepted by stm32_isp_write() */
 	uint32_t bytes_erased;   /* flash bytes in erase units erased so far */
-	uint32_t bytes_written;  /* image bytes written (ACKed by WRITE MEMORY) */
-	uint32_t bytes_verified; /* image bytes read back and found equal */
+	uint32_t bytes_written;  /* image bytes written (ACKed by WRITE MEMORY), with the 0xFF
+	                            stm32_isp_seek() put in (so possibly > bytes_received) */
+	uint32_t bytes_verified; /* of those, read back and found equal */
 	/* device (valid from IDENTIFYING on; 0/NULL before) */
 	uint16_t pid;
 	uint8_t bl_version;          /* 0x31 = v3.1 */
@@ -261,7 +263,12 @@ struct stm32_isp {
 	uint32_t buf_head, buf_len, img_off;
 	uint16_t blk_len; /* current block (bytes, before padding) */
 	uint32_t dropped; /* bytes received that answered nothing */
-	char what[64];    /* the command a re-sync follows (for the message) */
+	uint32_t pos;     /* flash address of buf[buf_head] (the current block) */
+	uint8_t pos_set;  /* pos resolved (after GET ID) */
+	uint8_t seek_on;  /* stm32_isp_seek() pending: seek_addr */
+	uint8_t seg_end;  /* the pending seek ends the current segment */
+	uint32_t seek_addr;
+	char what[64]; /* the command a re-sync follows (for the message) */
 	struct stm32_isp_io io;
 };
 
@@ -287,6 +294,26 @@ int stm32_isp_begin(struct stm32_isp *isp, const struct stm32_isp_opts *opts);
  * the run (STM32_ISP_E_RANGE). May run the state machine (poll) before returning.
  */
 size_t stm32_isp_write(struct stm32_isp *isp, const uint8_t *p, size_t n);
+
+/*
+ * The next image bytes go to flash address addr (the image continues there; only with
+ * opts.total 0, e.g. Intel HEX records with gaps). The bytes between the last byte written
+ * and addr are not written: erase units the image's data does not touch are neither
+ * erased nor written (they keep their contents), bytes in units it does touch read 0xFF
+ * (erased). Internally: a gap of at most STM32_ISP_BLOCK bytes whose every byte lies in the
+ * unit of the last byte or of addr is filled with 0xFF; otherwise the current segment ends
+ * (its last block padded to the programming unit) and the next starts at addr rounded down
+ * to the programming unit (0xFF before addr). A seek before any byte moves the image start
+ * (status address, GO target) to addr rounded down to the programming unit. The seek is
+ * carried out once the device is known: until then, and while the segment's last block
+ * is written, stm32_isp_write() takes nothing (stm32_isp_room() is 0). Returns 0; -EINVAL
+ * when no run is in progress, after stm32_isp_end(), with opts.total set, or when addr is
+ * below the next byte's address; -ERANGE when the device is known and addr is outside its
+ * flash: the run has failed (STM32_ISP_E_RANGE, the message names addr) before anything
+ * more was erased or written. Outside the flash before the device is known: the run fails
+ * the same way once it is (before any erase or write for addr).
+ */
+int stm32_isp_seek(struct stm32_isp *isp, uint32_t addr);
 
 /* Bytes stm32_isp_write() would take now (0 when full or not running). */
 size_t stm32_isp_room(const struct stm32_isp *isp);

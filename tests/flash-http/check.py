@@ -315,10 +315,30 @@ def run_f103(binary, tmp):
         st, j = br.curl("format=hex&verify=1", hxf)
         check("Intel HEX with a gap: 200 done",
               st == 200 and isinstance(j, dict) and j.get("state") == "done", (st, j))
-        check("HEX: address from the records, gap written as 0xFF (%s bytes)"
+        check("HEX: address from the records, gap not written (%s bytes)"
               % (j.get("bytes_written") if isinstance(j, dict) else "?"),
               isinstance(j, dict) and j.get("address") == "0x08010000" and
-              j.get("bytes_written") == 4096 + 5000 and j.get("format") == "hex", j)
+              j.get("bytes_written") == 3000 + 5000 and j.get("format") == "hex", j)
+
+        # a record far beyond the flash (16 bytes in the old contents, then 16 at
+        # 0x90000000): fails naming the address before anything is erased or written
+        farf = os.path.join(tmp, "far.hex")
+        with open(farf, "wb") as f:
+            f.write(ihex([(BASE + 0x14000, bytes(range(16))), (0x90000000, bytes(range(16)))]))
+        st, j = br.curl("format=hex&verify=1", farf)
+        check("Intel HEX with a record outside the flash: 413 naming its address",
+              st == 413 and isinstance(j, dict) and j.get("state") == "failed" and
+              "0x90000000" in (j.get("error") or "") and j.get("bytes_written") == 0 and
+              j.get("bytes_erased") == 0, (st, j))
+
+        # two files concatenated: 400 (the second is not dropped silently)
+        catf = os.path.join(tmp, "cat.hex")
+        with open(catf, "wb") as f:
+            f.write(ihex([(BASE + 0x14000, bytes(16))]) + ihex([(BASE + 0x14100, bytes(16))]))
+        st, j = br.curl("format=hex", catf)
+        check("two Intel HEX files concatenated: 400",
+              st == 400 and isinstance(j, dict) and
+              "after the end-of-file" in (j.get("error") or ""), (st, j))
 
         # bad HEX: checksum error on line 2 (before any data is accepted)
         bad = hx.split(b"\r\n")
@@ -362,9 +382,11 @@ def run_f103(binary, tmp):
         flash = br.stop()
     check("flash holds the .bin image", flash[:65536] == img,
           "first difference at %s" % next((i for i in range(65536) if flash[i] != img[i]), None))
-    exp = seg1 + b"\xff" * (4096 - len(seg1)) + seg2
-    check("flash holds the HEX segments and the 0xFF gap",
+    exp = seg1 + b"\xff" * (0x10C00 - 0x10000 - len(seg1)) + old[0x10C00:0x11000] + seg2
+    check("flash holds the HEX segments; gap: 0xFF in their pages, page 0x10C00 untouched",
           flash[0x10000:0x10000 + len(exp)] == exp)
+    check("flash around the refused far record untouched",
+          flash[0x14000:0x18000] == old[0x14000:0x18000])
     check("flash holds the last upload", flash[0x1F800:0x20000] == small)
     # erase only what the images covered: the HEX ends in page 0x12000 (1 KiB pages)
     end_hex = 0x10000 + len(exp)

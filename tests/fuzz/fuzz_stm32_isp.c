@@ -14,6 +14,8 @@
  *   0xC8-0xCF  advance the clock by (c & 7) * 300 ms
  *   0xD0       stm32_isp_write() of (next byte) image bytes   0xD1  stm32_isp_end()
  *   0xD2       stm32_isp_abort()    0xD3  advance the clock by 40 s
+ *   0xD5       stm32_isp_seek() (next byte) * 8 bytes past the last image byte fed, or
+ *              below it when that byte is 0xFF
  *   others     stm32_isp_poll() only
  * Every step ends with stm32_isp_poll(). Checked: no crash or undefined behaviour, and the
  * invariants of the API: byte counters ordered (verified <= written <= received), DONE
@@ -25,6 +27,7 @@
 #include "stm32_devices.h"
 #include "stm32_isp.h"
 
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,7 +40,9 @@ static uint8_t last_cmd;   /* command of the frame sequence in progress */
 static int frames_in_cmd;  /* frames sent since that command */
 static uint32_t read_addr; /* address of the last READ */
 static uint8_t img[4096];
-static int answered; /* the last frame sent has been answered (autopilot) */
+static uint8_t shadow[64 * 1024]; /* flash from 0x08000000 as written (READ answers) */
+static uint32_t write_addr;       /* address of the last WRITE */
+static int answered;              /* the last frame sent has been answered (autopilot) */
 
 static const uint8_t ack = 0x79, nack = 0x1F, busy = 0x76;
 
@@ -90,6 +95,7 @@ static size_t f_write(void *ctx, const uint8_t *p, size_t n)
 		uint32_t a = be32(p);
 		check((a & 3) == 0);
 		check(a >= 0x08000000u && a < 0x08000000u + 4u * 1024u * 1024u);
+		write_addr = a;
 	} else if (last_cmd == 0x31 && frames_in_cmd == 2) {
 		/* data: N, N + 1 bytes (a whole number of words), XOR checksum */
 		check(n >= 3 && n == (size_t)p[0] + 3);
@@ -98,6 +104,9 @@ static size_t f_write(void *ctx, const uint8_t *p, size_t n)
 		for (size_t i = 0; i + 1 < n; i++)
 			x ^= p[i];
 		check(x == p[n - 1]);
+		for (size_t i = 0; i + 2 < n; i++)
+			if (write_addr - 0x08000000u + i < sizeof(shadow))
+				shadow[write_addr - 0x08000000u + i] = p[1 + i];
 	} else if (last_cmd == 0x11 && frames_in_cmd == 1) {
 		check(n == 5 && (p[0] ^ p[1] ^ p[2] ^ p[3]) == p[4]);
 		read_addr = be32(p);
@@ -132,17 +141,19 @@ static uint32_t f_now(void *ctx)
 	return now;
 }
 
-static void invariants(const struct stm32_isp *isp, int ended)
+/* sought: stm32_isp_seek() was used (its 0xFF padding counts as written, not received) */
+static void invariants(const struct stm32_isp *isp, int ended, int sought)
 {
 	struct stm32_isp_status st;
 	stm32_isp_status(isp, &st);
 	check(st.message != NULL && strlen(st.message) < STM32_ISP_MSG);
 	check(st.bytes_verified <= st.bytes_written);
-	check(st.bytes_written <= st.bytes_received);
+	check(sought || st.bytes_written <= st.bytes_received);
 	if (st.state == STM32_ISP_DONE) {
 		check(st.error == STM32_ISP_E_NONE);
 		check(ended || (st.total && st.bytes_received == st.total));
-		check(st.bytes_written == st.bytes_received);
+		check(st.bytes_written == (sought ? st.total : st.bytes_received));
+		check(st.bytes_written >= st.bytes_received);
 	}
 	if (st.state == STM32_ISP_FAILED)
 		check(st.error != STM32_ISP_E_NONE && st.message[0] != 0);
@@ -162,9 +173,9 @@ static void feed(struct stm32_isp *isp, const uint8_t *p, size_t n)
 
 /* A well-formed answer (AN3155 chapter 3) to the last frame the master sent; sel varies
  * the contents: GET's version and erase commands (bit 0: 0x43, bit 1: 0x44), GVR's
- * version, GID's PID (a table entry or none), READ data (bit 0: the image as written,
+ * version, GID's PID (a table entry or none), READ data (bit 0: what was written there,
  * else fuzzed), NACK instead of ACK for other frames (bit 7). Returns the length. */
-static size_t answer(uint8_t sel, uint32_t img_base, uint8_t *r)
+static size_t answer(uint8_t sel, uint8_t *r)
 {
 	size_t k = 0;
 	if (last_len == 1) { /* 0x7F sync: ACK; 0xFF re-sync filler: NACK */
@@ -213,9 +224,9 @@ static size_t answer(uint8_t sel, uint32_t img_base, uint8_t *r)
 		if (frames_in_cmd == 2) {
 			size_t n = (size_t)last_frame[0] + 1;
 			for (size_t j = 0; j < n; j++) {
-				uint32_t off = read_addr - img_base + (uint32_t)j;
-				r[k++] =
-				    (sel & 1) && off < sizeof(img) ? img[off] : (uint8_t)(sel + j);
+				uint32_t off = read_addr - 0x08000000u + (uint32_t)j;
+				r[k++] = (sel & 1) && off < sizeof(shadow) ? shadow[off]
+				                                           : (uint8_t)(sel + j);
 			}
 		}
 		return k;
@@ -256,9 +267,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	};
 	if (stm32_isp_begin(&isp, &o) != 0)
 		abort();
-	int ended = 0;
+	int ended = 0, sought = 0;
 	size_t fed = 0;
-	uint32_t img_base = 0x08000000u + (o.address ? 0x104u : 0);
+	uint32_t next_addr = 0x08000000u + (o.address ? 0x104u : 0); /* of the next byte fed */
+	memset(shadow, 0xFF, sizeof(shadow));
 	for (size_t i = 1; i < size; i++) {
 		uint8_t c = data[i];
 		if (c < 0x80) {
@@ -281,7 +293,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		} else if (c < 0xA0) {
 			uint8_t r[STM32_ISP_BLOCK + 8];
 			uint8_t sel = i + 1 < size ? data[++i] : 0;
-			feed(&isp, r, answer(sel, img_base, r));
+			feed(&isp, r, answer(sel, r));
 		} else if (c < 0xB0) {
 			feed(&isp, &ack, 1);
 		} else if (c < 0xC0) {
@@ -300,6 +312,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (o.total == 0 || fed + n <= o.total)
 				check(k == (n < room ? n : room) || !stm32_isp_busy(&isp));
 			fed += k;
+			next_addr += (uint32_t)k;
+		} else if (c == 0xD5) {
+			uint8_t g = i + 1 < size ? data[++i] : 0;
+			uint32_t a = g == 0xFF ? next_addr - 1 : next_addr + g * 8u;
+			int busy_before = stm32_isp_busy(&isp) && !ended;
+			int e = stm32_isp_seek(&isp, a);
+			check(e == 0 || e == -EINVAL || e == -ERANGE);
+			if (!busy_before || o.total)
+				check(e == -EINVAL);
+			if (e == -ERANGE)
+				check(!stm32_isp_busy(&isp));
+			if (e == 0) {
+				sought = 1;
+				next_addr = a;
+			}
 		} else if (c == 0xD1) {
 			check(stm32_isp_end(&isp) == 0);
 			ended = 1;
@@ -324,11 +351,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				}
 				uint8_t r[STM32_ISP_BLOCK + 8];
 				answered = 1;
-				feed(&isp, r, answer(0x07, img_base, r));
+				feed(&isp, r, answer(0x07, r));
 			}
 		}
 		stm32_isp_poll(&isp);
-		invariants(&isp, ended);
+		invariants(&isp, ended, sought);
 		if (getenv("FUZZ_STM32_ISP_DEBUG"))
 			fprintf(stderr, "op %02x: %s last_cmd %02x frames %d\n", c,
 			        stm32_isp_state_name(stm32_isp_state(&isp)), last_cmd,
@@ -344,6 +371,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* whatever happened, a run can always be aborted and ends not-busy */
 	stm32_isp_abort(&isp);
 	check(!stm32_isp_busy(&isp));
-	invariants(&isp, ended);
+	invariants(&isp, ended, sought);
 	return 0;
 }

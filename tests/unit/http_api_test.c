@@ -673,16 +673,110 @@ START_TEST(flash_hex_with_gap)
 	ck_assert_msg(rs.status == 200, "%.*s", (int)rs.len, rs.body);
 	ck_assert_str_eq(jstr(&rs, "format", b, sizeof(b)), "hex");
 	ck_assert_str_eq(jstr(&rs, "address", b, sizeof(b)), "0x08002000");
-	ck_assert_int_eq(jint(&rs, "bytes_written"), 2 + 3024 + 4000);
+	/* two segments, each from a word boundary (2 bytes of 0xFF before the data); the gap
+	 * is not written */
+	ck_assert_int_eq(jint(&rs, "bytes_written"), 2 + 2000 + 2 + 4000);
+	ck_assert_int_eq(jint(&rs, "bytes_received"), 2000 + 4000);
 	size_t fs;
 	const uint8_t *fl = stm32sim_flash(R.sim, &fs);
 	ck_assert_uint_eq(fl[0x2000], 0xFF); /* alignment fill */
 	ck_assert_uint_eq(fl[0x2001], 0xFF);
 	ck_assert_mem_eq(fl + 0x2002, image, 2000);
 	for (size_t i = 0x2002 + 2000; i < 0x2002 + 3024; i++)
-		ck_assert_uint_eq(fl[i], 0xFF); /* the gap */
+		ck_assert_uint_eq(fl[i], 0xFF); /* the gap: in the two pages the data touches */
 	ck_assert_mem_eq(fl + 0x2002 + 3024, image + 2000, 4000);
 	ck_assert_int_eq(R.unclaims, 1);
+}
+END_TEST
+
+/* Gaps are not written: pages between records keep their contents; a record outside the
+ * flash fails before anything is erased for it (reviewer's case: 16 bytes at the base,
+ * then 16 at 0x90000000, used to wipe the flash up to its end). */
+START_TEST(flash_hex_gap_keeps_pages)
+{
+	struct api_response rs;
+	char b[200];
+	/* old contents: 8 KiB of 0x5A at 0x08004000 (pages 16..23) */
+	static uint8_t old[8192];
+	memset(old, 0x5A, sizeof(old));
+	ck_assert_int_eq(start("address=0x08004000&verify=0", (int64_t)sizeof(old), &rs), 1);
+	stream(old, sizeof(old), 4096);
+	rs = finish();
+	ck_assert_int_eq(rs.status, 200);
+	struct stm32sim_stats s0, s1;
+	stm32sim_get_stats(R.sim, &s0);
+	/* 16 bytes in page 16, 16 in page 22 */
+	make_image(32, 11);
+	size_t len = hexfile(hexbuf, sizeof(hexbuf), 0x08004000, 16, 0x08005800, 16);
+	ck_assert_int_eq(start("format=hex&verify=1", (int64_t)len, &rs), 1);
+	stream((const uint8_t *)hexbuf, len, 40);
+	rs = finish();
+	ck_assert_msg(rs.status == 200, "%.*s", (int)rs.len, rs.body);
+	stm32sim_get_stats(R.sim, &s1);
+	ck_assert_uint_eq(s1.units_erased - s0.units_erased, 2);
+	size_t fs;
+	const uint8_t *fl = stm32sim_flash(R.sim, &fs);
+	ck_assert_mem_eq(fl + 0x4000, image, 16);
+	ck_assert_mem_eq(fl + 0x5800, image + 16, 16);
+	for (size_t i = 0x4010; i < 0x4400; i++)
+		ck_assert_uint_eq(fl[i], 0xFF); /* rest of page 16: erased */
+	for (size_t i = 0x4400; i < 0x5800; i++)
+		ck_assert_uint_eq(fl[i], 0x5A); /* pages 17..21: untouched */
+	for (size_t i = 0x5810; i < 0x5C00; i++)
+		ck_assert_uint_eq(fl[i], 0xFF);
+	for (size_t i = 0x5C00; i < 0x6000; i++)
+		ck_assert_uint_eq(fl[i], 0x5A); /* page 23 */
+
+	/* outside the flash: 413 naming the address, nothing erased or written */
+	stm32sim_get_stats(R.sim, &s0);
+	len = hexfile(hexbuf, sizeof(hexbuf), 0x08000000, 16, 0x90000000, 16);
+	ck_assert_int_eq(start("format=hex&verify=1", (int64_t)len, &rs), 1);
+	stream((const uint8_t *)hexbuf, len, 1000);
+	rs = finish();
+	ck_assert_msg(rs.status == 413, "%.*s", (int)rs.len, rs.body);
+	ck_assert_str_eq(jstr(&rs, "state", b, sizeof(b)), "failed");
+	ck_assert_msg(strstr(jstr(&rs, "error", b, sizeof(b)), "0x90000000") != NULL, "%s", b);
+	stm32sim_get_stats(R.sim, &s1);
+	ck_assert_uint_eq(s1.units_erased + s1.mass_erases + s1.writes,
+	                  s0.units_erased + s0.mass_erases + s0.writes);
+	for (size_t i = 0x4400; i < 0x5800; i++)
+		ck_assert_uint_eq(fl[i], 0x5A);
+	/* first record below the flash: 400 */
+	len = hexfile(hexbuf, sizeof(hexbuf), 0x00000100, 16, 0x00000200, 0);
+	ck_assert_int_eq(start("format=hex", (int64_t)len, &rs), 1);
+	stream((const uint8_t *)hexbuf, len, 1000);
+	rs = finish();
+	ck_assert_msg(rs.status == 400, "%.*s", (int)rs.len, rs.body);
+	ck_assert_msg(strstr(jstr(&rs, "error", b, sizeof(b)), "0x00000100") != NULL, "%s", b);
+	/* two files concatenated: 400, the second is not dropped silently */
+	len = hexfile(hexbuf, sizeof(hexbuf), 0x08000000, 16, 0x08000010, 0);
+	len += hexfile(hexbuf + len, sizeof(hexbuf) - len, 0x08000100, 16, 0x08000110, 0);
+	ck_assert_int_eq(start("format=hex", (int64_t)len, &rs), 1);
+	stream((const uint8_t *)hexbuf, len, 1000);
+	rs = finish();
+	ck_assert_msg(rs.status == 400, "%.*s", (int)rs.len, rs.body);
+	ck_assert_msg(strstr(jstr(&rs, "error", b, sizeof(b)), "after the end-of-file") != NULL,
+	              "%s", b);
+}
+END_TEST
+
+/* G431 (8-byte programming unit): a HEX whose first record is at +4 starts at the base. */
+START_TEST(flash_hex_g431_unaligned_start)
+{
+	flash_teardown();
+	rig_setup("stm32g431");
+	struct api_response rs;
+	char b[200];
+	make_image(100, 12);
+	size_t len = hexfile(hexbuf, sizeof(hexbuf), 0x08000004, 100, 0x08000068, 0);
+	ck_assert_int_eq(start("format=hex&verify=1", (int64_t)len, &rs), 1);
+	stream((const uint8_t *)hexbuf, len, 1000);
+	rs = finish();
+	ck_assert_msg(rs.status == 200, "%.*s", (int)rs.len, rs.body);
+	ck_assert_str_eq(jstr(&rs, "address", b, sizeof(b)), "0x08000000");
+	size_t fs;
+	const uint8_t *fl = stm32sim_flash(R.sim, &fs);
+	ck_assert_mem_eq(fl + 4, image, 100);
 }
 END_TEST
 
@@ -835,6 +929,8 @@ static Suite *http_api_suite(void)
 	tcase_add_test(fl, flash_bin_streamed);
 	tcase_add_test(fl, flash_hex_with_gap);
 	tcase_add_test(fl, flash_hex_errors);
+	tcase_add_test(fl, flash_hex_gap_keeps_pages);
+	tcase_add_test(fl, flash_hex_g431_unaligned_start);
 	tcase_add_test(fl, flash_interrupted);
 	tcase_add_test(fl, flash_too_large_for_chip);
 	tcase_add_test(fl, flash_misaligned_for_device);

@@ -26,6 +26,12 @@
 /* Rig: stm32_isp + stm32sim on one fake clock                                          */
 /* ------------------------------------------------------------------------------------ */
 
+struct seg {
+	uint32_t addr;
+	const uint8_t *data;
+	size_t len;
+};
+
 struct rig {
 	struct stm32sim *sim;
 	uint64_t now_us;
@@ -33,7 +39,10 @@ struct rig {
 	struct hal_ops hal;
 	int nrst, boot0;
 	int pin_changes;
-	/* image feeding */
+	/* image feeding: img, or segments (stm32_isp_seek before each) */
+	const struct seg *segs;
+	size_t nsegs, seg_i, seg_off;
+	int seg_sought;
 	const uint8_t *img;
 	size_t img_len, img_off, chunk;
 	int no_end; /* do not call stm32_isp_end() */
@@ -168,6 +177,31 @@ static void rig_free(struct rig *r)
 
 static void feed(struct rig *r)
 {
+	while (r->segs && r->seg_i < r->nsegs && stm32_isp_busy(&r->isp)) {
+		const struct seg *g = &r->segs[r->seg_i];
+		if (!r->seg_sought) {
+			int e = stm32_isp_seek(&r->isp, g->addr);
+			r->seg_sought = 1;
+			if (e < 0)
+				return;
+		}
+		size_t n = g->len - r->seg_off;
+		if (n > r->chunk)
+			n = r->chunk;
+		size_t k = stm32_isp_write(&r->isp, g->data + r->seg_off, n);
+		r->seg_off += k;
+		if (r->seg_off == g->len) {
+			r->seg_i++;
+			r->seg_off = 0;
+			r->seg_sought = 0;
+		} else if (k == 0) {
+			return;
+		}
+	}
+	if (r->segs && r->seg_i == r->nsegs && !r->ended && stm32_isp_busy(&r->isp)) {
+		r->ended = 1;
+		ck_assert_int_eq(stm32_isp_end(&r->isp), 0);
+	}
 	while (r->img && r->img_off < r->img_len) {
 		size_t n = r->img_len - r->img_off;
 		if (n > r->chunk)
@@ -676,6 +710,158 @@ START_TEST(test_write_align)
 		}
 		rig_free(&r);
 	}
+}
+END_TEST
+
+static char *flash_file(size_t size, uint8_t fill);
+
+/* Segments with gaps (stm32_isp_seek, the Intel HEX path): units no segment touches keep
+ * their old contents (neither erased nor written), gap bytes inside touched units read
+ * 0xFF, a short gap inside touched units is filled, a far one starts a new segment. */
+START_TEST(test_seek_segments)
+{
+	char *path = flash_file(128 * KIB, 0x5A); /* old contents */
+	struct stm32sim_options so = {.model = "stm32f103", .flash_path = path};
+	struct rig r;
+	rig_init(&r, &so);
+	uint8_t *d = make_image(4 * KIB, 50, 0, 0);
+	/* F103: 1 KiB pages */
+	const struct seg segs[] = {
+	    {0x08000012, d, 100},          /* page 0, starts 2 bytes into a word */
+	    {0x08000100, d + 100, 200},    /* 138-byte gap, same page: filled */
+	    {0x08000300, d + 300, 200},    /* 312-byte gap, same page: new segment */
+	    {0x080003F0, d + 500, 30},     /* 40-byte gap: filled; ends in page 1 */
+	    {0x08002402, d + 530, 1500},   /* far: pages 2..8 skipped, 9 and 10 erased */
+	    {0x08002A00, d + 2030, 16},    /* 34-byte gap: filled */
+	    {0x08007FFE, d + 2046, 2},     /* last bytes of page 31 */
+	    {0x08008000, d + 2048, 1000}}; /* the next byte: contiguous */
+	r.segs = segs;
+	r.nsegs = sizeof(segs) / sizeof(segs[0]);
+	r.chunk = 64;
+	struct stm32_isp_opts o = {.verify = 1};
+	ck_assert_int_eq(stm32_isp_begin(&r.isp, &o), 0);
+	run(&r, 60);
+	struct stm32_isp_status st = status(&r);
+	ck_assert_msg(st.state == STM32_ISP_DONE, "%s", st.message);
+	ck_assert_uint_eq(st.address, 0x08000010); /* the first record, rounded down to 4 */
+	for (size_t i = 0; i < r.nsegs; i++)
+		expect_flash(&r, segs[i].addr, segs[i].data, segs[i].len);
+	/* erased (0xFF) inside touched pages, old contents elsewhere */
+	ck_assert(flash_all(&r, 0x08000000, 0x08000012, 0xFF));
+	ck_assert(flash_all(&r, 0x08000012 + 100, 0x08000100, 0xFF));
+	ck_assert(flash_all(&r, 0x080001C8, 0x08000300, 0xFF));
+	ck_assert(flash_all(&r, 0x080003C8, 0x080003F0, 0xFF));
+	ck_assert(flash_all(&r, 0x0800040E, 0x08000800, 0xFF));
+	ck_assert(flash_all(&r, 0x08000800, 0x08002400, 0x5A)); /* pages 2..8 untouched */
+	ck_assert(flash_all(&r, 0x08002400, 0x08002402, 0xFF));
+	ck_assert(flash_all(&r, 0x08002402 + 1500, 0x08002A00, 0xFF));
+	ck_assert(flash_all(&r, 0x08002A10, 0x08002C00, 0xFF));
+	ck_assert(flash_all(&r, 0x08002C00, 0x08007C00, 0x5A)); /* pages 11..30 untouched */
+	ck_assert(flash_all(&r, 0x08007C00, 0x08007FFE, 0xFF));
+	ck_assert(flash_all(&r, 0x08008000 + 1000, 0x08008400, 0xFF));
+	ck_assert(flash_all(&r, 0x08008400, 0x08020000, 0x5A));
+	struct stm32sim_stats ss;
+	stm32sim_get_stats(r.sim, &ss);
+	ck_assert_uint_eq(ss.units_erased, 2 + 2 + 1 + 1); /* 0, 1, 9, 10, 31, 32 */
+	ck_assert_uint_eq(st.bytes_erased, 6 * KIB);
+	ck_assert_uint_eq(st.bytes_received, 100 + 200 + 200 + 30 + 1500 + 16 + 2 + 1000);
+	ck_assert_uint_eq(st.bytes_verified, st.bytes_written);
+	for (unsigned k = 0; k < r.nwf; k++) /* never a WRITE into an untouched page */
+		ck_assert_msg((r.wf_addr[k] < 0x08000800 || r.wf_addr[k] >= 0x08002400) &&
+		                  (r.wf_addr[k] < 0x08002C00 || r.wf_addr[k] >= 0x08007C00),
+		              "WRITE at 0x%08x", r.wf_addr[k]);
+	rig_free(&r);
+	unlink(path);
+	free(path);
+
+	/* G431 (8-byte unit): the first record at +4 starts the image at the base with 4 bytes
+	 * of 0xFF; a far record at +0x1006 starts a segment at +0x1000 */
+	struct stm32sim_options so2 = {.model = "stm32g431"};
+	rig_init(&r, &so2);
+	const struct seg g[] = {{0x08000004, d, 13}, {0x08001006, d + 13, 300}};
+	r.segs = g;
+	r.nsegs = 2;
+	ck_assert_int_eq(stm32_isp_begin(&r.isp, &o), 0);
+	run(&r, 60);
+	st = status(&r);
+	ck_assert_msg(st.state == STM32_ISP_DONE, "%s", st.message);
+	ck_assert_uint_eq(st.address, 0x08000000);
+	expect_flash(&r, g[0].addr, g[0].data, g[0].len);
+	expect_flash(&r, g[1].addr, g[1].data, g[1].len);
+	ck_assert_uint_ge(r.nwf, 3);
+	for (unsigned k = 0; k < r.nwf; k++)
+		ck_assert_msg(r.wf_addr[k] % 8 == 0 && r.wf_len[k] % 8 == 0, "WRITE %u at 0x%08x",
+		              r.wf_len[k], r.wf_addr[k]);
+	ck_assert_uint_eq(r.wf_addr[0], 0x08000000);
+	ck_assert_uint_eq(r.wf_len[0], 24); /* 4 + 13 bytes, padded */
+	ck_assert_uint_eq(r.wf_addr[1], 0x08001000);
+	rig_free(&r);
+	free(d);
+}
+END_TEST
+
+/* A record outside the flash (the reviewer's case: 16 bytes at the base, then 16 at
+ * 0x90000000): the run fails naming the address, nothing beyond the image is erased or
+ * written; bad calls are refused. */
+START_TEST(test_seek_outside_flash)
+{
+	char *path = flash_file(128 * KIB, 0x5A);
+	struct stm32sim_options so = {.model = "stm32f103", .flash_path = path};
+	struct rig r;
+	rig_init(&r, &so);
+	uint8_t d[16] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
+	/* the far record is sought before the device is known, and once it is */
+	for (int known = 0; known <= 1; known++) {
+		const struct seg segs[] = {{0x08000000, d, 16}, {0x90000000, d, 16}};
+		r.segs = segs;
+		r.nsegs = 2;
+		r.seg_i = r.seg_off = 0;
+		r.seg_sought = 0;
+		r.ended = 0;
+		struct stm32_isp_opts o = {.entry = known ? STM32_ISP_ENTRY_NONE : 0};
+		ck_assert_int_eq(stm32_isp_begin(&r.isp, &o), 0);
+		if (known) {
+			/* write the first record, then wait until the device is known */
+			ck_assert_int_eq(stm32_isp_seek(&r.isp, 0x08000000), 0);
+			r.seg_sought = 1;
+			r.segs = NULL;
+			for (int i = 0; i < 100000 && !r.isp.flash_end; i++) {
+				uint8_t b[64];
+				size_t n;
+				while ((n = stm32sim_read(r.sim, r.now_us, b, sizeof(b))) > 0)
+					stm32_isp_input(&r.isp, b, n);
+				stm32_isp_poll(&r.isp);
+				r.now_us += 100;
+			}
+			ck_assert_uint_eq(stm32_isp_write(&r.isp, d, 16), 16);
+			ck_assert_int_eq(stm32_isp_seek(&r.isp, 0x90000000), -ERANGE);
+		} else {
+			run(&r, 60);
+		}
+		struct stm32_isp_status st = status(&r);
+		ck_assert_int_eq(st.state, STM32_ISP_FAILED);
+		ck_assert_int_eq(st.error, STM32_ISP_E_RANGE);
+		ck_assert_msg(strstr(st.message, "0x90000000") != NULL, "%s", st.message);
+		struct stm32sim_stats ss;
+		stm32sim_get_stats(r.sim, &ss);
+		ck_assert_uint_eq(ss.erase_cmds + ss.ext_erase_cmds + ss.mass_erases + ss.writes,
+		                  0);
+		ck_assert(flash_all(&r, FLASH, FLASH + 128 * KIB, 0x5A));
+	}
+	/* bad calls */
+	struct stm32_isp_opts o = {.entry = STM32_ISP_ENTRY_NONE};
+	ck_assert_int_eq(stm32_isp_seek(&r.isp, 0x08000000), -EINVAL); /* no run */
+	ck_assert_int_eq(stm32_isp_begin(&r.isp, &o), 0);
+	ck_assert_int_eq(stm32_isp_seek(&r.isp, 0x08000100), 0);
+	ck_assert_int_eq(stm32_isp_seek(&r.isp, 0x08000080), -EINVAL); /* backwards */
+	stm32_isp_abort(&r.isp);
+	struct stm32_isp_opts ot = {.entry = STM32_ISP_ENTRY_NONE, .total = 100};
+	ck_assert_int_eq(stm32_isp_begin(&r.isp, &ot), 0);
+	ck_assert_int_eq(stm32_isp_seek(&r.isp, 0x08000100), -EINVAL); /* total known */
+	stm32_isp_abort(&r.isp);
+	rig_free(&r);
+	unlink(path);
+	free(path);
 }
 END_TEST
 
@@ -1313,6 +1499,8 @@ static Suite *stm32_isp_suite(void)
 	tcase_add_test(tc, test_g431_pages);
 	tcase_add_test(tc, test_not_at_base);
 	tcase_add_test(tc, test_write_align);
+	tcase_add_test(tc, test_seek_segments);
+	tcase_add_test(tc, test_seek_outside_flash);
 	tcase_add_test(tc, test_nack_injected);
 	tcase_add_test(tc, test_lost_ack);
 	tcase_add_test(tc, test_broken_link);

@@ -429,8 +429,8 @@ static int scan_records(struct cli_hex_scan *s)
 	while ((n = ihex_data(&s->ih, &addr, &d)) != 0) {
 		if (!s->started) {
 			s->started = 1;
-			s->first = addr & ~3u;
-			s->next = s->first;
+			s->first = addr;
+			s->next = addr;
 		}
 		if (addr < s->next) {
 			snprintf(s->err, sizeof s->err,
@@ -441,6 +441,7 @@ static int scan_records(struct cli_hex_scan *s)
 			return -EINVAL;
 		}
 		s->next = (uint64_t)addr + n;
+		s->data += n;
 		ihex_take(&s->ih, n);
 	}
 	return 0;
@@ -470,7 +471,7 @@ int cli_hex_scan_feed(struct cli_hex_scan *s, const void *p, size_t n)
 	return 0;
 }
 
-int cli_hex_scan_finish(struct cli_hex_scan *s, uint32_t *address, uint32_t *total)
+int cli_hex_scan_finish(struct cli_hex_scan *s, uint32_t *address, uint32_t *data)
 {
 	if (s->failed)
 		return -EINVAL;
@@ -481,13 +482,13 @@ int cli_hex_scan_finish(struct cli_hex_scan *s, uint32_t *address, uint32_t *tot
 		s->failed = 1;
 		return -EINVAL;
 	}
-	if (!s->started || s->next == s->first) {
+	if (!s->started || s->data == 0) {
 		snprintf(s->err, sizeof s->err, "Intel HEX: no data records");
 		s->failed = 1;
 		return -EINVAL;
 	}
 	*address = s->first;
-	*total = (uint32_t)(s->next - s->first);
+	*data = s->data > UINT32_MAX ? UINT32_MAX : (uint32_t)s->data;
 	return 0;
 }
 
@@ -843,9 +844,9 @@ void cli_flash_progress_init(struct cli_flash_progress *p, uint64_t total, int v
 
 static uint64_t total_of(const struct cli_flash_progress *p, const struct cli_flash_status *st)
 {
-	if (p->total)
-		return p->total;
-	return st->total > 0 ? (uint64_t)st->total : 0;
+	if (st->total > 0)
+		return (uint64_t)st->total;
+	return p->total;
 }
 
 double cli_flash_fraction(const struct cli_flash_progress *p, const struct cli_flash_status *st)

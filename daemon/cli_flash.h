@@ -96,24 +96,30 @@ enum cli_flash_format cli_flash_detect_format(const char *path);
 const char *cli_flash_check_head(const uint8_t *head, size_t n, enum cli_flash_format fmt);
 
 /*
- * Intel HEX pre-scan: the same rules as the bridge's decoder (http_api.h "format hex"),
- * run on the file before anything is sent, so a bad file fails at once and the image's
- * address and size (the progress total) are known. Feed the text in pieces, then finish.
+ * Intel HEX pre-scan: the text rules of the bridge's decoder (ihex.h; records in ascending
+ * address order without overlap, an end-of-file record with only blanks after it), run on
+ * the file before anything is sent, so a bad file fails at once, and the image's address
+ * and data size (the progress estimate until the bridge's bytes_total is known) come out.
+ * The bridge itself writes gaps between records only inside erase units the records touch
+ * and pads to the device's programming unit (http_api.h "format hex"), so its byte counts
+ * may differ a little from the data size. Feed the text in pieces, then finish.
  */
 struct cli_hex_scan {
 	struct ihex ih;
 	int started;    /* a data record was seen */
-	uint32_t first; /* image start: the first data record's address rounded down to 4 */
+	uint32_t first; /* the first data record's address */
 	uint64_t next;  /* address after the last data byte */
+	uint64_t data;  /* data bytes of all records */
 	int failed;
 	char err[160];
 };
 void cli_hex_scan_init(struct cli_hex_scan *s);
 /* Returns 0, or -EINVAL once the text is bad (s->err says where; later feeds do nothing). */
 int cli_hex_scan_feed(struct cli_hex_scan *s, const void *p, size_t n);
-/* End of text: 0 with *address and *total (bytes from address to the last data byte, gaps
- * included), or -EINVAL (s->err: bad or truncated text, no end-of-file record, no data). */
-int cli_hex_scan_finish(struct cli_hex_scan *s, uint32_t *address, uint32_t *total);
+/* End of text: 0 with *address (the first data record's) and *data (data bytes of all
+ * records, gaps not counted), or -EINVAL (s->err: bad or truncated text, no end-of-file
+ * record, no data). */
+int cli_hex_scan_finish(struct cli_hex_scan *s, uint32_t *address, uint32_t *data);
 
 /*
  * Read the password: the first line of path (without CR/LF), or if path is NULL the value

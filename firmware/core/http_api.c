@@ -1047,10 +1047,10 @@ static void flash_json(struct http_api *api, unsigned t, struct jw *w, int with_
 		if ((st.error == STM32_ISP_E_READ_PROTECTED ||
 		     st.error == STM32_ISP_E_WRITE_PROTECTED) &&
 		    !f->unprotect) {
-			snprintf(f->error, sizeof(f->error), "%s (unprotect=1 removes it%s)", error,
+			snprintf(f->error, sizeof(f->error), "%s (unprotect=1 removes %s)", error,
 			         st.error == STM32_ISP_E_READ_PROTECTED
-			             ? ": READOUT UNPROTECT erases the whole flash"
-			             : "");
+			             ? "it: READOUT UNPROTECT erases the whole flash"
+			             : "a write protection");
 			error = f->error;
 		}
 	}

@@ -965,9 +965,33 @@ static const char *erase_name(const struct stm32_isp *isp)
 	return isp->st.erase_cmd == 0x43 ? "ERASE" : "EXTENDED ERASE";
 }
 
-/* Persistent NACK of an erase or write: write protection. */
+/* 1 if the erase or write that was refused is valid for the device as the table describes
+ * it: erase units that exist in its flash, a WRITE inside the flash at a multiple of its
+ * programming unit. Only then can a persistent NACK be write protection. */
+static int request_valid(const struct stm32_isp *isp)
+{
+	const struct stm32_dev *d = isp->st.dev;
+	if (isp->step == ST_MASS && isp->er_mass)
+		return 1;
+	if (isp->step == ST_MASS || isp->step == ST_ERASE)
+		return isp->er_count > 0 &&
+		       isp->er_first + isp->er_count <= stm32_dev_units(d, isp->st.flash_size);
+	uint32_t a = isp->pos, w = stm32_dev_write_align(d);
+	return (a & (w - 1u)) == 0 && a >= d->flash_base &&
+	       (uint64_t)a + isp->blk_len <= isp->flash_end;
+}
+
+/* Persistent NACK of an erase or write. AN3155 gives one NACK for write protection and for
+ * an invalid address or alignment, so the message names both; WRITE UNPROTECT (opt-in) is
+ * sent only when the device table says the request was valid and aligned. */
 static void write_refused(struct stm32_isp *isp, const char *what)
 {
+	if (!request_valid(isp)) {
+		fail(isp, STM32_ISP_E_NACK,
+		     "%s: NACK (invalid address/alignment for the %s per the device table)", what,
+		     isp->st.dev->family);
+		return;
+	}
 	if ((isp->o.flags & STM32_ISP_UNPROTECT_WRITE) && !(isp->unprot_done & 2)) {
 		logf_(isp, HAL_LOG_INFO, "stm32_isp: %s refused: removing write protection", what);
 		isp->unprot_done |= 2;
@@ -975,8 +999,8 @@ static void write_refused(struct stm32_isp *isp, const char *what)
 		return;
 	}
 	fail(isp, STM32_ISP_E_WRITE_PROTECTED,
-	     "%s refused: write-protected (or not writable); allow write unprotect to remove it",
-	     what);
+	     "%s%s: NACK (write protection or invalid address/alignment)", what,
+	     (isp->unprot_done & 2) ? " after WRITE UNPROTECT" : "");
 }
 
 static void on_op(struct stm32_isp *isp, enum result r)

@@ -78,12 +78,15 @@
  * NACKed or not answered is read back before it is written again (its ACK may have been
  * lost after programming, and flash cannot always take the same data twice): if it reads
  * back equal, it counts as written and verified. A NACK of ERASE/WRITE that persists is reported as
- * write protection (STM32_ISP_E_WRITE_PROTECTED) unless STM32_ISP_UNPROTECT_WRITE is set, in which
- * case WRITE UNPROTECT (3.10; the chip resets) is sent once, the chip re-synced and the command
- * retried. Timeouts: command ACK STM32_ISP_ACK_MS; WRITE MEMORY STM32_ISP_WRITE_MS; erase: the sum
- * of the device table's worst-case unit erase times + STM32_ISP_ACK_MS; mass erase and READOUT
- * UNPROTECT: the table's mass-erase time (F4: 32 s) + STM32_ISP_ACK_MS; every wait starts when the
- * UART has sent the request (wire time included).
+ * "NACK (write protection or invalid address/alignment)" (AN3155 answers both with the same
+ * NACK; STM32_ISP_E_WRITE_PROTECTED) unless STM32_ISP_UNPROTECT_WRITE is set and the device
+ * table says the units exist and the address is aligned, in which case WRITE UNPROTECT (3.10;
+ * the chip resets) is sent once, the chip re-synced and the command retried; a request the
+ * table calls invalid fails with STM32_ISP_E_NACK and no unprotect. Timeouts: command ACK
+ * STM32_ISP_ACK_MS; WRITE MEMORY STM32_ISP_WRITE_MS; erase: the sum of the device table's
+ * worst-case unit erase times + STM32_ISP_ACK_MS; mass erase and READOUT UNPROTECT: the table's
+ * mass-erase time (F4: 32 s) + STM32_ISP_ACK_MS; every wait starts when the UART has sent the
+ * request (wire time included).
  */
 #ifndef ESPSTM_STM32_ISP_H
 #define ESPSTM_STM32_ISP_H
@@ -132,7 +135,8 @@ enum stm32_isp_error {
 	STM32_ISP_E_UNKNOWN_DEVICE,  /* PID not in the device table */
 	STM32_ISP_E_NO_ERASE_CMD,    /* GET listed neither ERASE nor EXTENDED ERASE */
 	STM32_ISP_E_READ_PROTECTED,  /* RDP active and STM32_ISP_UNPROTECT_READ not set */
-	STM32_ISP_E_WRITE_PROTECTED, /* erase/write refused and STM32_ISP_UNPROTECT_WRITE unset */
+	STM32_ISP_E_WRITE_PROTECTED, /* erase/write refused (write protection or invalid
+	                                address/alignment): see the message */
 	STM32_ISP_E_RANGE,           /* image outside the flash, or larger than announced */
 	STM32_ISP_E_SHORT,           /* stm32_isp_end() before opts.total bytes */
 	STM32_ISP_E_VERIFY,          /* read back differs from what was written */

@@ -1122,7 +1122,8 @@ START_TEST(test_write_protection)
 		if (!allow) {
 			ck_assert_int_eq(st.state, STM32_ISP_FAILED);
 			ck_assert_int_eq(st.error, STM32_ISP_E_WRITE_PROTECTED);
-			ck_assert_ptr_nonnull(strstr(st.message, "write-protected"));
+			ck_assert_ptr_nonnull(strstr(
+			    st.message, "NACK (write protection or invalid address/alignment)"));
 			ck_assert_ptr_nonnull(strstr(st.message, "ERASE"));
 			ck_assert_uint_eq(ss.unprotects, 0);
 			ck_assert_int_eq(r.done_seen, 0);

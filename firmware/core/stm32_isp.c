@@ -531,23 +531,35 @@ static int has_cmd(const struct stm32_isp *isp, uint8_t c)
 
 /* Re-synchronise with a bootloader that may be in the middle of a frame, then retry the
  * current step: drop answers for QUIET_MS, then send 0xFF one at a time until one is
- * answered (ACK or NACK: the bootloader then waits for a command). 0xFF is the safest
- * filler: as a command it has no complement match, as ERASE's N it needs 0x00 next, as
- * EXTENDED ERASE's 0xFFFF it needs the checksum 0x00, as an address it needs checksum
- * 0x00, as READ's count it needs the complement 0x00. */
+ * answered with NACK and nothing more arrives for a quiet interval (resync_quiet_ms): the
+ * bootloader then waits for a command. An ACK does not count (a late answer to the
+ * command that timed out, or the 0xFF completed a frame, after which the bootloader may
+ * still wait for more), nor does a NACK followed by more bytes (answers still queued).
+ * 0xFF is the safest filler: as a command it has no complement match (the second 0xFF of
+ * a pair is NACKed), as ERASE's N it needs 0x00 next, as EXTENDED ERASE's 0xFFFF it needs
+ * the checksum 0x00, as an address it needs checksum 0x00, as READ's count it needs the
+ * complement 0x00. */
 static void resync(struct stm32_isp *isp, const char *what)
 {
 	snprintf(isp->what, sizeof(isp->what), "%s", what);
 	isp->resume = isp->step;
 	isp->step = ST_RESYNC;
 	isp->resync_is_sync = 0;
+	isp->resync_quiet = 0;
 	isp->probes = 0;
 	isp->io.op = OP_NONE;
 	start_timer(isp, QUIET_MS);
 }
 
-/* NACK or timeout of the current step's op: retry (after a re-sync unless the bootloader
- * said NACK, after which it waits for a command), or fail with what + cause. */
+/* Quiet interval after the NACK of a re-sync probe: a few byte times at the bootloader's
+ * baud, plus 2 ms for the platform's UART receive path (ms). */
+static uint32_t resync_quiet_ms(const struct stm32_isp *isp)
+{
+	return wire_ms(isp, 4) + 2;
+}
+
+/* NACK or timeout of the current step's op: retry after a re-sync, or fail with what +
+ * cause. */
 static void retry_or_fail(struct stm32_isp *isp, enum result r, const char *what)
 {
 	if (isp->retry_left > 0) {
@@ -556,10 +568,7 @@ static void retry_or_fail(struct stm32_isp *isp, enum result r, const char *what
 		      r == R_NACK      ? "NACK"
 		      : r == R_TIMEOUT ? "no answer"
 		                       : "bad answer");
-		if (r == R_NACK)
-			run_step(isp);
-		else
-			resync(isp, what);
+		resync(isp, what); /* also after a NACK: it may have answered a stray byte */
 		return;
 	}
 	if (r == R_NACK)
@@ -1025,10 +1034,8 @@ static void on_op(struct stm32_isp *isp, enum result r)
 		if (isp->o.entry == STM32_ISP_ENTRY_NONE && isp->sync_tries == 2) {
 			/* a synced bootloader in the middle of a frame answers no 0x7F:
 			 * complete its frame with 0xFF fillers, then it is ready */
+			resync(isp, "sync");
 			isp->resume = ST_GET;
-			isp->step = ST_RESYNC;
-			isp->probes = 0;
-			start_timer(isp, QUIET_MS);
 			isp->resync_is_sync = 1;
 			return;
 		}
@@ -1112,7 +1119,7 @@ static void on_op(struct stm32_isp *isp, enum result r)
 			 * (3.4: "if the read protection is active, NACK") */
 			if (isp->retry_left > 0) {
 				isp->retry_left--;
-				run_step(isp);
+				resync(isp, "READ MEMORY (protection probe)");
 				return;
 			}
 			isp->st.rdp = 1;
@@ -1240,10 +1247,7 @@ static void on_op(struct stm32_isp *isp, enum result r)
 			}
 			isp->wfail = (uint8_t)r;
 			isp->step = ST_WCHECK;
-			if (r == R_NACK)
-				run_step(isp);
-			else
-				resync(isp, what);
+			resync(isp, what);
 			return;
 		}
 		retry_or_fail(isp, r, what);
@@ -1311,19 +1315,14 @@ static void on_op(struct stm32_isp *isp, enum result r)
 		retry_or_fail(isp, r, what);
 		return;
 	case ST_RESYNC:
-		if (r == R_OK) {
-			logf_(isp, HAL_LOG_DEBUG, "stm32_isp: re-synced after %u byte(s)",
-			      (unsigned)isp->probes + 1);
-			if (isp->resync_is_sync) {
-				isp->resync_is_sync = 0;
-				set_state(isp, STM32_ISP_IDENTIFYING);
-				go_step(isp, ST_GET);
-				return;
-			}
-			isp->step = isp->resume;
-			run_step(isp);
+		if (r == R_OK && io->nacked) {
+			/* synced once nothing else arrives for a few byte times */
+			isp->resync_quiet = 1;
+			isp->quiet_dropped = isp->dropped;
+			start_timer(isp, resync_quiet_ms(isp));
 			return;
 		}
+		/* no answer, or an ACK (late, or the 0xFF completed a frame): next 0xFF */
 		if (++isp->probes >= PROBE_MAX) {
 			if (isp->resync_is_sync)
 				fail(isp, STM32_ISP_E_NO_SYNC,
@@ -1363,8 +1362,32 @@ static void on_timer(struct stm32_isp *isp)
 		done_after_start(isp, "reset into the application");
 		return;
 	case ST_RESYNC:
-		if (isp->hal->uart_purge)
+		if (isp->resync_quiet) {
+			isp->resync_quiet = 0;
+			if (isp->dropped == isp->quiet_dropped) {
+				logf_(isp, HAL_LOG_DEBUG, "stm32_isp: re-synced after %u byte(s)",
+				      (unsigned)isp->probes + 1);
+				if (isp->resync_is_sync) {
+					isp->resync_is_sync = 0;
+					set_state(isp, STM32_ISP_IDENTIFYING);
+					go_step(isp, ST_GET);
+					return;
+				}
+				isp->step = isp->resume;
+				run_step(isp);
+				return;
+			}
+			/* more bytes after the NACK: answers were still queued */
+			if (++isp->probes >= PROBE_MAX) {
+				fail(isp,
+				     isp->resync_is_sync ? STM32_ISP_E_NO_SYNC
+				                         : STM32_ISP_E_TIMEOUT,
+				     "no quiet re-sync after %s (noise on the line?)", isp->what);
+				return;
+			}
+		} else if (isp->hal->uart_purge) {
 			isp->hal->uart_purge(isp->ctx, 1, 0);
+		}
 		op_start(isp, OP_PROBE);
 		return;
 	default:

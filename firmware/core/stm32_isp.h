@@ -68,12 +68,15 @@
  *
  * Answers: every ACK (0x79) wait has a timeout; BUSY (0x76, AN3155 v3.x bootloaders)
  * restarts it (up to STM32_ISP_BUSY_MAX_MS in all); bytes of an answer arriving restart
- * it too (the wait measures silence). A NACK (0x1F) of any command is retried at once
- * (after a NACK the bootloader waits for a command); a timeout first re-syncs: answers
- * still arriving are dropped for a moment, then single 0xFF bytes are sent until one is
- * answered (0xFF completes any partial frame without forming a harmful one: no valid
- * complement, ERASE's global code needs 0x00, addresses and EXTENDED ERASE's special codes
- * need a 0x00 checksum), at most 300. Up to opts.retries retries, then the run fails with
+ * it too (the wait measures silence). A NACK (0x1F) or a timeout of any command is
+ * retried after a re-sync (a NACK may have answered a stray byte, and a late ACK after a
+ * timeout would leave the bootloader one byte out of step): answers still arriving are
+ * dropped for a moment, then single 0xFF bytes are sent until one is answered with NACK
+ * and nothing else arrives for a few byte times (an ACK does not count: it may be a late
+ * answer or the 0xFF may have completed a frame). 0xFF completes any partial frame without
+ * forming a harmful one (no valid complement, ERASE's global code needs 0x00, addresses
+ * and EXTENDED ERASE's special codes need a 0x00 checksum); at most 300 of them. Up to
+ * opts.retries retries, then the run fails with
  * the command, the address and the cause in the message. A WRITE whose data frame was
  * NACKed or not answered is read back before it is written again (its ACK may have been
  * lost after programming, and flash cannot always take the same data twice): if it reads
@@ -248,7 +251,9 @@ struct stm32_isp {
 	uint16_t probes;
 	uint8_t sync_tries;
 	uint8_t resync_is_sync;
-	uint8_t unprot_done; /* 1: READOUT UNPROTECT sent, 2: WRITE UNPROTECT sent */
+	uint8_t resync_quiet;   /* re-sync: a probe was NACKed, waiting for silence */
+	uint32_t quiet_dropped; /* dropped count when that wait began */
+	uint8_t unprot_done;    /* 1: READOUT UNPROTECT sent, 2: WRITE UNPROTECT sent */
 	uint8_t mass_done;
 	uint8_t wfail;       /* how the WRITE being checked failed */
 	uint8_t blk_counted; /* current block counted in bytes_written */

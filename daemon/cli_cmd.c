@@ -42,6 +42,9 @@ static const char general_options[] =
     "\n"
     "DEVICE is a device name as espstmd knows it: ttySTM0 or /dev/ttySTM0.\n"
     "Exit status: 0 ok, 1 espstmd answered an error, 2 usage, 69 espstmd not reachable.\n"
+    "espstm flash: 0 only after the image was written and verified (--no-verify: written),\n"
+    "1 flash failed or refused, 65 IMAGE unusable, 66 IMAGE or password file unreadable,\n"
+    "69 espstmd or the bridge not reachable, 77 password refused, 130 interrupted.\n"
     "See espstm(1).\n";
 
 static void print_general_help(FILE *out);

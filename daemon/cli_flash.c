@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 static const char help_text[] =
     "Usage: espstm flash DEVICE IMAGE [OPTIONS]\n"
@@ -23,7 +24,10 @@ static const char help_text[] =
     "Options:\n"
     "  -a, --address A        where the first byte goes (.bin only; 0x-hex or decimal,\n"
     "                         a multiple of 4; default: the chip's flash base)\n"
-    "  -v, --verify           read every block back and compare (exit 0 only if equal)\n"
+    "  -v, --verify           read every block back and compare (the default: exit 0\n"
+    "                         only after every byte was verified)\n"
+    "      --no-verify        do not read back; success then says \"written, NOT\n"
+    "                         verified\" on standard error (still exit 0)\n"
     "  -g, --go               start the application afterwards (else the chip stays in\n"
     "                         its bootloader)\n"
     "  -f, --format bin|hex   image format (default: from the name: .hex, .ihex, .ihx\n"
@@ -34,15 +38,17 @@ static const char help_text[] =
     "  -b, --baud B           bootloader baud rate (default: the bridge's, 115200)\n"
     "  -H, --host HOST[:PORT] the bridge's web/API address instead of DEVICE (port 80)\n"
     "  -P, --password-file F  the bridge's web password: first line of F (default:\n"
-    "                         $" CLI_FLASH_PASSWORD_ENV "); never given on the command line\n"
+    "                         $" CLI_FLASH_PASSWORD_ENV "); never given on the command line;\n"
+    "                         a warning if its group or others may read it\n"
     "      --progress MODE    bar, lines, none (default: a bar on a terminal, else lines)\n"
     "  -q, --quiet            no progress (--progress none)\n"
     "  -j, --json             print the bridge's final JSON answer on standard output\n"
     "  -s, --socket PATH      espstmd's control socket (with DEVICE)\n"
     "  -h, --help             this help\n"
     "\n"
-    "Exit status: 0 written (and verified with --verify), 1 flash failed or refused,\n"
-    "2 usage, 65 IMAGE unusable (empty, ELF, bad Intel HEX), 66 IMAGE or password file\n"
+    "Exit status: 0 written and verified (with --no-verify: written), 1 flash failed or\n"
+    "refused, or the bridge's byte counts do not match IMAGE, 2 usage, 65 IMAGE unusable (empty, "
+    "ELF, bad Intel HEX), 66 IMAGE or password file\n"
     "unreadable, 69 espstmd or the bridge not reachable, 77 password refused (HTTP 401,\n"
     "403, 429), 130 interrupted. See espstm(1), FLASH.\n";
 
@@ -182,11 +188,12 @@ const char *cli_flash_check_head(const uint8_t *head, size_t n, enum cli_flash_f
 
 /* ------------------------------------------------------------------ command line */
 
-enum { OPT_UNPROTECT = 256, OPT_PROGRESS, OPT_PASSWORD };
+enum { OPT_UNPROTECT = 256, OPT_PROGRESS, OPT_PASSWORD, OPT_NO_VERIFY };
 
 static const struct option long_opts[] = {
     {"address", required_argument, NULL, 'a'},
     {"verify", no_argument, NULL, 'v'},
+    {"no-verify", no_argument, NULL, OPT_NO_VERIFY},
     {"go", no_argument, NULL, 'g'},
     {"format", required_argument, NULL, 'f'},
     {"unprotect", no_argument, NULL, OPT_UNPROTECT},
@@ -244,6 +251,7 @@ int cli_flash_parse_args(int argc, char **argv, struct cli_flash_opts *o, FILE *
 {
 	memset(o, 0, sizeof *o);
 	o->port = CLI_FLASH_DEFAULT_PORT;
+	o->verify = 1; /* exit 0 only after verify passed (issue 5); --no-verify turns it off */
 	int has_host = 0;
 	uint64_t v;
 
@@ -281,6 +289,9 @@ int cli_flash_parse_args(int argc, char **argv, struct cli_flash_opts *o, FILE *
 			break;
 		case 'v':
 			o->verify = 1;
+			break;
+		case OPT_NO_VERIFY:
+			o->verify = 0;
 			break;
 		case 'g':
 			o->go = 1;
@@ -494,7 +505,8 @@ int cli_hex_scan_finish(struct cli_hex_scan *s, uint32_t *address, uint32_t *dat
 
 /* ------------------------------------------------------------------ password */
 
-int cli_flash_read_password(const char *path, char *pw, size_t cap, char *msg, size_t msgcap)
+int cli_flash_read_password(const char *path, char *pw, size_t cap, char *msg, size_t msgcap,
+                            FILE *warn)
 {
 	char buf[CLI_FLASH_PASS_MAX + 3];
 	size_t n = 0;
@@ -523,6 +535,13 @@ int cli_flash_read_password(const char *path, char *pw, size_t cap, char *msg, s
 			         strerror(e));
 			return -e;
 		}
+		struct stat sb;
+		if (warn && fstat(fileno(f), &sb) == 0 && S_ISREG(sb.st_mode) && (sb.st_mode & 077))
+			fprintf(warn,
+			        "espstm flash: warning: the password file %s is accessible to %s "
+			        "(mode %04o); run 'chmod 600 %s'\n",
+			        path, (sb.st_mode & 07) ? "other users" : "its group",
+			        (unsigned)(sb.st_mode & 07777), path);
 		int c;
 		while ((c = getc(f)) != EOF && c != '\n') {
 			if (n < sizeof buf)
@@ -702,8 +721,53 @@ int cli_flash_parse_status(const char *body, size_t len, struct cli_flash_status
 	return 0;
 }
 
+int cli_flash_check_counts(const struct cli_flash_status *st, const struct cli_flash_expect *e,
+                           char *msg, size_t cap)
+{
+	const char *what = e->fmt == CLI_FMT_HEX ? "the Intel HEX records hold" : "the image has";
+	const char *unit = e->fmt == CLI_FMT_HEX ? "data bytes" : "bytes";
+	if (st->total < 0) {
+		snprintf(msg, cap, "the bridge reported no bytes_total for a finished flash");
+		return CLI_FLASH_EXIT_FAILED;
+	}
+	uint64_t total = (uint64_t)st->total;
+	if (st->received != e->bytes) {
+		snprintf(msg, cap,
+		         "the bridge took %" PRIu64 " image bytes, but %s %" PRIu64
+		         " %s: the flash does not hold this image",
+		         st->received, what, e->bytes, unit);
+		return CLI_FLASH_EXIT_FAILED;
+	}
+	if (e->fmt == CLI_FMT_HEX) {
+		uint64_t most = e->span + CLI_FLASH_UNIT_MAX - 1;
+		if (total < e->bytes || total > most) {
+			snprintf(msg, cap,
+			         "the bridge reports %" PRIu64 " bytes programmed for Intel HEX "
+			         "data of %" PRIu64 " bytes spanning %" PRIu64
+			         " bytes (want %" PRIu64 "..%" PRIu64 ")",
+			         total, e->bytes, e->span, e->bytes, most);
+			return CLI_FLASH_EXIT_FAILED;
+		}
+	} else if (total != e->bytes) {
+		snprintf(msg, cap,
+		         "the bridge reports %" PRIu64 " bytes in total, but the image has %" PRIu64
+		         " bytes",
+		         total, e->bytes);
+		return CLI_FLASH_EXIT_FAILED;
+	}
+	if (st->written != total) {
+		snprintf(msg, cap,
+		         "the bridge reports %" PRIu64 " of %" PRIu64
+		         " bytes written: the flash does not hold the whole image",
+		         st->written, total);
+		return CLI_FLASH_EXIT_FAILED;
+	}
+	return 0;
+}
+
 int cli_flash_outcome(long http_status, const struct cli_flash_status *st, int verify_wanted,
-                      long retry_after_s, unsigned target, char *msg, size_t cap)
+                      const struct cli_flash_expect *expect, long retry_after_s, unsigned target,
+                      char *msg, size_t cap)
 {
 	const char *e = st->error[0] ? st->error : NULL;
 	char step[48] = "";
@@ -725,6 +789,8 @@ int cli_flash_outcome(long http_status, const struct cli_flash_status *st, int v
 			         st->verified, st->total);
 			return CLI_FLASH_EXIT_FAILED;
 		}
+		if (expect)
+			return cli_flash_check_counts(st, expect, msg, cap);
 		return CLI_FLASH_EXIT_OK;
 	case 401:
 		snprintf(msg, cap,
@@ -1031,7 +1097,7 @@ char *cli_flash_summary(char *out, size_t cap, const char *who, const struct cli
 		         st->pid[0] ? st->pid : "?", st->bootloader[0] ? st->bootloader : "?");
 	snprintf(out, cap, "%s: wrote %s (%" PRIu64 " bytes) at %s%s%s, %s; %.1f s, %s", who,
 	         cli_flash_fmt_bytes(b, sizeof b, n), n, st->address[0] ? st->address : "?", dev,
-	         st->verify == 1 ? ", verified" : "",
+	         st->verify == 1 ? ", verified" : ", NOT verified",
 	         st->go == 1 ? "application started" : "chip left in its bootloader", secs,
 	         cli_flash_fmt_rate(r, sizeof r, secs > 0 ? (double)n / secs : -1));
 	return out;

@@ -51,7 +51,8 @@ struct cli_flash_opts {
 	const char *image;                     /* IMAGE path */
 	int has_address;                       /* --address given */
 	uint32_t address;                      /* --address (a multiple of 4) */
-	int verify, go, unprotect;             /* --verify, --go, --unprotect */
+	int verify;                            /* 1 (default, --verify) or 0 (--no-verify) */
+	int go, unprotect;                     /* --go, --unprotect */
 	enum cli_flash_format format;          /* --format, CLI_FMT_AUTO if not given */
 	unsigned target;                       /* --target N (default 0) */
 	uint32_t baud;                         /* --baud (0: the bridge's default, 115200) */
@@ -63,7 +64,9 @@ struct cli_flash_opts {
 
 /*
  * Parse `espstm flash ARGS` (argv[0] = "flash"). Uses getopt_long(3) (resets it; argv may be
- * permuted). Messages ("espstm flash: ...") go to err, --help to out.
+ * permuted). Messages ("espstm flash: ...") go to err, --help to out. Verify is on unless
+ * --no-verify is given (--verify/-v is accepted and changes nothing; of the two, the last
+ * one given wins).
  * Returns 0 with *o filled, 1 after --help was printed (exit 0), or -CLI_FLASH_EXIT_USAGE
  * (-2) after a usage message: unknown option, missing/extra argument, both or neither of
  * DEVICE and --host, a bad number or host, --address not a multiple of 4 or given with
@@ -118,7 +121,8 @@ void cli_hex_scan_init(struct cli_hex_scan *s);
 int cli_hex_scan_feed(struct cli_hex_scan *s, const void *p, size_t n);
 /* End of text: 0 with *address (the first data record's) and *data (data bytes of all
  * records, gaps not counted), or -EINVAL (s->err: bad or truncated text, no end-of-file
- * record, no data). */
+ * record, no data). The span (first data byte to after the last, gaps included) is then
+ * s->next - s->first. */
 int cli_hex_scan_finish(struct cli_hex_scan *s, uint32_t *address, uint32_t *data);
 
 /*
@@ -126,9 +130,12 @@ int cli_hex_scan_finish(struct cli_hex_scan *s, uint32_t *address, uint32_t *dat
  * of ESPSTM_PASSWORD. 1..CLI_FLASH_PASS_MAX bytes, no control characters.
  * Returns 0 with pw (cap >= CLI_FLASH_PASS_MAX + 1), -ENOENT when path is NULL and the
  * variable is unset or empty, -EINVAL (empty first line, too long, control characters),
- * or open/read errors (-errno). msg gets a one-line reason on failure.
+ * or open/read errors (-errno). msg gets a one-line reason on failure. A regular password
+ * file that its group or others may access (st_mode & 077, as ssh(1) checks its keys) is
+ * still read, with a warning line ("espstm flash: warning: ...") on warn (NULL: none).
  */
-int cli_flash_read_password(const char *path, char *pw, size_t cap, char *msg, size_t msgcap);
+int cli_flash_read_password(const char *path, char *pw, size_t cap, char *msg, size_t msgcap,
+                            FILE *warn);
 
 /*
  * The bridge of device name from espstmd's `status NAME` answer ({"ok":true,"devices":
@@ -186,16 +193,42 @@ struct cli_flash_status {
  * is not a JSON object (st zeroed with json 0, total -1). */
 int cli_flash_parse_status(const char *body, size_t len, struct cli_flash_status *st);
 
+/* Largest programming unit of a supported STM32 (bytes; most H7: 32). The bridge starts an
+ * Intel HEX image at its first record rounded down to the unit (stm32_isp_seek()). */
+#define CLI_FLASH_UNIT_MAX 32
+
+/* What this side knows of the image it sent, to check the bridge's final counts against. */
+struct cli_flash_expect {
+	enum cli_flash_format fmt; /* CLI_FMT_BIN or CLI_FMT_HEX */
+	uint64_t bytes;            /* bin: the file's size; hex: data bytes of all records */
+	uint64_t span;             /* hex: first data byte to after the last (0 for bin) */
+};
+
+/*
+ * Do the final counts of a "done" run (http_api.h "Flashing") match the image that was
+ * sent? bin: bytes_received == bytes_total == bytes_written == the file's size (the 0xFF
+ * padding to the programming unit goes on the wire only). hex: bytes_received == the data
+ * bytes (decoded), bytes_written == bytes_total, and bytes_total between the data bytes
+ * and span + CLI_FLASH_UNIT_MAX - 1 (the bridge adds 0xFF only for short gaps inside the
+ * span and before the first record, down to the programming unit; larger gaps it skips).
+ * Returns 0, or CLI_FLASH_EXIT_FAILED with a one-line reason in msg.
+ */
+int cli_flash_check_counts(const struct cli_flash_status *st, const struct cli_flash_expect *e,
+                           char *msg, size_t cap);
+
 /*
  * What the POST's final answer means. http_status: the HTTP status (0: none). st: its body
- * (cli_flash_parse_status). verify_wanted: --verify. retry_after_s: Retry-After of a 429
- * (-1 none). target: N. Returns the exit status; msg (cap bytes) gets a one-line reason
- * for anything but success (401: wrong password, 403, 429 with the wait, 409 busy, 413 too
- * large, 423 protection (--unprotect), 400, 404, 501, 502 chip, other 5xx; 200 that is not
- * "done", or done without verify confirmed when asked: failed).
+ * (cli_flash_parse_status). verify_wanted: verify asked (the default; 0 with --no-verify).
+ * expect: the image sent (cli_flash_check_counts; NULL: counts not checked).
+ * retry_after_s: Retry-After of a 429 (-1 none). target: N. Returns the exit status; msg
+ * (cap bytes) gets a one-line reason for anything but success (401: wrong password, 403,
+ * 429 with the wait, 409 busy, 413 too large, 423 protection (--unprotect), 400, 404, 501,
+ * 502 chip, other 5xx; 200 that is not "done", done without every byte verified when
+ * verify was asked, or done with counts that do not match the image: failed).
  */
 int cli_flash_outcome(long http_status, const struct cli_flash_status *st, int verify_wanted,
-                      long retry_after_s, unsigned target, char *msg, size_t cap);
+                      const struct cli_flash_expect *expect, long retry_after_s, unsigned target,
+                      char *msg, size_t cap);
 
 /* Sizes and speeds for people: "512 B", "64.0 KiB", "1.50 MiB"; "5.1 KiB/s"; durations
  * "0:08", "12:03", "1:02:03" ("--:--" for a negative or non-finite value). Return out. */
@@ -231,8 +264,8 @@ char *cli_flash_bar_line(struct cli_flash_progress *p, const struct cli_flash_st
  */
 int cli_flash_plain_line(struct cli_flash_progress *p, const struct cli_flash_status *st,
                          double now, char *out, size_t cap);
-/* The line printed after success: what was written where, verified, started, device, time
- * and speed. secs: the run's duration. Returns out. */
+/* The line printed after success: what was written where, "verified" or "NOT verified",
+ * started, device, time and speed. secs: the run's duration. Returns out. */
 char *cli_flash_summary(char *out, size_t cap, const char *who, const struct cli_flash_status *st,
                         double secs);
 

@@ -234,9 +234,9 @@ static int bridge_of_device(const struct cli_flash_opts *o, char *host, size_t c
 }
 
 /* Open and check IMAGE. Returns 0 (*f, *size, *total: image bytes for the progress, *hexaddr
- * for Intel HEX) or an exit status. */
+ * for Intel HEX, *ex: what the bridge's final counts must match) or an exit status. */
 static int open_image(const char *path, enum cli_flash_format fmt, FILE **f, uint64_t *size,
-                      uint64_t *total, uint32_t *hexaddr)
+                      uint64_t *total, uint32_t *hexaddr, struct cli_flash_expect *ex)
 {
 	struct stat sb;
 	FILE *fp = fopen(path, "rbe");
@@ -266,6 +266,9 @@ static int open_image(const char *path, enum cli_flash_format fmt, FILE **f, uin
 	*size = (uint64_t)sb.st_size;
 	*total = *size;
 	*hexaddr = 0;
+	ex->fmt = fmt;
+	ex->bytes = *size;
+	ex->span = 0;
 	if (fmt == CLI_FMT_HEX) {
 		struct cli_hex_scan sc;
 		uint32_t a, t;
@@ -289,6 +292,8 @@ static int open_image(const char *path, enum cli_flash_format fmt, FILE **f, uin
 		}
 		*total = t;
 		*hexaddr = a;
+		ex->bytes = sc.data;
+		ex->span = sc.next - sc.first;
 	}
 	rewind(fp);
 	*f = fp;
@@ -308,7 +313,7 @@ int espstm_flash_main(int argc, char **argv)
 	    o.format != CLI_FMT_AUTO ? o.format : cli_flash_detect_format(o.image);
 
 	char pw[CLI_FLASH_PASS_MAX + 1], msg[512];
-	r = cli_flash_read_password(o.password_file, pw, sizeof pw, msg, sizeof msg);
+	r = cli_flash_read_password(o.password_file, pw, sizeof pw, msg, sizeof msg, stderr);
 	if (r < 0) {
 		fprintf(stderr, "espstm flash: %s\n", msg);
 		return r == -ENOENT && !o.password_file ? CLI_FLASH_EXIT_USAGE
@@ -319,7 +324,8 @@ int espstm_flash_main(int argc, char **argv)
 	FILE *img;
 	uint64_t size, total;
 	uint32_t hexaddr;
-	r = open_image(o.image, fmt, &img, &size, &total, &hexaddr);
+	struct cli_flash_expect expect;
+	r = open_image(o.image, fmt, &img, &size, &total, &hexaddr, &expect);
 	if (r)
 		return r;
 
@@ -523,7 +529,7 @@ int espstm_flash_main(int argc, char **argv)
 		}
 	} else {
 		cli_flash_parse_status(up.resp.p, up.resp.n, &st);
-		rc = cli_flash_outcome(code, &st, o.verify, up.retry_after, o.target, msg,
+		rc = cli_flash_outcome(code, &st, o.verify, &expect, up.retry_after, o.target, msg,
 		                       sizeof msg);
 		if (st.json && st.state != CFS_UNKNOWN && sh.mode != CLI_PROGRESS_NONE &&
 		    (rc == 0 || sh.have_last))
@@ -541,6 +547,10 @@ int espstm_flash_main(int argc, char **argv)
 			} else {
 				printf("%s\n", line);
 			}
+			if (!o.verify)
+				fprintf(stderr,
+				        "espstm flash: written, NOT verified (--no-verify: nothing "
+				        "was read back)\n");
 		} else {
 			fprintf(stderr, "espstm flash: %s\n", msg);
 		}

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* ------------------------------------------------------------ helpers */
@@ -91,7 +92,7 @@ START_TEST(args_device_form)
 	cap_free(&c);
 	ck_assert_str_eq(o.device, "ttySTM0");
 	ck_assert_str_eq(o.image, "app.bin");
-	ck_assert_int_eq(o.verify, 0);
+	ck_assert_int_eq(o.verify, 1); /* verify is the default (issue 5: exit 0 after verify) */
 	ck_assert_int_eq(o.go, 0);
 	ck_assert_int_eq(o.has_address, 0);
 	ck_assert_int_eq(o.format, CLI_FMT_AUTO);
@@ -132,7 +133,22 @@ START_TEST(args_device_form)
 	ck_assert_int_eq(PARSE(&o, &c, "ttySTM0", "--", "-v"), 0);
 	cap_free(&c);
 	ck_assert_str_eq(o.image, "-v");
+	ck_assert_int_eq(o.verify, 1);
+
+	/* --no-verify turns it off; --verify / -v is accepted and keeps it on; the last of
+	 * the two wins */
+	ck_assert_int_eq(PARSE(&o, &c, "ttySTM0", "a.bin", "--no-verify"), 0);
+	cap_free(&c);
 	ck_assert_int_eq(o.verify, 0);
+	ck_assert_int_eq(PARSE(&o, &c, "ttySTM0", "a.bin", "--no-verify", "-v"), 0);
+	cap_free(&c);
+	ck_assert_int_eq(o.verify, 1);
+	ck_assert_int_eq(PARSE(&o, &c, "ttySTM0", "a.bin", "--verify", "--no-verify"), 0);
+	cap_free(&c);
+	ck_assert_int_eq(o.verify, 0);
+	ck_assert_int_eq(PARSE(&o, &c, "--host", "h", "a.bin", "--verify"), 0);
+	cap_free(&c);
+	ck_assert_int_eq(o.verify, 1);
 }
 END_TEST
 
@@ -235,6 +251,8 @@ START_TEST(args_help)
 	/* the exit statuses are documented in the help */
 	ck_assert_ptr_nonnull(strstr(c.out, "77 password refused"));
 	ck_assert_ptr_nonnull(strstr(c.out, "69 espstmd or the bridge not reachable"));
+	ck_assert_ptr_nonnull(strstr(c.out, "--no-verify"));
+	ck_assert_ptr_nonnull(strstr(c.out, "NOT"));
 	ck_assert_uint_eq(c.ne, 0);
 	cap_free(&c);
 	ck_assert_int_eq(PARSE(&o, &c, "-h"), 1);
@@ -409,44 +427,103 @@ START_TEST(password_sources)
 {
 	char pw[CLI_FLASH_PASS_MAX + 1], msg[200];
 	char *p = write_tmp("s3cret pass\r\nsecond line\n", 26);
-	ck_assert_int_eq(cli_flash_read_password(p, pw, sizeof pw, msg, sizeof msg), 0);
+	ck_assert_int_eq(cli_flash_read_password(p, pw, sizeof pw, msg, sizeof msg, NULL), 0);
 	ck_assert_str_eq(pw, "s3cret pass");
 	unlink(p);
 	p = write_tmp("nonl", 4);
-	ck_assert_int_eq(cli_flash_read_password(p, pw, sizeof pw, msg, sizeof msg), 0);
+	ck_assert_int_eq(cli_flash_read_password(p, pw, sizeof pw, msg, sizeof msg, NULL), 0);
 	ck_assert_str_eq(pw, "nonl");
 	unlink(p);
 	p = write_tmp("\nlater\n", 7);
-	ck_assert_int_eq(cli_flash_read_password(p, pw, sizeof pw, msg, sizeof msg), -EINVAL);
+	ck_assert_int_eq(cli_flash_read_password(p, pw, sizeof pw, msg, sizeof msg, NULL), -EINVAL);
 	ck_assert_ptr_nonnull(strstr(msg, "empty"));
 	unlink(p);
 	char longpw[80];
 	memset(longpw, 'x', sizeof longpw);
 	p = write_tmp(longpw, 65);
-	ck_assert_int_eq(cli_flash_read_password(p, pw, sizeof pw, msg, sizeof msg), -EINVAL);
+	ck_assert_int_eq(cli_flash_read_password(p, pw, sizeof pw, msg, sizeof msg, NULL), -EINVAL);
 	ck_assert_ptr_nonnull(strstr(msg, "longer than 64"));
 	unlink(p);
 	p = write_tmp(longpw, 64);
-	ck_assert_int_eq(cli_flash_read_password(p, pw, sizeof pw, msg, sizeof msg), 0);
+	ck_assert_int_eq(cli_flash_read_password(p, pw, sizeof pw, msg, sizeof msg, NULL), 0);
 	ck_assert_uint_eq(strlen(pw), 64);
 	unlink(p);
 	p = write_tmp("a\tb\n", 4);
-	ck_assert_int_eq(cli_flash_read_password(p, pw, sizeof pw, msg, sizeof msg), -EINVAL);
+	ck_assert_int_eq(cli_flash_read_password(p, pw, sizeof pw, msg, sizeof msg, NULL), -EINVAL);
 	ck_assert_ptr_nonnull(strstr(msg, "control character"));
 	unlink(p);
-	ck_assert_int_eq(cli_flash_read_password("/nonexistent/pw", pw, sizeof pw, msg, sizeof msg),
-	                 -ENOENT);
+	ck_assert_int_eq(
+	    cli_flash_read_password("/nonexistent/pw", pw, sizeof pw, msg, sizeof msg, NULL),
+	    -ENOENT);
 	ck_assert_ptr_nonnull(strstr(msg, "/nonexistent/pw"));
 
 	/* the environment, when no file is given */
 	setenv(CLI_FLASH_PASSWORD_ENV, "from-env", 1);
-	ck_assert_int_eq(cli_flash_read_password(NULL, pw, sizeof pw, msg, sizeof msg), 0);
+	ck_assert_int_eq(cli_flash_read_password(NULL, pw, sizeof pw, msg, sizeof msg, NULL), 0);
 	ck_assert_str_eq(pw, "from-env");
 	setenv(CLI_FLASH_PASSWORD_ENV, "", 1);
-	ck_assert_int_eq(cli_flash_read_password(NULL, pw, sizeof pw, msg, sizeof msg), -ENOENT);
+	ck_assert_int_eq(cli_flash_read_password(NULL, pw, sizeof pw, msg, sizeof msg, NULL),
+	                 -ENOENT);
 	ck_assert_ptr_nonnull(strstr(msg, "--password-file"));
 	unsetenv(CLI_FLASH_PASSWORD_ENV);
-	ck_assert_int_eq(cli_flash_read_password(NULL, pw, sizeof pw, msg, sizeof msg), -ENOENT);
+	ck_assert_int_eq(cli_flash_read_password(NULL, pw, sizeof pw, msg, sizeof msg, NULL),
+	                 -ENOENT);
+}
+END_TEST
+
+/* Read p's password with a warning stream; returns what was warned (caller frees). */
+static char *read_warned(const char *p, int want_rc)
+{
+	char pw[CLI_FLASH_PASS_MAX + 1], msg[200];
+	char *w = NULL;
+	size_t wn = 0;
+	FILE *f = open_memstream(&w, &wn);
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_eq(cli_flash_read_password(p, pw, sizeof pw, msg, sizeof msg, f), want_rc);
+	fclose(f);
+	return w;
+}
+
+START_TEST(password_file_mode)
+{
+	/* like ssh with its keys: a password file its group or others may access is read,
+	 * with a warning naming the mode and the fix; 0600 and 0400 are quiet */
+	static const struct {
+		unsigned mode;
+		const char *want; /* NULL: no warning */
+	} cases[] = {
+	    {0600, NULL},          {0400, NULL},          {0640, "its group (mode 0640)"},
+	    {0604, "other users"}, {0644, "other users"}, {0660, "its group (mode 0660)"},
+	    {0602, "other users"},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		char *p = write_tmp("pw\n", 3);
+		ck_assert_int_eq(chmod(p, cases[i].mode), 0);
+		char *w = read_warned(p, 0);
+		if (!cases[i].want) {
+			ck_assert_msg(w[0] == '\0', "mode %04o: unexpected warning '%s'",
+			              cases[i].mode, w);
+		} else {
+			ck_assert_msg(strstr(w, "warning") && strstr(w, cases[i].want) &&
+			                  strstr(w, "chmod 600") && strstr(w, p),
+			              "mode %04o: warning '%s' lacks '%s'", cases[i].mode, w,
+			              cases[i].want);
+			ck_assert_msg(!strstr(w, "pw\n"), "the warning shows the password: %s", w);
+		}
+		free(w);
+		unlink(p);
+	}
+	/* a bad file still fails as before, warned or not */
+	char *p = write_tmp("\n", 1);
+	ck_assert_int_eq(chmod(p, 0644), 0);
+	free(read_warned(p, -EINVAL));
+	unlink(p);
+	/* the environment: nothing to warn about */
+	setenv(CLI_FLASH_PASSWORD_ENV, "env-pw", 1);
+	char *w = read_warned(NULL, 0);
+	ck_assert_str_eq(w, "");
+	free(w);
+	unsetenv(CLI_FLASH_PASSWORD_ENV);
 }
 END_TEST
 
@@ -501,7 +578,14 @@ START_TEST(query_and_url)
 	cap_free(&c);
 	cli_flash_query(q, sizeof q, &o, CLI_FMT_BIN);
 	ck_assert_str_eq(q, "format=bin&address=0x08004000&verify=1&go=0&unprotect=0");
-	ck_assert_int_eq(PARSE(&o, &c, "ttySTM0", "a.hex", "-g", "--unprotect", "-b", "57600"), 0);
+	/* verify=1 without --verify: the default */
+	ck_assert_int_eq(PARSE(&o, &c, "ttySTM0", "a.bin"), 0);
+	cap_free(&c);
+	cli_flash_query(q, sizeof q, &o, CLI_FMT_BIN);
+	ck_assert_str_eq(q, "format=bin&verify=1&go=0&unprotect=0");
+	ck_assert_int_eq(
+	    PARSE(&o, &c, "ttySTM0", "a.hex", "-g", "--unprotect", "-b", "57600", "--no-verify"),
+	    0);
 	cap_free(&c);
 	cli_flash_query(q, sizeof q, &o, CLI_FMT_HEX);
 	ck_assert_str_eq(q, "format=hex&verify=0&go=1&unprotect=1&baud=57600");
@@ -582,8 +666,101 @@ static int outcome_of(long code, const char *body, int verify, long retry, char 
 {
 	struct cli_flash_status st;
 	cli_flash_parse_status(body, strlen(body), &st);
-	return cli_flash_outcome(code, &st, verify, retry, 0, msg, cap);
+	return cli_flash_outcome(code, &st, verify, NULL, retry, 0, msg, cap);
 }
+
+/* The outcome of a 200 answer body for an image described by fmt/bytes/span. */
+static int counted(const char *body, int verify, enum cli_flash_format fmt, uint64_t bytes,
+                   uint64_t span, char *msg, size_t cap)
+{
+	struct cli_flash_status st;
+	struct cli_flash_expect e = {.fmt = fmt, .bytes = bytes, .span = span};
+	ck_assert_int_eq(cli_flash_parse_status(body, strlen(body), &st), 0);
+	return cli_flash_outcome(200, &st, verify, &e, -1, 0, msg, cap);
+}
+
+/* A "done" answer with these counts. */
+static const char *done_body(int verify, long long total, unsigned long long received,
+                             unsigned long long written, unsigned long long verified)
+{
+	static char b[400];
+	char t[24];
+	if (total < 0)
+		snprintf(t, sizeof t, "null");
+	else
+		snprintf(t, sizeof t, "%lld", total);
+	snprintf(b, sizeof b,
+	         "{\"ok\":true,\"state\":\"done\",\"verify\":%s,\"bytes_total\":%s,"
+	         "\"bytes_received\":%llu,\"bytes_written\":%llu,\"bytes_verified\":%llu}",
+	         verify ? "true" : "false", t, received, written, verified);
+	return b;
+}
+
+START_TEST(outcome_counts)
+{
+	char m[512];
+	/* bin: everything equal to the file's size: success, with and without verify */
+	ck_assert_int_eq(
+	    counted(done_body(1, 1001, 1001, 1001, 1001), 1, CLI_FMT_BIN, 1001, 0, m, sizeof m), 0);
+	ck_assert_int_eq(
+	    counted(done_body(0, 1001, 1001, 1001, 0), 0, CLI_FMT_BIN, 1001, 0, m, sizeof m), 0);
+	/* bin: the bridge's total is not the file's size (another image, a truncated upload
+	 * taken as whole): failed, naming both */
+	ck_assert_int_eq(
+	    counted(done_body(1, 1000, 1000, 1000, 1000), 1, CLI_FMT_BIN, 1001, 0, m, sizeof m),
+	    CLI_FLASH_EXIT_FAILED);
+	ck_assert_msg(strstr(m, "1000") && strstr(m, "1001"), "%s", m);
+	ck_assert_int_eq(
+	    counted(done_body(0, 1004, 1001, 1004, 0), 0, CLI_FMT_BIN, 1001, 0, m, sizeof m),
+	    CLI_FLASH_EXIT_FAILED);
+	ck_assert_msg(strstr(m, "1004 bytes in total"), "%s", m);
+	/* bin: fewer bytes received or written than the image */
+	ck_assert_int_eq(
+	    counted(done_body(0, 1001, 512, 1001, 0), 0, CLI_FMT_BIN, 1001, 0, m, sizeof m),
+	    CLI_FLASH_EXIT_FAILED);
+	ck_assert_msg(strstr(m, "took 512 image bytes, but the image has 1001 bytes"), "%s", m);
+	ck_assert_int_eq(
+	    counted(done_body(0, 1001, 1001, 768, 0), 0, CLI_FMT_BIN, 1001, 0, m, sizeof m),
+	    CLI_FLASH_EXIT_FAILED);
+	ck_assert_msg(strstr(m, "768 of 1001 bytes written"), "%s", m);
+	/* no bytes_total in a done answer */
+	ck_assert_int_eq(
+	    counted(done_body(0, -1, 1001, 1001, 0), 0, CLI_FMT_BIN, 1001, 0, m, sizeof m),
+	    CLI_FLASH_EXIT_FAILED);
+	ck_assert_ptr_nonnull(strstr(m, "no bytes_total"));
+
+	/* Intel HEX: 8192 data bytes over a span of 8192: total 8192 */
+	ck_assert_int_eq(
+	    counted(done_body(1, 8192, 8192, 8192, 8192), 1, CLI_FMT_HEX, 8192, 8192, m, sizeof m),
+	    0);
+	/* short gaps filled and the start rounded down to the unit: total above the data bytes,
+	 * at most span + 31 */
+	ck_assert_int_eq(
+	    counted(done_body(1, 300 + 31, 200, 331, 331), 1, CLI_FMT_HEX, 200, 300, m, sizeof m),
+	    0);
+	ck_assert_int_eq(
+	    counted(done_body(1, 300 + 32, 200, 332, 332), 1, CLI_FMT_HEX, 200, 300, m, sizeof m),
+	    CLI_FLASH_EXIT_FAILED);
+	ck_assert_msg(strstr(m, "332 bytes programmed") && strstr(m, "200..331"), "%s", m);
+	/* a far gap skipped: total below the span, not below the data */
+	ck_assert_int_eq(
+	    counted(done_body(0, 4096, 4096, 4096, 0), 0, CLI_FMT_HEX, 4096, 0x10000, m, sizeof m),
+	    0);
+	ck_assert_int_eq(
+	    counted(done_body(0, 4000, 4000, 4000, 0), 0, CLI_FMT_HEX, 4096, 0x10000, m, sizeof m),
+	    CLI_FLASH_EXIT_FAILED);
+	ck_assert_msg(strstr(m, "Intel HEX records hold 4096 data bytes"), "%s", m);
+	/* verify asked (the default) but not every byte verified: that message wins */
+	ck_assert_int_eq(
+	    counted(done_body(1, 8192, 8192, 8192, 4096), 1, CLI_FMT_HEX, 8192, 8192, m, sizeof m),
+	    CLI_FLASH_EXIT_FAILED);
+	ck_assert_ptr_nonnull(strstr(m, "4096 of 8192 bytes verified"));
+	/* a failed answer is failed whatever its counts */
+	ck_assert_int_eq(counted("{\"ok\":false,\"state\":\"failed\",\"bytes_total\":8}", 0,
+	                         CLI_FMT_BIN, 8, 0, m, sizeof m),
+	                 CLI_FLASH_EXIT_FAILED);
+}
+END_TEST
 
 START_TEST(outcome_exit_statuses)
 {
@@ -844,6 +1021,13 @@ START_TEST(summary_line)
 	ck_assert_str_eq(line, "ttySTM0: wrote 64.0 KiB (65536 bytes) at 0x08000000 of "
 	                       "STM32F40xxx/41xxx (PID 0x413, bootloader 3.1), verified, "
 	                       "application started; 16.0 s, 4.0 KiB/s");
+	/* --no-verify: said so */
+	const char *nv = "{\"ok\":true,\"state\":\"done\",\"address\":\"0x08000000\","
+	                 "\"verify\":false,\"go\":false,\"bytes_total\":1024,\"device\":null}";
+	ck_assert_int_eq(cli_flash_parse_status(nv, strlen(nv), &st), 0);
+	cli_flash_summary(line, sizeof line, "h:80", &st, 1.0);
+	ck_assert_str_eq(line, "h:80: wrote 1.0 KiB (1024 bytes) at 0x08000000, NOT verified, "
+	                       "chip left in its bootloader; 1.0 s, 1.0 KiB/s");
 }
 END_TEST
 
@@ -860,10 +1044,12 @@ static Suite *cli_flash_suite(void)
 	tcase_add_test(tc, format_detection);
 	tcase_add_test(tc, hex_scan_rules);
 	tcase_add_test(tc, password_sources);
+	tcase_add_test(tc, password_file_mode);
 	tcase_add_test(tc, bridge_from_status);
 	tcase_add_test(tc, query_and_url);
 	tcase_add_test(tc, status_parsing);
 	tcase_add_test(tc, outcome_exit_statuses);
+	tcase_add_test(tc, outcome_counts);
 	tcase_add_test(tc, formatting);
 	tcase_add_test(tc, fraction_and_bar);
 	tcase_add_test(tc, plain_lines);

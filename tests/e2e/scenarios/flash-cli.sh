@@ -4,7 +4,7 @@
 # espstmd runs from a config whose [ttySTM0] sets http_port, so `espstm flash ttySTM0`
 # finds the bridge through the control socket (status NAME: host, http_port).
 SCENARIOS+="
-flash-cli:120:espstm flash ttySTM0 img.bin --verify --go (exit 0, progress lines, banner shows the image's crc32), wrong password exit 77, --host HOST:PORT with Intel HEX
+flash-cli:120:espstm flash ttySTM0 img.bin --verify --go (exit 0, progress lines, banner shows the image's crc32), wrong password exit 77, --host HOST:PORT with Intel HEX verified by default
 "
 
 # flash_cli_images: img.bin (16 KiB) and img2.bin (8 KiB) with plausible vector tables and
@@ -43,6 +43,7 @@ sc_flash-cli() {
     local espstm="$E2E_BUILD/espstm" sock="$PWD/ctl.sock" http rc want want2
     [ -x "$espstm" ] || { fail "$espstm is missing (make $E2E_BUILD/espstm)"; return 1; }
     printf 'pw-%s\n' "$(head -c 6 /dev/urandom | od -An -tx1 | tr -d ' \n')" >pw.txt
+    chmod 600 pw.txt # else espstm flash warns (as ssh does) that others may read it
     flash_cli_images >want.txt || { fail "could not make the images"; return 1; }
     want=$(sed -n 1p want.txt); want2=$(sed -n 2p want.txt)
     rm -f flash.bin
@@ -72,6 +73,7 @@ sc_flash-cli() {
     grep -q "^$DEV: wrote 16.0 KiB (16384 bytes) at 0x08000000 of STM32F10x.*, verified, application started;" flash.log ||
         { fail "no summary line naming verify and start: $(tail -n 1 flash.log)"; return 1; }
     grep -q 'http: flash of target 0 done' bridge.log || { fail "the bridge's log shows no finished flash"; return 1; }
+    ! grep -q 'warning' flash.log || { fail "a warning for a password file of mode 0600: $(grep warning flash.log)"; return 1; }
     cmp -n 16384 img.bin flash.bin >>steps.log 2>&1 || { fail "the simulator's flash differs from img.bin"; return 1; }
     check_banner "$want" || return 1
 
@@ -82,12 +84,16 @@ sc_flash-cli() {
     grep -q 'refused the password (HTTP 401' wrongpw.log || { fail "wrong password: no clear message: $(tail -n 1 wrongpw.log)"; return 1; }
     cmp -n 16384 img.bin flash.bin >>steps.log 2>&1 || { fail "the refused uploads changed the flash"; return 1; }
 
-    # 3. --host form, Intel HEX (format from the name), no espstmd needed
+    # 3. --host form, Intel HEX (format from the name), no espstmd needed; no --verify:
+    # verify is the default
     ESPSTM_PASSWORD=$(head -n 1 pw.txt) run_logged hostflash timeout 60 "$espstm" flash --host "127.0.0.1:$http" img2.hex \
-        --verify --go; rc=$?
+        --go; rc=$?
     cat hostflash.log >>steps.log
     [ $rc -eq 0 ] || { fail "espstm flash --host 127.0.0.1:$http img2.hex: exit $rc: $(tail -n 2 hostflash.log | tr '\n' ' ')"; return 1; }
     grep -q '(Intel HEX, 8.0 KiB) at 0x08000000 -> bridge 127.0.0.1:' hostflash.log || { fail "HEX not recognised: $(head -n 1 hostflash.log)"; return 1; }
+    grep -q '^espstm flash: writing and verifying 8.0 KiB$' hostflash.log &&
+        grep -q '^127\.0\.0\.1:[0-9]*: wrote 8.0 KiB (8192 bytes) at 0x08000000 .*, verified, application started;' hostflash.log ||
+        { fail "no --verify: the HEX image was not verified by default: $(tail -n 1 hostflash.log)"; return 1; }
     # the chip's flash: img2, then img's second half (pages after 8 KiB untouched); the
     # application started (--go) prints a banner covering both after a reset
     cmp -n 8192 img2.bin flash.bin >>steps.log 2>&1 || { fail "the simulator's flash differs from img2.bin"; return 1; }

@@ -82,6 +82,7 @@ enum step {
 	ST_VERIFY,
 	ST_GO,
 	ST_RUN_RESET, /* finish: NRST low, then release */
+	ST_DRAIN,     /* begin: bytes the UART could not drop go out before the entry */
 	ST_RESYNC,
 };
 
@@ -896,6 +897,7 @@ static void run_step(struct stm32_isp *isp)
 	case ST_REBOOT:
 	case ST_RUN_RESET:
 	case ST_RESYNC:
+	case ST_DRAIN:
 		return; /* timer driven */
 	case ST_SYNC:
 		if (isp->hal->uart_purge)
@@ -1343,6 +1345,8 @@ static void on_op(struct stm32_isp *isp, enum result r)
 	}
 }
 
+static void enter(struct stm32_isp *isp);
+
 /* Timer expiry of the timed steps. */
 static void on_timer(struct stm32_isp *isp)
 {
@@ -1360,6 +1364,13 @@ static void on_timer(struct stm32_isp *isp)
 	case ST_RUN_RESET:
 		isp->hal->gpio_set(isp->ctx, HAL_PIN_NRST, 1);
 		done_after_start(isp, "reset into the application");
+		return;
+	case ST_DRAIN:
+		if (isp->hal->uart_tx_pending(isp->ctx) == 0 ||
+		    reached(now_ms(isp), isp->drain_end))
+			enter(isp);
+		else
+			start_timer(isp, 1);
 		return;
 	case ST_RESYNC:
 		if (isp->resync_quiet) {
@@ -1419,6 +1430,19 @@ int stm32_isp_busy(const struct stm32_isp *isp)
 	       isp->st.state != STM32_ISP_FAILED;
 }
 
+/* The entry sequence (stm32_isp.h "One run" 1). */
+static void enter(struct stm32_isp *isp)
+{
+	if (isp->o.entry == STM32_ISP_ENTRY_PINS) {
+		isp->hal->gpio_set(isp->ctx, HAL_PIN_BOOT0, 1);
+		isp->hal->gpio_set(isp->ctx, HAL_PIN_NRST, 0);
+		isp->step = ST_RESET_LOW;
+		start_timer(isp, isp->o.reset_ms);
+	} else {
+		go_step(isp, ST_SYNC);
+	}
+}
+
 int stm32_isp_begin(struct stm32_isp *isp, const struct stm32_isp_opts *opts)
 {
 	if (stm32_isp_busy(isp))
@@ -1462,14 +1486,20 @@ int stm32_isp_begin(struct stm32_isp *isp, const struct stm32_isp_opts *opts)
 	      (unsigned long)isp->o.baud,
 	      isp->o.entry == STM32_ISP_ENTRY_PINS ? " (BOOT0 + reset)" : "");
 	notify(isp);
-	if (isp->o.entry == STM32_ISP_ENTRY_PINS) {
-		hal->gpio_set(ctx, HAL_PIN_BOOT0, 1);
-		hal->gpio_set(ctx, HAL_PIN_NRST, 0);
-		isp->step = ST_RESET_LOW;
-		start_timer(isp, isp->o.reset_ms);
-	} else {
-		go_step(isp, ST_SYNC);
+	/* bytes the bridge session queued for the UART before it was suspended must not reach
+	 * the (freshly reset) bootloader, nor old received bytes the master */
+	if (hal->uart_purge)
+		hal->uart_purge(ctx, 1, 1);
+	/* what the platform could not drop (a hardware FIFO) goes out first, to the
+	 * application that the reset then ends; bounded by its wire time + 100 ms */
+	size_t pending = hal->uart_tx_pending ? hal->uart_tx_pending(ctx) : 0;
+	if (pending) {
+		isp->drain_end = now_ms(isp) + wire_ms(isp, (uint32_t)pending) + 100u;
+		isp->step = ST_DRAIN;
+		start_timer(isp, 1);
+		return 0;
 	}
+	enter(isp);
 	return 0;
 }
 

@@ -25,7 +25,11 @@
  *    8E1 and the bootloader's baud).
  *
  * One run, in order (stm32_isp_state() names the current step):
- *  1. CONNECTING: UART 8E1 at opts.baud. With STM32_ISP_ENTRY_PINS: BOOT0 high, NRST low
+ *  1. CONNECTING: UART 8E1 at opts.baud, its TX and RX queues purged (uart_purge: bytes the
+ *     bridge session queued before it was suspended never reach the bootloader); what the
+ *     platform cannot drop (uart_tx_pending() > 0, e.g. a hardware FIFO) is let out first,
+ *     to the application the reset then ends (at most its wire time + 100 ms). With
+ *     STM32_ISP_ENTRY_PINS: BOOT0 high, NRST low
  *     for reset_ms, NRST high, wait settle_ms. Purge RX, send 0x7F; ACK = synced; NACK =
  *     the bootloader was already synced (it took 0x7F as a command byte); no answer within
  *     STM32_ISP_SYNC_MS: send 0x7F again (an already-synced bootloader then NACKs the
@@ -261,6 +265,7 @@ struct stm32_isp {
 	uint8_t ncmds;
 	uint8_t cmds[32]; /* GET command list */
 	uint32_t flash_end;
+	uint32_t drain_end; /* begin: give up waiting for the UART TX to drain (now_ms) */
 	uint32_t mass_ms;
 	/* erase plan of the running erase command */
 	uint32_t er_first, er_count, er_end, er_bytes, er_wait_ms;

@@ -39,6 +39,10 @@ struct rig {
 	struct hal_ops hal;
 	int nrst, boot0;
 	int pin_changes;
+	unsigned tx_purges;      /* uart_purge(tx = 1) calls */
+	int purged_before_reset; /* a TX purge came before the first NRST low */
+	size_t pending_at_reset; /* UART TX bytes still on the wire at that NRST low */
+	int reset_seen;
 	/* image feeding: img, or segments (stm32_isp_seek before each) */
 	const struct seg *segs;
 	size_t nsegs, seg_i, seg_off;
@@ -103,7 +107,8 @@ static size_t h_uart_write(void *ctx, const uint8_t *p, size_t n)
 static void h_uart_purge(void *ctx, int rx, int tx)
 {
 	struct rig *r = ctx;
-	(void)tx;
+	if (tx)
+		r->tx_purges++;
 	if (rx) {
 		uint8_t b[64];
 		while (stm32sim_read(r->sim, r->now_us, b, sizeof(b)) > 0)
@@ -114,6 +119,11 @@ static void h_uart_purge(void *ctx, int rx, int tx)
 static void h_gpio(void *ctx, enum hal_pin pin, int level)
 {
 	struct rig *r = ctx;
+	if (pin == HAL_PIN_NRST && level == 0 && !r->reset_seen) {
+		r->reset_seen = 1;
+		r->purged_before_reset = r->tx_purges > 0;
+		r->pending_at_reset = stm32sim_tx_pending(r->sim, r->now_us);
+	}
 	if (pin == HAL_PIN_NRST)
 		r->nrst = level;
 	else
@@ -441,9 +451,18 @@ START_TEST(test_f103_write_verify_go)
 	size_t len = 20 * KIB + 37;
 	uint8_t *img = make_image(len, 1, 0x20005000, 0x08000101);
 	struct stm32_isp_opts o = {.verify = 1, .finish = STM32_ISP_FINISH_GO};
+	/* bytes the bridge session left in the UART (200 at 115200: 19 ms of wire time) */
+	uint8_t junk[200];
+	memset(junk, 0x7F, sizeof(junk));
+	ck_assert_uint_eq(h_uart_write(&r, junk, sizeof(junk)), sizeof(junk));
+	ck_assert_uint_gt(h_tx_pending(&r), 0);
 	begin(&r, &o, img, len);
+	ck_assert_int_eq(r.reset_seen, 0); /* waits for them */
 	ck_assert_int_eq(stm32_isp_begin(&r.isp, &o), -EBUSY);
 	run(&r, 60);
+	/* the TX queue was purged, and what the UART still held went out, before the reset */
+	ck_assert(r.reset_seen && r.purged_before_reset);
+	ck_assert_uint_eq(r.pending_at_reset, 0);
 	struct stm32_isp_status st = status(&r);
 	ck_assert_msg(st.state == STM32_ISP_DONE, "%s: %s", stm32_isp_error_name(st.error),
 	              st.message);

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define BODY_MAX 4096
@@ -138,6 +139,21 @@ static int read_password(const char *path)
 		if (!f) {
 			plog(HAL_LOG_INFO, "--password-file %s: %s", path, strerror(errno));
 			return -1;
+		}
+		/* like ssh with its keys: warn (not refuse) when others may read the secret */
+		struct stat st;
+		if (fstat(fileno(f), &st) == 0) {
+			if (st.st_mode & 077)
+				plog(HAL_LOG_ERROR,
+				     "warning: --password-file %s is accessible by group/others "
+				     "(mode "
+				     "%03o); chmod 600 it",
+				     path, (unsigned)(st.st_mode & 0777));
+			if (st.st_uid != geteuid())
+				plog(HAL_LOG_ERROR,
+				     "warning: --password-file %s is owned by uid %lu, not by the "
+				     "running user (uid %lu)",
+				     path, (unsigned long)st.st_uid, (unsigned long)geteuid());
 		}
 		char line[256];
 		if (!fgets(line, sizeof(line), f))

@@ -40,7 +40,7 @@ def check(name, cond, detail=""):
 
 
 class Bridge:
-    def __init__(self, binary, tmp, model, flash_init):
+    def __init__(self, binary, tmp, model, flash_init, pw_mode=0o600):
         self.model = model
         self.flash = os.path.join(tmp, model + ".bin")
         if flash_init:
@@ -50,6 +50,7 @@ class Bridge:
         pwf = os.path.join(tmp, model + ".pw")
         with open(pwf, "w") as f:
             f.write(self.pw + "\n")
+        os.chmod(pwf, pw_mode)
         self.log = []
         self.ports = {}
         ready = threading.Event()
@@ -399,8 +400,14 @@ def run_f103(binary, tmp):
           flash[end_hex:end_page] == b"\xff" * (end_page - end_hex))
 
 
-def run_small(binary, tmp, model, pid, size):
-    br = Bridge(binary, tmp, model, b"")
+def run_small(binary, tmp, model, pid, size, pw_mode=0o600):
+    br = Bridge(binary, tmp, model, b"", pw_mode)
+    warned = [l for l in br.log if "password-file" in l and "warning" in l]
+    if pw_mode & 0o077:
+        check("%s: password file mode %03o: warning on stderr naming the mode"
+              % (model, pw_mode), any("%03o" % pw_mode in l for l in warned), br.log)
+    else:
+        check("%s: password file mode 600: no warning" % model, not warned, warned)
     if not check("%s: bridge starts" % model, br.ok, "\n".join(br.log)):
         br.stop()
         return
@@ -427,7 +434,7 @@ def main():
     tmp = tempfile.mkdtemp(prefix="espstm-flash-http-")
     try:
         run_f103(binary, tmp)
-        run_small(binary, tmp, "stm32g431", "0x468", 16 * 1024)
+        run_small(binary, tmp, "stm32g431", "0x468", 16 * 1024, pw_mode=0o644)
         run_small(binary, tmp, "stm32f407", "0x413", 16 * 1024)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

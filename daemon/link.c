@@ -374,31 +374,29 @@ static void conn_opts(struct link *l, struct conn *c)
 	}
 }
 
-/* Bytes in c's kernel send queue not yet acknowledged by the peer (SIOCOUTQ, tcp(7));
- * 0 if c is not connected or the kernel cannot tell. */
-static size_t conn_unacked(const struct conn *c)
+/* A byte count of c's kernel socket queues: SIOCOUTQ (sent, not yet acknowledged by the
+ * peer) or SIOCINQ (readable now), tcp(7). 0 if c is not connected or the kernel cannot
+ * tell. */
+static size_t conn_queue(const struct conn *c, unsigned long req)
 {
 	uv_os_fd_t fd;
 	int v = 0;
 
 	if (!c || !c->connected || uv_fileno((const uv_handle_t *)&c->tcp, &fd) != 0)
 		return 0;
-	if (ioctl(fd, SIOCOUTQ, &v) < 0 || v < 0)
+	if (ioctl(fd, req, &v) < 0 || v < 0)
 		return 0;
 	return (size_t)v;
 }
 
-/* Bytes readable now in c's kernel receive queue (SIOCINQ, tcp(7)); 0 when unknown. */
+static size_t conn_unacked(const struct conn *c)
+{
+	return conn_queue(c, SIOCOUTQ);
+}
+
 static size_t conn_readable(const struct conn *c)
 {
-	uv_os_fd_t fd;
-	int v = 0;
-
-	if (!c || !c->connected || uv_fileno((const uv_handle_t *)&c->tcp, &fd) != 0)
-		return 0;
-	if (ioctl(fd, SIOCINQ, &v) < 0 || v < 0)
-		return 0;
-	return (size_t)v;
+	return conn_queue(c, SIOCINQ);
 }
 
 static void gai_drop(struct link *l)

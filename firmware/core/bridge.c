@@ -515,6 +515,15 @@ static void push_cmd(struct bridge *s, uint8_t code, uint32_t v)
 	o->value = v;
 }
 
+/* 1 if a SET-CONTROL value only asks for the current state (RFC 2217 section "SET-CONTROL":
+ * the FLOW, BREAK, DTR, RTS and INFLOW query values), which changes nothing. */
+static int control_is_query(uint32_t v)
+{
+	return v == RFC2217_CONTROL_FLOW_QUERY || v == RFC2217_CONTROL_BREAK_QUERY ||
+	       v == RFC2217_CONTROL_DTR_QUERY || v == RFC2217_CONTROL_RTS_QUERY ||
+	       v == RFC2217_CONTROL_INFLOW_QUERY;
+}
+
 /* 1 if op changes the UART framing, the break state or a pin (directly or through
  * auto-boot): it must wait until the UART has sent every earlier byte. Queries do not. */
 static int op_needs_drain(const struct bridge_op *o)
@@ -530,11 +539,7 @@ static int op_needs_drain(const struct bridge_op *o)
 	case RFC2217_SET_STOPSIZE:
 		return o->value != 0;
 	case RFC2217_SET_CONTROL:
-		return o->value != RFC2217_CONTROL_FLOW_QUERY &&
-		       o->value != RFC2217_CONTROL_BREAK_QUERY &&
-		       o->value != RFC2217_CONTROL_DTR_QUERY &&
-		       o->value != RFC2217_CONTROL_RTS_QUERY &&
-		       o->value != RFC2217_CONTROL_INFLOW_QUERY;
+		return !control_is_query(o->value);
 	default:
 		return 0;
 	}
@@ -593,11 +598,7 @@ static int op_needs_hw(const struct bridge *s, const struct bridge_op *o)
 		c.stop = (uint8_t)o->value;
 		break;
 	case RFC2217_SET_CONTROL:
-		return o->value != RFC2217_CONTROL_FLOW_QUERY &&
-		       o->value != RFC2217_CONTROL_BREAK_QUERY &&
-		       o->value != RFC2217_CONTROL_DTR_QUERY &&
-		       o->value != RFC2217_CONTROL_RTS_QUERY &&
-		       o->value != RFC2217_CONTROL_INFLOW_QUERY;
+		return !control_is_query(o->value);
 	default:
 		return 0;
 	}

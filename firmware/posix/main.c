@@ -20,14 +20,36 @@
 #include <stdlib.h>
 #include <string.h>
 #include <uv.h>
+/* pump()'s wake-ups from a timerfd (Linux); -DESPSTM_NO_TIMERFD builds the libuv-timer
+ * fallback alone (whole ms), as on other systems */
+#if defined(__linux__) && !defined(ESPSTM_NO_TIMERFD)
+#define USE_TIMERFD 1
+#else
+#define USE_TIMERFD 0
+#endif
+#if USE_TIMERFD
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
+#endif
 
 #define NET_INFLIGHT_MAX (64 * 1024) /* bytes handed to libuv and not yet written */
+/* A run of bytes from the chip (an answer of many bytes) is collected for this long before
+ * pump() runs for it, instead of once per byte; a byte after a pause wakes pump() at once. */
+#define RX_BATCH_US 500u
 
 struct app {
 	uv_loop_t *loop;
 	uv_tcp_t server;
 	uv_tcp_t *client;
+	/* the next wake-up of pump(): a timerfd (Linux, CLOCK_MONOTONIC, ns resolution) watched
+	 * by tfd_poll, else (timerfd unavailable) the libuv timer, which counts whole ms */
 	uv_timer_t timer;
+	int tfd; /* -1: timer is used */
+	uv_poll_t tfd_poll;
+	uint64_t byte_ns; /* wire time of one character on the bridge's UART (line settings) */
+	int uart_short;   /* the last UART write was not taken whole: a writer waits for room */
+	size_t rx_got;    /* bytes read from the UART in this pump() */
 	uv_signal_t sigint, sigterm;
 	const char *target;
 	struct stm32sim *sim;
@@ -77,6 +99,9 @@ static int hal_uart_config(void *ctx, struct hal_uart_cfg *c)
 	                          .parity = par[c->parity],
 	                          .stop_bits = (uint8_t)(c->stop == RFC2217_STOPSIZE_1 ? 1 : 2)};
 	stm32sim_set_line(a->sim, now_us(), &l);
+	unsigned bits = 1u + c->data_bits + (c->parity != RFC2217_PARITY_NONE) +
+	                (c->stop == RFC2217_STOPSIZE_1 ? 1u : 2u);
+	a->byte_ns = (uint64_t)bits * 1000000000u / c->baud;
 	plog(HAL_LOG_DEBUG, "uart: %u %u%c%s", (unsigned)c->baud, c->data_bits, par[c->parity],
 	     c->stop == 1   ? "1"
 	     : c->stop == 2 ? "2"
@@ -87,7 +112,9 @@ static int hal_uart_config(void *ctx, struct hal_uart_cfg *c)
 static size_t hal_uart_write(void *ctx, const uint8_t *p, size_t n)
 {
 	struct app *a = ctx;
-	return stm32sim_write(a->sim, now_us(), p, n);
+	size_t k = stm32sim_write(a->sim, now_us(), p, n);
+	a->uart_short = k < n;
+	return k;
 }
 
 static size_t hal_uart_tx_pending(void *ctx)
@@ -195,6 +222,8 @@ static const struct hal_ops sim_hal = {
 static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf);
 static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf);
 static void on_timer(uv_timer_t *t);
+static void arm_wakeup(struct app *a, uint64_t wake, uint64_t now);
+static uint64_t tx_drained_at(const struct app *a, uint64_t now, size_t txp, size_t left);
 
 static void start_reading(struct app *a)
 {
@@ -230,10 +259,14 @@ static void pump(struct app *a)
 	bridge_poll(&a->br);
 	if (a->rlen == 0)
 		start_reading(a);
+	a->rx_got = 0;
 	for (int guard = 0; guard < 64; guard++) {
-		if (a->ulen < sizeof(a->ubuf))
-			a->ulen +=
+		if (a->ulen < sizeof(a->ubuf)) {
+			size_t got =
 			    stm32sim_read(a->sim, t, a->ubuf + a->ulen, sizeof(a->ubuf) - a->ulen);
+			a->ulen += got;
+			a->rx_got += got;
+		}
 		if (a->ulen == 0)
 			break;
 		if (a->isp_claimed) {
@@ -253,32 +286,159 @@ static void pump(struct app *a)
 		stm32_isp_poll(&a->isp);
 		http_posix_flash_pump(); /* upload room, result; may release the claim */
 	}
-	/* next wake-up */
+	/*
+	 * Next wake-up, to the microsecond (arm_wakeup): what matters is the moment an answer
+	 * from the chip arrives after the bridge's transmission (AN3155: an ACK after every
+	 * frame, six per 256-byte block with verify), so pump() runs exactly then, not at the
+	 * next whole millisecond. The simulator's next event (stm32sim_next_event_us) is
+	 * also every single character leaving or arriving on the wire, ~10,000 a second at
+	 * 115200 baud: waking for each would cost CPU for nothing, so
+	 *  - while the bridge's UART transmits, wake when it has finished (a writer waiting
+	 *    for room: when half of the queue has gone), read off stm32sim_tx_pending();
+	 *    with the ISP owning the UART (half duplex: the chip answers a frame after it)
+	 *    that is the next wake-up; else at most 1 ms later, for the chip's output;
+	 *  - a character arriving right after one just read (a run of output) waits for
+	 *    RX_BATCH_US of them;
+	 * and the deadlines of the core (bridge, ISP; hal now_ms() counts whole ms of the
+	 * same clock) wake it on the first millisecond tick at which they have passed.
+	 * At most 1 s ahead.
+	 */
+	uint64_t t2 = now_us();
+	uint64_t tick = t2 / 1000u * 1000u; /* start of the current hal_now_ms() ms */
+	uint64_t wake = t2 + 1000000u;
 	uint64_t next = stm32sim_next_event_us(a->sim);
-	uint64_t delay_ms = 1000;
-	if (next != UINT64_MAX) {
-		uint64_t t2 = now_us();
-		delay_ms = next > t2 ? (next - t2 + 999) / 1000 : 0;
+	size_t txp = stm32sim_tx_pending(a->sim, t2);
+	if (txp) {
+		uint64_t done = tx_drained_at(a, t2, txp, a->uart_short ? txp / 2 : 0);
+		if (!a->isp_claimed && done > t2 + 1000u)
+			done = t2 + 1000u;
+		next = done;
+	} else if (a->rx_got && next != UINT64_MAX && next <= t2 + 2 * a->byte_ns / 1000u + 1u &&
+	           next < t2 + RX_BATCH_US) {
+		next = t2 + RX_BATCH_US; /* the rest of a run of output */
 	}
+	if (next < wake)
+		wake = next;
 	int32_t bn = bridge_next_ms(&a->br);
-	if (bn >= 0 && (uint64_t)bn < delay_ms)
-		delay_ms = (uint64_t)bn;
-	if ((bridge_tx_pending(&a->br) || a->rlen) && delay_ms > 2)
-		delay_ms = 2;
+	if (bn >= 0 && tick + (uint64_t)bn * 1000u < wake)
+		wake = tick + (uint64_t)bn * 1000u;
+	if ((bridge_tx_pending(&a->br) || a->rlen) && tick + 2000u < wake)
+		wake = tick + 2000u;
 	if (a->isp_claimed) {
-		/* 0 = the ISP has bytes the UART did not take yet: look again next tick */
+		/* 0 or 1 also while the ISP has bytes the UART did not take yet or waits for it
+		 * to drain: with the UART busy that is the moment computed above */
 		int32_t in = stm32_isp_next_ms(&a->isp);
-		if (in >= 0 && (uint64_t)in < delay_ms)
-			delay_ms = in > 0 ? (uint64_t)in : 1;
+		if (in >= 0 && !(txp && in <= 1)) {
+			uint64_t d = tick + (uint64_t)(in > 0 ? in : 1) * 1000u;
+			if (d < wake)
+				wake = d;
+		}
 	}
-	if (delay_ms > 1000)
-		delay_ms = 1000;
-	uv_timer_start(&a->timer, on_timer, delay_ms, 0);
+	arm_wakeup(a, wake, t2);
 }
 
 static void on_timer(uv_timer_t *t)
 {
 	pump(t->data);
+}
+
+/*
+ * When (us) at most `left` of the txp characters on the bridge's UART at now are still
+ * being sent: the simulator fixes each character's end on the wire when it takes it, and
+ * stm32sim_tx_pending() counts those not ended by a given time, so search for it around
+ * the estimate from the character time.
+ */
+static uint64_t tx_drained_at(const struct app *a, uint64_t now, size_t txp, size_t left)
+{
+	uint64_t lo = now; /* more than left pending at lo */
+	uint64_t hi = now + ((uint64_t)(txp - left) + 1u) * a->byte_ns / 1000u + 2u;
+	for (int i = 0; stm32sim_tx_pending(a->sim, hi) > left; i++) {
+		if (i >= 40)
+			return hi; /* cannot happen: every character has an end */
+		lo = hi;
+		hi = now + (hi - now) * 2u;
+	}
+	while (hi - lo > 1u) {
+		uint64_t mid = lo + (hi - lo) / 2u;
+		if (stm32sim_tx_pending(a->sim, mid) > left)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	return hi;
+}
+
+#if USE_TIMERFD
+static void on_timerfd(uv_poll_t *h, int status, int events)
+{
+	struct app *a = h->data;
+	uint64_t expirations;
+	(void)status;
+	(void)events;
+	/* non-blocking: EAGAIN when a re-arm since the expiry cleared it (nothing to do) */
+	if (read(a->tfd, &expirations, sizeof(expirations)) < 0)
+		return;
+	pump(a);
+}
+
+/* Use a timerfd for pump()'s wake-ups (timerfd_create(2)). Returns 0, or -1 (then the libuv
+ * timer is used). */
+static int timerfd_setup(struct app *a)
+{
+	a->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (a->tfd < 0) {
+		plog(HAL_LOG_INFO, "timerfd: %s: wake-ups in whole ms (libuv timer)",
+		     strerror(errno));
+		return -1;
+	}
+	int r = uv_poll_init(a->loop, &a->tfd_poll, a->tfd);
+	if (r == 0) {
+		a->tfd_poll.data = a;
+		r = uv_poll_start(&a->tfd_poll, UV_READABLE, on_timerfd);
+		if (r < 0)
+			uv_close((uv_handle_t *)&a->tfd_poll, NULL);
+	}
+	if (r < 0) {
+		plog(HAL_LOG_INFO, "timerfd: %s: wake-ups in whole ms (libuv timer)",
+		     uv_strerror(r));
+		close(a->tfd);
+		a->tfd = -1;
+		return -1;
+	}
+	return 0;
+}
+#endif
+
+/*
+ * Wake pump() at wake (us, the now_us() clock; now: now_us() a moment ago). timerfd: a
+ * relative timer of the exact remaining time (timerfd_settime(2); CLOCK_MONOTONIC, which
+ * uv_hrtime() reads too; a time already passed fires at once). libuv timer: whole ms,
+ * rounded up (never early). Replaces the previous wake-up.
+ */
+static void arm_wakeup(struct app *a, uint64_t wake, uint64_t now)
+{
+	uint64_t left = wake > now ? wake - now : 0;
+#if USE_TIMERFD
+	if (a->tfd >= 0) {
+		struct itimerspec its;
+		memset(&its, 0, sizeof(its));
+		if (left == 0)
+			its.it_value.tv_nsec = 1; /* 0 would disarm it: fire now */
+		else {
+			its.it_value.tv_sec = (time_t)(left / 1000000u);
+			its.it_value.tv_nsec = (long)(left % 1000000u * 1000u);
+		}
+		if (timerfd_settime(a->tfd, 0, &its, NULL) == 0)
+			return;
+		plog(HAL_LOG_ERROR, "timerfd_settime: %s: falling back to the libuv timer",
+		     strerror(errno));
+		uv_poll_stop(&a->tfd_poll);
+		uv_close((uv_handle_t *)&a->tfd_poll, NULL);
+		close(a->tfd);
+		a->tfd = -1;
+	}
+#endif
+	uv_timer_start(&a->timer, on_timer, (left + 999u) / 1000u, 0);
 }
 
 static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
@@ -656,6 +816,7 @@ int main(int argc, char **argv)
 	}
 	A.nrst = 1;
 	A.boot0 = 0;
+	A.byte_ns = 10u * 1000000000u / 115200u; /* until the UART is configured */
 	A.loop = uv_default_loop();
 	if (bridge_init(&A.br, hal, &A, &A.set) < 0) {
 		fprintf(stderr, "espstm-bridge: cannot configure the UART\n");
@@ -679,6 +840,10 @@ int main(int argc, char **argv)
 	unsigned actual = ntohs(((struct sockaddr_in *)&ss)->sin_port);
 	uv_timer_init(A.loop, &A.timer);
 	A.timer.data = &A;
+	A.tfd = -1;
+#if USE_TIMERFD
+	timerfd_setup(&A);
+#endif
 	uv_signal_init(A.loop, &A.sigint);
 	uv_signal_init(A.loop, &A.sigterm);
 	A.sigint.data = A.sigterm.data = &A;
@@ -729,6 +894,12 @@ int main(int argc, char **argv)
 		uv_close((uv_handle_t *)A.client, on_client_closed);
 	uv_close((uv_handle_t *)&A.server, NULL);
 	uv_close((uv_handle_t *)&A.timer, NULL);
+#if USE_TIMERFD
+	if (A.tfd >= 0) {
+		uv_close((uv_handle_t *)&A.tfd_poll, NULL);
+		close(A.tfd);
+	}
+#endif
 	uv_close((uv_handle_t *)&A.sigint, NULL);
 	uv_close((uv_handle_t *)&A.sigterm, NULL);
 	uv_run(A.loop, UV_RUN_DEFAULT);

@@ -317,13 +317,6 @@ static void setup(void)
 	memset(&tty, 0, sizeof tty);
 }
 
-static void walk_close(uv_handle_t *h, void *arg)
-{
-	(void)arg;
-	if (!uv_is_closing(h))
-		uv_close(h, NULL);
-}
-
 static void teardown(void)
 {
 	if (tty.l)
@@ -331,9 +324,7 @@ static void teardown(void)
 	tty.l = NULL;
 	lsrv_stop();
 	uv_run(&loop, UV_RUN_DEFAULT);
-	uv_walk(&loop, walk_close, NULL);
-	uv_run(&loop, UV_RUN_DEFAULT);
-	ck_assert_int_eq(uv_loop_close(&loop), 0);
+	ck_assert_int_eq(uvtest_close_loop(&loop), 0);
 }
 
 static bool is_up(void)

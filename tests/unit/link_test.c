@@ -363,13 +363,6 @@ static void setup(void)
 	tty.space = 1 << 20;
 }
 
-static void walk_close(uv_handle_t *h, void *arg)
-{
-	(void)arg;
-	if (!uv_is_closing(h))
-		uv_close(h, NULL);
-}
-
 static void teardown(void)
 {
 	if (tty.l)
@@ -377,9 +370,7 @@ static void teardown(void)
 	tty.l = NULL;
 	srv_stop(&srv);
 	uv_run(&loop, UV_RUN_DEFAULT);
-	uv_walk(&loop, walk_close, NULL);
-	uv_run(&loop, UV_RUN_DEFAULT);
-	ck_assert_int_eq(uv_loop_close(&loop), 0);
+	ck_assert_int_eq(uvtest_close_loop(&loop), 0);
 	free(tty.data);
 }
 

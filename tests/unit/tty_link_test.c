@@ -360,13 +360,6 @@ static void setup(void)
 	rd_n = 0;
 }
 
-static void walk_close(uv_handle_t *h, void *arg)
-{
-	(void)arg;
-	if (!uv_is_closing(h))
-		uv_close(h, NULL);
-}
-
 static void teardown(void)
 {
 	if (dev)
@@ -378,9 +371,7 @@ static void teardown(void)
 	srv_drop();
 	uv_close((uv_handle_t *)&srv.listener, NULL);
 	uv_run(&loop, UV_RUN_DEFAULT);
-	uv_walk(&loop, walk_close, NULL);
-	uv_run(&loop, UV_RUN_DEFAULT);
-	ck_assert_int_eq(uv_loop_close(&loop), 0);
+	ck_assert_int_eq(uvtest_close_loop(&loop), 0);
 	free(rd_sink);
 	rd_sink = NULL;
 	rd_cap = rd_n = 0;

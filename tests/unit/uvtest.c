@@ -24,3 +24,17 @@ void uvtest_run_for(uv_loop_t *loop, uint64_t ms)
 {
 	uvtest_run_until(loop, NULL, ms);
 }
+
+static void close_one(uv_handle_t *h, void *arg)
+{
+	(void)arg;
+	if (!uv_is_closing(h))
+		uv_close(h, NULL);
+}
+
+int uvtest_close_loop(uv_loop_t *loop)
+{
+	uv_walk(loop, close_one, NULL);
+	uv_run(loop, UV_RUN_DEFAULT);
+	return uv_loop_close(loop);
+}

@@ -10,4 +10,7 @@
 bool uvtest_run_until(uv_loop_t *loop, bool (*cond)(void), uint64_t ms);
 /* Run loop for ms milliseconds. */
 void uvtest_run_for(uv_loop_t *loop, uint64_t ms);
+/* Close every handle still open on loop, run it until they are closed, then uv_loop_close.
+ * Returns uv_loop_close's result (0, or UV_EBUSY if something is still active). */
+int uvtest_close_loop(uv_loop_t *loop);
 #endif

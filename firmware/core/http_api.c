@@ -601,8 +601,8 @@ static uint32_t largest_flash(void)
 
 /* Parameters of the POST. Returns 0, or -1 with msg filled. */
 struct flash_params {
-	int hex, verify, go, unprotect, has_address;
-	uint32_t address, baud;
+	int hex, verify, go, unprotect, has_address, stage, has_crc;
+	uint32_t address, baud, crc;
 };
 
 static int parse_u32(const char *v, size_t n, uint32_t *out)
@@ -652,8 +652,9 @@ static int parse_params(const char *q, struct flash_params *fp, char *msg, size_
 	fp->verify = 1;
 	fp->baud = 115200;
 	unsigned seen = 0;
-	static const char *const keys[] = {"format", "address",   "verify",
-	                                   "go",     "unprotect", "baud"};
+	static const char *const keys[] = {"format",    "address", "verify", "go",
+	                                   "unprotect", "baud",    "stage",  "crc32"};
+	enum { NKEYS = sizeof(keys) / sizeof(keys[0]) };
 	while (q && *q) {
 		const char *amp = strchr(q, '&');
 		size_t len = amp ? (size_t)(amp - q) : strlen(q);
@@ -666,13 +667,13 @@ static int parse_params(const char *q, struct flash_params *fp, char *msg, size_
 			continue;
 		}
 		int k = -1;
-		for (int i = 0; i < 6; i++)
+		for (int i = 0; i < NKEYS; i++)
 			if (strlen(keys[i]) == kl && !memcmp(q, keys[i], kl))
 				k = i;
 		if (k < 0) {
 			snprintf(msg, cap,
 			         "unknown parameter '%.*s' (format, address, verify, go, "
-			         "unprotect, baud)",
+			         "unprotect, baud, stage, crc32)",
 			         (int)(kl > 24 ? 24 : kl), q);
 			for (char *c = msg; *c; c++)
 				if ((unsigned char)*c < 0x20 || *c == 0x7f)
@@ -711,12 +712,20 @@ static int parse_params(const char *q, struct flash_params *fp, char *msg, size_
 			bad = parse_u32(v, vl, &fp->baud) < 0 || fp->baud < 1200 ||
 			      fp->baud > 4000000;
 			break;
+		case 6:
+			bad = parse_bool(v, vl, &fp->stage) < 0;
+			break;
+		case 7:
+			bad = parse_u32(v, vl, &fp->crc) < 0;
+			fp->has_crc = 1;
+			break;
 		}
 		if (bad) {
 			static const char *const want[] = {
 			    "bin or hex", "an address (0x-hex or decimal, a multiple of 4)",
 			    "0 or 1",     "0 or 1",
-			    "0 or 1",     "a baud rate 1200..4000000"};
+			    "0 or 1",     "a baud rate 1200..4000000",
+			    "0 or 1",     "a CRC-32 (0x-hex, e.g. 0x1A2B3C4D)"};
 			snprintf(msg, cap, "parameter '%s': want %s", keys[k], want[k]);
 			return -1;
 		}
@@ -724,6 +733,10 @@ static int parse_params(const char *q, struct flash_params *fp, char *msg, size_
 	}
 	if (fp->hex && fp->has_address) {
 		snprintf(msg, cap, "parameter 'address' is for format=bin (Intel HEX has its own)");
+		return -1;
+	}
+	if (fp->has_crc && !fp->stage) {
+		snprintf(msg, cap, "parameter 'crc32' needs stage=1 (verify before commit)");
 		return -1;
 	}
 	return 0;
@@ -772,6 +785,34 @@ int http_api_flash_start(struct http_api *api, const struct api_request *rq, con
 		reply_error(api, rs, 400, "empty image");
 		return 0;
 	}
+	if (fp.stage) {
+		const struct api_ops *o = api->ops;
+		uint32_t cap = o->stage_capacity ? o->stage_capacity(api->ctx, t) : 0;
+		if (!o->stage_begin || !o->stage_write || !o->stage_read || !o->stage_end ||
+		    !o->crc32 || cap == 0) {
+			reply_error(api, rs, 501,
+			            "this platform cannot stage an image (stage=1: no staging "
+			            "area); upload without stage=1");
+			return 0;
+		}
+		if (content_length < 0) {
+			reply_error(api, rs, 411,
+			            "stage=1 needs a Content-Length (the staging area is prepared "
+			            "for the image's size)");
+			return 0;
+		}
+		if (content_length == 0) {
+			reply_error(api, rs, 400, "empty image");
+			return 0;
+		}
+		if ((uint64_t)content_length > cap) {
+			snprintf(msg, sizeof(msg),
+			         "image (%lld bytes) larger than the staging area (%lu bytes)",
+			         (long long)content_length, (unsigned long)cap);
+			reply_error(api, rs, 413, msg);
+			return 0;
+		}
+	}
 	uint32_t maxf = largest_flash();
 	if (!fp.hex && content_length > 0 &&
 	    ((uint64_t)content_length > maxf ||
@@ -782,6 +823,24 @@ int http_api_flash_start(struct http_api *api, const struct api_request *rq, con
 		         (long long)content_length, (unsigned long)maxf);
 		reply_error(api, rs, 413, msg);
 		return 0;
+	}
+	if (fp.stage) {
+		/* before the last result is forgotten: a refusal leaves it readable */
+		int r = api->ops->stage_begin(api->ctx, t, (uint32_t)content_length);
+		if (r < 0) {
+			if (r == -ENOSPC)
+				snprintf(msg, sizeof(msg),
+				         "image (%lld bytes) larger than the staging area",
+				         (long long)content_length);
+			else
+				snprintf(msg, sizeof(msg), "%s",
+				         r == -EBUSY ? "the staging area is in use by another "
+				                       "target's upload"
+				                     : "the staging area cannot be prepared (I/O "
+				                       "error)");
+			reply_error(api, rs, r == -ENOSPC ? 413 : r == -EBUSY ? 409 : 500, msg);
+			return 0;
+		}
 	}
 	memset(f, 0, sizeof(*f));
 	f->used = 1;
@@ -795,6 +854,19 @@ int http_api_flash_start(struct http_api *api, const struct api_request *rq, con
 	f->content_length = content_length < 0 ? -1 : content_length;
 	f->status = 500;
 	ihex_init(&f->ihex);
+	if (fp.stage) {
+		f->stage = 1;
+		f->stage_open = 1;
+		f->has_crc = fp.has_crc;
+		f->crc_want = fp.crc;
+		f->phase = API_FLASH_UPLOAD;
+		flash_log(api,
+		          "http: staged upload for target %u started (%lld bytes%s%s): the STM32 "
+		          "is flashed once the whole image is in%s",
+		          t, (long long)content_length, f->hex ? ", Intel HEX" : "",
+		          f->verify ? ", verify" : "", fp.has_crc ? " and its CRC-32 matches" : "");
+		return 1;
+	}
 	f->phase = API_FLASH_UPLOAD;
 	f->claimed = 1;
 	api->ops->flash_claim(api->ctx, t, 1);
@@ -878,11 +950,11 @@ static void hex_record(struct http_api *api, unsigned t, struct api_flash *f)
 	}
 }
 
-size_t http_api_flash_body(struct http_api *api, unsigned target, const uint8_t *p, size_t n)
+/* The image pipeline (bin or Intel HEX) into the ISP, for a streamed body and for the
+ * staged copy alike. Returns the bytes taken (0..n); fewer: no room now. */
+static size_t pipeline_feed(struct http_api *api, unsigned target, struct api_flash *f,
+                            const uint8_t *p, size_t n)
 {
-	struct api_flash *f = flash_of(api, target);
-	if (!f || f->phase != API_FLASH_UPLOAD)
-		return n;
 	size_t used = 0;
 	if (!f->hex) {
 		if (!dead(f))
@@ -907,8 +979,118 @@ size_t http_api_flash_body(struct http_api *api, unsigned target, const uint8_t 
 			hex_record(api, target, f);
 		}
 	}
+	return used;
+}
+
+/* The image is complete (streamed body ended, or the staged copy replayed): the checks of
+ * its end. The ISP is ended by http_api_flash_poll(). */
+static void pipeline_end(struct api_flash *f, uint32_t bytes)
+{
+	if (f->hex) {
+		if (ihex_finish(&f->ihex) < 0)
+			flash_fail(f, 400, "%s", ihex_error(&f->ihex));
+		else if (!f->begun)
+			flash_fail(f, 400, "Intel HEX file without data records");
+	} else if (f->content_length >= 0 && (int64_t)bytes != f->content_length) {
+		flash_fail(f, 400, "image not whole: %lu of %lld bytes received",
+		           (unsigned long)bytes, (long long)f->content_length);
+	}
+}
+
+/* stage=1: the body goes to the staging store, never to the STM32. Takes everything. */
+static void stage_body(struct http_api *api, unsigned target, struct api_flash *f, const uint8_t *p,
+                       size_t n)
+{
+	if (f->failed || !f->stage_open)
+		return; /* dropped: the answer is sent at the body's end */
+	if (f->content_length >= 0 && (uint64_t)f->staged + n > (uint64_t)f->content_length) {
+		flash_fail(f, 400,
+		           "more than Content-Length (%lld bytes) received; the STM32 was not "
+		           "touched",
+		           (long long)f->content_length);
+		return;
+	}
+	if (api->ops->stage_write(api->ctx, target, f->staged, p, n) < 0) {
+		flash_fail(f, 500,
+		           "writing the staging area failed at byte %lu; the STM32 was not "
+		           "touched",
+		           (unsigned long)f->staged);
+		return;
+	}
+	f->crc = api->ops->crc32(f->crc, p, n);
+	f->staged += (uint32_t)n;
+}
+
+size_t http_api_flash_body(struct http_api *api, unsigned target, const uint8_t *p, size_t n)
+{
+	struct api_flash *f = flash_of(api, target);
+	if (!f || f->phase != API_FLASH_UPLOAD)
+		return n;
+	size_t used = n;
+	if (f->stage)
+		stage_body(api, target, f, p, n);
+	else
+		used = pipeline_feed(api, target, f, p, n);
 	f->body_bytes += (uint32_t)used;
 	return used;
+}
+
+static void stage_close(struct http_api *api, unsigned target, struct api_flash *f)
+{
+	if (f->stage_open) {
+		f->stage_open = 0;
+		api->ops->stage_end(api->ctx, target);
+	}
+}
+
+/* stage=1, body complete and checked: claim the target and start the ISP; the staged
+ * copy is replayed by http_api_flash_poll() (phase REPLAY). */
+static void commit(struct http_api *api, unsigned target, struct api_flash *f)
+{
+	f->committed = 1;
+	f->claimed = 1;
+	api->ops->flash_claim(api->ctx, target, 1);
+	flash_log(api,
+	          "http: staged image of target %u complete (%lu bytes, CRC-32 0x%08lX%s): "
+	          "flashing it",
+	          target, (unsigned long)f->staged, (unsigned long)f->crc,
+	          f->has_crc ? ", as given" : "");
+	if (!f->hex)
+		flash_begin(api, target, f, f->address, f->staged);
+	f->phase = API_FLASH_REPLAY;
+}
+
+/* Phase REPLAY: staged bytes into the pipeline while it takes them (HTTP_API_REPLAY_BUF
+ * at a time); at the end, the image's end checks and phase FINISH. */
+static void replay(struct http_api *api, unsigned target, struct api_flash *f)
+{
+	for (int guard = 0; guard < 64 && !dead(f); guard++) {
+		if (f->roff == f->rlen) {
+			if (f->replayed == f->staged) {
+				pipeline_end(f, f->replayed);
+				f->phase = API_FLASH_FINISH;
+				return;
+			}
+			uint32_t k = f->staged - f->replayed;
+			if (k > sizeof(f->rbuf))
+				k = sizeof(f->rbuf);
+			if (api->ops->stage_read(api->ctx, target, f->replayed, f->rbuf, k) < 0) {
+				flash_fail(f, 500,
+				           "reading the staged image back failed at byte %lu",
+				           (unsigned long)f->replayed);
+				break;
+			}
+			f->replayed += k;
+			f->roff = 0;
+			f->rlen = (uint16_t)k;
+		}
+		size_t used = pipeline_feed(api, target, f, f->rbuf + f->roff, f->rlen - f->roff);
+		f->roff = (uint16_t)(f->roff + used);
+		if (used == 0)
+			return; /* no room in the ISP: the next poll goes on */
+	}
+	if (dead(f))
+		f->phase = API_FLASH_FINISH;
 }
 
 void http_api_flash_body_end(struct http_api *api, unsigned target)
@@ -918,14 +1100,24 @@ void http_api_flash_body_end(struct http_api *api, unsigned target)
 		return;
 	f->body_done = 1;
 	f->phase = API_FLASH_FINISH;
-	if (f->hex) {
-		if (ihex_finish(&f->ihex) < 0)
-			flash_fail(f, 400, "%s", ihex_error(&f->ihex));
-		else if (!f->begun)
-			flash_fail(f, 400, "Intel HEX file without data records");
-	} else if (f->content_length >= 0 && (int64_t)f->body_bytes != f->content_length) {
-		flash_fail(f, 400, "image not whole: %lu of %lld bytes received",
-		           (unsigned long)f->body_bytes, (long long)f->content_length);
+	if (!f->stage) {
+		pipeline_end(f, f->body_bytes);
+	} else if (!f->failed) {
+		if (f->content_length >= 0 && (int64_t)f->staged != f->content_length) {
+			flash_fail(f, 400,
+			           "upload interrupted: %lu of %lld bytes received; the STM32 was "
+			           "not touched",
+			           (unsigned long)f->staged, (long long)f->content_length);
+		} else {
+			f->crc_done = 1;
+			if (f->has_crc && f->crc != f->crc_want)
+				flash_fail(f, 400,
+				           "image CRC-32 0x%08lX does not match crc32=0x%08lX: the "
+				           "STM32 was not touched",
+				           (unsigned long)f->crc, (unsigned long)f->crc_want);
+			else
+				commit(api, target, f);
+		}
 	}
 	http_api_flash_poll(api, target);
 }
@@ -935,12 +1127,24 @@ void http_api_flash_cancel(struct http_api *api, unsigned target, const char *wh
 	struct api_flash *f = flash_of(api, target);
 	if (!f || f->phase == API_FLASH_NONE)
 		return;
+	if (f->committed && f->phase != API_FLASH_RESULT) {
+		/* staged and checked: the flash goes on from the staged copy */
+		if (!f->detached)
+			flash_log(api,
+			          "http: the client of target %u's staged flash left (%s): the "
+			          "flash goes on (GET shows the result)",
+			          target, why ? why : "connection closed");
+		f->detached = 1;
+		http_api_flash_poll(api, target);
+		return;
+	}
 	if (f->phase != API_FLASH_RESULT) {
 		char total[24] = "?";
 		if (f->content_length >= 0)
 			snprintf(total, sizeof(total), "%lld", (long long)f->content_length);
-		flash_fail(f, 400, "upload interrupted: %s after %lu of %s bytes",
-		           why ? why : "connection closed", (unsigned long)f->body_bytes, total);
+		flash_fail(f, 400, "upload interrupted: %s after %lu of %s bytes%s",
+		           why ? why : "connection closed", (unsigned long)f->body_bytes, total,
+		           f->stage ? "; the STM32 was not touched" : "");
 		f->phase = API_FLASH_FINISH;
 		http_api_flash_poll(api, target);
 	}
@@ -976,6 +1180,8 @@ int http_api_flash_poll(struct http_api *api, unsigned target)
 	struct api_flash *f = flash_of(api, target);
 	if (!f || f->phase == API_FLASH_NONE)
 		return 0;
+	if (f->phase == API_FLASH_REPLAY)
+		replay(api, target, f);
 	if (f->phase == API_FLASH_FINISH && !dead(f) && f->begun && !f->ended) {
 		if (f->hex && !push_pending(f))
 			return 0;
@@ -998,8 +1204,11 @@ int http_api_flash_poll(struct http_api *api, unsigned target)
 			flash_log(api, "http: flash of target %u failed (%s): %s", target,
 			          stm32_isp_error_name(st.error), st.message ? st.message : "");
 	}
+	/* the store is no longer needed once staging failed or the run is over */
+	if (f->stage_open && run_over(f) && (f->failed || f->phase == API_FLASH_FINISH))
+		stage_close(api, target, f);
 	if (f->phase == API_FLASH_UPLOAD) {
-		if (dead(f) || (f->hex && !f->begun) || stm32_isp_room(f->isp) > 0)
+		if (f->stage || dead(f) || (f->hex && !f->begun) || stm32_isp_room(f->isp) > 0)
 			return HTTP_API_FLASH_ROOM;
 		return 0;
 	}
@@ -1009,7 +1218,8 @@ int http_api_flash_poll(struct http_api *api, unsigned target)
 			stm32_isp_status(f->isp, &st);
 			f->status = st.state == STM32_ISP_DONE ? 200 : isp_status_code(&st);
 		}
-		f->phase = API_FLASH_RESULT;
+		/* a staged flash whose client left: nobody to answer, GET shows the result */
+		f->phase = f->detached ? API_FLASH_NONE : API_FLASH_RESULT;
 	}
 	return f->phase == API_FLASH_RESULT ? HTTP_API_FLASH_RESULT : 0;
 }
@@ -1021,6 +1231,20 @@ static void put_hex32(struct jw *w, uint32_t v, int digits)
 	jw_str(w, b);
 }
 
+/* The state name of the GET fields; st: the ISP's status (zeroed before begin). */
+static const char *flash_state(const struct api_flash *f, const struct stm32_isp_status *st)
+{
+	if (!f->used)
+		return "idle";
+	if (f->failed && run_over(f))
+		return "failed";
+	if (f->stage && !f->committed)
+		return "staging";
+	if (!f->begun)
+		return "connecting";
+	return stm32_isp_state_name(st->state);
+}
+
 /* The GET fields (and the POST answer with ok first). */
 static void flash_json(struct http_api *api, unsigned t, struct jw *w, int with_ok)
 {
@@ -1030,18 +1254,12 @@ static void flash_json(struct http_api *api, unsigned t, struct jw *w, int with_
 		isp = api->ops->isp(api->ctx, t);
 	struct stm32_isp_status st;
 	memset(&st, 0, sizeof(st));
-	if (isp && f->used)
+	if (isp && f->used && f->begun) /* before begin the ISP still holds an older run */
 		stm32_isp_status(isp, &st);
-	const char *state;
+	const char *state = flash_state(f, &st);
 	const char *error = NULL;
-	if (!f->used)
-		state = "idle";
-	else if (f->failed && run_over(f))
-		state = "failed", error = f->error;
-	else if (!f->begun)
-		state = "connecting";
-	else
-		state = stm32_isp_state_name(st.state);
+	if (strcmp(state, "failed") == 0 && f->failed)
+		error = f->error;
 	if (!error && f->used && f->begun && st.state == STM32_ISP_FAILED) {
 		error = st.message && *st.message ? st.message : stm32_isp_error_name(st.error);
 		if ((st.error == STM32_ISP_E_READ_PROTECTED ||
@@ -1117,7 +1335,67 @@ static void flash_json(struct http_api *api, unsigned t, struct jw *w, int with_
 	jw_str(w, !failed ? NULL : f->begun ? stm32_isp_state_name(f->step) : "upload");
 	jw_key(w, "elapsed_ms");
 	jw_int(w, st.elapsed_ms);
+	jw_key(w, "stage");
+	jw_bool(w, f->used && f->stage);
+	jw_key(w, "bytes_staged");
+	jw_int(w, f->used && f->stage ? f->staged : 0);
+	jw_key(w, "crc32");
+	if (f->used && f->stage && f->crc_done)
+		put_hex32(w, f->crc, 8);
+	else
+		jw_null(w);
 	jw_obj_end(w);
+}
+
+int http_api_flash_abort(struct http_api *api, unsigned target, const char *why)
+{
+	struct api_flash *f = flash_of(api, target);
+	/* running: an upload or run that has not ended (an answer not yet sent is not) */
+	if (!f || !http_api_flash_busy(api, target) || run_over(f))
+		return 0;
+	if (!why)
+		why = "aborted by the client";
+	if (f->stage && !f->committed)
+		flash_fail(f, 409, "%s; the STM32 was not touched", why);
+	else
+		flash_fail(f, 409, "%s", why); /* stm32_isp_abort() */
+	if (f->phase == API_FLASH_REPLAY)
+		f->phase = API_FLASH_FINISH;
+	flash_log(api, "http: flash of target %u: %s", target, why);
+	return 1;
+}
+
+/* DELETE /api/targets/N/flash (http_api.h "Abort"). */
+static void do_flash_abort(struct http_api *api, unsigned t, struct api_response *rs)
+{
+	if (!api->ops || !api->ops->isp || !api->ops->isp(api->ctx, t)) {
+		reply_error(api, rs, 501, "this target cannot be flashed by the firmware");
+		return;
+	}
+	struct jw w;
+	if (!http_api_flash_abort(api, t, NULL)) {
+		char e[48];
+		snprintf(e, sizeof(e), "no flash is running on target %u", t);
+		const struct api_flash *f = &api->flash[t];
+		struct stm32_isp_status st;
+		memset(&st, 0, sizeof(st));
+		if (f->isp && f->used && f->begun)
+			stm32_isp_status(f->isp, &st);
+		const char *state = flash_state(f, &st);
+		jw_init(&w, api->out, sizeof(api->out));
+		jw_obj(&w);
+		jw_key(&w, "error");
+		jw_str(&w, e);
+		jw_key(&w, "state");
+		jw_str(&w, state);
+		jw_obj_end(&w);
+		reply_json(api, rs, 409, &w);
+		return;
+	}
+	http_api_flash_poll(api, t); /* releases the claim, marks the result ready */
+	jw_init(&w, api->out, sizeof(api->out));
+	flash_json(api, t, &w, 0);
+	reply_json(api, rs, 200, &w);
 }
 
 static void do_flash_get(struct http_api *api, unsigned t, struct api_response *rs)
@@ -1198,6 +1476,8 @@ void http_api_handle(struct http_api *api, const struct api_request *rq, struct 
 				reply_error(api, rs, 404, "no such target");
 			else if (get)
 				do_flash_get(api, t, rs);
+			else if (strcmp(m, "DELETE") == 0)
+				do_flash_abort(api, t, rs);
 			else if (strcmp(m, "POST") == 0)
 				/* uploads are streamed: http_api_flash_start() and the calls after
 				 * it */

@@ -17,7 +17,8 @@
  *   POST /api/targets/N/run             BOOT0 low + NRST pulse (application)
  *   POST /api/targets/N/flash?...       flash an image (streamed; see "Flashing" below)
  *   GET  /api/targets/N/flash           progress / result of the last flash of target N
- * Changing calls (PUT/POST) also need the header "X-Espstm-Request: 1" (403 otherwise): a
+ *   DELETE /api/targets/N/flash         abort the running upload / flash of target N
+ * Changing calls (PUT/POST/DELETE) also need the header "X-Espstm-Request: 1" (403 otherwise): a
  * cross-site form cannot send it, so a browser's cached credentials cannot be abused (CSRF).
  * reset/bootloader/run answer 409 while a flash runs on the target.
  *
@@ -51,6 +52,10 @@
  *     unprotect 0|1 (default 0): 1 allows READOUT UNPROTECT (mass erase!) when read
  *               protection is found and WRITE UNPROTECT when erase/write is refused.
  *     baud      bootloader baud, default 115200.
+ *     stage     0|1 (default 0): 1 = verify before commit (see "Staged upload" below).
+ *     crc32     0x-hex (or decimal): the CRC-32 of the whole body as zlib's crc32()
+ *               computes it (ISO-HDLC: reflected, init and xorout 0xFFFFFFFF); only with
+ *               stage=1 (else 400). The staged body must match it, else nothing is flashed.
  *   The bytes are written to the STM32 while they arrive: the upload is throttled to the
  *   UART (the server takes body bytes only as fast as stm32_isp_write() accepts them), no
  *   whole image is buffered. Content-Length (bin) is the image size: the range is checked
@@ -65,17 +70,45 @@
  *   501 this platform cannot flash the target. 401/403/429 as for every changing call.
  *   A client that disconnects mid-body aborts the run: state "failed", error "upload
  *   interrupted: ...", never "done".
- *   While a flash runs the target's bridge session is suspended (bridge_suspend): the
- *   RFC 2217 client stays connected, its data waits (TCP backpressure, nothing dropped),
- *   nothing from the UART reaches it, its framing queries/changes and NOTIFY polls are
- *   still answered; afterwards its framing and pin levels are re-applied.
- *   GET /api/targets/N/flash (authentication, no X-Espstm-Request needed) ->
- *     {"target":0,"state":"idle|connecting|identifying|unprotecting|erasing|writing|
- *      verifying|starting|done|failed","format":"bin","address":"0x08000000",
+ *   Staged upload (stage=1, verify before commit): the STM32 is NOT touched while the body
+ *   arrives (no flash_claim, no stm32_isp_begin; the bridge session keeps running): the
+ *   body goes to the platform's staging store (api_ops.stage_*) at network speed and its
+ *   CRC-32 is computed as it arrives (api_ops.crc32). Content-Length is required (411
+ *   without it) and must fit the staging area (413 "image (N bytes) larger than the staging
+ *   area (M bytes)"); a platform without a store answers 501 "this platform cannot stage";
+ *   a store in use by another target's upload: 409. When the body is complete: fewer bytes
+ *   than Content-Length -> failed "upload interrupted ...; the STM32 was not touched";
+ *   crc32 given and different -> 400 "image CRC-32 0x.. does not match crc32=0x..: the
+ *   STM32 was not touched". Otherwise the commit starts: the target is claimed, the ISP
+ *   begins, and the staged bytes are read back in small pieces (HTTP_API_REPLAY_BUF, no
+ *   whole image in RAM) into the same bin / Intel HEX pipeline a streamed body goes
+ *   through, driven by http_api_flash_poll(). The answer comes when the run has ended, as
+ *   for a streamed body. A connection that breaks while staging fails the run (step
+ *   "upload", "upload interrupted: ...; the STM32 was not touched"); once the commit has
+ *   started, the flash goes on from the staged copy even if the client goes away (the
+ *   result is then read with GET).
+ *   Abort: DELETE /api/targets/N/flash (authentication and X-Espstm-Request: 1) stops the
+ *   target's upload or run at once (stm32_isp_abort; a staged upload stops staging): the
+ *   run fails with error "aborted by the client" (HTTP status of its answer: 409), and
+ *   DELETE answers 200 with the flash fields (state "failed"). Nothing running: 409
+ *   {"error":"no flash is running on target N","state":"<the last run's state>"}. The POST, if
+ * still connected, gets its failed answer once its body is in (the rest is read and dropped, no
+ * longer throttled to the UART). On servers that run one request at a time (ESP8266, ESP-IDF before
+ * v5.2) the DELETE is served only after the upload. While a flash runs the target's bridge session
+ * is suspended (bridge_suspend): the RFC 2217 client stays connected, its data waits (TCP
+ * backpressure, nothing dropped), nothing from the UART reaches it, its framing queries/changes and
+ * NOTIFY polls are still answered; afterwards its framing and pin levels are re-applied. GET
+ * /api/targets/N/flash (authentication, no X-Espstm-Request needed) ->
+ *     {"target":0,"state":"idle|staging|connecting|identifying|unprotecting|erasing|
+ *      writing|verifying|starting|done|failed","format":"bin","address":"0x08000000",
  *      "verify":true,"go":false,"bytes_total":65536 (null while unknown: hex before its
  *      end),"bytes_received":..,"bytes_erased":..,"bytes_written":..,"bytes_verified":..,
  *      "device":null|{"pid":"0x410","name":"...","family":"F1","flash_size":131072,
- *      "bootloader":"2.2"},"error":null|"...","step":null|"writing","elapsed_ms":..}
+ *      "bootloader":"2.2"},"error":null|"...","step":null|"writing","elapsed_ms":..,
+ *      "stage":false,"bytes_staged":0,"crc32":null|"0x1234ABCD"}
+ *   "staging": a stage=1 body is arriving (nothing sent to the STM32 yet); "bytes_staged"
+ *   counts body bytes in the staging store; "crc32" is the CRC-32 of the whole staged body
+ *   (null before the body is complete, and for streamed uploads).
  *   "step" is the state the run was in when it failed ("upload" if it failed before the
  *   flasher started, e.g. an Intel HEX error in the first records). "bytes_received"
  *   counts image bytes the flasher accepted (HEX: decoded data bytes); "bytes_written" and
@@ -92,7 +125,9 @@
  * says when the body may continue and when the result is ready
  * (http_api_flash_result()). The platform claims the target's UART and pins for the ISP
  * through api_ops.flash_claim (bridge_suspend + routing the UART's bytes to
- * stm32_isp_input) and drives the ISP (stm32_isp.h "The platform").
+ * stm32_isp_input) and drives the ISP (stm32_isp.h "The platform"). With stage=1 it
+ * keeps calling http_api_flash_poll() after the body as it does for a streamed one: the
+ * staged copy is replayed from there.
  */
 #ifndef ESPSTM_HTTP_API_H
 #define ESPSTM_HTTP_API_H
@@ -148,6 +183,27 @@ struct api_ops {
 	 * busy), poll the ISP as stm32_isp.h says. on = 0: the run is over: resume the session
 	 * (its framing and pins are re-applied). Called in pairs. */
 	void (*flash_claim)(void *ctx, unsigned target, int on);
+	/*
+	 * Staging store for stage=1 uploads (http_api.h "Staged upload"). All of stage_*,
+	 * and crc32 may be NULL: stage=1 then answers 501. One store may serve every target
+	 * (one staged upload at a time); all are called from the http_api_flash_* calls.
+	 * stage_capacity: bytes the store holds for target (0: none -> 501).
+	 * stage_begin: a staged upload of size bytes (<= capacity) starts on target: prepare
+	 *   (e.g. erase flash sectors). Returns 0, -ENOSPC (larger than the store: 413),
+	 *   -EBUSY (in use by another target: 409) or -EIO (500).
+	 * stage_write: n body bytes at offset off (in order, off + n <= size). 0 or -EIO.
+	 * stage_read: n bytes at off (off + n <= the bytes written) into p. 0 or -EIO.
+	 * stage_end: the staged upload is over (done, failed or aborted); the store is free.
+	 *   Called once after every successful stage_begin.
+	 * crc32: zlib's crc32(): crc = crc32(crc, p, n) continues a CRC-32 (ISO-HDLC; start
+	 *   with 0), e.g. zlib crc32(), ESP-IDF esp_rom_crc32_le(), ESP8266 SDK crc32_le().
+	 */
+	uint32_t (*stage_capacity)(void *ctx, unsigned target);
+	int (*stage_begin)(void *ctx, unsigned target, uint32_t size);
+	int (*stage_write)(void *ctx, unsigned target, uint32_t off, const uint8_t *p, size_t n);
+	int (*stage_read)(void *ctx, unsigned target, uint32_t off, uint8_t *p, size_t n);
+	void (*stage_end)(void *ctx, unsigned target);
+	uint32_t (*crc32)(uint32_t crc, const uint8_t *p, size_t n);
 };
 
 struct api_request {
@@ -173,10 +229,14 @@ struct api_response {
 /* One flash upload of a target (private: use the http_api_flash_* functions). */
 enum api_flash_phase {
 	API_FLASH_NONE = 0, /* no upload (the last result, if any, stays readable) */
-	API_FLASH_UPLOAD,   /* body arriving */
+	API_FLASH_UPLOAD,   /* body arriving (streamed to the ISP, or staged) */
+	API_FLASH_REPLAY,   /* stage=1: body checked, the staged copy goes to the ISP */
 	API_FLASH_FINISH,   /* body complete, the run is finishing */
 	API_FLASH_RESULT,   /* run ended: result ready for http_api_flash_result() */
 };
+
+/* Staged bytes read back per step of the replay (bytes of RAM per target). */
+#define HTTP_API_REPLAY_BUF 256
 
 struct api_flash {
 	enum api_flash_phase phase;
@@ -199,6 +259,19 @@ struct api_flash {
 	enum stm32_isp_state step; /* last state before the end */
 	struct stm32_isp *isp;
 	struct ihex ihex;
+	/* stage=1 */
+	int stage;           /* a staged upload */
+	int stage_open;      /* stage_begin() without its stage_end() yet */
+	int committed;       /* body checked: claimed, replaying or finishing */
+	int detached;        /* the client left after the commit: no answer, GET only */
+	int has_crc;         /* crc32= given */
+	int crc_done;        /* the whole body was staged: crc is final */
+	uint32_t crc_want;   /* crc32= */
+	uint32_t crc;        /* CRC-32 of the body so far */
+	uint32_t staged;     /* body bytes in the store */
+	uint32_t replayed;   /* staged bytes read back (into rbuf) */
+	uint16_t rlen, roff; /* rbuf[roff..rlen) not yet taken by the pipeline */
+	uint8_t rbuf[HTTP_API_REPLAY_BUF];
 	char error[STM32_ISP_MSG + 48];
 };
 
@@ -242,7 +315,15 @@ void http_api_handle(struct http_api *api, const struct api_request *rq, struct 
  *
  * http_api_flash_cancel: the connection broke (or timed out) before the answer: the run
  * is aborted (stm32_isp_abort) and fails with "upload interrupted: <why> after N of M
- * bytes" unless it had already ended. why: short text ("connection closed").
+ * bytes" unless it had already ended. why: short text ("connection closed"). A staged
+ * upload whose commit has started is not aborted: it goes on without anyone to answer
+ * (http_api_flash_poll() keeps driving it; GET shows the result).
+ *
+ * http_api_flash_abort: stop target's upload or run now (DELETE .../flash does this):
+ * stm32_isp_abort, the run fails with error why (NULL: "aborted by the client") and HTTP
+ * status 409 for its POST. Returns 1 if something was running, 0 if not (nothing changed).
+ * Call http_api_flash_poll() afterwards (http_api_handle does for DELETE) to wake a
+ * waiting POST.
  *
  * http_api_flash_poll: run after the ISP of target moved (and after the calls above).
  * Writes pending HEX data, ends the run when the body is complete, releases the claim
@@ -261,6 +342,7 @@ int http_api_flash_start(struct http_api *api, const struct api_request *rq, con
 size_t http_api_flash_body(struct http_api *api, unsigned target, const uint8_t *p, size_t n);
 void http_api_flash_body_end(struct http_api *api, unsigned target);
 void http_api_flash_cancel(struct http_api *api, unsigned target, const char *why);
+int http_api_flash_abort(struct http_api *api, unsigned target, const char *why);
 int http_api_flash_poll(struct http_api *api, unsigned target);
 int http_api_flash_result(struct http_api *api, unsigned target, struct api_response *rs);
 /* 1 while target has an upload or a run in progress (actions answer 409). */

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <zlib.h>
 
 static struct settings_mgr sm;
 static struct http_api api;
@@ -299,6 +300,7 @@ static struct {
 	int nrst, boot0;
 	int claims, unclaims, claimed;
 	int no_isp;
+	unsigned uart_tx, uart_cfgs, pin_sets; /* everything the ISP did to the chip */
 } R;
 
 static int r_cfg(void *ctx, struct hal_uart_cfg *c)
@@ -307,13 +309,16 @@ static int r_cfg(void *ctx, struct hal_uart_cfg *c)
 	static const char par[] = "?NOEMS";
 	struct stm32sim_line l = {c->baud, c->data_bits, c->parity <= 5 ? par[c->parity] : 'N',
 	                          (uint8_t)(c->stop == 2 ? 2 : 1)};
+	R.uart_cfgs++;
 	stm32sim_set_line(R.sim, R.now_us, &l);
 	return 0;
 }
 static size_t r_write(void *ctx, const uint8_t *p, size_t n)
 {
 	(void)ctx;
-	return stm32sim_write(R.sim, R.now_us, p, n);
+	size_t k = stm32sim_write(R.sim, R.now_us, p, n);
+	R.uart_tx += (unsigned)k;
+	return k;
 }
 static void r_purge(void *ctx, int rx, int tx)
 {
@@ -326,6 +331,7 @@ static void r_purge(void *ctx, int rx, int tx)
 static void r_gpio(void *ctx, enum hal_pin pin, int level)
 {
 	(void)ctx;
+	R.pin_sets++;
 	if (pin == HAL_PIN_NRST)
 		R.nrst = level;
 	else
@@ -906,6 +912,447 @@ START_TEST(flash_misaligned_for_device)
 }
 END_TEST
 
+/* ---- staged uploads (stage=1) and DELETE: a fake in-memory staging store ---- */
+
+static struct {
+	uint8_t mem[96 * 1024];
+	uint32_t cap;  /* capacity reported */
+	uint32_t size; /* stage_begin's size */
+	uint32_t written;
+	int open, begins, ends, reads;
+	int fail_write_at; /* >0: stage_write at this offset fails */
+} S;
+
+static uint32_t s_cap(void *ctx, unsigned t)
+{
+	(void)ctx;
+	(void)t;
+	return S.cap;
+}
+static int s_begin(void *ctx, unsigned t, uint32_t size)
+{
+	(void)ctx;
+	ck_assert_uint_eq(t, 0);
+	ck_assert_int_eq(S.open, 0); /* one upload at a time, ended before the next */
+	if (size > S.cap)
+		return -ENOSPC;
+	S.open = 1;
+	S.begins++;
+	S.size = size;
+	S.written = 0;
+	memset(S.mem, 0xEE, sizeof(S.mem));
+	return 0;
+}
+static int s_write(void *ctx, unsigned t, uint32_t off, const uint8_t *p, size_t n)
+{
+	(void)ctx;
+	(void)t;
+	ck_assert_int_eq(S.open, 1);
+	ck_assert_uint_eq(off, S.written); /* in order */
+	ck_assert_uint_le(off + n, S.size);
+	if (S.fail_write_at && off + n > (uint32_t)S.fail_write_at)
+		return -EIO;
+	memcpy(S.mem + off, p, n);
+	S.written += (uint32_t)n;
+	return 0;
+}
+static int s_read(void *ctx, unsigned t, uint32_t off, uint8_t *p, size_t n)
+{
+	(void)ctx;
+	(void)t;
+	ck_assert_int_eq(S.open, 1);
+	ck_assert_uint_le(off + n, S.written);
+	ck_assert_uint_le(n, HTTP_API_REPLAY_BUF); /* small pieces, no whole image */
+	S.reads++;
+	memcpy(p, S.mem + off, n);
+	return 0;
+}
+static void s_end(void *ctx, unsigned t)
+{
+	(void)ctx;
+	(void)t;
+	ck_assert_int_eq(S.open, 1);
+	S.open = 0;
+	S.ends++;
+}
+static uint32_t s_crc(uint32_t crc, const uint8_t *p, size_t n)
+{
+	return (uint32_t)crc32(crc, p, (uInt)n);
+}
+static const struct api_ops sops = {.status = st,
+                                    .apply = ap,
+                                    .action = ac,
+                                    .isp = f_isp,
+                                    .flash_claim = f_claim,
+                                    .stage_capacity = s_cap,
+                                    .stage_begin = s_begin,
+                                    .stage_write = s_write,
+                                    .stage_read = s_read,
+                                    .stage_end = s_end,
+                                    .crc32 = s_crc};
+
+static void stage_setup(void)
+{
+	rig_setup("stm32f103");
+	memset(&S, 0, sizeof(S));
+	S.cap = sizeof(S.mem);
+	ck_assert_int_eq(http_api_init(&api, &sops, NULL, &sm, "pw-123"), 0);
+}
+
+/* Nothing reached the chip: no UART configuration, byte or pin change. */
+static void assert_chip_untouched(void)
+{
+	ck_assert_uint_eq(R.uart_tx, 0);
+	ck_assert_uint_eq(R.uart_cfgs, 0);
+	ck_assert_uint_eq(R.pin_sets, 0);
+	ck_assert_int_eq(R.claims, 0);
+	ck_assert_int_eq(stm32_isp_state(&R.isp), STM32_ISP_IDLE);
+}
+
+static uint32_t zcrc(const void *p, size_t n)
+{
+	return (uint32_t)crc32(crc32(0, NULL, 0), p, (uInt)n);
+}
+
+START_TEST(flash_staged_bin)
+{
+	struct api_response rs;
+	char b[200], q[160];
+	size_t n = 20 * 1024;
+	make_image(n, 21);
+	uint32_t c = zcrc(image, n);
+	snprintf(q, sizeof(q), "address=0x08001000&verify=1&stage=1&crc32=0x%08X", (unsigned)c);
+	ck_assert_int_eq(start(q, (int64_t)n, &rs), 1);
+	ck_assert_int_eq(S.begins, 1);
+	ck_assert_uint_eq(S.size, n);
+	rs = get_flash();
+	ck_assert_str_eq(jstr(&rs, "state", b, sizeof(b)), "staging");
+	parse(&rs);
+	ck_assert_int_eq(tok[json_find(rs.body, tok, 0, "stage")].type, J_TRUE);
+	/* the body is taken as fast as it comes: no backpressure from the UART */
+	ck_assert_uint_eq(stream(image, n - 100, 1000), 0);
+	rs = get_flash();
+	ck_assert_str_eq(jstr(&rs, "state", b, sizeof(b)), "staging");
+	ck_assert_int_eq(jint(&rs, "bytes_staged"), (long long)(n - 100));
+	ck_assert_ptr_null(jstr(&rs, "crc32", b, sizeof(b))); /* not before the end */
+	ck_assert_int_eq(jint(&rs, "bytes_written"), 0);
+	ck_assert_int_eq(call("POST", "/api/targets/0/reset", GOOD, "1", NULL, 0).status, 409);
+	for (int i = 0; i < 50; i++)
+		step();
+	assert_chip_untouched(); /* the STM32 is not touched while the body arrives */
+	ck_assert_uint_eq(stream(image + n - 100, 100, 1000), 0);
+	assert_chip_untouched();
+	rs = finish();
+	ck_assert_msg(rs.status == 200, "%.*s", (int)rs.len, rs.body);
+	ck_assert_str_eq(jstr(&rs, "state", b, sizeof(b)), "done");
+	ck_assert_int_eq(jint(&rs, "bytes_written"), (long long)n);
+	ck_assert_int_eq(jint(&rs, "bytes_verified"), (long long)n);
+	ck_assert_int_eq(jint(&rs, "bytes_staged"), (long long)n);
+	snprintf(q, sizeof(q), "0x%08X", (unsigned)c);
+	ck_assert_str_eq(jstr(&rs, "crc32", b, sizeof(b)), q);
+	ck_assert_int_eq(R.claims, 1);
+	ck_assert_int_eq(R.unclaims, 1);
+	ck_assert_int_eq(S.ends, 1);
+	ck_assert_int_ge(S.reads, (int)(n / HTTP_API_REPLAY_BUF));
+	size_t fs;
+	const uint8_t *fl = stm32sim_flash(R.sim, &fs);
+	ck_assert_mem_eq(fl + 0x1000, image, n);
+	ck_assert_int_eq(http_api_flash_busy(&api, 0), 0);
+	/* without crc32: staged and flashed too (the CRC is reported) */
+	make_image(3000, 22);
+	ck_assert_int_eq(start("address=0x08008000&stage=1", 3000, &rs), 1);
+	stream(image, 3000, 3000);
+	rs = finish();
+	ck_assert_msg(rs.status == 200, "%.*s", (int)rs.len, rs.body);
+	snprintf(q, sizeof(q), "0x%08X", (unsigned)zcrc(image, 3000));
+	ck_assert_str_eq(jstr(&rs, "crc32", b, sizeof(b)), q);
+	ck_assert_mem_eq(fl + 0x8000, image, 3000);
+	ck_assert_int_eq(S.ends, 2);
+}
+END_TEST
+
+START_TEST(flash_staged_hex)
+{
+	struct api_response rs;
+	char b[200], q[96];
+	make_image(6000, 23);
+	size_t len = hexfile(hexbuf, sizeof(hexbuf), 0x08002002, 2000, 0x08002002 + 3024, 4000);
+	snprintf(q, sizeof(q), "format=hex&verify=1&stage=1&crc32=%u",
+	         (unsigned)zcrc(hexbuf, len)); /* decimal is accepted too */
+	ck_assert_int_eq(start(q, (int64_t)len, &rs), 1);
+	ck_assert_uint_eq(stream((const uint8_t *)hexbuf, len, 333), 0);
+	assert_chip_untouched();
+	rs = finish();
+	ck_assert_msg(rs.status == 200, "%.*s", (int)rs.len, rs.body);
+	ck_assert_str_eq(jstr(&rs, "format", b, sizeof(b)), "hex");
+	ck_assert_str_eq(jstr(&rs, "address", b, sizeof(b)), "0x08002000");
+	ck_assert_int_eq(jint(&rs, "bytes_written"), 2 + 2000 + 2 + 4000);
+	ck_assert_int_eq(jint(&rs, "bytes_received"), 2000 + 4000);
+	size_t fs;
+	const uint8_t *fl = stm32sim_flash(R.sim, &fs);
+	ck_assert_mem_eq(fl + 0x2002, image, 2000);
+	ck_assert_mem_eq(fl + 0x2002 + 3024, image + 2000, 4000);
+	ck_assert_int_eq(R.unclaims, 1);
+	ck_assert_int_eq(S.ends, 1);
+	/* a bad record is found in the replay, after the commit: 400, as when streamed */
+	len = hexfile(hexbuf, sizeof(hexbuf), 0x08000100, 32, 0x08000000, 32);
+	ck_assert_int_eq(start("format=hex&stage=1", (int64_t)len, &rs), 1);
+	stream((const uint8_t *)hexbuf, len, 1000);
+	rs = finish();
+	ck_assert_int_eq(rs.status, 400);
+	ck_assert(strstr(jstr(&rs, "error", b, sizeof(b)), "ascending") != NULL);
+	ck_assert_int_eq(S.ends, 2);
+	ck_assert_int_eq(R.unclaims, 2);
+}
+END_TEST
+
+START_TEST(flash_staged_crc_mismatch)
+{
+	struct api_response rs;
+	char b[200], q[96];
+	size_t n = 8192;
+	make_image(n, 24);
+	uint32_t c = zcrc(image, n);
+	snprintf(q, sizeof(q), "stage=1&crc32=0x%08X", (unsigned)(c ^ 0x100));
+	ck_assert_int_eq(start(q, (int64_t)n, &rs), 1);
+	stream(image, n, 1024);
+	rs = finish();
+	ck_assert_msg(rs.status == 400, "%.*s", (int)rs.len, rs.body);
+	ck_assert_str_eq(jstr(&rs, "state", b, sizeof(b)), "failed");
+	ck_assert_str_eq(jstr(&rs, "step", b, sizeof(b)), "upload");
+	snprintf(q, sizeof(q), "image CRC-32 0x%08X does not match crc32=0x%08X", (unsigned)c,
+	         (unsigned)(c ^ 0x100));
+	ck_assert_msg(strstr(jstr(&rs, "error", b, sizeof(b)), q) != NULL, "%s", b);
+	ck_assert(strstr(b, "not touched") != NULL);
+	snprintf(q, sizeof(q), "0x%08X", (unsigned)c);
+	ck_assert_str_eq(jstr(&rs, "crc32", b, sizeof(b)), q); /* the computed one */
+	assert_chip_untouched();
+	struct stm32sim_stats ss;
+	stm32sim_get_stats(R.sim, &ss);
+	ck_assert_uint_eq(ss.commands, 0);
+	ck_assert_int_eq(S.ends, 1);
+	ck_assert_int_eq(http_api_flash_busy(&api, 0), 0);
+}
+END_TEST
+
+START_TEST(flash_staged_interrupted)
+{
+	struct api_response rs;
+	char b[200];
+	make_image(16 * 1024, 25);
+	ck_assert_int_eq(start("stage=1", 16 * 1024, &rs), 1);
+	stream(image, 6000, 512);
+	http_api_flash_cancel(&api, 0, "connection closed");
+	for (int i = 0; i < 20; i++)
+		step();
+	rs = get_flash();
+	ck_assert_str_eq(jstr(&rs, "state", b, sizeof(b)), "failed");
+	ck_assert_str_eq(jstr(&rs, "step", b, sizeof(b)), "upload");
+	ck_assert_msg(strstr(jstr(&rs, "error", b, sizeof(b)),
+	                     "upload interrupted: connection closed after 6000 of 16384") != NULL,
+	              "%s", b);
+	ck_assert(strstr(b, "the STM32 was not touched") != NULL);
+	ck_assert_ptr_null(jstr(&rs, "crc32", b, sizeof(b)));
+	assert_chip_untouched();
+	ck_assert_int_eq(S.ends, 1);
+	ck_assert_int_eq(http_api_flash_busy(&api, 0), 0);
+	/* a body shorter than Content-Length (ended early): "upload interrupted" too */
+	ck_assert_int_eq(start("stage=1", 4096, &rs), 1);
+	stream(image, 1000, 1000);
+	rs = finish();
+	ck_assert_int_eq(rs.status, 400);
+	ck_assert_msg(strstr(jstr(&rs, "error", b, sizeof(b)),
+	                     "upload interrupted: 1000 of 4096 bytes received; the STM32 was "
+	                     "not touched") != NULL,
+	              "%s", b);
+	assert_chip_untouched();
+	ck_assert_int_eq(S.ends, 2);
+	/* the staging store fails: 500, nothing flashed */
+	S.fail_write_at = 2000;
+	ck_assert_int_eq(start("stage=1", 4096, &rs), 1);
+	stream(image, 4096, 1024);
+	rs = finish();
+	ck_assert_int_eq(rs.status, 500);
+	ck_assert(strstr(jstr(&rs, "error", b, sizeof(b)), "staging area failed") != NULL);
+	assert_chip_untouched();
+	ck_assert_int_eq(S.ends, 3);
+}
+END_TEST
+
+/* The commit has started: the client leaving does not stop the flash. */
+START_TEST(flash_staged_client_leaves_after_commit)
+{
+	struct api_response rs;
+	char b[200];
+	size_t n = 8 * 1024;
+	make_image(n, 26);
+	ck_assert_int_eq(start("address=0x08004000&stage=1", (int64_t)n, &rs), 1);
+	stream(image, n, 4096);
+	http_api_flash_body_end(&api, 0);
+	ck_assert_int_eq(R.claimed, 1);
+	for (int i = 0; i < 20; i++)
+		step();
+	http_api_flash_cancel(&api, 0, "connection closed");
+	ck_assert_int_eq(http_api_flash_busy(&api, 0), 1);
+	for (int guard = 0; http_api_flash_busy(&api, 0); guard++) {
+		ck_assert_int_lt(guard, 10000000);
+		ck_assert_int_eq(step() & HTTP_API_FLASH_RESULT, 0); /* nobody to answer */
+	}
+	ck_assert_int_eq(http_api_flash_result(&api, 0, &rs), 0);
+	rs = get_flash();
+	ck_assert_str_eq(jstr(&rs, "state", b, sizeof(b)), "done");
+	ck_assert_int_eq(jint(&rs, "bytes_verified"), (long long)n);
+	size_t fs;
+	const uint8_t *fl = stm32sim_flash(R.sim, &fs);
+	ck_assert_mem_eq(fl + 0x4000, image, n);
+	ck_assert_int_eq(R.unclaims, 1);
+	ck_assert_int_eq(S.ends, 1);
+}
+END_TEST
+
+START_TEST(flash_staged_refusals)
+{
+	struct api_response rs;
+	char b[200];
+	/* crc32 without stage=1, or with stage=0 */
+	ck_assert_int_eq(start("crc32=0x12345678", 100, &rs), 0);
+	ck_assert_int_eq(rs.status, 400);
+	ck_assert(strstr(jstr(&rs, "error", b, sizeof(b)), "stage=1") != NULL);
+	ck_assert_int_eq(start("stage=0&crc32=0x12345678", 100, &rs), 0);
+	ck_assert_int_eq(rs.status, 400);
+	ck_assert_int_eq(start("stage=1&crc32=0xZZ", 100, &rs), 0);
+	ck_assert_int_eq(rs.status, 400);
+	ck_assert_int_eq(start("stage=2", 100, &rs), 0);
+	ck_assert_int_eq(rs.status, 400);
+	/* no Content-Length */
+	ck_assert_int_eq(start("stage=1", -1, &rs), 0);
+	ck_assert_int_eq(rs.status, 411);
+	ck_assert(strstr(jstr(&rs, "error", b, sizeof(b)), "Content-Length") != NULL);
+	ck_assert_int_eq(start("stage=1", 0, &rs), 0);
+	ck_assert_int_eq(rs.status, 400);
+	/* larger than the staging area */
+	S.cap = 8192;
+	ck_assert_int_eq(start("stage=1", 8193, &rs), 0);
+	ck_assert_int_eq(rs.status, 413);
+	ck_assert_str_eq(jstr(&rs, "error", b, sizeof(b)),
+	                 "image (8193 bytes) larger than the staging area (8192 bytes)");
+	ck_assert_int_eq(S.begins, 0);
+	/* no staging area */
+	S.cap = 0;
+	ck_assert_int_eq(start("stage=1", 100, &rs), 0);
+	ck_assert_int_eq(rs.status, 501);
+	ck_assert(strstr(jstr(&rs, "error", b, sizeof(b)), "cannot stage") != NULL);
+	assert_chip_untouched();
+	rs = get_flash();
+	ck_assert_str_eq(jstr(&rs, "state", b, sizeof(b)), "idle");
+	/* NULL hooks: 501 (the flash ops without the stage ones) */
+	ck_assert_int_eq(http_api_init(&api, &fops, NULL, &sm, "pw-123"), 0);
+	ck_assert_int_eq(start("stage=1", 100, &rs), 0);
+	ck_assert_int_eq(rs.status, 501);
+	rs = get_flash();
+	parse(&rs);
+	ck_assert_int_eq(tok[json_find(rs.body, tok, 0, "stage")].type, J_FALSE);
+	ck_assert_int_eq(tok[json_find(rs.body, tok, 0, "crc32")].type, J_NULL);
+}
+END_TEST
+
+static struct api_response del_flash(const char *x)
+{
+	return call("DELETE", "/api/targets/0/flash", GOOD, x, NULL, 0);
+}
+
+START_TEST(flash_delete)
+{
+	struct api_response rs;
+	char b[200];
+	/* idle: 409, nothing to abort; the CSRF header is needed */
+	rs = del_flash("1");
+	ck_assert_int_eq(rs.status, 409);
+	ck_assert_str_eq(jstr(&rs, "error", b, sizeof(b)), "no flash is running on target 0");
+	ck_assert_str_eq(jstr(&rs, "state", b, sizeof(b)), "idle");
+	ck_assert_int_eq(del_flash(NULL).status, 403);
+	ck_assert_int_eq(call("DELETE", "/api/targets/0/flash", NULL, "1", NULL, 0).status, 401);
+	ck_assert_int_eq(call("DELETE", "/api/targets/1/flash", GOOD, "1", NULL, 0).status, 404);
+	/* a streamed run in the middle of writing */
+	size_t n = 16 * 1024;
+	make_image(n, 27);
+	ck_assert_int_eq(start("verify=1", (int64_t)n, &rs), 1);
+	stream(image, 6000, 512);
+	ck_assert_int_eq(del_flash(NULL).status, 403); /* refused: still running */
+	ck_assert_int_eq(R.claimed, 1);
+	struct stm32sim_stats s0, s1;
+	stm32sim_get_stats(R.sim, &s0);
+	unsigned tx0 = R.uart_tx;
+	rs = del_flash("1");
+	ck_assert_msg(rs.status == 200, "%.*s", (int)rs.len, rs.body);
+	ck_assert_str_eq(jstr(&rs, "state", b, sizeof(b)), "failed");
+	ck_assert_str_eq(jstr(&rs, "error", b, sizeof(b)), "aborted by the client");
+	/* at once: the claim is released, the ISP stopped, nothing more goes to the chip */
+	ck_assert_int_eq(R.claimed, 0);
+	ck_assert_int_eq(stm32_isp_state(&R.isp), STM32_ISP_FAILED);
+	ck_assert_int_eq(stm32_isp_busy(&R.isp), 0);
+	for (int i = 0; i < 200; i++)
+		step();
+	ck_assert_uint_eq(R.uart_tx, tx0);
+	stm32sim_get_stats(R.sim, &s1);
+	ck_assert_uint_eq(s1.writes, s0.writes);
+	/* the POST still connected: its rest is dropped, then its failed answer */
+	ck_assert_uint_eq(http_api_flash_body(&api, 0, image + 6000, n - 6000), n - 6000);
+	rs = finish();
+	ck_assert_int_eq(rs.status, 409);
+	ck_assert_str_eq(jstr(&rs, "state", b, sizeof(b)), "failed");
+	ck_assert_str_eq(jstr(&rs, "error", b, sizeof(b)), "aborted by the client");
+	ck_assert_int_eq(http_api_flash_busy(&api, 0), 0);
+	rs = del_flash("1");
+	ck_assert_int_eq(rs.status, 409);
+	ck_assert_str_eq(jstr(&rs, "state", b, sizeof(b)), "failed");
+	/* the target is free again */
+	ck_assert_int_eq(start("address=0x08008000", 2048, &rs), 1);
+	stream(image, 2048, 2048);
+	rs = finish();
+	ck_assert_int_eq(rs.status, 200);
+	ck_assert_int_eq(R.claims, 2);
+	ck_assert_int_eq(R.unclaims, 2);
+}
+END_TEST
+
+START_TEST(flash_delete_staging)
+{
+	struct api_response rs;
+	char b[200];
+	make_image(8192, 28);
+	ck_assert_int_eq(start("stage=1", 8192, &rs), 1);
+	stream(image, 3000, 1000);
+	rs = del_flash("1");
+	ck_assert_msg(rs.status == 200, "%.*s", (int)rs.len, rs.body);
+	ck_assert_str_eq(jstr(&rs, "state", b, sizeof(b)), "failed");
+	ck_assert_str_eq(jstr(&rs, "error", b, sizeof(b)),
+	                 "aborted by the client; the STM32 was not touched");
+	ck_assert_int_eq(S.ends, 1); /* the store is free at once */
+	stream(image + 3000, 8192 - 3000, 1000);
+	rs = finish();
+	ck_assert_int_eq(rs.status, 409);
+	assert_chip_untouched();
+	/* DELETE during the replay of a committed staged image */
+	ck_assert_int_eq(start("stage=1&address=0x08004000", 8192, &rs), 1);
+	stream(image, 8192, 8192);
+	http_api_flash_body_end(&api, 0);
+	for (int i = 0; i < 300; i++)
+		step();
+	ck_assert_int_eq(R.claimed, 1);
+	rs = del_flash("1");
+	ck_assert_msg(rs.status == 200, "%.*s", (int)rs.len, rs.body);
+	ck_assert_str_eq(jstr(&rs, "error", b, sizeof(b)), "aborted by the client");
+	ck_assert_int_eq(R.claimed, 0);
+	ck_assert_int_eq(S.ends, 2);
+	struct api_response r2;
+	for (int guard = 0; !(step() & HTTP_API_FLASH_RESULT); guard++)
+		ck_assert_int_lt(guard, 1000);
+	ck_assert_int_eq(http_api_flash_result(&api, 0, &r2), 1);
+	ck_assert_int_eq(r2.status, 409);
+}
+END_TEST
+
 static Suite *http_api_suite(void)
 {
 	Suite *s = suite_create("http_api");
@@ -934,7 +1381,19 @@ static Suite *http_api_suite(void)
 	tcase_add_test(fl, flash_interrupted);
 	tcase_add_test(fl, flash_too_large_for_chip);
 	tcase_add_test(fl, flash_misaligned_for_device);
+	tcase_add_test(fl, flash_delete);
 	suite_add_tcase(s, fl);
+	TCase *sg = tcase_create("stage");
+	tcase_add_checked_fixture(sg, stage_setup, flash_teardown);
+	tcase_set_timeout(sg, 60);
+	tcase_add_test(sg, flash_staged_bin);
+	tcase_add_test(sg, flash_staged_hex);
+	tcase_add_test(sg, flash_staged_crc_mismatch);
+	tcase_add_test(sg, flash_staged_interrupted);
+	tcase_add_test(sg, flash_staged_client_leaves_after_commit);
+	tcase_add_test(sg, flash_staged_refusals);
+	tcase_add_test(sg, flash_delete_staging);
+	suite_add_tcase(s, sg);
 	return s;
 }
 UNIT_SUITE(http_api_suite)

@@ -1205,8 +1205,12 @@ int http_api_flash_poll(struct http_api *api, unsigned target)
 			          stm32_isp_error_name(st.error), st.message ? st.message : "");
 	}
 	/* the store is no longer needed once staging failed or the run is over */
-	if (f->stage_open && run_over(f) && (f->failed || f->phase == API_FLASH_FINISH))
+	if (f->stage_open && run_over(f) && (f->failed || f->phase == API_FLASH_FINISH)) {
 		stage_close(api, target, f);
+		if (f->failed && !f->committed)
+			flash_log(api, "http: staged upload of target %u failed: %s", target,
+			          f->error);
+	}
 	if (f->phase == API_FLASH_UPLOAD) {
 		if (f->stage || dead(f) || (f->hex && !f->begun) || stm32_isp_room(f->isp) > 0)
 			return HTTP_API_FLASH_ROOM;

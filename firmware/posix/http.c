@@ -16,6 +16,7 @@
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #define BODY_MAX 4096
 
@@ -41,7 +42,10 @@ static struct {
 	uint64_t t0;
 	char peer[64];
 	struct conn *flash_conn[SETTINGS_MAX_TARGETS]; /* the upload of each target */
-} H;
+	uint32_t stage_max;                            /* --stage-max (bytes) */
+	int stage_fd; /* staged image: unlinked temporary file, -1 none */
+	char stage_dir[512];
+} H = {.stage_fd = -1};
 
 /* ---- HAL wrapper: counters ---- */
 
@@ -234,6 +238,9 @@ int http_posix_prepare(const struct http_posix_opts *o, struct bridge_settings *
 		plog(HAL_LOG_INFO, "settings loaded from %s", H.settings_path);
 	}
 	to_bridge(&H.sm.cur, set);
+	H.stage_max = o->stage_max == HTTP_POSIX_STAGE_NONE ? 0
+	              : o->stage_max                        ? o->stage_max
+	                                                    : HTTP_POSIX_STAGE_DEFAULT;
 	H.inner = *hal;
 	H.wrap = **hal;
 	H.wrap.uart_config = w_uart_config;
@@ -321,12 +328,117 @@ static void api_flash_claim(void *ctx, unsigned target, int on)
 		H.h.flash_claim(H.h.app, on);
 }
 
+/* ---- staging store (stage=1, http_api.h "Staged upload"): an unlinked temporary file
+ * (O_TMPFILE, else mkstemp + unlink) in $TMPDIR or /tmp, space reserved up front
+ * (posix_fallocate), so the image is never held in memory. One at a time. ---- */
+
+static uint32_t api_stage_capacity(void *ctx, unsigned target)
+{
+	(void)ctx;
+	return target == 0 ? H.stage_max : 0;
+}
+
+static int api_stage_begin(void *ctx, unsigned target, uint32_t size)
+{
+	(void)ctx;
+	(void)target;
+	if (H.stage_fd >= 0)
+		return -EBUSY;
+	if (size > H.stage_max)
+		return -ENOSPC;
+	const char *dir = getenv("TMPDIR");
+	if (!dir || !*dir)
+		dir = "/tmp";
+	snprintf(H.stage_dir, sizeof(H.stage_dir), "%s", dir);
+	int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		char path[600];
+		snprintf(path, sizeof(path), "%s/espstm-stage-XXXXXX", dir);
+		fd = mkostemp(path, O_CLOEXEC);
+		if (fd >= 0)
+			unlink(path);
+	}
+	if (fd < 0) {
+		plog(HAL_LOG_ERROR, "staging: no temporary file in %s: %s", dir, strerror(errno));
+		return -EIO;
+	}
+	int r = size ? posix_fallocate(fd, 0, (off_t)size) : 0;
+	if (r != 0 && r != EOPNOTSUPP && r != EINVAL) {
+		plog(HAL_LOG_ERROR, "staging: %u bytes in %s: %s", (unsigned)size, dir,
+		     strerror(r));
+		close(fd);
+		return r == ENOSPC ? -ENOSPC : -EIO;
+	}
+	H.stage_fd = fd;
+	return 0;
+}
+
+static int api_stage_write(void *ctx, unsigned target, uint32_t off, const uint8_t *p, size_t n)
+{
+	(void)ctx;
+	(void)target;
+	while (n) {
+		ssize_t k = pwrite(H.stage_fd, p, n, (off_t)off);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0) {
+			plog(HAL_LOG_ERROR, "staging: write in %s: %s", H.stage_dir,
+			     k < 0 ? strerror(errno) : "no progress");
+			return -EIO;
+		}
+		p += k;
+		n -= (size_t)k;
+		off += (uint32_t)k;
+	}
+	return 0;
+}
+
+static int api_stage_read(void *ctx, unsigned target, uint32_t off, uint8_t *p, size_t n)
+{
+	(void)ctx;
+	(void)target;
+	while (n) {
+		ssize_t k = pread(H.stage_fd, p, n, (off_t)off);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0) {
+			plog(HAL_LOG_ERROR, "staging: read in %s: %s", H.stage_dir,
+			     k < 0 ? strerror(errno) : "short file");
+			return -EIO;
+		}
+		p += k;
+		n -= (size_t)k;
+		off += (uint32_t)k;
+	}
+	return 0;
+}
+
+static void api_stage_end(void *ctx, unsigned target)
+{
+	(void)ctx;
+	(void)target;
+	if (H.stage_fd >= 0)
+		close(H.stage_fd); /* unlinked: the space is freed */
+	H.stage_fd = -1;
+}
+
+static uint32_t api_crc32(uint32_t crc, const uint8_t *p, size_t n)
+{
+	return (uint32_t)crc32((uLong)crc, p, (uInt)n); /* zlib: ISO-HDLC CRC-32 */
+}
+
 static const struct api_ops ops = {.status = api_status,
                                    .apply = api_apply,
                                    .action = api_action,
                                    .log = api_log,
                                    .isp = api_isp,
-                                   .flash_claim = api_flash_claim};
+                                   .flash_claim = api_flash_claim,
+                                   .stage_capacity = api_stage_capacity,
+                                   .stage_begin = api_stage_begin,
+                                   .stage_write = api_stage_write,
+                                   .stage_read = api_stage_read,
+                                   .stage_end = api_stage_end,
+                                   .crc32 = api_crc32};
 
 /* ---- libmicrohttpd ---- */
 
@@ -536,6 +648,15 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 		rq.body = cn->buf;
 		rq.body_len = cn->len;
 		http_api_handle(&H.api, &rq, &rs);
+		if (strcmp(method, "DELETE") == 0) {
+			/* an abort: rs is in the API's buffer, send it before anything else
+			 * calls into the API; then wake the aborted upload (its answer) and the
+			 * bridge session (the claim is released) */
+			enum MHD_Result ret = send_response(cn, &rs);
+			http_posix_flash_pump();
+			H.h.pump(H.h.app);
+			return ret;
+		}
 	}
 	return send_response(cn, &rs);
 }

@@ -19,7 +19,15 @@ struct http_posix_opts {
 	const char *password_file; /* NULL: generate a password and log it once */
 	const char *settings_file; /* NULL: FLASH.settings.json or memory */
 	const char *flash;         /* --flash (may be NULL) */
+	uint32_t stage_max;        /* --stage-max: staging area for stage=1 uploads (bytes;
+	                              0 = HTTP_POSIX_STAGE_DEFAULT, HTTP_POSIX_STAGE_NONE =
+	                              no staging: stage=1 answers 501) */
 };
+
+/* Default --stage-max: 4 MiB, the largest STM32 flash of the device table. Staged images
+ * go to an unlinked temporary file in $TMPDIR (or /tmp), never into memory. */
+#define HTTP_POSIX_STAGE_DEFAULT (4u * 1024u * 1024u)
+#define HTTP_POSIX_STAGE_NONE    0xFFFFFFFFu
 
 /* Before bridge_init(): load the stored settings over *set (the command line's values are
  * the defaults), read or make the password, and wrap *hal to count bytes and errors (the

@@ -626,6 +626,9 @@ static void usage(FILE *f)
 	    "  --password-file FILE   web password (first line); default: generated, logged once\n"
 	    "  --settings FILE        settings store (default FLASH.settings.json; values there\n"
 	    "                         override the options above)\n"
+	    "  --stage-max BYTES      largest image a stage=1 (verify before commit) upload may\n"
+	    "                         stage, in an unlinked temporary file in $TMPDIR or /tmp\n"
+	    "                         (default 4194304 = 4 MiB; 0 = no staging: stage=1 -> 501)\n"
 	    "  -v, --verbose          log every RFC 2217 command and pin change\n"
 	    "  -h, --help             this text\n"
 	    "  -V, --version          print the version\n"
@@ -653,6 +656,7 @@ int main(int argc, char **argv)
 	uint32_t legacy_raw = 1234, legacy_ctl = 1235;
 	A.target = "sim:stm32f103";
 	struct http_posix_opts http_o = {0};
+	int stage_set = 0; /* --stage-max given (0 then means: no staging) */
 	const struct hal_ops *hal = &sim_hal;
 	bridge_settings_default(&A.set);
 	static const struct option lo[] = {
@@ -674,6 +678,7 @@ int main(int argc, char **argv)
 	    {"password-file", required_argument, 0, 0x201},
 	    {"settings", required_argument, 0, 0x202},
 	    {"allow", required_argument, 0, 0x300},
+	    {"stage-max", required_argument, 0, 0x203},
 	    {0, 0, 0, 0},
 	};
 	int c;
@@ -747,6 +752,14 @@ int main(int argc, char **argv)
 		case 0x202:
 			http_o.settings_file = optarg;
 			break;
+		case 0x203:
+			if (parse_u32(optarg, 0xFFFFFFFEu, &http_o.stage_max) < 0) {
+				fprintf(stderr,
+				        "espstm-bridge: --stage-max: want a size in bytes\n");
+				return 2;
+			}
+			stage_set = 1;
+			break;
 		case 0x101:
 			legacy = 1;
 			if (legacy_posix_parse_ports(optarg, &legacy_raw, &legacy_ctl) < 0) {
@@ -802,6 +815,8 @@ int main(int argc, char **argv)
 	char err[256] = "";
 	struct stm32sim_options so = {
 	    .model = A.target + 4, .flash_path = flash, .instant = instant, .app_baud = app_baud};
+	if (stage_set && http_o.stage_max == 0)
+		http_o.stage_max = HTTP_POSIX_STAGE_NONE;
 	if (http_o.addr) {
 		http_o.flash = flash;
 		settings_set_observer(on_settings, &A); /* the settings' allow-list */

@@ -34,6 +34,9 @@ static const char help_text[] =
     "                         are Intel HEX, anything else is binary)\n"
     "      --unprotect        remove read/write protection if found (READOUT UNPROTECT\n"
     "                         erases the whole flash)\n"
+    "      --stage            verify before commit: the bridge stores the whole image\n"
+    "                         first and checks its CRC-32 (computed here) before it\n"
+    "                         touches the STM32; nothing is flashed if it differs\n"
     "  -t, --target N         target N of the bridge (default 0)\n"
     "  -b, --baud B           bootloader baud rate (default: the bridge's, 115200)\n"
     "  -H, --host HOST[:PORT] the bridge's web/API address instead of DEVICE (port 80)\n"
@@ -48,9 +51,10 @@ static const char help_text[] =
     "\n"
     "Exit status: 0 written and verified (with --no-verify: written), 1 flash failed or\n"
     "refused, or the bridge's byte counts do not match IMAGE, 2 usage, 65 IMAGE unusable (empty, "
-    "ELF, bad Intel HEX), 66 IMAGE or password file\n"
+    "ELF, bad Intel HEX; --stage: it reached the bridge damaged), 66 IMAGE or password file\n"
     "unreadable, 69 espstmd or the bridge not reachable, 77 password refused (HTTP 401,\n"
-    "403, 429), 130 interrupted. See espstm(1), FLASH.\n";
+    "403, 429), 130 interrupted (the bridge is asked to abort the run: DELETE). See\n"
+    "espstm(1), FLASH.\n";
 
 void cli_flash_print_help(FILE *out)
 {
@@ -188,7 +192,7 @@ const char *cli_flash_check_head(const uint8_t *head, size_t n, enum cli_flash_f
 
 /* ------------------------------------------------------------------ command line */
 
-enum { OPT_UNPROTECT = 256, OPT_PROGRESS, OPT_PASSWORD, OPT_NO_VERIFY };
+enum { OPT_UNPROTECT = 256, OPT_PROGRESS, OPT_PASSWORD, OPT_NO_VERIFY, OPT_STAGE };
 
 static const struct option long_opts[] = {
     {"address", required_argument, NULL, 'a'},
@@ -197,6 +201,7 @@ static const struct option long_opts[] = {
     {"go", no_argument, NULL, 'g'},
     {"format", required_argument, NULL, 'f'},
     {"unprotect", no_argument, NULL, OPT_UNPROTECT},
+    {"stage", no_argument, NULL, OPT_STAGE},
     {"target", required_argument, NULL, 't'},
     {"baud", required_argument, NULL, 'b'},
     {"host", required_argument, NULL, 'H'},
@@ -306,6 +311,9 @@ int cli_flash_parse_args(int argc, char **argv, struct cli_flash_opts *o, FILE *
 			break;
 		case OPT_UNPROTECT:
 			o->unprotect = 1;
+			break;
+		case OPT_STAGE:
+			o->stage = 1;
 			break;
 		case 't':
 			if (parse_num(optarg, 255, &v) < 0)
@@ -617,14 +625,16 @@ int cli_flash_bridge_from_status(const struct cj *answer, const char *name, char
 char *cli_flash_query(char *out, size_t cap, const struct cli_flash_opts *o,
                       enum cli_flash_format fmt)
 {
-	char addr[32] = "", baud[24] = "";
+	char addr[32] = "", baud[24] = "", stage[40] = "";
 	if (o->has_address && fmt != CLI_FMT_HEX)
 		snprintf(addr, sizeof addr, "&address=0x%08" PRIX32, o->address);
 	if (o->baud)
 		snprintf(baud, sizeof baud, "&baud=%" PRIu32, o->baud);
-	snprintf(out, cap, "format=%s%s&verify=%d&go=%d&unprotect=%d%s",
+	if (o->stage)
+		snprintf(stage, sizeof stage, "&stage=1&crc32=0x%08" PRIX32, o->crc32);
+	snprintf(out, cap, "format=%s%s&verify=%d&go=%d&unprotect=%d%s%s",
 	         fmt == CLI_FMT_HEX ? "hex" : "bin", addr, o->verify ? 1 : 0, o->go ? 1 : 0,
-	         o->unprotect ? 1 : 0, baud);
+	         o->unprotect ? 1 : 0, baud, stage);
 	return out;
 }
 
@@ -644,7 +654,7 @@ int cli_flash_url(char *out, size_t cap, const char *host, unsigned port, unsign
 
 static const char *const state_names[] = {
     "unknown", "idle",      "connecting", "identifying", "unprotecting", "erasing",
-    "writing", "verifying", "starting",   "done",        "failed",
+    "writing", "verifying", "starting",   "done",        "failed",       "staging",
 };
 
 enum cli_flash_state cli_flash_state_of(const char *name)
@@ -717,6 +727,9 @@ int cli_flash_parse_status(const char *body, size_t len, struct cli_flash_status
 	}
 	copy_str(st->error, sizeof st->error, cj_get(a, "error"));
 	copy_str(st->step, sizeof st->step, cj_get(a, "step"));
+	st->stage = cj_bool(cj_get(a, "stage"));
+	st->staged = get_u64(a, "bytes_staged");
+	copy_str(st->crc32, sizeof st->crc32, cj_get(a, "crc32"));
 	cj_free(a);
 	return 0;
 }
@@ -815,6 +828,11 @@ int cli_flash_outcome(long http_status, const struct cli_flash_status *st, int v
 			         "later with the right password");
 		return CLI_FLASH_EXIT_NOPERM;
 	case 409:
+		if (st->state == CFS_FAILED && e) {
+			/* the run itself ended: aborted (DELETE) */
+			snprintf(msg, cap, "the flash was stopped (HTTP 409): %s%s", e, step);
+			return CLI_FLASH_EXIT_FAILED;
+		}
 		snprintf(msg, cap,
 		         "target %u of the bridge is busy: a flash is already running there "
 		         "(HTTP 409); nothing was written",
@@ -829,6 +847,19 @@ int cli_flash_outcome(long http_status, const struct cli_flash_status *st, int v
 		         e ? ": " : "", e ? e : "");
 		return CLI_FLASH_EXIT_FAILED;
 	case 400:
+		if (expect && expect->has_crc && st->crc32[0]) {
+			char *end;
+			unsigned long got = strtoul(st->crc32, &end, 16);
+			if (*end == '\0' && (uint32_t)got != expect->crc) {
+				snprintf(
+				    msg, cap,
+				    "the image reached the bridge damaged: its CRC-32 there is "
+				    "%s, the file's is 0x%08" PRIX32 " (HTTP 400); nothing was "
+				    "flashed",
+				    st->crc32, expect->crc);
+				return CLI_FLASH_EXIT_DATAERR;
+			}
+		}
 		snprintf(msg, cap, "the bridge refused the upload (HTTP 400)%s%s%s", e ? ": " : "",
 		         e ? e : "", step);
 		return CLI_FLASH_EXIT_FAILED;
@@ -1036,6 +1067,11 @@ int cli_flash_plain_line(struct cli_flash_progress *p, const struct cli_flash_st
 	if (g != p->last_group) {
 		p->last_group = g;
 		switch (st->state) {
+		case CFS_STAGING:
+			snprintf(out, cap,
+			         "staging the image on the bridge (the STM32 is flashed once it is "
+			         "all there and its CRC-32 matches)");
+			break;
 		case CFS_IDENTIFYING:
 			snprintf(out, cap, "identifying the chip");
 			break;

@@ -21,10 +21,12 @@
 /* Exit statuses of `espstm flash` (espstm(1) FLASH; values from sysexits.h). 0, 1
  * (CLI_EXIT_ERROR: the flash failed or was refused), 2 (CLI_EXIT_USAGE) and 69
  * (CLI_EXIT_UNAVAILABLE: espstmd or the bridge not reachable) are those of cli_cmd.h. */
-#define CLI_FLASH_EXIT_OK          0
-#define CLI_FLASH_EXIT_FAILED      1
-#define CLI_FLASH_EXIT_USAGE       2
-#define CLI_FLASH_EXIT_DATAERR     65  /* EX_DATAERR: IMAGE unusable (empty, ELF, bad HEX) */
+#define CLI_FLASH_EXIT_OK     0
+#define CLI_FLASH_EXIT_FAILED 1
+#define CLI_FLASH_EXIT_USAGE  2
+#define CLI_FLASH_EXIT_DATAERR                                                                     \
+	65                             /* EX_DATAERR: IMAGE unusable (empty, ELF, bad HEX),        \
+	                                  or --stage: it reached the bridge damaged (CRC-32) */
 #define CLI_FLASH_EXIT_NOINPUT     66  /* EX_NOINPUT: IMAGE or password file unreadable */
 #define CLI_FLASH_EXIT_UNAVAILABLE 69  /* EX_UNAVAILABLE: espstmd or the bridge unreachable */
 #define CLI_FLASH_EXIT_NOPERM      77  /* EX_NOPERM: password refused (401/403/429) */
@@ -45,20 +47,23 @@ enum cli_flash_progress_mode {
 };
 
 struct cli_flash_opts {
-	const char *device;                    /* DEVICE without "/dev/" (NULL with --host) */
-	char host[CLI_FLASH_HOST_MAX + 1];     /* --host: name or address, no brackets */
-	unsigned port;                         /* --host port (CLI_FLASH_DEFAULT_PORT if none) */
-	const char *image;                     /* IMAGE path */
-	int has_address;                       /* --address given */
-	uint32_t address;                      /* --address (a multiple of 4) */
-	int verify;                            /* 1 (default, --verify) or 0 (--no-verify) */
-	int go, unprotect;                     /* --go, --unprotect */
-	enum cli_flash_format format;          /* --format, CLI_FMT_AUTO if not given */
-	unsigned target;                       /* --target N (default 0) */
-	uint32_t baud;                         /* --baud (0: the bridge's default, 115200) */
-	const char *password_file;             /* --password-file or NULL */
-	const char *socket;                    /* --socket or NULL (cli_globals.socket) */
-	int json;                              /* --json: print the bridge's final answer */
+	const char *device;                /* DEVICE without "/dev/" (NULL with --host) */
+	char host[CLI_FLASH_HOST_MAX + 1]; /* --host: name or address, no brackets */
+	unsigned port;                     /* --host port (CLI_FLASH_DEFAULT_PORT if none) */
+	const char *image;                 /* IMAGE path */
+	int has_address;                   /* --address given */
+	uint32_t address;                  /* --address (a multiple of 4) */
+	int verify;                        /* 1 (default, --verify) or 0 (--no-verify) */
+	int go, unprotect;                 /* --go, --unprotect */
+	enum cli_flash_format format;      /* --format, CLI_FMT_AUTO if not given */
+	unsigned target;                   /* --target N (default 0) */
+	uint32_t baud;                     /* --baud (0: the bridge's default, 115200) */
+	const char *password_file;         /* --password-file or NULL */
+	const char *socket;                /* --socket or NULL (cli_globals.socket) */
+	int json;                          /* --json: print the bridge's final answer */
+	int stage;                         /* --stage: verify before commit (stage=1) */
+	uint32_t crc32; /* with stage: zlib CRC-32 of IMAGE (set by the caller before
+	                   cli_flash_query; sent as crc32=) */
 	enum cli_flash_progress_mode progress; /* --progress, -q (= none) */
 };
 
@@ -146,7 +151,8 @@ int cli_flash_bridge_from_status(const struct cj *answer, const char *name, char
                                  unsigned *port, char *msg, size_t msgcap);
 
 /* Query string of the POST (no '?'): format=bin|hex[&address=0x%08X]&verify=0|1&go=0|1
- * &unprotect=0|1[&baud=B], fmt not CLI_FMT_AUTO. Returns out (cap >= 128 is enough). */
+ * &unprotect=0|1[&baud=B][&stage=1&crc32=0x%08X (o->stage)], fmt not CLI_FMT_AUTO.
+ * Returns out (cap >= 160 is enough). */
 char *cli_flash_query(char *out, size_t cap, const struct cli_flash_opts *o,
                       enum cli_flash_format fmt);
 /* "http://HOST:PORT/api/targets/N/flash[?query]" (IPv6 hosts in brackets). Returns 0, or
@@ -167,6 +173,7 @@ enum cli_flash_state {
 	CFS_STARTING,
 	CFS_DONE,
 	CFS_FAILED,
+	CFS_STAGING, /* stage=1: the body is arriving into the bridge's staging area */
 };
 /* "writing" -> CFS_WRITING ...; NULL or another text -> CFS_UNKNOWN. */
 enum cli_flash_state cli_flash_state_of(const char *name);
@@ -188,6 +195,9 @@ struct cli_flash_status {
 	uint64_t flash_size;
 	char error[256]; /* "" none; control characters replaced by '?' */
 	char step[24];   /* state at failure, "" none */
+	int stage;       /* "stage": 1 true, 0 false, -1 absent */
+	uint64_t staged; /* "bytes_staged" (0 when absent) */
+	char crc32[16];  /* "crc32": "0x1234ABCD", "" null or absent */
 };
 /* Read body (len bytes). Returns 0 (st filled; st->json 1), or -EPROTO for anything that
  * is not a JSON object (st zeroed with json 0, total -1). */
@@ -202,6 +212,8 @@ struct cli_flash_expect {
 	enum cli_flash_format fmt; /* CLI_FMT_BIN or CLI_FMT_HEX */
 	uint64_t bytes;            /* bin: the file's size; hex: data bytes of all records */
 	uint64_t span;             /* hex: first data byte to after the last (0 for bin) */
+	int has_crc;               /* --stage: crc is the CRC-32 of the file sent */
+	uint32_t crc;
 };
 
 /*
@@ -222,9 +234,11 @@ int cli_flash_check_counts(const struct cli_flash_status *st, const struct cli_f
  * expect: the image sent (cli_flash_check_counts; NULL: counts not checked).
  * retry_after_s: Retry-After of a 429 (-1 none). target: N. Returns the exit status; msg
  * (cap bytes) gets a one-line reason for anything but success (401: wrong password, 403,
- * 429 with the wait, 409 busy, 413 too large, 423 protection (--unprotect), 400, 404, 501,
- * 502 chip, other 5xx; 200 that is not "done", done without every byte verified when
- * verify was asked, or done with counts that do not match the image: failed).
+ * 429 with the wait, 409 busy or aborted (DELETE), 413 too large, 423 protection
+ * (--unprotect), 400, 404, 501, 502 chip, other 5xx; 200 that is not "done", done without
+ * every byte verified when verify was asked, or done with counts that do not match the
+ * image: failed). A 400 whose "crc32" differs from expect->crc (--stage: the image reached
+ * the bridge damaged, nothing was flashed) is CLI_FLASH_EXIT_DATAERR.
  */
 int cli_flash_outcome(long http_status, const struct cli_flash_status *st, int verify_wanted,
                       const struct cli_flash_expect *expect, long retry_after_s, unsigned target,

@@ -32,11 +32,13 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #define CLI_FLASH_POLL_S     0.25  /* progress GET interval (s) */
 #define CLI_FLASH_RESP_MAX   65536 /* largest answer body kept (bytes) */
 #define CLI_FLASH_STALL_S    120   /* no byte either way for this long: the bridge is gone */
 #define CLI_FLASH_CONNECT_MS 10000 /* TCP connect timeout (ms) */
+#define CLI_FLASH_ABORT_MS   2000  /* DELETE .../flash after SIGINT/SIGTERM (ms) */
 
 static volatile sig_atomic_t interrupted;
 
@@ -156,6 +158,51 @@ static void set_common(CURL *h, const char *url, const char *pw)
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)CLI_FLASH_CONNECT_MS);
 	curl_easy_setopt(h, CURLOPT_USERAGENT, "espstm/" ESPSTM_VERSION);
 	curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
+}
+
+/* DELETE /api/targets/N/flash (http_api.h "Abort"): the bridge stops the run at once
+ * instead of first using the image bytes it already holds. Returns the HTTP status (200
+ * aborted, 409 nothing was running) or 0 when there was no answer in CLI_FLASH_ABORT_MS. */
+static long abort_run(const char *url, const char *pw)
+{
+	CURL *h = curl_easy_init();
+	struct buf b = {0};
+	struct curl_slist *hdr = curl_slist_append(NULL, "X-Espstm-Request: 1");
+	long code = 0;
+	if (!h || !hdr) {
+		curl_easy_cleanup(h);
+		curl_slist_free_all(hdr);
+		return 0;
+	}
+	set_common(h, url, pw);
+	curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, "DELETE");
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
+	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)CLI_FLASH_ABORT_MS);
+	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)CLI_FLASH_ABORT_MS);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, buf_write);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
+	if (curl_easy_perform(h) != CURLE_OK ||
+	    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code) != CURLE_OK)
+		code = 0;
+	free(b.p);
+	curl_slist_free_all(hdr);
+	curl_easy_cleanup(h);
+	return code;
+}
+
+/* zlib CRC-32 of the whole file (for --stage's crc32=). 0 or an errno. */
+static int file_crc32(FILE *f, uint32_t *crc)
+{
+	unsigned char chunk[16384];
+	uLong c = crc32(0L, Z_NULL, 0);
+	size_t n;
+	rewind(f);
+	while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+		c = crc32(c, chunk, (uInt)n);
+	int e = ferror(f) ? (errno ? errno : EIO) : 0;
+	rewind(f);
+	*crc = (uint32_t)c;
+	return e;
 }
 
 /* One blocking GET of the flash state (after a lost POST connection). 0 or -1. */
@@ -343,7 +390,17 @@ int espstm_flash_main(int argc, char **argv)
 		snprintf(who, sizeof who, "%s%s%s:%u", strchr(host, ':') ? "[" : "", host,
 		         strchr(host, ':') ? "]" : "", port);
 	}
-	char query[160], url[512], geturl[512];
+	if (o.stage) {
+		int e = file_crc32(img, &o.crc32);
+		if (e) {
+			fprintf(stderr, "espstm flash: cannot read %s: %s\n", o.image, strerror(e));
+			fclose(img);
+			return CLI_FLASH_EXIT_NOINPUT;
+		}
+		expect.has_crc = 1;
+		expect.crc = o.crc32;
+	}
+	char query[200], url[512], geturl[512];
 	cli_flash_query(query, sizeof query, &o, fmt);
 	if (cli_flash_url(url, sizeof url, host, port, o.target, query) < 0 ||
 	    cli_flash_url(geturl, sizeof geturl, host, port, o.target, NULL) < 0) {
@@ -373,6 +430,12 @@ int espstm_flash_main(int argc, char **argv)
 		        fmt == CLI_FMT_HEX ? "Intel HEX" : "binary",
 		        cli_flash_fmt_bytes(b, sizeof b, total), where, o.device ? o.device : "",
 		        o.device ? " (bridge " : "bridge ", br, o.device ? ")" : "", o.target);
+		if (o.stage)
+			fprintf(
+			    stderr,
+			    "espstm flash: --stage: the bridge stores the image first and flashes "
+			    "it only if its CRC-32 is 0x%08X\n",
+			    (unsigned)o.crc32);
 	}
 
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
@@ -466,6 +529,15 @@ int espstm_flash_main(int argc, char **argv)
 		curl_multi_poll(m, NULL, 0, wait_ms, NULL);
 	}
 	double secs = mono() - t0;
+	long abort_code = -1;
+	if (interrupted && !post_done && up.started) {
+		/* ask the bridge to stop now: it would otherwise first use the image bytes it
+		 * already holds in its socket buffer (seconds at UART speed) */
+		end_bar(&sh);
+		fprintf(stderr,
+		        "espstm flash: interrupted: asking the bridge to abort the flash\n");
+		abort_code = abort_run(geturl, pw);
+	}
 	if (interrupted && !post_done) {
 		/* close the upload with a reset (SO_LINGER 0), not a FIN: the bridge's kernel then
 		 * drops the image bytes it holds unread, so the run is aborted (a FIN after the
@@ -496,11 +568,27 @@ int espstm_flash_main(int argc, char **argv)
 	struct cli_flash_status st;
 	if (interrupted) {
 		end_bar(&sh);
-		fprintf(stderr,
-		        "espstm flash: interrupted after %.1f s: the upload was cut off; the "
-		        "bridge fails the run once it has used the image bytes it already "
-		        "received (the chip stays in its bootloader)\n",
-		        secs);
+		if (abort_code == 200)
+			fprintf(
+			    stderr,
+			    "espstm flash: interrupted after %.1f s: the bridge aborted the run "
+			    "(the chip stays in its bootloader)\n",
+			    secs);
+		else if (abort_code == 409)
+			fprintf(
+			    stderr,
+			    "espstm flash: interrupted after %.1f s: the bridge's run had already "
+			    "ended\n",
+			    secs);
+		else
+			fprintf(stderr,
+			        "espstm flash: interrupted after %.1f s: the upload was cut off%s; "
+			        "the bridge fails the run once it has used the image bytes it "
+			        "already received (the chip stays in its bootloader)\n",
+			        secs,
+			        abort_code == 0  ? " (the bridge did not answer the abort request)"
+			        : abort_code > 0 ? " (the bridge refused the abort request)"
+			                         : "");
 		rc = CLI_FLASH_EXIT_INTERRUPTED;
 	} else if (post_res != CURLE_OK || code == 0) {
 		end_bar(&sh);

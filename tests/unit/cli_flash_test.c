@@ -837,6 +837,70 @@ END_TEST
 
 /* ------------------------------------------------------------ progress */
 
+/* --stage: the query, the "staging" state, a CRC mismatch (65), an aborted run (409). */
+START_TEST(stage_and_abort)
+{
+	struct cli_flash_opts o;
+	struct cap c;
+	char q[200], msg[512];
+	ck_assert_int_eq(PARSE(&o, &c, "--host", "10.0.0.2", "a.bin", "--stage"), 0);
+	cap_free(&c);
+	ck_assert_int_eq(o.stage, 1);
+	o.crc32 = 0x0BADCAFEu;
+	cli_flash_query(q, sizeof q, &o, CLI_FMT_BIN);
+	ck_assert_str_eq(q, "format=bin&verify=1&go=0&unprotect=0&stage=1&crc32=0x0BADCAFE");
+	ck_assert_int_eq(PARSE(&o, &c, "--host", "10.0.0.2", "a.bin"), 0);
+	cap_free(&c);
+	ck_assert_int_eq(o.stage, 0);
+	cli_flash_query(q, sizeof q, &o, CLI_FMT_BIN);
+	ck_assert(strstr(q, "stage") == NULL && strstr(q, "crc32") == NULL);
+
+	struct cli_flash_status st;
+	const char *g =
+	    "{\"state\":\"staging\",\"stage\":true,\"bytes_staged\":4096,\"crc32\":null}";
+	ck_assert_int_eq(cli_flash_parse_status(g, strlen(g), &st), 0);
+	ck_assert_int_eq(st.state, CFS_STAGING);
+	ck_assert_int_eq(st.stage, 1);
+	ck_assert_uint_eq(st.staged, 4096);
+	ck_assert_str_eq(st.crc32, "");
+	ck_assert_str_eq(cli_flash_state_name(CFS_STAGING), "staging");
+	struct cli_flash_progress p;
+	cli_flash_progress_init(&p, 8192, 1, 0.0);
+	ck_assert_int_eq(cli_flash_plain_line(&p, &st, 0.5, msg, sizeof msg), 1);
+	ck_assert_msg(strstr(msg, "staging") != NULL, "%s", msg);
+
+	/* 400 with the bridge's CRC differing from the file's: damaged on the way, 65 */
+	const char *bad = "{\"ok\":false,\"state\":\"failed\",\"error\":\"image CRC-32 0x11111111 "
+	                  "does not match crc32=0x22222222: the STM32 was not touched\","
+	                  "\"step\":\"upload\",\"stage\":true,\"crc32\":\"0x11111111\"}";
+	struct cli_flash_expect e = {
+	    .fmt = CLI_FMT_BIN, .bytes = 10, .has_crc = 1, .crc = 0x22222222u};
+	cli_flash_parse_status(bad, strlen(bad), &st);
+	ck_assert_int_eq(cli_flash_outcome(400, &st, 1, &e, -1, 0, msg, sizeof msg),
+	                 CLI_FLASH_EXIT_DATAERR);
+	ck_assert_msg(strstr(msg, "damaged") && strstr(msg, "0x22222222"), "%s", msg);
+	/* the same CRC (another 400 reason): refused, 1 */
+	e.crc = 0x11111111u;
+	ck_assert_int_eq(cli_flash_outcome(400, &st, 1, &e, -1, 0, msg, sizeof msg),
+	                 CLI_FLASH_EXIT_FAILED);
+	/* without --stage: 1 */
+	ck_assert_int_eq(cli_flash_outcome(400, &st, 1, NULL, -1, 0, msg, sizeof msg),
+	                 CLI_FLASH_EXIT_FAILED);
+
+	/* 409 of an aborted run vs. 409 busy */
+	const char *ab = "{\"ok\":false,\"state\":\"failed\",\"error\":\"aborted by the client\","
+	                 "\"step\":\"writing\"}";
+	cli_flash_parse_status(ab, strlen(ab), &st);
+	ck_assert_int_eq(cli_flash_outcome(409, &st, 1, NULL, -1, 0, msg, sizeof msg),
+	                 CLI_FLASH_EXIT_FAILED);
+	ck_assert_msg(strstr(msg, "aborted by the client") && !strstr(msg, "busy"), "%s", msg);
+	const char *busy = "{\"error\":\"a flash is already running on this target\"}";
+	cli_flash_parse_status(busy, strlen(busy), &st);
+	cli_flash_outcome(409, &st, 1, NULL, -1, 0, msg, sizeof msg);
+	ck_assert_msg(strstr(msg, "busy") != NULL, "%s", msg);
+}
+END_TEST
+
 START_TEST(formatting)
 {
 	char b[32];
@@ -1054,6 +1118,7 @@ static Suite *cli_flash_suite(void)
 	tcase_add_test(tc, fraction_and_bar);
 	tcase_add_test(tc, plain_lines);
 	tcase_add_test(tc, summary_line);
+	tcase_add_test(tc, stage_and_abort);
 	suite_add_tcase(s, tc);
 	return s;
 }

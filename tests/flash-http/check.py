@@ -2,14 +2,16 @@
 # SPDX-License-Identifier: MIT
 """Flashing over HTTP (issue 5 item 2): espstm-bridge --http with the simulated STM32.
 
-Usage: check.py BRIDGE_BINARY
+Usage: check.py BRIDGE_BINARY [ESPSTM_BINARY]
 For each simulated model the bridge runs with real wire time (115200 8E1 for the
 bootloader), --http 127.0.0.1:0 and a password file; images are uploaded with curl
 (--data-binary, -H 'X-Espstm-Request: 1', -u admin:PW) and the flash file written by the
 simulator is compared afterwards. Checks: 401/403/400/409/413, .bin with verify and GO,
 Intel HEX with a gap, progress (GET) and the upload throttled to the UART, an RFC 2217 client
 held during the flash and served after it, an upload cut in the middle ending in "failed",
-flash outside the image left alone. Prints PASS/FAIL per check and "N passed, N failed";
+flash outside the image left alone; staged uploads (stage=1: CRC-32 match and mismatch, a
+client leaving mid-staging: the flash file byte-identical), DELETE of a running flash, and
+with ESPSTM_BINARY `espstm flash --stage` and Ctrl-C of a running `espstm flash`. Prints PASS/FAIL per check and "N passed, N failed";
 exit status 0 only if all passed. Python stdlib + curl."""
 import base64
 import json
@@ -125,6 +127,21 @@ class Bridge:
             return int(r.stdout.strip() or 0), body
         except ValueError:
             return 0, body
+
+    def delete_flash(self):
+        rq = urllib.request.Request(self.url + "/api/targets/0/flash", method="DELETE")
+        tok = base64.b64encode(("admin:" + self.pw).encode()).decode()
+        rq.add_header("Authorization", "Basic " + tok)
+        rq.add_header("X-Espstm-Request", "1")
+        try:
+            with urllib.request.urlopen(rq, timeout=10) as r:
+                return r.status, json.loads(r.read() or b"null")
+        except urllib.error.HTTPError as e:
+            body = e.read()
+            try:
+                return e.code, json.loads(body)
+            except ValueError:
+                return e.code, body
 
     def post_action(self, action):
         rq = urllib.request.Request(self.url + "/api/targets/0/" + action, method="POST",
@@ -400,6 +417,183 @@ def run_f103(binary, tmp):
           flash[end_hex:end_page] == b"\xff" * (end_page - end_hex))
 
 
+def run_stage_untouched(binary, tmp):
+    """stage=1 failures leave the STM32 alone: the flash file is byte-identical."""
+    size = 128 * 1024
+    old = bytes(random.Random(17).getrandbits(8) for _ in range(size))
+    br = Bridge(binary, tmp, "stm32f103", old)
+    if not check("stage: bridge starts", br.ok, "\n".join(br.log)):
+        br.stop()
+        return
+    try:
+        img = app_image(16 * 1024, 5)
+        imgf = os.path.join(tmp, "stage16k.bin")
+        with open(imgf, "wb") as f:
+            f.write(img)
+        crc = zlib.crc32(img) & 0xFFFFFFFF
+        st, j = br.curl("stage=1&crc32=0x%08X" % (crc ^ 1), imgf)
+        check("stage=1 with a wrong crc32: 400, failed in step upload, 'not touched'",
+              st == 400 and isinstance(j, dict) and j.get("state") == "failed" and
+              j.get("step") == "upload" and "does not match" in (j.get("error") or "") and
+              "not touched" in (j.get("error") or "") and
+              j.get("crc32") == "0x%08X" % crc and j.get("bytes_written") == 0, (st, j))
+        st, j = br.curl("crc32=0x%08X" % crc, imgf)
+        check("crc32 without stage=1: 400", st == 400, (st, j))
+        # a client that disconnects mid-staging (8 KiB of 16 KiB, then close)
+        raw_upload_cut(br.ports["http"], br.pw, "stage=1", 16384, 8192)
+        j = br.wait_state(("failed", "done"), 10)
+        check("client gone mid-staging: failed, step upload, 'upload interrupted ... not "
+              "touched'",
+              j and j.get("state") == "failed" and j.get("step") == "upload" and
+              "upload interrupted" in (j.get("error") or "") and
+              "not touched" in (j.get("error") or "") and j.get("crc32") is None, j)
+        st, j = br.curl("stage=1", imgf, extra=("-H", "Transfer-Encoding: chunked"))
+        check("stage=1 without Content-Length (chunked): 411", st == 411, (st, j))
+    finally:
+        flash = br.stop()
+    check("stage failures: the simulator's flash file is byte-identical to before",
+          flash == old, "first difference at %s" % next(
+              (i for i in range(min(len(flash), len(old))) if flash[i] != old[i]), len(flash)))
+
+
+def run_stage_and_abort(binary, espstm, tmp):
+    size = 128 * 1024
+    old = bytes(random.Random(19).getrandbits(8) for _ in range(size))
+    br = Bridge(binary, tmp, "stm32f103", old)
+    if not check("stage/abort: bridge starts", br.ok, "\n".join(br.log)):
+        br.stop()
+        return
+    img3 = app_image(8 * 1024, 9)
+    try:
+        img = app_image(16 * 1024, 6)
+        imgf = os.path.join(tmp, "stage-ok.bin")
+        with open(imgf, "wb") as f:
+            f.write(img)
+        crc = zlib.crc32(img) & 0xFFFFFFFF
+        res = {}
+
+        def up():
+            res["r"] = br.curl("address=0x08000000&verify=1&stage=1&crc32=0x%08X" % crc, imgf)
+        th = threading.Thread(target=up)
+        th.start()
+        seen = set()
+        while th.is_alive():
+            st, j = br.get("/api/targets/0/flash")
+            if st == 200:
+                seen.add(j.get("state"))
+            time.sleep(0.05)
+        th.join()
+        st, j = res["r"]
+        check("staged 16 KiB .bin with crc32: 200 done, stage true, crc32 reported",
+              st == 200 and isinstance(j, dict) and j.get("state") == "done" and
+              j.get("stage") is True and j.get("bytes_staged") == len(img) and
+              j.get("crc32") == "0x%08X" % crc and j.get("bytes_verified") == len(img),
+              (st, j))
+        print("     (states seen: %s)" % ",".join(sorted(s for s in seen if s)), flush=True)
+
+        # mid-staging (half the body sent, the client pauses): state "staging", the STM32
+        # not touched yet (nothing erased or written), then the rest: done
+        s3 = socket.create_connection(("127.0.0.1", br.ports["http"]))
+        tok = base64.b64encode(("admin:" + br.pw).encode()).decode()
+        s3.sendall(("POST /api/targets/0/flash?stage=1&address=0x08008000 HTTP/1.1\r\n"
+                    "Host: x\r\nAuthorization: Basic %s\r\nX-Espstm-Request: 1\r\n"
+                    "Content-Length: %d\r\n\r\n" % (tok, len(img3))).encode())
+        s3.sendall(img3[:4096])
+        j = None
+        for _ in range(50):
+            st, j = br.get("/api/targets/0/flash")
+            if j.get("bytes_staged") == 4096:
+                break
+            time.sleep(0.05)
+        check("mid-staging: GET says staging, 4096 bytes staged, crc32 null, nothing erased",
+              j.get("state") == "staging" and j.get("bytes_staged") == 4096 and
+              j.get("crc32") is None and j.get("bytes_erased") == 0 and
+              j.get("device") is None, j)
+        s3.sendall(img3[4096:])
+        got, end = b"", time.monotonic() + 30
+        while not got.rstrip().endswith(b"}") and time.monotonic() < end:
+            got += read_for(s3, 0.2)
+        s3.close()
+        check("... the rest sent: 200 done", b" 200 " in got.split(b"\r\n")[0] and
+              b'"state":"done"' in got, got[:300])
+
+        # DELETE in the middle of a streamed run: failed at once, the POST gets its answer
+        big = app_image(64 * 1024, 7)
+        bigf = os.path.join(tmp, "abort64k.bin")
+        with open(bigf, "wb") as f:
+            f.write(big)
+
+        def up2():
+            res["a"] = br.curl("address=0x08010000&verify=1", bigf)
+            res["a_t"] = time.monotonic()
+        th = threading.Thread(target=up2)
+        th.start()
+        j = br.wait_state(("writing",), 20)
+        check("DELETE test: the run reaches writing", j and j.get("state") == "writing", j)
+        t0 = time.monotonic()
+        st, j = br.delete_flash()
+        check("DELETE of a running flash: 200, state failed, 'aborted by the client'",
+              st == 200 and isinstance(j, dict) and j.get("state") == "failed" and
+              j.get("error") == "aborted by the client", (st, j))
+        st, j = br.get("/api/targets/0/flash")
+        check("GET right after DELETE: failed", j.get("state") == "failed", j)
+        th.join(30)
+        st, j = res.get("a", (0, None))
+        check("the aborted POST gets its failed answer (409) (%.1f s after DELETE)"
+              % (res.get("a_t", t0) - t0),
+              st == 409 and isinstance(j, dict) and j.get("state") == "failed" and
+              j.get("ok") is False, (st, j))
+        st, j = br.delete_flash()
+        check("DELETE with nothing running: 409", st == 409 and isinstance(j, dict) and
+              "no flash is running" in (j.get("error") or ""), (st, j))
+
+        if espstm:
+            env = dict(os.environ, ESPSTM_PASSWORD=br.pw)
+            img2 = app_image(8 * 1024, 8)
+            f2 = os.path.join(tmp, "cli-stage.bin")
+            with open(f2, "wb") as f:
+                f.write(img2)
+            r = subprocess.run([espstm, "flash", "--host", "127.0.0.1:%d" % br.ports["http"],
+                                f2, "--address", "0x08004000", "--stage", "--progress",
+                                "lines"], capture_output=True, text=True, env=env,
+                               timeout=120)
+            check("espstm flash --stage: exit 0, says it stages, verified",
+                  r.returncode == 0 and "stores the image first" in r.stderr and
+                  "verified" in r.stdout,
+                  (r.returncode, r.stdout, r.stderr))
+            st, j = br.get("/api/targets/0/flash")
+            check("... the bridge ran it staged with the file's CRC-32",
+                  j.get("stage") is True and
+                  j.get("crc32") == "0x%08X" % (zlib.crc32(img2) & 0xFFFFFFFF), j)
+
+            # Ctrl-C of a running espstm flash: the bridge's run ends promptly
+            p = subprocess.Popen([espstm, "flash", "--host", "127.0.0.1:%d" % br.ports["http"],
+                                  bigf, "--address", "0x08010000", "--progress", "lines"],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                 env=env)
+            j = br.wait_state(("writing",), 20)
+            ok = check("Ctrl-C test: the run reaches writing", j and j.get("state") == "writing",
+                       j)
+            written_at_sigint = j.get("bytes_written") if j else None
+            t0 = time.monotonic()
+            p.send_signal(signal.SIGINT)
+            j = br.wait_state(("failed", "done"), 30)
+            took = time.monotonic() - t0
+            out, err = p.communicate(timeout=30)
+            check("SIGINT of espstm flash: the bridge's run is failed within 3 s (%.2f s; "
+                  "written %s of 65536 at the signal)" % (took, written_at_sigint),
+                  ok and j and j.get("state") == "failed" and took < 3.0 and
+                  j.get("error") == "aborted by the client", (took, j))
+            check("... espstm exits 130 and says the bridge aborted the run",
+                  p.returncode == 130 and "aborted the run" in err, (p.returncode, err))
+    finally:
+        flash = br.stop()
+    check("staged image in the flash file", flash[:len(img)] == img)
+    check("paused staged image in the flash file", flash[0x8000:0x8000 + len(img3)] == img3)
+    if espstm:
+        check("espstm --stage image in the flash file", flash[0x4000:0x4000 + len(img2)] == img2)
+
+
 def run_small(binary, tmp, model, pid, size, pw_mode=0o600):
     br = Bridge(binary, tmp, model, b"", pw_mode)
     warned = [l for l in br.log if "password-file" in l and "warning" in l]
@@ -428,12 +622,15 @@ def run_small(binary, tmp, model, pid, size, pw_mode=0o600):
 
 def main():
     binary = sys.argv[1] if len(sys.argv) > 1 else "build/espstm-bridge"
+    espstm = sys.argv[2] if len(sys.argv) > 2 else None
     if not shutil.which("curl"):
         print("FAIL curl not installed\n0 passed, 1 failed")
         return 1
     tmp = tempfile.mkdtemp(prefix="espstm-flash-http-")
     try:
         run_f103(binary, tmp)
+        run_stage_untouched(binary, tmp)
+        run_stage_and_abort(binary, espstm, tmp)
         run_small(binary, tmp, "stm32g431", "0x468", 16 * 1024, pw_mode=0o644)
         run_small(binary, tmp, "stm32f407", "0x413", 16 * 1024)
     finally:

@@ -20,6 +20,19 @@
  * upload task share it); flash calls also hold the target's lock (the target's task uses
  * the ISP). Lock order: api_mu, then a target lock.
  *
+ * Staging (stage=1, http_api.h "Staged upload"): the data partition labelled "stm32img"
+ * (partitions.csv; ESP8266: partitions_esp8266.csv), found with esp_partition_find_first();
+ * the body is written as it arrives (esp_partition_write), each 4 KiB sector erased
+ * (esp_partition_erase_range) just before the first byte goes into it (so the erase time,
+ * some 30-50 ms a sector, is spread over the upload instead of blocking its start), and
+ * read back in HTTP_API_REPLAY_BUF pieces
+ * (esp_partition_read). One staged upload at a time (-EBUSY for a second target). No
+ * partition: stage=1 answers 501. CRC-32: the ROM's (ESP-IDF esp_rom_crc32_le, ESP8266 SDK
+ * crc32_le; both continue zlib's CRC-32 from 0).
+ * Abort: DELETE /api/targets/N/flash goes to http_api_handle() under api_mu and the
+ * target's lock. With the async upload task (ESP-IDF >= 5.2) it is served while the upload
+ * runs; otherwise the server task is busy with the upload and serves it afterwards.
+ *
  * Password: settings_web_pass() (NVS; first boot: Kconfig or generated and printed once).
  * Settings changes: stored by the core model (only when changed); baud, line map, auto-boot
  * and settle time apply to the running bridge (framing once no client is connected), the
@@ -32,6 +45,7 @@
 
 #include "esp_http_server.h"
 #include "esp_log.h"
+#include "esp_partition.h"
 #include "esp_timer.h"
 #include "freertos/FreeRTOS.h"
 #include "freertos/queue.h"
@@ -39,6 +53,9 @@
 #include "freertos/task.h"
 #if !CONFIG_IDF_TARGET_ESP8266
 #include "esp_idf_version.h"
+#include "esp_rom_crc.h" /* esp_rom_crc32_le */
+#else
+#include "esp_crc.h" /* crc32_le (ESP8266_RTOS_SDK v3.4) */
 #endif
 
 #include <errno.h>
@@ -150,12 +167,95 @@ static void api_flash_claim(void *ctx, unsigned target, int on)
 	target_flash_claim(target, on);
 }
 
+/* ---- staging store: the "stm32img" data partition ---- */
+
+#define STAGE_LABEL  "stm32img"
+#define STAGE_SECTOR 4096u /* flash erase sector (bytes) */
+
+static const esp_partition_t *stage_part; /* NULL: no staging (stage=1 -> 501) */
+static int stage_owner = -1;              /* target with a staged upload, -1 none */
+static uint32_t stage_erased;             /* bytes from 0 erased for the current upload */
+
+static uint32_t api_stage_capacity(void *ctx, unsigned target)
+{
+	(void)ctx;
+	(void)target;
+	return stage_part ? (uint32_t)stage_part->size : 0;
+}
+
+static int api_stage_begin(void *ctx, unsigned target, uint32_t size)
+{
+	(void)ctx;
+	if (!stage_part)
+		return -EIO;
+	if (stage_owner >= 0)
+		return -EBUSY;
+	if (size > stage_part->size)
+		return -ENOSPC;
+	stage_owner = (int)target;
+	stage_erased = 0; /* sectors are erased as the writes reach them */
+	return 0;
+}
+
+static int api_stage_write(void *ctx, unsigned target, uint32_t off, const uint8_t *p, size_t n)
+{
+	(void)ctx;
+	(void)target;
+	uint32_t need = (uint32_t)((off + n + STAGE_SECTOR - 1) / STAGE_SECTOR * STAGE_SECTOR);
+	if (need > stage_erased) {
+		esp_err_t e =
+		    esp_partition_erase_range(stage_part, stage_erased, need - stage_erased);
+		if (e != ESP_OK) {
+			ESP_LOGE(TAG, "staging: erasing %s at %u: %s", STAGE_LABEL,
+			         (unsigned)stage_erased, esp_err_to_name(e));
+			return -EIO;
+		}
+		stage_erased = need;
+	}
+	esp_err_t e = esp_partition_write(stage_part, off, p, n);
+	if (e != ESP_OK)
+		ESP_LOGE(TAG, "staging: write at %u: %s", (unsigned)off, esp_err_to_name(e));
+	return e == ESP_OK ? 0 : -EIO;
+}
+
+static int api_stage_read(void *ctx, unsigned target, uint32_t off, uint8_t *p, size_t n)
+{
+	(void)ctx;
+	(void)target;
+	esp_err_t e = esp_partition_read(stage_part, off, p, n);
+	if (e != ESP_OK)
+		ESP_LOGE(TAG, "staging: read at %u: %s", (unsigned)off, esp_err_to_name(e));
+	return e == ESP_OK ? 0 : -EIO;
+}
+
+static void api_stage_end(void *ctx, unsigned target)
+{
+	(void)ctx;
+	(void)target;
+	stage_owner = -1;
+}
+
+static uint32_t api_crc32(uint32_t crc, const uint8_t *p, size_t n)
+{
+#if CONFIG_IDF_TARGET_ESP8266
+	return crc32_le(crc, p, (uint32_t)n);
+#else
+	return esp_rom_crc32_le(crc, p, (uint32_t)n);
+#endif
+}
+
 static const struct api_ops ops = {.status = api_status,
                                    .apply = api_apply,
                                    .action = api_action,
                                    .log = api_log,
                                    .isp = api_isp,
-                                   .flash_claim = api_flash_claim};
+                                   .flash_claim = api_flash_claim,
+                                   .stage_capacity = api_stage_capacity,
+                                   .stage_begin = api_stage_begin,
+                                   .stage_write = api_stage_write,
+                                   .stage_read = api_stage_read,
+                                   .stage_end = api_stage_end,
+                                   .crc32 = api_crc32};
 
 /* ---- esp_http_server ---- */
 
@@ -176,10 +276,18 @@ static const char *status_line(int code)
 		return "405 Method Not Allowed";
 	case 409:
 		return "409 Conflict";
+	case 411:
+		return "411 Length Required";
 	case 413:
 		return "413 Payload Too Large";
+	case 423:
+		return "423 Locked";
 	case 429:
 		return "429 Too Many Requests";
+	case 501:
+		return "501 Not Implemented";
+	case 502:
+		return "502 Bad Gateway";
 	case 503:
 		return "503 Service Unavailable";
 	default:
@@ -399,10 +507,11 @@ static esp_err_t handle(httpd_req_t *req)
 	static const char big[] = "{\"error\":\"request body too large\"}";
 	struct api_response rs;
 	memset(&rs, 0, sizeof(rs));
-	const char *method = req->method == HTTP_GET    ? "GET"
-	                     : req->method == HTTP_PUT  ? "PUT"
-	                     : req->method == HTTP_POST ? "POST"
-	                                                : "?";
+	const char *method = req->method == HTTP_GET      ? "GET"
+	                     : req->method == HTTP_PUT    ? "PUT"
+	                     : req->method == HTTP_POST   ? "POST"
+	                     : req->method == HTTP_DELETE ? "DELETE"
+	                                                  : "?";
 	{
 		size_t ul = strcspn(req->uri, "?");
 		if (ul < sizeof(path)) {
@@ -442,10 +551,10 @@ static esp_err_t handle(httpd_req_t *req)
 		    .body_len = got,
 		    .now_ms = (uint32_t)(esp_timer_get_time() / 1000),
 		};
-		/* GET .../flash reads the target's ISP: hold its lock too (api_status, the other
-		 * route that touches targets, takes their locks itself) */
+		/* GET/DELETE .../flash read or abort the target's ISP: hold its lock too
+		 * (api_status, the other route that touches targets, takes their locks itself) */
 		unsigned ft = 0;
-		int flash_get = req->method == HTTP_GET &&
+		int flash_get = (req->method == HTTP_GET || req->method == HTTP_DELETE) &&
 		                strncmp(path, "/api/targets/", 13) == 0 &&
 		                strstr(path, "/flash") != NULL;
 		xSemaphoreTake(api_mu, portMAX_DELAY); /* lock order: api_mu, then the target */
@@ -494,7 +603,7 @@ static const struct {
 	httpd_method_t method;
 } target_routes[] = {
     {"reset", HTTP_POST}, {"bootloader", HTTP_POST}, {"run", HTTP_POST},
-    {"flash", HTTP_POST}, {"flash", HTTP_GET},
+    {"flash", HTTP_POST}, {"flash", HTTP_GET},       {"flash", HTTP_DELETE},
 };
 #define N_FIXED_ROUTES  (sizeof(fixed_routes) / sizeof(fixed_routes[0]))
 #define N_TARGET_ROUTES (sizeof(target_routes) / sizeof(target_routes[0]))
@@ -528,6 +637,13 @@ int http_server_start(void)
 		ESP_LOGE(TAG, "no memory for the API lock: web server not started");
 		return -1;
 	}
+	stage_part = esp_partition_find_first(ESP_PARTITION_TYPE_DATA, ESP_PARTITION_SUBTYPE_ANY,
+	                                      STAGE_LABEL);
+	if (stage_part)
+		ESP_LOGI(TAG, "staging area for stage=1 uploads: partition %s, %u bytes",
+		         STAGE_LABEL, (unsigned)stage_part->size);
+	else
+		ESP_LOGW(TAG, "no data partition %s: stage=1 uploads answer 501", STAGE_LABEL);
 	if (!pass || http_api_init(&api, &ops, NULL, settings_core(), pass) < 0) {
 		ESP_LOGE(TAG, "no usable web password: web server not started");
 		return -1;
@@ -568,6 +684,7 @@ int http_server_start(void)
 	    {.uri = "/*", .method = HTTP_GET, .handler = handle, .user_ctx = NULL},
 	    {.uri = "/*", .method = HTTP_PUT, .handler = handle, .user_ctx = NULL},
 	    {.uri = "/*", .method = HTTP_POST, .handler = handle, .user_ctx = NULL},
+	    {.uri = "/*", .method = HTTP_DELETE, .handler = handle, .user_ctx = NULL},
 	};
 	for (size_t i = 0; i < sizeof(uris) / sizeof(uris[0]); i++) {
 		e = httpd_register_uri_handler(h, &uris[i]);

@@ -3,7 +3,9 @@
 """Flashing benchmark (issue 5 item 4), run by tests/bench/run where CUSE and netem work.
 
 Usage: bench.py BUILD_DIR [RESULTS_DIR]
-Environment: BENCH_SIZES (bytes, default "65536 262144"), BENCH_RTTS (added round trip in
+Environment: BENCH_NET (netem, the default: delay on lo, needs root and sch_netem; or proxy:
+a user-space TCP proxy in this script delays each direction by RTT/2, no privileges, no
+CUSE, so only `espstm flash --host` is measured), BENCH_SIZES (bytes, default "65536 262144"), BENCH_RTTS (added round trip in
 ms, default "0 5 20"), BENCH_MODEL (default stm32f407), BENCH_TOOLS (default
 "stm32flash espstm"), BENCH_BRIDGE (another espstm-bridge binary, for experiments),
 ESPSTM_E2E_DEV (default ttySTM0).
@@ -142,6 +144,132 @@ class Proc:
                 self.p.wait()
 
 
+class DelayProxy:
+    """TCP proxy on 127.0.0.1 that delays every chunk by `delay_s` in each direction (so the
+    round trip grows by 2 * delay_s), for machines without sch_netem. Per direction a
+    reader thread stamps what it reads and a writer thread sends it when due; a direction
+    holds at most WINDOW bytes in flight (the reader waits), like a TCP window. A close
+    or reset travels with the same delay (a shutdown after the last data)."""
+
+    WINDOW = 65536
+
+    def __init__(self, target_port):
+        self.target = ("127.0.0.1", target_port)
+        self.delay_s = 0.0
+        self.ls = socket.socket()
+        self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.ls.bind(("127.0.0.1", 0))
+        self.ls.listen(16)
+        self.port = self.ls.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.ls.accept()
+            except OSError:
+                return
+            try:
+                u = socket.create_connection(self.target)
+            except OSError:
+                c.close()
+                continue
+            for s in (c, u):
+                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            delay = self.delay_s
+            self._pipe(c, u, delay)
+            self._pipe(u, c, delay)
+
+    def _pipe(self, src, dst, delay):
+        cv = threading.Condition()
+        q = []  # (due, bytes or None at the end, reset?)
+        state = {"held": 0}
+
+        def reader():
+            while True:
+                try:
+                    b = src.recv(16384)
+                    rst = False
+                except OSError:
+                    b, rst = b"", True
+                with cv:
+                    while b and state["held"] >= self.WINDOW:
+                        cv.wait()
+                    q.append((time.monotonic() + delay, b or None, rst))
+                    state["held"] += len(b)
+                    cv.notify_all()
+                if not b:
+                    return
+
+        def writer():
+            while True:
+                with cv:
+                    while not q:
+                        cv.wait()
+                    due, b, rst = q[0]
+                wait = due - time.monotonic()
+                if wait > 0:
+                    time.sleep(wait)
+                with cv:
+                    q.pop(0)
+                    state["held"] -= len(b) if b else 0
+                    cv.notify_all()
+                if b is None:
+                    try:
+                        if rst:  # pass a reset on as a reset (espstm's abort uses one)
+                            dst.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                           struct.pack("ii", 1, 0))
+                            dst.close()
+                        else:
+                            dst.shutdown(socket.SHUT_WR)
+                    except OSError:
+                        pass
+                    return
+                try:
+                    dst.sendall(b)
+                except OSError:
+                    return
+
+        threading.Thread(target=reader, daemon=True).start()
+        threading.Thread(target=writer, daemon=True).start()
+
+    def close(self):
+        self.ls.close()
+
+
+def measure_proxy_rtt_ms(delay_s, n=7):
+    """Median time for one byte to go to an echo server on 127.0.0.1 through a DelayProxy
+    with delay_s each way and back, in ms (the proxy's own cost included)."""
+    es = socket.socket()
+    es.bind(("127.0.0.1", 0))
+    es.listen(1)
+
+    def echo():
+        c, _ = es.accept()
+        while True:
+            b = c.recv(64)
+            if not b:
+                break
+            c.sendall(b)
+        c.close()
+
+    threading.Thread(target=echo, daemon=True).start()
+    px = DelayProxy(es.getsockname()[1])
+    px.delay_s = delay_s
+    s = socket.create_connection(("127.0.0.1", px.port))
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    times = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        s.sendall(b"x")
+        s.recv(1)
+        times.append((time.perf_counter() - t0) * 1000)
+    s.close()
+    px.close()
+    es.close()
+    return statistics.median(times)
+
+
 def tc(*args):
     r = subprocess.run(["tc"] + list(args), capture_output=True, text=True)
     return r.returncode, (r.stdout + r.stderr).strip()
@@ -238,18 +366,70 @@ def detail(r, lim):
     return ""
 
 
+def one_run(build, tmp, logdir, model, size, rtt, measured, tool, where_args, env, notes):
+    """Write + verify a fresh random image of `size` bytes with `tool` ("stm32flash": the
+    device where_args[0]; "espstm flash": where_args are the device or --host HOST:PORT),
+    compare the simulator's flash file, log a line. Returns the table row."""
+    img = "img%d.bin" % size
+    data = image(img, size)
+    tag = "%dk-%gms-%s" % (size // 1024, rtt, tool.replace(" --", "-").split()[0])
+    if tool == "stm32flash":
+        argv = ["/usr/bin/stm32flash", "-b", "115200", "-w", img, "-v", "/dev/" + where_args[0]]
+    else:
+        argv = [build + "/espstm", "--json", "flash"] + where_args + [
+            img, "--verify", "--password-file", tmp + "/pw"]
+        if tool == "espstm --stage":  # the whole image to the bridge first, CRC-32 checked
+            argv.append("--stage")
+    rc, secs, stamped = run_timed(argv, os.path.join(logdir, tag + ".log"), env)
+    with open("flash.bin", "rb") as f:
+        same = f.read(size) == data
+    bridge_ms, phases = None, None
+    if tool == "stm32flash":
+        phases = stm32flash_phases(stamped)
+    else:
+        for _, ln in stamped:
+            if ln.startswith("{"):
+                try:
+                    bridge_ms = json.loads(ln).get("elapsed_ms")
+                except ValueError:
+                    pass
+    ok = rc == 0 and same
+    if not ok:
+        notes.append("%s: exit %d, flash %s (log %s.log)"
+                     % (tag, rc, "matches" if same else "DIFFERS", tag))
+    row = {"size": size, "rtt": rtt, "measured": measured, "tool": tool, "secs": secs,
+           "ok": ok, "bridge_ms": bridge_ms, "phases": phases}
+    log("bench: %-7s RTT %4g ms  %-14s %7.1f s  %s  %s"
+        % ("%d KiB" % (size // 1024), rtt, tool, secs, "ok" if ok else "FAILED",
+           detail(row, limit(model, size))))
+    return row
+
+
 def main():
     build = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build")
     results = os.path.abspath(sys.argv[2]) if len(sys.argv) > 2 else None
     sizes = [int(x, 0) for x in os.environ.get("BENCH_SIZES", "65536 262144").split()]
     rtts = [float(x) for x in os.environ.get("BENCH_RTTS", "0 5 20").split()]
     model = os.environ.get("BENCH_MODEL", "stm32f407")
-    tools = [{"stm32flash": "stm32flash", "espstm": "espstm flash"}.get(t, t)
+    names = {"stm32flash": "stm32flash", "espstm": "espstm flash",
+             "espstm-stage": "espstm --stage"}
+    tools = [names.get(t, "?")
              for t in os.environ.get("BENCH_TOOLS", "stm32flash espstm").split()]
-    if any(t not in ("stm32flash", "espstm flash") for t in tools):
-        log("bench: BENCH_TOOLS: stm32flash and/or espstm")
+    if "?" in tools:
+        log("bench: BENCH_TOOLS: stm32flash, espstm and/or espstm-stage")
         return 2
     dev = os.environ.get("ESPSTM_E2E_DEV", "ttySTM0")
+    net = os.environ.get("BENCH_NET", "netem")
+    if net not in ("netem", "proxy"):
+        log("bench: BENCH_NET: netem or proxy")
+        return 2
+    if net == "proxy" and "stm32flash" in tools:
+        # no /dev/ttySTM0 without CUSE: the proxy mode measures the HTTP path only
+        tools.remove("stm32flash")
+        if not tools:
+            log("bench: BENCH_NET=proxy measures espstm flash (--stage) only: no CUSE tty")
+            return 2
+    where = os.environ.get("BENCH_WHERE", "here")
     if model not in MODELS:
         log("bench: BENCH_MODEL %s unknown (%s)" % (model, ", ".join(MODELS)))
         return 2
@@ -278,22 +458,37 @@ def main():
         if not m1 or not m2:
             log("bench: espstm-bridge did not start: %s" % " | ".join(br.lines[-5:]))
             return 1
-        with open("espstm.conf", "w") as f:
-            f.write("[%s]\nhost = 127.0.0.1\nport = %s\nhttp_port = %s\n"
-                    % (dev, m1.group(1), m2.group(1)))
-        dm = Proc([build + "/espstmd", "-c", tmp + "/espstm.conf", "--control",
-                   tmp + "/ctl.sock", "--foreground"], os.path.join(logdir, "daemon.log"))
-        procs.append(dm)
-        if not dm.wait_for(r"espstmd: ready: /dev/%s" % dev, 30):
-            log("bench: espstmd did not start: %s" % " | ".join(dm.lines[-5:]))
-            return 1
-        end = time.monotonic() + 10
-        while not os.path.exists("/dev/" + dev) and time.monotonic() < end:
-            time.sleep(0.1)
         env = dict(os.environ, ESPSTM_SOCKET=tmp + "/ctl.sock")
         env.pop("ESPSTM_PASSWORD", None)
-        log("bench: %s, 115200 8E1 with real wire time; espstm-bridge %s, espstmd on /dev/%s"
-            % (model, m1.group(1), dev))
+        for rtt in rtts if net == "proxy" else []:
+            proxy = DelayProxy(int(m2.group(1)))
+            proxy.delay_s = rtt / 2000.0
+            measured = measure_proxy_rtt_ms(proxy.delay_s)
+            log("bench: added RTT %g ms (user-space proxy, %g ms each way): measured echo "
+                "RTT %.2f ms" % (rtt, rtt / 2, measured))
+            for size in sizes:
+                for tool in tools:
+                    rows.append(one_run(build, tmp, logdir, model, size, rtt, measured, tool,
+                                        ["--host", "127.0.0.1:%d" % proxy.port], env, notes))
+            proxy.close()
+        if net == "proxy":
+            rtts = []
+        else:
+            with open("espstm.conf", "w") as f:
+                f.write("[%s]\nhost = 127.0.0.1\nport = %s\nhttp_port = %s\n"
+                        % (dev, m1.group(1), m2.group(1)))
+        dm = None if net == "proxy" else Proc([build + "/espstmd", "-c", tmp + "/espstm.conf", "--control",
+                   tmp + "/ctl.sock", "--foreground"], os.path.join(logdir, "daemon.log"))
+        if dm:
+            procs.append(dm)
+            if not dm.wait_for(r"espstmd: ready: /dev/%s" % dev, 30):
+                log("bench: espstmd did not start: %s" % " | ".join(dm.lines[-5:]))
+                return 1
+            end = time.monotonic() + 10
+            while not os.path.exists("/dev/" + dev) and time.monotonic() < end:
+                time.sleep(0.1)
+            log("bench: %s, 115200 8E1 with real wire time; espstm-bridge %s, espstmd on "
+                "/dev/%s" % (model, m1.group(1), dev))
         for rtt in rtts:
             err = set_rtt(rtt)
             if err:
@@ -303,40 +498,9 @@ def main():
             log("bench: added RTT %g ms (netem delay %g ms each way on lo): measured TCP "
                 "connect RTT %.2f ms" % (rtt, rtt / 2, measured))
             for size in sizes:
-                img = "img%d.bin" % size
                 for tool in tools:
-                    data = image(img, size)
-                    tag = "%dk-%gms-%s" % (size // 1024, rtt, tool.split()[0])
-                    if tool == "stm32flash":
-                        argv = ["/usr/bin/stm32flash", "-b", "115200", "-w", img, "-v",
-                                "/dev/" + dev]
-                    else:
-                        argv = [build + "/espstm", "--json", "flash", dev, img, "--verify",
-                                "--password-file", tmp + "/pw"]
-                    rc, secs, stamped = run_timed(argv, os.path.join(logdir, tag + ".log"),
-                                                  env)
-                    with open("flash.bin", "rb") as f:
-                        same = f.read(size) == data
-                    bridge_ms, phases = None, None
-                    if tool == "stm32flash":
-                        phases = stm32flash_phases(stamped)
-                    else:
-                        for _, ln in stamped:
-                            if ln.startswith("{"):
-                                try:
-                                    bridge_ms = json.loads(ln).get("elapsed_ms")
-                                except ValueError:
-                                    pass
-                    ok = rc == 0 and same
-                    if not ok:
-                        notes.append("%s: exit %d, flash %s (log %s.log)"
-                                     % (tag, rc, "matches" if same else "DIFFERS", tag))
-                    rows.append({"size": size, "rtt": rtt, "measured": measured,
-                                 "tool": tool, "secs": secs, "ok": ok,
-                                 "bridge_ms": bridge_ms, "phases": phases})
-                    log("bench: %-7s RTT %4g ms  %-12s %7.1f s  %s  %s"
-                        % ("%d KiB" % (size // 1024), rtt, tool, secs,
-                           "ok" if ok else "FAILED", detail(rows[-1], limit(model, size))))
+                    rows.append(one_run(build, tmp, logdir, model, size, rtt, measured, tool,
+                                        [dev], env, notes))
         set_rtt(0)
     finally:
         set_rtt(0)
@@ -346,16 +510,16 @@ def main():
 
     out = []
     out.append("")
-    out.append("Write + verify at 115200 8E1, simulated %s (real wire time), %s"
-               % (model, time.strftime("%Y-%m-%d %H:%M")))
+    out.append("Write + verify at 115200 8E1, simulated %s (real wire time), %s, %s"
+               % (model, where, time.strftime("%Y-%m-%d %H:%M")))
     out.append("")
-    hdr = "%-8s %-14s %-13s %8s %8s %7s  %s" % ("size", "RTT ms", "tool", "seconds", "KiB/s",
+    hdr = "%-8s %-14s %-14s %8s %8s %7s  %s" % ("size", "RTT ms", "tool", "seconds", "KiB/s",
                                                 "ratio", "")
     out.append(hdr)
     out.append("-" * len(hdr))
     for size in sizes:
         lim = limit(model, size)
-        out.append("%-8s %-14s %-13s %8.1f %8.2f %7.2f  %s"
+        out.append("%-8s %-14s %-14s %8.1f %8.2f %7.2f  %s"
                    % ("%d KiB" % (size // 1024), "-", "wire limit", lim["total"],
                       size / 1024 / lim["total"], 1.0,
                       "wire %.1f + erase %.1f + program %.2f + reset 0.06 s"
@@ -368,26 +532,33 @@ def main():
                 speed = "%8.2f %7.2f" % (size / 1024 / r["secs"], r["secs"] / lim["total"])
             else:  # a failed run's time is not a speed
                 speed = "%8s %7s" % ("-", "-")
-            out.append("%-8s %-14s %-13s %8.1f %s  %s"
+            out.append("%-8s %-14s %-14s %8.1f %s  %s"
                        % ("%d KiB" % (size // 1024),
                           "%g (%.1f)" % (r["rtt"], r["measured"]), r["tool"], r["secs"],
                           speed, extra))
         out.append("")
     lim = {s: limit(model, s) for s in sizes}
-    out.append("RTT ms: added round trip (netem delay RTT/2 on lo), in brackets the measured TCP")
-    out.append("connect time on 127.0.0.1. ratio = seconds / wire limit. Wire limit of the same")
-    out.append("AN3155 traffic: reset 10 ms + settle 50 ms, then sync, GET, GET VERSION, GET ID,")
-    out.append("one erase of the units the image covers (+ their erase time), and per 256-byte")
-    out.append("block WRITE MEMORY (tx 265, rx 3 bytes, + programming) and READ MEMORY (tx 9,")
-    out.append("rx 259); every byte 11 bits (8E1) at 115200 baud = 95.49 us, strictly in turn:")
+    if net == "proxy":
+        out.append("RTT ms: added round trip (a user-space TCP proxy in bench.py delays each")
+        out.append("direction by RTT/2; espstm flash --host goes through it), in brackets the")
+        out.append("measured echo round trip through such a proxy. ratio = seconds / wire limit.")
+    else:
+        out.append("RTT ms: added round trip (netem delay RTT/2 on lo), in brackets the measured")
+        out.append("TCP connect time on 127.0.0.1. ratio = seconds / wire limit.")
+    out.append("Wire limit of the same AN3155 traffic: reset 10 ms + settle 50 ms, then sync, GET,")
+    out.append("GET VERSION, GET ID, one erase of the units the image covers (+ their erase time),")
+    out.append("and per 256-byte block WRITE MEMORY (tx 265, rx 3 bytes, + programming) and READ")
+    out.append("MEMORY (tx 9, rx 259); every byte 11 bits (8E1) at 115200 baud = 95.49 us,")
+    out.append("strictly in turn:")
     out.append("  t = 0.060 + (tx + rx) * 11 / 115200 + erase + blocks * program")
     for s in sizes:
         v = lim[s]
         out.append("  %3d KiB: %d blocks, tx %d + rx %d bytes = %.2f s wire, %d erase units %.2f s,"
                    " program %.3f s" % (s // 1024, v["blocks"], v["tx"], v["rx"], v["wire"],
                                        v["units"], v["erase"], v["prog"]))
-    out.append("Times are wall clock of each command in the VM (TCG), so they include process")
-    out.append("start-up; \"bridge's run\" is the bridge's own elapsed_ms of the espstm flash run.")
+    out.append("Times are wall clock of each command (%s), so they include process start-up;"
+               % where)
+    out.append("\"bridge's run\" is the bridge's own elapsed_ms of the espstm flash run.")
     for n in notes:
         out.append("FAILED " + n)
     text = "\n".join(out)

@@ -4,7 +4,8 @@
 // holding an application image (its banner at 57600 baud, the bridge's user baud 115200),
 // logs in, changes the user baud to 57600 and sees it applied (status + the banner readable
 // through a raw TCP client on the bridge port after pressing Reset), flashes a 16 KiB image
-// from the page's upload form (progress bar while it runs, then done), and checks that a
+// from the page's upload form (progress bar while it runs, then done), aborts a 64 KiB flash
+// with Cancel (state failed at once, fewer bytes written than the image), and checks that a
 // wrong password is refused. Screenshots go to $ESPSTM_BUILD/web-artifacts.
 'use strict';
 const { chromium } = require('playwright-core');
@@ -190,6 +191,31 @@ async function main() {
       const st = JSON.parse((await request(httpPort, 'GET', '/api/targets/0/flash', { user: 'admin', pass: PASS })).body);
       assert(st.state === 'done' && st.bytes_verified === img.length && st.go === true, `GET flash ${JSON.stringify(st)}`);
       await page.screenshot({ path: path.join(ART, '6-flash-done.png'), fullPage: true });
+    });
+
+    await test('Cancel aborts a running flash at once (DELETE /api/targets/0/flash)', async () => {
+      // 64 KiB: about 15 s of wire time, so the run is surely still writing when Cancel is
+      // pressed
+      const img = crypto.randomBytes(64 * 1024);
+      const file = path.join(dir, 'big.bin');
+      fs.writeFileSync(file, img);
+      await page.setInputFiles('#fl-file', file);
+      await page.click('#fl-start');
+      await page.waitForFunction(() => /writing|verifying/.test(document.getElementById('fl-state').textContent),
+        null, { timeout: 20000, polling: 50 });
+      assert(await page.isVisible('#fl-cancel'), 'Cancel button not shown while the flash runs');
+      const t0 = Date.now();
+      await page.click('#fl-cancel');
+      await page.waitForFunction(() => document.getElementById('fl-state').dataset.state === 'failed', null, { timeout: 5000 });
+      const took = Date.now() - t0;
+      const st = JSON.parse((await request(httpPort, 'GET', '/api/targets/0/flash', { user: 'admin', pass: PASS })).body);
+      assert(st.state === 'failed' && /aborted/.test(st.error || ''), `GET flash after Cancel ${JSON.stringify(st)}`);
+      assert(st.bytes_written < img.length, `bytes_written ${st.bytes_written}: the run was not cut short`);
+      await until(async () => !(await page.isDisabled('#fl-start')), 5000, 'the Flash button enabled again');
+      assert(!(await page.isVisible('#fl-cancel')), 'Cancel still shown after the abort');
+      assert(/abort/i.test(await page.textContent('#msg')), `message: ${await page.textContent('#msg')}`);
+      console.log(`# Cancel -> state failed in ${took} ms, ${st.bytes_written} of ${img.length} bytes written`);
+      await page.screenshot({ path: path.join(ART, '6b-flash-cancelled.png'), fullPage: true });
     });
 
     await test('a wrong password is refused', async () => {

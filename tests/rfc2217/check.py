@@ -539,6 +539,11 @@ def raw_checks(br, banner, signature):
         want = sb(ans)
         check("raw: %s -> %s" % (name, want.hex(" ")), got == want,
               got.hex(" ") if got else "no answer within 3 s")
+    # the answers come at once, the pins move in the bridge's pin sequence (an NRST pulse
+    # holds for ms): under load the last "pins:" line can follow the last answer, so wait
+    # for each (up to 3 s) before reading the log
+    for x in ("pins: NRST=low", "pins: NRST=high", "BOOT0=high", "BOOT0=low"):
+        br.wait(re.escape(x), m0, 3.0)
     lines = br.lines(m0)
     check("raw: bridge applied 9600, 131071, 115200 baud and 7/5/6 data bits, parity O/M/S, "
           "stop 2/1.5 (uart: lines)",

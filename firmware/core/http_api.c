@@ -851,6 +851,7 @@ int http_api_flash_start(struct http_api *api, const struct api_request *rq, con
 	f->unprotect = fp.unprotect;
 	f->baud = fp.baud;
 	f->address = fp.address;
+	f->addr_known = fp.has_address;
 	f->content_length = content_length < 0 ? -1 : content_length;
 	f->status = 500;
 	ihex_init(&f->ihex);
@@ -930,6 +931,7 @@ static void hex_record(struct http_api *api, unsigned t, struct api_flash *f)
 		return;
 	if (!f->begun) {
 		f->address = addr;
+		f->addr_known = 1;
 		if (flash_begin(api, t, f, 0, 0) < 0)
 			return;
 		f->seek = 1;
@@ -997,6 +999,64 @@ static void pipeline_end(struct api_flash *f, uint32_t bytes)
 	}
 }
 
+/* stage=1, Intel HEX: the staged bytes p/n through the parser as a dry run (nothing goes to
+ * the ISP): checksums, record types, the end-of-file record and nothing after it (the parser),
+ * ascending addresses without overlap and the data records (here). The first error is kept
+ * in f->error (hex_bad) and fails the upload at its end, before the commit; the device's
+ * range is checked in the replay, once GET ID has named the device. */
+static void hex_dry_run(struct api_flash *f, const uint8_t *p, size_t n)
+{
+	size_t used = 0;
+	while (!f->hex_bad) {
+		uint32_t addr;
+		const uint8_t *d;
+		size_t k = ihex_data(&f->ihex, &addr, &d);
+		if (k) {
+			if (f->dry_records && addr < f->dry_next) {
+				f->hex_bad = 1;
+				snprintf(
+				    f->error, sizeof(f->error),
+				    "Intel HEX: data at 0x%08lX after data up to 0x%08lX: records "
+				    "must be in ascending address order without overlap; the "
+				    "STM32 was not touched",
+				    (unsigned long)addr, (unsigned long)f->dry_next);
+				break;
+			}
+			if (!f->dry_records) {
+				f->address = addr; /* the image starts at its first data record */
+				f->addr_known = 1;
+			}
+			f->dry_records++;
+			f->dry_next = (uint64_t)addr + k;
+			ihex_take(&f->ihex, k);
+			continue;
+		}
+		if (used == n)
+			break;
+		used += ihex_feed(&f->ihex, p + used, n - used);
+		if (ihex_failed(&f->ihex)) {
+			f->hex_bad = 1;
+			snprintf(f->error, sizeof(f->error), "%s; the STM32 was not touched",
+			         ihex_error(&f->ihex));
+		}
+	}
+}
+
+/* stage=1, the whole body staged: the end of the HEX dry run. 0 or -1 (hex_bad set). */
+static int hex_dry_end(struct api_flash *f)
+{
+	if (!f->hex_bad && ihex_finish(&f->ihex) < 0) {
+		f->hex_bad = 1;
+		snprintf(f->error, sizeof(f->error), "%s; the STM32 was not touched",
+		         ihex_error(&f->ihex));
+	} else if (!f->hex_bad && !f->dry_records) {
+		f->hex_bad = 1;
+		snprintf(f->error, sizeof(f->error),
+		         "Intel HEX file without data records; the STM32 was not touched");
+	}
+	return f->hex_bad ? -1 : 0;
+}
+
 /* stage=1: the body goes to the staging store, never to the STM32. Takes everything. */
 static void stage_body(struct http_api *api, unsigned target, struct api_flash *f, const uint8_t *p,
                        size_t n)
@@ -1019,6 +1079,8 @@ static void stage_body(struct http_api *api, unsigned target, struct api_flash *
 	}
 	f->crc = api->ops->crc32(f->crc, p, n);
 	f->staged += (uint32_t)n;
+	if (f->hex)
+		hex_dry_run(f, p, n);
 }
 
 size_t http_api_flash_body(struct http_api *api, unsigned target, const uint8_t *p, size_t n)
@@ -1057,14 +1119,23 @@ static void commit(struct http_api *api, unsigned target, struct api_flash *f)
 	          f->has_crc ? ", as given" : "");
 	if (!f->hex)
 		flash_begin(api, target, f, f->address, f->staged);
+	else
+		ihex_init(&f->ihex); /* the dry run's parser: afresh for the replay */
 	f->phase = API_FLASH_REPLAY;
 }
 
 /* Phase REPLAY: staged bytes into the pipeline while it takes them (HTTP_API_REPLAY_BUF
- * at a time); at the end, the image's end checks and phase FINISH. */
+ * at a time, at most HTTP_API_REPLAY_STEPS per call, so one poll never holds the loop for
+ * long); at the end, the image's end checks and phase FINISH. Sets f->again when it stopped
+ * at that bound with more to do at once (http_api_flash_poll: HTTP_API_FLASH_AGAIN). */
 static void replay(struct http_api *api, unsigned target, struct api_flash *f)
 {
-	for (int guard = 0; guard < 64 && !dead(f); guard++) {
+	f->again = 0;
+	for (int guard = 0; !dead(f); guard++) {
+		if (guard == HTTP_API_REPLAY_STEPS) {
+			f->again = 1; /* not waiting for the ISP: poll again now */
+			return;
+		}
 		if (f->roff == f->rlen) {
 			if (f->replayed == f->staged) {
 				pipeline_end(f, f->replayed);
@@ -1110,13 +1181,18 @@ void http_api_flash_body_end(struct http_api *api, unsigned target)
 			           (unsigned long)f->staged, (long long)f->content_length);
 		} else {
 			f->crc_done = 1;
-			if (f->has_crc && f->crc != f->crc_want)
+			/* the CRC first: a damaged body explains a HEX error too */
+			if (f->has_crc && f->crc != f->crc_want) {
 				flash_fail(f, 400,
 				           "image CRC-32 0x%08lX does not match crc32=0x%08lX: the "
 				           "STM32 was not touched",
 				           (unsigned long)f->crc, (unsigned long)f->crc_want);
-			else
+			} else if (f->hex && hex_dry_end(f) < 0) {
+				f->failed = 1; /* error: the dry run's message */
+				f->status = 400;
+			} else {
 				commit(api, target, f);
+			}
 		}
 	}
 	http_api_flash_poll(api, target);
@@ -1180,6 +1256,7 @@ int http_api_flash_poll(struct http_api *api, unsigned target)
 	struct api_flash *f = flash_of(api, target);
 	if (!f || f->phase == API_FLASH_NONE)
 		return 0;
+	f->again = 0;
 	if (f->phase == API_FLASH_REPLAY)
 		replay(api, target, f);
 	if (f->phase == API_FLASH_FINISH && !dead(f) && f->begun && !f->ended) {
@@ -1225,7 +1302,9 @@ int http_api_flash_poll(struct http_api *api, unsigned target)
 		/* a staged flash whose client left: nobody to answer, GET shows the result */
 		f->phase = f->detached ? API_FLASH_NONE : API_FLASH_RESULT;
 	}
-	return f->phase == API_FLASH_RESULT ? HTTP_API_FLASH_RESULT : 0;
+	if (f->phase == API_FLASH_RESULT)
+		return HTTP_API_FLASH_RESULT;
+	return f->phase == API_FLASH_REPLAY && f->again ? HTTP_API_FLASH_AGAIN : 0;
 }
 
 static void put_hex32(struct jw *w, uint32_t v, int digits)
@@ -1289,10 +1368,12 @@ static void flash_json(struct http_api *api, unsigned t, struct jw *w, int with_
 	jw_key(w, "format");
 	jw_str(w, f->used ? (f->hex ? "hex" : "bin") : NULL);
 	jw_key(w, "address");
-	if (!f->used)
-		jw_null(w);
+	if (f->used && f->begun && st.address) /* the ISP's (HEX: rounded to its unit) */
+		put_hex32(w, st.address, 8);
+	else if (f->used && f->addr_known)
+		put_hex32(w, f->address, 8);
 	else
-		put_hex32(w, f->begun && st.address ? st.address : f->address, 8);
+		jw_null(w); /* default (flash base) before GET ID, HEX before its first record */
 	jw_key(w, "verify");
 	jw_bool(w, f->used && f->verify);
 	jw_key(w, "go");

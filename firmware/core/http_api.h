@@ -79,10 +79,21 @@
  *   a store in use by another target's upload: 409. When the body is complete: fewer bytes
  *   than Content-Length -> failed "upload interrupted ...; the STM32 was not touched";
  *   crc32 given and different -> 400 "image CRC-32 0x.. does not match crc32=0x..: the
- *   STM32 was not touched". Otherwise the commit starts: the target is claimed, the ISP
- *   begins, and the staged bytes are read back in small pieces (HTTP_API_REPLAY_BUF, no
- *   whole image in RAM) into the same bin / Intel HEX pipeline a streamed body goes
- *   through, driven by http_api_flash_poll(). The answer comes when the run has ended, as
+ *   STM32 was not touched". format=hex: the staged bytes also go through the Intel HEX
+ *   parser (ihex.h) as they arrive, as a dry run (nothing goes to the ISP): checksums,
+ *   record types, record lengths, ascending addresses without overlap, the end-of-file
+ *   record with nothing but blanks after it and at least one data record; the first error
+ *   fails the upload when the body is complete (after the CRC-32 check, which is reported
+ *   first), 400 "<the parser's message>; the STM32 was not touched", before the commit.
+ *   Only the records' range against the device's flash (413 / 400 below its base) cannot
+ *   be checked before GET ID has named the device: that one is found in the replay, as
+ *   for a streamed body (the records before the bad one have been written).
+ *   Otherwise the commit starts: the target is claimed, the ISP begins, and the staged
+ *   bytes are read back in small pieces (HTTP_API_REPLAY_BUF, no whole image in RAM) into
+ *   the same bin / Intel HEX pipeline a streamed body goes through, driven by
+ *   http_api_flash_poll() (HTTP_API_REPLAY_STEPS pieces per call at most;
+ *   HTTP_API_FLASH_AGAIN asks for the next call at once when the replay is not waiting for
+ *   the ISP, e.g. HEX records without data). The answer comes when the run has ended, as
  *   for a streamed body. A connection that breaks while staging fails the run (step
  *   "upload", "upload interrupted: ...; the STM32 was not touched"); once the commit has
  *   started, the flash goes on from the staged copy even if the client goes away (the
@@ -106,6 +117,10 @@
  *      "device":null|{"pid":"0x410","name":"...","family":"F1","flash_size":131072,
  *      "bootloader":"2.2"},"error":null|"...","step":null|"writing","elapsed_ms":..,
  *      "stage":false,"bytes_staged":0,"crc32":null|"0x1234ABCD"}
+ *   "address": the image's start, null while unknown (bin without address=: the flash
+ *   base, known once GET ID has named the device; hex: its first data record, known
+ *   once it is decoded, for stage=1 while staging; rounded down to the programming unit
+ *   once the run has begun).
  *   "staging": a stage=1 body is arriving (nothing sent to the STM32 yet); "bytes_staged"
  *   counts body bytes in the staging store; "crc32" is the CRC-32 of the whole staged body
  *   (null before the body is complete, and for streamed uploads).
@@ -235,8 +250,10 @@ enum api_flash_phase {
 	API_FLASH_RESULT,   /* run ended: result ready for http_api_flash_result() */
 };
 
-/* Staged bytes read back per step of the replay (bytes of RAM per target). */
-#define HTTP_API_REPLAY_BUF 256
+/* Staged bytes read back per step of the replay (bytes of RAM per target), and steps per
+ * http_api_flash_poll() at most (then HTTP_API_FLASH_AGAIN if there is more to do). */
+#define HTTP_API_REPLAY_BUF   256
+#define HTTP_API_REPLAY_STEPS 64
 
 struct api_flash {
 	enum api_flash_phase phase;
@@ -260,17 +277,22 @@ struct api_flash {
 	struct stm32_isp *isp;
 	struct ihex ihex;
 	/* stage=1 */
-	int stage;           /* a staged upload */
-	int stage_open;      /* stage_begin() without its stage_end() yet */
-	int committed;       /* body checked: claimed, replaying or finishing */
-	int detached;        /* the client left after the commit: no answer, GET only */
-	int has_crc;         /* crc32= given */
-	int crc_done;        /* the whole body was staged: crc is final */
-	uint32_t crc_want;   /* crc32= */
-	uint32_t crc;        /* CRC-32 of the body so far */
-	uint32_t staged;     /* body bytes in the store */
-	uint32_t replayed;   /* staged bytes read back (into rbuf) */
-	uint16_t rlen, roff; /* rbuf[roff..rlen) not yet taken by the pipeline */
+	int stage;            /* a staged upload */
+	int stage_open;       /* stage_begin() without its stage_end() yet */
+	int committed;        /* body checked: claimed, replaying or finishing */
+	int detached;         /* the client left after the commit: no answer, GET only */
+	int has_crc;          /* crc32= given */
+	int crc_done;         /* the whole body was staged: crc is final */
+	uint32_t crc_want;    /* crc32= */
+	uint32_t crc;         /* CRC-32 of the body so far */
+	uint32_t staged;      /* body bytes in the store */
+	uint32_t replayed;    /* staged bytes read back (into rbuf) */
+	int again;            /* the replay stopped at its guard with more to do now */
+	int addr_known;       /* address (bin: address=; hex: first data record) is known */
+	int hex_bad;          /* stage=1 hex: the dry run found an error (in error) */
+	uint32_t dry_records; /* stage=1 hex: data records seen by the dry run */
+	uint64_t dry_next;    /* stage=1 hex: address after the last data record so far */
+	uint16_t rlen, roff;  /* rbuf[roff..rlen) not yet taken by the pipeline */
 	uint8_t rbuf[HTTP_API_REPLAY_BUF];
 	char error[STM32_ISP_MSG + 48];
 };
@@ -326,9 +348,12 @@ void http_api_handle(struct http_api *api, const struct api_request *rq, struct 
  * waiting POST.
  *
  * http_api_flash_poll: run after the ISP of target moved (and after the calls above).
- * Writes pending HEX data, ends the run when the body is complete, releases the claim
- * when the ISP is done. Returns a mask: HTTP_API_FLASH_ROOM (body bytes are taken now),
- * HTTP_API_FLASH_RESULT (the answer is ready: http_api_flash_result()). 0: wait.
+ * Writes pending HEX data, replays a staged image, ends the run when the body is complete,
+ * releases the claim when the ISP is done. Returns a mask: HTTP_API_FLASH_ROOM (body bytes
+ * are taken now), HTTP_API_FLASH_RESULT (the answer is ready: http_api_flash_result()),
+ * HTTP_API_FLASH_AGAIN (the replay of a staged image stopped after HTTP_API_REPLAY_STEPS
+ * pieces with more to do that does not wait for the ISP: call again at once, e.g. from a
+ * zero timer or without sleeping, not at the next wake-up). 0: wait.
  *
  * http_api_flash_result: fills rs with the final answer (status and JSON in api->out,
  * valid until the next call into api) and forgets the upload (phase NONE; GET still shows
@@ -336,6 +361,7 @@ void http_api_handle(struct http_api *api, const struct api_request *rq, struct 
  */
 #define HTTP_API_FLASH_ROOM   1
 #define HTTP_API_FLASH_RESULT 2
+#define HTTP_API_FLASH_AGAIN  4
 int http_api_flash_route(const char *method, const char *path, unsigned *target);
 int http_api_flash_start(struct http_api *api, const struct api_request *rq, const char *query,
                          int64_t content_length, struct api_response *rs);

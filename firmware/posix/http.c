@@ -38,6 +38,7 @@ static struct {
 	struct MHD_Daemon *d;
 	uv_poll_t poll;
 	uv_timer_t timer;
+	uv_timer_t again; /* a staged replay has more to do now: main's pump at once */
 	int started;
 	uint64_t t0;
 	char peer[64];
@@ -686,12 +687,25 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	*con_cls = NULL;
 }
 
+static void on_again(uv_timer_t *t)
+{
+	(void)t;
+	if (H.h.pump)
+		H.h.pump(H.h.app); /* drives the ISP and calls http_posix_flash_pump() */
+}
+
+/* Also: a staged replay that stopped at its bound with more to do (HTTP_API_FLASH_AGAIN, e.g.
+ * Intel HEX records without data, which never wait for the ISP) gets main's pump again from
+ * a zero timer, at the loop's next turn, not at its next wake-up (up to 1 s later). */
 void http_posix_flash_pump(void)
 {
 	if (!H.started)
 		return;
+	int again = 0;
 	for (unsigned t = 0; t < SETTINGS_MAX_TARGETS; t++) {
 		int r = http_api_flash_poll(&H.api, t);
+		if (r & HTTP_API_FLASH_AGAIN)
+			again = 1;
 		struct conn *cn = H.flash_conn[t];
 		if (!cn || !cn->suspended)
 			continue;
@@ -701,6 +715,8 @@ void http_posix_flash_pump(void)
 			schedule_mhd();
 		}
 	}
+	if (again)
+		uv_timer_start(&H.again, on_again, 0, 0);
 }
 
 static void run_mhd(void);
@@ -772,6 +788,7 @@ int http_posix_start(uv_loop_t *loop, const struct http_posix_hooks *h)
 	uv_poll_init(loop, &H.poll, ep->epoll_fd);
 	uv_poll_start(&H.poll, UV_READABLE, on_poll);
 	uv_timer_init(loop, &H.timer);
+	uv_timer_init(loop, &H.again);
 	H.started = 1;
 	plog(HAL_LOG_INFO, "http on %s:%u", H.host, bp ? (unsigned)bp->port : H.port);
 	run_mhd();
@@ -792,8 +809,10 @@ void http_posix_stop(void)
 	}
 	uv_poll_stop(&H.poll);
 	uv_timer_stop(&H.timer);
+	uv_timer_stop(&H.again);
 	uv_close((uv_handle_t *)&H.poll, NULL);
 	uv_close((uv_handle_t *)&H.timer, NULL);
+	uv_close((uv_handle_t *)&H.again, NULL);
 	MHD_stop_daemon(H.d);
 	H.d = NULL;
 	H.started = 0;

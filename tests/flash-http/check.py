@@ -449,6 +449,24 @@ def run_stage_untouched(binary, tmp):
               "not touched" in (j.get("error") or "") and j.get("crc32") is None, j)
         st, j = br.curl("stage=1", imgf, extra=("-H", "Transfer-Encoding: chunked"))
         check("stage=1 without Content-Length (chunked): 411", st == 411, (st, j))
+        # a staged Intel HEX with a bad checksum deep in the file: found while staging, before
+        # the commit (it used to be found in the replay, after erasing and writing)
+        lines = ihex([(BASE, img)]).split(b"\r\n")
+        bad = bytearray(lines[600])
+        bad[-1:] = b"0" if bad[-1:] != b"0" else b"1"
+        lines[600] = bytes(bad)
+        hexf = os.path.join(tmp, "stage-bad.hex")
+        with open(hexf, "wb") as f:
+            f.write(b"\r\n".join(lines))
+        st, j = br.curl("format=hex&stage=1", hexf)
+        check("staged HEX with a bad checksum on line 601: 400 before the commit, step upload, "
+              "'checksum mismatch; the STM32 was not touched', nothing erased",
+              st == 400 and isinstance(j, dict) and j.get("state") == "failed" and
+              j.get("step") == "upload" and
+              (j.get("error") or "").startswith("Intel HEX line 601: checksum mismatch") and
+              "the STM32 was not touched" in (j.get("error") or "") and
+              j.get("bytes_erased") == 0 and j.get("bytes_written") == 0 and
+              j.get("device") is None, (st, j))
     finally:
         flash = br.stop()
     check("stage failures: the simulator's flash file is byte-identical to before",
@@ -516,6 +534,22 @@ def run_stage_and_abort(binary, espstm, tmp):
         s3.close()
         check("... the rest sent: 200 done", b" 200 " in got.split(b"\r\n")[0] and
               b'"state":"done"' in got, got[:300])
+
+        # a staged HEX that starts with 128 KiB of records without data: the replay goes on
+        # at once (it used to wait for the bridge's next wake-up every 16 KiB: 6.3 s here)
+        img4 = app_image(1024, 10)
+        pre = b":020000040800F2\r\n" * (128 * 1024 // 17)
+        hex4 = pre + ihex([(BASE + 0xC000, img4)])
+        hex4f = os.path.join(tmp, "stage-pre.hex")
+        with open(hex4f, "wb") as f:
+            f.write(hex4)
+        t0 = time.monotonic()
+        st, j = br.curl("format=hex&stage=1&crc32=0x%08X" % (zlib.crc32(hex4) & 0xFFFFFFFF),
+                        hex4f)
+        took = time.monotonic() - t0
+        check("staged HEX with 128 KiB of records without data: 200 done in %.2f s (< 3 s)"
+              % took, st == 200 and isinstance(j, dict) and j.get("state") == "done" and
+              j.get("bytes_verified") == 1024 and took < 3.0, (st, j, took))
 
         # DELETE in the middle of a streamed run: failed at once, the POST gets its answer
         big = app_image(64 * 1024, 7)
@@ -590,6 +624,8 @@ def run_stage_and_abort(binary, espstm, tmp):
         flash = br.stop()
     check("staged image in the flash file", flash[:len(img)] == img)
     check("paused staged image in the flash file", flash[0x8000:0x8000 + len(img3)] == img3)
+    check("staged HEX (after records without data) in the flash file",
+          flash[0xC000:0xC000 + 1024] == app_image(1024, 10))
     if espstm:
         check("espstm --stage image in the flash file", flash[0x4000:0x4000 + len(img2)] == img2)
 

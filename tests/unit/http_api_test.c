@@ -1094,15 +1094,198 @@ START_TEST(flash_staged_hex)
 	ck_assert_mem_eq(fl + 0x2002 + 3024, image + 2000, 4000);
 	ck_assert_int_eq(R.unclaims, 1);
 	ck_assert_int_eq(S.ends, 1);
-	/* a bad record is found in the replay, after the commit: 400, as when streamed */
+	/* records out of order are found while staging (dry run), before the commit */
 	len = hexfile(hexbuf, sizeof(hexbuf), 0x08000100, 32, 0x08000000, 32);
 	ck_assert_int_eq(start("format=hex&stage=1", (int64_t)len, &rs), 1);
 	stream((const uint8_t *)hexbuf, len, 1000);
 	rs = finish();
 	ck_assert_int_eq(rs.status, 400);
 	ck_assert(strstr(jstr(&rs, "error", b, sizeof(b)), "ascending") != NULL);
+	ck_assert(strstr(b, "; the STM32 was not touched") != NULL);
+	ck_assert_str_eq(jstr(&rs, "step", b, sizeof(b)), "upload");
 	ck_assert_int_eq(S.ends, 2);
-	ck_assert_int_eq(R.unclaims, 2);
+	ck_assert_int_eq(R.claims, 1); /* only the good file's run claimed the target */
+	ck_assert_int_eq(R.unclaims, 1);
+}
+END_TEST
+
+/* Set the checksum of the record on line `line` (1-based) of hexbuf wrong. */
+static void corrupt_line(int line)
+{
+	char *l = hexbuf;
+	for (int i = 1; i < line; i++)
+		l = strchr(l, '\n') + 1;
+	char *end = l + strcspn(l, "\r\n");
+	end[-1] = end[-1] == '0' ? '1' : '0'; /* last checksum digit */
+}
+
+/* A staged Intel HEX is checked completely while it is staged (checksums, record types,
+ * ascending addresses, end-of-file record, data records): a bad file fails before the
+ * commit and the STM32 is never touched (reviewer: a bad record used to be found in the
+ * replay, after the chip was claimed, erased and partly written). */
+START_TEST(flash_staged_hex_checked_before_commit)
+{
+	struct api_response rs;
+	char b[200], q[96];
+	struct stm32sim_stats ss;
+	make_image(8192, 29);
+	/* a checksum error on line 400 of 8 KiB of records */
+	size_t len = hexfile(hexbuf, sizeof(hexbuf), 0x08000000, 8192, 0, 0);
+	corrupt_line(400);
+	ck_assert_int_eq(start("format=hex&stage=1", (int64_t)len, &rs), 1);
+	ck_assert_uint_eq(stream((const uint8_t *)hexbuf, len, 700), 0);
+	rs = finish();
+	ck_assert_msg(rs.status == 400, "%.*s", (int)rs.len, rs.body);
+	ck_assert_str_eq(jstr(&rs, "state", b, sizeof(b)), "failed");
+	ck_assert_str_eq(jstr(&rs, "step", b, sizeof(b)), "upload");
+	ck_assert_str_eq(jstr(&rs, "error", b, sizeof(b)),
+	                 "Intel HEX line 400: checksum mismatch; the STM32 was not touched");
+	ck_assert_int_eq(jint(&rs, "bytes_written"), 0);
+	ck_assert_int_eq(jint(&rs, "bytes_staged"), (long long)len);
+	assert_chip_untouched();
+	stm32sim_get_stats(R.sim, &ss);
+	ck_assert_uint_eq(ss.commands, 0);
+	ck_assert_int_eq(S.ends, 1);
+	ck_assert_int_eq(S.reads, 0); /* never replayed */
+	ck_assert_int_eq(http_api_flash_busy(&api, 0), 0);
+	/* a CRC-32 mismatch is reported first (the body was damaged on its way) */
+	snprintf(q, sizeof(q), "format=hex&stage=1&crc32=0x%08X",
+	         (unsigned)(zcrc(hexbuf, len) ^ 1u));
+	ck_assert_int_eq(start(q, (int64_t)len, &rs), 1);
+	stream((const uint8_t *)hexbuf, len, 4096);
+	rs = finish();
+	ck_assert_int_eq(rs.status, 400);
+	ck_assert(strstr(jstr(&rs, "error", b, sizeof(b)), "does not match crc32=") != NULL);
+	/* no end-of-file record (a truncated file) */
+	len = hexfile(hexbuf, sizeof(hexbuf), 0x08000000, 256, 0, 0);
+	len -= strlen(":00000001FF\r\n");
+	ck_assert_int_eq(start("format=hex&stage=1", (int64_t)len, &rs), 1);
+	stream((const uint8_t *)hexbuf, len, 100);
+	rs = finish();
+	ck_assert_int_eq(rs.status, 400);
+	ck_assert(strstr(jstr(&rs, "error", b, sizeof(b)), "no end-of-file record") != NULL);
+	ck_assert(strstr(b, "; the STM32 was not touched") != NULL);
+	/* something after the end-of-file record (two files concatenated) */
+	len = hexfile(hexbuf, sizeof(hexbuf), 0x08000000, 64, 0, 0);
+	len += (size_t)snprintf(hexbuf + len, sizeof(hexbuf) - len, ":00000001FF\r\n");
+	ck_assert_int_eq(start("format=hex&stage=1", (int64_t)len, &rs), 1);
+	stream((const uint8_t *)hexbuf, len, 100);
+	rs = finish();
+	ck_assert_int_eq(rs.status, 400);
+	ck_assert(strstr(jstr(&rs, "error", b, sizeof(b)), "after the end-of-file") != NULL);
+	/* an unknown record type */
+	len = (size_t)snprintf(hexbuf, sizeof(hexbuf), ":0000000AF6\r\n:00000001FF\r\n");
+	ck_assert_int_eq(start("format=hex&stage=1", (int64_t)len, &rs), 1);
+	stream((const uint8_t *)hexbuf, len, 100);
+	rs = finish();
+	ck_assert_int_eq(rs.status, 400);
+	ck_assert(strstr(jstr(&rs, "error", b, sizeof(b)), "unknown record type 0A") != NULL);
+	/* no data record at all */
+	len = (size_t)snprintf(hexbuf, sizeof(hexbuf), ":020000040800F2\r\n:00000001FF\r\n");
+	ck_assert_int_eq(start("format=hex&stage=1", (int64_t)len, &rs), 1);
+	stream((const uint8_t *)hexbuf, len, 100);
+	rs = finish();
+	ck_assert_int_eq(rs.status, 400);
+	ck_assert_str_eq(jstr(&rs, "error", b, sizeof(b)),
+	                 "Intel HEX file without data records; the STM32 was not touched");
+	assert_chip_untouched();
+	ck_assert_int_eq(S.reads, 0);
+	ck_assert_int_eq(S.ends, 6);
+	/* a good file after them: the parser starts afresh for the replay */
+	make_image(600, 30);
+	len = hexfile(hexbuf, sizeof(hexbuf), 0x08001000, 600, 0, 0);
+	ck_assert_int_eq(start("format=hex&stage=1", (int64_t)len, &rs), 1);
+	rs = get_flash();
+	ck_assert_ptr_null(jstr(&rs, "address", b, sizeof(b)));
+	stream((const uint8_t *)hexbuf, len, 100);
+	rs = get_flash(); /* the dry run found the first record */
+	ck_assert_str_eq(jstr(&rs, "address", b, sizeof(b)), "0x08001000");
+	rs = finish();
+	ck_assert_msg(rs.status == 200, "%.*s", (int)rs.len, rs.body);
+	size_t fs;
+	const uint8_t *fl = stm32sim_flash(R.sim, &fs);
+	ck_assert_mem_eq(fl + 0x1000, image, 600);
+}
+END_TEST
+
+/* The replay of a staged image stops after HTTP_API_REPLAY_BUF x 64 bytes per poll; with more
+ * to do right away (records without data: nothing waits for the ISP) the poll says
+ * HTTP_API_FLASH_AGAIN, so the platform polls again at once instead of at its next wake-up
+ * (reviewer: 128 KiB of such records took 6.3 s staged, 0.3 s streamed). */
+START_TEST(flash_staged_replay_polls_again)
+{
+	struct api_response rs;
+	char b[200];
+	size_t len = 0;
+	for (int i = 0; i < 4000; i++) /* 64 000 bytes of extended address records */
+		len += (size_t)snprintf(hexbuf + len, sizeof(hexbuf) - len, ":020000040800F2\n");
+	make_image(512, 31);
+	size_t pre = len;
+	len += hexfile(hexbuf + pre, sizeof(hexbuf) - pre, 0x08002000, 512, 0, 0);
+	ck_assert_int_eq(start("format=hex&stage=1", (int64_t)len, &rs), 1);
+	stream((const uint8_t *)hexbuf, len, 4096);
+	http_api_flash_body_end(&api, 0); /* the commit; its first replay step */
+	ck_assert_int_eq(R.claimed, 1);
+	ck_assert_int_eq(stm32_isp_busy(&R.isp), 0); /* no data record replayed yet */
+	/* polled again at once, without the ISP or the clock moving, the replay reaches the
+	 * first data record (the ISP starts) */
+	int polls = 0, r;
+	uint64_t t0 = R.now_us;
+	while ((r = http_api_flash_poll(&api, 0)) & HTTP_API_FLASH_AGAIN) {
+		polls++;
+		ck_assert_int_lt(polls, 100);
+	}
+	ck_assert_int_ge(polls, 2);
+	ck_assert_uint_eq(R.now_us, t0);
+	ck_assert_int_eq(stm32_isp_busy(&R.isp), 1);
+	ck_assert_uint_ge((uint64_t)S.reads * HTTP_API_REPLAY_BUF, pre);
+	/* waiting for the ISP (data in flight) is not "again" */
+	ck_assert_int_eq(r & HTTP_API_FLASH_AGAIN, 0);
+	struct api_response res;
+	for (int guard = 0; !(step() & HTTP_API_FLASH_RESULT); guard++)
+		ck_assert_int_lt(guard, 10000000);
+	ck_assert_int_eq(http_api_flash_result(&api, 0, &res), 1);
+	ck_assert_msg(res.status == 200, "%.*s", (int)res.len, res.body);
+	ck_assert_str_eq(jstr(&res, "state", b, sizeof(b)), "done");
+	size_t fs;
+	const uint8_t *fl = stm32sim_flash(R.sim, &fs);
+	ck_assert_mem_eq(fl + 0x2000, image, 512);
+}
+END_TEST
+
+/* "address" is null until known (bin without address=: the flash base, once GET ID named the
+ * device), not 0x00000000 (reviewer). */
+START_TEST(flash_address_null_until_known)
+{
+	struct api_response rs;
+	char b[200];
+	make_image(4096, 32);
+	ck_assert_int_eq(start("stage=1", 4096, &rs), 1);
+	rs = get_flash();
+	ck_assert_ptr_null(jstr(&rs, "address", b, sizeof(b)));
+	stream(image, 4096, 1024);
+	rs = get_flash();
+	ck_assert_ptr_null(jstr(&rs, "address", b, sizeof(b)));
+	rs = finish();
+	ck_assert_int_eq(rs.status, 200);
+	ck_assert_str_eq(jstr(&rs, "address", b, sizeof(b)), "0x08000000");
+	/* streamed, before GET ID */
+	ck_assert_int_eq(start(NULL, 4096, &rs), 1);
+	rs = get_flash();
+	ck_assert_str_eq(jstr(&rs, "state", b, sizeof(b)), "connecting");
+	ck_assert_ptr_null(jstr(&rs, "address", b, sizeof(b)));
+	stream(image, 4096, 1024);
+	rs = finish();
+	ck_assert_int_eq(rs.status, 200);
+	ck_assert_str_eq(jstr(&rs, "address", b, sizeof(b)), "0x08000000");
+	/* given: shown at once */
+	ck_assert_int_eq(start("stage=1&address=0x08002000", 4096, &rs), 1);
+	rs = get_flash();
+	ck_assert_str_eq(jstr(&rs, "address", b, sizeof(b)), "0x08002000");
+	stream(image, 4096, 4096);
+	rs = finish();
+	ck_assert_int_eq(rs.status, 200);
+	ck_assert_str_eq(jstr(&rs, "address", b, sizeof(b)), "0x08002000");
 }
 END_TEST
 
@@ -1388,6 +1571,9 @@ static Suite *http_api_suite(void)
 	tcase_set_timeout(sg, 60);
 	tcase_add_test(sg, flash_staged_bin);
 	tcase_add_test(sg, flash_staged_hex);
+	tcase_add_test(sg, flash_staged_hex_checked_before_commit);
+	tcase_add_test(sg, flash_staged_replay_polls_again);
+	tcase_add_test(sg, flash_address_null_until_known);
 	tcase_add_test(sg, flash_staged_crc_mismatch);
 	tcase_add_test(sg, flash_staged_interrupted);
 	tcase_add_test(sg, flash_staged_client_leaves_after_commit);

@@ -24,7 +24,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define BRIDGE_VERSION   "0.1.0"
+/* The project's version: equal to ESPSTM_VERSION (daemon/version.h; a unit test checks). */
+#define BRIDGE_VERSION   "0.2.0"
 #define BRIDGE_SIGNATURE "espstm-bridge " BRIDGE_VERSION
 
 /* How DTR/RTS (as set by the client) drive NRST/BOOT0. */

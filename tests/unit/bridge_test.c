@@ -2,6 +2,7 @@
 /* Unit tests for firmware/core/bridge.c with a fake HAL (clock, UART, pins, socket). */
 #include "bridge.h"
 #include "unit.h"
+#include "version.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -185,6 +186,15 @@ static void negotiate_pyserial(void)
 	ck_assert_int_eq(bridge_mode(&B), BRIDGE_TELNET);
 }
 
+/* The bridge (RFC 2217 SIGNATURE, /api/status, mDNS TXT) and the host tools give one
+ * version. */
+START_TEST(one_version)
+{
+	ck_assert_str_eq(BRIDGE_VERSION, ESPSTM_VERSION);
+	ck_assert_str_eq(BRIDGE_SIGNATURE, "espstm-bridge " ESPSTM_VERSION);
+}
+END_TEST
+
 START_TEST(negotiation)
 {
 	setup_with(BRIDGE_AUTO_SYNC, BRIDGE_MAP_DIRECT);
@@ -259,7 +269,7 @@ START_TEST(set_answers)
 	EXPECT(SB(110, 0x0F), SB(111, 0xF0), SB(107, 0xB0));
 	FEED(IAC, TN_SB, 44, 0, IAC, TN_SE);
 	EXPECT(SB(100, 'e', 's', 'p', 's', 't', 'm', '-', 'b', 'r', 'i', 'd', 'g', 'e', ' ', '0',
-	          '.', '1', '.', '0'));
+	          '.', '2', '.', '0'));
 	/* malformed and server codes: ignored, no crash */
 	FEED(SB(1, 1, 2), SB(101, 0, 0, 0, 1), SB(50, 1), IAC, TN_SB, 44, IAC, TN_SE);
 	EXPECT_NOTHING();
@@ -835,6 +845,7 @@ static Suite *bridge_suite(void)
 {
 	Suite *s = suite_create("bridge");
 	TCase *tc = tcase_create("session");
+	tcase_add_test(tc, one_version);
 	tcase_add_test(tc, negotiation);
 	tcase_add_test(tc, set_answers);
 	tcase_add_test(tc, data_iac_doubling);

@@ -71,7 +71,8 @@
  *   A client that disconnects mid-body aborts the run: state "failed", error "upload
  *   interrupted: ...", never "done".
  *   Staged upload (stage=1, verify before commit): the STM32 is NOT touched while the body
- *   arrives (no flash_claim, no stm32_isp_begin; the bridge session keeps running): the
+ *   arrives (no flash_claim, no stm32_isp_begin; the bridge session keeps running, except
+ *   where the platform holds it, see "Staging and the UART" below): the
  *   body goes to the platform's staging store (api_ops.stage_*) at network speed and its
  *   CRC-32 is computed as it arrives (api_ops.crc32). Content-Length is required (411
  *   without it) and must fit the staging area (413 "image (N bytes) larger than the staging
@@ -98,6 +99,16 @@
  *   "upload", "upload interrupted: ...; the STM32 was not touched"); once the commit has
  *   started, the flash goes on from the staged copy even if the client goes away (the
  *   result is then read with GET).
+ *   Staging and the UART: on the ESP the store is a flash partition, and writing or erasing
+ *   flash stops the caches and every interrupt not in IRAM (ESP-IDF), or all interrupts
+ *   (ESP8266 SDK v3.4, ~45 ms per sector erase): UART input beyond the 128-byte FIFO can be
+ *   lost meanwhile. The ESP firmware therefore puts the UART interrupt in IRAM (ESP-IDF:
+ *   other targets' sessions and flashes keep their input in the driver's ring) and holds
+ *   the staged target's own session from stage_begin to stage_end as during a flash (its
+ *   client's data waits, its UART output is dropped; pins and framing keep their levels).
+ *   Remaining risk: on ESP-IDF, input beyond the driver's ring during one erase (a high
+ *   baud rate); settings saved to NVS during a session (both SDKs). espstm-bridge stages
+ *   into a file: no such effect, the session keeps running.
  *   Abort: DELETE /api/targets/N/flash (authentication and X-Espstm-Request: 1) stops the
  *   target's upload or run at once (stm32_isp_abort; a staged upload stops staging): the
  *   run fails with error "aborted by the client" (HTTP status of its answer: 409), and
@@ -204,8 +215,11 @@ struct api_ops {
 	 * (one staged upload at a time); all are called from the http_api_flash_* calls.
 	 * stage_capacity: bytes the store holds for target (0: none -> 501).
 	 * stage_begin: a staged upload of size bytes (<= capacity) starts on target: prepare
-	 *   (e.g. erase flash sectors). Returns 0, -ENOSPC (larger than the store: 413),
-	 *   -EBUSY (in use by another target: 409) or -EIO (500).
+	 *   (e.g. erase flash sectors); it may hold the target's bridge session until
+	 *   stage_end (bridge_suspend, e.g. through the platform's flash claim) but must not
+	 *   touch the STM32 (no pin change, no UART output, no ISP call). Returns 0,
+	 *   -ENOSPC (larger than the store: 413), -EBUSY (in use by another target: 409) or
+	 *   -EIO (500).
 	 * stage_write: n body bytes at offset off (in order, off + n <= size). 0 or -EIO.
 	 * stage_read: n bytes at off (off + n <= the bytes written) into p. 0 or -EIO.
 	 * stage_end: the staged upload is over (done, failed or aborted); the store is free.

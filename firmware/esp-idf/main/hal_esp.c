@@ -8,6 +8,13 @@
  * value is what the HAL contract asks for (bytes accepted = free FIFO space). The bridge
  * keeps the rest in its own bounded queue; rfc2217_task.c polls every tick while it has any.
  * UART receive: the driver's RX ring buffer (interrupt-filled), read with a zero timeout.
+ * ESP-IDF: the driver's interrupt is allocated with ESP_INTR_FLAG_IRAM and its ISR placed in
+ * IRAM (CONFIG_UART_ISR_IN_IRAM=y, sdkconfig.defaults): while the SPI flash is written or
+ * erased (the "stm32img" staging partition, NVS) the caches are off and only IRAM interrupts
+ * run (ESP-IDF spi_flash_concurrency); otherwise the 128-byte RX FIFO overflows during a
+ * sector erase (some 45 ms, ~520 characters at 115200 baud) and every session loses input.
+ * The ring (TARGET_UART_RX_RING) then holds what arrives meanwhile. The ESP8266 SDK v3.4
+ * erases and writes inside a critical section (all interrupts off): no such remedy there.
  * NRST is open drain (the STM32 has its own pull-up and the reset button stays usable),
  * BOOT0 push-pull.
  */
@@ -327,7 +334,16 @@ int target_init(unsigned index, const struct settings_target *ts)
 		e = uart_param_config(t->uart, &uc);
 		/* UART0 stays on GPIO1/GPIO3 (USB) until target_uart0_swap() */
 #else
-	e = uart_driver_install(t->uart, TARGET_UART_RX_RING, 0, 0, NULL, 0);
+	/* the ISR runs while the caches are off for a flash write (see the top of the file);
+	 * without CONFIG_UART_ISR_IN_IRAM the ISR is in flash and the driver drops the flag */
+#if CONFIG_UART_ISR_IN_IRAM
+	const int intr_flags = ESP_INTR_FLAG_IRAM;
+#else
+	const int intr_flags = 0;
+	ESP_LOGW(t->tag, "CONFIG_UART_ISR_IN_IRAM is off: UART input is lost while the flash is "
+	                 "written (staged uploads, settings)");
+#endif
+	e = uart_driver_install(t->uart, TARGET_UART_RX_RING, 0, 0, NULL, intr_flags);
 	if (e == ESP_OK)
 		e = uart_param_config(t->uart, &uc);
 	if (e == ESP_OK)

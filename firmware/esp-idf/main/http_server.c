@@ -29,6 +29,21 @@
  * (esp_partition_read). One staged upload at a time (-EBUSY for a second target). No
  * partition: stage=1 answers 501. CRC-32: the ROM's (ESP-IDF esp_rom_crc32_le, ESP8266 SDK
  * crc32_le; both continue zlib's CRC-32 from 0).
+ * Writing and erasing the partition stops the caches and every interrupt not in IRAM
+ * (ESP-IDF spi_flash_concurrency; the ESP8266 SDK v3.4 erases and writes in a critical
+ * section, all interrupts off, some 45 ms per 4 KiB sector), so UART input can be lost
+ * meanwhile. Therefore the staged target's own bridge session is held from stage_begin to
+ * stage_end through the flash claim (target_flash_claim: bridge_suspend, UART bytes dropped,
+ * the client's data waits with TCP backpressure; the chip is not touched: pins and framing
+ * keep their levels); the commit's claim then simply continues it, a failed staging resumes
+ * it. It is about to be flashed anyway. Other targets' sessions (ESP-IDF, two targets) keep
+ * running: their UART interrupt is in IRAM (hal_esp.c) and the driver's ring takes what
+ * arrives during an erase (TARGET_UART_RX_RING: 2048 bytes, ~178 ms at 115200 baud, ~22 ms
+ * at 921600: a session at a high baud rate can still lose input during an erase). The
+ * ESP8266 has one target only, so no other session exists there.
+ * Replay: http_api_flash_poll() says HTTP_API_FLASH_AGAIN while the replay has more to do
+ * that does not wait for the ISP (HEX records without data): polled again without the
+ * wait, one tick's wait every FLASH_AGAIN_BURST polls so lower-priority tasks run.
  * Abort: DELETE /api/targets/N/flash goes to http_api_handle() under api_mu and the
  * target's lock. With the async upload task (ESP-IDF >= 5.2) it is served while the upload
  * runs; otherwise the server task is busy with the upload and serves it afterwards.
@@ -69,8 +84,9 @@
 #define HTTP_RECV_TIMEOUT_S 5    /* httpd_req_recv() wait (the server's recv_wait_timeout) */
 /* Longest URI (req->uri holds this + 1). ESP-IDF v5.5 dropped the HTTPD_MAX_URI_LEN alias
  * (esp_http_server.h); the Kconfig value exists in every SDK we build with (v3.4, v5.x). */
-#define URI_MAX      CONFIG_HTTPD_MAX_URI_LEN
-#define CONTINUE_100 "HTTP/1.1 100 Continue\r\n\r\n" /* interim answer (RFC 9110 15.2.1) */
+#define URI_MAX           CONFIG_HTTPD_MAX_URI_LEN
+#define FLASH_AGAIN_BURST 16 /* replay polls in a row without a wait (16 KiB each at most) */
+#define CONTINUE_100      "HTTP/1.1 100 Continue\r\n\r\n" /* interim answer (RFC 9110 15.2.1) */
 
 #if !CONFIG_IDF_TARGET_ESP8266 && defined(ESP_IDF_VERSION_VAL)
 #if ESP_IDF_VERSION >= ESP_IDF_VERSION_VAL(5, 2, 0)
@@ -194,6 +210,13 @@ static int api_stage_begin(void *ctx, unsigned target, uint32_t size)
 		return -ENOSPC;
 	stage_owner = (int)target;
 	stage_erased = 0; /* sectors are erased as the writes reach them */
+	/* hold the target's session while its image goes to flash (see the top of the file);
+	 * called from http_api_flash_start() with the target's lock held */
+	target_flash_claim(target, 1);
+	ESP_LOGI(TAG,
+	         "staging: target %u's session held while the image is written to %s (flash "
+	         "writes stop UART interrupts)",
+	         target, STAGE_LABEL);
 	return 0;
 }
 
@@ -231,8 +254,10 @@ static int api_stage_read(void *ctx, unsigned target, uint32_t off, uint8_t *p, 
 static void api_stage_end(void *ctx, unsigned target)
 {
 	(void)ctx;
-	(void)target;
 	stage_owner = -1;
+	/* the run's own claim was released just before (http_api_flash_poll); staging failed:
+	 * never claimed by the core. Either way the session resumes (a no-op if it did). */
+	target_flash_claim(target, 0);
 }
 
 static uint32_t api_crc32(uint32_t crc, const uint8_t *p, size_t n)
@@ -430,15 +455,25 @@ static esp_err_t flash_upload(httpd_req_t *req, unsigned t)
 	flash_lock(t);
 	http_api_flash_body_end(&api, t);
 	flash_unlock(t);
-	for (;;) {
+	for (int burst = 0;;) {
 		flash_lock(t);
-		http_api_flash_poll(&api, t);
+		int r = http_api_flash_poll(&api, t);
 		int done = http_api_flash_result(&api, t, &rs);
 		if (done)
 			keep_answer(&rs);
 		flash_unlock(t);
 		if (done)
 			break;
+		if (r & HTTP_API_FLASH_AGAIN) {
+			/* the staged replay has more to do now: no wait, but one tick now and
+			 * then so that lower-priority tasks (idle: watchdog) run */
+			if (++burst >= FLASH_AGAIN_BURST) {
+				burst = 0;
+				vTaskDelay(1);
+			}
+			continue;
+		}
+		burst = 0;
 		target_flash_wait(t, 100);
 	}
 	send_answer(req, &frs);

@@ -56,7 +56,9 @@ void http_posix_stop(void);
 
 /* main's pump calls this after driving the ISP while a flash claim is held: resumes the
  * upload when the ISP has room and sends the answer when the run has ended (through the
- * libuv loop: never runs libmicrohttpd from inside the call). No-op without --http. */
+ * libuv loop: never runs libmicrohttpd from inside the call); when a staged replay stopped
+ * at its bound with more to do (HTTP_API_FLASH_AGAIN) it schedules the pump again at once
+ * (zero timer). No-op without --http. */
 void http_posix_flash_pump(void);
 
 #endif

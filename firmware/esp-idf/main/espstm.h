@@ -89,8 +89,10 @@ struct bridge *target_bridge(unsigned index);
 /* Flashing over HTTP (hal_esp.c). The target's AN3155 master (stm32_isp.h), NULL if none.
  * target_flash_claim: on = 1 suspends the bridge session and gives the UART and pins to the
  * ISP (the target's task then drives it), 0 gives them back (bridge_suspend re-applies the
- * session's framing and pins). Both with the target's lock held. target_flash_wait: block
- * the calling task until the target's task has polled the ISP again, or ms elapsed. */
+ * session's framing and pins); also held while a staged upload is written to the stm32img
+ * partition, before the ISP begins (http_server.c). Both with the target's lock held.
+ * target_flash_wait: block the calling task until the target's task has polled the ISP again, or ms
+ * elapsed. */
 struct stm32_isp *target_isp(unsigned index);
 void target_flash_claim(unsigned index, int on);
 void target_flash_wait(unsigned index, uint32_t ms);

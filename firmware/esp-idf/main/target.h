@@ -45,7 +45,10 @@ struct espstm_target {
 	/* flashing over HTTP (http_api.h "Flashing"): the AN3155 master on this target's HAL.
 	 * While isp_claimed the bridge session is suspended (bridge_suspend) and the task hands
 	 * every UART byte to the ISP and polls it every tick; after each round it gives
-	 * flash_evt, which wakes the HTTP upload waiting for ISP room or the end of the run. */
+	 * flash_evt, which wakes the HTTP upload waiting for ISP room or the end of the run.
+	 * A staged upload (stage=1) holds the claim from the start of staging too: the
+	 * session waits while the image goes to the stm32img partition (flash erases stall
+	 * interrupts), and the UART's bytes are dropped as the ISP is not busy yet. */
 	struct stm32_isp isp;
 	int isp_claimed;
 	SemaphoreHandle_t flash_evt;

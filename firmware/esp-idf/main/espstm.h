@@ -91,8 +91,8 @@ struct bridge *target_bridge(unsigned index);
  * ISP (the target's task then drives it), 0 gives them back (bridge_suspend re-applies the
  * session's framing and pins); also held while a staged upload is written to the stm32img
  * partition, before the ISP begins (http_server.c). Both with the target's lock held.
- * target_flash_wait: block the calling task until the target's task has polled the ISP again, or ms
- * elapsed. */
+ * target_flash_wait: block the calling task until the target's task has polled the ISP
+ * again, or ms elapsed. */
 struct stm32_isp *target_isp(unsigned index);
 void target_flash_claim(unsigned index, int on);
 void target_flash_wait(unsigned index, uint32_t ms);

@@ -87,11 +87,14 @@ class Bridge:
         with open(self.flash, "rb") as f:
             return f.read()
 
-    def get(self, path, auth=True):
-        rq = urllib.request.Request(self.url + path)
+    def request(self, method, path, auth=True, xreq=False, data=None):
+        """One request to the bridge's API; returns (status, JSON or raw body)."""
+        rq = urllib.request.Request(self.url + path, method=method, data=data)
         if auth:
             tok = base64.b64encode(("admin:" + self.pw).encode()).decode()
             rq.add_header("Authorization", "Basic " + tok)
+        if xreq:
+            rq.add_header("X-Espstm-Request", "1")
         try:
             with urllib.request.urlopen(rq, timeout=10) as r:
                 return r.status, json.loads(r.read() or b"null")
@@ -101,6 +104,9 @@ class Bridge:
                 return e.code, json.loads(body)
             except ValueError:
                 return e.code, body
+
+    def get(self, path, auth=True):
+        return self.request("GET", path, auth)
 
     def curl(self, query, data_file, password=None, xreq=True, target=0, extra=()):
         """POST an image with curl; returns (status, json or raw body)."""
@@ -129,31 +135,10 @@ class Bridge:
             return 0, body
 
     def delete_flash(self):
-        rq = urllib.request.Request(self.url + "/api/targets/0/flash", method="DELETE")
-        tok = base64.b64encode(("admin:" + self.pw).encode()).decode()
-        rq.add_header("Authorization", "Basic " + tok)
-        rq.add_header("X-Espstm-Request", "1")
-        try:
-            with urllib.request.urlopen(rq, timeout=10) as r:
-                return r.status, json.loads(r.read() or b"null")
-        except urllib.error.HTTPError as e:
-            body = e.read()
-            try:
-                return e.code, json.loads(body)
-            except ValueError:
-                return e.code, body
+        return self.request("DELETE", "/api/targets/0/flash", xreq=True)
 
     def post_action(self, action):
-        rq = urllib.request.Request(self.url + "/api/targets/0/" + action, method="POST",
-                                    data=b"")
-        tok = base64.b64encode(("admin:" + self.pw).encode()).decode()
-        rq.add_header("Authorization", "Basic " + tok)
-        rq.add_header("X-Espstm-Request", "1")
-        try:
-            with urllib.request.urlopen(rq, timeout=10) as r:
-                return r.status
-        except urllib.error.HTTPError as e:
-            return e.code
+        return self.request("POST", "/api/targets/0/" + action, xreq=True, data=b"")[0]
 
     def wait_state(self, states, timeout=60):
         end = time.monotonic() + timeout

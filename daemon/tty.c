@@ -153,7 +153,12 @@ struct tty_dev {
 	uv_poll_t fpoll;
 	uv_timer_t timer;
 	int timer_grace; /* 1: the timer expired once and was re-armed for an I/O pass (on_timer) */
-	int handles;     /* libuv handles not yet closed */
+	uint64_t grace_at;      /* loop time of that first expiry */
+	uv_check_t grace_check; /* runs after the loop's next I/O poll: sets grace_polled */
+	int grace_polled;
+	uint64_t input_seen; /* loop time up to which input is known delivered: the loop polled
+	                      * I/O after it (on_timer); reads time out only as of this time */
+	int handles;         /* libuv handles not yet closed */
 	int session_dead;
 	int freeing;
 
@@ -558,7 +563,14 @@ static void service_reads(struct tty_dev *d, uint64_t now)
 		next = p->next;
 		size_t take;
 		uint64_t dl;
-		enum tty_read_verdict v = tty_read_decide(&p->rd, d->rx.len, now, &take, &dl);
+		/* Decide as of input_seen, not now: a deadline that passed since then may have
+		 * bytes sent in time still in the socket, or later in the buffer being decoded
+		 * (e.g. a NOTIFY-MODEMSTATE ahead of the ACK calls service() from the decoder).
+		 * Enough data completes a read at any time; a timeout waits for on_timer. */
+		uint64_t t = now < d->input_seen ? now : d->input_seen;
+		if (t < p->rd.last_rx_ms)
+			t = p->rd.last_rx_ms; /* >= start_ms: no time has passed for this read */
+		enum tty_read_verdict v = tty_read_decide(&p->rd, d->rx.len, t, &take, &dl);
 		if (v == TTY_READ_WAIT) {
 			p->rd_deadline = dl;
 			continue;
@@ -636,17 +648,40 @@ static uint64_t next_deadline(struct tty_dev *d)
  * polls I/O, so if this process was not scheduled for a while, bytes the bridge sent in time
  * may sit unread in the socket while the deadline looks missed. A real tty's driver fills the
  * buffer independently of the reader; to match that, the first expiry only re-arms the timer
- * for 1 ms, which makes the loop poll I/O once (delivering such bytes through cb_data) before
- * the second expiry decides. service() clears the flag whenever it re-arms the timer.
+ * for 1 ms, which makes the loop poll I/O once (delivering such bytes through cb_data; the
+ * uv_check grace_check runs after that poll) before the second expiry decides: then input
+ * up to the first expiry is known delivered (input_seen), and only as of that time may a
+ * read time out (service_reads), whoever calls service() (a link callback, a CUSE request).
+ * Until the second expiry, service() leaves the timer alone while the deadline is past;
+ * otherwise it re-arms it and clears the flag.
  */
+static void on_grace_check(uv_check_t *h)
+{
+	struct tty_dev *d = h->data;
+	d->grace_polled = 1;
+	uv_check_stop(h);
+}
+
 static void on_timer(uv_timer_t *h)
 {
 	struct tty_dev *d = h->data;
 	if (!d->timer_grace) {
 		d->timer_grace = 1;
+		d->grace_at = now_ms(d);
+		d->grace_polled = 0;
+		uv_check_start(&d->grace_check, on_grace_check);
 		uv_timer_start(h, on_timer, 1, 0);
 		return;
 	}
+	if (!d->grace_polled) {
+		/* no I/O poll since the first expiry: with UV_RUN_ONCE (libuv 1.44) the timers
+		 * run at the end of one call and again at the start of the next */
+		uv_timer_start(h, on_timer, 1, 0);
+		return;
+	}
+	d->timer_grace = 0;
+	if (d->grace_at > d->input_seen)
+		d->input_seen = d->grace_at;
 	service(d);
 }
 
@@ -681,13 +716,16 @@ static void service(struct tty_dev *d)
 	}
 
 	uint64_t dl = next_deadline(d);
+	uint64_t now = now_ms(d);
+	if (d->timer_grace && dl <= now)
+		return; /* on_timer's I/O pass for a passed deadline is under way: restarting
+		         * it here would postpone the decision on every event */
 	d->timer_grace = 0;
-	if (dl == TTY_READ_NO_DEADLINE) {
+	uv_check_stop(&d->grace_check);
+	if (dl == TTY_READ_NO_DEADLINE)
 		uv_timer_stop(&d->timer);
-	} else {
-		uint64_t now = now_ms(d);
+	else
 		uv_timer_start(&d->timer, on_timer, dl > now ? dl - now : 0, 0);
-	}
 }
 
 /* ---- CUSE operations -------------------------------------------------------------- */
@@ -1497,6 +1535,11 @@ int tty_dev_new(uv_loop_t *loop, const struct tty_config *cfg, struct link *link
 		if (r == 0) {
 			d->handles++;
 			d->timer.data = d;
+			r = uv_check_init(loop, &d->grace_check);
+		}
+		if (r == 0) {
+			d->handles++;
+			d->grace_check.data = d;
 			r = uv_poll_start(&d->fpoll, UV_READABLE, on_fuse);
 		}
 	}
@@ -1507,9 +1550,12 @@ int tty_dev_new(uv_loop_t *loop, const struct tty_config *cfg, struct link *link
 			fuse_session_destroy(d->se);
 			free(d);
 		} else {
+			int n = d->handles; /* fpoll, timer, grace_check: in that order */
 			uv_close((uv_handle_t *)&d->fpoll, on_handle_closed);
-			if (d->handles == 2)
+			if (n >= 2)
 				uv_close((uv_handle_t *)&d->timer, on_handle_closed);
+			if (n >= 3)
+				uv_close((uv_handle_t *)&d->grace_check, on_handle_closed);
 		}
 		return r;
 	}
@@ -1540,6 +1586,7 @@ void tty_dev_free(struct tty_dev *t)
 		uv_close((uv_handle_t *)&t->fpoll, on_handle_closed);
 	}
 	uv_close((uv_handle_t *)&t->timer, on_handle_closed);
+	uv_close((uv_handle_t *)&t->grace_check, on_handle_closed);
 }
 
 #ifdef ESPSTM_UNIT_TEST
@@ -1556,8 +1603,10 @@ int tty_test_new(uv_loop_t *loop, const struct tty_config *cfg, struct link *lin
 		free(d);
 		return r;
 	}
-	d->handles = 1;
+	uv_check_init(loop, &d->grace_check); /* cannot fail */
+	d->handles = 2;
 	d->timer.data = d;
+	d->grace_check.data = d;
 	d->fpoll.data = d;
 	dev_start(d);
 	*out = d;

@@ -203,6 +203,9 @@ struct srv {
 };
 
 static struct srv srv;
+/* Called after data bytes were counted in srv.ndata/srv.data (the ACK-cycle test's bridge);
+ * NULL otherwise. */
+static void (*srv_data_hook)(void);
 
 static void srv_write_done(uv_write_t *req, int status)
 {
@@ -239,6 +242,8 @@ static void srv_ev(void *ctx, const struct tn_event *ev)
 		}
 		memcpy(srv.data + srv.ndata, ev->data, ev->len);
 		srv.ndata += ev->len;
+		if (srv_data_hook)
+			srv_data_hook();
 	} else if (ev->type == TN_EV_SB && ev->opt == TELOPT_COMPORT) {
 		struct rfc2217_msg m;
 		if (rfc2217_parse(ev->data, ev->len, &m) == 0 && !m.from_server &&
@@ -362,6 +367,7 @@ static void setup(void)
 
 static void teardown(void)
 {
+	srv_data_hook = NULL;
 	if (dev)
 		tty_dev_free(dev);
 	dev = NULL;
@@ -1770,6 +1776,7 @@ UNIT_SUITE(tty_link_suite)
 
 /* ======================================================= review 2: input flow */
 #include <linux/sockios.h>
+#include <unistd.h>
 #include <signal.h>
 
 static size_t count_byte(const uint8_t *p, size_t n, uint8_t c)
@@ -1996,3 +2003,359 @@ static Suite *tty_link_flow_suite(void)
 	return s;
 }
 UNIT_SUITE(tty_link_flow_suite)
+
+/* ======================================================= stm32flash ACK cycles */
+
+/*
+ * Benchmark failure (seen once, VM under load): Debian's stm32flash writing through the tty
+ * failed with "Failed to read ACK byte". It writes each frame whole, then reads the ACK one
+ * byte at a time with VMIN 0 / VTIME 5 and gives up when a read returns 0 bytes. This test
+ * replays that pattern thousands of times through the real tty and link against a fake
+ * bridge that answers every 258-byte frame with 0x79 after 0..3 ms, in every order the
+ * events can take (one variant per cycle, picked at random):
+ *  - the read parked before the ACK; issued once the ACK is buffered; issued right after the
+ *    bridge wrote it (in the socket, not yet in the ring); issued from a timer racing it;
+ *  - poll(2) first (the wake-up is the POLLIN notification), then the read;
+ *  - tcdrain in flight with the read; two parked reads (two threads) and a 2-byte answer;
+ *  - TCIFLUSH just before the frame: the link's discard window, open until the bridge's
+ *    PURGE-DATA answer, must not swallow the ACK that follows that answer;
+ *  - a NOTIFY-MODEMSTATE ahead of the ACK, in the same TCP write or in its own.
+ * Every ACK_EDGE_EVERY-th cycle the bridge's answer is sent when the read's VTIME expires:
+ * in the very loop pass (alone; after a NOTIFY-MODEMSTATE in the same TCP write, whose
+ * decoding calls service() before the ACK is decoded; after one in its own write), or
+ * while the daemon is not scheduled for 0.6 s right after it took the frame and the read
+ * (the link's write callback, which calls service() through on_drained, still pending).
+ * The tty polls I/O once past a deadline before any read may time out (tty.c, on_timer),
+ * so the ACK counts, as on a UART whose driver fills the buffer independently of the
+ * reader. Before that fix the edges with the notification and with the stall returned
+ * 0 bytes at 0.5 s: stm32flash's failure.
+ * Every read must return the ACK. And after every loop iteration (uv_check) no read may be
+ * parked, and no poll handle be left un-notified, while bytes are buffered (FIONREAD > 0):
+ * that is a lost wake-up, caught even where the VTIME timer would rescue it later.
+ */
+#define ACK_CYCLES     2000
+#define ACK_FRAME      258 /* AN3155 WRITE MEMORY: N-1, 256 data bytes, checksum */
+#define ACK_EDGE_EVERY 400
+
+enum ack_variant {
+	AV_READ_FIRST,
+	AV_READ_AFTER_RX,
+	AV_READ_IN_ANSWER,
+	AV_READ_RACE,
+	AV_POLL_FIRST,
+	AV_DRAIN,
+	AV_TWO_READERS,
+	AV_FLUSH_FIRST,
+	AV_N
+};
+
+static struct {
+	uint64_t rng;
+	unsigned cycle;
+	enum ack_variant v;
+	size_t ack_at;     /* the bridge answers once it has received this many data bytes */
+	bool armed;        /* the answer of this cycle has not been scheduled yet */
+	unsigned ack_len;  /* answer bytes (2 for two readers) */
+	bool notify;       /* NOTIFY-MODEMSTATE ahead of the answer */
+	bool notify_split; /* ... in its own TCP write */
+	bool edge;         /* the answer leaves when the read's VTIME expires */
+	uint64_t rd_start; /* uv_now() when the first read of the cycle was issued */
+	uv_timer_t ans_timer, rd_timer;
+	uv_check_t check;
+	struct fuse_req *rd[2];
+	unsigned nrd;
+	struct fuse_pollhandle ph;
+	bool ph_waiting; /* ph registered by a poll whose reply had no POLLIN */
+	struct fuse_req *drain;
+} ak;
+
+static uint32_t ak_rand(void)
+{
+	ak.rng ^= ak.rng << 13; /* xorshift64 */
+	ak.rng ^= ak.rng >> 7;
+	ak.rng ^= ak.rng << 17;
+	return (uint32_t)(ak.rng >> 11);
+}
+
+static size_t ak_fionread(void)
+{
+	int n = -1;
+	ioctl_now(FIONREAD, 0x1000, NULL, 0, &n, sizeof n);
+	ck_assert_int_ge(n, 0);
+	return (size_t)n;
+}
+
+static bool ak_buffered(void)
+{
+	return ak_fionread() > 0;
+}
+
+static bool ak_ph_notified(void)
+{
+	return ak.ph.notified > 0;
+}
+
+static void ak_issue_read(void)
+{
+	ck_assert_uint_lt(ak.nrd, 2);
+	if (ak.nrd == 0)
+		ak.rd_start = uv_now(&loop);
+	ak.rd[ak.nrd++] = do_read(1, 0);
+}
+
+static void ak_answer(void)
+{
+	uint8_t b[32];
+	size_t n = 0;
+	if (ak.notify) {
+		int k = rfc2217_build_u8(b, sizeof b,
+		                         RFC2217_NOTIFY_MODEMSTATE + RFC2217_SERVER_OFFSET, 0x30);
+		ck_assert_int_gt(k, 0);
+		n = (size_t)k;
+		if (ak.notify_split) {
+			srv_write(b, n);
+			n = 0;
+		}
+	}
+	for (unsigned i = 0; i < ak.ack_len; i++)
+		b[n++] = 0x79;
+	srv_write(b, n);
+	if (ak.v == AV_READ_IN_ANSWER)
+		ak_issue_read(); /* the ACK is in the socket, not in the ring yet */
+}
+
+static void ak_answer_timer(uv_timer_t *t)
+{
+	(void)t;
+	ak_answer();
+}
+
+static void ak_read_timer(uv_timer_t *t)
+{
+	(void)t;
+	ak_issue_read();
+}
+
+/* The fake bridge got data: once the whole frame is there, answer after 0..3 ms (at once
+ * for 0), or when the read's VTIME runs out (edge cycles). */
+static void ak_srv_data(void)
+{
+	if (!ak.armed || srv.ndata < ak.ack_at)
+		return;
+	ak.armed = false;
+	if (ak.edge) {
+		uint64_t now = uv_now(&loop), due = ak.rd_start + 500;
+		uv_timer_start(&ak.ans_timer, ak_answer_timer, due > now ? due - now : 0, 0);
+		return;
+	}
+	uint64_t delay = ak_rand() % 4;
+	if (delay == 0)
+		ak_answer();
+	else
+		uv_timer_start(&ak.ans_timer, ak_answer_timer, delay, 0);
+}
+
+/* After every loop iteration: bytes buffered while a read waits or a poll sleeps is a lost
+ * wake-up (VMIN 0 / VTIME 5: one byte completes a read and makes POLLIN). */
+static void ak_check(uv_check_t *h)
+{
+	(void)h;
+	if (!dev)
+		return;
+	size_t q = ak_fionread();
+	if (q == 0)
+		return;
+	for (unsigned i = 0; i < ak.nrd; i++)
+		ck_assert_msg(ak.rd[i]->replied,
+		              "cycle %u (variant %d): read %u still parked with %zu bytes buffered",
+		              ak.cycle, (int)ak.v, i, q);
+	ck_assert_msg(!ak.ph_waiting || ak.ph.notified > 0,
+	              "cycle %u: poll not woken with %zu bytes buffered", ak.cycle, q);
+}
+
+static bool ak_cycle_done(void)
+{
+	unsigned want = ak.v == AV_TWO_READERS ? 2 : 1;
+	if (ak.nrd < want)
+		return false;
+	for (unsigned i = 0; i < ak.nrd; i++)
+		if (!ak.rd[i]->replied)
+			return false;
+	return !ak.drain || ak.drain->replied;
+}
+
+START_TEST(stm32flash_ack_cycles_never_miss_a_wakeup)
+{
+	static uint8_t frame[ACK_FRAME];
+	unsigned seen[AV_N] = {0}, edges = 0;
+	memset(&ak, 0, sizeof ak);
+	ak.rng = 0x9e3779b97f4a7c15ull;
+	open_all();
+	/* stm32flash's serial_setup: cfmakeraw(), VMIN 0, VTIME 5 */
+	struct tm_termios2 t = tget();
+	t.c_iflag &= ~(tcflag_t)(IGNBRK | BRKINT | PARMRK | ISTRIP | INLCR | IGNCR | ICRNL | IXON);
+	t.c_oflag &= ~(tcflag_t)OPOST;
+	t.c_lflag &= ~(tcflag_t)(ECHO | ECHONL | ICANON | ISIG | IEXTEN);
+	t.c_cc[VMIN] = 0;
+	t.c_cc[VTIME] = 5;
+	tset(&t);
+	run_for(20);
+	/* the premise: VTIME is in effect (a read with no answer returns 0 bytes at 0.5 s) */
+	struct fuse_req *r0 = do_read(1, 0);
+	ck_assert(!r0->replied);
+	wait_replied(r0, 3000);
+	ck_assert_int_eq(r0->err, 0);
+	ck_assert_uint_eq(r0->nbuf, 0);
+	free(r0);
+	/* as espstm-bridge and the ESP firmware: without it, Nagle holds an ACK written
+	 * right after the PURGE-DATA answer until the daemon's delayed TCP ACK (~40 ms) */
+	ck_assert_int_eq(uv_tcp_nodelay(srv.cur, 1), 0);
+	ck_assert_int_eq(uv_timer_init(&loop, &ak.ans_timer), 0);
+	ck_assert_int_eq(uv_timer_init(&loop, &ak.rd_timer), 0);
+	ck_assert_int_eq(uv_check_init(&loop, &ak.check), 0);
+	ck_assert_int_eq(uv_check_start(&ak.check, ak_check), 0);
+	srv_data_hook = ak_srv_data;
+	size_t base = srv.ndata;
+
+	for (unsigned c = 0; c < ACK_CYCLES; c++) {
+		ak.cycle = c;
+		ak.edge = c % ACK_EDGE_EVERY == ACK_EDGE_EVERY - 1;
+		ak.v = ak.edge ? AV_READ_FIRST : (enum ack_variant)(ak_rand() % AV_N);
+		ak.notify = ak_rand() % 4 == 0;
+		ak.notify_split = ak_rand() % 2;
+		bool stall = ak.edge && edges % 4 == 3;
+		if (ak.edge) { /* the edge alone, then with the notification in each place */
+			ak.notify = edges % 4 == 1 || edges % 4 == 2;
+			ak.notify_split = edges % 4 == 2;
+		}
+		ak.ack_len = ak.v == AV_TWO_READERS ? 2 : 1;
+		ak.nrd = 0;
+		ak.drain = NULL;
+		ak.ph_waiting = false;
+		seen[ak.v]++;
+		/* the frame: N-1 = 0xFF, data with 0xFF runs (doubled on the wire), XOR */
+		frame[0] = 0xff;
+		uint8_t x = 0xff;
+		for (size_t i = 1; i < ACK_FRAME - 1; i++) {
+			frame[i] = (i + c) % 5 == 0 ? 0xff : (uint8_t)(ak_rand() & 0xff);
+			x ^= frame[i];
+		}
+		frame[ACK_FRAME - 1] = x;
+
+		if (ak.v == AV_FLUSH_FIRST)
+			ioctl_now(TCFLSH, TCIFLUSH, NULL, 0, NULL, 0);
+		ak.ack_at = base + (size_t)(c + 1) * ACK_FRAME;
+		ak.armed = !stall;
+		size_t before = rd_n;
+		struct fuse_req *w = do_write(frame, sizeof frame, 0);
+		ck_assert(w->replied);
+		ck_assert_uint_eq(w->written, sizeof frame);
+		free(w);
+
+		if (stall) {
+			/* The daemon is not scheduled for 0.6 s right after it took the frame and
+			 * the read (the link's write callback still pending), while the bridge
+			 * answers: the loop then runs the expired VTIME timer, the pending write
+			 * callback (on_drained -> service()), then polls I/O. */
+			ak_issue_read();
+			ak_answer(); /* into the socket now (the frame reaches the fake later) */
+			usleep(600 * 1000);
+		} else
+			switch (ak.v) {
+			case AV_READ_FIRST:
+			case AV_FLUSH_FIRST:
+				ak_issue_read();
+				break;
+			case AV_TWO_READERS:
+				ak_issue_read();
+				ak_issue_read();
+				break;
+			case AV_DRAIN:
+				ak.drain = do_ioctl(TCSBRK, 1); /* tcdrain */
+				ak_issue_read();
+				break;
+			case AV_READ_RACE:
+				uv_timer_start(&ak.rd_timer, ak_read_timer, ak_rand() % 4, 0);
+				break;
+			case AV_READ_IN_ANSWER:
+				break;
+			case AV_READ_AFTER_RX:
+				ck_assert_msg(run_until(ak_buffered, 3000), "cycle %u: no ACK", c);
+				ak_issue_read();
+				ck_assert_msg(ak.rd[0]->replied,
+				              "cycle %u: ACK buffered, read parked", c);
+				break;
+			case AV_POLL_FIRST: {
+				/* as the kernel's poll loop: register, sleep until notified (other
+				 * changes, e.g. POLLOUT, notify too), poll again */
+				for (unsigned k = 0;; k++) {
+					ck_assert_uint_lt(k, 100);
+					memset(&ak.ph, 0, sizeof ak.ph);
+					struct fuse_req *pr = do_poll(&ak.ph);
+					ak.ph_waiting = !(pr->revents & POLLIN);
+					free(pr);
+					if (!ak.ph_waiting)
+						break;
+					ck_assert_msg(run_until(ak_ph_notified, 3000),
+					              "cycle %u: poll never woken", c);
+				}
+				ak.ph_waiting = false;
+				ak_issue_read();
+				ck_assert_msg(ak.rd[0]->replied, "cycle %u: POLLIN, read parked",
+				              c);
+				break;
+			}
+			case AV_N:
+				break;
+			}
+
+		ck_assert_msg(run_until(ak_cycle_done, 3000),
+		              "cycle %u (variant %d): read not answered within 3 s", c, (int)ak.v);
+		for (unsigned i = 0; i < ak.nrd; i++) {
+			struct fuse_req *r = ak.rd[i];
+			ck_assert_msg(r->err == 0 && r->nbuf == 1,
+			              "cycle %u (variant %d%s): read %u returned %zu bytes (error "
+			              "%d) after %llu ms: stm32flash's \"Failed to read ACK byte\"",
+			              c, (int)ak.v, ak.edge ? ", edge" : "", i, r->nbuf, r->err,
+			              (unsigned long long)(r->t_replied - ak.rd_start));
+			free(r);
+		}
+		ck_assert_uint_eq(rd_n - before, ak.nrd);
+		for (size_t i = before; i < rd_n; i++)
+			ck_assert_msg(rd_sink[i] == 0x79, "cycle %u: read 0x%02x, not the ACK", c,
+			              rd_sink[i]);
+		if (ak.drain) {
+			ck_assert_int_eq(ak.drain->err, 0);
+			free(ak.drain);
+		}
+		want_ndata = ak.ack_at;
+		ck_assert(run_until(ndata_reached, 3000));
+		ck_assert_uint_eq(srv.ndata, ak.ack_at);
+		ck_assert_mem_eq(srv.data + ak.ack_at - ACK_FRAME, frame, ACK_FRAME);
+		edges += ak.edge;
+	}
+	srv_data_hook = NULL;
+	for (int v = 0; v < AV_N; v++)
+		ck_assert_uint_gt(seen[v], ACK_CYCLES / AV_N / 2);
+	ck_assert_uint_eq(edges, ACK_CYCLES / ACK_EDGE_EVERY);
+	struct tty_stats st;
+	tty_get_stats(dev, &st);
+	ck_assert_uint_eq(st.rx_dropped, 0); /* no flush ever discarded an ACK */
+	uv_close((uv_handle_t *)&ak.ans_timer, NULL);
+	uv_close((uv_handle_t *)&ak.rd_timer, NULL);
+	uv_close((uv_handle_t *)&ak.check, NULL);
+	uv_run(&loop, UV_RUN_NOWAIT);
+}
+END_TEST
+
+static Suite *tty_link_ack_suite(void)
+{
+	Suite *s = suite_create("tty_link_ack");
+	TCase *tc = tcase_create("stm32flash_pattern");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, stm32flash_ack_cycles_never_miss_a_wakeup);
+	suite_add_tcase(s, tc);
+	return s;
+}
+UNIT_SUITE(tty_link_ack_suite)

@@ -2,31 +2,16 @@
 /*
  * ctl: espstmd's control socket (a unix stream socket, libuv), used by the `espstm` tool.
  *
- * Protocol: the client sends one request line (text, '\n'-terminated, at most 256 bytes),
- * the daemon answers with one JSON object on one line and closes the connection.
- *   status               {"ok":true,"devices":[{...per device...}]}
- *   status NAME          {"ok":true,"devices":[{...}]}
- *   reset|boot|run NAME  {"ok":true} or {"ok":false,"error":"..."}
- *   version              {"ok":true,"version":"..."}
- * Errors: {"ok":false,"error":"<message>"} (unknown command, unknown device, link down,
- * line too long). A connection is closed 5 s after it was accepted (request and answer
- * together), whatever it sends meanwhile. At most 16 clients at
- * once; more are accepted and immediately answered {"ok":false,"error":"busy"}.
- * Per-device object keys (stable; the espstm tool and tests rely on them):
- *   name, host, port, http_port, protocol ("rfc2217"|"espstm-legacy"), state ("up"|"connecting"|
- *   "down"), peer, rtt_us, up_ms, baud, data_bits, parity ("N".."S"), stop_bits, flow
- *   ("none"|"xonxoff"|"hardware"), dtr, rts, cts, dsr, cd, ri (0/1), opens, exclusive,
- *   tx_bytes, rx_bytes, tx_dropped, rx_dropped, connects, reconnects, errors, last_error,
- *   icount {cts,dsr,rng,dcd,rx,tx,frame,overrun,parity,brk,buf_overrun}.
+ * The request/answer protocol and the default path are in common/ctl_proto.h, shared with
+ * the espstm tool.
  */
 #ifndef ESPSTM_CTL_H
 #define ESPSTM_CTL_H
+#include "ctl_proto.h"
 #include "link.h"
 #include "tty.h"
 #include <stdint.h>
 #include <uv.h>
-
-#define CTL_DEFAULT_PATH "/run/espstm/espstmd.sock"
 
 struct ctl;
 

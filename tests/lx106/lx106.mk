@@ -26,7 +26,7 @@ LX_LDFLAGS := -specs=$(LX_SPECS) -nostartfiles -T tests/lx106/lx106.ld -Wl,--gc-
 LX_QEMU_RUN = timeout $(LX_TIMEOUT) $(LX_QEMU) -M sim -cpu lx106 -display none -serial none \
               -monitor none -kernel $(LX_OUT)/lx106-tests.elf
 
-LX_CORE_SRC := $(wildcard firmware/core/*.c)
+LX_CORE_SRC := $(CORE_SRC)
 LX_CORE_OBJ := $(patsubst firmware/core/%.c,$(LX_OUT)/core/%.o,$(LX_CORE_SRC))
 LX_TEST_OBJ := $(LX_OUT)/start.o $(LX_OUT)/runner.o $(LX_OUT)/core_tests.o \
                $(LX_OUT)/libgcc_extra.o

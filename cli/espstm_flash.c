@@ -19,7 +19,7 @@
 #include "cli_client.h"
 #include "cli_flash.h"
 #include "cli_json.h"
-#include "ctl.h" /* CTL_DEFAULT_PATH */
+#include "ctl_proto.h" /* CTL_DEFAULT_PATH */
 
 #include <curl/curl.h>
 #include <errno.h>

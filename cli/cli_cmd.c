@@ -5,7 +5,7 @@
 #include "cli_client.h"
 #include "cli_json.h"
 #include "cli_status.h"
-#include "ctl.h" /* CTL_DEFAULT_PATH, the protocol */
+#include "ctl_proto.h" /* CTL_DEFAULT_PATH, the protocol */
 
 #include <errno.h>
 #include <stdlib.h>

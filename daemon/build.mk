@@ -1,0 +1,18 @@
+# daemon: espstmd, the CUSE tty devices and the RFC 2217 link (libuv, libfuse3, iniparser,
+# libsystemd). Sees the core's headers and common/, never a bridge's or the tool's.
+DAEMON_SRC := \
+	daemon/conf.c \
+	daemon/ctl.c \
+	daemon/link.c \
+	daemon/log.c \
+	daemon/termios_model.c \
+	daemon/tty.c \
+	daemon/tty_ioctl.c \
+	daemon/tty_read.c
+DAEMON_MAIN     := daemon/main.c
+DAEMON_CPPFLAGS := -Idaemon -Icommon -Ifirmware/core $(UV_CFLAGS) $(FUSE_CFLAGS)
+DAEMON_LIBS     := $(UV_LIBS) $(FUSE_LIBS) $(INI_LIBS) $(SD_LIBS) $(Z_LIBS) -lm
+
+$(call obj,$(DAEMON_SRC) $(DAEMON_MAIN)) $(call aobj,$(DAEMON_SRC)): MOD_CPPFLAGS := $(DAEMON_CPPFLAGS)
+$(BUILD)/espstmd: $(call obj,$(DAEMON_MAIN) $(DAEMON_SRC)) $(CORE_LIB)
+	$(CC) $(OPT) -o $@ $^ $(DAEMON_LIBS)

@@ -1,0 +1,2 @@
+/* Placed first on firmware/core's include path by the host build (firmware/core/build.mk). */
+#error "firmware/core is portable C11 with no OS calls: <sys/epoll.h> belongs to a platform (firmware/posix, daemon, firmware/esp-idf), reached through hal.h"

@@ -8,6 +8,7 @@
 #ifndef ESPSTM_HAL_H
 #define ESPSTM_HAL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -57,5 +58,15 @@ struct hal_ops {
 	 * when to look again). */
 	size_t (*uart_tx_pending)(void *ctx);
 };
+
+/*
+ * True once the millisecond clock now (hal_ops.now_ms) has reached deadline t. Wrap-safe:
+ * correct while the two are less than 2^31 ms (24.8 days) apart, across the 49.7-day wrap
+ * of a uint32_t clock.
+ */
+static inline bool hal_time_reached(uint32_t now, uint32_t t)
+{
+	return (int32_t)(now - t) >= 0;
+}
 
 #endif

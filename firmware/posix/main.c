@@ -866,13 +866,7 @@ int main(int argc, char **argv)
 	uv_signal_start(&A.sigterm, on_signal, SIGTERM);
 	signal(SIGPIPE, SIG_IGN);
 	plog(HAL_LOG_INFO, "%s on %s (line map %s, auto-boot %s, settle %u ms)", BRIDGE_SIGNATURE,
-	     A.target,
-	     A.set.line_map == BRIDGE_MAP_DIRECT    ? "direct"
-	     : A.set.line_map == BRIDGE_MAP_ESPTOOL ? "esptool"
-	                                            : "none",
-	     A.set.auto_boot == BRIDGE_AUTO_SYNC     ? "sync"
-	     : A.set.auto_boot == BRIDGE_AUTO_PARITY ? "parity"
-	                                             : "off",
+	     A.target, bridge_line_map_name(A.set.line_map), bridge_auto_boot_name(A.set.auto_boot),
 	     (unsigned)A.set.settle_ms);
 	fprintf(stderr, "espstm-bridge: listening on %s:%u\n", host, actual);
 	plog(HAL_LOG_INFO, "clients allowed: %s%s", allow_posix_describe(),

@@ -104,14 +104,14 @@ struct bridge {
 	int dtr, rts, brk;
 	int nrst, boot0; /* current pin levels */
 	uint8_t linestate_mask, modemstate_mask;
-	/* auto boot */
-	int ab_armed;  /* 8E1 entered, waiting for the first byte */
-	int in_boot;   /* bootloader entered automatically */
-	int seq;       /* running sequence step (0 none) */
-	int seq_boot0; /* BOOT0 level the running sequence leaves */
-	uint32_t hold_until;
+	/* boot control (boot_ctl.c): auto-boot, reset pulse, settle hold */
+	int ab_armed;        /* 8E1 entered, waiting for the first byte */
+	int in_boot;         /* bootloader entered automatically */
+	int seq;             /* running sequence step (0 none) */
+	int seq_boot0;       /* BOOT0 level the running sequence leaves */
+	uint32_t hold_until; /* end of the reset pulse (seq) or of the settle hold (holding) */
 	int holding;
-	int in_poll;
+	int in_poll; /* bridge_poll() running (no re-entry) */
 	/* waiting for the UART to finish sending before a line/pin change */
 	int draining;
 	uint32_t drain_until;

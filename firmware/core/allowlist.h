@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Client address allow-list of the RFC 2217 (and legacy) ports (portable C11, no OS calls,
- * no heap). Issue 4: "The RFC 2217 port can be limited to a list of client addresses".
+ * no heap): those ports can be limited to a list of client addresses.
  *
  * A list is up to ALLOWLIST_MAX comma-separated IPv4 entries, each an address
  * ("127.0.0.1", same as /32) or a CIDR prefix ("10.0.0.0/8", prefix 0..32). Host bits

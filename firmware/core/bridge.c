@@ -1,9 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Bridge session: RFC 2217 server (Telnet RFC 854/855, BINARY RFC 856, SGA RFC 858,
- * COM-PORT-OPTION RFC 2217) on one UART with BOOT0/NRST control. See bridge.h.
+ * Bridge session, the network side: the RFC 2217 server (Telnet RFC 854/855 negotiated by
+ * telnet_opt.h, BINARY RFC 856, SGA RFC 858, COM-PORT-OPTION RFC 2217) or a raw byte
+ * stream, and the in-band queue that keeps data and commands in stream order. BOOT0/NRST
+ * control is in boot_ctl.c. API: bridge.h.
  */
 #include "bridge.h"
+#include "boot_ctl.h"
+#include "telnet_opt.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -20,13 +24,10 @@ enum { OP_DATA = 1, OP_CMD = 2, OP_DISC = 3, OP_ACT = 4 /* bridge_action(), code
 #define SIG_ANSWER_MAX (6 + 2 * SIG_MAX)
 #define CMD_ANSWER_MAX 24
 
-/* Option negotiation bits (struct bridge opt_*). */
-enum { US_ON = 1, US_REQ = 2, HIM_ON = 4, HIM_REQ = 8 };
+/* The options the server accepts, on either side (RFC 856, RFC 858, RFC 2217). */
+static const uint8_t accepted_opts[] = {TELOPT_BINARY, TELOPT_SGA, TELOPT_COMPORT};
 
-static void blog(struct bridge *s, enum hal_log_level lvl, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void blog(struct bridge *s, enum hal_log_level lvl, const char *fmt, ...)
+void bridge_logf(struct bridge *s, enum hal_log_level lvl, const char *fmt, ...)
 {
 	if (!s->hal->log)
 		return;
@@ -36,60 +37,6 @@ static void blog(struct bridge *s, enum hal_log_level lvl, const char *fmt, ...)
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
 	s->hal->log(s->ctx, lvl, line);
-}
-
-static uint32_t now(struct bridge *s)
-{
-	return s->hal->now_ms(s->ctx);
-}
-
-/* 1 if time a is at or after time b (wrap-safe). */
-static int time_reached(uint32_t a, uint32_t b)
-{
-	return (int32_t)(a - b) >= 0;
-}
-
-void bridge_settings_default(struct bridge_settings *s)
-{
-	memset(s, 0, sizeof(*s));
-	s->line_map = BRIDGE_MAP_DIRECT;
-	s->auto_boot = BRIDGE_AUTO_SYNC;
-	s->settle_ms = 50;
-	s->reset_ms = 10;
-	s->esptool_hold_ms = 100;
-	s->signature = NULL;
-	s->modem_state = RFC2217_MODEM_CD | RFC2217_MODEM_DSR | RFC2217_MODEM_CTS;
-	s->uart.baud = 115200;
-	s->uart.data_bits = 8;
-	s->uart.parity = RFC2217_PARITY_NONE;
-	s->uart.stop = RFC2217_STOPSIZE_1;
-	s->uart.flow = RFC2217_CONTROL_FLOW_NONE;
-}
-
-int bridge_parse_line_map(const char *name, enum bridge_line_map *out)
-{
-	if (!strcmp(name, "direct"))
-		*out = BRIDGE_MAP_DIRECT;
-	else if (!strcmp(name, "esptool"))
-		*out = BRIDGE_MAP_ESPTOOL;
-	else if (!strcmp(name, "none"))
-		*out = BRIDGE_MAP_NONE;
-	else
-		return -EINVAL;
-	return 0;
-}
-
-int bridge_parse_auto_boot(const char *name, enum bridge_auto_boot *out)
-{
-	if (!strcmp(name, "sync"))
-		*out = BRIDGE_AUTO_SYNC;
-	else if (!strcmp(name, "parity"))
-		*out = BRIDGE_AUTO_PARITY;
-	else if (!strcmp(name, "off"))
-		*out = BRIDGE_AUTO_OFF;
-	else
-		return -EINVAL;
-	return 0;
 }
 
 /* ---- network output ring ---- */
@@ -111,7 +58,8 @@ static int out_put(struct bridge *s, const uint8_t *p, size_t n)
 	if (s->mode == BRIDGE_IDLE)
 		return 0;
 	if (n > out_free(s)) {
-		blog(s, HAL_LOG_ERROR, "bridge: network output full, %zu-byte answer dropped", n);
+		bridge_logf(s, HAL_LOG_ERROR,
+		            "bridge: network output full, %zu-byte answer dropped", n);
 		return -ENOBUFS;
 	}
 	for (size_t i = 0; i < n; i++)
@@ -137,16 +85,12 @@ static void out_flush(struct bridge *s)
 		s->out_head = 0;
 }
 
+/* Send IAC verb opt (RFC 854); verb 0 (telnet_opt: nothing to send) sends nothing. */
 static void send_option(struct bridge *s, uint8_t verb, uint8_t opt)
 {
 	uint8_t b[3];
-	if (tn_build_option(b, sizeof(b), verb, opt) == 3) {
-		blog(s, HAL_LOG_DEBUG, "telnet: send %s %u",
-		     verb == TN_WILL   ? "WILL"
-		     : verb == TN_WONT ? "WONT"
-		     : verb == TN_DO   ? "DO"
-		                       : "DONT",
-		     opt);
+	if (verb && tn_build_option(b, sizeof(b), verb, opt) == 3) {
+		bridge_logf(s, HAL_LOG_DEBUG, "telnet: send %s %u", telnet_verb_name(verb), opt);
 		out_put(s, b, 3);
 	}
 }
@@ -167,148 +111,6 @@ static void send_u32(struct bridge *s, uint8_t cmd, uint32_t v)
 		out_put(s, b, (size_t)n);
 }
 
-/* ---- pins and sequences ---- */
-
-static void set_pins(struct bridge *s, int nrst, int boot0)
-{
-	if (nrst == s->nrst && boot0 == s->boot0)
-		return;
-	int rising = nrst && !s->nrst;
-	/* BOOT0 first, so it is settled when NRST is released. */
-	/* Suspended (bridge_suspend): the pins belong to the flasher; the level is recorded
-	 * and driven at resume. */
-	if (boot0 != s->boot0 && !s->held)
-		s->hal->gpio_set(s->ctx, HAL_PIN_BOOT0, boot0);
-	if (nrst != s->nrst && !s->held)
-		s->hal->gpio_set(s->ctx, HAL_PIN_NRST, nrst);
-	s->nrst = nrst;
-	s->boot0 = boot0;
-	blog(s, HAL_LOG_INFO, "pins: NRST=%s BOOT0=%s", nrst ? "high" : "low",
-	     boot0 ? "high" : "low");
-	if (rising)
-		s->boot0_at_release = boot0; /* what the chip latched: bootloader if high */
-	if (rising && s->set.settle_ms) {
-		s->hold_until = now(s) + s->set.settle_ms;
-		s->holding = 1;
-	}
-}
-
-static void apply_lines_map(struct bridge *s, int immediate);
-
-/* Drive the pins from DTR/RTS through the line map. A client that really moves a pin drives
- * the boot sequence itself: automatic entry is then disarmed until the next switch to 8E1.
- * immediate: no esptool release hold (expiry of that hold, disconnect). */
-static void apply_lines(struct bridge *s, int immediate)
-{
-	int nrst = s->nrst, boot0 = s->boot0, pending = s->rel_pending;
-	apply_lines_map(s, immediate);
-	if (nrst != s->nrst || boot0 != s->boot0 || s->rel_pending != pending)
-		s->ab_armed = 0;
-}
-
-static void apply_lines_map(struct bridge *s, int immediate)
-{
-	switch (s->set.line_map) {
-	case BRIDGE_MAP_DIRECT:
-		set_pins(s, !s->dtr, s->rts);
-		break;
-	case BRIDGE_MAP_ESPTOOL: {
-		int nrst = !(s->rts && !s->dtr), boot0 = s->dtr && !s->rts;
-		/* The RC on a real board's EN/NRST delays a release: a BOOT0 change that follows
-		 * within esptool_hold_ms is in place before the chip leaves reset (bridge.h). */
-		if (nrst && !boot0 && s->nrst == 0 && s->set.esptool_hold_ms && !immediate) {
-			if (!s->rel_pending) {
-				s->rel_pending = 1;
-				s->rel_at = now(s) + s->set.esptool_hold_ms;
-				blog(s, HAL_LOG_DEBUG,
-				     "pins: NRST release held %u ms (esptool map)",
-				     (unsigned)s->set.esptool_hold_ms);
-			}
-			set_pins(s, 0, boot0);
-			break;
-		}
-		s->rel_pending = 0;
-		set_pins(s, nrst, boot0);
-		break;
-	}
-	case BRIDGE_MAP_NONE:
-		break;
-	}
-}
-
-/* Start "set BOOT0, NRST low for reset_ms, release" (finished in run_seq). */
-static void start_reset(struct bridge *s, int boot0)
-{
-	s->rel_pending = 0;
-	set_pins(s, 0, boot0);
-	s->seq = 1;
-	s->seq_boot0 = boot0;
-	s->hold_until = now(s) + (s->set.reset_ms ? s->set.reset_ms : 1);
-	s->holding = 0;
-}
-
-/* Advance a running sequence. Returns 1 when none is running any more. */
-static int run_seq(struct bridge *s)
-{
-	if (!s->seq)
-		return 1;
-	if (!time_reached(now(s), s->hold_until))
-		return 0;
-	s->seq = 0;
-	set_pins(s, 1, s->seq_boot0); /* starts the settle hold */
-	return 1;
-}
-
-static int is_8e1(const struct hal_uart_cfg *c)
-{
-	return c->data_bits == 8 && c->parity == RFC2217_PARITY_EVEN &&
-	       c->stop == RFC2217_STOPSIZE_1;
-}
-
-static void enter_boot(struct bridge *s, const char *why)
-{
-	blog(s, HAL_LOG_INFO, "auto-boot: %s: BOOT0 high, NRST pulse %u ms, settle %u ms", why,
-	     (unsigned)s->set.reset_ms, (unsigned)s->set.settle_ms);
-	s->in_boot = 1;
-	start_reset(s, 1);
-}
-
-static void leave_boot(struct bridge *s, const char *why)
-{
-	blog(s, HAL_LOG_INFO, "auto-boot: %s: BOOT0 low, NRST pulse %u ms (application)", why,
-	     (unsigned)s->set.reset_ms);
-	s->in_boot = 0;
-	start_reset(s, 0);
-}
-
-/* ---- UART configuration ---- */
-
-/* Apply a new configuration through the HAL; on failure the old one stays. */
-static void apply_cfg(struct bridge *s, struct hal_uart_cfg *c, const char *what)
-{
-	int was = is_8e1(&s->uart);
-	struct hal_uart_cfg t = *c;
-	/* Suspended: recorded, applied to the UART at resume (bridge_suspend). */
-	int r = s->held ? 0 : s->hal->uart_config(s->ctx, &t);
-	if (r < 0) {
-		blog(s, HAL_LOG_ERROR, "rfc2217: %s rejected by the UART (%d), keeping current",
-		     what, r);
-		return;
-	}
-	s->uart = t;
-	int is = is_8e1(&s->uart);
-	if (!was && is) {
-		if (s->set.auto_boot == BRIDGE_AUTO_SYNC)
-			s->ab_armed = 1;
-		else if (s->set.auto_boot == BRIDGE_AUTO_PARITY)
-			enter_boot(s, "port set to 8E1");
-	} else if (was && !is) {
-		s->ab_armed = 0;
-		if (s->in_boot)
-			leave_boot(s, "port left 8E1");
-	}
-}
-
 static void exec_control(struct bridge *s, uint8_t v)
 {
 	uint8_t ans = v;
@@ -321,7 +123,7 @@ static void exec_control(struct bridge *s, uint8_t v)
 	case RFC2217_CONTROL_FLOW_XONXOFF:
 	case RFC2217_CONTROL_FLOW_HARDWARE:
 		c.flow = v;
-		apply_cfg(s, &c, "flow control");
+		boot_ctl_apply_cfg(s, &c, "flow control");
 		ans = s->uart.flow;
 		break;
 	case RFC2217_CONTROL_BREAK_QUERY:
@@ -339,7 +141,7 @@ static void exec_control(struct bridge *s, uint8_t v)
 	case RFC2217_CONTROL_DTR_ON:
 	case RFC2217_CONTROL_DTR_OFF:
 		s->dtr = v == RFC2217_CONTROL_DTR_ON;
-		apply_lines(s, 0);
+		boot_ctl_lines(s, 0);
 		break;
 	case RFC2217_CONTROL_RTS_QUERY:
 		ans = s->rts ? RFC2217_CONTROL_RTS_ON : RFC2217_CONTROL_RTS_OFF;
@@ -347,7 +149,7 @@ static void exec_control(struct bridge *s, uint8_t v)
 	case RFC2217_CONTROL_RTS_ON:
 	case RFC2217_CONTROL_RTS_OFF:
 		s->rts = v == RFC2217_CONTROL_RTS_ON;
-		apply_lines(s, 0);
+		boot_ctl_lines(s, 0);
 		break;
 	case RFC2217_CONTROL_INFLOW_QUERY:
 	case RFC2217_CONTROL_INFLOW_NONE:
@@ -357,17 +159,18 @@ static void exec_control(struct bridge *s, uint8_t v)
 		if (v != RFC2217_CONTROL_INFLOW_QUERY &&
 		    v - RFC2217_CONTROL_INFLOW_QUERY != s->uart.flow) {
 			c.flow = (uint8_t)(v - RFC2217_CONTROL_INFLOW_QUERY);
-			apply_cfg(s, &c, "inbound flow control");
+			boot_ctl_apply_cfg(s, &c, "inbound flow control");
 		}
 		ans = (uint8_t)(RFC2217_CONTROL_INFLOW_QUERY + s->uart.flow);
 		break;
 	default:
-		blog(s, HAL_LOG_ERROR, "rfc2217: SET-CONTROL %u not supported, answering flow %u",
-		     v, s->uart.flow);
+		bridge_logf(s, HAL_LOG_ERROR,
+		            "rfc2217: SET-CONTROL %u not supported, answering flow %u", v,
+		            s->uart.flow);
 		ans = s->uart.flow;
 		break;
 	}
-	blog(s, HAL_LOG_DEBUG, "rfc2217: SET-CONTROL %u -> %u", v, ans);
+	bridge_logf(s, HAL_LOG_DEBUG, "rfc2217: SET-CONTROL %u -> %u", v, ans);
 	send_u8(s, RFC2217_SET_CONTROL, ans);
 }
 
@@ -380,44 +183,46 @@ static void exec_cmd(struct bridge *s, uint8_t code, uint32_t v)
 	case RFC2217_SET_BAUDRATE:
 		if (v) {
 			c.baud = v;
-			apply_cfg(s, &c, "baud rate");
+			boot_ctl_apply_cfg(s, &c, "baud rate");
 		}
-		blog(s, HAL_LOG_DEBUG, "rfc2217: %s %u -> %u", name, (unsigned)v,
-		     (unsigned)s->uart.baud);
+		bridge_logf(s, HAL_LOG_DEBUG, "rfc2217: %s %u -> %u", name, (unsigned)v,
+		            (unsigned)s->uart.baud);
 		send_u32(s, code, s->uart.baud);
 		return;
 	case RFC2217_SET_DATASIZE:
 		if (v >= 5 && v <= 8) {
 			c.data_bits = (uint8_t)v;
-			apply_cfg(s, &c, "data size");
+			boot_ctl_apply_cfg(s, &c, "data size");
 		} else if (v) {
-			blog(s, HAL_LOG_ERROR, "rfc2217: invalid %s %u, keeping %u", name,
-			     (unsigned)v, s->uart.data_bits);
+			bridge_logf(s, HAL_LOG_ERROR, "rfc2217: invalid %s %u, keeping %u", name,
+			            (unsigned)v, s->uart.data_bits);
 		}
-		blog(s, HAL_LOG_DEBUG, "rfc2217: %s %u -> %u", name, (unsigned)v,
-		     s->uart.data_bits);
+		bridge_logf(s, HAL_LOG_DEBUG, "rfc2217: %s %u -> %u", name, (unsigned)v,
+		            s->uart.data_bits);
 		send_u8(s, code, s->uart.data_bits);
 		return;
 	case RFC2217_SET_PARITY:
 		if (v >= RFC2217_PARITY_NONE && v <= RFC2217_PARITY_SPACE) {
 			c.parity = (uint8_t)v;
-			apply_cfg(s, &c, "parity");
+			boot_ctl_apply_cfg(s, &c, "parity");
 		} else if (v) {
-			blog(s, HAL_LOG_ERROR, "rfc2217: invalid %s %u, keeping %u", name,
-			     (unsigned)v, s->uart.parity);
+			bridge_logf(s, HAL_LOG_ERROR, "rfc2217: invalid %s %u, keeping %u", name,
+			            (unsigned)v, s->uart.parity);
 		}
-		blog(s, HAL_LOG_DEBUG, "rfc2217: %s %u -> %u", name, (unsigned)v, s->uart.parity);
+		bridge_logf(s, HAL_LOG_DEBUG, "rfc2217: %s %u -> %u", name, (unsigned)v,
+		            s->uart.parity);
 		send_u8(s, code, s->uart.parity);
 		return;
 	case RFC2217_SET_STOPSIZE:
 		if (v >= RFC2217_STOPSIZE_1 && v <= RFC2217_STOPSIZE_1_5) {
 			c.stop = (uint8_t)v;
-			apply_cfg(s, &c, "stop size");
+			boot_ctl_apply_cfg(s, &c, "stop size");
 		} else if (v) {
-			blog(s, HAL_LOG_ERROR, "rfc2217: invalid %s %u, keeping %u", name,
-			     (unsigned)v, s->uart.stop);
+			bridge_logf(s, HAL_LOG_ERROR, "rfc2217: invalid %s %u, keeping %u", name,
+			            (unsigned)v, s->uart.stop);
 		}
-		blog(s, HAL_LOG_DEBUG, "rfc2217: %s %u -> %u", name, (unsigned)v, s->uart.stop);
+		bridge_logf(s, HAL_LOG_DEBUG, "rfc2217: %s %u -> %u", name, (unsigned)v,
+		            s->uart.stop);
 		send_u8(s, code, s->uart.stop);
 		return;
 	case RFC2217_SET_CONTROL:
@@ -431,7 +236,7 @@ static void exec_cmd(struct bridge *s, uint8_t code, uint32_t v)
 		uint8_t b[SIG_ANSWER_MAX];
 		int r = rfc2217_build(b, sizeof(b), RFC2217_SIGNATURE + RFC2217_SERVER_OFFSET,
 		                      (const uint8_t *)sig, n);
-		blog(s, HAL_LOG_DEBUG, "rfc2217: SIGNATURE -> \"%.*s\"", (int)n, sig);
+		bridge_logf(s, HAL_LOG_DEBUG, "rfc2217: SIGNATURE -> \"%.*s\"", (int)n, sig);
 		if (r > 0)
 			out_put(s, b, (size_t)r);
 		return;
@@ -479,7 +284,7 @@ static void push_data(struct bridge *s, const uint8_t *p, size_t n)
 		if (!o || o->kind != OP_DATA || o->len == UINT16_MAX) {
 			o = op_push(s);
 			if (!o) {
-				blog(s, HAL_LOG_ERROR, "bridge: operation queue full (bug)");
+				bridge_logf(s, HAL_LOG_ERROR, "bridge: operation queue full (bug)");
 				return;
 			}
 			o->kind = OP_DATA;
@@ -490,7 +295,7 @@ static void push_data(struct bridge *s, const uint8_t *p, size_t n)
 		if (k > data_free(s))
 			k = data_free(s);
 		if (k == 0) {
-			blog(s, HAL_LOG_ERROR, "bridge: data queue full (bug)");
+			bridge_logf(s, HAL_LOG_ERROR, "bridge: data queue full (bug)");
 			return;
 		}
 		for (size_t i = 0; i < k; i++)
@@ -506,8 +311,8 @@ static void push_cmd(struct bridge *s, uint8_t code, uint32_t v)
 {
 	struct bridge_op *o = op_push(s);
 	if (!o) {
-		blog(s, HAL_LOG_ERROR, "bridge: operation queue full, %s dropped (bug)",
-		     rfc2217_cmd_name(code));
+		bridge_logf(s, HAL_LOG_ERROR, "bridge: operation queue full, %s dropped (bug)",
+		            rfc2217_cmd_name(code));
 		return;
 	}
 	o->kind = OP_CMD;
@@ -564,12 +369,9 @@ static int tx_drained(struct bridge *s)
 	if (ms > 1000)
 		ms = 1000;
 	s->draining = 1;
-	s->drain_until = now(s) + (uint32_t)ms;
+	s->drain_until = bridge_now(s) + (uint32_t)ms;
 	return 0;
 }
-
-static void disconnect_lines(struct bridge *s);
-static void exec_action(struct bridge *s, uint8_t a);
 
 /* While suspended (bridge_suspend): 1 if op needs the UART or the pins and must wait for the
  * resume. Data, actions, the disconnect restore, break, DTR/RTS and flow-control changes
@@ -602,24 +404,15 @@ static int op_needs_hw(const struct bridge *s, const struct bridge_op *o)
 	default:
 		return 0;
 	}
-	return is_8e1(&c) != is_8e1(&s->uart);
+	return boot_ctl_is_8e1(&c) != boot_ctl_is_8e1(&s->uart);
 }
 
 /* Execute queued operations in stream order until one has to wait. */
 static void run_ops(struct bridge *s)
 {
 	for (;;) {
-		if (s->rel_pending && time_reached(now(s), s->rel_at)) {
-			s->rel_pending = 0;
-			apply_lines_map(s, 1); /* the map as it is now */
-		}
-		if (!run_seq(s))
-			return;
-		if (s->holding) {
-			if (!time_reached(now(s), s->hold_until))
-				return;
-			s->holding = 0;
-		}
+		if (!boot_ctl_step(s))
+			return; /* reset pulse or settle hold running */
 		if (!s->ops_len)
 			return;
 		struct bridge_op *o = &s->ops[s->ops_head];
@@ -631,13 +424,13 @@ static void run_ops(struct bridge *s)
 		}
 		if (o->kind == OP_DISC) {
 			op_pop(s);
-			disconnect_lines(s);
+			boot_ctl_restore(s);
 			continue;
 		}
 		if (o->kind == OP_ACT) {
 			uint8_t a = o->code;
 			op_pop(s);
-			exec_action(s, a);
+			boot_ctl_action(s, a);
 			continue;
 		}
 		if (o->kind == OP_DATA) {
@@ -653,7 +446,7 @@ static void run_ops(struct bridge *s)
 					if (!tx_drained(s))
 						return;
 					s->ab_armed = 0;
-					enter_boot(s, "8E1 and 0x7F");
+					boot_ctl_enter(s, "8E1 and 0x7F");
 					continue;
 				}
 				s->ab_armed = 0;
@@ -684,87 +477,43 @@ static void run_ops(struct bridge *s)
 	}
 }
 
-/* ---- Telnet negotiation (RFC 854/855, without loops as RFC 1143 asks) ---- */
+/* ---- Telnet negotiation (RFC 854/855 by RFC 1143's Q method: telnet_opt.h) ---- */
 
-static uint8_t *opt_state(struct bridge *s, uint8_t opt)
-{
-	switch (opt) {
-	case TELOPT_BINARY:
-		return &s->opt_binary;
-	case TELOPT_SGA:
-		return &s->opt_sga;
-	case TELOPT_COMPORT:
-		return &s->opt_comport;
-	default:
-		return NULL;
-	}
-}
-
+/* NOTIFY-MODEMSTATE (RFC 2217), once per connection, as soon as COM-PORT is enabled on
+ * either side. */
 static void maybe_modemstate(struct bridge *s)
 {
-	if (s->modem_sent || !(s->opt_comport & (US_ON | HIM_ON)))
+	if (s->modem_sent || (telnet_opt_state(&s->tn, TELNET_US, TELOPT_COMPORT) != TELNET_Q_YES &&
+	                      telnet_opt_state(&s->tn, TELNET_HIM, TELOPT_COMPORT) != TELNET_Q_YES))
 		return;
 	s->modem_sent = 1;
-	blog(s, HAL_LOG_DEBUG, "rfc2217: NOTIFY-MODEMSTATE 0x%02x", s->set.modem_state);
+	bridge_logf(s, HAL_LOG_DEBUG, "rfc2217: NOTIFY-MODEMSTATE 0x%02x", s->set.modem_state);
 	send_u8(s, RFC2217_NOTIFY_MODEMSTATE, s->set.modem_state);
 }
 
-static void negotiate(struct bridge *s, enum tn_event_type t, uint8_t opt)
+/* A received IAC WILL/WONT/DO/DONT opt: the engine's answer, if any. */
+static void negotiate(struct bridge *s, uint8_t verb, uint8_t opt)
 {
-	uint8_t *st = opt_state(s, opt);
-	static const char *const vn[] = {"", "WILL", "WONT", "DO", "DONT"};
-	blog(s, HAL_LOG_DEBUG, "telnet: recv %s %u", vn[t], opt);
-	switch (t) {
-	case TN_EV_DO:
-		if (!st) {
-			send_option(s, TN_WONT, opt);
-		} else if (!(*st & US_ON)) {
-			if (!(*st & US_REQ))
-				send_option(s, TN_WILL, opt);
-			*st = (uint8_t)((*st | US_ON) & ~US_REQ);
-		}
-		break;
-	case TN_EV_DONT:
-		if (st) {
-			if ((*st & US_ON) && !(*st & US_REQ))
-				send_option(s, TN_WONT, opt);
-			*st = (uint8_t)(*st & ~(US_ON | US_REQ));
-		}
-		break;
-	case TN_EV_WILL:
-		if (!st) {
-			send_option(s, TN_DONT, opt);
-		} else if (!(*st & HIM_ON)) {
-			if (!(*st & HIM_REQ))
-				send_option(s, TN_DO, opt);
-			*st = (uint8_t)((*st | HIM_ON) & ~HIM_REQ);
-		}
-		break;
-	case TN_EV_WONT:
-		if (st) {
-			if ((*st & HIM_ON) && !(*st & HIM_REQ))
-				send_option(s, TN_DONT, opt);
-			*st = (uint8_t)(*st & ~(HIM_ON | HIM_REQ));
-		}
-		break;
-	default:
-		break;
-	}
+	bridge_logf(s, HAL_LOG_DEBUG, "telnet: recv %s %u", telnet_verb_name(verb), opt);
+	send_option(s, telnet_opt_recv(&s->tn, verb, opt), opt);
 	maybe_modemstate(s);
+}
+
+/* Ask for opt on side (RFC 1143 "we decide to ask to enable"). */
+static void offer(struct bridge *s, enum telnet_side side, uint8_t opt)
+{
+	send_option(s, telnet_opt_enable(&s->tn, side, opt), opt);
 }
 
 static void start_telnet(struct bridge *s)
 {
 	s->mode = BRIDGE_TELNET;
-	blog(s, HAL_LOG_DEBUG, "bridge: client speaks Telnet: RFC 2217 mode");
+	bridge_logf(s, HAL_LOG_DEBUG, "bridge: client speaks Telnet: RFC 2217 mode");
 	/* Offer what we want: BINARY both ways (RFC 856), SGA (RFC 858), COM-PORT (RFC 2217). */
-	send_option(s, TN_WILL, TELOPT_BINARY);
-	send_option(s, TN_DO, TELOPT_BINARY);
-	send_option(s, TN_WILL, TELOPT_SGA);
-	send_option(s, TN_WILL, TELOPT_COMPORT);
-	s->opt_binary = US_REQ | HIM_REQ;
-	s->opt_sga = US_REQ;
-	s->opt_comport = US_REQ;
+	offer(s, TELNET_US, TELOPT_BINARY);
+	offer(s, TELNET_HIM, TELOPT_BINARY);
+	offer(s, TELNET_US, TELOPT_SGA);
+	offer(s, TELNET_US, TELOPT_COMPORT);
 }
 
 /* A COM-PORT-OPTION subnegotiation from the client (RFC 2217). */
@@ -772,24 +521,26 @@ static void handle_comport(struct bridge *s, const struct tn_event *ev)
 {
 	struct rfc2217_msg m;
 	if (ev->truncated) {
-		blog(s, HAL_LOG_ERROR, "rfc2217: subnegotiation longer than %d bytes ignored",
-		     TN_SB_MAX);
+		bridge_logf(s, HAL_LOG_ERROR,
+		            "rfc2217: subnegotiation longer than %d bytes ignored", TN_SB_MAX);
 		return;
 	}
 	if (rfc2217_parse(ev->data, ev->len, &m) < 0) {
-		blog(s, HAL_LOG_ERROR, "rfc2217: malformed command (code %u, %zu bytes) ignored",
-		     ev->len ? ev->data[0] : 0, ev->len);
+		bridge_logf(s, HAL_LOG_ERROR,
+		            "rfc2217: malformed command (code %u, %zu bytes) ignored",
+		            ev->len ? ev->data[0] : 0, ev->len);
 		return;
 	}
 	if (m.from_server) {
-		blog(s, HAL_LOG_ERROR, "rfc2217: server code %u from the client ignored", m.code);
+		bridge_logf(s, HAL_LOG_ERROR, "rfc2217: server code %u from the client ignored",
+		            m.code);
 		return;
 	}
 	switch (m.cmd) {
 	case RFC2217_SIGNATURE: {
 		if (m.text_len) {
-			blog(s, HAL_LOG_INFO, "rfc2217: client signature \"%.*s\"", (int)m.text_len,
-			     (const char *)m.text);
+			bridge_logf(s, HAL_LOG_INFO, "rfc2217: client signature \"%.*s\"",
+			            (int)m.text_len, (const char *)m.text);
 			return;
 		}
 		/* Queued like the SET commands: its answer (up to SIG_ANSWER_MAX bytes) is far
@@ -806,35 +557,37 @@ static void handle_comport(struct bridge *s, const struct tn_event *ev)
 		push_cmd(s, m.cmd, m.value); /* in-band: applied at its place in the stream */
 		return;
 	case RFC2217_NOTIFY_LINESTATE:
-		blog(s, HAL_LOG_DEBUG, "rfc2217: NOTIFY-LINESTATE poll");
+		bridge_logf(s, HAL_LOG_DEBUG, "rfc2217: NOTIFY-LINESTATE poll");
 		send_u8(s, RFC2217_NOTIFY_LINESTATE, 0);
 		return;
 	case RFC2217_NOTIFY_MODEMSTATE:
-		blog(s, HAL_LOG_DEBUG, "rfc2217: NOTIFY-MODEMSTATE poll");
+		bridge_logf(s, HAL_LOG_DEBUG, "rfc2217: NOTIFY-MODEMSTATE poll");
 		send_u8(s, RFC2217_NOTIFY_MODEMSTATE, s->set.modem_state & s->modemstate_mask);
 		return;
 	case RFC2217_FLOWCONTROL_SUSPEND:
 	case RFC2217_FLOWCONTROL_RESUME:
-		blog(s, HAL_LOG_DEBUG, "rfc2217: %s", rfc2217_cmd_name(m.cmd));
+		bridge_logf(s, HAL_LOG_DEBUG, "rfc2217: %s", rfc2217_cmd_name(m.cmd));
 		s->suspended = m.cmd == RFC2217_FLOWCONTROL_SUSPEND;
 		return;
 	case RFC2217_SET_LINESTATE_MASK:
 		s->linestate_mask = (uint8_t)m.value;
-		blog(s, HAL_LOG_DEBUG, "rfc2217: SET-LINESTATE-MASK 0x%02x", s->linestate_mask);
+		bridge_logf(s, HAL_LOG_DEBUG, "rfc2217: SET-LINESTATE-MASK 0x%02x",
+		            s->linestate_mask);
 		send_u8(s, m.cmd, s->linestate_mask);
 		return;
 	case RFC2217_SET_MODEMSTATE_MASK:
 		s->modemstate_mask = (uint8_t)m.value;
-		blog(s, HAL_LOG_DEBUG, "rfc2217: SET-MODEMSTATE-MASK 0x%02x", s->modemstate_mask);
+		bridge_logf(s, HAL_LOG_DEBUG, "rfc2217: SET-MODEMSTATE-MASK 0x%02x",
+		            s->modemstate_mask);
 		send_u8(s, m.cmd, s->modemstate_mask);
 		return;
 	case RFC2217_PURGE_DATA:
 		if (m.value < RFC2217_PURGE_RX || m.value > RFC2217_PURGE_BOTH) {
-			blog(s, HAL_LOG_ERROR, "rfc2217: invalid PURGE-DATA %u ignored",
-			     (unsigned)m.value);
+			bridge_logf(s, HAL_LOG_ERROR, "rfc2217: invalid PURGE-DATA %u ignored",
+			            (unsigned)m.value);
 			return;
 		}
-		blog(s, HAL_LOG_DEBUG, "rfc2217: PURGE-DATA %u", (unsigned)m.value);
+		bridge_logf(s, HAL_LOG_DEBUG, "rfc2217: PURGE-DATA %u", (unsigned)m.value);
 		if (m.value & RFC2217_PURGE_TX) {
 			/* Drop network->UART data not yet written; commands stay in order. */
 			for (size_t i = 0; i < s->ops_len; i++) {
@@ -864,20 +617,26 @@ static void on_event(void *ctx, const struct tn_event *ev)
 		push_data(s, ev->data, ev->len);
 		break;
 	case TN_EV_WILL:
+		negotiate(s, TN_WILL, ev->opt);
+		break;
 	case TN_EV_WONT:
+		negotiate(s, TN_WONT, ev->opt);
+		break;
 	case TN_EV_DO:
+		negotiate(s, TN_DO, ev->opt);
+		break;
 	case TN_EV_DONT:
-		negotiate(s, ev->type, ev->opt);
+		negotiate(s, TN_DONT, ev->opt);
 		break;
 	case TN_EV_SB:
 		if (ev->opt == TELOPT_COMPORT)
 			handle_comport(s, ev);
 		else
-			blog(s, HAL_LOG_DEBUG, "telnet: subnegotiation for option %u ignored",
-			     ev->opt);
+			bridge_logf(s, HAL_LOG_DEBUG,
+			            "telnet: subnegotiation for option %u ignored", ev->opt);
 		break;
 	case TN_EV_COMMAND:
-		blog(s, HAL_LOG_DEBUG, "telnet: command %u ignored", ev->opt);
+		bridge_logf(s, HAL_LOG_DEBUG, "telnet: command %u ignored", ev->opt);
 		break;
 	}
 }
@@ -913,13 +672,13 @@ void bridge_connect(struct bridge *s)
 {
 	s->mode = BRIDGE_PENDING;
 	tn_decoder_init(&s->dec);
-	s->opt_binary = s->opt_sga = s->opt_comport = 0;
+	telnet_opt_init(&s->tn, accepted_opts, sizeof(accepted_opts));
 	s->modem_sent = 0;
 	s->suspended = 0;
 	s->out_len = s->out_head = 0;
 	s->modemstate_mask = 0xFF;
 	s->linestate_mask = 0;
-	blog(s, HAL_LOG_DEBUG, "bridge: client connected");
+	bridge_logf(s, HAL_LOG_DEBUG, "bridge: client connected");
 }
 
 void bridge_disconnect(struct bridge *s)
@@ -947,75 +706,8 @@ void bridge_disconnect(struct bridge *s)
 	/* Framing and pins are restored in-band, once the UART has sent what it holds. */
 	struct bridge_op *o = op_push(s);
 	o->kind = OP_DISC;
-	blog(s, HAL_LOG_DEBUG, "bridge: client disconnected");
+	bridge_logf(s, HAL_LOG_DEBUG, "bridge: client disconnected");
 	run_ops(s);
-}
-
-/* The queued part of bridge_disconnect(). */
-static void disconnect_lines(struct bridge *s)
-{
-	if (s->pinned) {
-		blog(s, HAL_LOG_INFO,
-		     "legacy: bootloader mode kept after the disconnect (until run)");
-		return;
-	}
-	/* Back to the settings' framing; leaving 8E1 here may run leave_boot(). */
-	struct hal_uart_cfg c = s->set.uart;
-	apply_cfg(s, &c, "default configuration");
-	if (s->seq)
-		return; /* leaving 8E1 already started the BOOT0 low + NRST pulse */
-	if (s->in_boot)
-		leave_boot(s, "client disconnected");
-	else if (s->nrst == 1 && s->boot0_at_release)
-		/* The client's own DTR/RTS started the bootloader (BOOT0 was high at the last
-		 * NRST release): lowering BOOT0 alone would leave it there. */
-		leave_boot(s, "client disconnected, chip in the bootloader");
-	else
-		apply_lines(s, 1); /* lines deasserted: the map's pins, no hold */
-}
-
-/* The queued part of bridge_action(). Reuses apply_cfg / start_reset (the same pin order
- * and timing as auto-boot: BOOT0 first, NRST low reset_ms, release, settle hold). */
-static void exec_action(struct bridge *s, uint8_t a)
-{
-	struct hal_uart_cfg c = s->uart;
-	switch (a) {
-	case BRIDGE_ACT_RESET:
-		blog(s, HAL_LOG_INFO, "action: reset: NRST pulse %u ms, BOOT0 %s",
-		     (unsigned)s->set.reset_ms, s->boot0 == 1 ? "high" : "low");
-		start_reset(s, s->boot0 == 1);
-		break;
-	case BRIDGE_ACT_BOOTLOADER:
-		c.baud = 115200;
-		c.data_bits = 8;
-		c.parity = RFC2217_PARITY_EVEN;
-		c.stop = RFC2217_STOPSIZE_1;
-		c.flow = RFC2217_CONTROL_FLOW_NONE;
-		apply_cfg(s, &c, "bootloader framing 115200 8E1");
-		s->ab_armed = 0;
-		s->in_boot = 1;
-		s->pinned = 1;
-		blog(s, HAL_LOG_INFO,
-		     "action: bootloader: BOOT0 high, NRST pulse %u ms, settle %u ms",
-		     (unsigned)s->set.reset_ms, (unsigned)s->set.settle_ms);
-		start_reset(s, 1);
-		break;
-	case BRIDGE_ACT_RUN:
-		c = s->set.uart;
-		c.data_bits = 8;
-		c.parity = RFC2217_PARITY_NONE;
-		c.stop = RFC2217_STOPSIZE_1;
-		s->in_boot = 0; /* the pulse below leaves the bootloader (not apply_cfg's) */
-		apply_cfg(s, &c, "user framing 8N1");
-		s->ab_armed = 0;
-		s->pinned = 0;
-		blog(s, HAL_LOG_INFO, "action: run: BOOT0 low, NRST pulse %u ms (application)",
-		     (unsigned)s->set.reset_ms);
-		start_reset(s, 0);
-		break;
-	default:
-		break;
-	}
 }
 
 int bridge_action(struct bridge *s, enum bridge_action a)
@@ -1025,7 +717,7 @@ int bridge_action(struct bridge *s, enum bridge_action a)
 	/* One entry stays free for the OP_DISC of bridge_disconnect(). */
 	struct bridge_op *o = s->ops_len + 1 < BRIDGE_OPS ? op_push(s) : NULL;
 	if (!o) {
-		blog(s, HAL_LOG_ERROR, "action %d refused: operation queue full", (int)a);
+		bridge_logf(s, HAL_LOG_ERROR, "action %d refused: operation queue full", (int)a);
 		return -EBUSY;
 	}
 	o->kind = OP_ACT;
@@ -1039,7 +731,7 @@ void bridge_force_raw(struct bridge *s)
 	if (s->mode != BRIDGE_PENDING)
 		return;
 	s->mode = BRIDGE_RAW;
-	blog(s, HAL_LOG_DEBUG, "bridge: raw client (no Telnet detection)");
+	bridge_logf(s, HAL_LOG_DEBUG, "bridge: raw client (no Telnet detection)");
 }
 
 void bridge_log(struct bridge *s, enum hal_log_level level, const char *line)
@@ -1091,7 +783,8 @@ size_t bridge_from_net(struct bridge *s, const uint8_t *p, size_t n)
 				start_telnet(s);
 			} else {
 				s->mode = BRIDGE_RAW;
-				blog(s, HAL_LOG_INFO, "bridge: client sent raw data: raw bridge");
+				bridge_logf(s, HAL_LOG_INFO,
+				            "bridge: client sent raw data: raw bridge");
 			}
 		}
 		size_t room = bridge_net_room(s);
@@ -1207,13 +900,7 @@ void bridge_update_settings(struct bridge *s, const struct bridge_settings *set)
 		return; /* the framing follows at the next disconnect (disconnect_lines) or at
 		           the resume (bridge_suspend) */
 	struct hal_uart_cfg c = set->uart;
-	apply_cfg(s, &c, "new settings");
-}
-
-void bridge_pins(const struct bridge *s, int *nrst, int *boot0)
-{
-	*nrst = s->nrst;
-	*boot0 = s->boot0;
+	boot_ctl_apply_cfg(s, &c, "new settings");
 }
 
 /* ---- suspension while the STM32 flasher owns the UART and pins (bridge.h) ---- */
@@ -1226,16 +913,18 @@ void bridge_suspend(struct bridge *s, int on)
 	if (on) {
 		s->held = 1;
 		s->draining = 0;
-		blog(s, HAL_LOG_INFO, "bridge: suspended (UART and pins lent to the flasher)");
+		bridge_logf(s, HAL_LOG_INFO,
+		            "bridge: suspended (UART and pins lent to the flasher)");
 		return;
 	}
 	s->held = 0;
 	/* Re-apply the session's framing, break and pins: the flasher left its own. */
 	struct hal_uart_cfg c = s->uart;
 	if (s->hal->uart_config(s->ctx, &c) < 0) {
-		blog(s, HAL_LOG_ERROR,
-		     "bridge: framing %u %u/%u/%u refused by the UART at resume, default restored",
-		     (unsigned)s->uart.baud, s->uart.data_bits, s->uart.parity, s->uart.stop);
+		bridge_logf(
+		    s, HAL_LOG_ERROR,
+		    "bridge: framing %u %u/%u/%u refused by the UART at resume, default restored",
+		    (unsigned)s->uart.baud, s->uart.data_bits, s->uart.parity, s->uart.stop);
 		c = s->set.uart;
 		if (s->hal->uart_config(s->ctx, &c) == 0)
 			s->uart = c;
@@ -1248,13 +937,13 @@ void bridge_suspend(struct bridge *s, int on)
 		s->hal->gpio_set(s->ctx, HAL_PIN_BOOT0, s->boot0);
 	if (s->nrst >= 0)
 		s->hal->gpio_set(s->ctx, HAL_PIN_NRST, s->nrst);
-	blog(s, HAL_LOG_INFO, "bridge: resumed: %u baud, NRST=%s BOOT0=%s", (unsigned)s->uart.baud,
-	     s->nrst ? "high" : "low", s->boot0 ? "high" : "low");
+	bridge_logf(s, HAL_LOG_INFO, "bridge: resumed: %u baud, NRST=%s BOOT0=%s",
+	            (unsigned)s->uart.baud, s->nrst ? "high" : "low", s->boot0 ? "high" : "low");
 	/* settings saved meanwhile: their framing now, as bridge_update_settings would have */
 	if (s->mode == BRIDGE_IDLE && !s->seq && !s->ops_len && !s->pinned &&
 	    memcmp(&s->uart, &s->set.uart, sizeof(s->uart)) != 0) {
 		c = s->set.uart;
-		apply_cfg(s, &c, "new settings");
+		boot_ctl_apply_cfg(s, &c, "new settings");
 	}
 	bridge_poll(s);
 }

@@ -1,25 +1,17 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Bridge session: one RFC 2217 server connection on one target UART + BOOT0/NRST.
- *
- * Portable C11, no OS calls, no heap: struct bridge holds every buffer. The platform:
- *  - calls bridge_connect() when a client connects, bridge_disconnect() when it leaves;
- *  - feeds received network bytes with bridge_from_net() (which may consume fewer bytes
- *    than offered: keep the rest and stop reading the socket until bridge_poll() frees
- *    room; bridge_net_room() says how much would be taken now);
- *  - reads at most bridge_uart_room() bytes from the UART and passes them to
- *    bridge_from_uart();
- *  - calls bridge_poll() whenever the UART or the socket can take more bytes and no later
- *    than bridge_next_ms() from now (timed steps: reset pulse, settle hold).
- *
- * Protocol: RFC 854/855 Telnet with RFC 856 BINARY, RFC 858 SGA and RFC 2217 COM-PORT-OPTION;
- * answers as described in /work/shared/ARCHITECTURE.md "Wire protocol".
+ * Bridge session: one RFC 2217 server connection (or a raw byte stream) on one target UART
+ * with BOOT0/NRST control. Portable C11, no OS calls, no heap: struct bridge holds every
+ * buffer; the platform drives it through the functions below and a struct hal_ops (hal.h).
+ * Wire protocol: docs/ARCHITECTURE.md "Wire protocol". Split in bridge.c (network side,
+ * queue) and boot_ctl.c (pins, auto-boot, actions).
  */
 #ifndef ESPSTM_BRIDGE_H
 #define ESPSTM_BRIDGE_H
 
 #include "hal.h"
 #include "rfc2217.h"
+#include "telnet_opt.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -96,9 +88,7 @@ struct bridge {
 	struct bridge_settings set;
 	enum bridge_mode mode;
 	struct tn_decoder dec;
-	/* negotiation state per option: bit0 us enabled, bit1 us requested, bit2 him enabled,
-	 * bit3 him requested */
-	uint8_t opt_binary, opt_sga, opt_comport;
+	struct telnet_opt tn; /* option states (BINARY, SGA, COM-PORT), RFC 1143 */
 	int modem_sent;
 	int suspended; /* FLOWCONTROL-SUSPEND received */
 	/* in-band queue */
@@ -114,14 +104,14 @@ struct bridge {
 	int dtr, rts, brk;
 	int nrst, boot0; /* current pin levels */
 	uint8_t linestate_mask, modemstate_mask;
-	/* auto boot */
-	int ab_armed;  /* 8E1 entered, waiting for the first byte */
-	int in_boot;   /* bootloader entered automatically */
-	int seq;       /* running sequence step (0 none) */
-	int seq_boot0; /* BOOT0 level the running sequence leaves */
-	uint32_t hold_until;
+	/* boot control (boot_ctl.c): auto-boot, reset pulse, settle hold */
+	int ab_armed;        /* 8E1 entered, waiting for the first byte */
+	int in_boot;         /* bootloader entered automatically */
+	int seq;             /* running sequence step (0 none) */
+	int seq_boot0;       /* BOOT0 level the running sequence leaves */
+	uint32_t hold_until; /* end of the reset pulse (seq) or of the settle hold (holding) */
 	int holding;
-	int in_poll;
+	int in_poll; /* bridge_poll() running (no re-entry) */
 	/* waiting for the UART to finish sending before a line/pin change */
 	int draining;
 	uint32_t drain_until;
@@ -140,10 +130,15 @@ struct bridge {
  * esptool hold 100 ms, 115200 8N1 no flow. */
 void bridge_settings_default(struct bridge_settings *s);
 
-/* Parse setting strings ("direct"|"esptool"|"none", "sync"|"parity"|"off").
- * Return 0, or -EINVAL on an unknown name. */
+/* Parse setting strings ("direct"|"esptool"|"none", "sync"|"parity"|"off") into *out.
+ * Return 0, or -EINVAL on an unknown name (*out unchanged). */
 int bridge_parse_line_map(const char *name, enum bridge_line_map *out);
 int bridge_parse_auto_boot(const char *name, enum bridge_auto_boot *out);
+
+/* The setting string of a line map / auto-boot value (the names above); "?" for a value out
+ * of range. Never NULL; static storage. */
+const char *bridge_line_map_name(unsigned v);
+const char *bridge_auto_boot_name(unsigned v);
 
 /*
  * Initialise a session (no client yet). Applies set->uart through hal->uart_config and
@@ -240,11 +235,11 @@ void bridge_update_settings(struct bridge *s, const struct bridge_settings *set)
 void bridge_pins(const struct bridge *s, int *nrst, int *boot0);
 
 /*
- * Added for flashing over HTTP (issue 5): lend the target's UART and BOOT0/NRST to another
- * user (the AN3155 master, stm32_isp.h) and take them back. on != 0 suspends, 0 resumes;
- * repeating the current state does nothing. No return value, no error.
- * While suspended the session makes no HAL UART or pin call (uart_config, uart_write,
- * uart_purge, uart_break, gpio_set, uart_tx_pending) and:
+ * Added for flashing over HTTP: lend the target's UART and BOOT0/NRST to another user (the
+ * AN3155 master, stm32_isp.h) and take them back. on != 0 suspends, 0 resumes; repeating the
+ * current state does nothing. No return value, no error. While suspended the session makes no HAL
+ * UART or pin call (uart_config, uart_write, uart_purge, uart_break, gpio_set, uart_tx_pending)
+ * and:
  *  - the client stays connected and is served: Telnet negotiation, NOTIFY-MODEMSTATE /
  *    LINESTATE polls, masks, PURGE-DATA (only the session's queued data is dropped) and
  *    SIGNATURE are answered at once; queued SET-BAUDRATE/DATASIZE/PARITY/STOPSIZE and all

@@ -4,6 +4,7 @@
 # file including an OS or library header (uv.h, fuse, sockets, unistd.h...) fails the build.
 CORE_SRC := \
 	firmware/core/allowlist.c \
+	firmware/core/boot_ctl.c \
 	firmware/core/bridge.c \
 	firmware/core/http_api.c \
 	firmware/core/ihex.c \

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Hardware abstraction used by the portable bridge core (bridge.c). A platform (ESP-IDF,
- * firmware/posix, a unit test) fills a struct hal_ops and passes it to bridge_init().
+ * Hardware abstraction used by the portable core (bridge.c, boot_ctl.c, stm32_isp.c). A
+ * platform (ESP-IDF, firmware/posix, a unit test) fills a struct hal_ops and passes it to
+ * bridge_init() (and stm32_isp_init()).
  * Every callback receives the platform's ctx pointer. Callbacks must not call back into the
  * bridge session synchronously.
  */

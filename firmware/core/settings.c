@@ -40,17 +40,14 @@ int settings_allowlist(const struct settings *s, struct allowlist *al, char *err
 	return allowlist_parse(al, s->allow, err, errcap);
 }
 
-static const char *const map_names[] = {"direct", "esptool", "none"};
-static const char *const ab_names[] = {"sync", "parity", "off"};
-
 const char *settings_line_map_name(unsigned v)
 {
-	return v < 3 ? map_names[v] : "?";
+	return bridge_line_map_name(v);
 }
 
 const char *settings_auto_boot_name(unsigned v)
 {
-	return v < 3 ? ab_names[v] : "?";
+	return bridge_auto_boot_name(v);
 }
 
 void settings_caps_nominal(struct settings_caps *c, uint32_t targets)

@@ -138,7 +138,8 @@ int settings_allowlist(const struct settings *s, struct allowlist *al, char *err
 typedef void (*settings_observer_fn)(void *ctx, const struct settings *cur);
 void settings_set_observer(settings_observer_fn fn, void *ctx);
 
-/* Names of the enum values used in JSON ("direct"... / "sync"...). */
+/* Names of the enum values used in JSON ("direct"... / "sync"...): bridge_line_map_name()
+ * and bridge_auto_boot_name() (bridge.h); "?" out of range. */
 const char *settings_line_map_name(unsigned v);
 const char *settings_auto_boot_name(unsigned v);
 

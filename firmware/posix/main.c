@@ -646,181 +646,193 @@ static int parse_u32(const char *s, uint32_t max, uint32_t *out)
 	return 0;
 }
 
-int main(int argc, char **argv)
+/* The command line, beyond what goes straight into A (target, settings, allow-list). */
+struct opts {
+	const char *listen_addr;
+	const char *flash;
+	uint32_t app_baud, settle;
+	int instant, legacy;
+	uint32_t legacy_raw, legacy_ctl;
+	struct http_posix_opts http;
+	int stage_set; /* --stage-max given (0 then means: no staging) */
+	char host[64]; /* --listen's host */
+	uint32_t port; /* --listen's port */
+	struct sockaddr_in sa;
+};
+
+static const struct option long_opts[] = {
+    {"listen", required_argument, 0, 'l'},      {"target", required_argument, 0, 't'},
+    {"flash", required_argument, 0, 'f'},       {"auto-boot", required_argument, 0, 'a'},
+    {"line-map", required_argument, 0, 'm'},    {"settle-ms", required_argument, 0, 's'},
+    {"app-baud", required_argument, 0, 'b'},    {"instant", no_argument, 0, 'i'},
+    {"verbose", no_argument, 0, 'v'},           {"help", no_argument, 0, 'h'},
+    {"version", no_argument, 0, 'V'},           {"esptool-hold-ms", required_argument, 0, 'H'},
+    {"legacy", no_argument, 0, 0x100},          {"legacy-ports", required_argument, 0, 0x101},
+    {"http", required_argument, 0, 0x200},      {"password-file", required_argument, 0, 0x201},
+    {"settings", required_argument, 0, 0x202},  {"allow", required_argument, 0, 0x300},
+    {"stage-max", required_argument, 0, 0x203}, {0, 0, 0, 0},
+};
+
+/* One option c (getopt_long) with its argument arg: into o or A. Returns -1 to go on, or the
+ * exit status: 0 (--help, --version), 2 (usage error, message printed). */
+static int parse_option(int c, const char *arg, struct opts *o)
 {
-	const char *listen_addr = "127.0.0.1:2217";
-	const char *flash = NULL;
-	uint32_t app_baud = 0, settle = 50;
-	int instant = 0;
-	int legacy = 0;
-	uint32_t legacy_raw = 1234, legacy_ctl = 1235;
-	A.target = "sim:stm32f103";
-	struct http_posix_opts http_o = {0};
-	int stage_set = 0; /* --stage-max given (0 then means: no staging) */
-	const struct hal_ops *hal = &sim_hal;
-	bridge_settings_default(&A.set);
-	static const struct option lo[] = {
-	    {"listen", required_argument, 0, 'l'},
-	    {"target", required_argument, 0, 't'},
-	    {"flash", required_argument, 0, 'f'},
-	    {"auto-boot", required_argument, 0, 'a'},
-	    {"line-map", required_argument, 0, 'm'},
-	    {"settle-ms", required_argument, 0, 's'},
-	    {"app-baud", required_argument, 0, 'b'},
-	    {"instant", no_argument, 0, 'i'},
-	    {"verbose", no_argument, 0, 'v'},
-	    {"help", no_argument, 0, 'h'},
-	    {"version", no_argument, 0, 'V'},
-	    {"esptool-hold-ms", required_argument, 0, 'H'},
-	    {"legacy", no_argument, 0, 0x100},
-	    {"legacy-ports", required_argument, 0, 0x101},
-	    {"http", required_argument, 0, 0x200},
-	    {"password-file", required_argument, 0, 0x201},
-	    {"settings", required_argument, 0, 0x202},
-	    {"allow", required_argument, 0, 0x300},
-	    {"stage-max", required_argument, 0, 0x203},
-	    {0, 0, 0, 0},
-	};
-	int c;
-	while ((c = getopt_long(argc, argv, "vhV", lo, NULL)) != -1) {
-		switch (c) {
-		case 'l':
-			listen_addr = optarg;
-			break;
-		case 't':
-			A.target = optarg;
-			break;
-		case 'f':
-			flash = optarg;
-			break;
-		case 'a':
-			if (bridge_parse_auto_boot(optarg, &A.set.auto_boot) < 0) {
-				fprintf(stderr,
-				        "espstm-bridge: --auto-boot: '%s' is not sync, parity "
-				        "or off\n",
-				        optarg);
-				return 2;
-			}
-			break;
-		case 'm':
-			if (bridge_parse_line_map(optarg, &A.set.line_map) < 0) {
-				fprintf(stderr,
-				        "espstm-bridge: --line-map: '%s' is not direct, "
-				        "esptool or none\n",
-				        optarg);
-				return 2;
-			}
-			break;
-		case 's':
-			if (parse_u32(optarg, SETTINGS_SETTLE_MS_MAX, &settle) < 0) {
-				fprintf(stderr, "espstm-bridge: --settle-ms: want 0..%u ms\n",
-				        (unsigned)SETTINGS_SETTLE_MS_MAX);
-				return 2;
-			}
-			break;
-		case 'H':
-			if (parse_u32(optarg, 60000, &A.set.esptool_hold_ms) < 0) {
-				fprintf(stderr,
-				        "espstm-bridge: --esptool-hold-ms: want 0..60000 ms\n");
-				return 2;
-			}
-			break;
-		case 'b':
-			if (parse_u32(optarg, 4000000, &app_baud) < 0 || app_baud == 0) {
-				fprintf(stderr, "espstm-bridge: --app-baud: want a baud rate\n");
-				return 2;
-			}
-			break;
-		case 0x100:
-			legacy = 1;
-			break;
-		case 0x300: {
-			char aerr[128];
-			if (allow_posix_set(optarg, aerr, sizeof(aerr)) < 0) {
-				fprintf(stderr, "espstm-bridge: --allow: %s\n", aerr);
-				return 2;
-			}
-			A.allow_cli = optarg;
-			break;
-		}
-		case 0x200:
-			http_o.addr = optarg;
-			break;
-		case 0x201:
-			http_o.password_file = optarg;
-			break;
-		case 0x202:
-			http_o.settings_file = optarg;
-			break;
-		case 0x203:
-			if (parse_u32(optarg, 0xFFFFFFFEu, &http_o.stage_max) < 0) {
-				fprintf(stderr,
-				        "espstm-bridge: --stage-max: want a size in bytes\n");
-				return 2;
-			}
-			stage_set = 1;
-			break;
-		case 0x101:
-			legacy = 1;
-			if (legacy_posix_parse_ports(optarg, &legacy_raw, &legacy_ctl) < 0) {
-				fprintf(stderr, "espstm-bridge: --legacy-ports: want RAW,CONTROL "
-				                "(0..65535 each, different)\n");
-				return 2;
-			}
-			break;
-		case 'i':
-			instant = 1;
-			break;
-		case 'v':
-			plog_set_verbose(1);
-			break;
-		case 'h':
-			usage(stdout);
-			return 0;
-		case 'V':
-			printf("%s\n", BRIDGE_SIGNATURE);
-			return 0;
-		default:
-			usage(stderr);
+	switch (c) {
+	case 'l':
+		o->listen_addr = arg;
+		return -1;
+	case 't':
+		A.target = arg;
+		return -1;
+	case 'f':
+		o->flash = arg;
+		return -1;
+	case 'a':
+		if (bridge_parse_auto_boot(arg, &A.set.auto_boot) == 0)
+			return -1;
+		fprintf(stderr, "espstm-bridge: --auto-boot: '%s' is not sync, parity or off\n",
+		        arg);
+		return 2;
+	case 'm':
+		if (bridge_parse_line_map(arg, &A.set.line_map) == 0)
+			return -1;
+		fprintf(stderr, "espstm-bridge: --line-map: '%s' is not direct, esptool or none\n",
+		        arg);
+		return 2;
+	case 's':
+		if (parse_u32(arg, SETTINGS_SETTLE_MS_MAX, &o->settle) == 0)
+			return -1;
+		fprintf(stderr, "espstm-bridge: --settle-ms: want 0..%u ms\n",
+		        (unsigned)SETTINGS_SETTLE_MS_MAX);
+		return 2;
+	case 'H':
+		if (parse_u32(arg, 60000, &A.set.esptool_hold_ms) == 0)
+			return -1;
+		fprintf(stderr, "espstm-bridge: --esptool-hold-ms: want 0..60000 ms\n");
+		return 2;
+	case 'b':
+		if (parse_u32(arg, 4000000, &o->app_baud) == 0 && o->app_baud != 0)
+			return -1;
+		fprintf(stderr, "espstm-bridge: --app-baud: want a baud rate\n");
+		return 2;
+	case 0x100:
+		o->legacy = 1;
+		return -1;
+	case 0x101:
+		o->legacy = 1;
+		if (legacy_posix_parse_ports(arg, &o->legacy_raw, &o->legacy_ctl) == 0)
+			return -1;
+		fprintf(stderr, "espstm-bridge: --legacy-ports: want RAW,CONTROL "
+		                "(0..65535 each, different)\n");
+		return 2;
+	case 0x300: {
+		char aerr[128];
+		if (allow_posix_set(arg, aerr, sizeof(aerr)) < 0) {
+			fprintf(stderr, "espstm-bridge: --allow: %s\n", aerr);
 			return 2;
 		}
+		A.allow_cli = arg;
+		return -1;
+	}
+	case 0x200:
+		o->http.addr = arg;
+		return -1;
+	case 0x201:
+		o->http.password_file = arg;
+		return -1;
+	case 0x202:
+		o->http.settings_file = arg;
+		return -1;
+	case 0x203:
+		if (parse_u32(arg, 0xFFFFFFFEu, &o->http.stage_max) < 0) {
+			fprintf(stderr, "espstm-bridge: --stage-max: want a size in bytes\n");
+			return 2;
+		}
+		o->stage_set = 1;
+		return -1;
+	case 'i':
+		o->instant = 1;
+		return -1;
+	case 'v':
+		plog_set_verbose(1);
+		return -1;
+	case 'h':
+		usage(stdout);
+		return 0;
+	case 'V':
+		printf("%s\n", BRIDGE_SIGNATURE);
+		return 0;
+	default:
+		usage(stderr);
+		return 2;
+	}
+}
+
+/* --listen HOST:PORT into o->host, o->port and o->sa. Returns 0, or 2 (message printed). */
+static int parse_listen(struct opts *o)
+{
+	const char *colon = strrchr(o->listen_addr, ':');
+	if (!colon || (size_t)(colon - o->listen_addr) >= sizeof(o->host) ||
+	    parse_u32(colon + 1, 65535, &o->port) < 0) {
+		fprintf(stderr, "espstm-bridge: --listen: want HOST:PORT, got '%s'\n",
+		        o->listen_addr);
+		return 2;
+	}
+	memcpy(o->host, o->listen_addr, (size_t)(colon - o->listen_addr));
+	o->host[colon - o->listen_addr] = '\0';
+	if (uv_ip4_addr(o->host, (int)o->port, &o->sa) < 0) {
+		fprintf(stderr, "espstm-bridge: --listen: '%s' is not an IPv4 address\n", o->host);
+		return 2;
+	}
+	return 0;
+}
+
+/* The command line into o, A.target, A.set and A.allow_cli. Returns -1 to go on, or the
+ * exit status: 0 (--help, --version), 2 (usage error, message printed). */
+static int parse_options(int argc, char **argv, struct opts *o)
+{
+	*o = (struct opts){
+	    .listen_addr = "127.0.0.1:2217", .settle = 50, .legacy_raw = 1234, .legacy_ctl = 1235};
+	A.target = "sim:stm32f103";
+	bridge_settings_default(&A.set);
+	int c;
+	while ((c = getopt_long(argc, argv, "vhV", long_opts, NULL)) != -1) {
+		int r = parse_option(c, optarg, o);
+		if (r >= 0)
+			return r;
 	}
 	if (optind < argc) {
 		fprintf(stderr, "espstm-bridge: unexpected argument '%s'\n", argv[optind]);
 		usage(stderr);
 		return 2;
 	}
-	A.set.settle_ms = settle;
+	A.set.settle_ms = o->settle;
 	if (strncmp(A.target, "sim:", 4) != 0) {
 		fprintf(stderr, "espstm-bridge: --target: '%s' not supported (sim:MODEL)\n",
 		        A.target);
 		return 2;
 	}
-	char host[64];
-	const char *colon = strrchr(listen_addr, ':');
-	uint32_t port;
-	if (!colon || (size_t)(colon - listen_addr) >= sizeof(host) ||
-	    parse_u32(colon + 1, 65535, &port) < 0) {
-		fprintf(stderr, "espstm-bridge: --listen: want HOST:PORT, got '%s'\n", listen_addr);
+	if (parse_listen(o) != 0)
 		return 2;
-	}
-	memcpy(host, listen_addr, (size_t)(colon - listen_addr));
-	host[colon - listen_addr] = '\0';
-	struct sockaddr_in sa;
-	if (uv_ip4_addr(host, (int)port, &sa) < 0) {
-		fprintf(stderr, "espstm-bridge: --listen: '%s' is not an IPv4 address\n", host);
-		return 2;
-	}
+	if (o->stage_set && o->http.stage_max == 0)
+		o->http.stage_max = HTTP_POSIX_STAGE_NONE;
+	return -1;
+}
 
+/* The settings (--http), the simulated STM32, the bridge session and the AN3155 master on
+ * its HAL. Returns 0, or the exit status (1 runtime, 2 usage error; message printed). */
+static int setup_target(struct opts *o)
+{
+	const struct hal_ops *hal = &sim_hal;
 	char err[256] = "";
-	struct stm32sim_options so = {
-	    .model = A.target + 4, .flash_path = flash, .instant = instant, .app_baud = app_baud};
-	if (stage_set && http_o.stage_max == 0)
-		http_o.stage_max = HTTP_POSIX_STAGE_NONE;
-	if (http_o.addr) {
-		http_o.flash = flash;
+	struct stm32sim_options so = {.model = A.target + 4,
+	                              .flash_path = o->flash,
+	                              .instant = o->instant,
+	                              .app_baud = o->app_baud};
+	if (o->http.addr) {
+		o->http.flash = o->flash;
 		settings_set_observer(on_settings, &A); /* the settings' allow-list */
-		int hr = http_posix_prepare(&http_o, &A.set, &hal);
+		int hr = http_posix_prepare(&o->http, &A.set, &hal);
 		if (hr < 0)
 			return hr == -2 ? 2 : 1;
 	}
@@ -835,18 +847,24 @@ int main(int argc, char **argv)
 	A.loop = uv_default_loop();
 	if (bridge_init(&A.br, hal, &A, &A.set) < 0) {
 		fprintf(stderr, "espstm-bridge: cannot configure the UART\n");
-		stm32sim_free(A.sim);
 		return 1;
 	}
 	stm32_isp_init(&A.isp, hal, &A);
+	return 0;
+}
+
+/* The RFC 2217 port, the wake-up timer and the signals; then the HTTP and legacy servers
+ * (when asked for). Prints "listening on HOST:PORT" (the actual port). Returns 0 or 1. */
+static int start_servers(struct opts *o)
+{
 	uv_tcp_init(A.loop, &A.server);
 	A.server.data = &A;
-	int r = uv_tcp_bind(&A.server, (const struct sockaddr *)&sa, 0);
+	int r = uv_tcp_bind(&A.server, (const struct sockaddr *)&o->sa, 0);
 	if (r == 0)
 		r = uv_listen((uv_stream_t *)&A.server, 4, on_connection);
 	if (r < 0) {
-		fprintf(stderr, "espstm-bridge: listen on %s: %s\n", listen_addr, uv_strerror(r));
-		stm32sim_free(A.sim);
+		fprintf(stderr, "espstm-bridge: listen on %s: %s\n", o->listen_addr,
+		        uv_strerror(r));
 		return 1;
 	}
 	struct sockaddr_storage ss;
@@ -866,20 +884,14 @@ int main(int argc, char **argv)
 	uv_signal_start(&A.sigterm, on_signal, SIGTERM);
 	signal(SIGPIPE, SIG_IGN);
 	plog(HAL_LOG_INFO, "%s on %s (line map %s, auto-boot %s, settle %u ms)", BRIDGE_SIGNATURE,
-	     A.target,
-	     A.set.line_map == BRIDGE_MAP_DIRECT    ? "direct"
-	     : A.set.line_map == BRIDGE_MAP_ESPTOOL ? "esptool"
-	                                            : "none",
-	     A.set.auto_boot == BRIDGE_AUTO_SYNC     ? "sync"
-	     : A.set.auto_boot == BRIDGE_AUTO_PARITY ? "parity"
-	                                             : "off",
+	     A.target, bridge_line_map_name(A.set.line_map), bridge_auto_boot_name(A.set.auto_boot),
 	     (unsigned)A.set.settle_ms);
-	fprintf(stderr, "espstm-bridge: listening on %s:%u\n", host, actual);
+	fprintf(stderr, "espstm-bridge: listening on %s:%u\n", o->host, actual);
 	plog(HAL_LOG_INFO, "clients allowed: %s%s", allow_posix_describe(),
 	     A.allow_cli      ? " (--allow)"
 	     : A.allow_set[0] ? " (settings)"
 	                      : "");
-	if (http_o.addr) {
+	if (o->http.addr) {
 		struct http_posix_hooks hh = {.br = &A.br,
 		                              .set = &A.set,
 		                              .client = &A.client,
@@ -887,23 +899,21 @@ int main(int argc, char **argv)
 		                              .pump = legacy_pump,
 		                              .isp = &A.isp,
 		                              .flash_claim = flash_claim};
-		if (http_posix_start(A.loop, &hh) < 0) {
-			stm32sim_free(A.sim);
+		if (http_posix_start(A.loop, &hh) < 0)
 			return 1;
-		}
 	}
-	if (legacy) {
+	if (o->legacy) {
 		struct legacy_posix_hooks lh = {
 		    .br = &A.br, .app = &A, .on_conn = on_connection, .pump = legacy_pump};
-		if (legacy_posix_start(A.loop, host, legacy_raw, legacy_ctl, &lh) < 0) {
-			stm32sim_free(A.sim);
+		if (legacy_posix_start(A.loop, o->host, o->legacy_raw, o->legacy_ctl, &lh) < 0)
 			return 1;
-		}
 	}
-	pump(&A);
-	uv_run(A.loop, UV_RUN_DEFAULT);
+	return 0;
+}
 
-	/* clean shutdown */
+/* After uv_stop (a signal): close every handle, let the loop run their close callbacks. */
+static void shut_down(void)
+{
 	http_posix_stop();
 	if (A.client)
 		uv_close((uv_handle_t *)A.client, on_client_closed);
@@ -919,6 +929,25 @@ int main(int argc, char **argv)
 	uv_close((uv_handle_t *)&A.sigterm, NULL);
 	uv_run(A.loop, UV_RUN_DEFAULT);
 	uv_loop_close(A.loop);
+}
+
+int main(int argc, char **argv)
+{
+	struct opts o;
+	int r = parse_options(argc, argv, &o);
+	if (r >= 0)
+		return r;
+	r = setup_target(&o);
+	if (r == 0)
+		r = start_servers(&o);
+	if (r != 0) {
+		if (A.sim)
+			stm32sim_free(A.sim);
+		return r;
+	}
+	pump(&A);
+	uv_run(A.loop, UV_RUN_DEFAULT);
+	shut_down();
 	stm32sim_free(A.sim);
 	return A.exit_code;
 }

@@ -2,8 +2,9 @@
 /*
  * Test runner for the lx106 image: runs every entry of lx_tests[], prints one line per test
  * and "N passed, N failed" through the simulator's simcall console (fd 1), and exits
- * through simcall exit with 0 (all passed) or 1. An exception (unaligned access, illegal
- * instruction, ...) ends the run with status 3. No OS, no heap, no stdio FILE.
+ * through simcall exit with 0 (all passed) or 1. A failed assert() in the core ends the run
+ * with status 2, an exception (unaligned access, illegal instruction, ...) with status 3.
+ * No OS, no heap, no stdio FILE.
  *
  * Self-check: run with the semihosting argument "fault-selftest" and the runner makes an
  * unaligned 32-bit load on purpose; the run must then end in lx_fault() with EXCCAUSE 9
@@ -57,6 +58,16 @@ void lx_printf(const char *fmt, ...)
 	out(buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
 }
 
+/* assert() of the core (picolibc calls __assert_func): print the failed expression and end
+ * the run with status 2; picolibc's own version needs stderr and signals, which this image
+ * does not have. */
+void __assert_func(const char *file, int line, const char *func, const char *expr);
+void __assert_func(const char *file, int line, const char *func, const char *expr)
+{
+	lx_printf("assertion failed: %s:%d: %s: %s\n", file, line, func ? func : "?", expr);
+	lx_exit(2);
+}
+
 static const char *current;
 static int cur_failed;
 
@@ -86,8 +97,8 @@ static void hex(const char *tag, const uint8_t *p, size_t n)
 	lx_printf("%s\n", n > 48 ? " ..." : "");
 }
 
-void lx_fail_mem(const char *file, int line, const char *expr, const uint8_t *a,
-                 const uint8_t *b, size_t n)
+void lx_fail_mem(const char *file, int line, const char *expr, const uint8_t *a, const uint8_t *b,
+                 size_t n)
 {
 	cur_failed = 1;
 	lx_printf("  %s:%d: %s: %s: bytes differ\n", file, line, current, expr);
@@ -147,8 +158,7 @@ int main(void)
 		fault_selftest();
 	unsigned passed = 0, failed = 0;
 	lx_printf("lx106 core tests (sizeof(void *) %u, sizeof(size_t) %u, sizeof(long) %u)\n",
-	          (unsigned)sizeof(void *), (unsigned)sizeof(size_t),
-	          (unsigned)sizeof(long));
+	          (unsigned)sizeof(void *), (unsigned)sizeof(size_t), (unsigned)sizeof(long));
 	for (size_t i = 0; i < lx_ntests; i++) {
 		current = lx_tests[i].name;
 		cur_failed = 0;

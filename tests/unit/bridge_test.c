@@ -739,6 +739,19 @@ START_TEST(settings_names)
 	ck_assert_int_eq(bridge_parse_auto_boot("parity", &a), 0);
 	ck_assert_int_eq(a, BRIDGE_AUTO_PARITY);
 	ck_assert_int_eq(bridge_parse_auto_boot("", &a), -EINVAL);
+	/* one table: each name parses back to its value; out of range is "?" */
+	static const char *const maps[] = {"direct", "esptool", "none"};
+	static const char *const abs[] = {"sync", "parity", "off"};
+	for (unsigned v = 0; v < 3; v++) {
+		ck_assert_str_eq(bridge_line_map_name(v), maps[v]);
+		ck_assert_int_eq(bridge_parse_line_map(maps[v], &m), 0);
+		ck_assert_uint_eq(m, v);
+		ck_assert_str_eq(bridge_auto_boot_name(v), abs[v]);
+		ck_assert_int_eq(bridge_parse_auto_boot(abs[v], &a), 0);
+		ck_assert_uint_eq(a, v);
+	}
+	ck_assert_str_eq(bridge_line_map_name(3), "?");
+	ck_assert_str_eq(bridge_auto_boot_name(99), "?");
 }
 END_TEST
 

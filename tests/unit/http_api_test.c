@@ -962,7 +962,7 @@ static int s_read(void *ctx, unsigned t, uint32_t off, uint8_t *p, size_t n)
 	(void)t;
 	ck_assert_int_eq(S.open, 1);
 	ck_assert_uint_le(off + n, S.written);
-	ck_assert_uint_le(n, HTTP_API_REPLAY_BUF); /* small pieces, no whole image */
+	ck_assert_uint_le(n, FLASH_JOB_REPLAY_BUF); /* small pieces, no whole image */
 	S.reads++;
 	memcpy(p, S.mem + off, n);
 	return 0;
@@ -1053,7 +1053,7 @@ START_TEST(flash_staged_bin)
 	ck_assert_int_eq(R.claims, 1);
 	ck_assert_int_eq(R.unclaims, 1);
 	ck_assert_int_eq(S.ends, 1);
-	ck_assert_int_ge(S.reads, (int)(n / HTTP_API_REPLAY_BUF));
+	ck_assert_int_ge(S.reads, (int)(n / FLASH_JOB_REPLAY_BUF));
 	size_t fs;
 	const uint8_t *fl = stm32sim_flash(R.sim, &fs);
 	ck_assert_mem_eq(fl + 0x1000, image, n);
@@ -1208,7 +1208,7 @@ START_TEST(flash_staged_hex_checked_before_commit)
 }
 END_TEST
 
-/* The replay of a staged image stops after HTTP_API_REPLAY_BUF x 64 bytes per poll; with more
+/* The replay of a staged image stops after FLASH_JOB_REPLAY_BUF x 64 bytes per poll; with more
  * to do right away (records without data: nothing waits for the ISP) the poll says
  * HTTP_API_FLASH_AGAIN, so the platform polls again at once instead of at its next wake-up
  * (reviewer: 128 KiB of such records took 6.3 s staged, 0.3 s streamed). */
@@ -1238,7 +1238,7 @@ START_TEST(flash_staged_replay_polls_again)
 	ck_assert_int_ge(polls, 2);
 	ck_assert_uint_eq(R.now_us, t0);
 	ck_assert_int_eq(stm32_isp_busy(&R.isp), 1);
-	ck_assert_uint_ge((uint64_t)S.reads * HTTP_API_REPLAY_BUF, pre);
+	ck_assert_uint_ge((uint64_t)S.reads * FLASH_JOB_REPLAY_BUF, pre);
 	/* waiting for the ISP (data in flight) is not "again" */
 	ck_assert_int_eq(r & HTTP_API_FLASH_AGAIN, 0);
 	struct api_response res;

@@ -1,4 +1,6 @@
 /* SPDX-License-Identifier: MIT */
+/* The HTTP API (http_api.h): routing, authentication (password, lock-out) and the JSON
+ * answers; the flash upload job behind POST .../flash is flash_job.c. */
 #include "http_api.h"
 
 #include "bridge.h"

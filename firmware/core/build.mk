@@ -6,6 +6,7 @@ CORE_SRC := \
 	firmware/core/allowlist.c \
 	firmware/core/boot_ctl.c \
 	firmware/core/bridge.c \
+	firmware/core/flash_job.c \
 	firmware/core/http_api.c \
 	firmware/core/ihex.c \
 	firmware/core/json.c \

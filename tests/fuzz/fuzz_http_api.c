@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * libFuzzer target: firmware/core/http_api.c (and through it settings.c and json.c).
+ * libFuzzer target: firmware/core/http_api.c (and through it flash_job.c, settings.c, json.c).
  * Input: a sequence of requests separated by the byte 0xFF; each request is split at 0x00
  * into method, path, Authorization, X-Espstm-Request and body (missing parts: NULL / empty).
  * The first byte of a request is a control byte: bit 0 Authorization replaced by the right
@@ -57,7 +57,7 @@ static int ac_cb(void *ctx, unsigned t, enum api_action a)
 static void log_cb(void *ctx, const char *line)
 {
 	(void)ctx;
-	if (strlen(line) >= 200) /* api_log: 96, flash_log: 200 (http_api.c) */
+	if (strlen(line) >= 200) /* api_log: 96 (http_api.c), job_log: 200 (flash_job.c) */
 		abort();
 }
 static int load_cb(void *ctx, char *buf, size_t cap)

@@ -25,7 +25,7 @@
  * the body is written as it arrives (esp_partition_write), each 4 KiB sector erased
  * (esp_partition_erase_range) just before the first byte goes into it (so the erase time,
  * some 30-50 ms a sector, is spread over the upload instead of blocking its start), and
- * read back in HTTP_API_REPLAY_BUF pieces
+ * read back in FLASH_JOB_REPLAY_BUF pieces
  * (esp_partition_read). One staged upload at a time (-EBUSY for a second target). No
  * partition: stage=1 answers 501. CRC-32: the ROM's (ESP-IDF esp_rom_crc32_le, ESP8266 SDK
  * crc32_le; both continue zlib's CRC-32 from 0).

@@ -32,6 +32,10 @@ struct tty_config {
  * Open /dev/cuse, register the device and start serving it on loop; the tty installs its
  * callbacks on link. Returns 0 or negative errno (-ENOENT/-ENODEV: no CUSE in this kernel,
  * -EACCES: not root, -EEXIST: name taken).
+ * Not emulated (divergences from a kernel tty): no line discipline at all: ICANON is
+ * treated as raw with VMIN 1 / VTIME 0, no echo, no ICRNL/ONLCR/ISTRIP processing, no
+ * signals (ISIG), no controlling terminal, so no hangup on a CD drop with CLOCAL clear;
+ * IXON/IXOFF and CRTSCTS are carried to the bridge (RFC 2217 flow control) and done there.
  */
 int tty_dev_new(uv_loop_t *loop, const struct tty_config *cfg, struct link *link,
                 struct tty_dev **out);

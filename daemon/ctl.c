@@ -10,6 +10,7 @@
 #include "rfc2217.h"
 #include "version.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -248,7 +249,9 @@ static void send_error(struct ctl_client *cl, const char *fmt, ...)
 	jw_key(&w, "error");
 	jw_text(&w, msg); /* it may quote a host, a name */
 	jw_obj_end(&w);
-	if (jw_finish(&w) < 0) /* cannot happen (sized above); never send cut JSON */
+	int r = jw_finish(&w);
+	assert(r >= 0); /* out is sized for the longest escaped msg */
+	if (r < 0)      /* never send cut JSON */
 		send_reply(cl, "{\"ok\":false,\"error\":\"internal error\"}");
 	else
 		send_reply(cl, out);

@@ -69,7 +69,7 @@ void tty_get_stats(const struct tty_dev *t, struct tty_stats *st);
 #ifdef ESPSTM_UNIT_TEST
 /* Unit tests only: a tty without a CUSE session (no /dev/cuse, no device node); the test
  * drives the CUSE operations itself with fake requests (it defines the fuse_reply_* and
- * fuse_req_* functions tty.c calls, which take precedence over libfuse's). */
+ * fuse_req_* functions tty.c and tty_ops_ioctl.c call, which take precedence over libfuse's). */
 struct cuse_lowlevel_ops;
 int tty_test_new(uv_loop_t *loop, const struct tty_config *cfg, struct link *link,
                  struct tty_dev **out);

@@ -663,7 +663,9 @@ static void on_reject_closed(uv_handle_t *h)
 static void reject_one(struct ctl *c)
 {
 	static const char busy[] = "{\"ok\":false,\"error\":\"busy\"}\n";
-	(void)uv_pipe_init(c->loop, &c->reject, 0); /* cannot fail on unix */
+	int r = uv_pipe_init(c->loop, &c->reject, 0);
+	assert(r == 0); /* uv_pipe_init without IPC only initialises the handle */
+	(void)r;
 	c->reject_open = true;
 	c->reject.data = c;
 	if (uv_accept((uv_stream_t *)&c->server, (uv_stream_t *)&c->reject) == 0) {

@@ -8,6 +8,7 @@ DAEMON_SRC := \
 	daemon/termios_model.c \
 	daemon/tty.c \
 	daemon/tty_ioctl.c \
+	daemon/tty_ops_ioctl.c \
 	daemon/tty_read.c
 DAEMON_MAIN     := daemon/main.c
 DAEMON_CPPFLAGS := -Idaemon -Icommon -Ifirmware/core $(UV_CFLAGS) $(FUSE_CFLAGS)

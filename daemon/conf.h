@@ -1,26 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * conf: espstmd's configuration file (INI, read with iniparser), one section per device
- * plus an optional [global] section (espstm.conf(5) documents every key):
- *
- *   [global]
- *   control_socket = /run/espstm/espstmd.sock ; or "none"; --control overrides it
- *
- *   [ttySTM0]                 ; the device name: creates /dev/ttySTM0
- *   host = 192.168.4.1        ; required: bridge name or address (printable ASCII)
- *   protocol = rfc2217        ; rfc2217 (default) or espstm-legacy
- *   port = 2217               ; TCP port, default 2217 (espstm-legacy: 1234)
- *   control_port = 1235       ; espstm-legacy only: command port, default port + 1
- *   baud = 115200             ; initial termios speed of the device
- *   reconnect_min_ms = 200    ; first reconnect delay
- *   reconnect_max_ms = 5000   ; backoff cap (>= reconnect_min_ms)
- *   connect_timeout_ms = 3000 ; per connection attempt
- *   keepalive = 10            ; TCP keepalive idle time, s; 0 = off
- *   http_port = 80            ; the bridge's web page / HTTP API (espstm flash)
- *
- * Parsed into plain structs (no iniparser types leak out). Every problem in a file is
- * reported, each as one line "FILE: [section] key: problem"; unknown keys are errors (with
- * a "did you mean" hint when a known key is close).
+ * conf: espstmd's configuration file (INI, read with iniparser; espstm.conf(5) documents
+ * every key), one section per device plus an optional [global] section, parsed into plain
+ * structs (no iniparser types leak out), and the diff a reload applies.
  */
 #ifndef ESPSTM_CONF_H
 #define ESPSTM_CONF_H
@@ -84,7 +66,25 @@ int conf_valid_name(const char *name);
 const char *conf_protocol_name(enum conf_protocol p);
 
 /*
- * Load and validate path. Every problem is written to err (if not NULL) as one line
+ * The file conf_load reads:
+ *
+ *   [global]
+ *   control_socket = /run/espstm/espstmd.sock ; or "none"; --control overrides it
+ *
+ *   [ttySTM0]                 ; the device name: creates /dev/ttySTM0
+ *   host = 192.168.4.1        ; required: bridge name or address (printable ASCII)
+ *   protocol = rfc2217        ; rfc2217 (default) or espstm-legacy
+ *   port = 2217               ; TCP port, default 2217 (espstm-legacy: 1234)
+ *   control_port = 1235       ; espstm-legacy only: command port, default port + 1
+ *   baud = 115200             ; initial termios speed of the device
+ *   reconnect_min_ms = 200    ; first reconnect delay
+ *   reconnect_max_ms = 5000   ; backoff cap (>= reconnect_min_ms)
+ *   connect_timeout_ms = 3000 ; per connection attempt
+ *   keepalive = 10            ; TCP keepalive idle time, s; 0 = off
+ *   http_port = 80            ; the bridge's web page / HTTP API (espstm flash)
+ *
+ * Load and validate path. Unknown keys are errors (with a "did you mean" hint when a known
+ * key is close). Every problem is written to err (if not NULL) as one line
  * "PATH: [section] key: problem" (or "PATH: problem" / "PATH: line N: ..." for file-level
  * ones); all problems are listed before failing. Takes: path, out (filled on success;
  * conf_free it), err. Returns 0, -EINVAL if the file has problems (listed), or the negative

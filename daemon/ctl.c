@@ -10,6 +10,7 @@
 #include "rfc2217.h"
 #include "version.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -248,7 +249,9 @@ static void send_error(struct ctl_client *cl, const char *fmt, ...)
 	jw_key(&w, "error");
 	jw_text(&w, msg); /* it may quote a host, a name */
 	jw_obj_end(&w);
-	if (jw_finish(&w) < 0) /* cannot happen (sized above); never send cut JSON */
+	int r = jw_finish(&w);
+	assert(r >= 0); /* out is sized for the longest escaped msg */
+	if (r < 0)      /* never send cut JSON */
 		send_reply(cl, "{\"ok\":false,\"error\":\"internal error\"}");
 	else
 		send_reply(cl, out);
@@ -660,7 +663,9 @@ static void on_reject_closed(uv_handle_t *h)
 static void reject_one(struct ctl *c)
 {
 	static const char busy[] = "{\"ok\":false,\"error\":\"busy\"}\n";
-	(void)uv_pipe_init(c->loop, &c->reject, 0); /* cannot fail on unix */
+	int r = uv_pipe_init(c->loop, &c->reject, 0);
+	assert(r == 0); /* uv_pipe_init without IPC only initialises the handle */
+	(void)r;
 	c->reject_open = true;
 	c->reject.data = c;
 	if (uv_accept((uv_stream_t *)&c->server, (uv_stream_t *)&c->reject) == 0) {

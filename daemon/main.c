@@ -2,27 +2,8 @@
 /*
  * espstmd: serves one CUSE serial device (/dev/NAME) per configured bridge, each backed by
  * a link (link.h: RFC 2217, or the seed firmware's espstm-legacy ports), all on one libuv
- * loop, plus a control socket (ctl.h) for the espstm tool.
- *
- * espstmd never forks: it is meant to run in the foreground, as a systemd Type=notify
- * service (READY=1 is sent once every device node exists) or from a shell / test script
- * (which can wait for the "espstmd: ready: /dev/NAME" lines on stderr). --foreground is
- * accepted for compatibility and changes nothing.
- *
- * SIGHUP re-reads the configuration file (sd_notify RELOADING=1 ... READY=1). A file with
- * problems is rejected as a whole: every problem is logged and the running configuration
- * stays. Otherwise devices are matched by name (conf_diff): added ones are created,
- * removed ones go away, unchanged ones keep their open users untouched, a device whose
- * connection settings or initial baud changed is recreated (its users lose it, as if a USB
- * adapter were unplugged and plugged back), a change of http_port alone is taken in place.
- * [global] control_socket changes take effect at the next start.
- *
- * --check only validates the configuration file (exit 0 or 78).
- *
- * Exit status: 0 normal (SIGINT/SIGTERM, --help, --version, --check of a valid file), 1 runtime
- * error (a device or the control socket cannot be created at start, or a device whose CUSE
- * connection died: espstmd then exits so that systemd's Restart= brings it back), 2 usage, 78
- * (EX_CONFIG) configuration error.
+ * loop, plus a control socket (ctl.h) for the espstm tool. Here: the command line, the
+ * configuration and its reload on SIGHUP, the devices' life cycle.
  */
 #include "conf.h"
 #include "ctl.h"
@@ -30,6 +11,7 @@
 #include "log.h"
 #include "tty.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -364,112 +346,90 @@ static uint64_t monotonic_usec(void)
 	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
-static void reload(struct daemon *dm)
+/* Take the device named name out of *list; NULL when it is not there. */
+static struct device *take_device(struct device **list, const char *name)
 {
-	struct conf nc;
-	struct conf_device *olds = NULL;
-	struct conf_diff_entry *diff = NULL;
-	size_t nold = count_devices(dm), ndiff = 0, i = 0;
-	size_t counts[CONF_REMOVED + 1] = {0};
-	struct device *newlist = NULL, **tail = &newlist;
-	int r;
+	struct device **pp = list, *d;
 
-	if (!dm->config) {
-		log_warn("SIGHUP: no configuration file (--device mode): nothing to reload");
-		return;
-	}
-	log_info("SIGHUP: reloading %s", dm->config);
-	sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=reloading %s",
-	           (unsigned long long)monotonic_usec(), dm->config);
-	dm->waiting_ready = 1;
-	r = load_config(dm->config, &nc);
-	if (r < 0) {
-		log_error("reload: %s rejected (%s); keeping the running configuration "
-		          "(%zu device(s))",
-		          dm->config, r == -EINVAL ? "configuration error" : strerror(-r), nold);
-		dm->reload_failed = 1;
-		check_ready(dm);
-		return;
-	}
-	if (!dm->control_arg && strcmp(nc.control_socket, dm->control_file) != 0)
-		log_warn("reload: [global] control_socket changed; it takes effect at the next "
-		         "start (still %s)",
-		         dm->control_path[0] ? dm->control_path : "none");
+	while (*pp && strcmp((*pp)->cfg.name, name) != 0)
+		pp = &(*pp)->next;
+	d = *pp;
+	if (d)
+		*pp = d->next;
+	return d;
+}
 
-	olds = calloc(nold ? nold : 1, sizeof *olds);
-	if (!olds) {
-		log_error("reload: out of memory; keeping the running configuration");
-		goto fail;
-	}
-	for (struct device *d = dm->devs; d; d = d->next)
-		olds[i++] = d->cfg;
-	if (conf_diff(olds, nold, nc.devs, nc.ndevs, &diff, &ndiff) < 0) {
-		log_error("reload: out of memory; keeping the running configuration");
-		goto fail;
-	}
+/* Apply one conf_diff entry: take its running device (if any) out of *oldlist and return
+ * the device the new list gets in its place (kept, updated, or a new one pending creation),
+ * or NULL when the device goes away (removed, or out of memory: logged). */
+static struct device *reload_entry(struct daemon *dm, struct device **oldlist,
+                                   const struct conf_diff_entry *e)
+{
+	const char *name = e->old_dev ? e->old_dev->name : e->new_dev->name;
+	struct device *d = e->old_dev ? take_device(oldlist, name) : NULL;
 
-	/* Take every running device out of the list, keep or stop it, and build the new list
-	 * in the new file's order. */
-	struct device *oldlist = dm->devs;
-	dm->devs = NULL;
-	for (i = 0; i < ndiff; i++) {
-		const struct conf_diff_entry *e = &diff[i];
-		const char *name = e->old_dev ? e->old_dev->name : e->new_dev->name;
-		struct device **pp = &oldlist, *d = NULL;
-
-		counts[e->change]++;
-		if (e->old_dev) {
-			while (*pp && strcmp((*pp)->cfg.name, name) != 0)
-				pp = &(*pp)->next;
-			d = *pp;
-			if (d)
-				*pp = d->next;
+	switch (e->change) {
+	case CONF_REMOVED:
+		log_info("reload: removing /dev/%s", name);
+		if (d) {
+			device_stop(d);
+			free(d);
 		}
-		switch (e->change) {
-		case CONF_REMOVED:
-			log_info("reload: removing /dev/%s", name);
-			if (d) {
-				device_stop(d);
-				free(d);
-			}
-			continue;
-		case CONF_CHANGED:
-			log_info("reload: /dev/%s: settings changed; recreating it (open users "
-			         "lose it)",
-			         name);
-			if (d) {
-				device_stop(d);
-				free(d);
-			}
-			d = NULL;
-			break;
-		case CONF_UPDATED:
-			log_info("reload: /dev/%s: http_port now %u", name,
-			         (unsigned)e->new_dev->http_port);
-			if (d)
-				d->cfg = *e->new_dev;
-			break;
-		case CONF_UNCHANGED:
-			break;
-		case CONF_ADDED:
-			log_info("reload: adding /dev/%s (%s:%u, %s)", name, e->new_dev->host,
-			         (unsigned)e->new_dev->port,
-			         conf_protocol_name(e->new_dev->protocol));
-			break;
+		return NULL;
+	case CONF_CHANGED:
+		log_info("reload: /dev/%s: settings changed; recreating it (open users lose it)",
+		         name);
+		if (d) {
+			device_stop(d);
+			free(d);
 		}
+		d = NULL;
+		break;
+	case CONF_UPDATED:
+		log_info("reload: /dev/%s: http_port now %u", name,
+		         (unsigned)e->new_dev->http_port);
+		if (d)
+			d->cfg = *e->new_dev;
+		break;
+	case CONF_UNCHANGED:
+		break;
+	case CONF_ADDED:
+		log_info("reload: adding /dev/%s (%s:%u, %s)", name, e->new_dev->host,
+		         (unsigned)e->new_dev->port, conf_protocol_name(e->new_dev->protocol));
+		break;
+	}
+	if (!d) {
+		d = device_alloc(dm, e->new_dev);
 		if (!d) {
-			d = device_alloc(dm, e->new_dev);
-			if (!d) {
-				log_error("reload: /dev/%s: out of memory; it stays absent", name);
-				continue;
-			}
-			d->pending = 1;
+			log_error("reload: /dev/%s: out of memory; it stays absent", name);
+			return NULL;
 		}
+		d->pending = 1;
+	}
+	return d;
+}
+
+/* Take every running device out of the list, keep or stop it per the ndiff entries of
+ * diff, and build the new list in the new file's order; then log the counts and have the
+ * create timer make the added and recreated devices. */
+static void reload_apply(struct daemon *dm, const struct conf_diff_entry *diff, size_t ndiff)
+{
+	size_t counts[CONF_REMOVED + 1] = {0};
+	struct device *oldlist = dm->devs, *newlist = NULL, **tail = &newlist;
+
+	dm->devs = NULL;
+	for (size_t i = 0; i < ndiff; i++) {
+		struct device *d = reload_entry(dm, &oldlist, &diff[i]);
+
+		counts[diff[i].change]++;
+		if (!d)
+			continue;
 		d->next = NULL;
 		*tail = d;
 		tail = &d->next;
 	}
-	/* (nothing can be left in oldlist: every old device has an entry) */
+	/* every old device has an entry in diff */
+	assert(oldlist == NULL);
 	while (oldlist) {
 		struct device *d = oldlist;
 		oldlist = d->next;
@@ -486,16 +446,70 @@ static void reload(struct daemon *dm)
 		dm->create_deadline = uv_now(&dm->loop) + CREATE_DEADLINE_MS;
 		uv_timer_start(&dm->create_timer, on_create_timer, 0, 0);
 	}
+}
+
+/* Match the running devices against nc (conf_diff) and apply the difference. Returns 0, or
+ * -ENOMEM (logged; nothing changed). */
+static int reload_devices(struct daemon *dm, const struct conf *nc)
+{
+	size_t nold = count_devices(dm), ndiff = 0, i = 0;
+	struct conf_device *olds = calloc(nold ? nold : 1, sizeof *olds);
+	struct conf_diff_entry *diff = NULL;
+
+	if (!olds)
+		goto nomem;
+	for (struct device *d = dm->devs; d; d = d->next)
+		olds[i++] = d->cfg;
+	if (conf_diff(olds, nold, nc->devs, nc->ndevs, &diff, &ndiff) < 0)
+		goto nomem;
+	reload_apply(dm, diff, ndiff);
 	free(diff);
 	free(olds);
-	conf_free(&nc);
-	check_ready(dm);
-	return;
-fail:
+	return 0;
+nomem:
+	log_error("reload: out of memory; keeping the running configuration");
 	free(diff);
 	free(olds);
+	return -ENOMEM;
+}
+
+/* SIGHUP: re-read the configuration file (sd_notify RELOADING=1 ... READY=1). A file with
+ * problems is rejected as a whole (every problem logged) and the running configuration
+ * stays; otherwise devices are matched by name (conf_diff): added ones are created, removed
+ * ones go away, unchanged ones keep their open users, a device whose connection settings or
+ * initial baud changed is recreated (its users lose it, as if a USB adapter were unplugged
+ * and plugged back), a change of http_port alone is taken in place. [global] control_socket
+ * changes take effect at the next start. */
+static void reload(struct daemon *dm)
+{
+	struct conf nc;
+	int r;
+
+	if (!dm->config) {
+		log_warn("SIGHUP: no configuration file (--device mode): nothing to reload");
+		return;
+	}
+	log_info("SIGHUP: reloading %s", dm->config);
+	sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=reloading %s",
+	           (unsigned long long)monotonic_usec(), dm->config);
+	dm->waiting_ready = 1;
+	r = load_config(dm->config, &nc);
+	if (r < 0) {
+		log_error("reload: %s rejected (%s); keeping the running configuration "
+		          "(%zu device(s))",
+		          dm->config, r == -EINVAL ? "configuration error" : strerror(-r),
+		          count_devices(dm));
+		dm->reload_failed = 1;
+		check_ready(dm);
+		return;
+	}
+	if (!dm->control_arg && strcmp(nc.control_socket, dm->control_file) != 0)
+		log_warn("reload: [global] control_socket changed; it takes effect at the next "
+		         "start (still %s)",
+		         dm->control_path[0] ? dm->control_path : "none");
+	if (reload_devices(dm, &nc) < 0)
+		dm->reload_failed = 1;
 	conf_free(&nc);
-	dm->reload_failed = 1;
 	check_ready(dm);
 }
 
@@ -600,7 +614,15 @@ static int start_control(struct daemon *dm)
 	return 0;
 }
 
-int main(int argc, char **argv)
+/* What the command line asked for, besides what goes into struct daemon. */
+struct options {
+	const char *config, *device, *connect;
+	int check;
+};
+
+/* Parse the command line into *o and dm (--control, --debug). Returns -1 to go on, or the
+ * exit status (0 after --help / --version, EXIT_USAGE with the problem on stderr). */
+static int parse_options(int argc, char **argv, struct daemon *dm, struct options *o)
 {
 	enum { OPT_DEVICE = 256, OPT_CONNECT, OPT_CONTROL, OPT_CHECK };
 	static const struct option opts[] = {
@@ -615,34 +637,29 @@ int main(int argc, char **argv)
 	    {"version", no_argument, NULL, 'V'},
 	    {NULL, 0, NULL, 0},
 	};
-	const char *config = NULL, *device = NULL, *connect = NULL;
-	struct conf conf = {0};
-	struct conf_device one;
-	struct daemon dm;
-	int opt, r, status = 0, check = 0;
+	int opt;
 
-	memset(&dm, 0, sizeof dm);
 	while ((opt = getopt_long(argc, argv, "c:fdhV", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'c':
-			config = optarg;
+			o->config = optarg;
 			break;
 		case OPT_DEVICE:
-			device = optarg;
+			o->device = optarg;
 			break;
 		case OPT_CONNECT:
-			connect = optarg;
+			o->connect = optarg;
 			break;
 		case OPT_CONTROL:
-			dm.control_arg = optarg;
+			dm->control_arg = optarg;
 			break;
 		case OPT_CHECK:
-			check = 1;
+			o->check = 1;
 			break;
 		case 'f':
 			break; /* espstmd never forks */
 		case 'd':
-			dm.debug = 1;
+			dm->debug = 1;
 			break;
 		case 'h':
 			usage(stdout);
@@ -660,117 +677,176 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return EXIT_USAGE;
 	}
-	if (dm.control_arg && (!*dm.control_arg || strlen(dm.control_arg) > CONF_PATH_MAX)) {
+	if (dm->control_arg && (!*dm->control_arg || strlen(dm->control_arg) > CONF_PATH_MAX)) {
 		fprintf(stderr,
 		        "espstmd: --control: want a socket path of 1..%d characters or "
 		        "'none'\n",
 		        CONF_PATH_MAX);
 		return EXIT_USAGE;
 	}
-	if (dm.debug)
-		log_set_level(LOG_LEVEL_DEBUG);
+	return -1;
+}
 
-	if (device || connect) {
-		if (!device || !connect) {
-			fprintf(stderr, "espstmd: --device and --connect go together\n");
-			return EXIT_USAGE;
-		}
-		if (config || check) {
-			fprintf(stderr, "espstmd: use either -c FILE [--check] or "
-			                "--device/--connect\n");
-			return EXIT_USAGE;
-		}
-		if (!conf_valid_name(device)) {
-			fprintf(stderr,
-			        "espstmd: --device %s: want a plain name like ttySTM0 "
-			        "([A-Za-z0-9_-], at most %d characters, not '%s')\n",
-			        device, CONF_NAME_MAX, CONF_GLOBAL_SECTION);
-			return EXIT_USAGE;
-		}
-		conf_device_defaults(&one, device);
-		if (conf_parse_hostport(connect, one.host, sizeof one.host, &one.port) < 0) {
-			fprintf(stderr,
-			        "espstmd: --connect %s: want HOST:PORT or [IPV6]:PORT (port "
-			        "1..65535)\n",
-			        connect);
-			return EXIT_USAGE;
-		}
-		conf.devs = &one;
-		conf.ndevs = 1;
+/* --device NAME --connect HOST:PORT: the one device into *one. Returns -1 to go on, or
+ * EXIT_USAGE (the problem on stderr). */
+static int device_option(const struct options *o, struct conf_device *one)
+{
+	if (!o->device || !o->connect) {
+		fprintf(stderr, "espstmd: --device and --connect go together\n");
+		return EXIT_USAGE;
+	}
+	if (o->config || o->check) {
+		fprintf(stderr, "espstmd: use either -c FILE [--check] or "
+		                "--device/--connect\n");
+		return EXIT_USAGE;
+	}
+	if (!conf_valid_name(o->device)) {
+		fprintf(stderr,
+		        "espstmd: --device %s: want a plain name like ttySTM0 "
+		        "([A-Za-z0-9_-], at most %d characters, not '%s')\n",
+		        o->device, CONF_NAME_MAX, CONF_GLOBAL_SECTION);
+		return EXIT_USAGE;
+	}
+	conf_device_defaults(one, o->device);
+	if (conf_parse_hostport(o->connect, one->host, sizeof one->host, &one->port) < 0) {
+		fprintf(stderr,
+		        "espstmd: --connect %s: want HOST:PORT or [IPV6]:PORT (port "
+		        "1..65535)\n",
+		        o->connect);
+		return EXIT_USAGE;
+	}
+	return -1;
+}
+
+/* The devices to serve into *conf: the one of --device/--connect (in *one), or the
+ * configuration file's (--check stops there); then the control socket path. Returns -1 to
+ * go on, or the exit status (0 after a good --check, EXIT_USAGE, EXIT_CONFIG). */
+static int configure(struct daemon *dm, const struct options *o, struct conf *conf,
+                     struct conf_device *one)
+{
+	if (o->device || o->connect) {
+		int r = device_option(o, one);
+		if (r >= 0)
+			return r;
+		conf->devs = one;
+		conf->ndevs = 1;
 	} else {
-		if (!config)
-			config = CONF_DEFAULT_PATH;
-		r = load_config(config, &conf);
-		if (r < 0) {
-			if (check)
+		const char *config = o->config ? o->config : CONF_DEFAULT_PATH;
+		if (load_config(config, conf) < 0) {
+			if (o->check)
 				log_error("configuration error in %s", config);
 			else
 				log_error("configuration error in %s, not starting", config);
 			return EXIT_CONFIG;
 		}
-		if (check) {
-			printf("%s: ok, %zu device(s)\n", config, conf.ndevs);
-			conf_free(&conf);
+		if (o->check) {
+			printf("%s: ok, %zu device(s)\n", config, conf->ndevs);
+			conf_free(conf);
 			return 0;
 		}
-		dm.config = config;
-		snprintf(dm.control_file, sizeof dm.control_file, "%s", conf.control_socket);
+		dm->config = config;
+		snprintf(dm->control_file, sizeof dm->control_file, "%s", conf->control_socket);
 	}
-	{
-		const char *cp = dm.control_arg       ? dm.control_arg
-		                 : dm.control_file[0] ? dm.control_file
-		                                      : CTL_DEFAULT_PATH;
-		if (strcmp(cp, "none") != 0)
-			snprintf(dm.control_path, sizeof dm.control_path, "%s", cp);
+	const char *cp = dm->control_arg       ? dm->control_arg
+	                 : dm->control_file[0] ? dm->control_file
+	                                       : CTL_DEFAULT_PATH;
+	if (strcmp(cp, "none") != 0)
+		snprintf(dm->control_path, sizeof dm->control_path, "%s", cp);
+	return -1;
+}
+
+/* The loop's handles: SIGINT/SIGTERM stop, SIGHUP reloads, the create timer. */
+static void start_handles(struct daemon *dm)
+{
+	uv_signal_init(&dm->loop, &dm->sigint);
+	uv_signal_init(&dm->loop, &dm->sigterm);
+	uv_signal_init(&dm->loop, &dm->sighup);
+	uv_timer_init(&dm->loop, &dm->create_timer);
+	dm->sigint.data = dm->sigterm.data = dm->sighup.data = dm->create_timer.data = dm;
+	uv_signal_start(&dm->sigint, on_signal, SIGINT);
+	uv_signal_start(&dm->sigterm, on_signal, SIGTERM);
+	uv_signal_start(&dm->sighup, on_sighup, SIGHUP);
+}
+
+/* Create the control socket and every device of conf, in order. Returns 0, or 1 after the
+ * first failure (logged). */
+static int start_devices(struct daemon *dm, const struct conf *conf)
+{
+	struct device **tail = &dm->devs;
+
+	if (start_control(dm) < 0)
+		return 1;
+	for (size_t i = 0; i < conf->ndevs; i++) {
+		struct device *d = device_alloc(dm, &conf->devs[i]);
+		if (!d) {
+			log_error("out of memory");
+			return 1;
+		}
+		*tail = d;
+		tail = &d->next;
+		if (start_device(dm, d, 0) < 0)
+			return 1;
 	}
+	return 0;
+}
+
+/* Serve conf's devices until a signal or a dead device stops the loop. Returns the exit
+ * status: 0, or 1 (a runtime error). */
+static int serve(struct daemon *dm, const struct conf *conf)
+{
+	int r, status;
 
 	signal(SIGPIPE, SIG_IGN);
-	r = uv_loop_init(&dm.loop);
+	r = uv_loop_init(&dm->loop);
 	if (r < 0) {
 		log_error("uv_loop_init: %s", uv_strerror(r));
-		status = 1;
-		goto out_conf;
+		return 1;
 	}
-	uv_signal_init(&dm.loop, &dm.sigint);
-	uv_signal_init(&dm.loop, &dm.sigterm);
-	uv_signal_init(&dm.loop, &dm.sighup);
-	uv_timer_init(&dm.loop, &dm.create_timer);
-	dm.sigint.data = dm.sigterm.data = dm.sighup.data = dm.create_timer.data = &dm;
-	uv_signal_start(&dm.sigint, on_signal, SIGINT);
-	uv_signal_start(&dm.sigterm, on_signal, SIGTERM);
-	uv_signal_start(&dm.sighup, on_sighup, SIGHUP);
-	dm.waiting_ready = 1;
-
-	if (start_control(&dm) < 0)
-		status = 1;
-	{
-		struct device **tail = &dm.devs;
-		for (size_t i = 0; i < conf.ndevs && status == 0; i++) {
-			struct device *d = device_alloc(&dm, &conf.devs[i]);
-			if (!d) {
-				log_error("out of memory");
-				status = 1;
-				break;
-			}
-			*tail = d;
-			tail = &d->next;
-			if (start_device(&dm, d, 0) < 0)
-				status = 1;
-		}
-	}
+	start_handles(dm);
+	dm->waiting_ready = 1;
+	status = start_devices(dm, conf);
 	if (status != 0)
-		stop(&dm);
+		stop(dm);
 	else
-		log_info("version %s started, %zu device(s)%s%s", ESPSTM_VERSION, conf.ndevs,
-		         dm.control_path[0] ? ", control socket " : "", dm.control_path);
+		log_info("version %s started, %zu device(s)%s%s", ESPSTM_VERSION, conf->ndevs,
+		         dm->control_path[0] ? ", control socket " : "", dm->control_path);
 
-	uv_run(&dm.loop, UV_RUN_DEFAULT);
-	if (dm.status != 0)
-		status = dm.status;
-	r = uv_loop_close(&dm.loop);
+	uv_run(&dm->loop, UV_RUN_DEFAULT);
+	if (dm->status != 0)
+		status = dm->status;
+	r = uv_loop_close(&dm->loop);
 	if (r < 0)
 		log_debug("uv_loop_close: %s", uv_strerror(r));
-out_conf:
+	return status;
+}
+
+/*
+ * espstmd never forks: it runs in the foreground, as a systemd Type=notify service (READY=1
+ * once every device node exists) or from a shell / test script (which can wait for the
+ * "espstmd: ready: /dev/NAME" lines on stderr); --foreground changes nothing. --check only
+ * validates the configuration file. Exit status: 0 normal (SIGINT/SIGTERM, --help,
+ * --version, --check of a valid file), 1 runtime error (a device or the control socket
+ * cannot be created at start, or a device's CUSE connection died: systemd's Restart= then
+ * brings espstmd back), 2 usage, 78 (EX_CONFIG) configuration error.
+ */
+int main(int argc, char **argv)
+{
+	struct options o = {0};
+	struct conf conf = {0};
+	struct conf_device one;
+	struct daemon dm;
+	int status;
+
+	memset(&dm, 0, sizeof dm);
+	status = parse_options(argc, argv, &dm, &o);
+	if (status >= 0)
+		return status;
+	if (dm.debug)
+		log_set_level(LOG_LEVEL_DEBUG);
+	status = configure(&dm, &o, &conf, &one);
+	if (status >= 0)
+		return status;
+	status = serve(&dm, &conf);
 	if (conf.devs != &one)
 		conf_free(&conf);
 	return status;

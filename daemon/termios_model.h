@@ -2,17 +2,8 @@
 /*
  * termios_model: the termios state of one virtual serial port, in the kernel's own layout
  * (what TCGETS/TCSETS and TCGETS2/TCSETS2 carry, tty_ioctl(4)), and its mapping to the line
- * settings and flow control that RFC 2217 can carry.
- *
- * Pure logic: no libfuse, no libuv, no glibc <termios.h> (whose struct termios is 60 bytes
- * and is NOT the ioctl payload). The structs below have the exact layout of the kernel's
- * struct termios (36 bytes) and struct termios2 (44 bytes) from <asm/termbits.h>;
- * termios_model.c checks sizes and offsets against those headers with static_assert.
- *
- * Readback rule: whatever a program stores with TCSETS* is returned byte for byte by TCGETS*
- * (stty and stm32flash compare). The only fields the model computes are c_ispeed/c_ospeed of
- * the termios2 form, which the kernel also recomputes from c_cflag unless the speed code is
- * BOTHER (drivers/tty/tty_ioctl.c set_termios()).
+ * settings and flow control that RFC 2217 can carry. Pure logic: no libfuse, no libuv, no
+ * glibc <termios.h> (whose struct termios is 60 bytes and is NOT the ioctl payload).
  */
 #ifndef ESPSTM_TERMIOS_MODEL_H
 #define ESPSTM_TERMIOS_MODEL_H
@@ -26,7 +17,8 @@
 #define TM_VSTART        8  /* c_cc index of the START (XON) character (asm-generic/termbits.h) */
 #define TM_VSTOP         9  /* c_cc index of the STOP (XOFF) character */
 
-/* Kernel struct termios2 layout; its first TM_TERMIOS_SIZE bytes are struct termios. */
+/* Kernel struct termios2 layout (<asm/termbits.h>; termios_model.c checks sizes and offsets
+ * with static_assert); its first TM_TERMIOS_SIZE bytes are struct termios. */
 struct tm_termios2 {
 	uint32_t c_iflag;
 	uint32_t c_oflag;
@@ -77,7 +69,10 @@ int termios_model_set(struct tm_termios2 *t, const void *buf, size_t len, int fo
 
 /*
  * Write the TCGETS* payload into buf: 36 bytes (form2 = 0) or 44 bytes (form2 = 1).
- * Returns the number of bytes written, or -EINVAL when len is too small.
+ * Returns the number of bytes written, or -EINVAL when len is too small. Readback rule:
+ * whatever a program stored with TCSETS* comes back byte for byte (stty and stm32flash
+ * compare); only c_ispeed/c_ospeed of the termios2 form are computed, as the kernel
+ * recomputes them from c_cflag unless the speed code is BOTHER (tty_ioctl.c set_termios()).
  */
 int termios_model_get(const struct tm_termios2 *t, void *buf, size_t len, int form2);
 

@@ -1,93 +1,17 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * tty: a CUSE character device that behaves like a serial port (termios(3), tty_ioctl(4)),
- * served on the libuv loop through libfuse3's low-level CUSE API, backed by a link (link.h).
- *
- * Session setup does what libfuse's cuse_lowlevel_setup() does internally, minus its
- * signal handlers and daemonizing: cuse_lowlevel_new(), open("/dev/cuse"), then hand the
- * fd to the session with fuse_session_mount("/dev/fd/N") (libfuse: "the caller may open
- * /dev/fuse ... and pass on the file descriptor by specifying /dev/fd/N as the mount
- * point"). The fd is watched with a uv_poll_t; requests are read with
- * fuse_session_receive_buf() and dispatched with fuse_session_process_buf().
- *
- * Requests that cannot be answered at once (blocking reads per VMIN/VTIME, writes into a
- * full link queue, tcdrain/TCSETSW/TCSETSF, breaks, TIOCMIWAIT) are parked and answered from
- * service(), which runs on every link event and from one uv_timer per device. Interrupts
- * (FUSE_INTERRUPT: a signal hit the caller) mark the parked request; the EINTR reply is
- * sent from the timer, never from inside libfuse's interrupt callback (libfuse holds the
- * request's lock there).
- *
- * Receive: bridge data goes into a 64 KiB ring (rx_space() answers its free room); every
- * time a read takes bytes out, the tty calls link_rx_resume() (link.h: the link holds data
- * the ring could not take and applies backpressure to the bridge). While no descriptor is
- * open, received data is dropped (counted in rx_dropped), as a UART does, and the last
- * close drops what was left unread: a closed port never holds the link back. Input flushes
- * (TCIFLUSH, TCSETSF) empty the ring and have the link discard what the bridge sent before
- * them and is still on its way (link_purge; counted in rx_dropped too).
- *
- * Link outage (link state != LINK_UP: reconnecting; link.h) -- what programs see:
- *  - blocking write: waits for the link; once the link has been not up for
- *    TTY_WRITE_DOWN_MS (3 s, counted from when it went down, or from the device's start),
- *    fails with EIO (or returns the count already accepted, if any). A write made when
- *    the outage is already that old fails at once.
- *  - O_NONBLOCK write: EAGAIN while the outage is younger than 3 s, then EIO.
- *  - poll: POLLOUT only while up with room in the link queue and no parked write; once
- *    the outage is 3 s old, POLLOUT|POLLERR (a select()ing writer wakes and gets EIO).
- *  - tcdrain: completes once no write is parked (the link dropped its queue).
- *  - reads: unaffected (bytes already received stay readable; VMIN/VTIME as usual).
- *
- * Modem lines: DTR/RTS are what the program set (TIOCMSET/BIS/BIC; every first open starts
- * with both deasserted, see ../shared/ARCHITECTURE.md); CTS/DSR/RI/CD are the last
- * NOTIFY-MODEMSTATE from the bridge (kept, not cleared, during a link outage: the bridge
- * reports them again after reconnecting). Their changes count in TIOCGICOUNT and wake
- * TIOCMIWAIT; NOTIFY-LINESTATE errors count there too (cb_modemstate, cb_linestate).
- *
- * Breaks (tty_ioctl(4), kernel tty_ioctl.c/send_break()): TCSBRK 0 = 250 ms, TCSBRKP n =
- * n * 100 ms (0: 250 ms), TIOCSBRK on until TIOCCBRK (or the last close). Each first waits
- * until earlier output left the link (TIOCCBRK does not wait), then sends RFC 2217
- * SET-CONTROL BREAK on, and for the timed ones BREAK off when the time is up (on a uv
- * timer; an interrupt ends the break early with EINTR). One timed break at a time; while
- * it is on, writes wait (O_NONBLOCK: EAGAIN), as the kernel holds the write lock. A link
- * that cannot carry breaks (legacy protocol) makes them succeed at once, as a Linux driver
- * without break_ctl does. tcdrain (TCSBRK non-zero), TCSETSW/TCSETSF and the wait before a
- * break complete once no write is parked, the link has handed every queued byte to the
- * socket (link_tx_pending() == 0) and the bridge has acknowledged all of them
- * (link_tx_unacked() == 0, re-checked every TTY_DRAIN_POLL_MS). TIOCOUTQ counts all three.
- *
- * Flow control: CRTSCTS -> SET-CONTROL hardware, else IXON/IXOFF -> XON/XOFF, else none,
- * sent whenever the termios change it (the bridge does the flow control). tcflow(3):
- * TCOOFF/TCOON suspend/resume our output locally (writes wait, tcdrain waits), TCIOFF/TCION
- * send VSTOP/VSTART as data.
- *
- * Opens: all descriptors share one port, as on a kernel tty: one termios, one input queue
- * (each byte goes to the one read that takes it), one set of lines; O_NONBLOCK is per
- * descriptor (taken from each request). TIOCEXCL makes later opens fail with EBUSY except
- * for root (uid 0; the kernel's tty_open() lets CAP_SYS_ADMIN through: the uid is what
- * CUSE tells us), until TIOCNXCL or the last close. flock(2), which pyserial's
- * exclusive=True uses, is done by the kernel on the device inode and never reaches us.
- *
- * A dead CUSE connection (session ended, or an error on its fd) fails every parked request
- * with EIO and is reported through tty_config.on_dead; espstmd then exits with status 1.
- *
- * Not emulated (documented divergences from a kernel tty): no line discipline at all:
- * ICANON is treated as raw with VMIN 1 / VTIME 0, no echo, no ICRNL/ONLCR/ISTRIP
- * processing, no signals (ISIG), no controlling terminal, so no hangup on a CD drop with
- * CLOCAL clear; IXON/IXOFF and CRTSCTS are carried to the bridge (RFC 2217 flow control)
- * and done there.
+ * served on the libuv loop through libfuse3's low-level CUSE API and backed by a link
+ * (link.h). This file has the session, open/read/write/poll, the service pass that answers
+ * parked requests, and the link callbacks; the ioctls are in tty_ops_ioctl.c.
  */
-#define FUSE_USE_VERSION 31
+#include "tty_priv.h"
 
-#include "tty.h"
-
-#include "log.h"
 #include "rfc2217.h"
-#include "termios_model.h"
-#include "tty_ioctl.h"
-#include "tty_read.h"
 
 #include <cuse_lowlevel.h>
-#include <fuse_lowlevel.h>
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -98,116 +22,26 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#define TTY_WRITE_DOWN_MS 3000    /* a blocking write waits this long for a link not up */
-#define TTY_BREAK_MS      250     /* tcsendbreak(fd, 0) duration */
-#define TTY_BAUD_BASE     4000000 /* TIOCGSERIAL baud_base (highest Bxxx speed) */
-#define TTY_FUSE_BATCH    64      /* requests handled per uv_poll wakeup */
-#define TTY_DEVNAME_MAX   64
-#define TTY_DRAIN_POLL_MS 5 /* tcdrain: re-check the link socket's unacknowledged bytes */
+#define TTY_WRITE_DOWN_MS 3000 /* a blocking write waits this long for a link not up */
+#define TTY_FUSE_BATCH    64   /* requests handled per uv_poll wakeup */
 
-struct tty_open {
-	struct tty_dev *dev;
-	struct fuse_pollhandle *ph; /* last poll handle of this open file, or NULL */
-	struct tty_open *next;
-};
-
-enum pend_kind { PEND_READ, PEND_WRITE, PEND_DRAIN, PEND_MIWAIT };
-
-struct pend {
-	struct tty_dev *dev;
-	fuse_req_t req;
-	enum pend_kind kind;
-	int interrupted;
-	struct pend *next;
-	/* PEND_READ */
-	struct tty_read_req rd;
-	uint64_t rd_deadline;
-	/* PEND_WRITE: data holds what was left after the immediate link_write; base is what
-	 * that call accepted. Replies count base + off. */
-	uint8_t *data;
-	size_t len, off, base;
-	/* PEND_DRAIN: after output drained, apply termios and/or send a break */
-	enum tty_ioc op;
-	struct tm_termios2 newt;
-	int flush_input;
-	uint32_t break_ms; /* 0: no break */
-	int break_on;
-	uint64_t break_end;
-	/* PEND_MIWAIT */
-	int mask;
-	struct tty_icount snap;
-};
-
-struct tty_dev {
-	uv_loop_t *loop;
-	struct link *link;
-	char name[TTY_DEVNAME_MAX + 1];
-	int debug;
-	void (*on_ready)(void *ctx, struct tty_dev *t);
-	void (*on_dead)(void *ctx, struct tty_dev *t);
-	void *ctx;
-
-	struct fuse_session *se; /* NULL only in unit tests (tty_test_new) */
-	int fpoll_inited;
-	struct fuse_buf fbuf;
-	uv_poll_t fpoll;
-	uv_timer_t timer;
-	int timer_grace; /* 1: the timer expired once and was re-armed for an I/O pass (on_timer) */
-	uint64_t grace_at;      /* loop time of that first expiry */
-	uv_check_t grace_check; /* runs after the loop's next I/O poll: sets grace_polled */
-	int grace_polled;
-	uint64_t input_seen; /* loop time up to which input is known delivered: the loop polled
-	                      * I/O after it (on_timer); reads time out only as of this time */
-	int handles;         /* libuv handles not yet closed */
-	int session_dead;
-	int freeing;
-
-	struct tm_termios2 t;
-	struct termios_line sent_line;
-	int line_sent;
-	enum termios_flow sent_flow;
-	int flow_sent;
-	int dtr, rts, excl;
-	int break_held; /* TIOCSBRK in effect (until TIOCCBRK or the last close) */
-	int tx_stopped; /* output suspended with TCXONC TCOOFF (until TCOON / last close) */
-
-	struct tty_ring rx;
-	struct tty_icount icount;
-	uint8_t modem;       /* last RFC 2217 modem state */
-	uint64_t rx_dropped; /* received bytes discarded: TCIFLUSH, TCSETSF, ring overflow */
-
-	struct tty_open *opens;
-	unsigned nopen;
-	struct pend *reads, *writes, *drains, *miwaits;
-	int in_service, service_again;
-
-	int link_was_up;      /* last state the link reported was LINK_UP */
-	uint64_t down_since;  /* when the link was last seen leaving LINK_UP (or start) */
-	unsigned last_pollev; /* poll_events() at the end of the last service pass */
-};
-
-#define DBG(d, ...)                                                                                \
-	do {                                                                                       \
-		if ((d)->debug)                                                                    \
-			log_info(__VA_ARGS__);                                                     \
-	} while (0)
-
-static void service(struct tty_dev *d);
 static void on_timer(uv_timer_t *h);
 
 /* ---- small helpers ---------------------------------------------------------------- */
 
-static uint64_t now_ms(struct tty_dev *d)
-{
-	return uv_now(d->loop);
-}
-
-static int link_is_up(const struct tty_dev *d)
-{
-	return link_get_state(d->link) == LINK_UP;
-}
-
-/* The link has been not up for TTY_WRITE_DOWN_MS: writes fail (tty.c header comment). */
+/*
+ * Link outage (link state != LINK_UP: reconnecting; link.h) -- what programs see:
+ *  - blocking write: waits for the link; once the link has been not up for
+ *    TTY_WRITE_DOWN_MS (3 s, counted from when it went down, or from the device's start),
+ *    fails with EIO (or returns the count already accepted, if any). A write made when
+ *    the outage is already that old fails at once.
+ *  - O_NONBLOCK write: EAGAIN while the outage is younger than 3 s, then EIO.
+ *  - poll: POLLOUT only while up with room in the link queue and no parked write; once
+ *    the outage is 3 s old, POLLOUT|POLLERR (a select()ing writer wakes and gets EIO).
+ *  - tcdrain: completes once no write is parked (the link dropped its queue).
+ *  - reads: unaffected (bytes already received stay readable; VMIN/VTIME as usual).
+ * outage_long() says whether the outage is that old at loop time now (ms).
+ */
 static int outage_long(struct tty_dev *d, uint64_t now)
 {
 	return !link_is_up(d) && now - d->down_since >= TTY_WRITE_DOWN_MS;
@@ -238,7 +72,24 @@ static void pend_free(struct pend *p)
 	free(p);
 }
 
-static void notify_poll(struct tty_dev *d)
+struct pend *tty_pend_new(struct tty_dev *d, fuse_req_t req, enum pend_kind kind)
+{
+	struct pend *p = calloc(1, sizeof(*p));
+	if (!p)
+		return NULL;
+	p->dev = d;
+	p->req = req;
+	p->kind = kind;
+	return p;
+}
+
+void tty_pend_drop(struct pend **list, struct pend *p)
+{
+	list_remove(list, p);
+	pend_free(p);
+}
+
+void tty_notify_poll(struct tty_dev *d)
 {
 	for (struct tty_open *o = d->opens; o; o = o->next) {
 		if (o->ph) {
@@ -265,33 +116,15 @@ static void on_interrupt(fuse_req_t req, void *data)
 	kick(p->dev);
 }
 
-static void park(struct pend **list, struct pend *p)
+void tty_park(struct pend **list, struct pend *p)
 {
 	list_append(list, p);
 	fuse_req_interrupt_func(p->req, on_interrupt, p);
 }
 
-static int modem_bits(const struct tty_dev *d)
-{
-	int v = 0;
-	if (d->dtr)
-		v |= TTY_TIOCM_DTR;
-	if (d->rts)
-		v |= TTY_TIOCM_RTS;
-	if (d->modem & RFC2217_MODEM_CTS)
-		v |= TTY_TIOCM_CTS;
-	if (d->modem & RFC2217_MODEM_DSR)
-		v |= TTY_TIOCM_DSR;
-	if (d->modem & RFC2217_MODEM_RI)
-		v |= TTY_TIOCM_RNG;
-	if (d->modem & RFC2217_MODEM_CD)
-		v |= TTY_TIOCM_CAR;
-	return v;
-}
-
 /* Change DTR/RTS, telling the link only about lines that change; RTS (BOOT0) first so it
  * is settled before DTR (NRST) is released. */
-static void set_lines(struct tty_dev *d, int dtr, int rts)
+void tty_set_lines(struct tty_dev *d, int dtr, int rts)
 {
 	dtr = !!dtr;
 	rts = !!rts;
@@ -310,7 +143,9 @@ static void set_lines(struct tty_dev *d, int dtr, int rts)
 	DBG(d, "%s: lines DTR=%d RTS=%d", d->name, d->dtr, d->rts);
 }
 
-/* Carry the stored termios to the link: line settings and flow, each only when changed. */
+/* Carry the stored termios to the link: line settings and flow, each only when changed.
+ * Flow: CRTSCTS -> SET-CONTROL hardware, else IXON/IXOFF -> XON/XOFF, else none (RFC 2217;
+ * the bridge does the flow control). */
 static void sync_link(struct tty_dev *d)
 {
 	struct termios_line tl;
@@ -343,7 +178,7 @@ static void sync_link(struct tty_dev *d)
 	}
 }
 
-static void flush_input(struct tty_dev *d)
+void tty_flush_input(struct tty_dev *d)
 {
 	d->rx_dropped += d->rx.len;
 	tty_ring_clear(&d->rx);
@@ -355,26 +190,16 @@ static void flush_input(struct tty_dev *d)
 
 /* Store new termios (TCSETS* after any drain), flush input if asked, carry it to the link.
  * A change to speed B0 hangs up (drops DTR and RTS), as serial drivers do. */
-static void apply_termios(struct tty_dev *d, const struct tm_termios2 *nt, int flush)
+void tty_apply_termios(struct tty_dev *d, const struct tm_termios2 *nt, int flush)
 {
 	uint32_t old = termios_model_ospeed(&d->t);
 	d->t = *nt;
 	if (flush)
-		flush_input(d);
+		tty_flush_input(d);
 	sync_link(d);
 	if (old != 0 && termios_model_ospeed(&d->t) == 0)
-		set_lines(d, 0, 0);
-	notify_poll(d); /* VMIN may have changed what POLLIN means */
-}
-
-/* TIOCOUTQ: bytes written and not yet at the bridge: parked writes, the link's queue and
- * what its socket holds unacknowledged. */
-static size_t queued_out(const struct tty_dev *d)
-{
-	size_t n = link_tx_pending(d->link) + link_tx_unacked(d->link);
-	for (const struct pend *p = d->writes; p; p = p->next)
-		n += p->len - p->off;
-	return n;
+		tty_set_lines(d, 0, 0);
+	tty_notify_poll(d); /* VMIN may have changed what POLLIN means */
 }
 
 /* Answer a read with n bytes taken from the rx ring. */
@@ -403,70 +228,16 @@ static void reply_rx(struct tty_dev *d, fuse_req_t req, size_t n)
 	link_rx_resume(d->link); /* room freed: the link may hold data for us (link.h) */
 }
 
-/* During an outage the link holds nothing (it dropped its queue): drained once no write
- * is parked. */
-static int output_drained(struct tty_dev *d)
-{
-	return d->writes == NULL && link_tx_pending(d->link) == 0 && link_tx_unacked(d->link) == 0;
-}
-
-/* A parked drain waits only for the bridge to acknowledge what the socket holds: nothing
- * signals that, so the timer re-checks every TTY_DRAIN_POLL_MS. */
-static int drain_waits_socket(struct tty_dev *d)
-{
-	int parked = 0;
-	for (const struct pend *p = d->drains; p; p = p->next)
-		if (!p->break_on)
-			parked = 1;
-	return parked && d->writes == NULL && link_tx_pending(d->link) == 0 &&
-	       link_tx_unacked(d->link) > 0;
-}
-
-/* A timed break (TCSBRK 0, TCSBRKP) is on the line. */
-static int timed_break_active(const struct tty_dev *d)
-{
-	for (const struct pend *p = d->drains; p; p = p->next)
-		if (p->break_on)
-			return 1;
-	return 0;
-}
-
 /* Output may not go to the link now: suspended with TCOOFF, or a timed break is on (Linux
  * holds the tty write lock for the whole of send_break(), so writers wait, and O_NONBLOCK
  * writers get EAGAIN). */
 static int output_held(const struct tty_dev *d)
 {
-	return d->tx_stopped || timed_break_active(d);
+	return d->tx_stopped || tty_timed_break_active(d);
 }
 
-/* BREAK on (RFC 2217 SET-CONTROL 5). Returns 0, 1 when the link cannot carry a break at
- * all (-ENOTSUP, the legacy protocol: like a Linux driver without break_ctl the request
- * then succeeds without a break), or a negative errno from link_set_break(). */
-static int break_start(struct tty_dev *d)
-{
-	int r = link_set_break(d->link, 1);
-	if (r == -ENOTSUP)
-		return 1;
-	if (r < 0)
-		log_warn("%s: break: %s", d->name, strerror(-r));
-	return r;
-}
-
-/* TCXONC TCIOFF/TCION: transmit the STOP/START character (termios(3) tcflow), unless it is
- * disabled (_POSIX_VDISABLE, 0 on Linux). It goes at the end of the link queue (a kernel
- * UART sends it ahead of queued output). Best effort, as the kernel's tty_send_xchar(). */
-static void send_xchar(struct tty_dev *d, uint8_t c)
-{
-	if (c == 0)
-		return;
-	size_t n = link_is_up(d) ? link_write(d->link, &c, 1) : 0;
-	d->icount.tx += (uint32_t)n;
-	if (n == 0)
-		log_warn("%s: flow character 0x%02x not sent: link %s", d->name, c,
-		         link_is_up(d) ? "queue full" : "not up");
-}
-
-/* What poll reports now (tty.c header comment: "Link outage"). */
+/* What poll reports now, at loop time now (ms): POLLIN per VMIN/VTIME, POLLOUT per the link
+ * (outage_long: what programs see in an outage). */
 static unsigned poll_events(struct tty_dev *d, uint64_t now)
 {
 	struct termios_read_cfg rc;
@@ -508,51 +279,7 @@ static void service_writes(struct tty_dev *d, uint64_t now)
 				fuse_reply_err(p->req, EIO);
 			}
 		}
-		list_remove(&d->writes, p);
-		pend_free(p);
-	}
-}
-
-static void service_drains(struct tty_dev *d, uint64_t now)
-{
-	struct pend *p = d->drains, *next;
-	for (; p; p = next) {
-		next = p->next;
-		if (p->break_on) {
-			if (now < p->break_end)
-				continue;
-			link_set_break(d->link, 0);
-			p->break_on = 0;
-			DBG(d, "%s: break off", d->name);
-			fuse_reply_ioctl(p->req, 0, NULL, 0);
-			d->service_again = 1; /* held writes and waiting breaks may go now */
-		} else {
-			if (!output_drained(d))
-				continue;
-			int wants_break = p->break_ms != 0 || p->op == TTY_IOC_TIOCSBRK;
-			if (wants_break && timed_break_active(d))
-				continue; /* one break at a time */
-			if (p->op == TTY_IOC_TCSETSW || p->op == TTY_IOC_TCSETSF ||
-			    p->op == TTY_IOC_TCSETSW2 || p->op == TTY_IOC_TCSETSF2)
-				apply_termios(d, &p->newt, p->flush_input);
-			int r = wants_break ? break_start(d) : 0;
-			if (r < 0) {
-				fuse_reply_err(p->req, -r);
-			} else if (r == 0 && p->op == TTY_IOC_TIOCSBRK) {
-				d->break_held = 1;
-				DBG(d, "%s: break on (TIOCSBRK)", d->name);
-				fuse_reply_ioctl(p->req, 0, NULL, 0);
-			} else if (r == 0 && p->break_ms) {
-				p->break_on = 1;
-				p->break_end = now + p->break_ms;
-				DBG(d, "%s: break %u ms", d->name, p->break_ms);
-				continue;
-			} else {
-				fuse_reply_ioctl(p->req, 0, NULL, 0);
-			}
-		}
-		list_remove(&d->drains, p);
-		pend_free(p);
+		tty_pend_drop(&d->writes, p);
 	}
 }
 
@@ -565,7 +292,7 @@ static void service_reads(struct tty_dev *d, uint64_t now)
 		uint64_t dl;
 		/* Decide as of input_seen, not now: a deadline that passed since then may have
 		 * bytes sent in time still in the socket, or later in the buffer being decoded
-		 * (e.g. a NOTIFY-MODEMSTATE ahead of the ACK calls service() from the decoder).
+		 * (e.g. a NOTIFY-MODEMSTATE ahead of the ACK calls tty_service() from the decoder).
 		 * Enough data completes a read at any time; a timeout waits for on_timer. */
 		uint64_t t = now < d->input_seen ? now : d->input_seen;
 		if (t < p->rd.last_rx_ms)
@@ -579,29 +306,7 @@ static void service_reads(struct tty_dev *d, uint64_t now)
 			fuse_reply_err(p->req, EAGAIN);
 		else
 			reply_rx(d, p->req, take);
-		list_remove(&d->reads, p);
-		pend_free(p);
-	}
-}
-
-static int icount_changed(const struct tty_icount *a, const struct tty_icount *b, int mask)
-{
-	return ((mask & TTY_TIOCM_CTS) && a->cts != b->cts) ||
-	       ((mask & TTY_TIOCM_DSR) && a->dsr != b->dsr) ||
-	       ((mask & TTY_TIOCM_RNG) && a->rng != b->rng) ||
-	       ((mask & TTY_TIOCM_CAR) && a->dcd != b->dcd);
-}
-
-static void service_miwaits(struct tty_dev *d)
-{
-	struct pend *p = d->miwaits, *next;
-	for (; p; p = next) {
-		next = p->next;
-		if (!icount_changed(&p->snap, &d->icount, p->mask))
-			continue;
-		fuse_reply_ioctl(p->req, 0, NULL, 0);
-		list_remove(&d->miwaits, p);
-		pend_free(p);
+		tty_pend_drop(&d->reads, p);
 	}
 }
 
@@ -619,8 +324,7 @@ static void service_interrupts(struct tty_dev *d, struct pend **list)
 		else
 			fuse_reply_err(p->req, EINTR);
 		DBG(d, "%s: request interrupted", d->name);
-		list_remove(list, p);
-		pend_free(p);
+		tty_pend_drop(list, p);
 	}
 }
 
@@ -635,12 +339,8 @@ static uint64_t next_deadline(struct tty_dev *d)
 	if (!link_is_up(d) && now_ms(d) - d->down_since < TTY_WRITE_DOWN_MS &&
 	    d->down_since + TTY_WRITE_DOWN_MS < dl)
 		dl = d->down_since + TTY_WRITE_DOWN_MS;
-	for (struct pend *p = d->drains; p; p = p->next)
-		if (p->break_on && p->break_end < dl)
-			dl = p->break_end;
-	if (drain_waits_socket(d) && now_ms(d) + TTY_DRAIN_POLL_MS < dl)
-		dl = now_ms(d) + TTY_DRAIN_POLL_MS;
-	return dl;
+	uint64_t drains = tty_drains_deadline(d); /* breaks, drains waiting for the socket */
+	return drains < dl ? drains : dl;
 }
 
 /*
@@ -651,8 +351,8 @@ static uint64_t next_deadline(struct tty_dev *d)
  * for 1 ms, which makes the loop poll I/O once (delivering such bytes through cb_data; the
  * uv_check grace_check runs after that poll) before the second expiry decides: then input
  * up to the first expiry is known delivered (input_seen), and only as of that time may a
- * read time out (service_reads), whoever calls service() (a link callback, a CUSE request).
- * Until the second expiry, service() leaves the timer alone while the deadline is past;
+ * read time out (service_reads), whoever calls tty_service() (a link callback, a CUSE request).
+ * Until the second expiry, tty_service() leaves the timer alone while the deadline is past;
  * otherwise it re-arms it and clears the flag.
  */
 static void on_grace_check(uv_check_t *h)
@@ -682,10 +382,18 @@ static void on_timer(uv_timer_t *h)
 	d->timer_grace = 0;
 	if (d->grace_at > d->input_seen)
 		d->input_seen = d->grace_at;
-	service(d);
+	tty_service(d);
 }
 
-static void service(struct tty_dev *d)
+/*
+ * Requests that cannot be answered at once (blocking reads per VMIN/VTIME, writes into a
+ * full link queue, tcdrain/TCSETSW/TCSETSF, breaks, TIOCMIWAIT) are parked and answered
+ * here; this runs on every link event, CUSE request and expiry of the device's timer.
+ * Interrupts (FUSE_INTERRUPT: a signal hit the caller) only mark the parked request
+ * (on_interrupt); the EINTR reply is sent from here, never from inside libfuse's interrupt
+ * callback (libfuse holds the request's lock there).
+ */
+void tty_service(struct tty_dev *d)
 {
 	if (d->freeing)
 		return;
@@ -702,9 +410,9 @@ static void service(struct tty_dev *d)
 		service_interrupts(d, &d->drains);
 		service_interrupts(d, &d->miwaits);
 		service_writes(d, now);
-		service_drains(d, now);
+		tty_service_drains(d, now);
 		service_reads(d, now);
-		service_miwaits(d);
+		tty_service_miwaits(d);
 	} while (d->service_again);
 	d->in_service = 0;
 
@@ -712,7 +420,7 @@ static void service(struct tty_dev *d)
 	unsigned ev = poll_events(d, now_ms(d));
 	if (ev != d->last_pollev) {
 		d->last_pollev = ev;
-		notify_poll(d);
+		tty_notify_poll(d);
 	}
 
 	uint64_t dl = next_deadline(d);
@@ -738,6 +446,14 @@ static void op_init_done(void *userdata)
 		d->on_ready(d->ctx, d);
 }
 
+/*
+ * All descriptors share one port, as on a kernel tty: one termios, one input queue (each
+ * byte goes to the one read that takes it), one set of lines; O_NONBLOCK is per descriptor
+ * (taken from each request). TIOCEXCL makes later opens fail with EBUSY except for root
+ * (uid 0; the kernel's tty_open() lets CAP_SYS_ADMIN through: the uid is what CUSE tells
+ * us), until TIOCNXCL or the last close. flock(2), which pyserial's exclusive=True uses, is
+ * done by the kernel on the device inode and never reaches us.
+ */
 static void op_open(fuse_req_t req, struct fuse_file_info *fi)
 {
 	struct tty_dev *d = fuse_req_userdata(req);
@@ -757,7 +473,7 @@ static void op_open(fuse_req_t req, struct fuse_file_info *fi)
 	}
 	o->dev = d;
 	if (d->nopen == 0)
-		set_lines(d, 0, 0); /* every first open starts with DTR and RTS deasserted */
+		tty_set_lines(d, 0, 0); /* every first open starts with DTR and RTS deasserted */
 	o->next = d->opens;
 	d->opens = o;
 	d->nopen++;
@@ -805,7 +521,7 @@ static void op_release(fuse_req_t req, struct fuse_file_info *fi)
 			d->break_held = 0;
 		}
 		if (termios_model_hupcl(&d->t))
-			set_lines(d, 0, 0); /* HUPCL: lower the modem lines on last close */
+			tty_set_lines(d, 0, 0); /* HUPCL: lower the modem lines on last close */
 	}
 	log_info("%s: close, %u open", d->name, d->nopen);
 	fuse_reply_err(req, 0);
@@ -833,19 +549,16 @@ static void op_read(fuse_req_t req, size_t size, off_t off, struct fuse_file_inf
 		fuse_reply_err(req, EAGAIN);
 		return;
 	}
-	struct pend *p = calloc(1, sizeof(*p));
+	struct pend *p = tty_pend_new(d, req, PEND_READ);
 	if (!p) {
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	p->dev = d;
-	p->req = req;
-	p->kind = PEND_READ;
 	p->rd = rd;
 	p->rd.nonblock = 0;
 	p->rd_deadline = dl;
-	park(&d->reads, p);
-	service(d); /* arms the timer */
+	tty_park(&d->reads, p);
+	tty_service(d); /* arms the timer */
 }
 
 static void op_write(fuse_req_t req, const char *buf, size_t size, off_t off,
@@ -880,7 +593,7 @@ static void op_write(fuse_req_t req, const char *buf, size_t size, off_t off,
 			fuse_reply_err(req, EAGAIN);
 		return;
 	}
-	struct pend *p = calloc(1, sizeof(*p));
+	struct pend *p = tty_pend_new(d, req, PEND_WRITE);
 	uint8_t *copy = malloc(size - n);
 	if (!p || !copy) {
 		free(p);
@@ -893,15 +606,12 @@ static void op_write(fuse_req_t req, const char *buf, size_t size, off_t off,
 	}
 	/* keep only what is left; the reply counts the n bytes already accepted too */
 	memcpy(copy, buf + n, size - n);
-	p->dev = d;
-	p->req = req;
-	p->kind = PEND_WRITE;
 	p->data = copy;
 	p->base = n;
 	p->len = size - n;
 	p->off = 0;
-	park(&d->writes, p);
-	service(d);
+	tty_park(&d->writes, p);
+	tty_service(d);
 }
 
 static void op_poll(fuse_req_t req, struct fuse_file_info *fi, struct fuse_pollhandle *ph)
@@ -923,257 +633,27 @@ static void op_poll(fuse_req_t req, struct fuse_file_info *fi, struct fuse_pollh
 	fuse_reply_poll(req, ev);
 }
 
-static void reply_int(fuse_req_t req, int v)
-{
-	fuse_reply_ioctl(req, 0, &v, sizeof(v));
-}
-
-static void park_drain(struct tty_dev *d, fuse_req_t req, enum tty_ioc op,
-                       const struct tm_termios2 *nt, int flush, uint32_t break_ms)
-{
-	struct pend *p = calloc(1, sizeof(*p));
-	if (!p) {
-		fuse_reply_err(req, ENOMEM);
-		return;
-	}
-	p->dev = d;
-	p->req = req;
-	p->kind = PEND_DRAIN;
-	p->op = op;
-	if (nt)
-		p->newt = *nt;
-	p->flush_input = flush;
-	p->break_ms = break_ms;
-	park(&d->drains, p);
-	service(d);
-}
-
-static void op_ioctl(fuse_req_t req, int cmd_i, void *arg, struct fuse_file_info *fi,
-                     unsigned flags, const void *in_buf, size_t in_bufsz, size_t out_bufsz)
-{
-	struct tty_dev *d = fuse_req_userdata(req);
-	uint32_t cmd = (uint32_t)cmd_i;
-	uintptr_t val = (uintptr_t)arg;
-	struct tty_ioc_desc desc;
-	(void)fi;
-
-	if (tty_ioctl_lookup(cmd, &desc) == TTY_IOC_UNKNOWN ||
-	    ((flags & FUSE_IOCTL_COMPAT) &&
-	     (desc.op == TTY_IOC_TIOCGSERIAL || desc.op == TTY_IOC_TIOCSSERIAL))) {
-		DBG(d, "%s: ioctl 0x%08x: ENOTTY", d->name, cmd);
-		fuse_reply_err(req, ENOTTY);
-		return;
-	}
-	if ((desc.in_size && in_bufsz < desc.in_size) ||
-	    (desc.out_size && out_bufsz < desc.out_size)) {
-		if (in_bufsz == 0 && out_bufsz == 0) {
-			/* first pass: ask the kernel to copy the payload (legacy numbers carry
-			 * no size); a bad pointer then fails in the kernel with EFAULT */
-			struct iovec in = {arg, desc.in_size}, out = {arg, desc.out_size};
-			fuse_reply_ioctl_retry(req, desc.in_size ? &in : NULL, desc.in_size ? 1 : 0,
-			                       desc.out_size ? &out : NULL, desc.out_size ? 1 : 0);
-			return;
-		}
-		fuse_reply_err(req, EINVAL);
-		return;
-	}
-	DBG(d, "%s: ioctl 0x%08x arg %#lx", d->name, cmd, (unsigned long)val);
-
-	switch (desc.op) {
-	case TTY_IOC_TCGETS:
-	case TTY_IOC_TCGETS2: {
-		uint8_t buf[TM_TERMIOS2_SIZE];
-		int n = termios_model_get(&d->t, buf, sizeof(buf), desc.op == TTY_IOC_TCGETS2);
-		fuse_reply_ioctl(req, 0, buf, (size_t)n);
-		return;
-	}
-	case TTY_IOC_TCSETS:
-	case TTY_IOC_TCSETSW:
-	case TTY_IOC_TCSETSF:
-	case TTY_IOC_TCSETS2:
-	case TTY_IOC_TCSETSW2:
-	case TTY_IOC_TCSETSF2: {
-		int form2 = desc.op == TTY_IOC_TCSETS2 || desc.op == TTY_IOC_TCSETSW2 ||
-		            desc.op == TTY_IOC_TCSETSF2;
-		struct tm_termios2 nt = d->t;
-		if (termios_model_set(&nt, in_buf, in_bufsz, form2) < 0) {
-			fuse_reply_err(req, EINVAL);
-			return;
-		}
-		if (desc.op == TTY_IOC_TCSETS || desc.op == TTY_IOC_TCSETS2) {
-			apply_termios(d, &nt, 0);
-			fuse_reply_ioctl(req, 0, NULL, 0);
-			return;
-		}
-		int flush = desc.op == TTY_IOC_TCSETSF || desc.op == TTY_IOC_TCSETSF2;
-		park_drain(d, req, desc.op, &nt, flush, 0);
-		return;
-	}
-	case TTY_IOC_TIOCMGET:
-		reply_int(req, modem_bits(d));
-		return;
-	case TTY_IOC_TIOCMSET:
-	case TTY_IOC_TIOCMBIS:
-	case TTY_IOC_TIOCMBIC: {
-		int v;
-		memcpy(&v, in_buf, sizeof(v));
-		int dtr = d->dtr, rts = d->rts;
-		if (desc.op == TTY_IOC_TIOCMSET) {
-			dtr = (v & TTY_TIOCM_DTR) != 0;
-			rts = (v & TTY_TIOCM_RTS) != 0;
-		} else if (desc.op == TTY_IOC_TIOCMBIS) {
-			dtr |= (v & TTY_TIOCM_DTR) != 0;
-			rts |= (v & TTY_TIOCM_RTS) != 0;
-		} else {
-			if (v & TTY_TIOCM_DTR)
-				dtr = 0;
-			if (v & TTY_TIOCM_RTS)
-				rts = 0;
-		}
-		set_lines(d, dtr, rts);
-		fuse_reply_ioctl(req, 0, NULL, 0);
-		return;
-	}
-	case TTY_IOC_TCFLSH:
-		if (val > 2) {
-			fuse_reply_err(req, EINVAL);
-			return;
-		}
-		if (val == 0 || val == 2)
-			flush_input(d);
-		if (val == 1 || val == 2) {
-			int r = link_purge(d->link, 2);
-			if (r < 0)
-				DBG(d, "%s: purge tx: %s", d->name, strerror(-r));
-		}
-		fuse_reply_ioctl(req, 0, NULL, 0);
-		/* parked tcdrain/TCSETSW and writes may proceed now; POLLOUT may be back */
-		service(d);
-		notify_poll(d);
-		return;
-	case TTY_IOC_TCSBRK:
-		park_drain(d, req, desc.op, NULL, 0, val == 0 ? TTY_BREAK_MS : 0);
-		return;
-	case TTY_IOC_TCSBRKP:
-		park_drain(d, req, desc.op, NULL, 0, val ? (uint32_t)val * 100u : TTY_BREAK_MS);
-		return;
-	case TTY_IOC_TIOCSBRK:
-		/* after the output drained, as the kernel's tty_ioctl() does */
-		park_drain(d, req, desc.op, NULL, 0, 0);
-		return;
-	case TTY_IOC_TIOCCBRK: {
-		int r = link_set_break(d->link, 0);
-		if (r < 0 && r != -ENOTSUP) {
-			fuse_reply_err(req, -r);
-			return;
-		}
-		d->break_held = 0;
-		DBG(d, "%s: break off (TIOCCBRK)", d->name);
-		fuse_reply_ioctl(req, 0, NULL, 0);
-		return;
-	}
-	case TTY_IOC_FIONREAD:
-		reply_int(req, (int)d->rx.len);
-		return;
-	case TTY_IOC_TIOCOUTQ:
-		reply_int(req, (int)queued_out(d));
-		return;
-	case TTY_IOC_TIOCEXCL:
-	case TTY_IOC_TIOCNXCL:
-		d->excl = desc.op == TTY_IOC_TIOCEXCL;
-		fuse_reply_ioctl(req, 0, NULL, 0);
-		return;
-	case TTY_IOC_TIOCGEXCL:
-		reply_int(req, d->excl);
-		return;
-	case TTY_IOC_TIOCGWINSZ: {
-		uint8_t buf[16];
-		int n = tty_ioctl_fill_winsize(buf, sizeof(buf));
-		fuse_reply_ioctl(req, 0, buf, (size_t)n);
-		return;
-	}
-	case TTY_IOC_TIOCSWINSZ:
-	case TTY_IOC_TIOCSSERIAL:
-		fuse_reply_ioctl(req, 0, NULL, 0); /* accepted, nothing to change */
-		return;
-	case TTY_IOC_TIOCGSERIAL: {
-		uint8_t buf[256];
-		int n = tty_ioctl_fill_serial(buf, sizeof(buf), 0, TTY_BAUD_BASE);
-		if (n < 0) {
-			fuse_reply_err(req, -n);
-			return;
-		}
-		fuse_reply_ioctl(req, 0, buf, (size_t)n);
-		return;
-	}
-	case TTY_IOC_TIOCGICOUNT: {
-		uint8_t buf[256];
-		int n = tty_ioctl_fill_icount(buf, sizeof(buf), &d->icount);
-		if (n < 0) {
-			fuse_reply_err(req, -n);
-			return;
-		}
-		fuse_reply_ioctl(req, 0, buf, (size_t)n);
-		return;
-	}
-	case TTY_IOC_TIOCMIWAIT: {
-		int mask =
-		    (int)val & (TTY_TIOCM_CTS | TTY_TIOCM_DSR | TTY_TIOCM_RNG | TTY_TIOCM_CAR);
-		if (mask == 0) {
-			fuse_reply_err(req, EINVAL);
-			return;
-		}
-		struct pend *p = calloc(1, sizeof(*p));
-		if (!p) {
-			fuse_reply_err(req, ENOMEM);
-			return;
-		}
-		p->dev = d;
-		p->req = req;
-		p->kind = PEND_MIWAIT;
-		p->mask = mask;
-		p->snap = d->icount;
-		park(&d->miwaits, p);
-		return;
-	}
-	case TTY_IOC_TCXONC: /* tcflow(3) */
-		switch (val) {
-		case 0: /* TCOOFF */
-		case 1: /* TCOON */
-			d->tx_stopped = val == 0;
-			DBG(d, "%s: output %s", d->name, val == 0 ? "suspended" : "resumed");
-			break;
-		case 2: /* TCIOFF */
-			send_xchar(d, d->t.c_cc[TM_VSTOP]);
-			break;
-		case 3: /* TCION */
-			send_xchar(d, d->t.c_cc[TM_VSTART]);
-			break;
-		default:
-			fuse_reply_err(req, EINVAL);
-			return;
-		}
-		fuse_reply_ioctl(req, 0, NULL, 0);
-		service(d); /* TCOON: held writes and drains may proceed; POLLOUT may change */
-		return;
-	case TTY_IOC_UNKNOWN:
-		break;
-	}
-	fuse_reply_err(req, ENOTTY);
-}
-
 static const struct cuse_lowlevel_ops tty_ops = {
     .init_done = op_init_done,
     .open = op_open,
     .read = op_read,
     .write = op_write,
     .release = op_release,
-    .ioctl = op_ioctl,
+    .ioctl = tty_op_ioctl,
     .poll = op_poll,
 };
 
 /* ---- link callbacks --------------------------------------------------------------- */
 
+/*
+ * Bridge data goes into the 64 KiB ring (cb_rx_space() answers its free room); every time a
+ * read takes bytes out, reply_rx() calls link_rx_resume() (the link holds data the ring
+ * could not take and applies backpressure to the bridge). While no descriptor is open,
+ * received data is dropped (counted in rx_dropped), as a UART does, and the last close
+ * drops what was left unread: a closed port never holds the link back. Input flushes
+ * (TCIFLUSH, TCSETSF) empty the ring and have the link discard what the bridge sent before
+ * them and is still on its way (link_purge; counted in rx_dropped too).
+ */
 static void cb_data(void *ctx, const uint8_t *p, size_t n)
 {
 	struct tty_dev *d = ctx;
@@ -1193,8 +673,8 @@ static void cb_data(void *ctx, const uint8_t *p, size_t n)
 	uint64_t now = now_ms(d);
 	for (struct pend *r = d->reads; r; r = r->next)
 		tty_read_on_rx(&r->rd, now);
-	service(d);
-	notify_poll(d);
+	tty_service(d);
+	tty_notify_poll(d);
 }
 
 static size_t cb_rx_space(void *ctx)
@@ -1208,8 +688,8 @@ static size_t cb_rx_space(void *ctx)
 static void cb_writable(void *ctx)
 {
 	struct tty_dev *d = ctx;
-	service(d);
-	notify_poll(d);
+	tty_service(d);
+	tty_notify_poll(d);
 }
 
 static void cb_state(void *ctx, enum link_state st)
@@ -1223,14 +703,14 @@ static void cb_state(void *ctx, enum link_state st)
 		d->link_was_up = 0;
 		d->down_since = now_ms(d); /* an outage starts: writes fail 3 s from now */
 	}
-	service(d);
-	notify_poll(d);
+	tty_service(d);
+	tty_notify_poll(d);
 }
 
 /* NOTIFY-MODEMSTATE (RFC 2217 "Notification of Modem State"): the new CTS/DSR/RI/CD for
  * TIOCMGET, one TIOCGICOUNT count per line that changed (state differs from the last
  * notification, or the bridge set the line's delta bit), and TIOCMIWAIT waiters whose mask
- * covers a counted line are answered (service_miwaits compares counters, as the kernel's
+ * covers a counted line are answered (tty_service_miwaits compares counters, as the kernel's
  * uart_wait_modem_status() does). */
 static void cb_modemstate(void *ctx, uint8_t st)
 {
@@ -1248,7 +728,7 @@ static void cb_modemstate(void *ctx, uint8_t st)
 	d->modem = (uint8_t)(st & (RFC2217_MODEM_CD | RFC2217_MODEM_RI | RFC2217_MODEM_DSR |
 	                           RFC2217_MODEM_CTS));
 	DBG(d, "%s: modem state 0x%02x", d->name, st);
-	service(d);
+	tty_service(d);
 }
 
 /* NOTIFY-LINESTATE (RFC 2217 "Notification of Line State"): every error bit set counts one
@@ -1269,8 +749,8 @@ static void cb_linestate(void *ctx, uint8_t st)
 
 static void cb_drained(void *ctx)
 {
-	service(ctx);
-	notify_poll(ctx); /* the link queue is empty: room for writers */
+	tty_service(ctx);
+	tty_notify_poll(ctx); /* the link queue is empty: room for writers */
 }
 
 static const struct link_callbacks tty_link_cb = {
@@ -1338,7 +818,7 @@ void tty_get_stats(const struct tty_dev *t, struct tty_stats *st)
 	st->flow = f == TERMIOS_FLOW_HARDWARE  ? LINK_FLOW_HARDWARE
 	           : f == TERMIOS_FLOW_XONXOFF ? LINK_FLOW_XONXOFF
 	                                       : LINK_FLOW_NONE;
-	st->modem = modem_bits(t);
+	st->modem = tty_modem_bits(t);
 	st->cts = t->icount.cts;
 	st->dsr = t->icount.dsr;
 	st->rng = t->icount.rng;
@@ -1370,8 +850,9 @@ static void fail_all(struct tty_dev *d, int err)
 	}
 }
 
-/* The CUSE connection is gone for good: answer everything parked, stop watching the fd,
- * tell the owner (who frees us; nothing may touch d after on_dead). */
+/* The CUSE connection is gone for good (session ended, or an error on its fd): answer
+ * everything parked with EIO, stop watching the fd, tell the owner through on_dead (who
+ * frees us; nothing may touch d after on_dead; espstmd then exits with status 1). */
 static void session_lost(struct tty_dev *d, const char *why)
 {
 	if (d->session_dead || d->freeing)
@@ -1466,11 +947,19 @@ static void dev_start(struct tty_dev *d)
 	/* the port's initial state: DTR and RTS deasserted, line and flow from termios */
 	d->dtr = 1;
 	d->rts = 1;
-	set_lines(d, 0, 0);
+	tty_set_lines(d, 0, 0);
 	sync_link(d);
-	service(d); /* arms the outage timer if the link is not up */
+	tty_service(d); /* arms the outage timer if the link is not up */
 }
 
+/*
+ * Session setup does what libfuse's cuse_lowlevel_setup() does internally, minus its signal
+ * handlers and daemonizing: cuse_lowlevel_new(), open("/dev/cuse"), then hand the fd to the
+ * session with fuse_session_mount("/dev/fd/N") (libfuse: "the caller may open /dev/fuse ...
+ * and pass on the file descriptor by specifying /dev/fd/N as the mount point"). The fd is
+ * watched with a uv_poll_t; requests are read with fuse_session_receive_buf() and
+ * dispatched with fuse_session_process_buf() (on_fuse). Contract in tty.h.
+ */
 int tty_dev_new(uv_loop_t *loop, const struct tty_config *cfg, struct link *link,
                 struct tty_dev **out)
 {
@@ -1603,7 +1092,8 @@ int tty_test_new(uv_loop_t *loop, const struct tty_config *cfg, struct link *lin
 		free(d);
 		return r;
 	}
-	uv_check_init(loop, &d->grace_check); /* cannot fail */
+	r = uv_check_init(loop, &d->grace_check);
+	assert(r == 0); /* uv_check_init only initialises the handle */
 	d->handles = 2;
 	d->timer.data = d;
 	d->grace_check.data = d;

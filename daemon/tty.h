@@ -32,6 +32,10 @@ struct tty_config {
  * Open /dev/cuse, register the device and start serving it on loop; the tty installs its
  * callbacks on link. Returns 0 or negative errno (-ENOENT/-ENODEV: no CUSE in this kernel,
  * -EACCES: not root, -EEXIST: name taken).
+ * Not emulated (divergences from a kernel tty): no line discipline at all: ICANON is
+ * treated as raw with VMIN 1 / VTIME 0, no echo, no ICRNL/ONLCR/ISTRIP processing, no
+ * signals (ISIG), no controlling terminal, so no hangup on a CD drop with CLOCAL clear;
+ * IXON/IXOFF and CRTSCTS are carried to the bridge (RFC 2217 flow control) and done there.
  */
 int tty_dev_new(uv_loop_t *loop, const struct tty_config *cfg, struct link *link,
                 struct tty_dev **out);
@@ -65,7 +69,7 @@ void tty_get_stats(const struct tty_dev *t, struct tty_stats *st);
 #ifdef ESPSTM_UNIT_TEST
 /* Unit tests only: a tty without a CUSE session (no /dev/cuse, no device node); the test
  * drives the CUSE operations itself with fake requests (it defines the fuse_reply_* and
- * fuse_req_* functions tty.c calls, which take precedence over libfuse's). */
+ * fuse_req_* functions tty.c and tty_ops_ioctl.c call, which take precedence over libfuse's). */
 struct cuse_lowlevel_ops;
 int tty_test_new(uv_loop_t *loop, const struct tty_config *cfg, struct link *link,
                  struct tty_dev **out);

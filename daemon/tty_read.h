@@ -2,20 +2,8 @@
 /*
  * tty_read: the receive side of the virtual serial port as pure logic, so unit tests can
  * drive it with fake time: a bounded byte ring and the read(2) decision rules of termios(3)
- * for noncanonical mode (VMIN/VTIME), as the kernel's n_tty_read() applies them.
- *
- *  - MIN = 0, TIME = 0: return what is there now, possibly 0 bytes (even with O_NONBLOCK).
- *  - MIN > 0, TIME = 0: wait until min(MIN, count) bytes are there.
- *  - MIN = 0, TIME > 0: wait up to TIME tenths of a second for the first byte, then return
- *    what is there; 0 bytes on timeout.
- *  - MIN > 0, TIME > 0: wait without limit for the first byte; then an inter-byte timer of
- *    TIME tenths restarts on every arrival; return at min(MIN, count) bytes or when the timer
- *    expires.
- *  - O_NONBLOCK (except MIN = 0, TIME = 0): return what is there, or -EAGAIN when empty.
- *  - ICANON is not emulated (no line editing, no echo): it is treated as MIN = 1, TIME = 0,
- *    i.e. a read returns as soon as any byte is there.
- * Data stays in the ring while a read waits; the caller takes it when the verdict is
- * TTY_READ_NOW. Times are milliseconds on any monotonic clock.
+ * for noncanonical mode (VMIN/VTIME), as the kernel's n_tty_read() applies them. Times are
+ * milliseconds on any monotonic clock.
  */
 #ifndef ESPSTM_TTY_READ_H
 #define ESPSTM_TTY_READ_H
@@ -69,6 +57,19 @@ void tty_read_on_rx(struct tty_read_req *r, uint64_t now_ms);
  * TTY_READ_NOW, *take = bytes to return (<= count, <= avail). On TTY_READ_WAIT,
  * *deadline_ms = when to decide again without new data (TTY_READ_NO_DEADLINE: only on data).
  * O_NONBLOCK is honoured as given in r->nonblock; a parked request should have nonblock 0.
+ * The rules (termios(3) "Canonical and noncanonical mode"):
+ *  - MIN = 0, TIME = 0: return what is there now, possibly 0 bytes (even with O_NONBLOCK).
+ *  - MIN > 0, TIME = 0: wait until min(MIN, count) bytes are there.
+ *  - MIN = 0, TIME > 0: wait up to TIME tenths of a second for the first byte, then return
+ *    what is there; 0 bytes on timeout.
+ *  - MIN > 0, TIME > 0: wait without limit for the first byte; then an inter-byte timer of
+ *    TIME tenths restarts on every arrival; return at min(MIN, count) bytes or when the timer
+ *    expires.
+ *  - O_NONBLOCK (except MIN = 0, TIME = 0): return what is there, or -EAGAIN when empty.
+ *  - ICANON is not emulated (no line editing, no echo): it is treated as MIN = 1, TIME = 0,
+ *    i.e. a read returns as soon as any byte is there.
+ * Data stays in the ring while a read waits; the caller takes it (tty_ring_pop) when the
+ * verdict is TTY_READ_NOW.
  */
 enum tty_read_verdict tty_read_decide(const struct tty_read_req *r, size_t avail, uint64_t now_ms,
                                       size_t *take, uint64_t *deadline_ms);

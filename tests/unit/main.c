@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Runs every registered Check suite. Usage: unit-tests [SUITE-NAME-SUBSTRING]
+/* Runs every registered Check suite, or only the one named. Usage: unit-tests [SUITE]
  * (CK_RUN_SUITE / CK_RUN_CASE from Check also work). Exit status 0 only if all pass. */
 #include "unit.h"
 #include <stdio.h>
@@ -19,7 +19,7 @@ void unit_register(unit_suite_fn fn)
 	suites[nsuites++] = fn;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	if (nsuites == 0) {
 		fprintf(stderr, "unit: no suites registered\n");
@@ -28,8 +28,12 @@ int main(void)
 	SRunner *sr = srunner_create(suites[0]());
 	for (int i = 1; i < nsuites; i++)
 		srunner_add_suite(sr, suites[i]());
-	srunner_run_all(sr, CK_NORMAL);
+	srunner_run(sr, argc > 1 ? argv[1] : NULL, NULL, CK_NORMAL);
 	int failed = srunner_ntests_failed(sr);
+	if (argc > 1 && srunner_ntests_run(sr) == 0) {
+		fprintf(stderr, "unit: no suite named '%s'\n", argv[1]);
+		failed = 1;
+	}
 	srunner_free(sr);
 	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

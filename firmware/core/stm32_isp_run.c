@@ -387,21 +387,6 @@ static void start_sync(struct stm32_isp *isp)
 	isp_op_start(isp, OP_SYNC);
 }
 
-static void start_get(struct stm32_isp *isp)
-{
-	isp_op_start(isp, OP_GET);
-}
-
-static void start_gvr(struct stm32_isp *isp)
-{
-	isp_op_start(isp, OP_GVR);
-}
-
-static void start_gid(struct stm32_isp *isp)
-{
-	isp_op_start(isp, OP_GID);
-}
-
 static void start_rdp_probe(struct stm32_isp *isp)
 {
 	start_read(isp, isp->st.dev->flash_base, 4);
@@ -412,23 +397,10 @@ static void start_fsize(struct stm32_isp *isp)
 	start_read(isp, isp->st.dev->fsize_addr, 2);
 }
 
-static void start_runprot(struct stm32_isp *isp)
-{
-	isp_set_state(isp, STM32_ISP_UNPROTECTING);
-	isp_op_start(isp, OP_RUNPROT);
-}
-
-static void start_wunprot(struct stm32_isp *isp)
-{
-	isp_set_state(isp, STM32_ISP_UNPROTECTING);
-	isp_op_start(isp, OP_WUNPROT);
-}
-
 /* Mass erase: one command, or every unit in batches on parts without one. */
 static void start_mass(struct stm32_isp *isp)
 {
 	const struct stm32_dev *d = isp->st.dev;
-	isp_set_state(isp, STM32_ISP_ERASING);
 	if (!(d->flags & STM32_DEV_NO_MASS_ERASE)) {
 		isp->er_mass = 1;
 		isp->er_wait_ms = d->mass_erase_ms + STM32_ISP_ACK_MS;
@@ -439,28 +411,16 @@ static void start_mass(struct stm32_isp *isp)
 		isp_op_start(isp, OP_ERASE);
 }
 
-static void start_erase(struct stm32_isp *isp)
-{
-	isp_set_state(isp, STM32_ISP_ERASING);
-	isp_op_start(isp, OP_ERASE);
-}
-
 static void start_write(struct stm32_isp *isp)
 {
-	isp_set_state(isp, STM32_ISP_WRITING);
 	isp->io.addr = isp->pos;
 	isp->io.len = isp->blk_len;
 	isp_op_start(isp, OP_WRITE);
 }
 
-static void start_wcheck(struct stm32_isp *isp)
+/* WCHECK and VERIFY: READ MEMORY of the current block. */
+static void start_read_block(struct stm32_isp *isp)
 {
-	start_read(isp, isp->pos, isp->blk_len);
-}
-
-static void start_verify(struct stm32_isp *isp)
-{
-	isp_set_state(isp, STM32_ISP_VERIFYING);
 	start_read(isp, isp->pos, isp->blk_len);
 }
 
@@ -902,34 +862,38 @@ static void timer_resync(struct stm32_isp *isp)
 /* The step table                                                                       */
 /* ------------------------------------------------------------------------------------ */
 
+/* A step: the state it shows (0: unchanged), then it starts with op (when start is NULL),
+ * or start, or waits for its timer (neither). */
 struct step_def {
-	void (*start)(struct stm32_isp *isp);                     /* NULL: timer driven */
+	uint8_t state;                                            /* enum stm32_isp_state */
+	uint8_t op;                                               /* enum isp_op */
+	void (*start)(struct stm32_isp *isp);                     /* NULL: op, or timer */
 	void (*result)(struct stm32_isp *isp, enum isp_result r); /* its command ended */
 	void (*timer)(struct stm32_isp *isp);                     /* its timer expired */
 };
 
 static const struct step_def steps[ST_COUNT] = {
-    [ST_RESET_LOW] = {NULL, NULL, timer_reset_low},
-    [ST_SETTLE] = {NULL, NULL, timer_sync},
-    [ST_REBOOT] = {NULL, NULL, timer_sync},
-    [ST_SYNC] = {start_sync, done_sync, NULL},
-    [ST_GET] = {start_get, done_get, NULL},
-    [ST_GVR] = {start_gvr, done_gvr, NULL},
-    [ST_GID] = {start_gid, done_gid, NULL},
-    [ST_RDP_PROBE] = {start_rdp_probe, done_rdp_probe, NULL},
-    [ST_FSIZE] = {start_fsize, done_fsize, NULL},
-    [ST_RUNPROT] = {start_runprot, done_runprot, NULL},
-    [ST_WUNPROT] = {start_wunprot, done_wunprot, NULL},
-    [ST_MASS] = {start_mass, done_mass, NULL},
-    [ST_BLOCK] = {isp_do_block, NULL, NULL},
-    [ST_ERASE] = {start_erase, done_erase, NULL},
-    [ST_WRITE] = {start_write, done_write, NULL},
-    [ST_WCHECK] = {start_wcheck, done_wcheck, NULL},
-    [ST_VERIFY] = {start_verify, done_verify, NULL},
-    [ST_GO] = {start_go, done_go, NULL},
-    [ST_RUN_RESET] = {NULL, NULL, timer_run_reset},
-    [ST_DRAIN] = {NULL, NULL, timer_drain},
-    [ST_RESYNC] = {NULL, done_resync, timer_resync},
+    [ST_RESET_LOW] = {0, OP_NONE, NULL, NULL, timer_reset_low},
+    [ST_SETTLE] = {0, OP_NONE, NULL, NULL, timer_sync},
+    [ST_REBOOT] = {0, OP_NONE, NULL, NULL, timer_sync},
+    [ST_SYNC] = {0, OP_NONE, start_sync, done_sync, NULL},
+    [ST_GET] = {0, OP_GET, NULL, done_get, NULL},
+    [ST_GVR] = {0, OP_GVR, NULL, done_gvr, NULL},
+    [ST_GID] = {0, OP_GID, NULL, done_gid, NULL},
+    [ST_RDP_PROBE] = {0, OP_NONE, start_rdp_probe, done_rdp_probe, NULL},
+    [ST_FSIZE] = {0, OP_NONE, start_fsize, done_fsize, NULL},
+    [ST_RUNPROT] = {STM32_ISP_UNPROTECTING, OP_RUNPROT, NULL, done_runprot, NULL},
+    [ST_WUNPROT] = {STM32_ISP_UNPROTECTING, OP_WUNPROT, NULL, done_wunprot, NULL},
+    [ST_MASS] = {STM32_ISP_ERASING, OP_NONE, start_mass, done_mass, NULL},
+    [ST_BLOCK] = {0, OP_NONE, isp_do_block, NULL, NULL},
+    [ST_ERASE] = {STM32_ISP_ERASING, OP_ERASE, NULL, done_erase, NULL},
+    [ST_WRITE] = {STM32_ISP_WRITING, OP_NONE, start_write, done_write, NULL},
+    [ST_WCHECK] = {0, OP_NONE, start_read_block, done_wcheck, NULL},
+    [ST_VERIFY] = {STM32_ISP_VERIFYING, OP_NONE, start_read_block, done_verify, NULL},
+    [ST_GO] = {0, OP_NONE, start_go, done_go, NULL},
+    [ST_RUN_RESET] = {0, OP_NONE, NULL, NULL, timer_run_reset},
+    [ST_DRAIN] = {0, OP_NONE, NULL, NULL, timer_drain},
+    [ST_RESYNC] = {0, OP_NONE, NULL, done_resync, timer_resync},
 };
 
 static const struct step_def *step_def(const struct stm32_isp *isp)
@@ -942,8 +906,12 @@ static const struct step_def *step_def(const struct stm32_isp *isp)
 static void run_step(struct stm32_isp *isp)
 {
 	const struct step_def *s = step_def(isp);
+	if (s->state)
+		isp_set_state(isp, (enum stm32_isp_state)s->state);
 	if (s->start)
 		s->start(isp);
+	else if (s->op != OP_NONE)
+		isp_op_start(isp, (enum isp_op)s->op);
 }
 
 void isp_on_op(struct stm32_isp *isp, enum isp_result r)

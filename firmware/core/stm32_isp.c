@@ -285,9 +285,16 @@ int stm32_isp_begin(struct stm32_isp *isp, const struct stm32_isp_opts *opts)
 	return 0;
 }
 
+/* 1 while stm32_isp_write() may take bytes: a run in progress, before stm32_isp_end(), no
+ * seek pending. */
+static int takes_data(const struct stm32_isp *isp)
+{
+	return stm32_isp_busy(isp) && !isp->ended && !isp->seek_on;
+}
+
 size_t stm32_isp_room(const struct stm32_isp *isp)
 {
-	if (!stm32_isp_busy(isp) || isp->ended || isp->seek_on)
+	if (!takes_data(isp))
 		return 0;
 	size_t room = STM32_ISP_BUF - isp->buf_len;
 	if (isp->o.total) {
@@ -300,7 +307,7 @@ size_t stm32_isp_room(const struct stm32_isp *isp)
 
 size_t stm32_isp_write(struct stm32_isp *isp, const uint8_t *p, size_t n)
 {
-	if (!stm32_isp_busy(isp) || isp->ended || isp->seek_on || n == 0)
+	if (!takes_data(isp) || n == 0)
 		return 0;
 	if (isp->o.total && n > isp->o.total - isp->st.bytes_received) {
 		isp_fail(isp, STM32_ISP_E_RANGE, "more than the announced %lu bytes",
@@ -331,15 +338,13 @@ int stm32_isp_seek(struct stm32_isp *isp, uint32_t addr)
 		if ((isp->img_off || isp->buf_len) && addr < next)
 			return -EINVAL;
 	}
+	isp->seek_addr = addr;
+	isp->seek_on = 1;
 	if (isp->flash_end &&
 	    (addr < isp->st.dev->flash_base || addr >= isp->flash_end)) { /* device known */
-		isp->seek_addr = addr;
-		isp->seek_on = 1;
 		isp_seek_apply(isp); /* fails the run, naming the address */
 		return -ERANGE;
 	}
-	isp->seek_addr = addr;
-	isp->seek_on = 1;
 	wake_block(isp);
 	return 0;
 }
@@ -397,25 +402,24 @@ void stm32_isp_poll(struct stm32_isp *isp)
 	isp_io_check_timeout(isp);
 }
 
+/* Milliseconds from now until deadline t, 0 once it has passed (wrap-safe). */
+static int32_t ms_until(uint32_t now, uint32_t t)
+{
+	int32_t d = (int32_t)(t - now);
+	return d < 0 ? 0 : d;
+}
+
 int32_t stm32_isp_next_ms(const struct stm32_isp *isp)
 {
 	if (!stm32_isp_busy(isp))
 		return -1;
 	uint32_t now = isp_now(isp);
 	int32_t best = -1;
-	if (isp->timer_on) {
-		int32_t d = (int32_t)(isp->timer - now);
-		best = d < 0 ? 0 : d;
-	}
+	if (isp->timer_on)
+		best = ms_until(now, isp->timer);
 	if (isp->io.op != OP_NONE) {
-		int32_t d;
-		if (isp->io.waiting) {
-			d = (int32_t)(isp->io.deadline - now);
-			if (d < 0)
-				d = 0;
-		} else {
-			d = 1; /* bytes waiting for the UART, or the UART draining */
-		}
+		/* 1: bytes waiting for the UART, or the UART draining */
+		int32_t d = isp->io.waiting ? ms_until(now, isp->io.deadline) : 1;
 		if (best < 0 || d < best)
 			best = d;
 	}

@@ -357,6 +357,7 @@ int32_t stm32_isp_next_ms(const struct stm32_isp *isp);
 /* 1 while a run is in progress (state CONNECTING .. STARTING), else 0. */
 int stm32_isp_busy(const struct stm32_isp *isp);
 
+/* The current state (STM32_ISP_IDLE after init). */
 enum stm32_isp_state stm32_isp_state(const struct stm32_isp *isp);
 
 /* Fill st with the current status (st->message points into isp). */

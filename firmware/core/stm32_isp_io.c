@@ -125,15 +125,14 @@ static int stage_go(struct stm32_isp *isp)
 }
 
 /* WRITE MEMORY's data frame (3.6): N - 1, the block padded with 0xFF to a whole programming
- * unit of the device (stm32_dev_write_align: 4..32 bytes; the block starts on one and ends
- * at most at a 256-byte boundary, so n <= 256), XOR of all. */
+ * unit of the device (stm32_dev_write_align: 4..32 bytes, dividing 256; the block ends at
+ * most at a 256-byte boundary, so n <= 256), XOR of all. */
 static void io_write_data(struct stm32_isp *isp)
 {
 	struct stm32_isp_io *io = &isp->io;
 	uint32_t w = stm32_dev_write_align(isp->st.dev);
 	uint16_t n = (uint16_t)((io->len + w - 1u) & ~(w - 1u));
-	if (n > STM32_ISP_BLOCK)
-		n = STM32_ISP_BLOCK;
+	assert(io->len > 0 && n <= STM32_ISP_BLOCK);
 	io->out[0] = (uint8_t)(n - 1);
 	for (uint16_t i = 0; i < n; i++)
 		io->out[1 + i] = i < io->len ? isp_ring_at(isp, i) : 0xFF;
@@ -187,6 +186,7 @@ static uint16_t erase_list(const struct stm32_isp *isp, uint8_t *f)
 			f[k++] = (uint8_t)(isp->er_first + u);
 		}
 	}
+	assert(k < sizeof(isp->io.out)); /* at most STM32_ISP_ERASE_BATCH units */
 	f[k] = xor_of(f, k);
 	return (uint16_t)(k + 1);
 }

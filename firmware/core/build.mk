@@ -15,6 +15,8 @@ CORE_SRC := \
 	firmware/core/settings.c \
 	firmware/core/stm32_devices.c \
 	firmware/core/stm32_isp.c \
+	firmware/core/stm32_isp_io.c \
+	firmware/core/stm32_isp_run.c \
 	firmware/core/telnet_opt.c \
 	firmware/core/web_page.c
 CORE_CPPFLAGS := -Ifirmware/core -Imk/core-forbidden

@@ -1,110 +1,21 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * stm32_isp: an AN3155 master. Flashes an STM32 through its system-memory USART bootloader
- * from the firmware itself (issue 5 item 1), so an image sent over the network once is
- * written at wire speed, without a network round trip per block.
- *
- * Protocol: ST AN3155 "USART protocol used in the STM32 bootloader" (section numbers below
- * are its chapter 3, one per command); entry and autobaud: AN2606 "STM32 microcontroller
- * system memory boot mode" (BOOT0 high at reset release, 0x7F sent as 8E1).
- *
- * Portable C11, no OS calls, no heap: struct stm32_isp holds every buffer. Event driven and
- * never blocking (ESP8266 main loop, espstm-bridge's libuv loop). The platform:
- *  - calls stm32_isp_init() once with the same struct hal_ops as the bridge session
- *    (uart_config, uart_write, uart_tx_pending, uart_purge, gpio_set, now_ms, log are used;
- *    net_send and uart_break are not);
- *  - while stm32_isp_busy(): hands every byte received from the UART to stm32_isp_input()
- *    (and NOT to the bridge session), keeps the bridge session away from the UART and the
- *    pins, calls stm32_isp_poll() whenever bytes arrived, the UART has room again, data
- *    was written, and no later than stm32_isp_next_ms() milliseconds from now;
- *  - streams the image with stm32_isp_write() (backpressure: it returns 0 while its
- *    bounded buffer is full) and calls stm32_isp_end() after the last byte (optional when
- *    opts.total was given). There is no timeout on the image source: a platform whose
- *    upload stalls calls stm32_isp_abort();
- *  - afterwards restores the bridge's UART framing itself (stm32_isp leaves the UART at
- *    8E1 and the bootloader's baud).
- *
- * One run, in order (stm32_isp_state() names the current step):
- *  1. CONNECTING: UART 8E1 at opts.baud, its TX and RX queues purged (uart_purge: bytes the
- *     bridge session queued before it was suspended never reach the bootloader); what the
- *     platform cannot drop (uart_tx_pending() > 0, e.g. a hardware FIFO) is let out first,
- *     to the application the reset then ends (at most its wire time + 100 ms). With
- *     STM32_ISP_ENTRY_PINS: BOOT0 high, NRST low
- *     for reset_ms, NRST high, wait settle_ms. Purge RX, send 0x7F; ACK = synced; NACK =
- *     the bootloader was already synced (it took 0x7F as a command byte); no answer within
- *     STM32_ISP_SYNC_MS: send 0x7F again (an already-synced bootloader then NACKs the
- *     0x7F 0x7F pair), up to STM32_ISP_SYNC_TRIES times. With STM32_ISP_ENTRY_NONE, after
- *     two unanswered 0x7F the bootloader is taken to be synced and in the middle of a
- *     frame: 0xFF fillers are sent one by one until it answers (see "re-sync" below).
- *  2. IDENTIFYING: GET (3.1: command list; exactly one of ERASE 0x43 / EXTENDED ERASE 0x44
- *     is chosen from it, never both), GET VERSION (3.2), GET ID (3.3) -> device table
- *     (stm32_devices.h; unknown PID: failed). A READ MEMORY of 4 bytes at the flash base
- *     probes read protection (then READ MEMORY of the flash-size register: refused or
- *     implausible -> the table's size): the probe's command NACKed (after the retries)
- *     -> STM32_ISP_E_READ_PROTECTED, unless
- *     STM32_ISP_UNPROTECT_READ is set, then UNPROTECTING: READOUT UNPROTECT (3.12; the chip
- *     MASS-ERASES its flash and resets) and back to CONNECTING (sync again, no pin reset
- *     needed: BOOT0 is still high). The image range is checked against the flash
- *     (address below flash_base, or address + total beyond its end: STM32_ISP_E_RANGE,
- *     before anything is erased).
- *  3. ERASING / WRITING / VERIFYING, block by block: blocks end at multiples of
- *     STM32_ISP_BLOCK of the target address (the first one is shorter when opts.address is
- *     not 256-aligned; opts.address must be a multiple of 4, and of the device's programming
- *     unit, stm32_dev_write_align(): 8 on G0/G4/L4/WB/WL, 16 on U5, 32 on most H7, else
- *     STM32_ISP_E_ARG before anything is erased). Erase strategy (streaming): the erase
- * units (pages/sectors) are erased just before the first block that falls into them, never units
- * the image does not touch; when opts.total is known, one erase command covers every not yet erased
- *     unit up to the image's end (up to STM32_ISP_ERASE_BATCH units per command, so one
- *     command on the usual small image), else the single unit. STM32_ISP_MASS_ERASE
- *     instead mass-erases once before the first write (0x43: 0xFF 0x00; 0x44: 0xFFFF).
- *     STM32_ISP_NO_ERASE skips erasing (the caller knows the range is blank).
- *     WRITE MEMORY (3.6) of each block; a short last block is padded with 0xFF to a whole
- *     programming unit (stm32_dev_write_align()). With opts.verify, READ MEMORY (3.4) of the block
- * right after it was written, compared with the data still in the buffer (so no copy of the image
- * is kept: memory stays one block plus the next one being filled); a mismatch is
- * STM32_ISP_E_VERIFY.
- *  4. STARTING (STM32_ISP_FINISH_GO): GO (3.5) to opts.go_address (0 = the image
- *     address), then BOOT0 low (without a reset) so the next reset also runs the
- *     application. STM32_ISP_FINISH_RESET: BOOT0 low, NRST pulse (the application runs).
- *     STM32_ISP_FINISH_STAY: the chip stays in the bootloader.
- *  5. DONE. A failed or aborted run ends in FAILED, never in DONE, and leaves the pins as
- *     they are (the chip stays in its bootloader, ready for another run).
- *
- * Answers: every ACK (0x79) wait has a timeout; BUSY (0x76, AN3155 v3.x bootloaders)
- * restarts it (up to STM32_ISP_BUSY_MAX_MS in all); bytes of an answer arriving restart
- * it too (the wait measures silence). A NACK (0x1F) or a timeout of any command is
- * retried after a re-sync (a NACK may have answered a stray byte, and a late ACK after a
- * timeout would leave the bootloader one byte out of step): answers still arriving are
- * dropped for a moment, then single 0xFF bytes are sent until one is answered with NACK
- * and nothing else arrives for a few byte times (an ACK does not count: it may be a late
- * answer or the 0xFF may have completed a frame). 0xFF completes any partial frame without
- * forming a harmful one (no valid complement, ERASE's global code needs 0x00, addresses
- * and EXTENDED ERASE's special codes need a 0x00 checksum); at most 300 of them. Up to
- * opts.retries retries, then the run fails with
- * the command, the address and the cause in the message. A WRITE whose data frame was
- * NACKed or not answered is read back before it is written again (its ACK may have been
- * lost after programming, and flash cannot always take the same data twice): if it reads
- * back equal, it counts as written and verified. A NACK of ERASE/WRITE that persists is reported as
- * "NACK (write protection or invalid address/alignment)" (AN3155 answers both with the same
- * NACK; STM32_ISP_E_WRITE_PROTECTED) unless STM32_ISP_UNPROTECT_WRITE is set and the device
- * table says the units exist and the address is aligned, in which case WRITE UNPROTECT (3.10;
- * the chip resets) is sent once, the chip re-synced and the command retried; a request the
- * table calls invalid fails with STM32_ISP_E_NACK and no unprotect. Timeouts: command ACK
- * STM32_ISP_ACK_MS; WRITE MEMORY STM32_ISP_WRITE_MS; erase: the sum of the device table's
- * worst-case unit erase times + STM32_ISP_ACK_MS; mass erase and READOUT UNPROTECT: the table's
- * mass-erase time (F4: 32 s) + STM32_ISP_ACK_MS; every wait starts when the UART has sent the
- * request (wire time included).
+ * from the bridge itself, so an image sent over the network once is written at wire speed.
+ * Follows ST AN3155 (command codes in an3155.h) and AN2606 (entry, autobaud). Portable C11,
+ * no OS calls, no heap, never blocking: struct stm32_isp holds every buffer.
  */
 #ifndef ESPSTM_STM32_ISP_H
 #define ESPSTM_STM32_ISP_H
 
+#include "an3155.h"
 #include "hal.h"
 #include "stm32_devices.h"
 
 #include <stddef.h>
 #include <stdint.h>
 
-#define STM32_ISP_BLOCK       256 /* WRITE/READ MEMORY block (bytes, AN3155 maximum) */
+#define STM32_ISP_BLOCK       AN3155_MAX_DATA       /* WRITE/READ MEMORY block (bytes) */
 #define STM32_ISP_BUF         (2 * STM32_ISP_BLOCK) /* image bytes buffered (bytes) */
 #define STM32_ISP_ERASE_BATCH 64                    /* most units one erase command names */
 #define STM32_ISP_SYNC_MS     200                   /* wait for the answer to 0x7F (ms) */
@@ -114,9 +25,9 @@
 #define STM32_ISP_BUSY_MAX_MS 60000 /* most time BUSY bytes may extend one wait (ms) */
 #define STM32_ISP_MSG         112   /* message buffer (bytes incl. NUL) */
 
-#define STM32_ISP_ACK  0x79
-#define STM32_ISP_NACK 0x1F
-#define STM32_ISP_BUSY 0x76
+#define STM32_ISP_ACK  AN3155_ACK
+#define STM32_ISP_NACK AN3155_NACK
+#define STM32_ISP_BUSY AN3155_BUSY
 
 enum stm32_isp_state {
 	STM32_ISP_IDLE = 0,     /* no run yet (after init) */
@@ -217,7 +128,7 @@ struct stm32_isp_status {
  * stm32_isp_begin() on the same instance. */
 typedef void (*stm32_isp_progress_fn)(void *arg, const struct stm32_isp_status *st);
 
-/* The command in progress (private; see stm32_isp.c "I/O engine"). */
+/* The command in progress (private; see stm32_isp_io.c). */
 struct stm32_isp_io {
 	uint8_t op, stage, result_stage;
 	uint8_t x;      /* expected answer kind */
@@ -286,18 +197,105 @@ struct stm32_isp {
 	struct stm32_isp_io io;
 };
 
-/* Prepare isp (state IDLE). hal/ctx as for bridge_init(); hal must outlive isp. Does not
- * touch the UART or pins. */
+/*
+ * How a platform runs the master (ESP8266 main loop, espstm-bridge's libuv loop):
+ *  - calls stm32_isp_init() once with the same struct hal_ops as the bridge session
+ *    (uart_config, uart_write, uart_tx_pending, uart_purge, gpio_set, now_ms, log are used;
+ *    net_send and uart_break are not);
+ *  - while stm32_isp_busy(): hands every byte received from the UART to stm32_isp_input()
+ *    (and NOT to the bridge session), keeps the bridge session away from the UART and the
+ *    pins, calls stm32_isp_poll() whenever bytes arrived, the UART has room again, data
+ *    was written, and no later than stm32_isp_next_ms() milliseconds from now;
+ *  - streams the image with stm32_isp_write() (backpressure: it returns 0 while its
+ *    bounded buffer is full) and calls stm32_isp_end() after the last byte (optional when
+ *    opts.total was given). There is no timeout on the image source: a platform whose
+ *    upload stalls calls stm32_isp_abort();
+ *  - afterwards restores the bridge's UART framing itself (stm32_isp leaves the UART at
+ *    8E1 and the bootloader's baud).
+ *
+ * stm32_isp_init(): prepare isp (state IDLE). hal/ctx as for bridge_init(); hal must
+ * outlive isp. Does not touch the UART or pins.
+ */
 void stm32_isp_init(struct stm32_isp *isp, const struct hal_ops *hal, void *ctx);
 
 /* Optional progress callback (fn NULL = none). */
 void stm32_isp_set_progress(struct stm32_isp *isp, stm32_isp_progress_fn fn, void *arg);
 
 /*
- * Start a run with opts (copied). Applies 8E1 at opts->baud through hal uart_config and
- * starts the entry sequence (see the file comment). Returns 0, -EBUSY if a run is in
+ * stm32_isp_begin(): start a run with opts (copied). Applies 8E1 at opts->baud through hal
+ * uart_config and starts the entry sequence (1. below). Returns 0, -EBUSY if a run is in
  * progress (abort it first), -EINVAL on bad options (address not a multiple of 4, unknown
  * entry/finish), or the negative errno of uart_config (state FAILED, STM32_ISP_E_UART).
+ *
+ * One run, in order (stm32_isp_state() names the current step; sections are AN3155's):
+ *  1. CONNECTING: UART 8E1 at opts.baud, its TX and RX queues purged (uart_purge: bytes the
+ *     bridge session queued before it was suspended never reach the bootloader); what the
+ *     platform cannot drop (uart_tx_pending() > 0, e.g. a hardware FIFO) is let out first,
+ *     to the application the reset then ends (at most its wire time + 100 ms). With
+ *     STM32_ISP_ENTRY_PINS: BOOT0 high, NRST low for reset_ms, NRST high, wait settle_ms.
+ *     Purge RX, send 0x7F; ACK = synced; NACK = the bootloader was already synced (it took
+ *     0x7F as a command byte); no answer within STM32_ISP_SYNC_MS: send 0x7F again (an
+ *     already-synced bootloader then NACKs the 0x7F 0x7F pair), up to STM32_ISP_SYNC_TRIES
+ *     times. With STM32_ISP_ENTRY_NONE, after two unanswered 0x7F the bootloader is taken
+ *     to be synced and in the middle of a frame: 0xFF fillers are sent one by one until it
+ *     answers (see "re-sync" below).
+ *  2. IDENTIFYING: GET (3.1: command list; exactly one of ERASE 0x43 / EXTENDED ERASE 0x44
+ *     is chosen from it, never both), GET VERSION (3.2), GET ID (3.3) -> device table
+ *     (stm32_devices.h; unknown PID: failed). A READ MEMORY of 4 bytes at the flash base
+ *     probes read protection (then READ MEMORY of the flash-size register: refused or
+ *     implausible -> the table's size): the probe's command NACKed (after the retries)
+ *     -> STM32_ISP_E_READ_PROTECTED, unless STM32_ISP_UNPROTECT_READ is set, then
+ *     UNPROTECTING: READOUT UNPROTECT (3.12; the chip MASS-ERASES its flash and resets) and
+ *     back to CONNECTING (sync again, no pin reset needed: BOOT0 is still high). The image
+ *     range is checked against the flash (address below flash_base, or address + total
+ *     beyond its end: STM32_ISP_E_RANGE, before anything is erased).
+ *  3. ERASING / WRITING / VERIFYING, block by block: blocks end at multiples of
+ *     STM32_ISP_BLOCK of the target address (the first one is shorter when opts.address is
+ *     not 256-aligned; opts.address must be a multiple of 4, and of the device's
+ *     programming unit, stm32_dev_write_align(): 8 on G0/G4/L4/WB/WL, 16 on U5, 32 on most
+ *     H7, else STM32_ISP_E_ARG before anything is erased). Erase strategy (streaming): the
+ *     erase units (pages/sectors) are erased just before the first block that falls into
+ *     them, never units the image does not touch; when opts.total is known, one erase
+ *     command covers every not yet erased unit up to the image's end (up to
+ *     STM32_ISP_ERASE_BATCH units per command, so one command on the usual small image),
+ *     else the single unit. STM32_ISP_MASS_ERASE instead mass-erases once before the first
+ *     write (0x43: 0xFF 0x00; 0x44: 0xFFFF). STM32_ISP_NO_ERASE skips erasing (the caller
+ *     knows the range is blank). WRITE MEMORY (3.6) of each block; a short last block is
+ *     padded with 0xFF to a whole programming unit (stm32_dev_write_align()). With
+ *     opts.verify, READ MEMORY (3.4) of the block right after it was written, compared with
+ *     the data still in the buffer (so no copy of the image is kept: memory stays one
+ *     block plus the next one being filled); a mismatch is STM32_ISP_E_VERIFY.
+ *  4. STARTING (STM32_ISP_FINISH_GO): GO (3.5) to opts.go_address (0 = the image
+ *     address), then BOOT0 low (without a reset) so the next reset also runs the
+ *     application. STM32_ISP_FINISH_RESET: BOOT0 low, NRST pulse (the application runs).
+ *     STM32_ISP_FINISH_STAY: the chip stays in the bootloader.
+ *  5. DONE. A failed or aborted run ends in FAILED, never in DONE, and leaves the pins as
+ *     they are (the chip stays in its bootloader, ready for another run).
+ *
+ * Answers: every ACK (0x79) wait has a timeout; BUSY (0x76, AN3155 v3.x bootloaders)
+ * restarts it (up to STM32_ISP_BUSY_MAX_MS in all); bytes of an answer arriving restart
+ * it too (the wait measures silence). A NACK (0x1F) or a timeout of any command is
+ * retried after a re-sync (a NACK may have answered a stray byte, and a late ACK after a
+ * timeout would leave the bootloader one byte out of step): answers still arriving are
+ * dropped for a moment, then single 0xFF bytes are sent until one is answered with NACK
+ * and nothing else arrives for a few byte times (an ACK does not count: it may be a late
+ * answer or the 0xFF may have completed a frame). 0xFF completes any partial frame without
+ * forming a harmful one (no valid complement, ERASE's global code needs 0x00, addresses
+ * and EXTENDED ERASE's special codes need a 0x00 checksum); at most 300 of them. Up to
+ * opts.retries retries, then the run fails with the command, the address and the cause in
+ * the message. A WRITE whose data frame was NACKed or not answered is read back before it
+ * is written again (its ACK may have been lost after programming, and flash cannot always
+ * take the same data twice): if it reads back equal, it counts as written and verified. A
+ * NACK of ERASE/WRITE that persists is reported as "NACK (write protection or invalid
+ * address/alignment)" (AN3155 answers both with the same NACK;
+ * STM32_ISP_E_WRITE_PROTECTED) unless STM32_ISP_UNPROTECT_WRITE is set and the device
+ * table says the units exist and the address is aligned, in which case WRITE UNPROTECT
+ * (3.10; the chip resets) is sent once, the chip re-synced and the command retried; a
+ * request the table calls invalid fails with STM32_ISP_E_NACK and no unprotect.
+ * Timeouts: command ACK STM32_ISP_ACK_MS; WRITE MEMORY STM32_ISP_WRITE_MS; erase: the sum
+ * of the device table's worst-case unit erase times + STM32_ISP_ACK_MS; mass erase and
+ * READOUT UNPROTECT: the table's mass-erase time (F4: 32 s) + STM32_ISP_ACK_MS; every wait
+ * starts when the UART has sent the request (wire time included).
  */
 int stm32_isp_begin(struct stm32_isp *isp, const struct stm32_isp_opts *opts);
 
@@ -359,6 +357,7 @@ int32_t stm32_isp_next_ms(const struct stm32_isp *isp);
 /* 1 while a run is in progress (state CONNECTING .. STARTING), else 0. */
 int stm32_isp_busy(const struct stm32_isp *isp);
 
+/* The current state (STM32_ISP_IDLE after init). */
 enum stm32_isp_state stm32_isp_state(const struct stm32_isp *isp);
 
 /* Fill st with the current status (st->message points into isp). */

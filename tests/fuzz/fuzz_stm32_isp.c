@@ -24,6 +24,7 @@
  * master sends is well formed (valid address checksum, word-aligned address in flash,
  * whole words of data, valid data checksum).
  */
+#include "an3155.h"
 #include "stm32_devices.h"
 #include "stm32_isp.h"
 
@@ -44,7 +45,7 @@ static uint8_t shadow[64 * 1024]; /* flash from 0x08000000 as written (READ answ
 static uint32_t write_addr;       /* address of the last WRITE */
 static int answered;              /* the last frame sent has been answered (autopilot) */
 
-static const uint8_t ack = 0x79, nack = 0x1F, busy = 0x76;
+static const uint8_t ack = AN3155_ACK, nack = AN3155_NACK, busy = AN3155_BUSY;
 
 static void check_at(int cond, int line)
 {
@@ -78,8 +79,8 @@ static size_t f_write(void *ctx, const uint8_t *p, size_t n)
 	last_len = n;
 	answered = 0;
 	/* a complement pair is a command, except READ's count and ERASE's global code */
-	int count = last_cmd == 0x11 && frames_in_cmd == 1;
-	int global = last_cmd == 0x43 && frames_in_cmd == 0 && p[0] == 0xFF;
+	int count = last_cmd == AN3155_READ_MEMORY && frames_in_cmd == 1;
+	int global = last_cmd == AN3155_ERASE && frames_in_cmd == 0 && p[0] == AN3155_ERASE_GLOBAL;
 	if (n == 2 && (uint8_t)(p[0] ^ p[1]) == 0xFF && !count && !global) {
 		last_cmd = p[0];
 		frames_in_cmd = 0;
@@ -88,7 +89,7 @@ static size_t f_write(void *ctx, const uint8_t *p, size_t n)
 	frames_in_cmd++;
 	if (n == 1)
 		return n; /* 0x7F sync or 0xFF re-sync filler */
-	if (last_cmd == 0x31 && frames_in_cmd == 1) {
+	if (last_cmd == AN3155_WRITE_MEMORY && frames_in_cmd == 1) {
 		/* WRITE MEMORY address: XOR checksum, word aligned, inside some flash */
 		check(n == 5);
 		check((p[0] ^ p[1] ^ p[2] ^ p[3]) == p[4]);
@@ -96,7 +97,7 @@ static size_t f_write(void *ctx, const uint8_t *p, size_t n)
 		check((a & 3) == 0);
 		check(a >= 0x08000000u && a < 0x08000000u + 4u * 1024u * 1024u);
 		write_addr = a;
-	} else if (last_cmd == 0x31 && frames_in_cmd == 2) {
+	} else if (last_cmd == AN3155_WRITE_MEMORY && frames_in_cmd == 2) {
 		/* data: N, N + 1 bytes (a whole number of words), XOR checksum */
 		check(n >= 3 && n == (size_t)p[0] + 3);
 		check(((size_t)p[0] + 1) % 4 == 0);
@@ -107,22 +108,24 @@ static size_t f_write(void *ctx, const uint8_t *p, size_t n)
 		for (size_t i = 0; i + 2 < n; i++)
 			if (write_addr - 0x08000000u + i < sizeof(shadow))
 				shadow[write_addr - 0x08000000u + i] = p[1 + i];
-	} else if (last_cmd == 0x11 && frames_in_cmd == 1) {
+	} else if (last_cmd == AN3155_READ_MEMORY && frames_in_cmd == 1) {
 		check(n == 5 && (p[0] ^ p[1] ^ p[2] ^ p[3]) == p[4]);
 		read_addr = be32(p);
-	} else if (last_cmd == 0x11 && frames_in_cmd == 2) {
+	} else if (last_cmd == AN3155_READ_MEMORY && frames_in_cmd == 2) {
 		check(n == 2 && (uint8_t)(p[0] ^ p[1]) == 0xFF);
-	} else if ((last_cmd == 0x43 || last_cmd == 0x44) && frames_in_cmd == 1) {
+	} else if ((last_cmd == AN3155_ERASE || last_cmd == AN3155_EXTENDED_ERASE) &&
+	           frames_in_cmd == 1) {
 		uint8_t x = 0;
 		for (size_t i = 0; i + 1 < n; i++)
 			x ^= p[i];
-		if (last_cmd == 0x43 && n == 2 && p[0] == 0xFF)
+		if (last_cmd == AN3155_ERASE && n == 2 && p[0] == AN3155_ERASE_GLOBAL)
 			check(p[1] == 0x00); /* global erase: 0xFF 0x00, no checksum (3.7) */
 		else
 			check(x == p[n - 1]);
-		if (last_cmd == 0x43 && !(n == 2 && p[0] == 0xFF))
+		if (last_cmd == AN3155_ERASE && !(n == 2 && p[0] == AN3155_ERASE_GLOBAL))
 			check(n == (size_t)p[0] + 3);
-		if (last_cmd == 0x44 && !(n == 3 && p[0] == 0xFF && p[1] == 0xFF))
+		if (last_cmd == AN3155_EXTENDED_ERASE &&
+		    !(n == 3 && (unsigned)(p[0] << 8 | p[1]) == AN3155_EXTENDED_ERASE_MASS))
 			check(n == 2 * ((size_t)(p[0] << 8 | p[1]) + 1) + 3);
 	}
 	return n;
@@ -179,37 +182,45 @@ static size_t answer(uint8_t sel, uint8_t *r)
 {
 	size_t k = 0;
 	if (last_len == 1) { /* 0x7F sync: ACK; 0xFF re-sync filler: NACK */
-		r[k++] = last_frame[0] == 0x7F ? ack : nack;
+		r[k++] = last_frame[0] == AN3155_SYNC ? ack : nack;
 		return k;
 	}
-	if (frames_in_cmd > 0 && !(last_cmd == 0x11 && frames_in_cmd == 2)) {
+	if (frames_in_cmd > 0 && !(last_cmd == AN3155_READ_MEMORY && frames_in_cmd == 2)) {
 		r[k++] = (sel & 0x80) ? nack : ack; /* address, erase list, write data */
 		return k;
 	}
 	switch (last_cmd) {
-	case 0x00: { /* GET: version, then commands (always WRITE/READ/GO) */
-		static const uint8_t base[] = {0x00, 0x01, 0x02, 0x11, 0x21,
-		                               0x31, 0x63, 0x73, 0x82, 0x92};
+	case AN3155_GET: { /* GET: version, then commands (always WRITE/READ/GO) */
+		static const uint8_t base[] = {AN3155_GET,
+		                               AN3155_GVR,
+		                               AN3155_GID,
+		                               AN3155_READ_MEMORY,
+		                               AN3155_GO,
+		                               AN3155_WRITE_MEMORY,
+		                               AN3155_WRITE_PROTECT,
+		                               AN3155_WRITE_UNPROTECT,
+		                               AN3155_READOUT_PROTECT,
+		                               AN3155_READOUT_UNPROTECT};
 		r[k++] = ack;
 		r[k++] = (uint8_t)(sizeof(base) + (sel & 1) + ((sel >> 1) & 1));
 		r[k++] = (uint8_t)(0x20 | (sel >> 4));
 		memcpy(r + k, base, sizeof(base));
 		k += sizeof(base);
 		if (sel & 1)
-			r[k++] = 0x43;
+			r[k++] = AN3155_ERASE;
 		if (sel & 2)
-			r[k++] = 0x44;
+			r[k++] = AN3155_EXTENDED_ERASE;
 		r[k++] = ack;
 		return k;
 	}
-	case 0x01:
+	case AN3155_GVR:
 		r[k++] = ack;
 		r[k++] = sel;
 		r[k++] = 0;
 		r[k++] = 0;
 		r[k++] = ack;
 		return k;
-	case 0x02: {
+	case AN3155_GID: {
 		const struct stm32_dev *d = stm32_dev_at(sel % (stm32_dev_count() + 1));
 		uint16_t pid = d ? d->pid : (uint16_t)(sel * 31);
 		r[k++] = ack;
@@ -219,7 +230,7 @@ static size_t answer(uint8_t sel, uint8_t *r)
 		r[k++] = ack;
 		return k;
 	}
-	case 0x11:
+	case AN3155_READ_MEMORY:
 		r[k++] = ack;
 		if (frames_in_cmd == 2) {
 			size_t n = (size_t)last_frame[0] + 1;
@@ -230,8 +241,8 @@ static size_t answer(uint8_t sel, uint8_t *r)
 			}
 		}
 		return k;
-	case 0x73:
-	case 0x92: /* unprotect: ACK, (operation), ACK */
+	case AN3155_WRITE_UNPROTECT:
+	case AN3155_READOUT_UNPROTECT: /* unprotect: ACK, (operation), ACK */
 		r[k++] = ack;
 		r[k++] = ack;
 		return k;

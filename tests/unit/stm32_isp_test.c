@@ -9,6 +9,7 @@
  * bootloader that is already synced (also in the middle of a frame); abort. A small
  * scripted bootloader covers answers the simulator never gives (unknown PID, GET lists).
  */
+#include "an3155.h"
 #include "stm32_isp.h"
 #include "stm32sim.h"
 #include "unit.h"
@@ -469,7 +470,7 @@ START_TEST(test_f103_write_verify_go)
 	ck_assert_int_eq(st.error, STM32_ISP_E_NONE);
 	ck_assert_uint_eq(st.pid, 0x410);
 	ck_assert_uint_eq(st.bl_version, 0x22);
-	ck_assert_uint_eq(st.erase_cmd, 0x43);
+	ck_assert_uint_eq(st.erase_cmd, AN3155_ERASE);
 	ck_assert_str_eq(st.dev->family, "F1");
 	ck_assert_uint_eq(st.flash_size, 128 * KIB);
 	ck_assert_uint_eq(st.address, FLASH);
@@ -552,7 +553,7 @@ START_TEST(test_f407_sectors)
 	struct stm32_isp_status st = status(&r);
 	ck_assert_msg(st.state == STM32_ISP_DONE, "%s", st.message);
 	ck_assert_uint_eq(st.pid, 0x413);
-	ck_assert_uint_eq(st.erase_cmd, 0x44);
+	ck_assert_uint_eq(st.erase_cmd, AN3155_EXTENDED_ERASE);
 	ck_assert_uint_eq(st.flash_size, 1024 * KIB); /* F_SIZE not readable: table size */
 	ck_assert_uint_eq(st.bytes_erased, 80 * KIB);
 	struct stm32sim_stats ss;
@@ -642,7 +643,7 @@ START_TEST(test_g431_pages)
 	struct stm32_isp_status st = status(&r);
 	ck_assert_msg(st.state == STM32_ISP_DONE, "%s", st.message);
 	ck_assert_uint_eq(st.pid, 0x468);
-	ck_assert_uint_eq(st.erase_cmd, 0x44);
+	ck_assert_uint_eq(st.erase_cmd, AN3155_EXTENDED_ERASE);
 	ck_assert_uint_eq(st.flash_size, 128 * KIB);
 	ck_assert_uint_eq(st.bytes_verified, len);
 	struct stm32sim_stats ss;
@@ -1318,10 +1319,11 @@ START_TEST(test_already_synced)
 		r.now_us += 1000;
 		h_gpio(&r, HAL_PIN_NRST, 1);
 		r.now_us += 10000;
-		uint8_t sync = 0x7F;
+		uint8_t sync = AN3155_SYNC;
 		raw_send(&r, &sync, 1, 1);
 		if (midframe) {
-			uint8_t w[2] = {0x31, 0xCE}, a[5] = {0x20, 0x00, 0x10, 0x00, 0x30};
+			uint8_t w[2] = {AN3155_WRITE_MEMORY, AN3155_WRITE_MEMORY ^ 0xFF};
+			uint8_t a[5] = {0x20, 0x00, 0x10, 0x00, 0x30};
 			raw_send(&r, w, 2, 1);
 			raw_send(&r, a, 5, 1);
 		}
@@ -1444,8 +1446,8 @@ static size_t s_write(void *ctx, const uint8_t *p, size_t n)
 	(void)ctx;
 	for (size_t i = 0; i < n; i++) {
 		uint8_t b = p[i];
-		if (b == 0x7F && !sc.have_cmd) {
-			s_put((const uint8_t[]){0x79}, 1);
+		if (b == AN3155_SYNC && !sc.have_cmd) {
+			s_put((const uint8_t[]){AN3155_ACK}, 1);
 			continue;
 		}
 		if (!sc.have_cmd) {
@@ -1455,27 +1457,27 @@ static size_t s_write(void *ctx, const uint8_t *p, size_t n)
 		}
 		sc.have_cmd = 0;
 		if ((uint8_t)(b ^ sc.last) != 0xFF) {
-			s_put((const uint8_t[]){0x1F}, 1);
+			s_put((const uint8_t[]){AN3155_NACK}, 1);
 			continue;
 		}
 		switch (sc.last) {
-		case 0x00:
+		case AN3155_GET:
 			for (int k = 0; k < sc.busy_get; k++)
-				s_put((const uint8_t[]){0x76}, 1);
-			s_put((const uint8_t[]){0x79}, 1);
+				s_put((const uint8_t[]){AN3155_BUSY}, 1);
+			s_put((const uint8_t[]){AN3155_ACK}, 1);
 			s_put(sc.get, sc.get_len);
-			s_put((const uint8_t[]){0x79}, 1);
+			s_put((const uint8_t[]){AN3155_ACK}, 1);
 			break;
-		case 0x01:
-			s_put((const uint8_t[]){0x79, 0x31, 0, 0, 0x79}, 5);
+		case AN3155_GVR:
+			s_put((const uint8_t[]){AN3155_ACK, 0x31, 0, 0, AN3155_ACK}, 5);
 			break;
-		case 0x02:
-			s_put((const uint8_t[]){0x79, 1, (uint8_t)(sc.pid >> 8), (uint8_t)sc.pid,
-			                        0x79},
+		case AN3155_GID:
+			s_put((const uint8_t[]){AN3155_ACK, 1, (uint8_t)(sc.pid >> 8),
+			                        (uint8_t)sc.pid, AN3155_ACK},
 			      5);
 			break;
 		default: /* READ etc.: refused as under read protection */
-			s_put((const uint8_t[]){0x1F}, 1);
+			s_put((const uint8_t[]){AN3155_NACK}, 1);
 			break;
 		}
 	}
@@ -1516,7 +1518,7 @@ static struct stm32_isp_status script_run(const uint8_t *get, size_t get_len, ui
 			uint8_t b = sc.out[0];
 			stm32_isp_input(&isp, sc.out, 1);
 			memmove(sc.out, sc.out + 1, --sc.out_len);
-			sc.now += b == 0x76 ? 400 : 1;
+			sc.now += b == AN3155_BUSY ? 400 : 1;
 		} else {
 			sc.now += 5;
 		}
@@ -1532,10 +1534,22 @@ static struct stm32_isp_status script_run(const uint8_t *get, size_t get_len, ui
 START_TEST(test_scripted_answers)
 {
 	/* GET lists both ERASE and EXTENDED ERASE: EXTENDED ERASE is chosen, never both */
-	static const uint8_t both[] = {12,   0x31, 0x00, 0x01, 0x02, 0x11, 0x21,
-	                               0x31, 0x43, 0x44, 0x63, 0x73, 0x82, 0x92};
+	static const uint8_t both[] = {12,
+	                               0x31, /* version */
+	                               AN3155_GET,
+	                               AN3155_GVR,
+	                               AN3155_GID,
+	                               AN3155_READ_MEMORY,
+	                               AN3155_GO,
+	                               AN3155_WRITE_MEMORY,
+	                               AN3155_ERASE,
+	                               AN3155_EXTENDED_ERASE,
+	                               AN3155_WRITE_PROTECT,
+	                               AN3155_WRITE_UNPROTECT,
+	                               AN3155_READOUT_PROTECT,
+	                               AN3155_READOUT_UNPROTECT};
 	struct stm32_isp_status st = script_run(both, sizeof(both), 0x413, 0);
-	ck_assert_uint_eq(st.erase_cmd, 0x44);
+	ck_assert_uint_eq(st.erase_cmd, AN3155_EXTENDED_ERASE);
 	ck_assert_int_eq(st.error, STM32_ISP_E_READ_PROTECTED); /* the script NACKs READ */
 	ck_assert_uint_eq(st.pid, 0x413);
 	ck_assert_uint_eq(st.bl_version, 0x31);
@@ -1546,19 +1560,23 @@ START_TEST(test_scripted_answers)
 	ck_assert_msg(strstr(st.message, "0x999") != NULL, "%s", st.message);
 
 	/* neither erase command */
-	static const uint8_t none[] = {6, 0x22, 0x00, 0x01, 0x02, 0x11, 0x21, 0x31};
+	static const uint8_t none[] = {6,          0x22,
+	                               AN3155_GET, AN3155_GVR,
+	                               AN3155_GID, AN3155_READ_MEMORY,
+	                               AN3155_GO,  AN3155_WRITE_MEMORY};
 	st = script_run(none, sizeof(none), 0x410, 0);
 	ck_assert_int_eq(st.error, STM32_ISP_E_NO_ERASE_CMD);
 
 	/* no WRITE MEMORY */
-	static const uint8_t nowrite[] = {5, 0x22, 0x00, 0x01, 0x02, 0x11, 0x43};
+	static const uint8_t nowrite[] = {
+	    5, 0x22, AN3155_GET, AN3155_GVR, AN3155_GID, AN3155_READ_MEMORY, AN3155_ERASE};
 	st = script_run(nowrite, sizeof(nowrite), 0x410, 0);
 	ck_assert_int_eq(st.error, STM32_ISP_E_PROTOCOL);
 
 	/* BUSY bytes 400 ms apart for 2.4 s before GET's ACK: the 1 s wait is extended */
 	st = script_run(both, sizeof(both), 0x413, 6);
 	ck_assert_int_eq(st.error, STM32_ISP_E_READ_PROTECTED);
-	ck_assert_uint_eq(st.erase_cmd, 0x44);
+	ck_assert_uint_eq(st.erase_cmd, AN3155_EXTENDED_ERASE);
 }
 END_TEST
 

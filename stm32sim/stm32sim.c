@@ -20,9 +20,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
-/* ------------------------------------------------------------------------------------ */
-/* Models and timing table. THE TIMING TABLE: erase/program times, see README.md.        */
-/* ------------------------------------------------------------------------------------ */
+/* ---- Models and THE TIMING TABLE (erase/program times, see README.md) ---- */
 
 /* F407 sectors (RM0090 section 3.3 table 5): 4x16 KiB, 1x64 KiB, 7x128 KiB. */
 static const uint32_t f407_sector_size[12] = {16 * KIB,  16 * KIB,  16 * KIB,  16 * KIB,
@@ -84,9 +82,7 @@ static const struct model models[] = {
 };
 #define NMODELS ((int)(sizeof(models) / sizeof(models[0])))
 
-/* ------------------------------------------------------------------------------------ */
-/* Model helpers                                                                        */
-/* ------------------------------------------------------------------------------------ */
+/* ---- Model helpers ---- */
 
 int stm32sim_model_count(void)
 {
@@ -171,10 +167,7 @@ static const struct model *find_model(const char *name)
 	return NULL;
 }
 
-/* ------------------------------------------------------------------------------------ */
-/* ------------------------------------------------------------------------------------ */
-/* Flash file                                                                           */
-/* ------------------------------------------------------------------------------------ */
+/* ---- Flash file ---- */
 
 void sim_mark_dirty(struct stm32sim *s, uint32_t off, uint32_t len)
 {
@@ -261,9 +254,7 @@ static int load_flash(struct stm32sim *s, const char *path, char *err, size_t er
 	return 0;
 }
 
-/* ------------------------------------------------------------------------------------ */
-/* Lifecycle                                                                            */
-/* ------------------------------------------------------------------------------------ */
+/* ---- Lifecycle ---- */
 
 static void chip_reset(struct stm32sim *s, uint64_t t);
 
@@ -366,9 +357,7 @@ int stm32sim_flash_summary(const struct stm32sim *s, uint32_t *crc32_out, uint32
 	return vector_ok(s, 0);
 }
 
-/* ------------------------------------------------------------------------------------ */
-/* Reset, boot, application                                                             */
-/* ------------------------------------------------------------------------------------ */
+/* ---- Reset, boot, application ---- */
 
 /* Enter reset at t: output not yet on the wire is lost, operations are abandoned. */
 static void chip_reset(struct stm32sim *s, uint64_t t)
@@ -416,9 +405,7 @@ static void chip_boot(struct stm32sim *s, uint64_t t)
 	}
 }
 
-/* ------------------------------------------------------------------------------------ */
-/* Event loop                                                                           */
-/* ------------------------------------------------------------------------------------ */
+/* ---- Event loop ---- */
 
 /* A byte from the bridge has fully arrived at the chip's RX pin at time t. */
 static void chip_rx(struct stm32sim *s, uint64_t t, const struct wbyte *w)
@@ -513,9 +500,7 @@ void sim_advance(struct stm32sim *s, uint64_t now)
 	}
 }
 
-/* ------------------------------------------------------------------------------------ */
-/* API                                                                                  */
-/* ------------------------------------------------------------------------------------ */
+/* ---- API: time and pins ---- */
 
 void stm32sim_poll(struct stm32sim *s, uint64_t now_us)
 {
@@ -555,9 +540,7 @@ void stm32sim_set_pins(struct stm32sim *s, uint64_t now_us, int nrst_level, int 
 	}
 }
 
-/* ------------------------------------------------------------------------------------ */
-/* Test hooks                                                                           */
-/* ------------------------------------------------------------------------------------ */
+/* ---- Test hooks ---- */
 
 void stm32sim_inject_nack(struct stm32sim *s, unsigned nth, unsigned stage)
 {

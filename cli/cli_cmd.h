@@ -2,7 +2,7 @@
 /*
  * cli_cmd: the `espstm` tool's command line and commands (status, reset, boot, run,
  * version, help), as a function of its arguments and two output streams, so the unit
- * tests run it whole against a real control socket. daemon/espstm.c is only main().
+ * tests run it whole against a real control socket. cli/espstm.c is only main().
  */
 #ifndef ESPSTM_CLI_CMD_H
 #define ESPSTM_CLI_CMD_H

@@ -2,6 +2,7 @@
 /* cli_flash: the plain-C parts of `espstm flash`. See cli_flash.h. */
 #include "cli_flash.h"
 
+#include <assert.h>
 #include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
@@ -252,16 +253,10 @@ static int takes_value(const char *a)
 	return 0;
 }
 
-int cli_flash_parse_args(int argc, char **argv, struct cli_flash_opts *o, FILE *out, FILE *err)
+/* -p and -pSECRET are refused by name before getopt sees them (it would say "invalid
+ * option" and could print the rest of the argument). 0 or -CLI_FLASH_EXIT_USAGE. */
+static int refuse_password_args(int argc, char **argv, FILE *err)
 {
-	memset(o, 0, sizeof *o);
-	o->port = CLI_FLASH_DEFAULT_PORT;
-	o->verify = 1; /* exit 0 only after verify passed (issue 5); --no-verify turns it off */
-	int has_host = 0;
-	uint64_t v;
-
-	/* -p and -pSECRET are refused by name before getopt sees them (it would say "invalid
-	 * option" and could print the rest of the argument) */
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--") == 0)
 			break;
@@ -272,123 +267,157 @@ int cli_flash_parse_args(int argc, char **argv, struct cli_flash_opts *o, FILE *
 		if (strncmp(argv[i], "-p", 2) == 0)
 			return usage(err, password_refused, "-p");
 	}
-	optind = 0; /* GNU: full re-initialisation (the tests parse many command lines) */
-	opterr = 0;
-	for (;;) {
-		int li = -1;
-		int c = getopt_long(argc, argv, ":a:vgf:t:b:H:P:qjs:h", long_opts, &li);
-		if (c == -1)
-			break;
-		switch (c) {
-		case 'a':
-			if (parse_num(optarg, 0xFFFFFFFFu, &v) < 0)
-				return usage(err,
-				             "--address '%s': want 0x-hex or decimal up to "
-				             "0xFFFFFFFF",
-				             optarg);
-			if (v & 3u)
-				return usage(err, "--address '%s': must be a multiple of 4",
-				             optarg);
-			o->has_address = 1;
-			o->address = (uint32_t)v;
-			break;
-		case 'v':
-			o->verify = 1;
-			break;
-		case OPT_NO_VERIFY:
-			o->verify = 0;
-			break;
-		case 'g':
-			o->go = 1;
-			break;
-		case 'f':
-			if (strcmp(optarg, "bin") == 0)
-				o->format = CLI_FMT_BIN;
-			else if (strcmp(optarg, "hex") == 0 || strcmp(optarg, "ihex") == 0)
-				o->format = CLI_FMT_HEX;
-			else
-				return usage(err, "--format '%s': want bin or hex", optarg);
-			break;
-		case OPT_UNPROTECT:
-			o->unprotect = 1;
-			break;
-		case OPT_STAGE:
-			o->stage = 1;
-			break;
-		case 't':
-			if (parse_num(optarg, 255, &v) < 0)
-				return usage(err, "--target '%s': want a target number 0..255",
-				             optarg);
-			o->target = (unsigned)v;
-			break;
-		case 'b':
-			if (parse_num(optarg, 4000000, &v) < 0 || v < 1200)
-				return usage(err, "--baud '%s': want a baud rate 1200..4000000",
-				             optarg);
-			o->baud = (uint32_t)v;
-			break;
-		case 'H': {
-			int r = cli_flash_parse_host(optarg, o->host, sizeof o->host, &o->port);
-			if (r < 0)
-				return usage(err,
-				             "--host '%s': want HOST, HOST:PORT or [IPV6]:PORT "
-				             "(port 1..65535; plain http)",
-				             optarg);
-			has_host = 1;
-			break;
-		}
-		case 'P':
-			if (!*optarg)
-				return usage(err, "%s--password-file needs a FILE", "");
-			o->password_file = optarg;
-			break;
-		case OPT_PASSWORD:
-			return usage(err, password_refused, "--password");
-		case OPT_PROGRESS:
-			if (strcmp(optarg, "bar") == 0)
-				o->progress = CLI_PROGRESS_BAR;
-			else if (strcmp(optarg, "lines") == 0)
-				o->progress = CLI_PROGRESS_LINES;
-			else if (strcmp(optarg, "none") == 0)
-				o->progress = CLI_PROGRESS_NONE;
-			else if (strcmp(optarg, "auto") == 0)
-				o->progress = CLI_PROGRESS_AUTO;
-			else
-				return usage(err, "--progress '%s': want bar, lines, none or auto",
-				             optarg);
-			break;
-		case 'q':
-			o->progress = CLI_PROGRESS_NONE;
-			break;
-		case 'j':
-			o->json = 1;
-			break;
-		case 's':
-			if (!*optarg)
-				return usage(err, "%sempty socket path", "");
-			o->socket = optarg;
-			break;
-		case 'h':
-			cli_flash_print_help(out);
-			return 1;
-		case ':':
-			return usage(err, "option '%s' needs a value", argv[optind - 1]);
-		default: {
-			const char *a = optind > 0 && optind <= argc ? argv[optind - 1] : "?";
-			if (optopt && optopt != '?' && !(a[0] == '-' && a[1] == '-')) {
-				char s[3] = {'-', (char)optopt, 0};
-				return usage(err, "unknown option '%s'", s);
-			}
-			/* a long option: print its name only, never a value after '=' */
-			char name[40];
-			size_t k = strcspn(a, "=");
-			snprintf(name, sizeof name, "%.*s", (int)(k < 32 ? k : 32), a);
-			return usage(err, "unknown or ambiguous option '%s'", name);
-		}
-		}
+	return 0;
+}
+
+/* What getopt refused: a short option by its letter, a long one by its name only, never a
+ * value after '='. Returns -CLI_FLASH_EXIT_USAGE. */
+static int unknown_option(int argc, char **argv, FILE *err)
+{
+	const char *a = optind > 0 && optind <= argc ? argv[optind - 1] : "?";
+	if (optopt && optopt != '?' && !(a[0] == '-' && a[1] == '-')) {
+		char s[3] = {'-', (char)optopt, 0};
+		return usage(err, "unknown option '%s'", s);
 	}
-	int npos = argc - optind;
-	char **pos = argv + optind;
+	char name[40];
+	size_t k = strcspn(a, "=");
+	snprintf(name, sizeof name, "%.*s", (int)(k < 32 ? k : 32), a);
+	return usage(err, "unknown or ambiguous option '%s'", name);
+}
+
+/* --address, --format, --target, --baud, --progress with their value arg. 0 or
+ * -CLI_FLASH_EXIT_USAGE. */
+static int parse_value_option(int c, const char *arg, struct cli_flash_opts *o, FILE *err)
+{
+	uint64_t v;
+	switch (c) {
+	case 'a':
+		if (parse_num(arg, 0xFFFFFFFFu, &v) < 0)
+			return usage(err, "--address '%s': want 0x-hex or decimal up to 0xFFFFFFFF",
+			             arg);
+		if (v & 3u)
+			return usage(err, "--address '%s': must be a multiple of 4", arg);
+		o->has_address = 1;
+		o->address = (uint32_t)v;
+		return 0;
+	case 'f':
+		if (strcmp(arg, "bin") == 0)
+			o->format = CLI_FMT_BIN;
+		else if (strcmp(arg, "hex") == 0 || strcmp(arg, "ihex") == 0)
+			o->format = CLI_FMT_HEX;
+		else
+			return usage(err, "--format '%s': want bin or hex", arg);
+		return 0;
+	case 't':
+		if (parse_num(arg, 255, &v) < 0)
+			return usage(err, "--target '%s': want a target number 0..255", arg);
+		o->target = (unsigned)v;
+		return 0;
+	case 'b':
+		if (parse_num(arg, 4000000, &v) < 0 || v < 1200)
+			return usage(err, "--baud '%s': want a baud rate 1200..4000000", arg);
+		o->baud = (uint32_t)v;
+		return 0;
+	case OPT_PROGRESS:
+		if (strcmp(arg, "bar") == 0)
+			o->progress = CLI_PROGRESS_BAR;
+		else if (strcmp(arg, "lines") == 0)
+			o->progress = CLI_PROGRESS_LINES;
+		else if (strcmp(arg, "none") == 0)
+			o->progress = CLI_PROGRESS_NONE;
+		else if (strcmp(arg, "auto") == 0)
+			o->progress = CLI_PROGRESS_AUTO;
+		else
+			return usage(err, "--progress '%s': want bar, lines, none or auto", arg);
+		return 0;
+	}
+	assert(0 && "not an option with a value");
+	return 0;
+}
+
+/* Option c as getopt_long returned it (its value in optarg). Returns 0 to go on, 1 after
+ * --help (printed on out), or -CLI_FLASH_EXIT_USAGE. *has_host is set by --host. */
+static int parse_option(int c, int argc, char **argv, struct cli_flash_opts *o, int *has_host,
+                        FILE *out, FILE *err)
+{
+	switch (c) {
+	case 'a':
+	case 'f':
+	case 't':
+	case 'b':
+	case OPT_PROGRESS:
+		return parse_value_option(c, optarg, o, err);
+	case 'v':
+		o->verify = 1;
+		return 0;
+	case OPT_NO_VERIFY:
+		o->verify = 0;
+		return 0;
+	case 'g':
+		o->go = 1;
+		return 0;
+	case OPT_UNPROTECT:
+		o->unprotect = 1;
+		return 0;
+	case OPT_STAGE:
+		o->stage = 1;
+		return 0;
+	case 'H':
+		if (cli_flash_parse_host(optarg, o->host, sizeof o->host, &o->port) < 0)
+			return usage(err,
+			             "--host '%s': want HOST, HOST:PORT or [IPV6]:PORT "
+			             "(port 1..65535; plain http)",
+			             optarg);
+		*has_host = 1;
+		return 0;
+	case 'P':
+		if (!*optarg)
+			return usage(err, "%s--password-file needs a FILE", "");
+		o->password_file = optarg;
+		return 0;
+	case OPT_PASSWORD:
+		return usage(err, password_refused, "--password");
+	case 'q':
+		o->progress = CLI_PROGRESS_NONE;
+		return 0;
+	case 'j':
+		o->json = 1;
+		return 0;
+	case 's':
+		if (!*optarg)
+			return usage(err, "%sempty socket path", "");
+		o->socket = optarg;
+		return 0;
+	case 'h':
+		cli_flash_print_help(out);
+		return 1;
+	case ':':
+		return usage(err, "option '%s' needs a value", argv[optind - 1]);
+	default:
+		return unknown_option(argc, argv, err);
+	}
+}
+
+/* DEVICE as given (ttySTM0 or /dev/ttySTM0) without "/dev/", or NULL if it is not a device
+ * name (empty, over 64 bytes, "." or "..", a '/', a blank or a control character). */
+static const char *device_name(const char *arg)
+{
+	const char *d = arg;
+	if (strncmp(d, "/dev/", 5) == 0)
+		d += 5;
+	size_t dl = strlen(d);
+	if (dl == 0 || dl > 64 || strcmp(d, ".") == 0 || strcmp(d, "..") == 0)
+		return NULL;
+	for (size_t i = 0; i < dl; i++)
+		if (d[i] == '/' || (unsigned char)d[i] <= ' ' || d[i] == 0x7F)
+			return NULL;
+	return d;
+}
+
+/* The npos operands pos[]: IMAGE with --host, else DEVICE IMAGE. 0 or
+ * -CLI_FLASH_EXIT_USAGE. */
+static int parse_operands(int npos, char **pos, int has_host, struct cli_flash_opts *o, FILE *err)
+{
 	if (has_host) {
 		if (npos < 1)
 			return usage(err, "%smissing IMAGE", "");
@@ -398,28 +427,45 @@ int cli_flash_parse_args(int argc, char **argv, struct cli_flash_opts *o, FILE *
 			             "not a DEVICE)",
 			             pos[1]);
 		o->image = pos[0];
-	} else {
-		if (npos < 2)
-			return usage(err, "%s",
-			             npos == 0 ? "missing DEVICE and IMAGE (or --host HOST IMAGE)"
-			                       : "missing IMAGE (or DEVICE: espstm flash DEVICE "
-			                         "IMAGE, or --host HOST IMAGE)");
-		if (npos > 2)
-			return usage(err, "unexpected argument '%s'", pos[2]);
-		const char *d = pos[0];
-		if (strncmp(d, "/dev/", 5) == 0)
-			d += 5;
-		size_t dl = strlen(d);
-		int bad = dl == 0 || dl > 64 || strcmp(d, ".") == 0 || strcmp(d, "..") == 0;
-		for (size_t i = 0; i < dl && !bad; i++)
-			if (d[i] == '/' || (unsigned char)d[i] <= ' ' || d[i] == 0x7F)
-				bad = 1;
-		if (bad)
-			return usage(err, "'%s' is not a device name (ttySTM0 or /dev/ttySTM0)",
-			             pos[0]);
-		o->device = d;
-		o->image = pos[1];
+		return 0;
 	}
+	if (npos < 2)
+		return usage(err, "%s",
+		             npos == 0 ? "missing DEVICE and IMAGE (or --host HOST IMAGE)"
+		                       : "missing IMAGE (or DEVICE: espstm flash DEVICE "
+		                         "IMAGE, or --host HOST IMAGE)");
+	if (npos > 2)
+		return usage(err, "unexpected argument '%s'", pos[2]);
+	o->device = device_name(pos[0]);
+	if (!o->device)
+		return usage(err, "'%s' is not a device name (ttySTM0 or /dev/ttySTM0)", pos[0]);
+	o->image = pos[1];
+	return 0;
+}
+
+int cli_flash_parse_args(int argc, char **argv, struct cli_flash_opts *o, FILE *out, FILE *err)
+{
+	memset(o, 0, sizeof *o);
+	o->port = CLI_FLASH_DEFAULT_PORT;
+	o->verify = 1; /* exit 0 only after every byte was verified; --no-verify turns it off */
+	int has_host = 0;
+	int r = refuse_password_args(argc, argv, err);
+	if (r)
+		return r;
+	optind = 0; /* GNU: full re-initialisation (the tests parse many command lines) */
+	opterr = 0;
+	for (;;) {
+		int li = -1;
+		int c = getopt_long(argc, argv, ":a:vgf:t:b:H:P:qjs:h", long_opts, &li);
+		if (c == -1)
+			break;
+		r = parse_option(c, argc, argv, o, &has_host, out, err);
+		if (r)
+			return r;
+	}
+	r = parse_operands(argc - optind, argv + optind, has_host, o, err);
+	if (r)
+		return r;
 	if (!*o->image)
 		return usage(err, "%sempty IMAGE name", "");
 	enum cli_flash_format f =

@@ -1,12 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * cli_flash: the testable parts of `espstm flash` (issue 5 item 3), plain C11 with no libuv
- * and no libcurl (daemon/espstm_flash.c does the HTTP transfer with libcurl): the command
- * line, the image format and its Intel HEX pre-scan, the bridge's address from espstmd's
- * `status NAME` answer (daemon/ctl.h), the query and URL of the upload, the answers of
- * POST/GET /api/targets/N/flash (firmware/core/http_api.h "Flashing") read into a struct,
- * the exit status and message they mean, and the progress display (a bar on a terminal,
- * plain lines otherwise).
+ * cli_flash: the unit-tested parts of `espstm flash` in plain C11 (espstm_flash.c does the
+ * HTTP transfer with libcurl): command line, image format and Intel HEX pre-scan, the
+ * bridge's address from espstmd's `status NAME` answer, the upload's URL, the answers of
+ * /api/targets/N/flash (firmware/core/http_api.h "Flashing") with the exit status and
+ * message they mean, and the progress display.
  */
 #ifndef ESPSTM_CLI_FLASH_H
 #define ESPSTM_CLI_FLASH_H

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * espstm: command-line tool for espstmd (status, reset, boot, run, version, flash).
- * Usage: espstm [--socket PATH] [--json] COMMAND [ARGS]; see espstm(1) and daemon/cli_cmd.h.
+ * Usage: espstm [--socket PATH] [--json] COMMAND [ARGS]; see espstm(1) and cli_cmd.h.
  */
 #include "espstm.h"
 

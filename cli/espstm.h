@@ -1,8 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * espstm: the command-line tool (daemon/espstm.c is its main; the commands that talk to
- * espstmd's control socket live in daemon/cli_cmd.c). This header is what its other
- * subcommands implement.
+ * espstm: the command-line tool (espstm.c is its main; the commands that talk to espstmd's
+ * control socket live in cli_cmd.c). This header is what its other subcommands implement.
  */
 #ifndef ESPSTM_ESPSTM_H
 #define ESPSTM_ESPSTM_H
@@ -10,7 +9,7 @@
 #include "cli_cmd.h" /* exit statuses CLI_EXIT_*, struct cli_globals cli_globals */
 
 /*
- * `espstm flash ...` (issue 5; daemon/espstm_flash.c). argv[0] is "flash", argv[1..] the
+ * `espstm flash ...` (espstm_flash.c). argv[0] is "flash", argv[1..] the
  * command's arguments exactly as given after it (`espstm [--socket P] [--json] flash ...`:
  * the global options before "flash" are in cli_globals, getopt(3) state is untouched, so
  * getopt_long may be used from optind = 1). Output goes to stdout/stderr.

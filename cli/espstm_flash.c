@@ -1,18 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * `espstm flash` (issue 5 item 3): upload an image to the bridge's HTTP API
- * (POST /api/targets/N/flash, firmware/core/http_api.h "Flashing"), which writes it with its
- * own AN3155 master, and show the progress read from GET /api/targets/N/flash meanwhile.
- *
- * libcurl's multi interface drives two easy handles on one thread: the POST streams the
- * file (CURLOPT_READFUNCTION; Content-Length = the file size; "Expect: 100-continue", so a
- * refused request - 401, 403, 409, 413 at once - is answered before any image byte is
- * sent) and, once the bridge has taken the first body bytes (the run has started), a GET
- * every CLI_FLASH_POLL_S on a second connection. The bridge reads the body only as fast as
- * the STM32 takes it, so the POST's answer comes when the run has ended.
- *
- * Parsing, messages, exit statuses and the progress display are in cli_flash.[ch] (unit
- * tested); this file is the I/O. See espstm(1), FLASH.
+ * `espstm flash`: stream an image to the bridge's HTTP API (POST /api/targets/N/flash,
+ * firmware/core/http_api.h "Flashing"), whose own AN3155 master writes it, with a GET of the
+ * progress every CLI_FLASH_POLL_S on a second connection (libcurl's multi interface, one
+ * thread). The bridge reads the body only as fast as the STM32 takes it, so the POST's
+ * answer comes when the run has ended. This file is the I/O; parsing, messages, exit
+ * statuses and the progress display are in cli_flash.[ch]. See espstm(1), FLASH.
  */
 #include "espstm.h"
 
@@ -347,134 +340,276 @@ static int open_image(const char *path, enum cli_flash_format fmt, FILE **f, uin
 	return 0;
 }
 
-int espstm_flash_main(int argc, char **argv)
-{
+/* Everything one run of `espstm flash` holds between its steps. */
+struct flash_run {
 	struct cli_flash_opts o;
-	int r = cli_flash_parse_args(argc, argv, &o, stdout, stderr);
-	if (r == 1)
-		return CLI_FLASH_EXIT_OK;
-	if (r < 0)
-		return -r;
-	int json = o.json || cli_globals.json;
-	enum cli_flash_format fmt =
-	    o.format != CLI_FMT_AUTO ? o.format : cli_flash_detect_format(o.image);
-
-	char pw[CLI_FLASH_PASS_MAX + 1], msg[512];
-	r = cli_flash_read_password(o.password_file, pw, sizeof pw, msg, sizeof msg, stderr);
-	if (r < 0) {
-		fprintf(stderr, "espstm flash: %s\n", msg);
-		return r == -ENOENT && !o.password_file ? CLI_FLASH_EXIT_USAGE
-		       : r == -EINVAL                   ? CLI_FLASH_EXIT_USAGE
-		                                        : CLI_FLASH_EXIT_NOINPUT;
-	}
-
+	enum cli_flash_format fmt;
+	int json; /* --json or the tool's global --json */
+	char pw[CLI_FLASH_PASS_MAX + 1];
+	char msg[512];
 	FILE *img;
-	uint64_t size, total;
-	uint32_t hexaddr;
+	uint64_t size;    /* IMAGE's bytes (the POST's Content-Length) */
+	uint64_t total;   /* image bytes, for the progress */
+	uint32_t hexaddr; /* Intel HEX: the first address */
 	struct cli_flash_expect expect;
-	r = open_image(o.image, fmt, &img, &size, &total, &hexaddr, &expect);
-	if (r)
-		return r;
+	char host[CLI_FLASH_HOST_MAX + 1];
+	char who[CLI_FLASH_HOST_MAX + 80]; /* DEVICE, or [host]:port: the summary's name */
+	unsigned port;
+	char url[512], geturl[512]; /* POST (with the query) and GET/DELETE */
+	struct shown sh;
+	struct upload up;
+	char cerr[CURL_ERROR_SIZE]; /* libcurl's message for the POST */
+	int post_done;
+	CURLcode post_res;
+	long code;       /* HTTP status of the POST's answer, 0 if none */
+	long abort_code; /* HTTP status of the DELETE after a signal, -1 if none was sent */
+	double secs;     /* how long the upload ran */
+};
 
-	char host[CLI_FLASH_HOST_MAX + 1], who[CLI_FLASH_HOST_MAX + 80];
-	unsigned port = o.port;
-	if (o.device) {
-		r = bridge_of_device(&o, host, sizeof host, &port);
-		if (r) {
-			fclose(img);
+/* The two connections of an upload: the POST with the image, the GET of the progress. */
+struct transfer {
+	CURLM *m;
+	CURL *post, *get;
+	struct curl_slist *hdr;
+	struct buf gbuf; /* answer of the GET */
+	int get_busy;    /* a GET is in flight */
+};
+
+/* The bridge's web password (--password-file or $ESPSTM_PASSWORD) into run->pw. Returns 0
+ * or an exit status (said on stderr). */
+static int get_password(struct flash_run *run)
+{
+	int r = cli_flash_read_password(run->o.password_file, run->pw, sizeof run->pw, run->msg,
+	                                sizeof run->msg, stderr);
+	if (r >= 0)
+		return 0;
+	fprintf(stderr, "espstm flash: %s\n", run->msg);
+	return r == -ENOENT && !run->o.password_file ? CLI_FLASH_EXIT_USAGE
+	       : r == -EINVAL                        ? CLI_FLASH_EXIT_USAGE
+	                                             : CLI_FLASH_EXIT_NOINPUT;
+}
+
+/* The bridge's host and port (espstmd's for a DEVICE, else --host) and the name the
+ * summary gives it. Returns 0 or an exit status. */
+static int find_bridge(struct flash_run *run)
+{
+	run->port = run->o.port;
+	if (run->o.device) {
+		int r = bridge_of_device(&run->o, run->host, sizeof run->host, &run->port);
+		if (r)
 			return r;
-		}
-		snprintf(who, sizeof who, "%s", o.device);
-	} else {
-		snprintf(host, sizeof host, "%s", o.host);
-		snprintf(who, sizeof who, "%s%s%s:%u", strchr(host, ':') ? "[" : "", host,
-		         strchr(host, ':') ? "]" : "", port);
+		snprintf(run->who, sizeof run->who, "%s", run->o.device);
+		return 0;
 	}
-	if (o.stage) {
-		int e = file_crc32(img, &o.crc32);
+	snprintf(run->host, sizeof run->host, "%s", run->o.host);
+	snprintf(run->who, sizeof run->who, "%s%s%s:%u", strchr(run->host, ':') ? "[" : "",
+	         run->host, strchr(run->host, ':') ? "]" : "", run->port);
+	return 0;
+}
+
+/* --stage's CRC-32 of IMAGE, and the URLs of the upload and of the progress. Returns 0 or
+ * an exit status. */
+static int prepare_urls(struct flash_run *run)
+{
+	if (run->o.stage) {
+		int e = file_crc32(run->img, &run->o.crc32);
 		if (e) {
-			fprintf(stderr, "espstm flash: cannot read %s: %s\n", o.image, strerror(e));
-			fclose(img);
+			fprintf(stderr, "espstm flash: cannot read %s: %s\n", run->o.image,
+			        strerror(e));
 			return CLI_FLASH_EXIT_NOINPUT;
 		}
-		expect.has_crc = 1;
-		expect.crc = o.crc32;
+		run->expect.has_crc = 1;
+		run->expect.crc = run->o.crc32;
 	}
-	char query[200], url[512], geturl[512];
-	cli_flash_query(query, sizeof query, &o, fmt);
-	if (cli_flash_url(url, sizeof url, host, port, o.target, query) < 0 ||
-	    cli_flash_url(geturl, sizeof geturl, host, port, o.target, NULL) < 0) {
+	char query[200];
+	cli_flash_query(query, sizeof query, &run->o, run->fmt);
+	if (cli_flash_url(run->url, sizeof run->url, run->host, run->port, run->o.target, query) <
+	        0 ||
+	    cli_flash_url(run->geturl, sizeof run->geturl, run->host, run->port, run->o.target,
+	                  NULL) < 0) {
 		fprintf(stderr, "espstm flash: host name too long\n");
-		fclose(img);
 		return CLI_FLASH_EXIT_USAGE;
 	}
+	return 0;
+}
 
-	struct shown sh;
-	memset(&sh, 0, sizeof sh);
-	sh.mode = o.progress;
-	if (sh.mode == CLI_PROGRESS_AUTO)
-		sh.mode = isatty(STDERR_FILENO) ? CLI_PROGRESS_BAR : CLI_PROGRESS_LINES;
-	sh.width = term_width();
-	if (sh.mode != CLI_PROGRESS_NONE) {
-		char b[24], where[40];
-		if (fmt == CLI_FMT_HEX)
-			snprintf(where, sizeof where, "at 0x%08X", (unsigned)hexaddr);
-		else if (o.has_address)
-			snprintf(where, sizeof where, "at 0x%08X", (unsigned)o.address);
-		else
-			snprintf(where, sizeof where, "at the flash base");
-		char br[CLI_FLASH_HOST_MAX + 16];
-		snprintf(br, sizeof br, "%s%s%s:%u", strchr(host, ':') ? "[" : "", host,
-		         strchr(host, ':') ? "]" : "", port);
-		fprintf(stderr, "espstm flash: %s (%s, %s) %s -> %s%s%s%s, target %u\n", o.image,
-		        fmt == CLI_FMT_HEX ? "Intel HEX" : "binary",
-		        cli_flash_fmt_bytes(b, sizeof b, total), where, o.device ? o.device : "",
-		        o.device ? " (bridge " : "bridge ", br, o.device ? ")" : "", o.target);
-		if (o.stage)
-			fprintf(
-			    stderr,
-			    "espstm flash: --stage: the bridge stores the image first and flashes "
-			    "it only if its CRC-32 is 0x%08X\n",
-			    (unsigned)o.crc32);
-	}
+/* The progress display's mode (--progress; auto: a bar on a terminal) and, unless it is
+ * none, the line saying what goes where. */
+static void start_progress(struct flash_run *run)
+{
+	struct shown *sh = &run->sh;
+	const struct cli_flash_opts *o = &run->o;
+	sh->mode = o->progress;
+	if (sh->mode == CLI_PROGRESS_AUTO)
+		sh->mode = isatty(STDERR_FILENO) ? CLI_PROGRESS_BAR : CLI_PROGRESS_LINES;
+	sh->width = term_width();
+	if (sh->mode == CLI_PROGRESS_NONE)
+		return;
+	char b[24], where[40];
+	if (run->fmt == CLI_FMT_HEX)
+		snprintf(where, sizeof where, "at 0x%08X", (unsigned)run->hexaddr);
+	else if (o->has_address)
+		snprintf(where, sizeof where, "at 0x%08X", (unsigned)o->address);
+	else
+		snprintf(where, sizeof where, "at the flash base");
+	char br[CLI_FLASH_HOST_MAX + 16];
+	snprintf(br, sizeof br, "%s%s%s:%u", strchr(run->host, ':') ? "[" : "", run->host,
+	         strchr(run->host, ':') ? "]" : "", run->port);
+	fprintf(stderr, "espstm flash: %s (%s, %s) %s -> %s%s%s%s, target %u\n", o->image,
+	        run->fmt == CLI_FMT_HEX ? "Intel HEX" : "binary",
+	        cli_flash_fmt_bytes(b, sizeof b, run->total), where, o->device ? o->device : "",
+	        o->device ? " (bridge " : "bridge ", br, o->device ? ")" : "", o->target);
+	if (o->stage)
+		fprintf(stderr,
+		        "espstm flash: --stage: the bridge stores the image first and flashes "
+		        "it only if its CRC-32 is 0x%08X\n",
+		        (unsigned)o->crc32);
+}
 
-	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-		fprintf(stderr, "espstm flash: libcurl initialisation failed\n");
-		fclose(img);
-		return CLI_FLASH_EXIT_FAILED;
-	}
-	struct upload up = {.f = img, .retry_after = -1};
-	struct buf gbuf = {0};
-	CURL *post = curl_easy_init(), *get = curl_easy_init();
-	CURLM *m = curl_multi_init();
-	struct curl_slist *hdr = NULL;
-	hdr = curl_slist_append(hdr, "X-Espstm-Request: 1");
-	hdr = curl_slist_append(hdr, "Content-Type: application/octet-stream");
-	hdr = curl_slist_append(hdr, "Expect: 100-continue");
-	if (!post || !get || !m || !hdr) {
-		fprintf(stderr, "espstm flash: out of memory\n");
-		return CLI_FLASH_EXIT_FAILED;
-	}
-	char cerr[CURL_ERROR_SIZE] = "";
-	set_common(post, url, pw);
+/* The POST streaming IMAGE (Content-Length: its size; "Expect: 100-continue", so a refusal -
+ * 401, 403, 409, 413 - comes before any image byte is sent) and the GET of the progress.
+ * Returns 0, or -1 when libcurl has no memory. */
+static int transfer_init(struct transfer *tr, struct flash_run *run)
+{
+	CURL *post = tr->post = curl_easy_init();
+	CURL *get = tr->get = curl_easy_init();
+	tr->m = curl_multi_init();
+	tr->hdr = curl_slist_append(tr->hdr, "X-Espstm-Request: 1");
+	tr->hdr = curl_slist_append(tr->hdr, "Content-Type: application/octet-stream");
+	tr->hdr = curl_slist_append(tr->hdr, "Expect: 100-continue");
+	if (!post || !get || !tr->m || !tr->hdr)
+		return -1;
+	set_common(post, run->url, run->pw);
 	curl_easy_setopt(post, CURLOPT_POST, 1L);
 	curl_easy_setopt(post, CURLOPT_READFUNCTION, read_body);
-	curl_easy_setopt(post, CURLOPT_READDATA, &up);
-	curl_easy_setopt(post, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)size);
-	curl_easy_setopt(post, CURLOPT_HTTPHEADER, hdr);
+	curl_easy_setopt(post, CURLOPT_READDATA, &run->up);
+	curl_easy_setopt(post, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)run->size);
+	curl_easy_setopt(post, CURLOPT_HTTPHEADER, tr->hdr);
 	curl_easy_setopt(post, CURLOPT_EXPECT_100_TIMEOUT_MS, 2000L);
 	curl_easy_setopt(post, CURLOPT_WRITEFUNCTION, buf_write);
-	curl_easy_setopt(post, CURLOPT_WRITEDATA, &up.resp);
+	curl_easy_setopt(post, CURLOPT_WRITEDATA, &run->up.resp);
 	curl_easy_setopt(post, CURLOPT_HEADERFUNCTION, header_line);
-	curl_easy_setopt(post, CURLOPT_HEADERDATA, &up);
-	curl_easy_setopt(post, CURLOPT_ERRORBUFFER, cerr);
+	curl_easy_setopt(post, CURLOPT_HEADERDATA, &run->up);
+	curl_easy_setopt(post, CURLOPT_ERRORBUFFER, run->cerr);
 	curl_easy_setopt(post, CURLOPT_LOW_SPEED_LIMIT, 1L);
 	curl_easy_setopt(post, CURLOPT_LOW_SPEED_TIME, (long)CLI_FLASH_STALL_S);
-	set_common(get, geturl, pw);
+	set_common(get, run->geturl, run->pw);
 	curl_easy_setopt(get, CURLOPT_TIMEOUT_MS, 10000L);
 	curl_easy_setopt(get, CURLOPT_WRITEFUNCTION, buf_write);
-	curl_easy_setopt(get, CURLOPT_WRITEDATA, &gbuf);
+	curl_easy_setopt(get, CURLOPT_WRITEDATA, &tr->gbuf);
+	return 0;
+}
 
+/* Close both connections (an interrupted upload ends here) and free what tr holds. */
+static void transfer_free(struct transfer *tr)
+{
+	if (tr->m && tr->get_busy)
+		curl_multi_remove_handle(tr->m, tr->get);
+	if (tr->m && tr->post)
+		curl_multi_remove_handle(tr->m, tr->post);
+	curl_easy_cleanup(tr->post);
+	curl_easy_cleanup(tr->get);
+	curl_multi_cleanup(tr->m);
+	curl_slist_free_all(tr->hdr);
+	free(tr->gbuf.p);
+}
+
+/* The transfers libcurl has finished: the POST's result, or a GET's progress (shown while
+ * the POST runs). */
+static void collect_done(struct transfer *tr, struct flash_run *run)
+{
+	CURLMsg *cm;
+	int q;
+	while ((cm = curl_multi_info_read(tr->m, &q))) {
+		if (cm->msg != CURLMSG_DONE)
+			continue;
+		if (cm->easy_handle == tr->post) {
+			run->post_done = 1;
+			run->post_res = cm->data.result;
+		} else if (cm->easy_handle == tr->get) {
+			long code = 0;
+			struct cli_flash_status st;
+			curl_easy_getinfo(tr->get, CURLINFO_RESPONSE_CODE, &code);
+			if (cm->data.result == CURLE_OK && code == 200 &&
+			    cli_flash_parse_status(tr->gbuf.p, tr->gbuf.n, &st) == 0 &&
+			    !run->post_done)
+				show(&run->sh, &st);
+			curl_multi_remove_handle(tr->m, tr->get);
+			tr->get_busy = 0;
+			free(tr->gbuf.p);
+			tr->gbuf.p = NULL;
+			tr->gbuf.n = 0;
+		}
+	}
+}
+
+/* Drive both connections until the POST has its answer or a signal arrives: once the
+ * bridge takes body bytes (the run has begun), a GET every CLI_FLASH_POLL_S. */
+static void transfer_loop(struct transfer *tr, struct flash_run *run)
+{
+	int polling = run->sh.mode != CLI_PROGRESS_NONE;
+	double next_poll = 0;
+	curl_multi_add_handle(tr->m, tr->post);
+	while (!run->post_done && !interrupted) {
+		int running;
+		curl_multi_perform(tr->m, &running);
+		collect_done(tr, run);
+		if (run->post_done)
+			break;
+		double now = mono();
+		if (run->up.started && !tr->get_busy && polling && now >= next_poll) {
+			curl_multi_add_handle(tr->m, tr->get);
+			tr->get_busy = 1;
+			next_poll = now + CLI_FLASH_POLL_S;
+			continue;
+		}
+		int wait_ms = 100;
+		if (run->up.started && !tr->get_busy && polling) {
+			double left = (next_poll - now) * 1000.0;
+			wait_ms = left < 1 ? 1 : left < 100 ? (int)left : 100;
+		}
+		curl_multi_poll(tr->m, NULL, 0, wait_ms, NULL);
+	}
+}
+
+/* After SIGINT/SIGTERM during the upload: ask the bridge to abort (DELETE) and make the
+ * upload's close a reset. */
+static void interrupt_upload(struct transfer *tr, struct flash_run *run)
+{
+	if (run->up.started) {
+		/* ask the bridge to stop now: it would otherwise first use the image bytes it
+		 * already holds in its socket buffer (seconds at UART speed) */
+		end_bar(&run->sh);
+		fprintf(stderr,
+		        "espstm flash: interrupted: asking the bridge to abort the flash\n");
+		run->abort_code = abort_run(run->geturl, run->pw);
+	}
+	/* close the upload with a reset (SO_LINGER 0), not a FIN: the bridge's kernel then
+	 * drops the image bytes it holds unread, so the run is aborted (a FIN after the last
+	 * byte would make the image look complete) */
+	curl_socket_t fd = CURL_SOCKET_BAD;
+	if (curl_easy_getinfo(tr->post, CURLINFO_ACTIVESOCKET, &fd) == CURLE_OK &&
+	    fd != CURL_SOCKET_BAD) {
+		struct linger lg = {.l_onoff = 1, .l_linger = 0};
+		setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+	}
+}
+
+/* Send IMAGE and wait for the POST's answer (SIGINT/SIGTERM caught meanwhile); closes
+ * IMAGE. Returns 0 (the outcome is in run), or an exit status if libcurl has no memory. */
+static int upload(struct flash_run *run)
+{
+	struct transfer tr;
+	memset(&tr, 0, sizeof tr);
+	run->up.f = run->img;
+	run->up.retry_after = -1;
+	run->abort_code = -1;
+	if (transfer_init(&tr, run) < 0) {
+		fprintf(stderr, "espstm flash: out of memory\n");
+		transfer_free(&tr);
+		fclose(run->img);
+		return CLI_FLASH_EXIT_FAILED;
+	}
 	struct sigaction sa, old_int, old_term;
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = on_signal;
@@ -482,170 +617,164 @@ int espstm_flash_main(int argc, char **argv)
 	sigaction(SIGINT, &sa, &old_int);
 	sigaction(SIGTERM, &sa, &old_term);
 
-	double t0 = mono(), next_poll = 0;
-	cli_flash_progress_init(&sh.p, total, o.verify, t0);
-	curl_multi_add_handle(m, post);
-	int get_busy = 0, post_done = 0;
-	CURLcode post_res = CURLE_OK;
-	while (!post_done && !interrupted) {
-		int running;
-		curl_multi_perform(m, &running);
-		CURLMsg *cm;
-		int q;
-		while ((cm = curl_multi_info_read(m, &q))) {
-			if (cm->msg != CURLMSG_DONE)
-				continue;
-			if (cm->easy_handle == post) {
-				post_done = 1;
-				post_res = cm->data.result;
-			} else if (cm->easy_handle == get) {
-				long code = 0;
-				struct cli_flash_status st;
-				curl_easy_getinfo(get, CURLINFO_RESPONSE_CODE, &code);
-				if (cm->data.result == CURLE_OK && code == 200 &&
-				    cli_flash_parse_status(gbuf.p, gbuf.n, &st) == 0 && !post_done)
-					show(&sh, &st);
-				curl_multi_remove_handle(m, get);
-				get_busy = 0;
-				free(gbuf.p);
-				gbuf.p = NULL;
-				gbuf.n = 0;
-			}
-		}
-		if (post_done)
-			break;
-		double now = mono();
-		if (up.started && !get_busy && sh.mode != CLI_PROGRESS_NONE && now >= next_poll) {
-			curl_multi_add_handle(m, get);
-			get_busy = 1;
-			next_poll = now + CLI_FLASH_POLL_S;
-			continue;
-		}
-		int wait_ms = 100;
-		if (up.started && !get_busy && sh.mode != CLI_PROGRESS_NONE) {
-			double left = (next_poll - now) * 1000.0;
-			wait_ms = left < 1 ? 1 : left < 100 ? (int)left : 100;
-		}
-		curl_multi_poll(m, NULL, 0, wait_ms, NULL);
-	}
-	double secs = mono() - t0;
-	long abort_code = -1;
-	if (interrupted && !post_done && up.started) {
-		/* ask the bridge to stop now: it would otherwise first use the image bytes it
-		 * already holds in its socket buffer (seconds at UART speed) */
-		end_bar(&sh);
-		fprintf(stderr,
-		        "espstm flash: interrupted: asking the bridge to abort the flash\n");
-		abort_code = abort_run(geturl, pw);
-	}
-	if (interrupted && !post_done) {
-		/* close the upload with a reset (SO_LINGER 0), not a FIN: the bridge's kernel then
-		 * drops the image bytes it holds unread, so the run is aborted (a FIN after the
-		 * last byte would make the image look complete) */
-		curl_socket_t fd = CURL_SOCKET_BAD;
-		if (curl_easy_getinfo(post, CURLINFO_ACTIVESOCKET, &fd) == CURLE_OK &&
-		    fd != CURL_SOCKET_BAD) {
-			struct linger lg = {.l_onoff = 1, .l_linger = 0};
-			setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
-		}
-	}
-	if (get_busy)
-		curl_multi_remove_handle(m, get);
-	long code = 0;
-	if (post_done)
-		curl_easy_getinfo(post, CURLINFO_RESPONSE_CODE, &code);
-	curl_multi_remove_handle(m, post);
-	curl_easy_cleanup(post); /* closes the connection: an interrupted upload ends here */
-	curl_easy_cleanup(get);
-	curl_multi_cleanup(m);
-	curl_slist_free_all(hdr);
-	free(gbuf.p);
-	fclose(img);
+	double t0 = mono();
+	cli_flash_progress_init(&run->sh.p, run->total, run->o.verify, t0);
+	transfer_loop(&tr, run);
+	run->secs = mono() - t0;
+	if (interrupted && !run->post_done)
+		interrupt_upload(&tr, run);
+	if (run->post_done)
+		curl_easy_getinfo(tr.post, CURLINFO_RESPONSE_CODE, &run->code);
+	transfer_free(&tr);
+	fclose(run->img);
 	sigaction(SIGINT, &old_int, NULL);
 	sigaction(SIGTERM, &old_term, NULL);
+	return 0;
+}
 
-	int rc;
+/* Say how an interrupted run ended (the DELETE's answer). Returns the exit status. */
+static int report_interrupted(const struct flash_run *run)
+{
+	long ac = run->abort_code;
+	if (ac == 200)
+		fprintf(stderr,
+		        "espstm flash: interrupted after %.1f s: the bridge aborted the run (the "
+		        "chip stays in its bootloader)\n",
+		        run->secs);
+	else if (ac == 409)
+		fprintf(stderr,
+		        "espstm flash: interrupted after %.1f s: the bridge's run had already "
+		        "ended\n",
+		        run->secs);
+	else
+		fprintf(stderr,
+		        "espstm flash: interrupted after %.1f s: the upload was cut off%s; the "
+		        "bridge fails the run once it has used the image bytes it already "
+		        "received (the chip stays in its bootloader)\n",
+		        run->secs,
+		        ac == 0  ? " (the bridge did not answer the abort request)"
+		        : ac > 0 ? " (the bridge refused the abort request)"
+		                 : "");
+	return CLI_FLASH_EXIT_INTERRUPTED;
+}
+
+/* The POST got no answer: IMAGE unreadable, the bridge unreachable, or the connection
+ * broke (then one GET asks the bridge how the run ended). Returns the exit status. */
+static int report_no_answer(const struct flash_run *run)
+{
+	const char *why = run->cerr[0] ? run->cerr : curl_easy_strerror(run->post_res);
 	struct cli_flash_status st;
-	if (interrupted) {
-		end_bar(&sh);
-		if (abort_code == 200)
-			fprintf(
-			    stderr,
-			    "espstm flash: interrupted after %.1f s: the bridge aborted the run "
-			    "(the chip stays in its bootloader)\n",
-			    secs);
-		else if (abort_code == 409)
-			fprintf(
-			    stderr,
-			    "espstm flash: interrupted after %.1f s: the bridge's run had already "
-			    "ended\n",
-			    secs);
-		else
-			fprintf(stderr,
-			        "espstm flash: interrupted after %.1f s: the upload was cut off%s; "
-			        "the bridge fails the run once it has used the image bytes it "
-			        "already received (the chip stays in its bootloader)\n",
-			        secs,
-			        abort_code == 0  ? " (the bridge did not answer the abort request)"
-			        : abort_code > 0 ? " (the bridge refused the abort request)"
-			                         : "");
-		rc = CLI_FLASH_EXIT_INTERRUPTED;
-	} else if (post_res != CURLE_OK || code == 0) {
-		end_bar(&sh);
-		const char *why = cerr[0] ? cerr : curl_easy_strerror(post_res);
-		if (up.read_error) {
-			fprintf(stderr, "espstm flash: reading %s failed: %s\n", o.image,
-			        strerror(up.read_error));
-			rc = CLI_FLASH_EXIT_NOINPUT;
-		} else if (!up.started) {
-			fprintf(stderr, "espstm flash: cannot reach the bridge at %s%s%s:%u: %s\n",
-			        strchr(host, ':') ? "[" : "", host, strchr(host, ':') ? "]" : "",
-			        port, why);
-			rc = CLI_FLASH_EXIT_UNAVAILABLE;
-		} else if (get_once(geturl, pw, &st) == 0 && st.state == CFS_FAILED) {
-			fprintf(stderr,
-			        "espstm flash: the connection to the bridge broke (%s); the flash "
-			        "failed%s%s: %s\n",
-			        why, st.step[0] ? " while " : "", st.step, st.error);
-			rc = CLI_FLASH_EXIT_FAILED;
+	if (run->up.read_error) {
+		fprintf(stderr, "espstm flash: reading %s failed: %s\n", run->o.image,
+		        strerror(run->up.read_error));
+		return CLI_FLASH_EXIT_NOINPUT;
+	}
+	if (!run->up.started) {
+		fprintf(stderr, "espstm flash: cannot reach the bridge at %s%s%s:%u: %s\n",
+		        strchr(run->host, ':') ? "[" : "", run->host,
+		        strchr(run->host, ':') ? "]" : "", run->port, why);
+		return CLI_FLASH_EXIT_UNAVAILABLE;
+	}
+	if (get_once(run->geturl, run->pw, &st) == 0 && st.state == CFS_FAILED) {
+		fprintf(stderr,
+		        "espstm flash: the connection to the bridge broke (%s); the flash "
+		        "failed%s%s: %s\n",
+		        why, st.step[0] ? " while " : "", st.step, st.error);
+		return CLI_FLASH_EXIT_FAILED;
+	}
+	fprintf(stderr,
+	        "espstm flash: the connection to the bridge broke during the flash (%s) after "
+	        "%llu bytes; the flash did not complete\n",
+	        why, (unsigned long long)run->up.sent);
+	return CLI_FLASH_EXIT_UNAVAILABLE;
+}
+
+/* The POST's answer: its exit status and message (cli_flash_outcome), the last progress,
+ * --json's copy of the answer, the summary line. Returns the exit status. */
+static int report_answer(struct flash_run *run)
+{
+	struct cli_flash_status st;
+	struct shown *sh = &run->sh;
+	cli_flash_parse_status(run->up.resp.p, run->up.resp.n, &st);
+	int rc = cli_flash_outcome(run->code, &st, run->o.verify, &run->expect, run->up.retry_after,
+	                           run->o.target, run->msg, sizeof run->msg);
+	if (st.json && st.state != CFS_UNKNOWN && sh->mode != CLI_PROGRESS_NONE &&
+	    (rc == 0 || sh->have_last))
+		show(sh, &st);
+	end_bar(sh);
+	if (run->json && run->up.resp.p)
+		printf("%s%s", run->up.resp.p,
+		       run->up.resp.n && run->up.resp.p[run->up.resp.n - 1] == '\n' ? "" : "\n");
+	if (rc != CLI_FLASH_EXIT_OK) {
+		fprintf(stderr, "espstm flash: %s\n", run->msg);
+		return rc;
+	}
+	char line[512];
+	cli_flash_summary(line, sizeof line, run->who, &st, run->secs);
+	if (!run->json)
+		printf("%s\n", line);
+	else if (sh->mode != CLI_PROGRESS_NONE)
+		fprintf(stderr, "espstm flash: %s\n", line);
+	if (!run->o.verify)
+		fprintf(stderr, "espstm flash: written, NOT verified (--no-verify: nothing was "
+		                "read back)\n");
+	return rc;
+}
+
+/* Upload IMAGE with libcurl and report how the run ended; closes IMAGE. Returns the exit
+ * status. */
+static int flash_over_http(struct flash_run *run)
+{
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		fprintf(stderr, "espstm flash: libcurl initialisation failed\n");
+		fclose(run->img);
+		return CLI_FLASH_EXIT_FAILED;
+	}
+	int rc = upload(run);
+	if (rc == 0) {
+		if (interrupted) {
+			end_bar(&run->sh);
+			rc = report_interrupted(run);
+		} else if (run->post_res != CURLE_OK || run->code == 0) {
+			end_bar(&run->sh);
+			rc = report_no_answer(run);
 		} else {
-			fprintf(stderr,
-			        "espstm flash: the connection to the bridge broke during the flash "
-			        "(%s) after %llu bytes; the flash did not complete\n",
-			        why, (unsigned long long)up.sent);
-			rc = CLI_FLASH_EXIT_UNAVAILABLE;
-		}
-	} else {
-		cli_flash_parse_status(up.resp.p, up.resp.n, &st);
-		rc = cli_flash_outcome(code, &st, o.verify, &expect, up.retry_after, o.target, msg,
-		                       sizeof msg);
-		if (st.json && st.state != CFS_UNKNOWN && sh.mode != CLI_PROGRESS_NONE &&
-		    (rc == 0 || sh.have_last))
-			show(&sh, &st);
-		end_bar(&sh);
-		if (json && up.resp.p)
-			printf("%s%s", up.resp.p,
-			       up.resp.n && up.resp.p[up.resp.n - 1] == '\n' ? "" : "\n");
-		if (rc == CLI_FLASH_EXIT_OK) {
-			char line[512];
-			cli_flash_summary(line, sizeof line, who, &st, secs);
-			if (json) {
-				if (sh.mode != CLI_PROGRESS_NONE)
-					fprintf(stderr, "espstm flash: %s\n", line);
-			} else {
-				printf("%s\n", line);
-			}
-			if (!o.verify)
-				fprintf(stderr,
-				        "espstm flash: written, NOT verified (--no-verify: nothing "
-				        "was read back)\n");
-		} else {
-			fprintf(stderr, "espstm flash: %s\n", msg);
+			rc = report_answer(run);
 		}
 	}
-	free(up.resp.p);
-	memset(pw, 0, sizeof pw);
+	free(run->up.resp.p);
 	curl_global_cleanup();
 	fflush(stdout);
 	return rc;
+}
+
+int espstm_flash_main(int argc, char **argv)
+{
+	struct flash_run run;
+	memset(&run, 0, sizeof run);
+	int r = cli_flash_parse_args(argc, argv, &run.o, stdout, stderr);
+	if (r == 1)
+		return CLI_FLASH_EXIT_OK;
+	if (r < 0)
+		return -r;
+	run.json = run.o.json || cli_globals.json;
+	run.fmt =
+	    run.o.format != CLI_FMT_AUTO ? run.o.format : cli_flash_detect_format(run.o.image);
+	r = get_password(&run);
+	if (r == 0)
+		r = open_image(run.o.image, run.fmt, &run.img, &run.size, &run.total, &run.hexaddr,
+		               &run.expect);
+	if (r == 0) {
+		r = find_bridge(&run);
+		if (r == 0)
+			r = prepare_urls(&run);
+		if (r == 0) {
+			start_progress(&run);
+			r = flash_over_http(&run);
+		} else {
+			fclose(run.img);
+		}
+	}
+	memset(run.pw, 0, sizeof run.pw);
+	return r;
 }

@@ -1,7 +1,7 @@
 # stm32sim: the simulated STM32 (AN3155 bootloader, user application, wire timing) as a
 # library (libstm32sim.a: espstm-bridge's --target sim:MODEL, the tests) and the stm32sim
 # command (main.c).
-SIM_SRC      := stm32sim/stm32sim.c
+SIM_SRC      := stm32sim/stm32sim.c stm32sim/wire.c stm32sim/bootloader.c
 SIM_MAIN     := stm32sim/main.c
 SIM_CPPFLAGS := -Istm32sim
 SIM_LIB      := $(BUILD)/libstm32sim.a

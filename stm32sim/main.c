@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * stm32sim: run the simulated STM32 on a real serial device or a pty, or print the model
- * table. Exit status: 0 ok, 1 runtime error, 2 usage. See tests/sim/README.md.
+ * table. Exit status: 0 ok, 1 runtime error, 2 usage. See README.md ("Command").
  */
 #include "stm32sim.h"
 
@@ -267,6 +267,106 @@ static int run_tty(const char *path, const struct stm32sim_line *line, int boot0
 	return rc;
 }
 
+/* What the command line asks for. */
+struct cmdline {
+	struct stm32sim_options o;
+	struct stm32sim_line line;
+	const char *tty; /* --tty PATH, or NULL */
+	int info;        /* --info */
+	int boot0;       /* --boot0 */
+};
+
+/* Option c (getopt_long's value) with its argument arg into cl. Returns -1 to go on, or
+ * the exit status to stop with: 0 after --help, 2 on a bad value (said on stderr). */
+static int parse_option(int c, char *arg, struct cmdline *cl)
+{
+	struct stm32sim_options *o = &cl->o;
+	char *end;
+	switch (c) {
+	case 'h':
+		usage(stdout);
+		return 0;
+	case 'm':
+		o->model = arg;
+		return -1;
+	case 'f':
+		o->flash_path = arg;
+		return -1;
+	case 'i':
+		o->instant = 1;
+		return -1;
+	case 'a':
+		o->app_baud = (uint32_t)strtoul(arg, &end, 10);
+		if (*end || !o->app_baud) {
+			fprintf(stderr, "stm32sim: bad --app-baud '%s'\n", arg);
+			return 2;
+		}
+		return -1;
+	case 'T':
+		o->frame_timeout_ms = (uint32_t)strtoul(arg, &end, 10);
+		if (*end) {
+			fprintf(stderr, "stm32sim: bad --frame-timeout-ms '%s'\n", arg);
+			return 2;
+		}
+		return -1;
+	case 'I':
+		cl->info = 1;
+		return -1;
+	case 'R':
+		o->rdp = 1;
+		return -1;
+	case 'W':
+		o->wp_first = (uint32_t)strtoul(arg, &end, 10);
+		o->wp_count = 1;
+		if (*end == ':')
+			o->wp_count = (uint32_t)strtoul(end + 1, &end, 10);
+		if (*end || end == arg || !o->wp_count) {
+			fprintf(stderr, "stm32sim: bad --wp '%s' (example: 2:4)\n", arg);
+			return 2;
+		}
+		return -1;
+	case 'F': {
+		unsigned long v = strtoul(arg, &end, 10);
+		if (*end || !v || v > 0xFFFF) {
+			fprintf(stderr, "stm32sim: bad --fsize-kib '%s'\n", arg);
+			return 2;
+		}
+		o->fsize_kib = (uint16_t)v;
+		return -1;
+	}
+	case 't':
+		cl->tty = arg;
+		return -1;
+	case 'l':
+		if (parse_line(arg, &cl->line) < 0) {
+			fprintf(stderr, "stm32sim: bad --line '%s' (example: 115200,8E1)\n", arg);
+			return 2;
+		}
+		return -1;
+	case 'b':
+		if (strcmp(arg, "0") && strcmp(arg, "1")) {
+			fprintf(stderr, "stm32sim: --boot0 takes 0 or 1\n");
+			return 2;
+		}
+		cl->boot0 = arg[0] == '1';
+		return -1;
+	default:
+		usage(stderr);
+		return 2;
+	}
+}
+
+/* 1 if name is a model of the table (stm32f103 or f103 ...). */
+static int model_known(const char *name)
+{
+	int known = 0;
+	for (int i = 0; i < stm32sim_model_count(); i++) {
+		const char *n = stm32sim_model(i)->name;
+		known |= !strcasecmp(name, n) || !strcasecmp(name, n + 5);
+	}
+	return known;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option lo[] = {{"help", no_argument, 0, 'h'},
@@ -283,104 +383,27 @@ int main(int argc, char **argv)
 	                                   {"wp", required_argument, 0, 'W'},
 	                                   {"fsize-kib", required_argument, 0, 'F'},
 	                                   {0, 0, 0, 0}};
-	struct stm32sim_options o = {.model = "stm32f103"};
-	struct stm32sim_line line = {115200, 8, 'E', 1};
-	const char *tty = NULL;
-	int info = 0, boot0 = 1, c;
-	char *end;
+	struct cmdline cl = {
+	    .o = {.model = "stm32f103"}, .line = {115200, 8, 'E', 1}, .tty = NULL, .boot0 = 1};
+	int c;
 	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
-		switch (c) {
-		case 'h':
-			usage(stdout);
-			return 0;
-		case 'm':
-			o.model = optarg;
-			break;
-		case 'f':
-			o.flash_path = optarg;
-			break;
-		case 'i':
-			o.instant = 1;
-			break;
-		case 'a':
-			o.app_baud = (uint32_t)strtoul(optarg, &end, 10);
-			if (*end || !o.app_baud) {
-				fprintf(stderr, "stm32sim: bad --app-baud '%s'\n", optarg);
-				return 2;
-			}
-			break;
-		case 'T':
-			o.frame_timeout_ms = (uint32_t)strtoul(optarg, &end, 10);
-			if (*end) {
-				fprintf(stderr, "stm32sim: bad --frame-timeout-ms '%s'\n", optarg);
-				return 2;
-			}
-			break;
-		case 'I':
-			info = 1;
-			break;
-		case 'R':
-			o.rdp = 1;
-			break;
-		case 'W':
-			o.wp_first = (uint32_t)strtoul(optarg, &end, 10);
-			o.wp_count = 1;
-			if (*end == ':')
-				o.wp_count = (uint32_t)strtoul(end + 1, &end, 10);
-			if (*end || end == optarg || !o.wp_count) {
-				fprintf(stderr, "stm32sim: bad --wp '%s' (example: 2:4)\n", optarg);
-				return 2;
-			}
-			break;
-		case 'F': {
-			unsigned long v = strtoul(optarg, &end, 10);
-			if (*end || !v || v > 0xFFFF) {
-				fprintf(stderr, "stm32sim: bad --fsize-kib '%s'\n", optarg);
-				return 2;
-			}
-			o.fsize_kib = (uint16_t)v;
-			break;
-		}
-		case 't':
-			tty = optarg;
-			break;
-		case 'l':
-			if (parse_line(optarg, &line) < 0) {
-				fprintf(stderr, "stm32sim: bad --line '%s' (example: 115200,8E1)\n",
-				        optarg);
-				return 2;
-			}
-			break;
-		case 'b':
-			if (strcmp(optarg, "0") && strcmp(optarg, "1")) {
-				fprintf(stderr, "stm32sim: --boot0 takes 0 or 1\n");
-				return 2;
-			}
-			boot0 = optarg[0] == '1';
-			break;
-		default:
-			usage(stderr);
-			return 2;
-		}
+		int rc = parse_option(c, optarg, &cl);
+		if (rc >= 0)
+			return rc;
 	}
-	if (optind < argc || (!info && !tty)) {
+	if (optind < argc || (!cl.info && !cl.tty)) {
 		usage(stderr);
 		return 2;
 	}
-	int known = 0;
-	for (int i = 0; i < stm32sim_model_count(); i++) {
-		const char *n = stm32sim_model(i)->name;
-		known |= !strcasecmp(o.model, n) || !strcasecmp(o.model, n + 5);
-	}
-	if (!known) {
+	if (!model_known(cl.o.model)) {
 		fprintf(stderr,
 		        "stm32sim: unknown model '%s' (known: stm32f103, stm32f407, "
 		        "stm32g431)\n",
-		        o.model);
+		        cl.o.model);
 		return 2;
 	}
-	if (info) {
-		print_info(o.flash_path, &o);
+	if (cl.info) {
+		print_info(cl.o.flash_path, &cl.o);
 		return 0;
 	}
 	struct sigaction sa;
@@ -389,5 +412,5 @@ int main(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	return run_tty(tty, &line, boot0, &o);
+	return run_tty(cl.tty, &cl.line, cl.boot0, &cl.o);
 }

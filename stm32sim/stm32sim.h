@@ -7,7 +7,7 @@
  * The caller (espstm-bridge's sim target, or a unit test) calls stm32sim_poll() at or
  * after stm32sim_next_event_us() and whenever it feeds bytes.
  *
- * What is simulated (see tests/sim/README.md):
+ * What is simulated (see stm32sim/README.md):
  *  - the UART line: the bridge side's baud/data bits/parity/stop bits are compared with the
  *    chip side's; a mismatch garbles or drops bytes as a wire would. Every byte takes wire
  *    time ((1 + data + parity + stop) bits / baud), unless the sim was made "instant".
@@ -47,7 +47,7 @@ struct stm32sim_options {
 	int ideal_wire;            /* 1: bytes cross the wire unchanged whatever the two
 	                              sides' framing (a tty/pty whose driver does the framing);
 	                              wire time is still counted unless instant */
-	/* Added for issue 5 (protection tests); zero = unprotected part, model's size. */
+	/* Protection and timing for tests of a master; zero = unprotected part, model's size. */
 	int rdp;            /* 1: readout protection (RDP level 1) active from the start:
 	                       READ/WRITE/GO/ERASE/WP/UW/RP are NACKed after the command byte;
 	                       READOUT UNPROTECT mass-erases and clears it (AN3155 3.12) */
@@ -166,7 +166,7 @@ int stm32sim_flash_summary(const struct stm32sim *s, uint32_t *crc32_out, uint32
 /* Read-only view of the flash contents (flash_size bytes); for tests. */
 const uint8_t *stm32sim_flash(const struct stm32sim *s, size_t *size);
 
-/* ---- Test hooks (issue 5): fault injection and counters ---- */
+/* ---- Test hooks: fault injection and counters ---- */
 
 /*
  * Answer the nth bootloader command from now (1 = the next one; counted when a command

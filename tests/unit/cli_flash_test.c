@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * `espstm flash`'s plain-C parts (daemon/cli_flash.h): the command line (DEVICE or --host,
+ * `espstm flash`'s plain-C parts (cli/cli_flash.h): the command line (DEVICE or --host,
  * options anywhere, numbers, --password refused), host parsing, format detection and the
  * Intel HEX pre-scan (same rules as the bridge: ascending records, start rounded down to
  * 4, gaps counted), the password file / ESPSTM_PASSWORD, the bridge from espstmd's status
@@ -92,7 +92,7 @@ START_TEST(args_device_form)
 	cap_free(&c);
 	ck_assert_str_eq(o.device, "ttySTM0");
 	ck_assert_str_eq(o.image, "app.bin");
-	ck_assert_int_eq(o.verify, 1); /* verify is the default (issue 5: exit 0 after verify) */
+	ck_assert_int_eq(o.verify, 1); /* verify is the default: exit 0 only after verify */
 	ck_assert_int_eq(o.go, 0);
 	ck_assert_int_eq(o.has_address, 0);
 	ck_assert_int_eq(o.format, CLI_FMT_AUTO);

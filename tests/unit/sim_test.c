@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Unit tests for the simulated STM32 (tests/sim): AN3155 answers byte for byte per model,
+/* Unit tests for the simulated STM32 (stm32sim/): AN3155 answers byte for byte per model,
  * memory commands, erase, wire/electrical model, application banner/echo, persistence. */
 #include "unit.h"
 #include "stm32sim.h"

@@ -315,9 +315,12 @@ static void lg_set_line(struct link *l, const struct link_line *ln)
 	legacy_sync(l);
 }
 
+/* The legacy protocol has no flow control setting; the rest of the state is synced as
+ * after any setter (a RUN action may have left 8E1 wanting 'u' again). */
 static void lg_set_flow(struct link *l, enum link_flow f)
 {
-	(void)l, (void)f; /* the legacy protocol has no flow control setting */
+	(void)f;
+	legacy_sync(l);
 }
 
 static void lg_set_rts(struct link *l, int on)

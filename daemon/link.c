@@ -37,6 +37,7 @@
 #include "link_impl.h"
 #include "log.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -362,10 +363,8 @@ static void rx_data(struct link *l, const uint8_t *p, size_t n)
 		memmove(l->rxq, l->rxq + l->rxq_off, l->rxq_len);
 		l->rxq_off = 0;
 	}
-	if (l->rxq_off + l->rxq_len + n > RXQ_CAP) { /* cannot happen (see top comment) */
-		log_error("%s: receive buffer overflow, %zu bytes dropped", l->name, n);
-		n = RXQ_CAP - l->rxq_off - l->rxq_len;
-	}
+	/* reads stop above RXQ_READ_MAX and one read decodes to at most RAW_READ bytes */
+	assert(l->rxq_off + l->rxq_len + n <= RXQ_CAP);
 	memcpy(l->rxq + l->rxq_off + l->rxq_len, p, n);
 	l->rxq_len += n;
 }
@@ -739,8 +738,7 @@ size_t link_write(struct link *l, const uint8_t *p, size_t n)
 		s->data += consumed;
 		l->tx_pending += consumed;
 		taken += consumed;
-		if (consumed == 0) /* cannot happen with >= 2 bytes free; be safe */
-			break;
+		assert(consumed > 0); /* at least 2 bytes were free */
 	}
 	if (taken < n || l->tx_pending >= LINK_TXQ_MAX)
 		l->want_writable = true;

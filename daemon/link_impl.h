@@ -187,44 +187,79 @@ struct link {
 	uint64_t rx_purged;
 };
 
-/* link.c: the transport, for the protocols */
+/* link.c: the transport, for the protocols and link_net.c. None blocks; those that can
+ * lose the connection say so. */
+/* Count an error for link_get_stats and remember its text (printf format). */
 void link_note_error(struct link *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A non-data segment of kind with the n bytes at p (copied), not queued. NULL when not
+ * connected, out of memory, or CTL_MAX non-data bytes are pending (l->ctl_overflow set:
+ * link_check_overflow() drops the connection later). */
 struct seg *link_ctl_seg(struct link *l, enum seg_kind kind, const uint8_t *p, size_t n);
+/* Put s at the tail / the head of the TX queue (no write is started). */
 void link_q_append(struct link *l, struct seg *s);
 void link_q_push_front(struct link *l, struct seg *s);
+/* Queue a marker: SEG_DELAY of ms milliseconds, or SEG_ACT_END. 0 or -ENOMEM. */
 int link_queue_marker(struct link *l, enum seg_kind kind, uint32_t ms);
+/* Start writing the head of the queue if nothing is in flight (may lose the connection). */
 void link_kick(struct link *l);
+/* Drop the connection if link_ctl_seg() hit CTL_MAX; true if it was dropped. */
 bool link_check_overflow(struct link *l);
+/* Connected and negotiated: LINK_UP, the protocol's up step, on_state. */
 void link_go_up(struct link *l);
+/* The connection is gone (status: libuv error): drop both sockets and the queue, log,
+ * reconnect after the backoff. */
 void link_lost(struct link *l, int status);
+/* Decoded data bytes for the tty: discarded (counted) while l->discarding, else delivered
+ * within rx_space() or held. */
 void link_rx(struct link *l, const uint8_t *p, size_t n);
+/* Whether socket reads may run with what is held for the tty now. */
 bool link_may_read(const struct link *l);
+/* Start reading the data connection (if connected and not already reading). */
 void link_read_start(struct link *l);
+/* Change the state and tell the tty (on_state), unless closing. */
+void link_set_state(struct link *l, enum link_state st);
+/* Arm the link's one timer for phase ph, ms milliseconds from now. */
 void link_timer_arm(struct link *l, enum phase ph, uint64_t ms);
+/* libuv callbacks of both connections: write done, read buffer, read, action timer. */
 void link_write_cb(uv_write_t *req, int status);
 void link_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *b);
 void link_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 void link_act_timer_cb(uv_timer_t *t);
 
 /* link_net.c: connections */
+/* Resolve the host and try its addresses (state LINK_CONNECTING). */
 void link_start_attempt(struct link *l);
+/* Try the next resolved address, or fail the round. */
 void link_connect_next(struct link *l);
+/* A round failed with status (libuv error): log once, back off, retry. */
 void link_round_failed(struct link *l, int status);
+/* The link's timer: connect timeout, negotiation timeout, backoff over. */
 void link_timer_cb(uv_timer_t *t);
+/* Detach and close both connections (no callbacks to the tty). */
 void link_conn_drop(struct link *l);
+/* A new connection record (control: the legacy control port); NULL: -ENOMEM. */
 struct conn *link_conn_new(struct link *l, bool control);
+/* TCP_NODELAY, keepalive, TCP_USER_TIMEOUT and a bounded send buffer (tcp(7), socket(7)). */
 void link_conn_opts(struct link *l, struct conn *c);
+/* Bytes of c's socket sent but not acknowledged (SIOCOUTQ) / readable now (SIOCINQ),
+ * tcp(7); 0 when not connected or the kernel cannot tell. */
 size_t link_conn_unacked(const struct conn *c);
 size_t link_conn_readable(const struct conn *c);
+/* Abandon the name resolution in progress / free the resolved addresses. */
 void link_gai_drop(struct link *l);
 void link_ai_drop(struct link *l);
+/* The socket part of link_get_stats (peer address, TCP_INFO RTT). */
 void link_peer_stats(const struct link *l, struct link_stats *st);
-void link_set_state(struct link *l, enum link_state st);
+/* status (libuv error) as text for logs: "timed out" or uv_strerror. */
 void link_fmt_status(int status, char *out, size_t cap);
 
 /* link_legacy.c: what the transport calls beyond struct link_proto */
-void link_legacy_kick_ctrl(struct link *l); /* a SEG_CTRL is at the head, nothing in flight */
+/* A SEG_CTRL is at the head and nothing is in flight: send it once the data before it
+ * was acknowledged (or LEGACY_ANSWER_MS passed). */
+void link_legacy_kick_ctrl(struct link *l);
+/* No control-port answer within LEGACY_ANSWER_MS: the queue goes on. */
 void link_legacy_answer_timeout(struct link *l);
+/* n bytes read from the control connection (answer lines). */
 void link_legacy_ctrl_rx(struct link *l, const uint8_t *p, size_t n);
 
 #endif

@@ -196,7 +196,8 @@ bool rfc2217_client_can_suspend(const struct rfc2217_client *c);
  * Returns 0 or the error of ops->out. */
 int rfc2217_client_rx_flow(struct rfc2217_client *c, bool on);
 
-/* Accessors. */
+/* State: up (negotiation over), COM-PORT-OPTION refused (DONT or timed out), our output
+ * suspended by the bridge (FLOWCONTROL-SUSPEND), an action queued and not yet done. */
 bool rfc2217_client_is_up(const struct rfc2217_client *c);
 bool rfc2217_client_comport_refused(const struct rfc2217_client *c);
 bool rfc2217_client_tx_suspended(const struct rfc2217_client *c);

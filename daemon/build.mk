@@ -4,6 +4,9 @@ DAEMON_SRC := \
 	daemon/conf.c \
 	daemon/ctl.c \
 	daemon/link.c \
+	daemon/link_legacy.c \
+	daemon/link_net.c \
+	daemon/link_rfc2217.c \
 	daemon/log.c \
 	daemon/termios_model.c \
 	daemon/tty.c \

@@ -3,7 +3,7 @@
  * link: espstmd's RFC 2217 client connection to one bridge (TCP, libuv).
  *
  * Owns the TCP connection, the Telnet negotiation (BINARY both ways, SGA, COM-PORT-OPTION,
- * as RFC 2217 and ../shared/ARCHITECTURE.md say), reconnect with backoff, and the *desired*
+ * as RFC 2217 says; firmware/core/rfc2217_client.h), reconnect with backoff, and the *desired*
  * port state (line settings, DTR/RTS, flow control): whatever the tty last asked for is
  * re-sent after every (re)connect, in this order: baud, data size, parity, stop size,
  * flow control, RTS, DTR.
@@ -62,7 +62,7 @@ enum link_state { LINK_DOWN, LINK_CONNECTING, LINK_UP };
 /* Wire protocol towards the bridge. */
 enum link_protocol {
 	LINK_PROTO_RFC2217 = 0, /* RFC 2217 on one TCP port (Telnet COM-PORT-OPTION) */
-	/* The seed firmware's two ports (../shared/ARCHITECTURE.md): raw data on `port`
+	/* The seed firmware's two ports (implementation: link_legacy.c): raw data on `port`
 	 * (no Telnet, 0xFF not doubled) and single-byte commands on `control_port`:
 	 * 'r' reset, 'u' 115200 8E1 + BOOT0 + reset (bootloader), 'e' user baud 8N1 + reset
 	 * (application). link_set_line maps: 8 data bits + even parity -> 'u' (when not
@@ -103,7 +103,8 @@ struct link_stats {
 	char last_error[96];  /* last such error, "" if none */
 };
 
-/* Boot-control actions for `espstm reset|boot|run` (../shared/ARCHITECTURE.md pin rules). */
+/* Boot-control actions for `espstm reset|boot|run` (NRST pulsed low, BOOT0 high = system
+ * bootloader, low = application flash). */
 enum link_action {
 	LINK_ACTION_RESET, /* pulse NRST, BOOT0 unchanged  (legacy: 'r') */
 	LINK_ACTION_BOOT,  /* BOOT0 high, pulse NRST: bootloader (legacy: 'u') */

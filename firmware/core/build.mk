@@ -12,6 +12,7 @@ CORE_SRC := \
 	firmware/core/json.c \
 	firmware/core/legacy.c \
 	firmware/core/rfc2217.c \
+	firmware/core/rfc2217_client.c \
 	firmware/core/settings.c \
 	firmware/core/stm32_devices.c \
 	firmware/core/stm32_isp.c \

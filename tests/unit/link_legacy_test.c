@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * link.c with protocol = LINK_PROTO_LEGACY against a fake seed-firmware bridge: a raw data
- * port and a control port (single bytes r/u/e answered with "OK ...\r\n" lines, as
- * espstm-bridge --legacy does, or not at all, as the seed did), both on 127.0.0.1 in the
- * same libuv loop as the link.
+ * The link (link.c, link_legacy.c) with protocol = LINK_PROTO_LEGACY against a fake seed-firmware
+ * bridge: a raw data port and a control port (single bytes r/u/e answered with "OK ...\r\n" lines,
+ * as espstm-bridge --legacy does, or not at all, as the seed did), both on 127.0.0.1 in the same
+ * libuv loop as the link.
  */
 #include "uvtest.h"
 

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * link.c against a small fake RFC 2217 server (written with the core codec) listening on
- * 127.0.0.1 port 0, running in the same libuv loop as the link.
+ * The link (link.c, link_rfc2217.c) against a small fake RFC 2217 server (written with the
+ * core codec) listening on 127.0.0.1 port 0, running in the same libuv loop as the link.
+ * The protocol alone is tested on a fake clock in rfc2217_client_test.c.
  */
 #include "uvtest.h"
 #include "link.h"

@@ -807,7 +807,7 @@ START_TEST(outage_writes_fail_after_3s)
 }
 END_TEST
 
-/* ======================================================= issue 3: tty behaviour */
+/* ============================================================== tty behaviour */
 
 /* ---- helpers */
 
@@ -1751,7 +1751,7 @@ static Suite *tty_link_suite(void)
 	tcase_add_test(tc, outage_writes_fail_after_3s);
 	suite_add_tcase(s, tc);
 
-	/* issue 3: modem state, breaks, drain, flow, opens, backpressure, link loss */
+	/* modem state, breaks, drain, flow, opens, backpressure, link loss */
 	tc = tcase_create("tty_behaviour");
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 40);

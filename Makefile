@@ -82,7 +82,7 @@ layout: all
 service: all
 	ESPSTM_BUILD=$(BUILD) tests/service/run
 
-# Flashing benchmark (issue 5): stm32flash through /dev/ttySTM0 vs espstm flash, with
+# Flashing benchmark: stm32flash through /dev/ttySTM0 vs espstm flash, with
 # added link latency; prints a table. Not part of `make check` (figures, not a test).
 bench: all
 	ESPSTM_BUILD=$(BUILD) tests/bench/run

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: MIT
-"""Flashing over HTTP (issue 5 item 2): espstm-bridge --http with the simulated STM32.
+"""Flashing over HTTP: espstm-bridge --http with the simulated STM32.
 
 Usage: check.py BRIDGE_BINARY [ESPSTM_BINARY]
 For each simulated model the bridge runs with real wire time (115200 8E1 for the

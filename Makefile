@@ -1,5 +1,6 @@
-# espstm build. `make` builds build/espstmd, build/espstm-bridge, build/stm32sim.
-# `make check` runs every test (unit tests under ASan+UBSan, then the e2e suite).
+# espstm build. `make` builds build/espstmd, build/espstm, build/espstm-bridge, build/stm32sim.
+# `make check` runs every test (CONTRIBUTING.md lists its parts); docs/ARCHITECTURE.md
+# describes the tree.
 # `make demo` flashes the simulated STM32 with Debian's stm32flash through /dev/ttySTM0.
 
 CC      ?= cc
@@ -56,9 +57,10 @@ unit: $(BUILD)/unit-tests
 e2e: all
 	ESPSTM_BUILD=$(BUILD) tests/e2e/run
 
-# make check: unit tests, the core cross-compiled and tested on the ESP8266 CPU (lx106,
-# qemu), a short bounded fuzz run of every target, the legacy-port (1234/1235) checks,
-# the web page in headless Chromium, then the e2e suite.
+# make check: unit tests, the layout rules, the core cross-compiled and tested on the
+# ESP8266 CPU (lx106, qemu), a short bounded fuzz run of every target, the legacy-port
+# (1234/1235), flashing-over-HTTP and allow-list checks, the web page in headless Chromium,
+# the service/install checks, the RFC 2217 checks with pyserial, then the e2e suite.
 check: all unit
 	$(MAKE) layout
 	$(MAKE) cross lx106-check

@@ -57,10 +57,10 @@ unit: $(BUILD)/unit-tests
 e2e: all
 	ESPSTM_BUILD=$(BUILD) tests/e2e/run
 
-# make check: unit tests, the layout rules, the core cross-compiled and tested on the
-# ESP8266 CPU (lx106, qemu), a short bounded fuzz run of every target, the legacy-port
-# (1234/1235), flashing-over-HTTP and allow-list checks, the web page in headless Chromium,
-# the service/install checks, the RFC 2217 checks with pyserial, then the e2e suite.
+# make check: unit tests, the layout rules, the core cross-compiled and tested on the ESP8266
+# CPU (lx106, qemu), a short bounded fuzz run of every target, the legacy-port (1234/1235),
+# flashing-over-HTTP, allow-list, service/install and RFC 2217 (pyserial) checks, and
+# the web page in headless Chromium, then the e2e suite.
 check: all unit
 	$(MAKE) layout
 	$(MAKE) cross lx106-check

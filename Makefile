@@ -1,5 +1,6 @@
-# espstm build. `make` builds build/espstmd, build/espstm-bridge, build/stm32sim.
-# `make check` runs every test (unit tests under ASan+UBSan, then the e2e suite).
+# espstm build. `make` builds build/espstmd, build/espstm, build/espstm-bridge, build/stm32sim.
+# `make check` runs every test (CONTRIBUTING.md lists its parts); docs/ARCHITECTURE.md
+# describes the tree.
 # `make demo` flashes the simulated STM32 with Debian's stm32flash through /dev/ttySTM0.
 
 CC      ?= cc
@@ -56,8 +57,9 @@ unit: $(BUILD)/unit-tests
 e2e: all
 	ESPSTM_BUILD=$(BUILD) tests/e2e/run
 
-# make check: unit tests, the core cross-compiled and tested on the ESP8266 CPU (lx106,
-# qemu), a short bounded fuzz run of every target, the legacy-port (1234/1235) checks,
+# make check: unit tests, the layout rules, the core cross-compiled and tested on the ESP8266
+# CPU (lx106, qemu), a short bounded fuzz run of every target, the legacy-port (1234/1235),
+# flashing-over-HTTP, allow-list, service/install and RFC 2217 (pyserial) checks, and
 # the web page in headless Chromium, then the e2e suite.
 check: all unit
 	$(MAKE) layout
@@ -82,7 +84,7 @@ layout: all
 service: all
 	ESPSTM_BUILD=$(BUILD) tests/service/run
 
-# Flashing benchmark (issue 5): stm32flash through /dev/ttySTM0 vs espstm flash, with
+# Flashing benchmark: stm32flash through /dev/ttySTM0 vs espstm flash, with
 # added link latency; prints a table. Not part of `make check` (figures, not a test).
 bench: all
 	ESPSTM_BUILD=$(BUILD) tests/bench/run

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: MIT
-"""Client allow-list as a setting (issue 4, Security) on espstm-bridge.
+"""Client allow-list as a setting on espstm-bridge.
 
 Usage: check.py BRIDGE_BINARY
 Starts espstm-bridge on 127.0.0.1 (ephemeral RFC 2217, legacy and HTTP ports, simulated

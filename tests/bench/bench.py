@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: MIT
-"""Flashing benchmark (issue 5 item 4), run by tests/bench/run where CUSE and netem work.
+"""Flashing benchmark, run by tests/bench/run where CUSE and netem work.
 
 Usage: bench.py BUILD_DIR [RESULTS_DIR]
 Environment: BENCH_NET (netem, the default: delay on lo, needs root and sch_netem; or proxy:
@@ -36,7 +36,7 @@ import time
 BASE = 0x08000000
 BAUD = 115200
 BITS = 11  # 8E1: start + 8 data + parity + stop
-# Simulated models (tests/sim/stm32sim.c models[], tests/sim/README.md "Timing table"):
+# Simulated models (stm32sim/stm32sim.c models[], stm32sim/README.md "Timing table"):
 # erase units (size, erase time s) from the flash base, programming (bytes per operation,
 # seconds per operation), GET answer length (commands listed).
 MODELS = {

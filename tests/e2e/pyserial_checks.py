@@ -38,7 +38,7 @@ ICOUNT = "<11i"   # struct serial_icounter_struct: cts dsr rng dcd rx tx frame o
 
 
 def port(**kw):
-    """A Serial on DEV at 115200 8N1, DTR and RTS deasserted before open() (ARCHITECTURE.md:
+    """A Serial on DEV at 115200 8N1, DTR and RTS deasserted before open() (docs/ARCHITECTURE.md:
     with the direct line map an asserted DTR holds the chip in reset)."""
     s = serial.Serial()
     s.port = DEV

@@ -19,7 +19,7 @@ reset, then echo) on 127.0.0.1 with an ephemeral port, and checks:
              dropped), and pyserial logged no warning/"failed"/"timeout"/"unexpected".
   raw socket the server's Telnet offers, NOTIFY-MODEMSTATE after COM-PORT negotiation, and
              every SET-xxx / mask / poll / PURGE-DATA answered with code + 100 and the value
-             applied (ARCHITECTURE.md "Wire protocol"; RFC 2217 "Com Port Configuration
+             applied (docs/ARCHITECTURE.md "Wire protocol"; RFC 2217 "Com Port Configuration
              Commands"), compared byte for byte, 0xFF in values and data doubled,
              FLOWCONTROL-SUSPEND/RESUME, and a client that speaks raw bytes first gets a
              raw bridge (0xFF not doubled).

@@ -12,7 +12,7 @@
  * slot (bridge_force_raw: plain bytes, no Telnet), control port 1235 takes one client whose
  * bytes go to legacy_control_byte() (firmware/core/legacy.h); its answers are sent back.
  *
- * Client allow-list (settings "allow", firmware/core/allowlist.h; issue 4 "Security"): every
+ * Client allow-list (settings "allow", firmware/core/allowlist.h): every
  * client accepted on an RFC 2217 port or a legacy port whose IPv4 address is not in the list
  * gets the line "espstm: client A.B.C.D not allowed", is closed and logged. An empty list
  * allows everyone. The list is a parsed copy of the current settings, replaced at run time

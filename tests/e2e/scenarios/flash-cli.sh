@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# flash-cli: `espstm flash` (issue 5 item 3, espstm(1) FLASH) against espstm-bridge --http
+# flash-cli: `espstm flash` (espstm(1) FLASH) against espstm-bridge --http
 # and espstmd. The bridge serves its HTTP API on an ephemeral port with a password file;
 # espstmd runs from a config whose [ttySTM0] sets http_port, so `espstm flash ttySTM0`
 # finds the bridge through the control socket (status NAME: host, http_port).

@@ -1,7 +1,6 @@
 # shellcheck shell=bash
-# pyserial and shell-tools: programs users run on /dev/ttySTM0 besides stm32flash (issue 3
-# "Programs that must work"), against the simulated STM32's application (banner after
-# reset, then echo). tty-ioctls (tests/e2e/run) covers the raw ioctls; these drive the
+# pyserial and shell-tools: programs users run on /dev/ttySTM0 besides stm32flash,
+# against the simulated STM32's application (banner after reset, then echo). tty-ioctls (tests/e2e/run) covers the raw ioctls; these drive the
 # programs themselves.
 SCENARIOS+="
 pyserial:90:pyserial_checks.py: exclusive/TIOCEXCL, two ports, select, timeouts, parity/bytesize/stopbits, dtr/rts + banner, cts/dsr/cd, send_break, flush

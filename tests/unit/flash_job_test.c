@@ -2,8 +2,7 @@
 /* firmware/core/flash_job.c through the http_api_flash_* calls and the flash routes of
  * http_api.c: streamed bin and Intel HEX uploads, staged uploads (stage=1, crc32), refusals,
  * interruptions and DELETE, on the real AN3155 master and the simulated STM32. */
-#include "http_api.h"
-#include "json.h"
+#include "api_fixture.h"
 #include "stm32sim.h"
 #include "unit.h"
 
@@ -12,61 +11,6 @@
 #include <string.h>
 #include <zlib.h>
 
-static struct settings_mgr sm;
-static struct http_api api;
-static int applied, acted, act_kind;
-static unsigned act_target;
-
-static void st(void *ctx, struct api_status *s)
-{
-	(void)ctx;
-	s->target_count = 1;
-	s->t[0].uart = (struct hal_uart_cfg){115200, 8, 1, 1, 1};
-	s->t[0].nrst = 1;
-	s->t[0].boot0 = 0;
-	s->t[0].bytes_to_uart = 7;
-}
-static void ap(void *ctx, const struct settings *s)
-{
-	(void)ctx;
-	(void)s;
-	applied++;
-}
-static int ac(void *ctx, unsigned t, enum api_action a)
-{
-	(void)ctx;
-	acted++;
-	act_target = t;
-	act_kind = (int)a;
-	return 0;
-}
-
-/* "admin:pw-123" */
-#define GOOD "Basic YWRtaW46cHctMTIz"
-
-static struct api_response call(const char *m, const char *p, const char *auth, const char *x,
-                                const char *body, uint32_t now)
-{
-	struct api_request rq = {.method = m,
-	                         .path = p,
-	                         .authorization = auth,
-	                         .x_request = x,
-	                         .body = body,
-	                         .body_len = body ? strlen(body) : 0,
-	                         .now_ms = now};
-	struct api_response rs;
-	http_api_handle(&api, &rq, &rs);
-	return rs;
-}
-
-/* Parse the JSON body; returns the token count (>0). */
-static struct jtok tok[256];
-static int parse(const struct api_response *rs)
-{
-	int n = json_parse(rs->body, rs->len, tok, 256);
-	ck_assert_msg(n > 0, "invalid JSON: %.*s", (int)rs->len, rs->body);
-	return n;
-}
 /* ------------------------------------------------------------------------------------ */
 /* Flashing (http_api.h "Flashing"): the real AN3155 master (stm32_isp) on the simulated   */
 /* STM32 with its real wire and flash timing, driven by a fake clock.                     */
@@ -145,8 +89,11 @@ static void f_claim(void *ctx, unsigned t, int on)
 	else
 		R.unclaims++;
 }
-static const struct api_ops fops = {
-    .status = st, .apply = ap, .action = ac, .isp = f_isp, .flash_claim = f_claim};
+static const struct api_ops fops = {.status = fx_status,
+                                    .apply = fx_apply,
+                                    .action = fx_action,
+                                    .isp = f_isp,
+                                    .flash_claim = f_claim};
 
 static void rig_setup(const char *model)
 {
@@ -166,9 +113,9 @@ static void rig_setup(const char *model)
 	stm32_isp_init(&R.isp, &R.hal, NULL);
 	struct settings_caps caps;
 	settings_caps_nominal(&caps, 1);
-	settings_mgr_init(&sm, &caps, NULL, NULL);
-	ck_assert_int_eq(http_api_init(&api, &fops, NULL, &sm, "pw-123"), 0);
-	acted = 0;
+	settings_mgr_init(&fx.sm, &caps, NULL, NULL);
+	ck_assert_int_eq(http_api_init(&fx.api, &fops, NULL, &fx.sm, "pw-123"), 0);
+	fx.acted = 0;
 }
 
 static void flash_setup(void)
@@ -192,7 +139,7 @@ static int step(void)
 		if (R.claimed && stm32_isp_busy(&R.isp))
 			stm32_isp_input(&R.isp, b, n);
 	stm32_isp_poll(&R.isp);
-	int r = http_api_flash_poll(&api, 0);
+	int r = http_api_flash_poll(&fx.api, 0);
 	uint64_t next = stm32sim_next_event_us(R.sim);
 	int32_t in = stm32_isp_next_ms(&R.isp);
 	uint64_t t = R.now_us + 1000;
@@ -211,7 +158,7 @@ static int start(const char *query, int64_t cl, struct api_response *rs)
 	                         .authorization = GOOD,
 	                         .x_request = "1",
 	                         .now_ms = r_now(NULL)};
-	return http_api_flash_start(&api, &rq, query, cl, rs);
+	return http_api_flash_start(&fx.api, &rq, query, cl, rs);
 }
 
 /* Stream p/n in pieces of `piece`, counting refusals (backpressure). Returns the count. */
@@ -222,7 +169,7 @@ static unsigned stream(const uint8_t *p, size_t n, size_t piece)
 	for (int guard = 0; off < n; guard++) {
 		ck_assert_int_lt(guard, 10000000);
 		size_t len = n - off < piece ? n - off : piece;
-		size_t k = http_api_flash_body(&api, 0, p + off, len);
+		size_t k = http_api_flash_body(&fx.api, 0, p + off, len);
 		off += k;
 		if (k < len) {
 			refused++;
@@ -237,38 +184,38 @@ static unsigned stream(const uint8_t *p, size_t n, size_t piece)
 /* Body done: run to the result. */
 static struct api_response finish(void)
 {
-	http_api_flash_body_end(&api, 0);
+	http_api_flash_body_end(&fx.api, 0);
 	struct api_response rs;
 	for (int guard = 0; !(step() & HTTP_API_FLASH_RESULT); guard++)
 		ck_assert_int_lt(guard, 10000000);
-	ck_assert_int_eq(http_api_flash_result(&api, 0, &rs), 1);
+	ck_assert_int_eq(http_api_flash_result(&fx.api, 0, &rs), 1);
 	return rs;
 }
 
 static const char *jstr(const struct api_response *rs, const char *key, char *buf, size_t cap)
 {
-	parse(rs);
-	int v = json_find(rs->body, tok, 0, key);
+	fx_parse(rs);
+	int v = json_find(rs->body, fx.tok, 0, key);
 	ck_assert_msg(v > 0, "no %s in %.*s", key, (int)rs->len, rs->body);
-	if (tok[v].type == J_NULL)
+	if (fx.tok[v].type == J_NULL)
 		return NULL;
-	ck_assert_int_eq(json_copy(rs->body, &tok[v], buf, cap), 0);
+	ck_assert_int_eq(json_copy(rs->body, &fx.tok[v], buf, cap), 0);
 	return buf;
 }
 
 static long long jint(const struct api_response *rs, const char *key)
 {
-	parse(rs);
+	fx_parse(rs);
 	long long v = -1;
-	int i = json_find(rs->body, tok, 0, key);
-	ck_assert_msg(i > 0 && json_int(rs->body, &tok[i], &v) == 0, "%s in %.*s", key,
+	int i = json_find(rs->body, fx.tok, 0, key);
+	ck_assert_msg(i > 0 && json_int(rs->body, &fx.tok[i], &v) == 0, "%s in %.*s", key,
 	              (int)rs->len, rs->body);
 	return v;
 }
 
 static struct api_response get_flash(void)
 {
-	struct api_response r = call("GET", "/api/targets/0/flash", GOOD, NULL, NULL, 0);
+	struct api_response r = fx_call("GET", "/api/targets/0/flash", GOOD, NULL, NULL, 0);
 	ck_assert_int_eq(r.status, 200);
 	return r;
 }
@@ -291,22 +238,22 @@ START_TEST(flash_refusals)
 	rs = get_flash();
 	ck_assert_str_eq(jstr(&rs, "state", b, sizeof(b)), "idle");
 	ck_assert_ptr_null(jstr(&rs, "error", b, sizeof(b)));
-	ck_assert_int_eq(call("GET", "/api/targets/0/flash", NULL, NULL, NULL, 0).status, 401);
-	ck_assert_int_eq(call("GET", "/api/targets/1/flash", GOOD, NULL, NULL, 0).status, 404);
+	ck_assert_int_eq(fx_call("GET", "/api/targets/0/flash", NULL, NULL, NULL, 0).status, 401);
+	ck_assert_int_eq(fx_call("GET", "/api/targets/1/flash", GOOD, NULL, NULL, 0).status, 404);
 	/* the non-streaming entry point refuses uploads */
-	ck_assert_int_eq(call("POST", "/api/targets/0/flash", GOOD, "1", "x", 0).status, 501);
+	ck_assert_int_eq(fx_call("POST", "/api/targets/0/flash", GOOD, "1", "x", 0).status, 501);
 	/* auth, CSRF header, target */
 	struct api_request rq = {
 	    .method = "POST", .path = "/api/targets/0/flash", .x_request = "1"};
-	ck_assert_int_eq(http_api_flash_start(&api, &rq, NULL, 100, &rs), 0);
+	ck_assert_int_eq(http_api_flash_start(&fx.api, &rq, NULL, 100, &rs), 0);
 	ck_assert_int_eq(rs.status, 401);
 	rq.authorization = GOOD;
 	rq.x_request = NULL;
-	ck_assert_int_eq(http_api_flash_start(&api, &rq, NULL, 100, &rs), 0);
+	ck_assert_int_eq(http_api_flash_start(&fx.api, &rq, NULL, 100, &rs), 0);
 	ck_assert_int_eq(rs.status, 403);
 	rq.x_request = "1";
 	rq.path = "/api/targets/1/flash";
-	ck_assert_int_eq(http_api_flash_start(&api, &rq, NULL, 100, &rs), 0);
+	ck_assert_int_eq(http_api_flash_start(&fx.api, &rq, NULL, 100, &rs), 0);
 	ck_assert_int_eq(rs.status, 404);
 	/* parameters */
 	static const char *const bad[] = {"format=elf",
@@ -324,9 +271,9 @@ START_TEST(flash_refusals)
 	for (unsigned i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		ck_assert_msg(start(bad[i], 1024, &rs) == 0, "%s accepted", bad[i]);
 		ck_assert_msg(rs.status == 400, "%s: %d", bad[i], rs.status);
-		parse(&rs);
+		fx_parse(&rs);
 	}
-	ck_assert(strstr(call("GET", "/x", GOOD, NULL, NULL, 0).body, "not found") != NULL);
+	ck_assert(strstr(fx_call("GET", "/x", GOOD, NULL, NULL, 0).body, "not found") != NULL);
 	ck_assert_int_eq(start("verify=1", 0, &rs), 0); /* empty .bin */
 	ck_assert_int_eq(rs.status, 400);
 	/* larger than the largest supported flash: 413 before anything starts */
@@ -340,7 +287,7 @@ START_TEST(flash_refusals)
 	R.no_isp = 1;
 	ck_assert_int_eq(start(NULL, 1024, &rs), 0);
 	ck_assert_int_eq(rs.status, 501);
-	ck_assert_int_eq(call("GET", "/api/targets/0/flash", GOOD, NULL, NULL, 0).status, 501);
+	ck_assert_int_eq(fx_call("GET", "/api/targets/0/flash", GOOD, NULL, NULL, 0).status, 501);
 	/* routes */
 	unsigned t = 9;
 	ck_assert_int_eq(http_api_flash_route("POST", "/api/targets/0/flash", &t), 1);
@@ -362,9 +309,9 @@ START_TEST(flash_bin_streamed)
 	/* while it runs: 409 for a second upload and for actions; GET shows progress */
 	ck_assert_int_eq(start(NULL, 100, &rs), 0);
 	ck_assert_int_eq(rs.status, 409);
-	ck_assert_int_eq(call("POST", "/api/targets/0/reset", GOOD, "1", NULL, 0).status, 409);
-	ck_assert_int_eq(acted, 0);
-	ck_assert_int_eq(http_api_flash_busy(&api, 0), 1);
+	ck_assert_int_eq(fx_call("POST", "/api/targets/0/reset", GOOD, "1", NULL, 0).status, 409);
+	ck_assert_int_eq(fx.acted, 0);
+	ck_assert_int_eq(http_api_flash_busy(&fx.api, 0), 1);
 	unsigned refused = stream(image, n / 2, 700);
 	rs = get_flash();
 	const char *state = jstr(&rs, "state", b, sizeof(b));
@@ -380,22 +327,22 @@ START_TEST(flash_bin_streamed)
 	ck_assert_uint_gt(refused, 10); /* the upload was throttled many times */
 	rs = finish();
 	ck_assert_msg(rs.status == 200, "%.*s", (int)rs.len, rs.body);
-	parse(&rs);
-	ck_assert_int_eq(tok[json_find(rs.body, tok, 0, "ok")].type, J_TRUE);
+	fx_parse(&rs);
+	ck_assert_int_eq(fx.tok[json_find(rs.body, fx.tok, 0, "ok")].type, J_TRUE);
 	ck_assert_str_eq(jstr(&rs, "state", b, sizeof(b)), "done");
 	ck_assert_str_eq(jstr(&rs, "address", b, sizeof(b)), "0x08001000");
 	ck_assert_int_eq(jint(&rs, "bytes_written"), (long long)n);
 	ck_assert_int_eq(jint(&rs, "bytes_verified"), (long long)n);
 	ck_assert_ptr_null(jstr(&rs, "error", b, sizeof(b)));
 	ck_assert_ptr_null(jstr(&rs, "step", b, sizeof(b)));
-	int d = json_find(rs.body, tok, 0, "device");
-	ck_assert_int_eq(tok[d].type, J_OBJ);
-	ck_assert_int_eq(json_copy(rs.body, &tok[json_find(rs.body, tok, d, "pid")], b, sizeof(b)),
-	                 0);
+	int d = json_find(rs.body, fx.tok, 0, "device");
+	ck_assert_int_eq(fx.tok[d].type, J_OBJ);
+	ck_assert_int_eq(
+	    json_copy(rs.body, &fx.tok[json_find(rs.body, fx.tok, d, "pid")], b, sizeof(b)), 0);
 	ck_assert_str_eq(b, "0x410");
 	ck_assert_int_eq(R.claims, 1);
 	ck_assert_int_eq(R.unclaims, 1);
-	ck_assert_int_eq(http_api_flash_busy(&api, 0), 0);
+	ck_assert_int_eq(http_api_flash_busy(&fx.api, 0), 0);
 	size_t fs;
 	const uint8_t *fl = stm32sim_flash(R.sim, &fs);
 	ck_assert_mem_eq(fl + 0x1000, image, n);
@@ -403,7 +350,7 @@ START_TEST(flash_bin_streamed)
 	/* the result stays readable; actions work again */
 	rs = get_flash();
 	ck_assert_str_eq(jstr(&rs, "state", b, sizeof(b)), "done");
-	ck_assert_int_eq(call("POST", "/api/targets/0/reset", GOOD, "1", NULL, 0).status, 200);
+	ck_assert_int_eq(fx_call("POST", "/api/targets/0/reset", GOOD, "1", NULL, 0).status, 200);
 }
 END_TEST
 
@@ -620,7 +567,7 @@ START_TEST(flash_interrupted)
 	ck_assert_int_eq(start("verify=1", 16 * 1024, &rs), 1);
 	stream(image, 6000, 512);
 	ck_assert_int_eq(R.claimed, 1);
-	http_api_flash_cancel(&api, 0, "connection closed");
+	http_api_flash_cancel(&fx.api, 0, "connection closed");
 	ck_assert_int_eq(R.claimed, 0);
 	for (int i = 0; i < 100; i++)
 		step();
@@ -630,8 +577,8 @@ START_TEST(flash_interrupted)
 	                     "upload interrupted: connection closed after 6000 of 16384") != NULL,
 	              "%s", b);
 	ck_assert_ptr_nonnull(jstr(&rs, "step", b, sizeof(b)));
-	ck_assert_int_eq(http_api_flash_busy(&api, 0), 0);
-	ck_assert_int_eq(http_api_flash_result(&api, 0, &rs), 0); /* nobody to answer */
+	ck_assert_int_eq(http_api_flash_busy(&fx.api, 0), 0);
+	ck_assert_int_eq(http_api_flash_result(&fx.api, 0, &rs), 0); /* nobody to answer */
 	/* the target is free: a body shorter than Content-Length fails too */
 	ck_assert_int_eq(start("verify=0", 4096, &rs), 1);
 	stream(image, 1000, 1000);
@@ -655,7 +602,7 @@ START_TEST(flash_too_large_for_chip)
 	rs = finish();
 	ck_assert_msg(rs.status == 413, "%.*s", (int)rs.len, rs.body);
 	ck_assert_str_eq(jstr(&rs, "state", b, sizeof(b)), "failed");
-	ck_assert_int_eq(tok[json_find(rs.body, tok, 0, "ok")].type, J_FALSE);
+	ck_assert_int_eq(fx.tok[json_find(rs.body, fx.tok, 0, "ok")].type, J_FALSE);
 	struct stm32sim_stats ss;
 	stm32sim_get_stats(R.sim, &ss);
 	ck_assert_uint_eq(ss.erase_cmds + ss.ext_erase_cmds + ss.mass_erases, 0);
@@ -759,9 +706,9 @@ static uint32_t s_crc(uint32_t crc, const uint8_t *p, size_t n)
 {
 	return (uint32_t)crc32(crc, p, (uInt)n);
 }
-static const struct api_ops sops = {.status = st,
-                                    .apply = ap,
-                                    .action = ac,
+static const struct api_ops sops = {.status = fx_status,
+                                    .apply = fx_apply,
+                                    .action = fx_action,
                                     .isp = f_isp,
                                     .flash_claim = f_claim,
                                     .stage_capacity = s_cap,
@@ -776,7 +723,7 @@ static void stage_setup(void)
 	rig_setup("stm32f103");
 	memset(&S, 0, sizeof(S));
 	S.cap = sizeof(S.mem);
-	ck_assert_int_eq(http_api_init(&api, &sops, NULL, &sm, "pw-123"), 0);
+	ck_assert_int_eq(http_api_init(&fx.api, &sops, NULL, &fx.sm, "pw-123"), 0);
 }
 
 /* Nothing reached the chip: no UART configuration, byte or pin change. */
@@ -807,8 +754,8 @@ START_TEST(flash_staged_bin)
 	ck_assert_uint_eq(S.size, n);
 	rs = get_flash();
 	ck_assert_str_eq(jstr(&rs, "state", b, sizeof(b)), "staging");
-	parse(&rs);
-	ck_assert_int_eq(tok[json_find(rs.body, tok, 0, "stage")].type, J_TRUE);
+	fx_parse(&rs);
+	ck_assert_int_eq(fx.tok[json_find(rs.body, fx.tok, 0, "stage")].type, J_TRUE);
 	/* the body is taken as fast as it comes: no backpressure from the UART */
 	ck_assert_uint_eq(stream(image, n - 100, 1000), 0);
 	rs = get_flash();
@@ -816,7 +763,7 @@ START_TEST(flash_staged_bin)
 	ck_assert_int_eq(jint(&rs, "bytes_staged"), (long long)(n - 100));
 	ck_assert_ptr_null(jstr(&rs, "crc32", b, sizeof(b))); /* not before the end */
 	ck_assert_int_eq(jint(&rs, "bytes_written"), 0);
-	ck_assert_int_eq(call("POST", "/api/targets/0/reset", GOOD, "1", NULL, 0).status, 409);
+	ck_assert_int_eq(fx_call("POST", "/api/targets/0/reset", GOOD, "1", NULL, 0).status, 409);
 	for (int i = 0; i < 50; i++)
 		step();
 	assert_chip_untouched(); /* the STM32 is not touched while the body arrives */
@@ -837,7 +784,7 @@ START_TEST(flash_staged_bin)
 	size_t fs;
 	const uint8_t *fl = stm32sim_flash(R.sim, &fs);
 	ck_assert_mem_eq(fl + 0x1000, image, n);
-	ck_assert_int_eq(http_api_flash_busy(&api, 0), 0);
+	ck_assert_int_eq(http_api_flash_busy(&fx.api, 0), 0);
 	/* without crc32: staged and flashed too (the CRC is reported) */
 	make_image(3000, 22);
 	ck_assert_int_eq(start("address=0x08008000&stage=1", 3000, &rs), 1);
@@ -927,7 +874,7 @@ START_TEST(flash_staged_hex_checked_before_commit)
 	ck_assert_uint_eq(ss.commands, 0);
 	ck_assert_int_eq(S.ends, 1);
 	ck_assert_int_eq(S.reads, 0); /* never replayed */
-	ck_assert_int_eq(http_api_flash_busy(&api, 0), 0);
+	ck_assert_int_eq(http_api_flash_busy(&fx.api, 0), 0);
 	/* a CRC-32 mismatch is reported first (the body was damaged on its way) */
 	snprintf(q, sizeof(q), "format=hex&stage=1&crc32=0x%08X",
 	         (unsigned)(zcrc(hexbuf, len) ^ 1u));
@@ -1004,14 +951,14 @@ START_TEST(flash_staged_replay_polls_again)
 	len += hexfile(hexbuf + pre, sizeof(hexbuf) - pre, 0x08002000, 512, 0, 0);
 	ck_assert_int_eq(start("format=hex&stage=1", (int64_t)len, &rs), 1);
 	stream((const uint8_t *)hexbuf, len, 4096);
-	http_api_flash_body_end(&api, 0); /* the commit; its first replay step */
+	http_api_flash_body_end(&fx.api, 0); /* the commit; its first replay step */
 	ck_assert_int_eq(R.claimed, 1);
 	ck_assert_int_eq(stm32_isp_busy(&R.isp), 0); /* no data record replayed yet */
 	/* polled again at once, without the ISP or the clock moving, the replay reaches the
 	 * first data record (the ISP starts) */
 	int polls = 0, r;
 	uint64_t t0 = R.now_us;
-	while ((r = http_api_flash_poll(&api, 0)) & HTTP_API_FLASH_AGAIN) {
+	while ((r = http_api_flash_poll(&fx.api, 0)) & HTTP_API_FLASH_AGAIN) {
 		polls++;
 		ck_assert_int_lt(polls, 100);
 	}
@@ -1024,7 +971,7 @@ START_TEST(flash_staged_replay_polls_again)
 	struct api_response res;
 	for (int guard = 0; !(step() & HTTP_API_FLASH_RESULT); guard++)
 		ck_assert_int_lt(guard, 10000000);
-	ck_assert_int_eq(http_api_flash_result(&api, 0, &res), 1);
+	ck_assert_int_eq(http_api_flash_result(&fx.api, 0, &res), 1);
 	ck_assert_msg(res.status == 200, "%.*s", (int)res.len, res.body);
 	ck_assert_str_eq(jstr(&res, "state", b, sizeof(b)), "done");
 	size_t fs;
@@ -1094,7 +1041,7 @@ START_TEST(flash_staged_crc_mismatch)
 	stm32sim_get_stats(R.sim, &ss);
 	ck_assert_uint_eq(ss.commands, 0);
 	ck_assert_int_eq(S.ends, 1);
-	ck_assert_int_eq(http_api_flash_busy(&api, 0), 0);
+	ck_assert_int_eq(http_api_flash_busy(&fx.api, 0), 0);
 }
 END_TEST
 
@@ -1105,7 +1052,7 @@ START_TEST(flash_staged_interrupted)
 	make_image(16 * 1024, 25);
 	ck_assert_int_eq(start("stage=1", 16 * 1024, &rs), 1);
 	stream(image, 6000, 512);
-	http_api_flash_cancel(&api, 0, "connection closed");
+	http_api_flash_cancel(&fx.api, 0, "connection closed");
 	for (int i = 0; i < 20; i++)
 		step();
 	rs = get_flash();
@@ -1118,7 +1065,7 @@ START_TEST(flash_staged_interrupted)
 	ck_assert_ptr_null(jstr(&rs, "crc32", b, sizeof(b)));
 	assert_chip_untouched();
 	ck_assert_int_eq(S.ends, 1);
-	ck_assert_int_eq(http_api_flash_busy(&api, 0), 0);
+	ck_assert_int_eq(http_api_flash_busy(&fx.api, 0), 0);
 	/* a body shorter than Content-Length (ended early): "upload interrupted" too */
 	ck_assert_int_eq(start("stage=1", 4096, &rs), 1);
 	stream(image, 1000, 1000);
@@ -1151,17 +1098,17 @@ START_TEST(flash_staged_client_leaves_after_commit)
 	make_image(n, 26);
 	ck_assert_int_eq(start("address=0x08004000&stage=1", (int64_t)n, &rs), 1);
 	stream(image, n, 4096);
-	http_api_flash_body_end(&api, 0);
+	http_api_flash_body_end(&fx.api, 0);
 	ck_assert_int_eq(R.claimed, 1);
 	for (int i = 0; i < 20; i++)
 		step();
-	http_api_flash_cancel(&api, 0, "connection closed");
-	ck_assert_int_eq(http_api_flash_busy(&api, 0), 1);
-	for (int guard = 0; http_api_flash_busy(&api, 0); guard++) {
+	http_api_flash_cancel(&fx.api, 0, "connection closed");
+	ck_assert_int_eq(http_api_flash_busy(&fx.api, 0), 1);
+	for (int guard = 0; http_api_flash_busy(&fx.api, 0); guard++) {
 		ck_assert_int_lt(guard, 10000000);
 		ck_assert_int_eq(step() & HTTP_API_FLASH_RESULT, 0); /* nobody to answer */
 	}
-	ck_assert_int_eq(http_api_flash_result(&api, 0, &rs), 0);
+	ck_assert_int_eq(http_api_flash_result(&fx.api, 0, &rs), 0);
 	rs = get_flash();
 	ck_assert_str_eq(jstr(&rs, "state", b, sizeof(b)), "done");
 	ck_assert_int_eq(jint(&rs, "bytes_verified"), (long long)n);
@@ -1209,19 +1156,19 @@ START_TEST(flash_staged_refusals)
 	rs = get_flash();
 	ck_assert_str_eq(jstr(&rs, "state", b, sizeof(b)), "idle");
 	/* NULL hooks: 501 (the flash ops without the stage ones) */
-	ck_assert_int_eq(http_api_init(&api, &fops, NULL, &sm, "pw-123"), 0);
+	ck_assert_int_eq(http_api_init(&fx.api, &fops, NULL, &fx.sm, "pw-123"), 0);
 	ck_assert_int_eq(start("stage=1", 100, &rs), 0);
 	ck_assert_int_eq(rs.status, 501);
 	rs = get_flash();
-	parse(&rs);
-	ck_assert_int_eq(tok[json_find(rs.body, tok, 0, "stage")].type, J_FALSE);
-	ck_assert_int_eq(tok[json_find(rs.body, tok, 0, "crc32")].type, J_NULL);
+	fx_parse(&rs);
+	ck_assert_int_eq(fx.tok[json_find(rs.body, fx.tok, 0, "stage")].type, J_FALSE);
+	ck_assert_int_eq(fx.tok[json_find(rs.body, fx.tok, 0, "crc32")].type, J_NULL);
 }
 END_TEST
 
 static struct api_response del_flash(const char *x)
 {
-	return call("DELETE", "/api/targets/0/flash", GOOD, x, NULL, 0);
+	return fx_call("DELETE", "/api/targets/0/flash", GOOD, x, NULL, 0);
 }
 
 START_TEST(flash_delete)
@@ -1234,8 +1181,8 @@ START_TEST(flash_delete)
 	ck_assert_str_eq(jstr(&rs, "error", b, sizeof(b)), "no flash is running on target 0");
 	ck_assert_str_eq(jstr(&rs, "state", b, sizeof(b)), "idle");
 	ck_assert_int_eq(del_flash(NULL).status, 403);
-	ck_assert_int_eq(call("DELETE", "/api/targets/0/flash", NULL, "1", NULL, 0).status, 401);
-	ck_assert_int_eq(call("DELETE", "/api/targets/1/flash", GOOD, "1", NULL, 0).status, 404);
+	ck_assert_int_eq(fx_call("DELETE", "/api/targets/0/flash", NULL, "1", NULL, 0).status, 401);
+	ck_assert_int_eq(fx_call("DELETE", "/api/targets/1/flash", GOOD, "1", NULL, 0).status, 404);
 	/* a streamed run in the middle of writing */
 	size_t n = 16 * 1024;
 	make_image(n, 27);
@@ -1260,12 +1207,12 @@ START_TEST(flash_delete)
 	stm32sim_get_stats(R.sim, &s1);
 	ck_assert_uint_eq(s1.writes, s0.writes);
 	/* the POST still connected: its rest is dropped, then its failed answer */
-	ck_assert_uint_eq(http_api_flash_body(&api, 0, image + 6000, n - 6000), n - 6000);
+	ck_assert_uint_eq(http_api_flash_body(&fx.api, 0, image + 6000, n - 6000), n - 6000);
 	rs = finish();
 	ck_assert_int_eq(rs.status, 409);
 	ck_assert_str_eq(jstr(&rs, "state", b, sizeof(b)), "failed");
 	ck_assert_str_eq(jstr(&rs, "error", b, sizeof(b)), "aborted by the client");
-	ck_assert_int_eq(http_api_flash_busy(&api, 0), 0);
+	ck_assert_int_eq(http_api_flash_busy(&fx.api, 0), 0);
 	rs = del_flash("1");
 	ck_assert_int_eq(rs.status, 409);
 	ck_assert_str_eq(jstr(&rs, "state", b, sizeof(b)), "failed");
@@ -1299,7 +1246,7 @@ START_TEST(flash_delete_staging)
 	/* DELETE during the replay of a committed staged image */
 	ck_assert_int_eq(start("stage=1&address=0x08004000", 8192, &rs), 1);
 	stream(image, 8192, 8192);
-	http_api_flash_body_end(&api, 0);
+	http_api_flash_body_end(&fx.api, 0);
 	for (int i = 0; i < 300; i++)
 		step();
 	ck_assert_int_eq(R.claimed, 1);
@@ -1311,7 +1258,7 @@ START_TEST(flash_delete_staging)
 	struct api_response r2;
 	for (int guard = 0; !(step() & HTTP_API_FLASH_RESULT); guard++)
 		ck_assert_int_lt(guard, 1000);
-	ck_assert_int_eq(http_api_flash_result(&api, 0, &r2), 1);
+	ck_assert_int_eq(http_api_flash_result(&fx.api, 0, &r2), 1);
 	ck_assert_int_eq(r2.status, 409);
 }
 END_TEST

@@ -1,79 +1,22 @@
 /* SPDX-License-Identifier: MIT */
 /* firmware/core/http_api.c: auth (success, failure, lock-out, constant-time compare),
  * routes, JSON shapes, settings errors, actions. */
-#include "http_api.h"
-#include "json.h"
+#include "api_fixture.h"
 #include "unit.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
-static struct settings_mgr sm;
-static struct http_api api;
-static int applied, acted, act_kind;
-static unsigned act_target;
-
-static void st(void *ctx, struct api_status *s)
-{
-	(void)ctx;
-	s->target_count = 1;
-	s->t[0].uart = (struct hal_uart_cfg){115200, 8, 1, 1, 1};
-	s->t[0].nrst = 1;
-	s->t[0].boot0 = 0;
-	s->t[0].bytes_to_uart = 7;
-}
-static void ap(void *ctx, const struct settings *s)
-{
-	(void)ctx;
-	(void)s;
-	applied++;
-}
-static int ac(void *ctx, unsigned t, enum api_action a)
-{
-	(void)ctx;
-	acted++;
-	act_target = t;
-	act_kind = (int)a;
-	return 0;
-}
-static const struct api_ops ops = {.status = st, .apply = ap, .action = ac};
-
-/* "admin:pw-123" and "admin:wrong" */
-#define GOOD "Basic YWRtaW46cHctMTIz"
-#define BAD  "Basic YWRtaW46d3Jvbmc="
+static const struct api_ops ops = {.status = fx_status, .apply = fx_apply, .action = fx_action};
 
 static void setup(void)
 {
 	struct settings_caps caps;
 	settings_caps_nominal(&caps, 1);
-	settings_mgr_init(&sm, &caps, NULL, NULL);
-	ck_assert_int_eq(http_api_init(&api, &ops, NULL, &sm, "pw-123"), 0);
-	applied = acted = 0;
-}
-
-static struct api_response call(const char *m, const char *p, const char *auth, const char *x,
-                                const char *body, uint32_t now)
-{
-	struct api_request rq = {.method = m,
-	                         .path = p,
-	                         .authorization = auth,
-	                         .x_request = x,
-	                         .body = body,
-	                         .body_len = body ? strlen(body) : 0,
-	                         .now_ms = now};
-	struct api_response rs;
-	http_api_handle(&api, &rq, &rs);
-	return rs;
-}
-
-/* Parse the JSON body; returns the token count (>0). */
-static struct jtok tok[256];
-static int parse(const struct api_response *rs)
-{
-	int n = json_parse(rs->body, rs->len, tok, 256);
-	ck_assert_msg(n > 0, "invalid JSON: %.*s", (int)rs->len, rs->body);
-	return n;
+	settings_mgr_init(&fx.sm, &caps, NULL, NULL);
+	ck_assert_int_eq(http_api_init(&fx.api, &ops, NULL, &fx.sm, "pw-123"), 0);
+	fx.applied = fx.acted = 0;
 }
 
 START_TEST(ct_equal)
@@ -90,30 +33,30 @@ START_TEST(auth_required_everywhere)
 {
 	const char *paths[] = {"/", "/api/status", "/api/settings"};
 	for (unsigned i = 0; i < 3; i++) {
-		struct api_response r = call("GET", paths[i], NULL, NULL, NULL, 0);
+		struct api_response r = fx_call("GET", paths[i], NULL, NULL, NULL, 0);
 		ck_assert_int_eq(r.status, 401);
 		ck_assert(r.www_authenticate);
 	}
-	struct api_response r = call("POST", "/api/targets/0/reset", NULL, "1", NULL, 0);
+	struct api_response r = fx_call("POST", "/api/targets/0/reset", NULL, "1", NULL, 0);
 	ck_assert_int_eq(r.status, 401);
-	ck_assert_int_eq(acted, 0);
-	ck_assert_uint_eq(api.fails, 0); /* no header: not a failure */
+	ck_assert_int_eq(fx.acted, 0);
+	ck_assert_uint_eq(fx.api.fails, 0); /* no header: not a failure */
 }
 END_TEST
 
 START_TEST(auth_success_uses_ct_compare)
 {
 	uint32_t before = http_api_ct_calls;
-	struct api_response r = call("GET", "/", GOOD, NULL, NULL, 0);
+	struct api_response r = fx_call("GET", "/", GOOD, NULL, NULL, 0);
 	ck_assert_int_eq(r.status, 200);
 	ck_assert_str_eq(r.content_type, "text/html; charset=utf-8");
 	ck_assert(strstr(r.body, "<script>") != NULL);
 	ck_assert(strstr(r.body, "http://") == NULL && strstr(r.body, "https://") == NULL);
 	ck_assert_uint_ge(http_api_ct_calls - before, 2); /* user and password */
-	ck_assert_int_eq(call("GET", "/", "basic YWRtaW46cHctMTIz", NULL, NULL, 0).status, 200);
-	ck_assert_int_eq(call("GET", "/", "Bearer x", NULL, NULL, 0).status, 401);
+	ck_assert_int_eq(fx_call("GET", "/", "basic YWRtaW46cHctMTIz", NULL, NULL, 0).status, 200);
+	ck_assert_int_eq(fx_call("GET", "/", "Bearer x", NULL, NULL, 0).status, 401);
 	/* other user name, right password */
-	ck_assert_int_eq(call("GET", "/", "Basic cm9vdDpwdy0xMjM=", NULL, NULL, 0).status, 401);
+	ck_assert_int_eq(fx_call("GET", "/", "Basic cm9vdDpwdy0xMjM=", NULL, NULL, 0).status, 401);
 }
 END_TEST
 
@@ -121,26 +64,26 @@ START_TEST(lockout_after_failures)
 {
 	uint32_t t = 1000;
 	for (int i = 0; i < HTTP_API_FREE_FAILS; i++)
-		ck_assert_int_eq(call("GET", "/api/status", BAD, NULL, NULL, t).status, 401);
+		ck_assert_int_eq(fx_call("GET", "/api/status", BAD, NULL, NULL, t).status, 401);
 	/* locked: even the right password is refused, without comparing */
 	uint32_t before = http_api_ct_calls;
-	struct api_response r = call("GET", "/api/status", GOOD, NULL, NULL, t + 10);
+	struct api_response r = fx_call("GET", "/api/status", GOOD, NULL, NULL, t + 10);
 	ck_assert_int_eq(r.status, 429);
 	ck_assert_uint_eq(r.retry_after_s, 1);
 	ck_assert_uint_eq(http_api_ct_calls, before);
 	/* after 1 s it answers again; another failure doubles the delay */
-	ck_assert_int_eq(call("GET", "/api/status", BAD, NULL, NULL, t + 1000).status, 401);
-	r = call("GET", "/api/status", GOOD, NULL, NULL, t + 1500);
+	ck_assert_int_eq(fx_call("GET", "/api/status", BAD, NULL, NULL, t + 1000).status, 401);
+	r = fx_call("GET", "/api/status", GOOD, NULL, NULL, t + 1500);
 	ck_assert_int_eq(r.status, 429);
 	ck_assert_uint_eq(r.retry_after_s, 2);
-	ck_assert_int_eq(call("GET", "/api/status", GOOD, NULL, NULL, t + 3000).status, 200);
-	ck_assert_uint_eq(api.fails, 0); /* success resets */
+	ck_assert_int_eq(fx_call("GET", "/api/status", GOOD, NULL, NULL, t + 3000).status, 200);
+	ck_assert_uint_eq(fx.api.fails, 0); /* success resets */
 	/* delay is capped */
 	for (int i = 0; i < 40; i++) {
 		t += HTTP_API_MAX_LOCK_MS + 1;
-		call("GET", "/api/status", BAD, NULL, NULL, t);
+		fx_call("GET", "/api/status", BAD, NULL, NULL, t);
 	}
-	r = call("GET", "/api/status", GOOD, NULL, NULL, t + 1);
+	r = fx_call("GET", "/api/status", GOOD, NULL, NULL, t + 1);
 	ck_assert_int_eq(r.status, 429);
 	ck_assert_uint_le(r.retry_after_s, HTTP_API_MAX_LOCK_MS / 1000);
 }
@@ -148,31 +91,31 @@ END_TEST
 
 START_TEST(status_shape)
 {
-	struct api_response r = call("GET", "/api/status", GOOD, NULL, NULL, 0);
+	struct api_response r = fx_call("GET", "/api/status", GOOD, NULL, NULL, 0);
 	ck_assert_int_eq(r.status, 200);
 	ck_assert_str_eq(r.content_type, "application/json");
-	parse(&r);
-	int w = json_find(r.body, tok, 0, "wifi");
+	fx_parse(&r);
+	int w = json_find(r.body, fx.tok, 0, "wifi");
 	ck_assert_int_gt(w, 0);
-	ck_assert_int_eq(tok[json_find(r.body, tok, w, "rssi")].type, J_NULL);
-	int ts = json_find(r.body, tok, 0, "targets");
-	ck_assert_int_eq(tok[ts].type, J_ARR);
-	ck_assert_uint_eq(tok[ts].size, 1);
+	ck_assert_int_eq(fx.tok[json_find(r.body, fx.tok, w, "rssi")].type, J_NULL);
+	int ts = json_find(r.body, fx.tok, 0, "targets");
+	ck_assert_int_eq(fx.tok[ts].type, J_ARR);
+	ck_assert_uint_eq(fx.tok[ts].size, 1);
 	int t0 = ts + 1;
 	long long v;
-	int u = json_find(r.body, tok, t0, "uart");
-	ck_assert_int_eq(json_int(r.body, &tok[json_find(r.body, tok, u, "baud")], &v), 0);
+	int u = json_find(r.body, fx.tok, t0, "uart");
+	ck_assert_int_eq(json_int(r.body, &fx.tok[json_find(r.body, fx.tok, u, "baud")], &v), 0);
 	ck_assert_int_eq(v, 115200);
-	int p = json_find(r.body, tok, t0, "pins");
-	ck_assert_int_eq(json_int(r.body, &tok[json_find(r.body, tok, p, "nrst")], &v), 0);
+	int p = json_find(r.body, fx.tok, t0, "pins");
+	ck_assert_int_eq(json_int(r.body, &fx.tok[json_find(r.body, fx.tok, p, "nrst")], &v), 0);
 	ck_assert_int_eq(v, 1);
-	ck_assert_int_gt(json_find(r.body, tok, p, "gpio"), 0);
-	int b = json_find(r.body, tok, t0, "bytes");
-	ck_assert_int_eq(json_int(r.body, &tok[json_find(r.body, tok, b, "to_uart")], &v), 0);
+	ck_assert_int_gt(json_find(r.body, fx.tok, p, "gpio"), 0);
+	int b = json_find(r.body, fx.tok, t0, "bytes");
+	ck_assert_int_eq(json_int(r.body, &fx.tok[json_find(r.body, fx.tok, b, "to_uart")], &v), 0);
 	ck_assert_int_eq(v, 7);
-	ck_assert_int_gt(json_find(r.body, tok, t0, "errors"), 0);
-	ck_assert_int_gt(json_find(r.body, tok, t0, "client"), 0);
-	ck_assert_int_gt(json_find(r.body, tok, t0, "line_map"), 0);
+	ck_assert_int_gt(json_find(r.body, fx.tok, t0, "errors"), 0);
+	ck_assert_int_gt(json_find(r.body, fx.tok, t0, "client"), 0);
+	ck_assert_int_gt(json_find(r.body, fx.tok, t0, "line_map"), 0);
 }
 END_TEST
 
@@ -180,24 +123,24 @@ START_TEST(settings_put)
 {
 	const char *body = "{\"targets\":[{\"baud\":57600}]}";
 	/* CSRF header required */
-	ck_assert_int_eq(call("PUT", "/api/settings", GOOD, NULL, body, 0).status, 403);
-	struct api_response r = call("PUT", "/api/settings", GOOD, "1", body, 0);
+	ck_assert_int_eq(fx_call("PUT", "/api/settings", GOOD, NULL, body, 0).status, 403);
+	struct api_response r = fx_call("PUT", "/api/settings", GOOD, "1", body, 0);
 	ck_assert_int_eq(r.status, 200);
-	parse(&r);
-	ck_assert_int_eq(tok[json_find(r.body, tok, 0, "saved")].type, J_TRUE);
-	ck_assert_int_eq(applied, 1);
-	ck_assert_uint_eq(sm.cur.target[0].baud, 57600);
-	r = call("PUT", "/api/settings", GOOD, "1", body, 0);
-	parse(&r);
-	ck_assert_int_eq(tok[json_find(r.body, tok, 0, "saved")].type, J_FALSE);
-	r = call("PUT", "/api/settings", GOOD, "1", "{\"targets\":[{\"baud\":1,\"settle_ms\":-4}]}",
-	         0);
+	fx_parse(&r);
+	ck_assert_int_eq(fx.tok[json_find(r.body, fx.tok, 0, "saved")].type, J_TRUE);
+	ck_assert_int_eq(fx.applied, 1);
+	ck_assert_uint_eq(fx.sm.cur.target[0].baud, 57600);
+	r = fx_call("PUT", "/api/settings", GOOD, "1", body, 0);
+	fx_parse(&r);
+	ck_assert_int_eq(fx.tok[json_find(r.body, fx.tok, 0, "saved")].type, J_FALSE);
+	r = fx_call("PUT", "/api/settings", GOOD, "1",
+	            "{\"targets\":[{\"baud\":1,\"settle_ms\":-4}]}", 0);
 	ck_assert_int_eq(r.status, 400);
-	parse(&r);
-	int f = json_find(r.body, tok, 0, "fields");
+	fx_parse(&r);
+	int f = json_find(r.body, fx.tok, 0, "fields");
 	ck_assert_int_gt(f, 0);
-	ck_assert_int_gt(json_find(r.body, tok, f, "targets[0].settle_ms"), 0);
-	r = call("GET", "/api/settings", GOOD, NULL, NULL, 0);
+	ck_assert_int_gt(json_find(r.body, fx.tok, f, "targets[0].settle_ms"), 0);
+	r = fx_call("GET", "/api/settings", GOOD, NULL, NULL, 0);
 	ck_assert_int_eq(r.status, 200);
 	ck_assert(strstr(r.body, "\"baud\":57600") != NULL);
 }
@@ -205,19 +148,20 @@ END_TEST
 
 START_TEST(actions)
 {
-	ck_assert_int_eq(call("POST", "/api/targets/0/reset", GOOD, "1", NULL, 0).status, 200);
-	ck_assert_int_eq(act_kind, API_ACT_RESET);
-	ck_assert_int_eq(call("POST", "/api/targets/0/bootloader", GOOD, "1", NULL, 0).status, 200);
-	ck_assert_int_eq(act_kind, API_ACT_BOOTLOADER);
-	ck_assert_int_eq(call("POST", "/api/targets/0/run", GOOD, "1", NULL, 0).status, 200);
-	ck_assert_int_eq(act_kind, API_ACT_RUN);
-	ck_assert_int_eq(acted, 3);
-	ck_assert_int_eq(call("POST", "/api/targets/1/run", GOOD, "1", NULL, 0).status, 404);
-	ck_assert_int_eq(call("POST", "/api/targets/0/explode", GOOD, "1", NULL, 0).status, 404);
-	ck_assert_int_eq(call("GET", "/api/targets/0/reset", GOOD, NULL, NULL, 0).status, 405);
-	ck_assert_int_eq(call("POST", "/api/targets/0/reset", GOOD, NULL, NULL, 0).status, 403);
-	ck_assert_int_eq(acted, 3);
-	ck_assert_int_eq(call("GET", "/nope", GOOD, NULL, NULL, 0).status, 404);
+	ck_assert_int_eq(fx_call("POST", "/api/targets/0/reset", GOOD, "1", NULL, 0).status, 200);
+	ck_assert_int_eq(fx.act_kind, API_ACT_RESET);
+	ck_assert_int_eq(fx_call("POST", "/api/targets/0/bootloader", GOOD, "1", NULL, 0).status,
+	                 200);
+	ck_assert_int_eq(fx.act_kind, API_ACT_BOOTLOADER);
+	ck_assert_int_eq(fx_call("POST", "/api/targets/0/run", GOOD, "1", NULL, 0).status, 200);
+	ck_assert_int_eq(fx.act_kind, API_ACT_RUN);
+	ck_assert_int_eq(fx.acted, 3);
+	ck_assert_int_eq(fx_call("POST", "/api/targets/1/run", GOOD, "1", NULL, 0).status, 404);
+	ck_assert_int_eq(fx_call("POST", "/api/targets/0/explode", GOOD, "1", NULL, 0).status, 404);
+	ck_assert_int_eq(fx_call("GET", "/api/targets/0/reset", GOOD, NULL, NULL, 0).status, 405);
+	ck_assert_int_eq(fx_call("POST", "/api/targets/0/reset", GOOD, NULL, NULL, 0).status, 403);
+	ck_assert_int_eq(fx.acted, 3);
+	ck_assert_int_eq(fx_call("GET", "/nope", GOOD, NULL, NULL, 0).status, 404);
 }
 END_TEST
 
@@ -226,27 +170,28 @@ END_TEST
  * refused; the shortest and longest passwords work. */
 START_TEST(auth_password_padding)
 {
-	ck_assert_int_eq(call("GET", "/", "Basic YWRtaW46cHctMTIzAA==", NULL, NULL, 0).status, 401);
+	ck_assert_int_eq(fx_call("GET", "/", "Basic YWRtaW46cHctMTIzAA==", NULL, NULL, 0).status,
+	                 401);
 	char p64[HTTP_API_PASS_MAX + 1];
 	memset(p64, 'p', HTTP_API_PASS_MAX);
 	p64[HTTP_API_PASS_MAX] = '\0';
-	ck_assert_int_eq(http_api_init(&api, &ops, NULL, &sm, p64), 0);
+	ck_assert_int_eq(http_api_init(&fx.api, &ops, NULL, &fx.sm, p64), 0);
 	/* admin: + 64 x p (200), then 65 x p (401) */
-	ck_assert_int_eq(call("GET", "/",
-	                      "Basic YWRtaW46cHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBw"
-	                      "cHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcA==",
-	                      NULL, NULL, 0)
+	ck_assert_int_eq(fx_call("GET", "/",
+	                         "Basic YWRtaW46cHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBw"
+	                         "cHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcA==",
+	                         NULL, NULL, 0)
 	                     .status,
 	                 200);
-	ck_assert_int_eq(call("GET", "/",
-	                      "Basic YWRtaW46cHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBw"
-	                      "cHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHA=",
-	                      NULL, NULL, 0)
+	ck_assert_int_eq(fx_call("GET", "/",
+	                         "Basic YWRtaW46cHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBw"
+	                         "cHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHA=",
+	                         NULL, NULL, 0)
 	                     .status,
 	                 401);
-	ck_assert_int_eq(http_api_init(&api, &ops, NULL, &sm, "x"), 0);
-	ck_assert_int_eq(call("GET", "/", "Basic YWRtaW46eA==", NULL, NULL, 0).status, 200);
-	ck_assert_int_eq(call("GET", "/", "Basic YWRtaW46eHg=", NULL, NULL, 0).status, 401);
+	ck_assert_int_eq(http_api_init(&fx.api, &ops, NULL, &fx.sm, "x"), 0);
+	ck_assert_int_eq(fx_call("GET", "/", "Basic YWRtaW46eA==", NULL, NULL, 0).status, 200);
+	ck_assert_int_eq(fx_call("GET", "/", "Basic YWRtaW46eHg=", NULL, NULL, 0).status, 401);
 }
 END_TEST
 
@@ -260,9 +205,9 @@ START_TEST(put_null_body_with_len)
 	                         .body = NULL,
 	                         .body_len = 64};
 	struct api_response rs;
-	http_api_handle(&api, &rq, &rs);
+	http_api_handle(&fx.api, &rq, &rs);
 	ck_assert_int_eq(rs.status, 400);
-	ck_assert_int_eq(applied, 0);
+	ck_assert_int_eq(fx.applied, 0);
 }
 END_TEST
 
@@ -276,10 +221,11 @@ static void lg(void *ctx, const char *line)
 /* The unauthenticated path goes to the log: control characters (forged log lines) replaced. */
 START_TEST(log_path_sanitized)
 {
-	static const struct api_ops lops = {.status = st, .apply = ap, .action = ac, .log = lg};
-	ck_assert_int_eq(http_api_init(&api, &lops, NULL, &sm, "pw-123"), 0);
+	static const struct api_ops lops = {
+	    .status = fx_status, .apply = fx_apply, .action = fx_action, .log = lg};
+	ck_assert_int_eq(http_api_init(&fx.api, &lops, NULL, &fx.sm, "pw-123"), 0);
 	logged[0] = '\0';
-	call("GET", "/api/x\n2024 http: settings saved\r\x1b[2J", BAD, NULL, NULL, 0);
+	fx_call("GET", "/api/x\n2024 http: settings saved\r\x1b[2J", BAD, NULL, NULL, 0);
 	ck_assert_str_eq(logged,
 	                 "http: wrong credentials for /api/x?2024 http: settings saved??[2J");
 }

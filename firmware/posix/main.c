@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * espstm-bridge: the portable firmware core (firmware/core) on Linux with libuv.
- * One RFC 2217 server port for one target: the simulated STM32 (tests/sim). See README.md.
+ * One RFC 2217 server port for one target: the simulated STM32 (stm32sim/). See README.md.
  */
 #include "plog.h"
 #include "bridge.h"

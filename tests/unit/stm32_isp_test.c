@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Unit tests of the AN3155 master (firmware/core/stm32_isp) against the simulated STM32
- * (tests/sim) in-process, with the simulator's real timing (wire time, erase and program
+ * (stm32sim/) in-process, with the simulator's real timing (wire time, erase and program
  * times) driven by one fake clock shared by both: F103 (ERASE, 1 KiB pages), F407
  * (EXTENDED ERASE, sectors, 8 s mass erase), G431 (EXTENDED ERASE, 2 KiB pages); write,
  * verify, go; injected NACKs; a broken link; read and write protection with and without

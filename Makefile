@@ -61,7 +61,8 @@ e2e: all
 # CPU (lx106, qemu), a short bounded fuzz run of every target, the legacy-port (1234/1235),
 # flashing-over-HTTP, allow-list, service/install and RFC 2217 (pyserial) checks, and
 # the web page in headless Chromium, then the e2e suite.
-check: all unit
+check: install-deps
+	$(MAKE) all unit
 	$(MAKE) layout
 	$(MAKE) cross lx106-check
 	$(MAKE) fuzz FUZZ_SECONDS=$(CHECK_FUZZ_SECONDS)
@@ -103,9 +104,12 @@ fuzz: $(FUZZ_BINS)
 web: $(BUILD)/espstm-bridge
 	ESPSTM_BUILD=$(BUILD) tests/web/run
 
-demo: all
+demo: install-deps
+	$(MAKE) all
 	ESPSTM_BUILD=$(BUILD) tests/e2e/demo
 
+# The Debian 12 packages (scripts/install-deps): quick when all are present. demo and check
+# run it first, then build in a sub-make, which reads the pkg-config flags of what it installed.
 install-deps:
 	scripts/install-deps
 
@@ -120,5 +124,8 @@ include mk/install.mk
 
 # ESP8266 (lx106) cross-compile of firmware/core and its tests under qemu-system-xtensa.
 include tests/lx106/lx106.mk
+
+# make fresh-check: the README's two commands on a freshly bootstrapped Debian 12 root.
+include mk/fresh.mk
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,12 +1,21 @@
 // SPDX-License-Identifier: MIT
-// Browser test of the web page of espstm-bridge --http (issue 4 item 6): headless Debian
-// chromium driven by playwright-core. Starts espstm-bridge with the simulated STM32F103
-// holding an application image (its banner at 57600 baud, the bridge's user baud 115200),
-// logs in, changes the user baud to 57600 and sees it applied (status + the banner readable
-// through a raw TCP client on the bridge port after pressing Reset), flashes a 16 KiB image
-// from the page's upload form (progress bar while it runs, then done), aborts a 64 KiB flash
-// with Cancel (state failed at once, fewer bytes written than the image), and checks that a
-// wrong password is refused. Screenshots go to $ESPSTM_BUILD/web-artifacts.
+// Browser test of the web page of espstm-bridge --http: headless Debian chromium driven by
+// playwright-core. Starts espstm-bridge with the simulated STM32F103 holding an application
+// image (its banner at 57600 baud, the bridge's user baud 115200), logs in, changes the user
+// baud to 57600 and sees it applied (status + the banner readable through a raw TCP client on
+// the bridge port after pressing Reset), flashes a 16 KiB image from the page's upload form
+// (progress bar while it runs, then done), aborts a 64 KiB flash with Cancel (state failed at
+// once, fewer bytes written than the image), and checks that a wrong password is refused.
+// Screenshots go to $ESPSTM_BUILD/web-artifacts.
+//
+// playwright-core is pinned to 1.61.1 (package-lock.json): the last release whose "engines"
+// accepts Node 18 (1.62 and later want Node 20), so Debian 12's own nodejs 18 and npm 9 run
+// this test. Chosen over Debian's python3-selenium + chromium-driver because it keeps this
+// test unchanged (playwright waits for page state with waitForFunction, reads HTTP status
+// codes of navigations and sends Basic credentials, which selenium 4.8 cannot without CDP
+// work-arounds). The cost: `npm ci` needs the npm registry once (tests/web/run), and a
+// future Debian chromium could drop a DevTools call this release uses; then move to
+// selenium with chromium-driver, which Debian keeps in step with chromium.
 'use strict';
 const { chromium } = require('playwright-core');
 const { spawn } = require('child_process');

@@ -44,6 +44,10 @@ service_steps() {
     local svc="$TOP/tests/service" rt=$SVC_RT pid line rc i
     local dev2=${ESPSTM_E2E_DEV2:-ttySTM1}
     [ -e "/dev/$dev2" ] && { fail "/dev/$dev2 exists before the scenario started (set ESPSTM_E2E_DEV2)"; return 1; }
+    local t
+    for t in /usr/bin/strace udevadm setpriv; do
+        command -v "$t" >/dev/null || { fail "$t not found (strace, udev, util-linux): run scripts/install-deps"; return 1; }
+    done
     rm -f flash.bin
     step "start bridge (stm32f103)"
     start_bridge bridge.log stm32f103 flash.bin 0 -v 2>>steps.log || { fail "bridge did not start"; return 1; }

@@ -128,4 +128,6 @@ include tests/lx106/lx106.mk
 # make fresh-check: the README's two commands on a freshly bootstrapped Debian 12 root.
 include mk/fresh.mk
 
--include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+# Header dependencies of the objects (not of anything else under $(BUILD), such as the
+# Debian root that make fresh-check bootstraps there).
+-include $(shell find $(BUILD)/obj $(BUILD)/asan $(BUILD)/lx106 -type f -name '*.d' 2>/dev/null)

@@ -17,7 +17,7 @@ FRESH_STEPS ?= demo check
 FRESH_KEEP_GOING ?= 0
 
 .PHONY: fresh-check
-fresh-check:
+fresh-check: install-deps
 	FRESH_DIR="$(FRESH_DIR)" FRESH_KEEP="$(FRESH_KEEP)" FRESH_STEPS="$(FRESH_STEPS)" \
 	  FRESH_KEEP_GOING="$(FRESH_KEEP_GOING)" \
 	  scripts/fresh-check

@@ -36,6 +36,7 @@ static struct {
 	int idle_cli;
 	uint32_t idle_cli_s, idle_set_s;
 	char desc[160];
+	char path[4096]; /* the key file, "" for a key of this run only */
 } K = {.idle_set_s = SETTINGS_IDLE_DEFAULT_S};
 
 /* ---- unit key ---- */
@@ -57,37 +58,49 @@ static int entropy(void *ctx, uint8_t *buf, size_t n)
 	return 0;
 }
 
-/* A new key into path (created 0600, never over an existing file). Returns 0 or 1. */
-static int key_make(const char *path)
+/* Write k to path as a new file (O_EXCL, mode 0600, fsync). Returns 0 or a negative errno
+ * (nothing left behind). */
+static int key_write(const char *path, const struct tls_psk *k)
 {
 	char text[512];
-	if (unit_key_generate(&K.psk, entropy, NULL) < 0 ||
-	    unit_key_format(&K.psk, "espstm unit key for espstm-bridge (secret; mode 0600)", text,
-	                    sizeof(text)) < 0) {
-		fprintf(stderr, "espstm-bridge: cannot make a unit key (no entropy)\n");
-		return 1;
-	}
+	if (unit_key_format(k, "espstm unit key for espstm-bridge (secret; mode 0600)", text,
+	                    sizeof(text)) < 0)
+		return -EINVAL;
 	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	int e = fd < 0 ? errno : 0;
 	size_t len = strlen(text), off = 0;
-	while (fd >= 0 && off < len) {
+	while (!e && off < len) {
 		ssize_t w = write(fd, text + off, len - off);
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w <= 0)
-			break;
-		off += (size_t)w;
+			e = w < 0 ? errno : EIO;
+		else
+			off += (size_t)w;
 	}
-	int bad = fd < 0 || off < len || fchmod(fd, 0600) < 0 || fsync(fd) < 0;
-	int e = errno;
-	memset(text, 0, sizeof(text));
-	if (fd >= 0 && close(fd) < 0 && !bad) {
-		bad = 1;
+	if (!e && (fchmod(fd, 0600) < 0 || fsync(fd) < 0))
 		e = errno;
-	}
-	if (bad) {
-		fprintf(stderr, "espstm-bridge: key file %s: %s\n", path, strerror(e));
+	memset(text, 0, sizeof(text));
+	if (fd >= 0 && close(fd) < 0 && !e)
+		e = errno;
+	if (e) {
 		if (fd >= 0)
 			unlink(path);
+		return -e;
+	}
+	return 0;
+}
+
+/* A new key into path (never over an existing file). Returns 0 or 1 (message printed). */
+static int key_make(const char *path)
+{
+	if (unit_key_generate(&K.psk, entropy, NULL) < 0) {
+		fprintf(stderr, "espstm-bridge: cannot make a unit key (no entropy)\n");
+		return 1;
+	}
+	int r = key_write(path, &K.psk);
+	if (r < 0) {
+		fprintf(stderr, "espstm-bridge: key file %s: %s\n", path, strerror(-r));
 		return 1;
 	}
 	plog(HAL_LOG_INFO, "unit key made: %s (identity %s, mode 0600)", path, K.psk.identity);
@@ -145,15 +158,14 @@ int tls_port_setup(const struct tls_port_opts *o)
 		return 0;
 	}
 	K.have_key = 1;
-	if (o->key_file)
-		return key_load(o->key_file);
-	if (o->flash) {
-		char path[4096];
-		if (snprintf(path, sizeof(path), "%s.key", o->flash) >= (int)sizeof(path)) {
-			fprintf(stderr, "espstm-bridge: --flash: path too long\n");
+	if (o->key_file || o->flash) {
+		int n = o->key_file ? snprintf(K.path, sizeof(K.path), "%s", o->key_file)
+		                    : snprintf(K.path, sizeof(K.path), "%s.key", o->flash);
+		if (n < 0 || n >= (int)sizeof(K.path)) {
+			fprintf(stderr, "espstm-bridge: key file path too long\n");
 			return 1;
 		}
-		return key_load(path);
+		return key_load(K.path);
 	}
 	/* no file to keep it in: a key for this run only (pairing over HTTP hands it out) */
 	if (unit_key_generate(&K.psk, entropy, NULL) < 0) {
@@ -162,6 +174,48 @@ int tls_port_setup(const struct tls_port_opts *o)
 	}
 	plog(HAL_LOG_INFO, "unit key for this run only (no --flash, no --key-file): identity %s",
 	     K.psk.identity);
+	return 0;
+}
+
+int tls_port_key(struct tls_psk *out)
+{
+	if (!K.have_key)
+		return -ENOENT;
+	*out = K.psk;
+	return 0;
+}
+
+int tls_port_rotate(void *app)
+{
+	struct app *a = app;
+	if (!K.have_key)
+		return -ENOENT;
+	struct tls_psk k;
+	int r = unit_key_generate(&k, entropy, NULL);
+	if (r < 0)
+		return r;
+	if (K.path[0]) {
+		char tmp[sizeof(K.path) + 8];
+		snprintf(tmp, sizeof(tmp), "%s.new", K.path);
+		unlink(tmp); /* a leftover of an interrupted rotation */
+		r = key_write(tmp, &k);
+		if (r == 0 && rename(tmp, K.path) < 0) {
+			r = -errno;
+			unlink(tmp);
+		}
+		if (r < 0) {
+			memset(&k, 0, sizeof(k));
+			plog(HAL_LOG_ERROR, "unit key rotation: %s: %s (old key kept)", K.path,
+			     strerror(-r));
+			return r;
+		}
+	}
+	K.psk = k;
+	memset(&k, 0, sizeof(k));
+	plog(HAL_LOG_INFO, "unit key rotated: identity %s%s%s", K.psk.identity,
+	     K.path[0] ? ", " : "", K.path);
+	if (a && a->client && a->pc.ts)
+		port_drop(a, "unit key rotated");
 	return 0;
 }
 

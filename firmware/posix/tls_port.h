@@ -56,6 +56,15 @@ struct tls_port_opts {
 /* Read or make the unit key (unless no_key). Returns 0, or 1 (message printed: unreadable,
  * bad or group/other-accessible key file, no entropy). */
 int tls_port_setup(const struct tls_port_opts *o);
+/* For pairing (POST /api/pair, /api/pair/rotate): the unit's identity and key into *out
+ * (struct tls_psk of tls_session.h). Returns 0, or -ENOENT without a key (--no-key). */
+struct tls_psk;
+int tls_port_key(struct tls_psk *out);
+/* A new unit key (unit_key_generate): written to the key file (a temporary file, mode
+ * 0600, fsync, renamed over it; no file for a key of this run only), in force for the next
+ * handshake; a TLS client connected now is dropped (it used the old key). app: main's
+ * struct app. Returns 0, -ENOENT (--no-key) or a negative errno (the old key stays). */
+int tls_port_rotate(void *app);
 /* The settings' plaintext and idle_timeout_s (settings observer). */
 void tls_port_settings(const struct settings *s);
 /* 1 if plaintext clients are served: no key, --plaintext or the setting. */

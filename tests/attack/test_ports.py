@@ -24,6 +24,7 @@ Python stdlib (and the openssl command for the TLS checks)."""
 import base64
 import json
 import os
+import random
 import re
 import shutil
 import socket
@@ -299,21 +300,27 @@ def key_file_checks(build, tmp):
     return ident.group(1), key.group(1), kf
 
 
-def s_client(port, ident, key, data, wait=2.0):
-    """openssl s_client with a PSK (TLS 1.2): sends data once the session is up, returns
-    (exit status, stdout bytes)."""
+def s_client(port, ident, key, data, wait=2.0, during=None):
+    """openssl s_client with a PSK (TLS 1.2): sends data in pieces of 500 bytes 0.1 s apart
+    (the simulated application's echo keeps up at 115200 baud) plus 4 numbered copies of
+    data when it is short, calls during() half-way, returns (exit status, stdout, stderr)."""
     p = subprocess.Popen(["openssl", "s_client", "-connect", "127.0.0.1:%d" % port,
                           "-tls1_2", "-psk_identity", ident, "-psk", key, "-cipher",
                           "ECDHE-PSK-CHACHA20-POLY1305:PSK-AES128-GCM-SHA256", "-quiet",
                           "-no_ign_eof"],
                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    out = b""
+    pieces = [data[i:i + 500] for i in range(0, len(data), 500)] if len(data) > 500 else \
+        [data + b"%d;" % i for i in range(4)]
+    gap = 0.1 if len(data) > 500 else wait / 4
     try:
         time.sleep(0.5)
-        for i in range(4):
-            p.stdin.write(data + b"%d;" % i)
+        for i, piece in enumerate(pieces):
+            p.stdin.write(piece)
             p.stdin.flush()
-            time.sleep(wait / 4)
+            time.sleep(gap)
+            if during and i == len(pieces) // 2:
+                during()
+        time.sleep(1.0)
     except (BrokenPipeError, OSError):
         pass
     try:
@@ -352,6 +359,17 @@ def keyed_checks(build, tmp, img, creds):
         rc, out, err = s_client(b.ports["rfc"], creds[0], creds[1], b"ping-tls;")
         check("TLS-PSK client with the right key served (application echo inside TLS)",
               b"ping-tls;" in out, "rc %d out %r err %r" % (rc, out[:200], err[-300:]))
+        bulk = bytes(random.Random(1).choice(b"abcdefghijklmnopqrstuvwxyz0123456789")
+                     for _ in range(20000))
+        seen = []
+        rc, out, err = s_client(b.ports["rfc"], creds[0], creds[1], bulk,
+                                during=lambda: seen.append(b.status().get("clients")))
+        check("TLS carries 20000 bytes both ways intact (application echo)", out == bulk,
+              "%d bytes back, rc %d" % (len(out), rc))
+        cl = seen[0] if seen else None
+        check("/api/status clients shows the TLS holder", isinstance(cl, list) and
+              len(cl) == 1 and cl[0].get("tls") is True and cl[0].get("bytes_in", 0) > 0,
+              repr(cl))
         time.sleep(0.3)
         n = b.to_uart()
         wrong = "%064x" % (int(creds[1], 16) ^ 1)

@@ -224,8 +224,8 @@ static int setup(struct tls_session *t, enum tls_role role)
 {
 	static const unsigned char pers[] = "espstm tls_session";
 	int r;
-#if MBEDTLS_VERSION_MAJOR >= 3
-	if (psa_crypto_init() != PSA_SUCCESS)
+#if MBEDTLS_VERSION_MAJOR >= 3 && defined(MBEDTLS_PSA_CRYPTO_C)
+	if (psa_crypto_init() != PSA_SUCCESS) /* mbedTLS 3.x TLS runs on PSA crypto */
 		return -EIO;
 #endif
 	r = mbedtls_ctr_drbg_seed(&t->drbg, drbg_entropy, t, pers, sizeof(pers) - 1);

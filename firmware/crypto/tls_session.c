@@ -174,7 +174,16 @@ static void fail_mbedtls(struct tls_session *t, int r)
 	}
 }
 
-/* Advances the handshake and a pending close_notify as far as the buffers allow. */
+/* A record that mbedTLS wrote on its own while the output buffer was full (an alert sent
+ * from mbedtls_ssl_read, such as no_renegotiation) and that is not all out yet; also while
+ * closing, as mbedtls_ssl_close_notify would only flush it and return 0. */
+static int record_pending(const struct tls_session *t)
+{
+	return (t->state == TLS_OPEN || t->closing) && t->ssl.TLS_PRIV(out_left) != 0;
+}
+
+/* Advances the handshake, a pending record and a pending close_notify as far as the
+ * buffers allow. */
 static void step(struct tls_session *t)
 {
 	if (t->state == TLS_HANDSHAKE) {
@@ -184,8 +193,18 @@ static void step(struct tls_session *t)
 		else if (r != MBEDTLS_ERR_SSL_WANT_READ && r != MBEDTLS_ERR_SSL_WANT_WRITE)
 			fail_mbedtls(t, r);
 	}
-	if (t->closing && mbedtls_ssl_close_notify(&t->ssl) != MBEDTLS_ERR_SSL_WANT_WRITE)
-		t->closing = 0;
+	if (record_pending(t)) {
+		/* a write of 0 bytes only flushes it (ssl_write_real: out_left != 0) */
+		int r = mbedtls_ssl_write(&t->ssl, (const unsigned char *)"", 0);
+		if (r < 0 && r != MBEDTLS_ERR_SSL_WANT_READ && r != MBEDTLS_ERR_SSL_WANT_WRITE)
+			fail_mbedtls(t, r);
+	}
+	if (t->closing == 2 && t->ssl.TLS_PRIV(out_left) == 0)
+		t->closing = 0; /* close_notify is out */
+	if (t->closing == 1 && !record_pending(t)) {
+		int r = mbedtls_ssl_close_notify(&t->ssl);
+		t->closing = r == MBEDTLS_ERR_SSL_WANT_WRITE ? 2 : 0; /* 2: built, not all out */
+	}
 }
 
 /* TLS 1.2 only (RFC 5246): the PSK suites above are 1.2 suites. */
@@ -350,8 +369,8 @@ int tls_session_write(struct tls_session *t, const uint8_t *p, size_t n)
 	step(t);
 	if (t->state == TLS_FAILED || t->state == TLS_CLOSED)
 		return t->err;
-	if (t->state == TLS_HANDSHAKE)
-		return 0;
+	if (t->state == TLS_HANDSHAKE || record_pending(t))
+		return 0; /* mbedtls_ssl_write would flush the record and count p as written */
 	int maxp = mbedtls_ssl_get_max_out_record_payload(&t->ssl);
 	int exp = mbedtls_ssl_get_record_expansion(&t->ssl);
 	if (maxp <= 0 || exp < 0) {
@@ -381,7 +400,7 @@ int tls_session_write(struct tls_session *t, const uint8_t *p, size_t n)
 
 size_t tls_session_out(struct tls_session *t, const uint8_t **p)
 {
-	if (t->state == TLS_HANDSHAKE || t->closing)
+	if (t->state == TLS_HANDSHAKE || t->closing || record_pending(t))
 		step(t);
 	*p = t->out + t->out_off;
 	return t->out_len - t->out_off;

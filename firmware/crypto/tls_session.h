@@ -87,7 +87,7 @@ struct tls_session {
 	int state;         /* enum tls_state */
 	int err;           /* negative errno once FAILED or CLOSED */
 	const char *error; /* human text once FAILED or CLOSED, "" before */
-	int closing;       /* tls_session_close() called, close_notify not yet queued */
+	int closing;       /* 1: close_notify to send, 2: sent to a full buffer, 0: done/none */
 	int inited;        /* the mbedTLS contexts are initialised (tls_session_free frees) */
 	char error_buf[96];
 	size_t in_off, in_len;   /* received ciphertext: in[in_off .. in_len) */

@@ -26,13 +26,15 @@
  *   mbedTLS heap, open          34,626 bytes (record buffers, transform, session)
  *   mbedTLS heap, peak          about 41,700 bytes during the handshake
  * all freed by tls_session_free.
- * On the ESP (ESP8266_RTOS_SDK / ESP-IDF mbedTLS config, CONFIG_MBEDTLS_*): set
- *   MBEDTLS_SSL_IN_CONTENT_LEN  4096  (TLS_SESSION_RECORD: the Linux peer never sends more,
- *                                      and asks for max_fragment_length 4096 as a client)
- *   MBEDTLS_SSL_OUT_CONTENT_LEN 4096  (or 2048 with TLS_SESSION_RECORD 2048 on both ends)
- *   MBEDTLS_SSL_MAX_FRAGMENT_LENGTH, MBEDTLS_KEY_EXCHANGE_PSK_ENABLED,
- *   MBEDTLS_KEY_EXCHANGE_ECDHE_PSK_ENABLED, MBEDTLS_CHACHAPOLY_C, MBEDTLS_GCM_C,
- *   MBEDTLS_ECP_DP_CURVE25519_ENABLED (or secp256r1), MBEDTLS_CTR_DRBG_C;
+ * On the ESP the mbedTLS config must have (ESP-IDF / ESP8266_RTOS_SDK sdkconfig names):
+ *   CONFIG_MBEDTLS_PSK_MODES=y, CONFIG_MBEDTLS_KEY_EXCHANGE_PSK=y,
+ *   CONFIG_MBEDTLS_KEY_EXCHANGE_ECDHE_PSK=y, CONFIG_MBEDTLS_CHACHA20_C=y,
+ *   CONFIG_MBEDTLS_POLY1305_C=y, CONFIG_MBEDTLS_CHACHAPOLY_C=y, CONFIG_MBEDTLS_GCM_C=y,
+ *   CONFIG_MBEDTLS_ECP_DP_CURVE25519_ENABLED=y (or SECP256R1), and small records:
+ *   CONFIG_MBEDTLS_ASYMMETRIC_CONTENT_LEN=y, CONFIG_MBEDTLS_SSL_IN_CONTENT_LEN=4096
+ *   (TLS_SESSION_RECORD: a tls_session peer never sends more, and as a client asks for
+ *   max_fragment_length 4096; MBEDTLS_SSL_MAX_FRAGMENT_LENGTH is on in the SDKs' configs),
+ *   CONFIG_MBEDTLS_SSL_OUT_CONTENT_LEN=4096.
  * With that config (tests/lx106/lx106_mbedtls_config.h, `make cross`) the struct is 7,060
  * bytes on the lx106 (ssl 196, config 116, DRBG 320); mbedTLS's heap is then about
  * 2 x 4.2 KiB of record buffers + ~1.5 KiB (transform, session) when open, a few KiB more

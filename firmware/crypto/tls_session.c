@@ -19,8 +19,7 @@
 #endif
 
 #if !defined(MBEDTLS_KEY_EXCHANGE_PSK_ENABLED) || !defined(MBEDTLS_GCM_C)
-#error                                                                                             \
-    "tls_session needs mbedTLS with TLS-PSK and GCM (ESP: CONFIG_MBEDTLS_PSK_MODES=y, CONFIG_MBEDTLS_KEY_EXCHANGE_PSK=y; tls_session.h lists the rest)"
+#error "tls_session needs mbedTLS with TLS-PSK and GCM: tls_session.h lists the ESP config"
 #endif
 
 static const char hs_fail_text[] = "wrong key or unknown identity (handshake failed: %s)";

@@ -9,6 +9,11 @@
  * right after tls_session_init(). tls_session_write() accepts nothing (returns 0) until
  * the handshake is over; retry after feeding the peer's bytes.
  *
+ * A caller's loop: on bytes from the socket, feed them (and on a short count read, then feed
+ * the rest); read until it returns 0 or an error; write what is waiting; send what
+ * tls_session_out returns and report it with tls_session_out_done. After an error, still send
+ * what tls_session_out returns (the alert that tells the peer why) before closing.
+ *
  * Cipher suites (client offers, server accepts, in this order):
  *   TLS-ECDHE-PSK-WITH-CHACHA20-POLY1305-SHA256 (RFC 7905 / RFC 5489),
  *   TLS-PSK-WITH-AES-128-GCM-SHA256 (RFC 5487).

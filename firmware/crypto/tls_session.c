@@ -170,9 +170,12 @@ static void fail_mbedtls(struct tls_session *t, int r)
 			         a);
 		fail(t, TLS_FAILED, -EPROTO, t->error_buf);
 	} else {
-		snprintf(t->error_buf, sizeof(t->error_buf), "%s (mbedTLS -0x%04x)",
-		         hs ? "TLS handshake failed: not TLS 1.2 with a pre-shared key"
-		            : "TLS protocol error",
+		const char *what = !hs ? "TLS protocol error"
+		                   : t->first_in >= 0 && t->first_in != MBEDTLS_SSL_MSG_HANDSHAKE &&
+		                           t->first_in != MBEDTLS_SSL_MSG_ALERT
+		                       ? "TLS handshake failed: the peer does not speak TLS"
+		                       : "TLS handshake failed: not TLS 1.2 with a pre-shared key";
+		snprintf(t->error_buf, sizeof(t->error_buf), "%s (mbedTLS -0x%04x)", what,
 		         (unsigned)-r);
 		fail(t, TLS_FAILED, -EPROTO, t->error_buf);
 	}
@@ -285,6 +288,7 @@ int tls_session_init(struct tls_session *t, enum tls_role role, const struct tls
 	memset(t, 0, sizeof(*t));
 	t->error = "";
 	t->state = TLS_FAILED;
+	t->first_in = -1;
 	t->err = -EINVAL;
 	t->error = "TLS setup: bad arguments";
 	if (!psk || !ent || (role != TLS_CLIENT && role != TLS_SERVER))
@@ -331,6 +335,8 @@ size_t tls_session_feed(struct tls_session *t, const uint8_t *p, size_t n)
 {
 	if (t->state == TLS_FAILED || t->state == TLS_CLOSED)
 		return n; /* nothing more will be read: dropped */
+	if (t->first_in < 0 && n > 0)
+		t->first_in = p[0]; /* a TLS stream starts with a handshake or alert record */
 	size_t used = 0;
 	for (;;) {
 		if (t->in_off > 0) {

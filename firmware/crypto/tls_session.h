@@ -23,7 +23,7 @@
  * Memory per session (Linux, Debian mbedTLS 2.28.3, default MBEDTLS_SSL_IN/OUT_CONTENT_LEN
  * 16384; measured by tests/unit/tls_session_test.c memory_per_session with ASan's allocator
  * hooks, x86-64):
- *   sizeof(struct tls_session)  8,008 bytes (mbedTLS contexts 1,544: ssl 736, config 416,
+ *   sizeof(struct tls_session)  8,016 bytes (mbedTLS contexts 1,544: ssl 736, config 416,
  *                               DRBG 392; the ciphertext buffers TLS_SESSION_IN_CAP 2,048 +
  *                               TLS_SESSION_OUT_CAP 4,160)
  *   mbedTLS heap after init     36,978 bytes (its in and out record buffers, 16.7 KiB each,
@@ -40,7 +40,7 @@
  *   (TLS_SESSION_RECORD: a tls_session peer never sends more, and as a client asks for
  *   max_fragment_length 4096; MBEDTLS_SSL_MAX_FRAGMENT_LENGTH is on in the SDKs' configs),
  *   CONFIG_MBEDTLS_SSL_OUT_CONTENT_LEN=4096.
- * With that config (tests/lx106/lx106_mbedtls_config.h, `make cross`) the struct is 7,060
+ * With that config (tests/lx106/lx106_mbedtls_config.h, `make cross`) the struct is 7,064
  * bytes on the lx106 (ssl 196, config 116, DRBG 320); mbedTLS's heap is then about
  * 2 x 4.2 KiB of record buffers + ~1.5 KiB (transform, session) when open, a few KiB more
  * during the handshake: about 17 KiB per session in all (estimated from the Linux figures;
@@ -96,6 +96,7 @@ struct tls_session {
 	const char *error; /* human text once FAILED or CLOSED, "" before */
 	int closing;       /* 1: close_notify to send, 2: sent to a full buffer, 0: done/none */
 	int inited;        /* the mbedTLS contexts are initialised (tls_session_free frees) */
+	int first_in;      /* the peer's first byte (record type), -1 before it */
 	char error_buf[96];
 	size_t in_off, in_len;   /* received ciphertext: in[in_off .. in_len) */
 	size_t out_off, out_len; /* ciphertext to send: out[out_off .. out_len) */

@@ -266,6 +266,10 @@ START_TEST(garbage_first_record)
 		ck_assert_msg(tls_session_state(&srv) == TLS_FAILED, "garbage %zu", i);
 		ck_assert_int_eq(tls_session_read(&srv, b, sizeof(b)), -EPROTO);
 		ck_assert_int_eq(tls_session_errno(&srv), -EPROTO);
+		static const char not_tls[] = "TLS handshake failed: the peer does not speak TLS (";
+		if (i == 0) /* an HTTP request on the TLS port */
+			ck_assert_int_eq(strncmp(tls_session_error(&srv), not_tls, strlen(not_tls)),
+			                 0);
 		/* and the client receiving garbage instead of a ServerHello */
 		tls_session_feed(&cli, (const uint8_t *)garbage[i], len[i]);
 		ck_assert_msg(tls_session_state(&cli) == TLS_FAILED, "client garbage %zu", i);

@@ -221,8 +221,12 @@ int tls_port_rotate(void *app)
 
 void tls_port_settings(const struct settings *s)
 {
+	static int seen;
+	int changed = K.plaintext_set != s->plaintext || K.idle_set_s != s->idle_timeout_s;
 	K.plaintext_set = s->plaintext;
 	K.idle_set_s = s->idle_timeout_s;
+	if (seen++ && changed)
+		plog(HAL_LOG_INFO, "settings: %s", tls_port_describe());
 }
 
 int tls_port_plaintext_ok(void)
@@ -538,6 +542,8 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 		if (tls_pump(a) < 0)
 			return;
 	} else {
+		if (a->rlen == 0)
+			pc->gate_ms = pc->last_ms; /* the first held byte (pc->gate) */
 		a->rlen += (size_t)nread;
 		if (first_bytes(a) < 0)
 			return;
@@ -565,9 +571,11 @@ int port_poll(struct app *a)
 		       pc->ts ? "no TLS handshake within 10 s" : "no first byte within 10 s");
 		return 0;
 	}
-	if (pc->gate && a->rlen && now - pc->since_ms >= PORT_FIRST_MS) {
-		refuse(a, NULL, "first bytes undecided for 10 s");
-		return 0;
+	if (pc->gate && a->rlen && now - pc->gate_ms >= PORT_GATE_HOLD_MS) {
+		/* no browser pauses in its request line: a person typing (held bytes go on) */
+		pc->gate = 0;
+		if (!pc->session)
+			start_session(a);
 	}
 	uint32_t idle = idle_s();
 	if (pc->session && idle && now - pc->last_ms >= (uint64_t)idle * 1000u) {

@@ -26,6 +26,10 @@ struct tls_session;
 #define PORT_CBUF        4096   /* TLS ciphertext received and not yet taken by the session */
 #define PORT_FIRST_MS    10000u /* first bytes / TLS handshake must be done within this (ms) */
 #define PORT_KEEPALIVE_S 60u    /* TCP keepalive idle time (s) */
+/* Plaintext first bytes that could still start an HTTP request ("P", "GE") are passed on
+ * after this long without the rest (ms): a browser sends its request line at once, a
+ * person typing into a raw connection may pause. */
+#define PORT_GATE_HOLD_MS 2000u
 
 enum port_kind { PORT_RFC2217, PORT_RAW };
 
@@ -40,6 +44,7 @@ struct port_client {
 	size_t clen;
 	char peer[48]; /* "127.0.0.1:5555" */
 	uint64_t since_ms, last_ms;
+	uint64_t gate_ms; /* when the first held plaintext byte came */
 	uint64_t bytes_in, bytes_out;
 };
 

@@ -256,6 +256,17 @@ def http_lookalike_checks(build, tmp, img):
         check("... and its bytes reached the UART", b.to_uart() > 0, str(b.to_uart()))
         ok, got = echo_served(b.ports["raw"])
         check("legacy raw client still served (application echo)", ok, repr(got))
+        s = connect(b.ports["rfc"])
+        t0 = time.monotonic()
+        s.sendall(b"P")
+        early = read_until(s, lambda d: b"P" in d, 1.0)
+        got = early + read_until(s, lambda d: b"P" in d or eof(d), 4.0)
+        dt = time.monotonic() - t0
+        s.close()
+        time.sleep(0.3)
+        check("a lone 'P' (could be POST) is held, then passed on after 2 s (echo)",
+              early == b"" and b"P" in got and 1.8 <= dt <= 4.0,
+              "%r then %r after %.1f s" % (early, got, dt))
         s = connect(b.ports["ctl"])
         s.sendall(b"u\n")
         got = read_until(s, lambda d: b"\r\n" in d)

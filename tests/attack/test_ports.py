@@ -364,6 +364,16 @@ def keyed_checks(build, tmp, img, creds):
         time.sleep(0.2)
         check("nothing reached the UART, BOOT0 low", b.to_uart() == 0 and b.boot0() == 0,
               "to_uart %d boot0 %r" % (b.to_uart(), b.boot0()))
+        st, js = b.api("PUT", "/api/settings", {"plaintext": True})
+        ok, got = echo_served(b.ports["rfc"])
+        check("setting plaintext on (PUT /api/settings) serves plaintext at once",
+              st == 200 and ok, "%d %r %r" % (st, js, got))
+        got = send_recv(b.ports["ctl"], b"\n")
+        check("... and opens the legacy ports", b"plaintext" not in got, repr(got))
+        st, js = b.api("PUT", "/api/settings", {"plaintext": False})
+        got = send_recv(b.ports["rfc"], b"ping")
+        check("setting plaintext off again refuses plaintext clients",
+              st == 200 and got == PLAIN_OFF_LINE + b"<EOF>", "%d %r" % (st, got))
         if not shutil.which("openssl"):
             check("openssl found for the TLS checks", False)
             return

@@ -335,7 +335,12 @@ size_t tls_session_feed(struct tls_session *t, const uint8_t *p, size_t n)
 {
 	if (t->state == TLS_FAILED || t->state == TLS_CLOSED)
 		return n; /* nothing more will be read: dropped */
-	if (t->first_in < 0 && n > 0)
+	if (n == 0) {     /* p may be NULL: only drive the handshake */
+		if (t->state == TLS_HANDSHAKE)
+			step(t);
+		return 0;
+	}
+	if (t->first_in < 0)
 		t->first_in = p[0]; /* a TLS stream starts with a handshake or alert record */
 	size_t used = 0;
 	for (;;) {

@@ -153,6 +153,7 @@ START_TEST(write_before_handshake_returns_zero)
 	start(&unit_psk, &unit_psk);
 	ck_assert_int_eq(tls_session_write(&cli, (const uint8_t *)"x", 1), 0);
 	ck_assert_int_eq(tls_session_write(&srv, (const uint8_t *)"x", 1), 0);
+	ck_assert_uint_eq(tls_session_feed(&srv, NULL, 0), 0);
 	uint8_t b[4];
 	ck_assert_int_eq(tls_session_read(&srv, b, sizeof(b)), 0);
 	move(&cli, &srv, 100000); /* ClientHello: the server answers, still not open */

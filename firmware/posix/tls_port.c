@@ -219,6 +219,22 @@ int tls_port_rotate(void *app)
 	return 0;
 }
 
+void tls_port_set_key(void *app, const struct tls_psk *k)
+{
+	struct app *a = app;
+	if (!K.have_key)
+		return;
+	K.psk = *k;
+	plog(HAL_LOG_INFO, "unit key replaced: identity %s", K.psk.identity);
+	if (a && a->client && a->pc.ts)
+		port_drop(a, "unit key replaced");
+}
+
+const char *tls_port_key_path(void)
+{
+	return K.have_key ? K.path : NULL;
+}
+
 void tls_port_settings(const struct settings *s)
 {
 	static int seen;

@@ -70,6 +70,13 @@ int tls_port_key(struct tls_psk *out);
  * handshake; a TLS client connected now is dropped (it used the old key). app: main's
  * struct app. Returns 0, -ENOENT (--no-key) or a negative errno (the old key stays). */
 int tls_port_rotate(void *app);
+/* A unit key made elsewhere (e.g. written by the pairing code's own rotation) becomes the
+ * one in force: the next handshake uses it, a TLS client connected now is dropped. No file
+ * is written. Ignored without a key (--no-key). */
+void tls_port_set_key(void *app, const struct tls_psk *k);
+/* The key file in use ("" for a key of this run only, NULL with --no-key): for the HTTPS
+ * certificate files next to it. */
+const char *tls_port_key_path(void);
 /* The settings' plaintext and idle_timeout_s (settings observer). */
 void tls_port_settings(const struct settings *s);
 /* 1 if plaintext clients are served: no key, --plaintext or the setting. */

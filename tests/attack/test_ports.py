@@ -407,6 +407,17 @@ def keyed_checks(build, tmp, img, creds):
               "rc %d %r" % (rc, out))
         check("refused TLS clients put nothing on the UART", b.to_uart() == n,
               "%d -> %d" % (n, b.to_uart()))
+        a = connect(b.ports["rfc"])
+        t0 = time.monotonic()
+        got = read_until(a, eof, 15.0)
+        dt = time.monotonic() - t0
+        a.close()
+        check("a client that sends nothing is closed after 10 s (the slot is free again)",
+              eof(got) and 9.5 <= dt <= 12.5 and
+              wait_for(lambda: "no first byte within 10 s" in b.logtext(), 2.0),
+              "%r after %.1f s" % (got, dt))
+        rc, out, err = s_client(b.ports["rfc"], creds[0], creds[1], b"ping-after;")
+        check("the next TLS client is served", b"ping-after;" in out, repr(out[:100]))
     finally:
         b.stop()
     b = Bridge(build, tmp, ["--key-file", creds[2], "--plaintext"])

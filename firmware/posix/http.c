@@ -423,6 +423,18 @@ static void api_stage_end(void *ctx, unsigned target)
 	H.stage_fd = -1;
 }
 
+static unsigned api_clients(void *ctx, struct api_client *c, unsigned max)
+{
+	(void)ctx;
+	return H.h.clients ? H.h.clients(H.h.app, c, max) : 0;
+}
+
+static int api_disconnect(void *ctx, unsigned target)
+{
+	(void)ctx;
+	return H.h.disconnect ? H.h.disconnect(H.h.app, target) : 0;
+}
+
 static uint32_t api_crc32(uint32_t crc, const uint8_t *p, size_t n)
 {
 	return (uint32_t)crc32((uLong)crc, p, (uInt)n); /* zlib: ISO-HDLC CRC-32 */
@@ -439,7 +451,9 @@ static const struct api_ops ops = {.status = api_status,
                                    .stage_write = api_stage_write,
                                    .stage_read = api_stage_read,
                                    .stage_end = api_stage_end,
-                                   .crc32 = api_crc32};
+                                   .crc32 = api_crc32,
+                                   .clients = api_clients,
+                                   .disconnect = api_disconnect};
 
 /* ---- libmicrohttpd ---- */
 

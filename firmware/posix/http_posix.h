@@ -10,6 +10,7 @@
 #define ESPSTM_HTTP_POSIX_H
 
 #include "bridge.h"
+#include "http_api.h"
 #include "stm32_isp.h"
 
 #include <uv.h>
@@ -47,6 +48,10 @@ struct http_posix_hooks {
 	struct stm32_isp *isp;
 	/* on = 1: suspend br (bridge_suspend) and give every UART byte to isp; 0: resume. */
 	void (*flash_claim)(void *app, int on);
+	/* /api/status "clients" and POST /api/targets/N/disconnect (api_ops.clients and
+	 * .disconnect, called with app; NULL: [] and 501) */
+	unsigned (*clients)(void *app, struct api_client *c, unsigned max);
+	int (*disconnect)(void *app, unsigned target);
 };
 
 /* After bridge_init(): listen and serve. Prints "espstm-bridge: http on HOST:PORT".

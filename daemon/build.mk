@@ -18,9 +18,8 @@ DAEMON_SRC := \
 	daemon/tty_read.c
 DAEMON_MAIN     := daemon/main.c
 DAEMON_CPPFLAGS := -Idaemon -Icommon -Ifirmware/core -Ifirmware/crypto $(UV_CFLAGS) $(FUSE_CFLAGS)
-DAEMON_LIBS     := $(UV_LIBS) $(FUSE_LIBS) $(INI_LIBS) $(SD_LIBS) $(Z_LIBS) \
-                   -lmbedtls -lmbedx509 -lmbedcrypto -lm
+DAEMON_LIBS     := $(UV_LIBS) $(FUSE_LIBS) $(INI_LIBS) $(SD_LIBS) $(Z_LIBS) -lm
 
 $(call obj,$(DAEMON_SRC) $(DAEMON_MAIN)) $(call aobj,$(DAEMON_SRC)): MOD_CPPFLAGS := $(DAEMON_CPPFLAGS)
 $(BUILD)/espstmd: $(call obj,$(DAEMON_MAIN) $(DAEMON_SRC)) $(CRYPTO_LIB) $(CORE_LIB)
-	$(CC) $(OPT) -o $@ $^ $(DAEMON_LIBS)
+	$(CC) $(OPT) -o $@ $^ $(DAEMON_LIBS) $(CRYPTO_LIBS)

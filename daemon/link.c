@@ -103,6 +103,8 @@ static void free_segs(struct seg *s)
 	}
 }
 
+static void rx_flow(struct link *l);
+
 /* ------------------------------------------------------------------- tx path */
 
 static struct seg *seg_new(size_t cap, enum seg_kind kind)
@@ -257,6 +259,11 @@ void link_write_cb(uv_write_t *req, int status)
 	link_kick(l);
 	if (l->closing || l->conn != c)
 		return;
+	if (c->tls && link_tls_held(l)) {
+		rx_flow(l); /* the session may take input now that its output left */
+		if (l->closing || l->conn != c)
+			return;
+	}
 	if (l->want_writable && l->tx_pending < LINK_TXQ_MAX / 2) {
 		l->want_writable = false;
 		if (l->cb.on_writable)
@@ -455,22 +462,26 @@ bool link_may_read(const struct link *l)
  * everything was delivered, pause reads when may_read() says so. */
 static void rx_flow(struct link *l)
 {
+	bool held;
+
 	if (l->closing || !l->conn)
 		return;
-	/* TLS: what the session still holds goes first (it stopped when the tty was full) */
+	/* TLS: what the session still holds goes first (it stopped when the tty was full,
+	 * or waited for its output to leave); reads stay paused while it holds any */
 	if (l->conn->tls && link_tls_held(l) && link_may_read(l)) {
 		link_tls_pump(l);
 		if (l->closing || !l->conn || link_check_overflow(l))
 			return;
 	}
+	held = l->conn->tls && link_tls_held(l);
 	if (l->rxq_len > 0 && !l->rx_susp && l->proto->can_suspend(l))
 		send_rx_flow(l, true);
 	else if (l->rxq_len == 0 && l->rx_susp && l->state == LINK_UP)
 		send_rx_flow(l, false);
 	if (l->closing || !l->conn)
 		return;
-	if (!link_may_read(l)) {
-		if (l->reading)
+	if (!link_may_read(l) || held) {
+		if (l->reading && !held)
 			log_debug("%s: tty full, %zu bytes held, pausing reads", l->name,
 			          l->rxq_len);
 		pause_reads(l);

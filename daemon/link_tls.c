@@ -27,8 +27,11 @@
 #include <string.h>
 #include <sys/random.h>
 
-#define TLS_PT_MAX   16384               /* plaintext bytes per flush (the TLS record maximum) */
-#define TLS_WBUF_MAX (TLS_PT_MAX + 4096) /* ciphertext bytes per write: records' overhead */
+/* Plaintext bytes per flush: one tls_session_write (one record) up to TLS_SESSION_RECORD
+ * bytes, more records for a larger backlog; ciphertext per write with their overhead
+ * (header, nonce and tag: under 64 bytes a record). */
+#define TLS_PT_MAX   16384
+#define TLS_WBUF_MAX (TLS_PT_MAX + (TLS_PT_MAX / TLS_SESSION_RECORD + 1) * 64)
 #define TLS_WHY_MAX  160
 
 struct link_tls {
@@ -222,24 +225,16 @@ static int check_state(struct link *l, struct conn *c)
 	struct conn_tls *ct = c->tls;
 	int st = tls_session_state(&ct->s);
 
-	if (st == TLS_FAILED)
-		return -EPROTO;
-	if (st == TLS_CLOSED)
-		return -ECONNRESET;
+	if (st == TLS_FAILED || st == TLS_CLOSED) {
+		int e = tls_session_errno(&ct->s);
+		return e < 0 ? e : st == TLS_CLOSED ? -ECONNRESET : -EPROTO;
+	}
 	if (st == TLS_OPEN && !ct->open) {
 		ct->open = true;
 		log_debug("%s: TLS handshake done with %s", l->name, l->addr);
 		l->proto->connected(l); /* RFC 2217 negotiation (re-arms the timer) */
 	}
 	return 0;
-}
-
-/* The error a failed session reports: its read's, else one by its text. */
-static int session_error(struct conn_tls *ct, int r)
-{
-	if (r < 0 && r != -EPROTO)
-		return r;
-	return tls_session_state(&ct->s) == TLS_CLOSED ? -ECONNRESET : -EPROTO;
 }
 
 void link_tls_pump(struct link *l)
@@ -253,9 +248,7 @@ void link_tls_pump(struct link *l)
 		if (r == 0 && (l->closing || l->conn != c))
 			return;
 		if (r < 0) {
-			/* a read of a failed session gives its precise error */
-			int rr = tls_session_read(&ct->s, ct->rx, sizeof ct->rx);
-			link_tls_fail(l, session_error(ct, rr < 0 ? rr : r));
+			link_tls_fail(l, r);
 			return;
 		}
 		if (ct->open) {
@@ -280,7 +273,11 @@ void link_tls_pump(struct link *l)
 		ct->in_off += k;
 		ct->in_len -= k;
 		if (k == 0) {
-			/* the session takes nothing and has nothing for us: it cannot go on */
+			/* the session takes nothing and has nothing for us: it waits for its
+			 * output to leave (the write in flight; rx_flow keeps reads paused
+			 * meanwhile and link_write_cb comes back), else it cannot go on */
+			if (c->writing)
+				return;
 			link_tls_fail(l, -EPROTO);
 			return;
 		}

@@ -48,10 +48,15 @@ struct tsrv {
 	struct tls_psk psk;
 	struct tconn *cur;
 	unsigned accepted;
-	unsigned handshakes; /* connections whose TLS handshake completed (server side) */
-	unsigned failed;     /* connections whose session failed (server side) */
-	bool flip_next;      /* flip one bit in the next data record sent */
-	bool comport;        /* the client sent WILL COM-PORT-OPTION */
+	unsigned handshakes;  /* connections whose TLS handshake completed (server side) */
+	unsigned failed;      /* connections whose session failed (server side) */
+	bool flip_next;       /* flip one bit in the next data record sent */
+	bool comport;         /* the client sent WILL COM-PORT-OPTION */
+	bool echo;            /* send received data back */
+	unsigned app_records; /* application_data records received, current connection */
+	size_t rec_left;      /* record parser: body bytes still to skip */
+	uint8_t hdr[5];
+	size_t hdr_n;
 	struct tn_decoder dec;
 	uint8_t *data; /* data decoded from the client, current connection */
 	size_t ndata, capdata;
@@ -140,6 +145,13 @@ static void srv_ev(void *ctx, const struct tn_event *ev)
 	switch (ev->type) {
 	case TN_EV_DATA:
 		grow_append(&s->data, &s->ndata, &s->capdata, ev->data, ev->len);
+		if (s->echo) {
+			uint8_t e[2 * 256];
+			size_t used = 0, k;
+			ck_assert_uint_le(ev->len, 256);
+			k = tn_escape(ev->data, ev->len, e, sizeof e, &used);
+			srv_send(s, e, k);
+		}
 		break;
 	case TN_EV_WILL:
 		if (ev->opt == TELOPT_COMPORT)
@@ -193,6 +205,27 @@ static void tconn_close(struct tconn *c)
 	uv_close((uv_handle_t *)&c->tcp, tconn_closed);
 }
 
+/* Count the client's application_data records (RFC 5246 section 6.2.1 headers). */
+static void count_records(struct tsrv *s, const uint8_t *p, size_t n)
+{
+	while (n > 0) {
+		if (s->rec_left > 0) {
+			size_t k = n < s->rec_left ? n : s->rec_left;
+			s->rec_left -= k;
+			p += k;
+			n -= k;
+			continue;
+		}
+		s->hdr[s->hdr_n++] = *p++;
+		n--;
+		if (s->hdr_n == 5) {
+			s->app_records += s->hdr[0] == 23;
+			s->rec_left = (size_t)s->hdr[3] << 8 | s->hdr[4];
+			s->hdr_n = 0;
+		}
+	}
+}
+
 static void srv_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
 {
 	struct tconn *c = st->data;
@@ -203,6 +236,8 @@ static void srv_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
 		tconn_close(c);
 		return;
 	}
+	if (s->cur == c)
+		count_records(s, (const uint8_t *)buf->base, (size_t)n);
 	while (c->open && off < (size_t)n) {
 		size_t k =
 		    tls_session_feed(&c->t, (const uint8_t *)buf->base + off, (size_t)n - off);
@@ -248,6 +283,8 @@ static void srv_on_conn(uv_stream_t *ls, int status)
 	s->cur = c;
 	s->ndata = 0;
 	s->comport = false;
+	s->app_records = 0;
+	s->rec_left = s->hdr_n = 0;
 	tn_decoder_init(&s->dec);
 	uv_read_start((uv_stream_t *)&c->tcp, srv_alloc, srv_read);
 }
@@ -578,6 +615,56 @@ START_TEST(tls_altered_stream)
 }
 END_TEST
 
+/* One flush is one tls_session_write: a write of a small frame leaves as one record, and
+ * writes made while one is in flight are gathered into the next one. Then the latency of
+ * small round trips (an AN3155 frame and its answer) through both sessions. */
+START_TEST(tls_one_record_per_flush)
+{
+	uint8_t frame[64];
+	unsigned before;
+	uint64_t t0, t1;
+	const unsigned rounds = 300;
+
+	for (size_t i = 0; i < sizeof frame; i++)
+		frame[i] = (uint8_t)i;
+	open_link(keypath);
+	ck_assert(uvtest_run_until(&loop, is_up, 5000));
+	uvtest_run_for(&loop, 100);
+	before = srv.app_records;
+	want = srv.ndata + sizeof frame;
+	ck_assert_uint_eq(link_write(tty.l, frame, sizeof frame), sizeof frame);
+	ck_assert(uvtest_run_until(&loop, srv_has_data, 2000));
+	uvtest_run_for(&loop, 50);
+	ck_assert_uint_eq(srv.app_records, before + 1);
+
+	/* three writes in one loop turn: the first leaves at once, the other two together */
+	before = srv.app_records;
+	want = srv.ndata + 3 * 8;
+	for (int i = 0; i < 3; i++)
+		ck_assert_uint_eq(link_write(tty.l, frame, 8), 8);
+	ck_assert(uvtest_run_until(&loop, srv_has_data, 2000));
+	uvtest_run_for(&loop, 50);
+	ck_assert_uint_eq(srv.app_records, before + 2);
+
+	/* round trips of 16 bytes, echoed by the fake bridge */
+	srv.echo = true;
+	tty.ndata = 0;
+	t0 = uv_hrtime();
+	for (unsigned i = 0; i < rounds; i++) {
+		want = (i + 1) * 16;
+		ck_assert_uint_eq(link_write(tty.l, frame, 16), 16);
+		ck_assert(uvtest_run_until(&loop, tty_has_data, 2000));
+	}
+	t1 = uv_hrtime();
+	ck_assert_uint_eq(tty.ndata, rounds * 16);
+	ck_assert_mem_eq(tty.data + (rounds - 1) * 16, frame, 16);
+	printf("link_tls: %u round trips of 16 bytes through TLS on loopback: %.1f us each\n",
+	       rounds, (double)(t1 - t0) / 1000.0 / rounds);
+	/* generous bound (ASan build, shared CPUs): no timer or coalescing delay in the path */
+	ck_assert_uint_lt((t1 - t0) / rounds, 5000000u);
+}
+END_TEST
+
 static bool errors_2(void)
 {
 	struct link_stats st;
@@ -739,6 +826,7 @@ static Suite *link_tls_suite(void)
 	tcase_add_test(tc, tls_up_and_data);
 	tcase_add_test(tc, tls_wrong_key);
 	tcase_add_test(tc, tls_altered_stream);
+	tcase_add_test(tc, tls_one_record_per_flush);
 	tcase_add_test(tc, tls_missing_key_file);
 	tcase_add_test(tc, tls_legacy_refused);
 	tcase_add_test(tc, conf_key_checks);

@@ -266,7 +266,8 @@ int tls_session_init(struct tls_session *t, enum tls_role role, const struct tls
 	t->error = "TLS setup: bad arguments";
 	if (!psk || !ent || (role != TLS_CLIENT && role != TLS_SERVER))
 		return -EINVAL;
-	size_t idlen = strnlen(psk->identity, sizeof(psk->identity));
+	const char *nul = memchr(psk->identity, '\0', sizeof(psk->identity)); /* C11: no strnlen */
+	size_t idlen = nul ? (size_t)(nul - psk->identity) : sizeof(psk->identity);
 	if (idlen == 0 || idlen > TLS_PSK_ID_MAX)
 		return -EINVAL;
 	t->err = 0;

@@ -18,8 +18,9 @@
  * Memory per session (Linux, Debian mbedTLS 2.28.3, default MBEDTLS_SSL_IN/OUT_CONTENT_LEN
  * 16384; measured by tests/unit/tls_session_test.c memory_per_session with ASan's allocator
  * hooks, x86-64):
- *   sizeof(struct tls_session)  8,008 bytes (mbedTLS contexts ~1.8 KiB, the ciphertext
- *                               buffers TLS_SESSION_IN_CAP + TLS_SESSION_OUT_CAP)
+ *   sizeof(struct tls_session)  8,008 bytes (mbedTLS contexts 1,544: ssl 736, config 416,
+ *                               DRBG 392; the ciphertext buffers TLS_SESSION_IN_CAP 2,048 +
+ *                               TLS_SESSION_OUT_CAP 4,160)
  *   mbedTLS heap after init     36,978 bytes (its in and out record buffers, 16.7 KiB each,
  *                               allocated by mbedtls_ssl_setup, plus handshake state)
  *   mbedTLS heap, open          34,626 bytes (record buffers, transform, session)
@@ -32,8 +33,12 @@
  *   MBEDTLS_SSL_MAX_FRAGMENT_LENGTH, MBEDTLS_KEY_EXCHANGE_PSK_ENABLED,
  *   MBEDTLS_KEY_EXCHANGE_ECDHE_PSK_ENABLED, MBEDTLS_CHACHAPOLY_C, MBEDTLS_GCM_C,
  *   MBEDTLS_ECP_DP_CURVE25519_ENABLED (or secp256r1), MBEDTLS_CTR_DRBG_C;
- * which makes about 8 KiB (struct) + 2 x 4.4 KiB (record buffers) + ~1.3 KiB (transform
- * and session) when open, a few KiB more during the handshake, per session.
+ * With that config (tests/lx106/lx106_mbedtls_config.h, `make cross`) the struct is 7,060
+ * bytes on the lx106 (ssl 196, config 116, DRBG 320); mbedTLS's heap is then about
+ * 2 x 4.2 KiB of record buffers + ~1.5 KiB (transform, session) when open, a few KiB more
+ * during the handshake: about 17 KiB per session in all (estimated from the Linux figures;
+ * no mbedTLS library for the lx106 here to measure). TLS_SESSION_IN_CAP can be made
+ * smaller (512) to save 1.5 KiB.
  *
  * The struct must not move after tls_session_init (mbedTLS keeps pointers into it). */
 #ifndef ESPSTM_TLS_SESSION_H

@@ -480,7 +480,7 @@ static void rx_flow(struct link *l)
 		send_rx_flow(l, false);
 	if (l->closing || !l->conn)
 		return;
-	if (!link_may_read(l) || held) {
+	if ((!link_may_read(l) && !link_tls_handshaking(l)) || held) {
 		if (l->reading && !held)
 			log_debug("%s: tty full, %zu bytes held, pausing reads", l->name,
 			          l->rxq_len);

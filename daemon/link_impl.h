@@ -288,6 +288,9 @@ void link_tls_start(struct link *l, struct conn *c);
 void link_tls_input(struct link *l, size_t n);
 /* Go on decrypting what the session and l->raw still hold (after reads were paused). */
 void link_tls_pump(struct link *l);
+/* Whether the data connection's TLS handshake is running (reads go on regardless of what
+ * the tty holds: no data comes out of it). */
+bool link_tls_handshaking(const struct link *l);
 /* Whether ciphertext or plaintext is still held back (reads must not restart yet). */
 bool link_tls_held(const struct link *l);
 /* Nothing in flight on c: write the session's own output (handshake, alerts) if any;

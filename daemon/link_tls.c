@@ -151,13 +151,17 @@ void link_tls_start(struct link *l, struct conn *c)
 	}
 	c->tls = ct;
 	log_debug("%s: TCP connected to %s, TLS handshake", l->name, l->addr);
-	/* the handshake gets its own connect_timeout_ms (PH_CONNECT: link_tls_fail) */
+	/* the handshake gets its own connect_timeout_ms (PH_CONNECT: link_tls_fail); it
+	 * reads even while the tty holds data from the previous connection (no plaintext
+	 * comes out of it: the bound applies in link_tls_pump) */
 	link_timer_arm(l, PH_CONNECT, l->cfg.connect_timeout_ms);
-	if (link_may_read(l))
-		link_read_start(l);
-	else
-		l->paused = true;
+	link_read_start(l);
 	link_kick(l); /* the ClientHello */
+}
+
+bool link_tls_handshaking(const struct link *l)
+{
+	return l->conn && l->conn->tls && !l->conn->tls->open;
 }
 
 bool link_tls_held(const struct link *l)

@@ -15,6 +15,10 @@
  * stops while the last read's ciphertext is not all fed (it lives in l->raw) or the tty
  * is full (link_may_read); the session keeps what it has decrypted until then.
  * Entropy for the session comes from getrandom(2).
+ *
+ * Input purges without COM-PORT-OPTION (link_rfc2217.c rc_purge) count what the socket
+ * holds readable in ciphertext bytes: with TLS that discards up to a record's overhead
+ * more plaintext than was readable, and not what the session had already decrypted.
  */
 #include "keyfile.h"
 #include "link_impl.h"

@@ -460,30 +460,37 @@ bool link_may_read(const struct link *l)
 
 /* After a read or a delivery: suspend the bridge if the tty left data, resume it once
  * everything was delivered, pause reads when may_read() says so. */
+/* TLS: decrypt what the session still holds (it stopped when the tty was full, or
+ * waited for its output to leave) if reads may run now. false: the connection is gone. */
+static bool tls_resume(struct link *l)
+{
+	if (l->conn->tls && link_tls_held(l) && link_may_read(l)) {
+		link_tls_pump(l);
+		if (l->closing || !l->conn || link_check_overflow(l))
+			return false;
+	}
+	return true;
+}
+
 static void rx_flow(struct link *l)
 {
 	bool held;
 
-	if (l->closing || !l->conn)
+	if (l->closing || !l->conn || !tls_resume(l))
 		return;
-	/* TLS: what the session still holds goes first (it stopped when the tty was full,
-	 * or waited for its output to leave); reads stay paused while it holds any */
-	if (l->conn->tls && link_tls_held(l) && link_may_read(l)) {
-		link_tls_pump(l);
-		if (l->closing || !l->conn || link_check_overflow(l))
-			return;
-	}
-	held = l->conn->tls && link_tls_held(l);
 	if (l->rxq_len > 0 && !l->rx_susp && l->proto->can_suspend(l))
 		send_rx_flow(l, true);
 	else if (l->rxq_len == 0 && l->rx_susp && l->state == LINK_UP)
 		send_rx_flow(l, false);
-	if (l->closing || !l->conn)
+	/* once the bridge was asked to suspend, reads go on (its answers still come) */
+	if (l->closing || !l->conn || !tls_resume(l))
 		return;
+	/* reads stay paused while the TLS session holds input back */
+	held = l->conn->tls && link_tls_held(l);
 	if ((!link_may_read(l) && !link_tls_handshaking(l)) || held) {
-		if (l->reading && !held)
-			log_debug("%s: tty full, %zu bytes held, pausing reads", l->name,
-			          l->rxq_len);
+		if (l->reading)
+			log_debug("%s: %s, %zu bytes held, pausing reads", l->name,
+			          held ? "TLS input waits" : "tty full", l->rxq_len);
 		pause_reads(l);
 	} else if (l->paused) {
 		l->paused = false;

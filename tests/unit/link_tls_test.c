@@ -320,9 +320,11 @@ static void srv_stop(struct tsrv *s)
 
 struct tty {
 	struct link *l;
+	size_t space; /* what rx_space answers */
 	uint8_t *data;
 	size_t ndata, capdata;
-	unsigned up, writable, drained;
+	unsigned up, writable, drained, nmodem;
+	uint8_t modem;
 };
 
 static void t_data(void *ctx, const uint8_t *p, size_t n)
@@ -333,8 +335,7 @@ static void t_data(void *ctx, const uint8_t *p, size_t n)
 
 static size_t t_space(void *ctx)
 {
-	(void)ctx;
-	return 1 << 20;
+	return ((struct tty *)ctx)->space;
 }
 
 static void t_state(void *ctx, enum link_state st)
@@ -353,7 +354,15 @@ static void t_drained(void *ctx)
 	((struct tty *)ctx)->drained++;
 }
 
+static void t_modem(void *ctx, uint8_t v)
+{
+	struct tty *t = ctx;
+	t->modem = v;
+	t->nmodem++;
+}
+
 static const struct link_callbacks tcb = {
+    .on_modemstate = t_modem,
     .on_data = t_data,
     .rx_space = t_space,
     .on_writable = t_writable,
@@ -399,6 +408,7 @@ static void setup(void)
 	ck_assert_int_eq(uv_loop_init(&loop), 0);
 	srv_start(&srv, &loop, &unit_psk);
 	memset(&tty, 0, sizeof tty);
+	tty.space = 1 << 20;
 }
 
 static void teardown(void)
@@ -665,6 +675,57 @@ START_TEST(tls_one_record_per_flush)
 }
 END_TEST
 
+static bool resumed_all(void)
+{
+	link_rx_resume(tty.l); /* what the tty does whenever it frees room */
+	return tty.ndata >= want;
+}
+
+/* A full tty: the link holds what it decrypted up to its bound and stops reading (the
+ * rest stays in the socket and the session); every byte arrives intact once the tty
+ * takes data again, in pieces of at most what rx_space answered. */
+START_TEST(tls_rx_backpressure)
+{
+	static uint8_t big[300000], esc[2 * sizeof big];
+	size_t used = 0, n;
+
+	for (size_t i = 0; i < sizeof big; i++)
+		big[i] = (uint8_t)(i * 31 + 1);
+	open_link(keypath);
+	ck_assert(uvtest_run_until(&loop, is_up, 5000));
+	tty.space = 0;
+	/* some data the tty cannot take: the link asks the bridge to suspend and goes on
+	 * reading, so a notification behind the data still arrives */
+	n = tn_escape(big, 10000, esc, sizeof esc, &used);
+	srv_send(&srv, esc, n);
+	uvtest_run_for(&loop, 200);
+	{
+		uint8_t b[16];
+		int k = rfc2217_build_u8(b, sizeof b,
+		                         RFC2217_NOTIFY_MODEMSTATE + RFC2217_SERVER_OFFSET, 0x30);
+		ck_assert_int_gt(k, 0);
+		srv_send(&srv, b, (size_t)k);
+	}
+	uvtest_run_for(&loop, 200);
+	ck_assert_uint_eq(tty.nmodem, 1);
+	ck_assert_uint_eq(tty.modem, 0x30);
+	ck_assert_uint_eq(tty.ndata, 0);
+	/* then a lot more: the link holds up to its bound and stops reading */
+	n = tn_escape(big + 10000, sizeof big - 10000, esc, sizeof esc, &used);
+	ck_assert_uint_eq(used, sizeof big - 10000);
+	srv_send(&srv, esc, n);
+	uvtest_run_for(&loop, 500);
+	ck_assert_uint_eq(tty.ndata, 0);
+	ck_assert(is_up());
+	tty.space = 1000; /* small pieces */
+	want = sizeof big;
+	ck_assert(uvtest_run_until(&loop, resumed_all, 20000));
+	ck_assert_uint_eq(tty.ndata, sizeof big);
+	ck_assert_mem_eq(tty.data, big, sizeof big);
+	ck_assert(is_up());
+}
+END_TEST
+
 static bool errors_2(void)
 {
 	struct link_stats st;
@@ -827,6 +888,7 @@ static Suite *link_tls_suite(void)
 	tcase_add_test(tc, tls_wrong_key);
 	tcase_add_test(tc, tls_altered_stream);
 	tcase_add_test(tc, tls_one_record_per_flush);
+	tcase_add_test(tc, tls_rx_backpressure);
 	tcase_add_test(tc, tls_missing_key_file);
 	tcase_add_test(tc, tls_legacy_refused);
 	tcase_add_test(tc, conf_key_checks);

@@ -764,6 +764,11 @@ static int configure(struct daemon *dm, const struct options *o, struct conf *co
 		}
 		if (o->check) {
 			printf("%s: ok, %zu device(s)\n", config, conf->ndevs);
+			for (size_t i = 0; i < conf->ndevs; i++)
+				if (conf->devs[i].key[0] && conf->devs[i].key_stamp == 0)
+					printf("%s: [%s] key: %s does not exist yet (the link "
+					       "retries until it does)\n",
+					       config, conf->devs[i].name, conf->devs[i].key);
 			conf_free(conf);
 			return 0;
 		}

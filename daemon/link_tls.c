@@ -183,6 +183,11 @@ static void fail_text(const struct conn_tls *ct, int err, char *why, size_t cap)
 
 	if (!detail || !*detail)
 		detail = strerror(-err);
+	/* the session's own texts may carry the prefix this adds */
+	if (strncmp(detail, "TLS handshake failed: ", 22) == 0)
+		detail += 22;
+	else if (strncmp(detail, "TLS: ", 5) == 0)
+		detail += 5;
 	if (err == -ETIMEDOUT)
 		snprintf(why, cap, "TLS handshake timed out");
 	else if (hs && err == -EACCES)
@@ -214,7 +219,7 @@ void link_tls_fail(struct link *l, int err)
 	}
 	snprintf(text, sizeof text, "%s: %s", l->addr, why);
 	log_failure(l, err, text);
-	link_note_error(l, "%.40s: %.54s", l->addr, why);
+	link_note_error(l, "%.40s: %s", l->addr, why);
 	link_lost_why(l, err, why, true);
 }
 

@@ -53,6 +53,7 @@ struct tsrv {
 	bool flip_next;       /* flip one bit in the next data record sent */
 	bool comport;         /* the client sent WILL COM-PORT-OPTION */
 	bool echo;            /* send received data back */
+	bool plain;           /* answer like a bridge whose plaintext port is off, no TLS */
 	unsigned app_records; /* application_data records received, current connection */
 	size_t rec_left;      /* record parser: body bytes still to skip */
 	uint8_t hdr[5];
@@ -278,6 +279,14 @@ static void srv_on_conn(uv_stream_t *ls, int status)
 	ck_assert_int_eq(tls_session_init(&c->t, TLS_SERVER, &s->psk, srv_entropy, NULL), 0);
 	c->open = true;
 	s->accepted++;
+	if (s->plain) {
+		static const char line[] =
+		    "espstm-bridge: plaintext RFC 2217 is off on this unit\r\n";
+		uv_write_t *req = malloc(sizeof *req);
+		uv_buf_t b = uv_buf_init((char *)line, sizeof line - 1);
+		ck_assert_ptr_nonnull(req);
+		ck_assert_int_eq(uv_write(req, (uv_stream_t *)&c->tcp, &b, 1, srv_write_done), 0);
+	}
 	if (s->cur)
 		tconn_close(s->cur);
 	s->cur = c;
@@ -600,6 +609,25 @@ START_TEST(tls_wrong_key)
 }
 END_TEST
 
+/* A peer that does not speak TLS (a plaintext-only port answering with a line): the
+ * handshake fails with that reason, and the link retries. */
+START_TEST(tls_peer_without_tls)
+{
+	struct link_stats st;
+
+	srv.plain = true;
+	open_link(keypath);
+	ck_assert(uvtest_run_until(&loop, two_accepted, 5000));
+	ck_assert(!is_up());
+	link_get_stats(tty.l, &st);
+	ck_assert_msg(strstr(st.last_error, "TLS handshake failed: ") &&
+	                  !strstr(st.last_error, "failed: TLS handshake failed"),
+	              "last_error '%s'", st.last_error);
+	ck_assert_msg(strstr(st.last_error, "does not speak TLS"), "last_error '%s'",
+	              st.last_error);
+}
+END_TEST
+
 /* One flipped bit in a record from the bridge: record authentication fails, the link
  * drops the connection and reconnects. */
 START_TEST(tls_altered_stream)
@@ -886,6 +914,7 @@ static Suite *link_tls_suite(void)
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, tls_up_and_data);
 	tcase_add_test(tc, tls_wrong_key);
+	tcase_add_test(tc, tls_peer_without_tls);
 	tcase_add_test(tc, tls_altered_stream);
 	tcase_add_test(tc, tls_one_record_per_flush);
 	tcase_add_test(tc, tls_rx_backpressure);

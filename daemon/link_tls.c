@@ -41,7 +41,6 @@
 struct link_tls {
 	char *path;
 	struct tls_psk psk;
-	bool have_psk;
 	int logged; /* error logged at warning level in this outage (dedup), 0 none */
 };
 
@@ -126,7 +125,6 @@ int link_tls_load_key(struct link *l)
 	char why[224], msg[TLS_WHY_MAX + 96];
 	int r = keyfile_load(t->path, &t->psk, why, sizeof why);
 
-	t->have_psk = r == 0;
 	if (r == 0)
 		return 0;
 	snprintf(msg, sizeof msg, "key file %s: %s", t->path, why);

@@ -458,8 +458,6 @@ bool link_may_read(const struct link *l)
 	return l->state != LINK_UP || l->rx_susp;
 }
 
-/* After a read or a delivery: suspend the bridge if the tty left data, resume it once
- * everything was delivered, pause reads when may_read() says so. */
 /* TLS: decrypt what the session still holds (it stopped when the tty was full, or
  * waited for its output to leave) if reads may run now. false: the connection is gone. */
 static bool tls_resume(struct link *l)
@@ -472,6 +470,9 @@ static bool tls_resume(struct link *l)
 	return true;
 }
 
+/* After a read or a delivery: suspend the bridge if the tty left data, resume it once
+ * everything was delivered, pause reads when may_read() says so (or while the TLS
+ * session holds input back). */
 static void rx_flow(struct link *l)
 {
 	bool held;

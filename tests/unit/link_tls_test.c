@@ -794,6 +794,32 @@ START_TEST(tls_missing_key_file)
 }
 END_TEST
 
+/* link_key_changed (a reload saw a new key): a link waiting out a long backoff tries at
+ * once; without the call it would still be waiting. */
+START_TEST(tls_key_changed_retries_now)
+{
+	struct link_config c = {
+	    .host = "127.0.0.1",
+	    .port = srv.port,
+	    .reconnect_min_ms = 3000,
+	    .reconnect_max_ms = 3000,
+	    .connect_timeout_ms = 2000,
+	    .key_path = keypath,
+	};
+
+	unlink(keypath);
+	ck_assert_int_eq(link_new(&loop, "ttyTLS0", &c, &tty.l), 0);
+	link_set_callbacks(tty.l, &tcb, &tty);
+	uvtest_run_for(&loop, 100); /* first attempt failed: no key; 3 s backoff */
+	write_key(keypath, &unit_psk, 0600);
+	uvtest_run_for(&loop, 300);
+	ck_assert(!is_up());
+	ck_assert_uint_eq(srv.accepted, 0);
+	link_key_changed(tty.l);
+	ck_assert(uvtest_run_until(&loop, is_up, 1500));
+}
+END_TEST
+
 /* A key with the legacy protocol is refused by link_new. */
 START_TEST(tls_legacy_refused)
 {
@@ -920,6 +946,7 @@ static Suite *link_tls_suite(void)
 	tcase_add_test(tc, tls_rx_backpressure);
 	tcase_add_test(tc, tls_missing_key_file);
 	tcase_add_test(tc, tls_legacy_refused);
+	tcase_add_test(tc, tls_key_changed_retries_now);
 	tcase_add_test(tc, conf_key_checks);
 	tcase_add_test(tc, conf_key_reload);
 	suite_add_tcase(s, tc);

@@ -201,6 +201,23 @@ static void fail_text(const struct conn_tls *ct, int err, char *why, size_t cap)
 		snprintf(why, cap, "TLS: %s", detail);
 }
 
+/* Best effort before dropping the connection: hand the session's last records (the alert
+ * telling the bridge why, RFC 5246 section 7.2) to the kernel without waiting
+ * (uv_try_write; nothing when a write is in flight). */
+static void send_alert(struct conn *c)
+{
+	const uint8_t *p;
+	size_t n;
+
+	if (!c || !c->tls || !c->connected || c->writing)
+		return;
+	n = tls_session_out(&c->tls->s, &p);
+	if (n > 0) {
+		uv_buf_t b = uv_buf_init((char *)p, (unsigned)n);
+		(void)uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+	}
+}
+
 void link_tls_fail(struct link *l, int err)
 {
 	struct conn_tls *ct = l->conn ? l->conn->tls : NULL;
@@ -211,6 +228,8 @@ void link_tls_fail(struct link *l, int err)
 	fail_text(ct, err, why, sizeof why);
 	if (ct && tls_session_error(&ct->s) && *tls_session_error(&ct->s))
 		log_debug("%s: TLS session: %s", l->name, tls_session_error(&ct->s));
+	if (err != -ETIMEDOUT && err != -ECONNRESET)
+		send_alert(l->conn);
 	if (l->state == LINK_UP) {
 		link_lost_why(l, err, why, false); /* "connection to ADDR lost (why)" */
 		return;

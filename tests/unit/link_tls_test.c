@@ -645,6 +645,7 @@ START_TEST(tls_altered_stream)
 	ck_assert_msg(strstr(st.last_error, "the stream was altered"), "last_error '%s'",
 	              st.last_error);
 	ck_assert(uvtest_run_until(&loop, up_again, 5000));
+	ck_assert_uint_eq(srv.failed, 1); /* the link's alert told the bridge why */
 	ck_assert_uint_eq(srv.handshakes, 2);
 	want = 5;
 	srv_send(&srv, hello, 5);

@@ -775,6 +775,7 @@ void link_close(struct link *l)
 		log_warn("%s: closing with %zu bytes undelivered", l->name, l->tx_pending);
 		l->tx_dropped += l->tx_pending;
 	}
+	link_tls_goodbye(l);
 	l->closing = true;
 	l->state = LINK_DOWN;
 	link_gai_drop(l);

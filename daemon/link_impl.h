@@ -302,6 +302,9 @@ void link_tls_send(struct link *l, struct conn *c);
 /* A TLS failure (negative errno, tls_session.h; -ETIMEDOUT for a handshake timeout):
  * log with the device and bridge address, note it, drop the connection and retry. */
 void link_tls_fail(struct link *l, int err);
+/* link_close: end an open session with close_notify (RFC 5246 section 7.2.1), best effort
+ * (handed to the kernel now or not at all). */
+void link_tls_goodbye(struct link *l);
 /* The connection's TLS state is gone with it (close callback). */
 void link_tls_conn_free(struct conn *c);
 /* The read side saw the connection end (status) while the handshake ran: true when that

@@ -218,6 +218,16 @@ static void send_alert(struct conn *c)
 	}
 }
 
+void link_tls_goodbye(struct link *l)
+{
+	struct conn *c = l->conn;
+
+	if (!c || !c->tls || !c->tls->open)
+		return;
+	tls_session_close(&c->tls->s);
+	send_alert(c);
+}
+
 void link_tls_fail(struct link *l, int err)
 {
 	struct conn_tls *ct = l->conn ? l->conn->tls : NULL;

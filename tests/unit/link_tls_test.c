@@ -50,6 +50,7 @@ struct tsrv {
 	unsigned accepted;
 	unsigned handshakes;  /* connections whose TLS handshake completed (server side) */
 	unsigned failed;      /* connections whose session failed (server side) */
+	unsigned closed;      /* connections the client ended with close_notify */
 	bool flip_next;       /* flip one bit in the next data record sent */
 	bool comport;         /* the client sent WILL COM-PORT-OPTION */
 	bool echo;            /* send received data back */
@@ -256,6 +257,11 @@ static void srv_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
 			s->handshakes++;
 		}
 		srv_flush(c);
+		if (tls_session_state(&c->t) == TLS_CLOSED) {
+			s->closed++;
+			tconn_close(c);
+			return;
+		}
 		if (r < 0 || tls_session_state(&c->t) == TLS_FAILED) {
 			s->failed++;
 			tconn_close(c);
@@ -571,6 +577,13 @@ START_TEST(tls_up_and_data)
 	ck_assert_uint_eq(st.rx_bytes, sizeof big);
 	ck_assert_uint_eq(st.connects, 1);
 	ck_assert_str_eq(st.last_error, "");
+
+	/* closing the link ends the session with close_notify */
+	link_close(tty.l);
+	tty.l = NULL;
+	uvtest_run_for(&loop, 200);
+	ck_assert_uint_eq(srv.closed, 1);
+	ck_assert_uint_eq(srv.failed, 0);
 }
 END_TEST
 

@@ -3,6 +3,7 @@
 BRIDGE_SRC := \
 	firmware/posix/allow_posix.c \
 	firmware/posix/http.c \
+	firmware/posix/http_limits.c \
 	firmware/posix/legacy.c \
 	firmware/posix/plog.c
 BRIDGE_MAIN     := firmware/posix/main.c

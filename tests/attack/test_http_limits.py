@@ -23,6 +23,7 @@ import base64
 import http.client
 import os
 import re
+import select
 import socket
 import ssl
 import subprocess
@@ -143,12 +144,14 @@ class Slowloris:
         n = 0
         for s in list(self.socks):
             try:
-                if s.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b"":
+                if not select.select([s], [], [], 0)[0]:
+                    continue  # nothing to read: still open
+                if s.recv(1, socket.MSG_PEEK) == b"":
                     n += 1
-            except BlockingIOError:
+            except (ConnectionError, ssl.SSLError):
+                n += 1  # reset
+            except OSError:
                 pass
-            except (OSError, ssl.SSLError):
-                n += 1
         return n
 
     def run(self):

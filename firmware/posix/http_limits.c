@@ -173,6 +173,7 @@ enum MHD_Result http_limits_accept(void *cls, const struct sockaddr *addr, sockl
 	uint8_t a[16];
 	size_t n = http_limits_addr(addr, a);
 	unsigned live = 0;
+	struct lconn *old = NULL; /* the address's oldest connection without a whole request */
 	for (unsigned i = 0; i < HTTP_LIMITS_TOTAL; i++) {
 		struct lconn *e = &L[i];
 		int unread;
@@ -180,10 +181,19 @@ enum MHD_Result http_limits_accept(void *cls, const struct sockaddr *addr, sockl
 		    peer_gone(e->fd, &unread))
 			continue;
 		live++;
+		if (!e->done && (!old || e->since < old->since))
+			old = e;
 	}
 	if (live < HTTP_LIMITS_PER_IP)
 		return MHD_YES;
-	S.refused++;
+	if (old) {
+		/* the newcomer wins over a slow one of the same address (the admin behind the
+		 * attacker's address gets in; the address still holds at most the limit) */
+		kick(old, SHUT_RDWR);
+		S.evicted++;
+		return MHD_YES;
+	}
+	S.refused++; /* all its connections carry requests being answered */
 	return MHD_NO;
 }
 
@@ -209,9 +219,9 @@ static void log_summary(uint64_t now)
 		return;
 	plog(HAL_LOG_INFO,
 	     "http: connection limits: %u closed without a whole request within %u s, %u closed "
-	     "at the limit of %u, %u refused over %u per address",
-	     S.slow, HTTP_LIMITS_REQUEST_MS / 1000u, S.evicted, HTTP_LIMITS_TOTAL, S.refused,
-	     HTTP_LIMITS_PER_IP);
+	     "for a newcomer (limits %u, %u per address), %u refused",
+	     S.slow, HTTP_LIMITS_REQUEST_MS / 1000u, S.evicted, HTTP_LIMITS_TOTAL,
+	     HTTP_LIMITS_PER_IP, S.refused);
 	S.slow = S.evicted = S.refused = 0;
 	S.logged = now;
 }

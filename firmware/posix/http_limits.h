@@ -5,7 +5,9 @@
  *  - at most HTTP_LIMITS_TOTAL connections (MHD_OPTION_CONNECTION_LIMIT); when the last
  *    slot is taken, the oldest connection without a complete request is closed;
  *  - at most HTTP_LIMITS_PER_IP live connections per client address (accept policy; a
- *    connection whose peer has closed its side does not count);
+ *    connection whose peer has closed its side does not count): a newcomer beyond it closes
+ *    the address's oldest connection without a whole request (so the admin behind the
+ *    attacker's address, e.g. the same NAT, still gets in), else it is refused;
  *  - a request must arrive whole within HTTP_LIMITS_REQUEST_MS of the connection's start
  *    (or of the previous request's end), however slowly its bytes trickle in; an idle
  *    connection is closed after HTTP_LIMITS_IDLE_S (MHD_OPTION_CONNECTION_TIMEOUT);
@@ -36,8 +38,10 @@
  * limit, idle timeout, connection notification. Static, MHD_OPTION_END-terminated. */
 const struct MHD_OptionItem *http_limits_options(void);
 
-/* MHD_AcceptPolicyCallback (MHD_start_daemon's apc): MHD_NO when addr already has
- * HTTP_LIMITS_PER_IP live connections (the new one is closed at once), else MHD_YES. */
+/* MHD_AcceptPolicyCallback (MHD_start_daemon's apc): when addr already has
+ * HTTP_LIMITS_PER_IP live connections, closes its oldest one without a whole request, or,
+ * when every one carries a request, returns MHD_NO (the new one is closed at once); else
+ * MHD_YES. */
 enum MHD_Result http_limits_accept(void *cls, const struct sockaddr *addr, socklen_t len);
 
 /* From the access handler: done = 1 when c's request has arrived whole or is an

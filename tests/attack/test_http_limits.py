@@ -13,6 +13,8 @@ loopback answers the whole 127/8 without setup). Checks:
              connection (4 per address are kept, each until the 10 s request deadline);
   many:      the same from 16 addresses x 4 connections (64 > the total limit of 32: the
              oldest incomplete one is closed for each newcomer);
+  same:      20 slow connections from the admin's own address (a shared NAT): the admin's
+             new connection closes the oldest slow one of its address and is served;
   burst:     160 connections from 127.0.0.1 sending half a request, closed together: the
              admin gets 200 within ADMIN_MAX_S (before the fix: 275 s);
   weak:      a password file of 8 characters gives a warning naming the file and the length;
@@ -262,6 +264,7 @@ def main():
                                                                 "slowloris")),
                          ("many", lambda b: test_slowloris(
                              b, ["127.0.0.%d" % i for i in range(2, 18)], 4, "many")),
+                         ("same", lambda b: test_slowloris(b, [ADMIN], 20, "same")),
                          ("burst", test_burst)):
             br = Bridge(binary, tempfile.mkdtemp(dir=tmp), "attack-test-" + os.urandom(6).hex())
             if not check("%s: bridge started" % name, br.ok,

@@ -3,6 +3,7 @@
 BRIDGE_SRC := \
 	firmware/posix/allow_posix.c \
 	firmware/posix/http.c \
+	firmware/posix/http_limits.c \
 	firmware/posix/legacy.c \
 	firmware/posix/plog.c
 # main.c and the client/TLS code (tls_port.c, which needs main.c's state) are not linked

@@ -25,6 +25,10 @@ struct http_posix_opts {
 	                              no staging: stage=1 answers 501) */
 };
 
+/* A --password-file password shorter than this is used, with a warning at start (the
+ * generated one has 16 characters of 32 kinds: 80 bits). */
+#define HTTP_POSIX_PASS_MIN 12
+
 /* Default --stage-max: 4 MiB, the largest STM32 flash of the device table. Staged images
  * go to an unlinked temporary file in $TMPDIR (or /tmp), never into memory. */
 #define HTTP_POSIX_STAGE_DEFAULT (4u * 1024u * 1024u)

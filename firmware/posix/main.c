@@ -448,6 +448,28 @@ static const struct option long_opts[] = {
     {0, 0, 0, 0},
 };
 
+/* --nrst, --boot0 (c 0x500, 0x501; argument arg), --invert-nrst, --invert-boot0 (0x502,
+ * 0x503) into o->tty. Returns -1 to go on, or 2 (usage error, message printed). */
+static int parse_pin_option(int c, const char *arg, struct opts *o)
+{
+	o->pins_given = 1;
+	if (c == 0x502 || c == 0x503) {
+		(c == 0x502 ? &o->tty.nrst : &o->tty.boot0)->invert = 1;
+		return -1;
+	}
+	struct pin_spec *ps = c == 0x500 ? &o->tty.nrst : &o->tty.boot0;
+	int inv = ps->invert;
+	if (pins_posix_parse(arg, ps) == 0) {
+		ps->invert = inv;
+		return -1;
+	}
+	fprintf(stderr,
+	        "espstm-bridge: --%s: '%s' is not none, dtr, rts, CHIP:OFFSET or a GPIO line "
+	        "name (1..63 characters)\n",
+	        c == 0x500 ? "nrst" : "boot0", arg);
+	return 2;
+}
+
 /* One option c (getopt_long) with its argument arg: into o or A. Returns -1 to go on, or the
  * exit status: 0 (--help, --version), 2 (usage error, message printed). */
 static int parse_option(int c, const char *arg, struct opts *o)
@@ -543,25 +565,10 @@ static int parse_option(int c, const char *arg, struct opts *o)
 		o->tp.idle_set = 1;
 		return -1;
 	case 0x500:
-	case 0x501: {
-		struct pin_spec *ps = c == 0x500 ? &o->tty.nrst : &o->tty.boot0;
-		int inv = ps->invert;
-		o->pins_given = 1;
-		if (pins_posix_parse(arg, ps) == 0) {
-			ps->invert = inv;
-			return -1;
-		}
-		fprintf(stderr,
-		        "espstm-bridge: --%s: '%s' is not none, dtr, rts, CHIP:OFFSET or a "
-		        "GPIO line name (1..63 characters)\n",
-		        c == 0x500 ? "nrst" : "boot0", arg);
-		return 2;
-	}
+	case 0x501:
 	case 0x502:
 	case 0x503:
-		(c == 0x502 ? &o->tty.nrst : &o->tty.boot0)->invert = 1;
-		o->pins_given = 1;
-		return -1;
+		return parse_pin_option(c, arg, o);
 	case 'i':
 		o->instant = 1;
 		return -1;

@@ -34,10 +34,11 @@ int tty_termios2_probe(int fd)
 	return 0;
 }
 
-/* c_cflag bits for l's data bits, parity, stop bits and hardware flow; 0 = not possible */
-static unsigned cflag_of(const struct tty_line *l)
+unsigned tty_termios2_cflag(const struct tty_line *l)
 {
 	static const unsigned csize[] = {CS5, CS6, CS7, CS8};
+	if (l->data_bits < 5 || l->data_bits > 8)
+		return 0;
 	unsigned c = csize[l->data_bits - 5] | CREAD | CLOCAL;
 	switch (l->parity) {
 	case 1:
@@ -72,7 +73,7 @@ int tty_termios2_apply(int fd, const struct tty_line *l, uint32_t *actual)
 {
 	if (l->baud == 0 || l->data_bits < 5 || l->data_bits > 8)
 		return -EINVAL;
-	unsigned cflag = cflag_of(l);
+	unsigned cflag = tty_termios2_cflag(l);
 	if (cflag == 0)
 		return -EINVAL;
 	struct termios2 t;

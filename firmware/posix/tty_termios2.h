@@ -29,6 +29,10 @@ struct tty_line {
  */
 int tty_termios2_apply(int fd, const struct tty_line *l, uint32_t *actual);
 
+/* The c_cflag bits (CSIZE, PARENB, PARODD, CMSPAR, CSTOPB, CRTSCTS, CREAD, CLOCAL; no baud)
+ * for l, or 0 when l's data bits, parity, stop bits or flow are out of range. */
+unsigned tty_termios2_cflag(const struct tty_line *l);
+
 /* Whether fd is a tty that takes TCGETS2: 0, or a negative errno (-ENOTTY: not a tty). */
 int tty_termios2_probe(int fd);
 

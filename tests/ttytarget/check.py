@@ -4,7 +4,7 @@
 no kernel module). The bridge opens the slave side /dev/pts/N as its target; this script
 plays a tiny STM32 bootloader (AN3155: 0x7F -> ACK 0x79, GET, GET ID) on the master side.
 
-Usage: check.py BRIDGE_BINARY [ARTIFACT_DIR]
+Usage: check.py BRIDGE_BINARY ARTIFACT_DIR [PTYSIM_BINARY]
 
 Checks:
   bad input   tty:/dev/nosuch-*, tty:/dev/null (not a tty), a directory: exit status 1 and
@@ -23,10 +23,16 @@ Checks:
               c_cflag bits in the unit test tty_termios2.
   bootloader  8E1 + 0x7F through RFC 2217: the fake bootloader's ACK comes back; GET (0x00
               0xFF) answered with its command list.
+  HTTP flash  with PTYSIM_BINARY (ptysim.c: the simulated STM32F103 on a pty's master, held
+              in its bootloader): --http, POST /api/targets/0/flash?verify=1 of 6 KiB: 200,
+              state done, device pid 0x410 identified; the simulator's flash file holds the
+              image afterwards (the bridge's AN3155 master over a real tty).
 
 Prints PASS/FAIL per check and "N passed, N failed"; exit status 0 only if all passed.
 """
+import base64
 import fcntl
+import json
 import os
 import re
 import select
@@ -37,6 +43,8 @@ import tempfile
 import termios
 import threading
 import time
+import urllib.error
+import urllib.request
 
 import serial
 
@@ -288,6 +296,80 @@ def pty_checks(binary, art):
         logf.close()
 
 
+def http(url, method, path, pw, data=None):
+    rq = urllib.request.Request(url + path, method=method, data=data)
+    rq.add_header("Authorization", "Basic " +
+                  base64.b64encode(("admin:" + pw).encode()).decode())
+    rq.add_header("X-Espstm-Request", "1")
+    if data is not None:
+        rq.add_header("Content-Type", "application/octet-stream")
+    try:
+        with urllib.request.urlopen(rq, timeout=60) as r:
+            return r.status, json.loads(r.read() or b"null")
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+def flash_checks(binary, ptysim, art):
+    flash = os.path.join(art, "f103.bin")
+    sim = subprocess.Popen([ptysim, flash], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                           stderr=open(os.path.join(art, "ptysim.log"), "w"), text=True)
+    path = sim.stdout.readline().strip()
+    if not check("ptysim: a pty with the simulated STM32", path.startswith("/dev/"), path):
+        sim.kill()
+        return
+    pw = "pw-" + os.urandom(5).hex()
+    pwf = os.path.join(art, "pw")
+    with open(pwf, "w") as f:
+        f.write(pw + "\n")
+    os.chmod(pwf, 0o600)
+    logf = open(os.path.join(art, "bridge-flash.log"), "w")
+    p = subprocess.Popen([binary, "--no-key", "--listen", "127.0.0.1:0", "--http",
+                          "127.0.0.1:0", "--password-file", pwf, "--target", "tty:" + path],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE, text=True)
+    ports = {}
+    ready = threading.Event()
+
+    def reader():
+        for line in p.stderr:
+            logf.write(line)
+            logf.flush()
+            m = re.search(r"http on [\d.]+:(\d+)", line)
+            if m:
+                ports["http"] = int(m.group(1))
+                ready.set()
+
+    threading.Thread(target=reader, daemon=True).start()
+    img = os.urandom(6 * 1024)
+    try:
+        if not check("bridge --http on the pty started", ready.wait(10)):
+            return
+        url = "http://127.0.0.1:%d" % ports["http"]
+        t0 = time.time()
+        st, j = http(url, "POST", "/api/targets/0/flash?verify=1", pw, img)
+        dt = time.time() - t0
+        check("POST flash?verify=1, 6 KiB over the tty: 200, state done (%.1f s)" % dt,
+              st == 200 and isinstance(j, dict) and j.get("state") == "done", (st, j))
+        st, j = http(url, "GET", "/api/targets/0/flash", pw)
+        check("GET flash: device pid 0x410 (STM32F103) identified",
+              st == 200 and (j.get("device") or {}).get("pid") == "0x410", (st, j))
+    finally:
+        p.terminate()
+        try:
+            p.wait(10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+        sim.terminate()
+        sim.wait(10)
+        logf.close()
+    with open(flash, "rb") as f:
+        data = f.read()
+    check("the simulator's flash holds the image", data[:len(img)] == img,
+          "%d bytes, first 16: %s" % (len(data), data[:16].hex()))
+
+
 def main():
     binary = sys.argv[1]
     art = sys.argv[2] if len(sys.argv) > 2 else tempfile.mkdtemp(prefix="ttytarget-")
@@ -295,6 +377,8 @@ def main():
     print("logs in " + art, flush=True)
     bad_input_checks(binary)
     pty_checks(binary, art)
+    if len(sys.argv) > 3:
+        flash_checks(binary, sys.argv[3], art)
     npass = sum(results)
     print("%d passed, %d failed" % (npass, len(results) - npass))
     sys.exit(0 if results and all(results) else 1)

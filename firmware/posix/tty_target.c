@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
@@ -22,8 +23,9 @@
 static struct tty_state {
 	int fd;
 	const char *device;
-	uv_poll_t poll;
+	uv_poll_t poll; /* named for libuv; poll(2) below is the function */
 	int polling, poll_init, gone;
+	int readable; /* the uv_poll_t said so; tty_read() has not read since */
 	struct pin_out nrst, boot0;
 } T = {.fd = -1};
 
@@ -34,7 +36,7 @@ static void tty_gone(struct app *a, const char *what, int e)
 		return;
 	T.gone = 1;
 	plog(HAL_LOG_ERROR, "tty: %s: %s: %s: exiting", T.device, what, strerror(e));
-	if (T.polling)
+	if (T.polling) /* libuv stopped it already after an error: stopping twice is harmless */
 		uv_poll_stop(&T.poll);
 	T.polling = 0;
 	a->exit_code = 1;
@@ -140,11 +142,19 @@ static size_t tty_read(struct app *a, uint64_t now, uint8_t *p, size_t n)
 	(void)now;
 	if (T.gone || n == 0)
 		return 0;
+	int woke = T.readable;
+	T.readable = 0;
 	ssize_t k = read(T.fd, p, n);
 	if (k < 0) {
 		if (errno != EAGAIN && errno != EINTR)
 			tty_gone(a, "read", errno);
 		return 0;
+	}
+	if (k == 0 && woke) {
+		/* readable but nothing to read: a hang-up (end of file) or nothing at all? */
+		struct pollfd pf = {.fd = T.fd, .events = POLLIN};
+		if (poll(&pf, 1, 0) > 0 && (pf.revents & (POLLHUP | POLLERR | POLLNVAL)))
+			tty_gone(a, "read", EIO);
 	}
 	return (size_t)k;
 }
@@ -171,10 +181,11 @@ static void on_tty(uv_poll_t *h, int status, int events)
 {
 	struct app *a = h->data;
 	if (status < 0) {
-		tty_gone(a, "poll", -status);
+		/* libuv reports POLLERR as UV_EBADF: the fd is fine, the device is not */
+		tty_gone(a, "error or hang-up on the device (unplugged?)", EIO);
 		return;
 	}
-	(void)events;
+	T.readable = (events & UV_READABLE) != 0;
 	app_pump(a);
 }
 

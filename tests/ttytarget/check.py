@@ -23,6 +23,8 @@ Checks:
               c_cflag bits in the unit test tty_termios2.
   bootloader  8E1 + 0x7F through RFC 2217: the fake bootloader's ACK comes back; GET (0x00
               0xFF) answered with its command list.
+  unplugged   the pty's master closed under a running bridge (a USB adapter pulled out):
+              the bridge logs the device and exits with status 1 within 5 s, no busy loop.
   HTTP flash  with PTYSIM_BINARY (ptysim.c: the simulated STM32F103 on a pty's master, held
               in its bootloader): --http, POST /api/targets/0/flash?verify=1 of 6 KiB: 200,
               state done, device pid 0x410 identified; the simulator's flash file holds the
@@ -370,6 +372,30 @@ def flash_checks(binary, ptysim, art):
           "%d bytes, first 16: %s" % (len(data), data[:16].hex()))
 
 
+def unplug_checks(binary, art):
+    master, slave = os.openpty()
+    path = os.ttyname(slave)
+    os.close(slave)
+    logf = open(os.path.join(art, "bridge-unplug.log"), "w+")
+    p = subprocess.Popen([binary, "--no-key", "--listen", "127.0.0.1:0", "--target",
+                          "tty:" + path], stdin=subprocess.DEVNULL,
+                         stdout=subprocess.DEVNULL, stderr=logf)
+    ok = wait_for(lambda: "listening on" in open(logf.name).read(), 10)
+    if not check("bridge on a pty for the unplug check started", ok):
+        p.kill()
+        return
+    time.sleep(0.3)
+    os.close(master)
+    try:
+        rc = p.wait(5)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        rc = "still running after 5 s"
+    log = open(logf.name).read()
+    check("master closed: exit status 1", rc == 1, rc)
+    check("master closed: the log names the device", "tty: %s:" % path in log, log[-400:])
+
+
 def main():
     binary = sys.argv[1]
     art = sys.argv[2] if len(sys.argv) > 2 else tempfile.mkdtemp(prefix="ttytarget-")
@@ -377,6 +403,7 @@ def main():
     print("logs in " + art, flush=True)
     bad_input_checks(binary)
     pty_checks(binary, art)
+    unplug_checks(binary, art)
     if len(sys.argv) > 3:
         flash_checks(binary, sys.argv[3], art)
     npass = sum(results)

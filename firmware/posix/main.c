@@ -780,9 +780,11 @@ static void shut_down(void)
 #endif
 	uv_close((uv_handle_t *)&A.sigint, NULL);
 	uv_close((uv_handle_t *)&A.sigterm, NULL);
+	if (A.tgt->stop)
+		A.tgt->stop(&A);
+	uv_run(A.loop, UV_RUN_DEFAULT); /* close callbacks may still use the target's HAL */
 	if (A.tgt->close)
 		A.tgt->close(&A);
-	uv_run(A.loop, UV_RUN_DEFAULT);
 	uv_loop_close(A.loop);
 }
 
@@ -798,6 +800,8 @@ int main(int argc, char **argv)
 	if (r == 0)
 		r = start_servers(&o);
 	if (r != 0) {
+		if (A.tgt && A.tgt->stop)
+			A.tgt->stop(&A);
 		if (A.tgt && A.tgt->close)
 			A.tgt->close(&A);
 		return r;

@@ -33,7 +33,10 @@ struct target_ops {
 	/* At exit (signal): write state back (flash file). Returns 0 or a negative errno;
 	 * may be NULL. */
 	int (*sync)(struct app *a);
-	/* Release everything; handles closed before the loop's last run (may be NULL). */
+	/* At exit, before the loop's last run: uv_close() the target's handles (may be
+	 * NULL). The HAL still works afterwards (close callbacks may use it). */
+	void (*stop)(struct app *a);
+	/* At exit, after the loop's last run: release everything (may be NULL). */
 	void (*close)(struct app *a);
 };
 

@@ -201,7 +201,7 @@ static void tty_rx_room(struct app *a)
 	}
 }
 
-static void tty_close(struct app *a)
+static void tty_stop(struct app *a)
 {
 	(void)a;
 	if (T.poll_init) {
@@ -210,6 +210,12 @@ static void tty_close(struct app *a)
 		T.poll_init = 0;
 		T.polling = 0;
 	}
+	T.gone = 1; /* no more reads or a poll restart (tty_rx_room) */
+}
+
+static void tty_close(struct app *a)
+{
+	tty_stop(a);
 	pins_posix_close(&T.nrst);
 	pins_posix_close(&T.boot0);
 	if (T.fd >= 0)
@@ -224,6 +230,7 @@ const struct target_ops tty_target_ops = {
     .tx_drained_at = tty_tx_drained_at,
     .next_event_us = tty_next_event_us,
     .rx_room = tty_rx_room,
+    .stop = tty_stop,
     .close = tty_close,
 };
 

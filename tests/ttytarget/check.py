@@ -13,6 +13,7 @@ Checks:
               crash (no signal exit status).
   pty target  --nrst dtr --boot0 rts on a pty: started, and the log says the pty has no
               modem lines (a pty ignores DTR/RTS: TIOCMGET fails with ENOTTY).
+  exit        SIGTERM with a raw TCP client connected: exit status 0.
   data        pyserial rfc2217:// client -> bridge -> pty master, and back; 4 KiB of all
               byte values (0xFF doubled by Telnet) each way.
   termios     SET-BAUDRATE 57600 reaches the pty (termios.tcgetattr ospeed B57600), 250000
@@ -38,6 +39,7 @@ import json
 import os
 import re
 import select
+import socket
 import struct
 import subprocess
 import sys
@@ -284,6 +286,11 @@ def pty_checks(binary, art):
                       not termios.tcgetattr(slave)[2] & termios.PARENB)
         check("client gone: 115200 8N1 restored on the pty", ok, termios.tcgetattr(slave))
         check("bridge still running", p.poll() is None, p.returncode)
+        # SIGTERM below with a client connected: the restore at its disconnect runs on
+        # the tty while the bridge shuts down
+        held = socket.create_connection(("127.0.0.1", port), timeout=5)
+        held.sendall(b"x")
+        check("a raw client's byte reaches the pty", fake.take(1) == b"x")
     finally:
         p.terminate()
         try:

@@ -22,8 +22,9 @@ Checks:
               pty forces CS8 and no parity (the kernel's pty_set_termios), so even parity
               and 7 data bits are checked in the bridge's log (the tty took them) and their
               c_cflag bits in the unit test tty_termios2.
-  bootloader  8E1 + 0x7F through RFC 2217: the fake bootloader's ACK comes back; GET (0x00
-              0xFF) answered with its command list.
+  bootloader  8E1 + 0x7F through RFC 2217: auto-boot (sync) logs its BOOT0/NRST sequence,
+              the fake bootloader's ACK comes back; GET (0x00 0xFF) answered with its
+              command list.
   unplugged   the pty's master closed under a running bridge (a USB adapter pulled out):
               the bridge logs the device and exits with status 1 within 5 s, no busy loop.
   HTTP flash  with PTYSIM_BINARY (ptysim.c: the simulated STM32F103 on a pty's master, held
@@ -225,7 +226,8 @@ def data_checks(s, fake):
     check("pty -> client: 4 KiB, all byte values", back == blob, "%d bytes" % len(back))
 
 
-def boot_checks(s, fake):
+def boot_checks(s, fake, log):
+    mark = len(log)
     fake.boot = True
     s.parity = serial.PARITY_EVEN
     time.sleep(0.2)
@@ -236,6 +238,9 @@ def boot_checks(s, fake):
     s.write(b"\x00\xff")
     g = read_n(s, len(FakeStm32.GET_REPLY))
     check("GET: ACK, 11, version 0x31, command list, ACK", g == FakeStm32.GET_REPLY, g.hex())
+    seen = "".join(log[mark:])
+    check("auto-boot on the tty target: BOOT0 high, NRST pulse before the 0x7F",
+          "auto-boot: 8E1 and 0x7F" in seen and "pins: NRST=low BOOT0=high" in seen, seen)
     fake.boot = False
 
 
@@ -278,7 +283,7 @@ def pty_checks(binary, art):
         s.open()
         data_checks(s, fake)
         line_checks(s, slave, log)
-        boot_checks(s, fake)
+        boot_checks(s, fake, log)
         s.baudrate = 9600
         wait_for(lambda: termios.tcgetattr(slave)[5] == termios.B9600)
         s.close()

@@ -61,8 +61,7 @@ e2e: all
 # make check: unit tests, the layout rules, the core cross-compiled and tested on the ESP8266
 # CPU (lx106, qemu), a short bounded fuzz run of every target, the legacy-port (1234/1235),
 # flashing-over-HTTP, allow-list, service/install, RFC 2217 (pyserial) and tty-target (pty)
-# checks, and
-# the web page in headless Chromium, then the e2e suite.
+# checks, and the web page in headless Chromium, then the e2e suite.
 check: install-deps
 	$(MAKE) all unit
 	$(MAKE) layout

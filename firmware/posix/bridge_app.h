@@ -12,6 +12,8 @@
 #include <stdint.h>
 #include <uv.h>
 
+struct target_ops;
+
 #define NET_INFLIGHT_MAX (64 * 1024) /* bytes handed to libuv and not yet written */
 /* A run of bytes from the chip (an answer of many bytes) is collected for this long before
  * pump() runs for it, instead of once per byte; a byte after a pause wakes pump() at once. */
@@ -32,7 +34,8 @@ struct app {
 	size_t rx_got;    /* bytes read from the UART in this pump() */
 	uv_signal_t sigint, sigterm;
 	const char *target;
-	struct stm32sim *sim;
+	const struct target_ops *tgt; /* target.h: sim or tty */
+	struct stm32sim *sim;         /* --target sim: */
 	struct bridge br;
 	struct bridge_settings set;
 	int nrst, boot0;

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * espstm-bridge: the portable firmware core (firmware/core) on Linux with libuv.
- * One RFC 2217 server port for one target: the simulated STM32 (stm32sim/). See README.md.
+ * One RFC 2217 server port for one target: the simulated STM32 (stm32sim/, target_sim.c) or
+ * a real tty (tty_target.c). See README.md.
  */
 #include "plog.h"
 #include "bridge_app.h"
@@ -10,6 +11,8 @@
 #include "allow_posix.h"
 #include "settings.h"
 #include "stm32_isp.h"
+#include "target.h"
+#include "tty_target.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -39,75 +42,14 @@ static uint64_t now_us(void)
 	return uv_hrtime() / 1000;
 }
 
-/* ---- HAL on the simulated STM32 ---- */
+/* ---- the callbacks every target's HAL shares (target.h) ---- */
 
-static int hal_uart_config(void *ctx, struct hal_uart_cfg *c)
+uint64_t app_now_us(void)
 {
-	struct app *a = ctx;
-	static const char par[] = "?NOEMS";
-	if (c->baud < 50 || c->baud > 4000000 || c->data_bits < 5 || c->data_bits > 8 ||
-	    c->parity < 1 || c->parity > 5 || c->stop < 1 || c->stop > 3)
-		return -EINVAL;
-	if (c->flow != RFC2217_CONTROL_FLOW_NONE)
-		return -ENOTSUP; /* the simulated wire has no RTS/CTS or XON/XOFF */
-	struct stm32sim_line l = {.baud = c->baud,
-	                          .data_bits = c->data_bits,
-	                          .parity = par[c->parity],
-	                          .stop_bits = (uint8_t)(c->stop == RFC2217_STOPSIZE_1 ? 1 : 2)};
-	stm32sim_set_line(a->sim, now_us(), &l);
-	unsigned bits = 1u + c->data_bits + (c->parity != RFC2217_PARITY_NONE) +
-	                (c->stop == RFC2217_STOPSIZE_1 ? 1u : 2u);
-	a->byte_ns = (uint64_t)bits * 1000000000u / c->baud;
-	plog(HAL_LOG_DEBUG, "uart: %u %u%c%s", (unsigned)c->baud, c->data_bits, par[c->parity],
-	     c->stop == 1   ? "1"
-	     : c->stop == 2 ? "2"
-	                    : "1.5");
-	return 0;
+	return now_us();
 }
 
-static size_t hal_uart_write(void *ctx, const uint8_t *p, size_t n)
-{
-	struct app *a = ctx;
-	size_t k = stm32sim_write(a->sim, now_us(), p, n);
-	a->uart_short = k < n;
-	return k;
-}
-
-static size_t hal_uart_tx_pending(void *ctx)
-{
-	struct app *a = ctx;
-	return stm32sim_tx_pending(a->sim, now_us());
-}
-
-static void hal_uart_purge(void *ctx, int rx, int tx)
-{
-	struct app *a = ctx;
-	(void)tx; /* bytes already on the simulated wire cannot be taken back */
-	if (rx) {
-		uint8_t junk[256];
-		while (stm32sim_read(a->sim, now_us(), junk, sizeof(junk)) > 0)
-			;
-		a->ulen = 0;
-	}
-}
-
-static void hal_uart_break(void *ctx, int on)
-{
-	(void)ctx;
-	plog(HAL_LOG_DEBUG, "uart: break %s (not simulated)", on ? "on" : "off");
-}
-
-static void hal_gpio_set(void *ctx, enum hal_pin pin, int level)
-{
-	struct app *a = ctx;
-	if (pin == HAL_PIN_NRST)
-		a->nrst = level;
-	else
-		a->boot0 = level;
-	stm32sim_set_pins(a->sim, now_us(), a->nrst, a->boot0);
-}
-
-static uint32_t hal_now_ms(void *ctx)
+uint32_t app_hal_now_ms(void *ctx)
 {
 	(void)ctx;
 	return (uint32_t)(uv_hrtime() / 1000000u);
@@ -115,34 +57,21 @@ static uint32_t hal_now_ms(void *ctx)
 
 static void pump(struct app *a);
 
-static size_t hal_net_send(void *ctx, const uint8_t *p, size_t n)
+size_t app_hal_net_send(void *ctx, const uint8_t *p, size_t n)
 {
 	return port_send(ctx, p, n);
 }
 
-static void hal_log(void *ctx, enum hal_log_level level, const char *line)
+void app_hal_log(void *ctx, enum hal_log_level level, const char *line)
 {
 	(void)ctx;
 	plog((int)level, "%s", line);
 }
 
-static const struct hal_ops sim_hal = {
-    .uart_config = hal_uart_config,
-    .uart_write = hal_uart_write,
-    .uart_purge = hal_uart_purge,
-    .uart_break = hal_uart_break,
-    .gpio_set = hal_gpio_set,
-    .now_ms = hal_now_ms,
-    .net_send = hal_net_send,
-    .log = hal_log,
-    .uart_tx_pending = hal_uart_tx_pending,
-};
-
 /* ---- event pump ---- */
 
 static void on_timer(uv_timer_t *t);
 static void arm_wakeup(struct app *a, uint64_t wake, uint64_t now);
-static uint64_t tx_drained_at(const struct app *a, uint64_t now, size_t txp, size_t left);
 
 /* Move bytes between the socket buffers, the bridge and the simulated chip; re-arm the
  * timer for the next thing that will happen. */
@@ -161,7 +90,8 @@ static void pump(struct app *a)
 	if (a->stopping)
 		return;
 	uint64_t t = now_us();
-	stm32sim_poll(a->sim, t);
+	if (a->tgt->poll)
+		a->tgt->poll(a, t);
 	if (a->isp_claimed)
 		stm32_isp_poll(&a->isp);
 	if (port_poll(a) && a->rlen) {
@@ -175,7 +105,7 @@ static void pump(struct app *a)
 	for (int guard = 0; guard < 64; guard++) {
 		if (a->ulen < sizeof(a->ubuf)) {
 			size_t got =
-			    stm32sim_read(a->sim, t, a->ubuf + a->ulen, sizeof(a->ubuf) - a->ulen);
+			    a->tgt->read(a, t, a->ubuf + a->ulen, sizeof(a->ubuf) - a->ulen);
 			a->ulen += got;
 			a->rx_got += got;
 		}
@@ -218,10 +148,10 @@ static void pump(struct app *a)
 	uint64_t t2 = now_us();
 	uint64_t tick = t2 / 1000u * 1000u; /* start of the current hal_now_ms() ms */
 	uint64_t wake = t2 + 1000000u;
-	uint64_t next = stm32sim_next_event_us(a->sim);
-	size_t txp = stm32sim_tx_pending(a->sim, t2);
+	uint64_t next = a->tgt->next_event_us(a);
+	size_t txp = a->tgt->tx_pending(a, t2);
 	if (txp) {
-		uint64_t done = tx_drained_at(a, t2, txp, a->uart_short ? txp / 2 : 0);
+		uint64_t done = a->tgt->tx_drained_at(a, t2, txp, a->uart_short ? txp / 2 : 0);
 		if (!a->isp_claimed && done > t2 + 1000u)
 			done = t2 + 1000u;
 		next = done;
@@ -246,38 +176,14 @@ static void pump(struct app *a)
 				wake = d;
 		}
 	}
+	if (a->tgt->rx_room)
+		a->tgt->rx_room(a);
 	arm_wakeup(a, wake, t2);
 }
 
 static void on_timer(uv_timer_t *t)
 {
 	pump(t->data);
-}
-
-/*
- * When (us) at most `left` of the txp characters on the bridge's UART at now are still
- * being sent: the simulator fixes each character's end on the wire when it takes it, and
- * stm32sim_tx_pending() counts those not ended by a given time, so search for it around
- * the estimate from the character time.
- */
-static uint64_t tx_drained_at(const struct app *a, uint64_t now, size_t txp, size_t left)
-{
-	uint64_t lo = now; /* more than left pending at lo */
-	uint64_t hi = now + ((uint64_t)(txp - left) + 1u) * a->byte_ns / 1000u + 2u;
-	for (int i = 0; stm32sim_tx_pending(a->sim, hi) > left; i++) {
-		if (i >= 40)
-			return hi; /* cannot happen: every character has an end */
-		lo = hi;
-		hi = now + (hi - now) * 2u;
-	}
-	while (hi - lo > 1u) {
-		uint64_t mid = lo + (hi - lo) / 2u;
-		if (stm32sim_tx_pending(a->sim, mid) > left)
-			lo = mid;
-		else
-			hi = mid;
-	}
-	return hi;
 }
 
 #if USE_TIMERFD
@@ -410,7 +316,7 @@ static void on_signal(uv_signal_t *h, int signum)
 	struct app *a = h->data;
 	plog(HAL_LOG_INFO, "signal %d: exiting", signum);
 	a->stopping = 1;
-	int r = stm32sim_sync(a->sim);
+	int r = a->tgt->sync ? a->tgt->sync(a) : 0;
 	if (r < 0) {
 		plog(HAL_LOG_ERROR, "flash sync failed: %s", strerror(-r));
 		a->exit_code = 1;
@@ -427,6 +333,19 @@ static void usage(FILE *f)
 	    "                         ephemeral, the actual port is printed)\n"
 	    "  --target sim:MODEL     simulated STM32: sim:stm32f103, sim:stm32f407, "
 	    "sim:stm32g431\n"
+	    "  --target tty:DEVICE    a real UART, e.g. tty:/dev/ttyUSB0, tty:/dev/ttyAMA0\n"
+	    "  --nrst PIN, --boot0 PIN  tty target: how NRST and BOOT0 are driven (default none):\n"
+	    "                         dtr, rts: the tty's own modem line (stm32flash wiring:\n"
+	    "                           --nrst dtr --boot0 rts); the adapter's DTR#/RTS# pins\n"
+	    "                           are active-low: line asserted = pin LOW, so NRST low =\n"
+	    "                           DTR asserted, BOOT0 high = RTS deasserted. The kernel\n"
+	    "                           asserts both when the tty opens: a short reset at start\n"
+	    "                         CHIP:OFFSET (gpiochip0:17) or a GPIO line NAME (libgpiod):\n"
+	    "                           pin level = line value; NRST open-drain, BOOT0 push-pull\n"
+	    "                         none: not driven (a pty has no modem lines: dtr/rts there\n"
+	    "                           log a warning and do nothing)\n"
+	    "  --invert-nrst, --invert-boot0  an inverting stage (transistor) between: dtr/rts\n"
+	    "                         asserted = pin HIGH; GPIO lines active-low\n"
 	    "  --flash FILE           flash contents of the simulated chip (created if missing)\n"
 	    "  --app-baud B           baud of the simulated application (default 115200)\n"
 	    "  --instant              simulate without wire time\n"
@@ -493,7 +412,9 @@ struct opts {
 	char host[64]; /* --listen's host */
 	uint32_t port; /* --listen's port */
 	struct sockaddr_in sa;
-	struct tls_port_opts tp; /* --key-file, --no-key, --plaintext, --idle-timeout */
+	struct tls_port_opts tp;    /* --key-file, --no-key, --plaintext, --idle-timeout */
+	struct tty_target_opts tty; /* --target tty:, --nrst, --boot0, --invert-* */
+	int pins_given;             /* one of --nrst, --boot0, --invert-* */
 };
 
 static const struct option long_opts[] = {
@@ -520,8 +441,34 @@ static const struct option long_opts[] = {
     {"no-key", no_argument, 0, 0x401},
     {"plaintext", no_argument, 0, 0x402},
     {"idle-timeout", required_argument, 0, 0x403},
+    {"nrst", required_argument, 0, 0x500},
+    {"boot0", required_argument, 0, 0x501},
+    {"invert-nrst", no_argument, 0, 0x502},
+    {"invert-boot0", no_argument, 0, 0x503},
     {0, 0, 0, 0},
 };
+
+/* --nrst, --boot0 (c 0x500, 0x501; argument arg), --invert-nrst, --invert-boot0 (0x502,
+ * 0x503) into o->tty. Returns -1 to go on, or 2 (usage error, message printed). */
+static int parse_pin_option(int c, const char *arg, struct opts *o)
+{
+	o->pins_given = 1;
+	if (c == 0x502 || c == 0x503) {
+		(c == 0x502 ? &o->tty.nrst : &o->tty.boot0)->invert = 1;
+		return -1;
+	}
+	struct pin_spec *ps = c == 0x500 ? &o->tty.nrst : &o->tty.boot0;
+	int inv = ps->invert;
+	if (pins_posix_parse(arg, ps) == 0) {
+		ps->invert = inv;
+		return -1;
+	}
+	fprintf(stderr,
+	        "espstm-bridge: --%s: '%s' is not none, dtr, rts, CHIP:OFFSET or a GPIO line "
+	        "name (1..63 characters)\n",
+	        c == 0x500 ? "nrst" : "boot0", arg);
+	return 2;
+}
 
 /* One option c (getopt_long) with its argument arg: into o or A. Returns -1 to go on, or the
  * exit status: 0 (--help, --version), 2 (usage error, message printed). */
@@ -617,6 +564,11 @@ static int parse_option(int c, const char *arg, struct opts *o)
 		}
 		o->tp.idle_set = 1;
 		return -1;
+	case 0x500:
+	case 0x501:
+	case 0x502:
+	case 0x503:
+		return parse_pin_option(c, arg, o);
 	case 'i':
 		o->instant = 1;
 		return -1;
@@ -654,6 +606,40 @@ static int parse_listen(struct opts *o)
 	return 0;
 }
 
+/* --target and the pin options. Returns 0, or 2 (message printed). */
+static int check_target(struct opts *o)
+{
+	if (strncmp(A.target, "tty:", 4) == 0) {
+		o->tty.device = A.target + 4;
+		if (!o->tty.device[0]) {
+			fprintf(stderr, "espstm-bridge: --target tty: wants a device, e.g. "
+			                "tty:/dev/ttyUSB0\n");
+			return 2;
+		}
+		enum pin_kind n = o->tty.nrst.kind, b = o->tty.boot0.kind;
+		if (n == b && (n == PIN_DTR || n == PIN_RTS)) {
+			fprintf(stderr,
+			        "espstm-bridge: --nrst and --boot0 on the same modem line\n");
+			return 2;
+		}
+		A.tgt = &tty_target_ops;
+		return 0;
+	}
+	if (strncmp(A.target, "sim:", 4) != 0) {
+		fprintf(stderr,
+		        "espstm-bridge: --target: '%s' not supported (sim:MODEL or tty:DEVICE)\n",
+		        A.target);
+		return 2;
+	}
+	if (o->pins_given) {
+		fprintf(stderr, "espstm-bridge: --nrst, --boot0, --invert-*: only with --target "
+		                "tty:DEVICE\n");
+		return 2;
+	}
+	A.tgt = &target_sim_ops;
+	return 0;
+}
+
 /* The command line into o, A.target, A.set and A.allow_cli. Returns -1 to go on, or the
  * exit status: 0 (--help, --version), 2 (usage error, message printed). */
 static int parse_options(int argc, char **argv, struct opts *o)
@@ -674,11 +660,8 @@ static int parse_options(int argc, char **argv, struct opts *o)
 		return 2;
 	}
 	A.set.settle_ms = o->settle;
-	if (strncmp(A.target, "sim:", 4) != 0) {
-		fprintf(stderr, "espstm-bridge: --target: '%s' not supported (sim:MODEL)\n",
-		        A.target);
+	if (check_target(o) != 0)
 		return 2;
-	}
 	if (parse_listen(o) != 0)
 		return 2;
 	if (o->stage_set && o->http.stage_max == 0)
@@ -691,16 +674,12 @@ static int parse_options(int argc, char **argv, struct opts *o)
 	return -1;
 }
 
-/* The settings (--http), the simulated STM32, the bridge session and the AN3155 master on
- * its HAL. Returns 0, or the exit status (1 runtime, 2 usage error; message printed). */
+/* The settings (--http), the target (simulated STM32 or tty), the bridge session and the
+ * AN3155 master on its HAL. Returns 0, or the exit status (1 runtime, 2 usage error; message
+ * printed). */
 static int setup_target(struct opts *o)
 {
-	const struct hal_ops *hal = &sim_hal;
-	char err[256] = "";
-	struct stm32sim_options so = {.model = A.target + 4,
-	                              .flash_path = o->flash,
-	                              .instant = o->instant,
-	                              .app_baud = o->app_baud};
+	const struct hal_ops *hal = A.tgt->hal;
 	if (o->http.addr) {
 		o->http.flash = o->flash;
 		settings_set_observer(on_settings, &A); /* the settings' allow-list */
@@ -708,17 +687,14 @@ static int setup_target(struct opts *o)
 		if (hr < 0)
 			return hr == -2 ? 2 : 1;
 	}
-	A.sim = stm32sim_new(&so, now_us(), err, sizeof(err));
-	if (!A.sim) {
-		fprintf(stderr, "espstm-bridge: %s: %s\n", A.target, err);
-		return strstr(err, "model") ? 2 : 1;
-	}
-	A.nrst = 1;
-	A.boot0 = 0;
-	A.byte_ns = 10u * 1000000000u / 115200u; /* until the UART is configured */
 	A.loop = uv_default_loop();
+	int r = A.tgt == &tty_target_ops
+	            ? tty_target_open(&A, &o->tty)
+	            : target_sim_open(&A, A.target + 4, o->flash, o->instant, o->app_baud);
+	if (r != 0)
+		return r;
 	if (bridge_init(&A.br, hal, &A, &A.set) < 0) {
-		fprintf(stderr, "espstm-bridge: cannot configure the UART\n");
+		fprintf(stderr, "espstm-bridge: %s: cannot configure the UART\n", A.target);
 		return 1;
 	}
 	stm32_isp_init(&A.isp, hal, &A);
@@ -804,7 +780,11 @@ static void shut_down(void)
 #endif
 	uv_close((uv_handle_t *)&A.sigint, NULL);
 	uv_close((uv_handle_t *)&A.sigterm, NULL);
-	uv_run(A.loop, UV_RUN_DEFAULT);
+	if (A.tgt->stop)
+		A.tgt->stop(&A);
+	uv_run(A.loop, UV_RUN_DEFAULT); /* close callbacks may still use the target's HAL */
+	if (A.tgt->close)
+		A.tgt->close(&A);
 	uv_loop_close(A.loop);
 }
 
@@ -820,13 +800,14 @@ int main(int argc, char **argv)
 	if (r == 0)
 		r = start_servers(&o);
 	if (r != 0) {
-		if (A.sim)
-			stm32sim_free(A.sim);
+		if (A.tgt && A.tgt->stop)
+			A.tgt->stop(&A);
+		if (A.tgt && A.tgt->close)
+			A.tgt->close(&A);
 		return r;
 	}
 	pump(&A);
 	uv_run(A.loop, UV_RUN_DEFAULT);
 	shut_down();
-	stm32sim_free(A.sim);
 	return A.exit_code;
 }

@@ -721,7 +721,7 @@ static int report_no_answer(const struct flash_run *run)
 		fprintf(stderr, "espstm flash: cannot reach the bridge at %s%s%s:%u: %s\n",
 		        strchr(run->host, ':') ? "[" : "", run->host,
 		        strchr(run->host, ':') ? "]" : "", run->port, why);
-		if (!bridge_pin[0] &&
+		if (!bridge_pin[0] && !run->o.http_plain &&
 		    (run->post_res == CURLE_UNSUPPORTED_PROTOCOL ||
 		     run->post_res == CURLE_WEIRD_SERVER_REPLY ||
 		     run->post_res == CURLE_RECV_ERROR || run->post_res == CURLE_GOT_NOTHING))

@@ -260,6 +260,7 @@ static int api_pair_key(void *ctx, struct api_pair *out)
 	memcpy(out->identity, H.psk.identity, sizeof(H.psk.identity));
 	memcpy(out->key, H.psk.key, sizeof(out->key));
 	snprintf(out->pin, sizeof(out->pin), "%s", H.tls ? H.cert.pin : "");
+	out->port = (uint16_t)H.h.rfc2217_port;
 	return 0;
 }
 

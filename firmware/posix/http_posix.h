@@ -67,6 +67,8 @@ struct http_posix_hooks {
 	 * main's RFC 2217 port takes k from now on and drops its TLS client (it holds the old
 	 * key). May be NULL (then main reads the key file again itself). */
 	void (*key_rotated)(void *app, const struct tls_psk *k);
+	unsigned rfc2217_port; /* main's actual RFC 2217 port (POST /api/pair "port"); 0:
+	                          the settings' */
 };
 
 /* The unit key loaded by http_posix_prepare (NULL without key_path): main's RFC 2217 port

@@ -913,7 +913,8 @@ static int start_servers(struct opts *o)
 		                              .app = &A,
 		                              .pump = legacy_pump,
 		                              .isp = &A.isp,
-		                              .flash_claim = flash_claim};
+		                              .flash_claim = flash_claim,
+		                              .rfc2217_port = actual};
 		if (http_posix_start(A.loop, &hh) < 0)
 			return 1;
 	}

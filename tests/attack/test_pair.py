@@ -41,7 +41,7 @@ class Bridge:
 
     def __init__(self, build, tmp, name, key_file, http_port=0, plain=False):
         self.log = []
-        self.port = self.pin = None
+        self.port = self.pin = self.rfc = None
         self.plain = plain
         self.flash = os.path.join(tmp, name + ".flash")
         self.pwf = os.path.join(tmp, "pw")
@@ -64,6 +64,9 @@ class Bridge:
                 if m:
                     self.port, self.pin = int(m.group(1)), m.group(2)
                     ready.set()
+                m = re.search(r"listening on 127\.0\.0\.1:(\d+)", line)
+                if m:
+                    self.rfc = int(m.group(1))
                 m = re.search(r"espstm-bridge: http on 127\.0\.0\.1:(\d+)", line)
                 if m:
                     self.port = int(m.group(1))
@@ -179,6 +182,7 @@ def main():
         kf = os.path.join(kd, "127.0.0.1.key")
         check("espstm pair: exit 0, prints the pin and the conf lines",
               r.returncode == 0 and a.pin in r.stdout and "[ttySTM3]" in r.stdout and
+              ("port = %d\n" % a.rfc) in r.stdout and
               ("key = " + kf) in r.stdout, (r.returncode, r.stdout, r.stderr))
         check("key file is mode 0600",
               os.path.exists(kf) and stat.S_IMODE(os.stat(kf).st_mode) == 0o600)

@@ -244,9 +244,9 @@ int pair_posix_cert(const char *key_path, const char *cn, struct pair_cert *c)
 			return -1;
 	} else if (nk == -ENOENT || nc == -ENOENT) {
 		plog(HAL_LOG_ERROR,
-		     "https: %s exists but %s does not; remove the other one too to make a new "
+		     "https: %s exists but %s does not; remove %s too to make a new "
 		     "certificate (its pin changes: paired hosts must accept it again)",
-		     nk == -ENOENT ? cp : kp, nk == -ENOENT ? kp : cp);
+		     nk == -ENOENT ? cp : kp, nk == -ENOENT ? kp : cp, nk == -ENOENT ? cp : kp);
 		return -1;
 	} else if (self_cert_check_pair(c->key_pem, c->cert_pem) != 0) {
 		plog(HAL_LOG_ERROR,

@@ -721,6 +721,10 @@ static int report_no_answer(const struct flash_run *run)
 		fprintf(stderr, "espstm flash: cannot reach the bridge at %s%s%s:%u: %s\n",
 		        strchr(run->host, ':') ? "[" : "", run->host,
 		        strchr(run->host, ':') ? "]" : "", run->port, why);
+		if (flash_pin[0] && run->post_res == CURLE_SSL_CONNECT_ERROR)
+			fprintf(stderr,
+			        "espstm flash: (the bridge is paired, so HTTPS was used; a bridge "
+			        "started with --http-plain needs --http-plain here too)\n");
 		if (!flash_pin[0] && !run->o.http_plain &&
 		    (run->post_res == CURLE_UNSUPPORTED_PROTOCOL ||
 		     run->post_res == CURLE_WEIRD_SERVER_REPLY ||

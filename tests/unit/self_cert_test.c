@@ -76,8 +76,8 @@ START_TEST(pin_matches_openssl)
 	ck_assert_uint_eq(strlen(pin), SELF_CERT_PIN_LEN);
 	ck_assert(strncmp(pin, "sha256//", 8) == 0);
 	/* stable, and the same with the NUL counted */
-	ck_assert_int_eq(
-	    self_cert_pin((const uint8_t *)cert, strlen(cert) + 1, pin2, sizeof(pin2)), 0);
+	ck_assert_int_eq(self_cert_pin((const uint8_t *)cert, strlen(cert) + 1, pin2, sizeof(pin2)),
+	                 0);
 	ck_assert_str_eq(pin, pin2);
 	char path[] = "/tmp/self_cert_test-XXXXXX";
 	int fd = mkstemp(path);
@@ -129,17 +129,15 @@ END_TEST
 START_TEST(refusals)
 {
 	char pin[64];
-	ck_assert_int_eq(
-	    self_cert_make("", 0, ent_ok, NULL, key, sizeof(key), cert, sizeof(cert)), -EINVAL);
+	ck_assert_int_eq(self_cert_make("", 0, ent_ok, NULL, key, sizeof(key), cert, sizeof(cert)),
+	                 -EINVAL);
 	ck_assert_int_eq(
 	    self_cert_make("a,O=x", 0, ent_ok, NULL, key, sizeof(key), cert, sizeof(cert)),
 	    -EINVAL);
 	ck_assert_int_eq(
-	    self_cert_make("a\nb", 0, ent_ok, NULL, key, sizeof(key), cert, sizeof(cert)),
-	    -EINVAL);
+	    self_cert_make("a\nb", 0, ent_ok, NULL, key, sizeof(key), cert, sizeof(cert)), -EINVAL);
 	ck_assert_int_eq(
-	    self_cert_make("unit", 0, ent_fail, NULL, key, sizeof(key), cert, sizeof(cert)),
-	    -EIO);
+	    self_cert_make("unit", 0, ent_fail, NULL, key, sizeof(key), cert, sizeof(cert)), -EIO);
 	ck_assert_int_eq(self_cert_make("unit", 0, ent_ok, NULL, key, sizeof(key), cert, 200),
 	                 -ENOSPC);
 	ck_assert_int_eq(self_cert_make("unit", 0, ent_ok, NULL, key, 50, cert, sizeof(cert)),
@@ -157,8 +155,8 @@ START_TEST(refusals)
 	ck_assert_int_eq(crt.valid_to.year, 2035);
 	mbedtls_x509_crt_free(&crt);
 	ck_assert_int_eq(self_cert_pin((const uint8_t *)cert, strlen(cert), pin, 20), -ENOSPC);
-	ck_assert_int_eq(self_cert_pin((const uint8_t *)"-----BEGIN CERTIFICATE-----\nAAAA\n",
-	                               34, pin, sizeof(pin)),
+	ck_assert_int_eq(self_cert_pin((const uint8_t *)"-----BEGIN CERTIFICATE-----\nAAAA\n", 34,
+	                               pin, sizeof(pin)),
 	                 -EINVAL);
 	static const uint8_t der[] = {0x30, 0x82, 0xff, 0xff, 0x00};
 	ck_assert_int_eq(self_cert_pin(der, sizeof(der), pin, sizeof(pin)), -EINVAL);

@@ -51,7 +51,7 @@ include firmware/posix/build.mk
 include tests/unit/build.mk
 include tests/fuzz/build.mk
 
-.PHONY: all check unit e2e web fuzz demo clean format install-deps service bench layout
+.PHONY: all check unit e2e web fuzz demo clean format install-deps service bench layout attack
 unit: $(BUILD)/unit-tests
 	$(BUILD)/unit-tests
 
@@ -73,6 +73,7 @@ check: install-deps
 	$(MAKE) web
 	$(MAKE) service
 	ESPSTM_BUILD=$(BUILD) tests/rfc2217/run
+	$(MAKE) attack
 	$(MAKE) e2e
 CHECK_FUZZ_SECONDS ?= 10
 
@@ -81,6 +82,10 @@ CHECK_FUZZ_SECONDS ?= 10
 layout: all
 	ESPSTM_BUILD=$(BUILD) CORE_CPPFLAGS="$(CORE_CPPFLAGS)" DAEMON_CPPFLAGS="$(DAEMON_CPPFLAGS)" \
 	  tests/layout/check.py
+
+# The attacker suite (tests/attack/run: every tests/attack/test_*.py, 127.0.0.1 only).
+attack: all
+	ESPSTM_BUILD=$(BUILD) tests/attack/run
 
 # The systemd unit (systemd-analyze verify/security) and `make install` into a DESTDIR.
 service: all

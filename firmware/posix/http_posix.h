@@ -12,6 +12,7 @@
 #define ESPSTM_HTTP_POSIX_H
 
 #include "bridge.h"
+#include "http_api.h"
 #include "stm32_isp.h"
 #include "tls_session.h" /* struct tls_psk */
 
@@ -39,6 +40,10 @@ struct http_posix_opts {
 	int http_plain;
 	const char *cert_name; /* the certificate's CN; NULL: the host name */
 };
+
+/* A --password-file password shorter than this is used, with a warning at start (the
+ * generated one has 16 characters of 32 kinds: 80 bits). */
+#define HTTP_POSIX_PASS_MIN 12
 
 /* Default --stage-max: 4 MiB, the largest STM32 flash of the device table. Staged images
  * go to an unlinked temporary file in $TMPDIR (or /tmp), never into memory. */
@@ -69,6 +74,10 @@ struct http_posix_hooks {
 	void (*key_rotated)(void *app, const struct tls_psk *k);
 	unsigned rfc2217_port; /* main's actual RFC 2217 port (POST /api/pair "port"); 0:
 	                          the settings' */
+	/* /api/status "clients" and POST /api/targets/N/disconnect (api_ops.clients and
+	 * .disconnect, called with app; NULL: [] and 501) */
+	unsigned (*clients)(void *app, struct api_client *c, unsigned max);
+	int (*disconnect)(void *app, unsigned target);
 };
 
 /* The unit key loaded by http_posix_prepare (NULL without key_path): main's RFC 2217 port

@@ -4,8 +4,7 @@
  * One RFC 2217 server port for one target: the simulated STM32 (stm32sim/). See README.md.
  */
 #include "plog.h"
-#include "bridge.h"
-#include "stm32sim.h"
+#include "bridge_app.h"
 #include "legacy_posix.h"
 #include "http_posix.h"
 #include "allow_posix.h"
@@ -32,49 +31,6 @@
 #include <time.h>
 #include <unistd.h>
 #endif
-
-#define NET_INFLIGHT_MAX (64 * 1024) /* bytes handed to libuv and not yet written */
-/* A run of bytes from the chip (an answer of many bytes) is collected for this long before
- * pump() runs for it, instead of once per byte; a byte after a pause wakes pump() at once. */
-#define RX_BATCH_US 500u
-
-struct app {
-	uv_loop_t *loop;
-	uv_tcp_t server;
-	uv_tcp_t *client;
-	/* the next wake-up of pump(): a timerfd (Linux, CLOCK_MONOTONIC, ns resolution) watched
-	 * by tfd_poll, else (timerfd unavailable) the libuv timer, which counts whole ms */
-	uv_timer_t timer;
-	int tfd; /* -1: timer is used */
-	uv_poll_t tfd_poll;
-	uint64_t byte_ns; /* wire time of one character on the bridge's UART (line settings) */
-	int uart_short;   /* the last UART write was not taken whole: a writer waits for room */
-	size_t rx_got;    /* bytes read from the UART in this pump() */
-	uv_signal_t sigint, sigterm;
-	const char *target;
-	struct stm32sim *sim;
-	struct bridge br;
-	struct bridge_settings set;
-	int nrst, boot0;
-	/* network -> bridge leftovers (not yet consumed) */
-	uint8_t rbuf[4096];
-	size_t rlen;
-	int reading;
-	/* UART -> bridge leftovers */
-	uint8_t ubuf[1024];
-	size_t ulen;
-	size_t inflight;
-	int exit_code;
-	int stopping;
-	/* flashing over HTTP (http_api.h): the AN3155 master on the same HAL; while claimed
-	 * the bridge session is suspended and the UART's bytes go to the ISP */
-	struct stm32_isp isp;
-	int isp_claimed;
-	/* client allow-list: --allow LIST (allow_cli, wins) or the settings' "allow" */
-	const char *allow_cli;
-	char allow_set[SETTINGS_ALLOW_MAX]; /* the settings' list last seen */
-	int allow_seen;
-};
 
 static struct app A;
 
@@ -159,44 +115,9 @@ static uint32_t hal_now_ms(void *ctx)
 
 static void pump(struct app *a);
 
-static void on_write(uv_write_t *req, int status)
-{
-	struct app *a = req->data;
-	(void)status; /* errors show up as a read error / EOF and drop the client */
-	a->inflight -= *(size_t *)(req + 1);
-	free(req);
-	pump(a); /* the socket took bytes: the bridge may send more */
-}
-
 static size_t hal_net_send(void *ctx, const uint8_t *p, size_t n)
 {
-	struct app *a = ctx;
-	if (!a->client)
-		return n;
-	if (a->inflight >= NET_INFLIGHT_MAX)
-		return 0;
-	if (n > NET_INFLIGHT_MAX - a->inflight)
-		n = NET_INFLIGHT_MAX - a->inflight;
-	uv_buf_t b = uv_buf_init((char *)p, (unsigned)n);
-	int r = uv_try_write((uv_stream_t *)a->client, &b, 1);
-	if (r == (int)n)
-		return n;
-	size_t done = r > 0 ? (size_t)r : 0;
-	size_t rest = n - done;
-	uv_write_t *req = malloc(sizeof(*req) + sizeof(size_t) + rest);
-	if (!req)
-		return done;
-	*(size_t *)(req + 1) = rest;
-	uint8_t *copy = (uint8_t *)(req + 1) + sizeof(size_t);
-	memcpy(copy, p + done, rest);
-	req->data = a;
-	b = uv_buf_init((char *)copy, (unsigned)rest);
-	if (uv_write(req, (uv_stream_t *)a->client, &b, 1, on_write) < 0) {
-		free(req);
-		return done;
-	}
-	a->inflight += rest;
-	return n;
+	return port_send(ctx, p, n);
 }
 
 static void hal_log(void *ctx, enum hal_log_level level, const char *line)
@@ -219,30 +140,22 @@ static const struct hal_ops sim_hal = {
 
 /* ---- event pump ---- */
 
-static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf);
-static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf);
 static void on_timer(uv_timer_t *t);
 static void arm_wakeup(struct app *a, uint64_t wake, uint64_t now);
 static uint64_t tx_drained_at(const struct app *a, uint64_t now, size_t txp, size_t left);
 
-static void start_reading(struct app *a)
-{
-	if (a->client && !a->reading && a->rlen == 0) {
-		if (uv_read_start((uv_stream_t *)a->client, on_alloc, on_read) == 0)
-			a->reading = 1;
-	}
-}
-
-static void stop_reading(struct app *a)
-{
-	if (a->client && a->reading) {
-		uv_read_stop((uv_stream_t *)a->client);
-		a->reading = 0;
-	}
-}
-
 /* Move bytes between the socket buffers, the bridge and the simulated chip; re-arm the
  * timer for the next thing that will happen. */
+void app_pump(struct app *a)
+{
+	pump(a);
+}
+
+uint64_t app_now_ms(void)
+{
+	return uv_hrtime() / 1000000u;
+}
+
 static void pump(struct app *a)
 {
 	if (a->stopping)
@@ -251,14 +164,13 @@ static void pump(struct app *a)
 	stm32sim_poll(a->sim, t);
 	if (a->isp_claimed)
 		stm32_isp_poll(&a->isp);
-	if (a->rlen) {
+	if (port_poll(a) && a->rlen) {
 		size_t k = bridge_from_net(&a->br, a->rbuf, a->rlen);
 		memmove(a->rbuf, a->rbuf + k, a->rlen - k);
 		a->rlen -= k;
 	}
 	bridge_poll(&a->br);
-	if (a->rlen == 0)
-		start_reading(a);
+	port_resume(a); /* read the socket again when there is room */
 	a->rx_got = 0;
 	for (int guard = 0; guard < 64; guard++) {
 		if (a->ulen < sizeof(a->ubuf)) {
@@ -441,96 +353,6 @@ static void arm_wakeup(struct app *a, uint64_t wake, uint64_t now)
 	uv_timer_start(&a->timer, on_timer, (left + 999u) / 1000u, 0);
 }
 
-static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
-{
-	struct app *a = h->data;
-	(void)hint;
-	*buf = uv_buf_init((char *)a->rbuf + a->rlen, (unsigned)(sizeof(a->rbuf) - a->rlen));
-}
-
-static void on_client_closed(uv_handle_t *h)
-{
-	free(h);
-}
-
-static void drop_client(struct app *a, const char *why)
-{
-	if (!a->client)
-		return;
-	plog(HAL_LOG_INFO, "client disconnected (%s)", why);
-	uv_close((uv_handle_t *)a->client, on_client_closed);
-	a->client = NULL;
-	a->reading = 0;
-	a->rlen = 0;
-	bridge_disconnect(&a->br);
-	pump(a);
-}
-
-static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
-{
-	struct app *a = st->data;
-	(void)buf;
-	if (nread < 0) {
-		drop_client(a, nread == UV_EOF ? "end of stream" : uv_strerror((int)nread));
-		return;
-	}
-	a->rlen += (size_t)nread;
-	size_t k = bridge_from_net(&a->br, a->rbuf, a->rlen);
-	memmove(a->rbuf, a->rbuf + k, a->rlen - k);
-	a->rlen -= k;
-	if (a->rlen)
-		stop_reading(a); /* backpressure: the UART side is full */
-	pump(a);
-}
-
-static void on_busy_written(uv_write_t *req, int status)
-{
-	(void)status;
-	uv_close((uv_handle_t *)req->handle, on_client_closed);
-	free(req);
-}
-
-static void on_connection(uv_stream_t *server, int status)
-{
-	struct app *a = server->data;
-	if (status < 0) {
-		plog(HAL_LOG_ERROR, "accept: %s", uv_strerror(status));
-		return;
-	}
-	uv_tcp_t *c = malloc(sizeof(*c));
-	if (!c)
-		return;
-	uv_tcp_init(a->loop, c);
-	c->data = a;
-	if (uv_accept(server, (uv_stream_t *)c) < 0) {
-		uv_close((uv_handle_t *)c, on_client_closed);
-		return;
-	}
-	if (!allow_posix_admit(c, server == (uv_stream_t *)&a->server ? "RFC 2217" : "legacy raw"))
-		return; /* refused: line written, closed */
-	if (a->client) {
-		static char msg[160];
-		snprintf(msg, sizeof(msg),
-		         "espstm-bridge: busy: another client is connected to %s; closing\r\n",
-		         a->target);
-		plog(HAL_LOG_INFO, "second client refused (target busy)");
-		uv_write_t *req = malloc(sizeof(*req));
-		uv_buf_t b = uv_buf_init(msg, (unsigned)strlen(msg));
-		if (!req || uv_write(req, (uv_stream_t *)c, &b, 1, on_busy_written) < 0) {
-			free(req);
-			uv_close((uv_handle_t *)c, on_client_closed);
-		}
-		return;
-	}
-	uv_tcp_nodelay(c, 1);
-	a->client = c;
-	a->rlen = 0;
-	plog(HAL_LOG_INFO, "client connected");
-	bridge_connect(&a->br);
-	start_reading(a);
-	pump(a);
-}
-
 /*
  * Settings observer (settings.h settings_set_observer): called when --http loads the
  * settings and after every PUT /api/settings. The settings' "allow" becomes the client
@@ -540,6 +362,7 @@ static void on_connection(uv_stream_t *server, int status)
 static void on_settings(void *app, const struct settings *s)
 {
 	struct app *a = app;
+	tls_port_settings(s);
 	if (a->allow_seen && strcmp(a->allow_set, s->allow) == 0)
 		return;
 	int first = !a->allow_seen;
@@ -622,18 +445,30 @@ static void usage(FILE *f)
 	    "                         closed. Default: the settings' \"allow\" (web page, PUT\n"
 	    "                         /api/settings; applied at once), empty = all. --allow\n"
 	    "                         overrides the settings\n"
-	    "  --http HOST:PORT       serve the web page and HTTP API (port 0 = ephemeral)\n"
+	    "  --key-file FILE        the unit key (identity and TLS pre-shared key; default\n"
+	    "                         FLASH.key next to --flash, made at the first start, mode\n"
+	    "                         0600; refused if group/others may read it). With a key the\n"
+	    "                         RFC 2217 port speaks TLS-PSK (RFC 4279; espstm pair HOST)\n"
+	    "  --no-key               no key, no TLS: plaintext RFC 2217 as ser2net; anyone who\n"
+	    "                         can reach the port can read and write the UART and reset\n"
+	    "                         or reflash the STM32\n"
+	    "  --plaintext            with a key, also serve plaintext RFC 2217 clients and the\n"
+	    "                         legacy ports (default: the settings' \"plaintext\", off)\n"
+	    "  --idle-timeout S       close an RFC 2217 client with no byte either way for S\n"
+	    "                         seconds (default: the settings' idle_timeout_s, 600; 0 =\n"
+	    "                         never); TCP keepalive (60 s) detects a vanished peer\n"
+	    "  --http HOST:PORT       serve the web page and HTTP API (port 0 = ephemeral); with "
+	    "a\n"
+	    "                         unit key over HTTPS only, on a self-signed certificate\n"
+	    "                         (KEY.cert.pem/KEY.certkey.pem next to the key file, made at\n"
+	    "                         the first start; its pin is logged) and POST /api/pair\n"
+	    "                         hands the key to 'espstm pair'\n"
 	    "  --password-file FILE   web password (first line); default: generated, logged once\n"
 	    "  --settings FILE        settings store (default FLASH.settings.json; values there\n"
 	    "                         override the options above)\n"
 	    "  --stage-max BYTES      largest image a stage=1 (verify before commit) upload may\n"
 	    "                         stage, in an unlinked temporary file in $TMPDIR or /tmp\n"
 	    "                         (default 4194304 = 4 MiB; 0 = no staging: stage=1 -> 501)\n"
-	    "  --http-key FILE        the unit key file for --http: with a key the web page and\n"
-	    "                         API are served over HTTPS (certificate FILE's name with\n"
-	    "                         .cert.pem/.certkey.pem, made at the first start; its pin\n"
-	    "                         is logged) and POST /api/pair hands the key to 'espstm\n"
-	    "                         pair'; the key file is made (0600) if missing\n"
 	    "  --http-plain           serve plain HTTP even with a key: the web password, every\n"
 	    "                         API call and (POST /api/pair) the unit key cross the\n"
 	    "                         network unencrypted; only on a trusted network\n"
@@ -666,20 +501,35 @@ struct opts {
 	char host[64]; /* --listen's host */
 	uint32_t port; /* --listen's port */
 	struct sockaddr_in sa;
+	struct tls_port_opts tp; /* --key-file, --no-key, --plaintext, --idle-timeout */
 };
 
 static const struct option long_opts[] = {
-    {"listen", required_argument, 0, 'l'},      {"target", required_argument, 0, 't'},
-    {"flash", required_argument, 0, 'f'},       {"auto-boot", required_argument, 0, 'a'},
-    {"line-map", required_argument, 0, 'm'},    {"settle-ms", required_argument, 0, 's'},
-    {"app-baud", required_argument, 0, 'b'},    {"instant", no_argument, 0, 'i'},
-    {"verbose", no_argument, 0, 'v'},           {"help", no_argument, 0, 'h'},
-    {"version", no_argument, 0, 'V'},           {"esptool-hold-ms", required_argument, 0, 'H'},
-    {"legacy", no_argument, 0, 0x100},          {"legacy-ports", required_argument, 0, 0x101},
-    {"http", required_argument, 0, 0x200},      {"password-file", required_argument, 0, 0x201},
-    {"settings", required_argument, 0, 0x202},  {"allow", required_argument, 0, 0x300},
-    {"stage-max", required_argument, 0, 0x203}, {"http-key", required_argument, 0, 0x204},
-    {"http-plain", no_argument, 0, 0x205},      {0, 0, 0, 0},
+    {"listen", required_argument, 0, 'l'},
+    {"target", required_argument, 0, 't'},
+    {"flash", required_argument, 0, 'f'},
+    {"auto-boot", required_argument, 0, 'a'},
+    {"line-map", required_argument, 0, 'm'},
+    {"settle-ms", required_argument, 0, 's'},
+    {"app-baud", required_argument, 0, 'b'},
+    {"instant", no_argument, 0, 'i'},
+    {"verbose", no_argument, 0, 'v'},
+    {"help", no_argument, 0, 'h'},
+    {"version", no_argument, 0, 'V'},
+    {"esptool-hold-ms", required_argument, 0, 'H'},
+    {"legacy", no_argument, 0, 0x100},
+    {"legacy-ports", required_argument, 0, 0x101},
+    {"http", required_argument, 0, 0x200},
+    {"password-file", required_argument, 0, 0x201},
+    {"settings", required_argument, 0, 0x202},
+    {"allow", required_argument, 0, 0x300},
+    {"stage-max", required_argument, 0, 0x203},
+    {"key-file", required_argument, 0, 0x400},
+    {"no-key", no_argument, 0, 0x401},
+    {"plaintext", no_argument, 0, 0x402},
+    {"idle-timeout", required_argument, 0, 0x403},
+    {"http-plain", no_argument, 0, 0x205},
+    {0, 0, 0, 0},
 };
 
 /* One option c (getopt_long) with its argument arg: into o or A. Returns -1 to go on, or the
@@ -759,11 +609,25 @@ static int parse_option(int c, const char *arg, struct opts *o)
 		}
 		o->stage_set = 1;
 		return -1;
-	case 0x204: /* until --key-file (the RFC 2217 port's unit key) passes its path here */
-		o->http.key_path = arg;
-		return -1;
 	case 0x205:
 		o->http.http_plain = 1;
+		return -1;
+	case 0x400:
+		o->tp.key_file = arg;
+		return -1;
+	case 0x401:
+		o->tp.no_key = 1;
+		return -1;
+	case 0x402:
+		o->tp.plaintext = 1;
+		return -1;
+	case 0x403:
+		if (parse_u32(arg, SETTINGS_IDLE_MAX_S, &o->tp.idle_s) < 0) {
+			fprintf(stderr, "espstm-bridge: --idle-timeout: want 0..%u s (0 = none)\n",
+			        (unsigned)SETTINGS_IDLE_MAX_S);
+			return 2;
+		}
+		o->tp.idle_set = 1;
 		return -1;
 	case 'i':
 		o->instant = 1;
@@ -831,6 +695,11 @@ static int parse_options(int argc, char **argv, struct opts *o)
 		return 2;
 	if (o->stage_set && o->http.stage_max == 0)
 		o->http.stage_max = HTTP_POSIX_STAGE_NONE;
+	if (o->tp.no_key && o->tp.key_file) {
+		fprintf(stderr, "espstm-bridge: --no-key and --key-file exclude each other\n");
+		return 2;
+	}
+	o->tp.flash = o->flash;
 	return -1;
 }
 
@@ -846,6 +715,14 @@ static int setup_target(struct opts *o)
 	                              .app_baud = o->app_baud};
 	if (o->http.addr) {
 		o->http.flash = o->flash;
+		/* HTTPS and pairing with tls_port's unit key: its file ("" = a key for this run
+		 * only) and the key itself; --no-key: neither (plain HTTP) */
+		static struct tls_psk uk;
+		const char *kp = tls_port_key_path();
+		if (kp && tls_port_key(&uk) == 0) {
+			o->http.unit_key = &uk;
+			o->http.key_path = kp[0] ? kp : NULL;
+		}
 		settings_set_observer(on_settings, &A); /* the settings' allow-list */
 		int hr = http_posix_prepare(&o->http, &A.set, &hal);
 		if (hr < 0)
@@ -876,7 +753,7 @@ static int start_servers(struct opts *o)
 	A.server.data = &A;
 	int r = uv_tcp_bind(&A.server, (const struct sockaddr *)&o->sa, 0);
 	if (r == 0)
-		r = uv_listen((uv_stream_t *)&A.server, 4, on_connection);
+		r = uv_listen((uv_stream_t *)&A.server, 4, port_on_connection);
 	if (r < 0) {
 		fprintf(stderr, "espstm-bridge: listen on %s: %s\n", o->listen_addr,
 		        uv_strerror(r));
@@ -902,6 +779,7 @@ static int start_servers(struct opts *o)
 	     A.target, bridge_line_map_name(A.set.line_map), bridge_auto_boot_name(A.set.auto_boot),
 	     (unsigned)A.set.settle_ms);
 	fprintf(stderr, "espstm-bridge: listening on %s:%u\n", o->host, actual);
+	plog(HAL_LOG_INFO, "%s", tls_port_describe());
 	plog(HAL_LOG_INFO, "clients allowed: %s%s", allow_posix_describe(),
 	     A.allow_cli      ? " (--allow)"
 	     : A.allow_set[0] ? " (settings)"
@@ -914,13 +792,19 @@ static int start_servers(struct opts *o)
 		                              .pump = legacy_pump,
 		                              .isp = &A.isp,
 		                              .flash_claim = flash_claim,
-		                              .rfc2217_port = actual};
+		                              .rfc2217_port = actual,
+		                              .key_rotated = tls_port_set_key,
+		                              .clients = port_clients,
+		                              .disconnect = port_disconnect};
 		if (http_posix_start(A.loop, &hh) < 0)
 			return 1;
 	}
 	if (o->legacy) {
-		struct legacy_posix_hooks lh = {
-		    .br = &A.br, .app = &A, .on_conn = on_connection, .pump = legacy_pump};
+		struct legacy_posix_hooks lh = {.br = &A.br,
+		                                .app = &A,
+		                                .on_conn = port_on_connection,
+		                                .pump = legacy_pump,
+		                                .plain_ok = tls_port_plaintext_ok};
 		if (legacy_posix_start(A.loop, o->host, o->legacy_raw, o->legacy_ctl, &lh) < 0)
 			return 1;
 	}
@@ -931,8 +815,7 @@ static int start_servers(struct opts *o)
 static void shut_down(void)
 {
 	http_posix_stop();
-	if (A.client)
-		uv_close((uv_handle_t *)A.client, on_client_closed);
+	port_shutdown(&A);
 	uv_close((uv_handle_t *)&A.server, NULL);
 	uv_close((uv_handle_t *)&A.timer, NULL);
 #if USE_TIMERFD
@@ -953,7 +836,9 @@ int main(int argc, char **argv)
 	int r = parse_options(argc, argv, &o);
 	if (r >= 0)
 		return r;
-	r = setup_target(&o);
+	r = tls_port_setup(&o.tp) ? 1 : 0;
+	if (r == 0)
+		r = setup_target(&o);
 	if (r == 0)
 		r = start_servers(&o);
 	if (r != 0) {

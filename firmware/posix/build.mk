@@ -8,6 +8,7 @@ BRIDGE_SRC := \
 	firmware/posix/http.c \
 	firmware/posix/http_limits.c \
 	firmware/posix/legacy.c \
+	firmware/posix/pair_posix.c \
 	firmware/posix/pins_posix.c \
 	firmware/posix/plog.c \
 	firmware/posix/tty_termios2.c

@@ -376,13 +376,21 @@ static void usage(FILE *f)
 	    "  --idle-timeout S       close an RFC 2217 client with no byte either way for S\n"
 	    "                         seconds (default: the settings' idle_timeout_s, 600; 0 =\n"
 	    "                         never); TCP keepalive (60 s) detects a vanished peer\n"
-	    "  --http HOST:PORT       serve the web page and HTTP API (port 0 = ephemeral)\n"
+	    "  --http HOST:PORT       serve the web page and HTTP API (port 0 = ephemeral); with "
+	    "a\n"
+	    "                         unit key over HTTPS only, on a self-signed certificate\n"
+	    "                         (KEY.cert.pem/KEY.certkey.pem next to the key file, made at\n"
+	    "                         the first start; its pin is logged) and POST /api/pair\n"
+	    "                         hands the key to 'espstm pair'\n"
 	    "  --password-file FILE   web password (first line); default: generated, logged once\n"
 	    "  --settings FILE        settings store (default FLASH.settings.json; values there\n"
 	    "                         override the options above)\n"
 	    "  --stage-max BYTES      largest image a stage=1 (verify before commit) upload may\n"
 	    "                         stage, in an unlinked temporary file in $TMPDIR or /tmp\n"
 	    "                         (default 4194304 = 4 MiB; 0 = no staging: stage=1 -> 501)\n"
+	    "  --http-plain           serve plain HTTP even with a key: the web password, every\n"
+	    "                         API call and (POST /api/pair) the unit key cross the\n"
+	    "                         network unencrypted; only on a trusted network\n"
 	    "  -v, --verbose          log every RFC 2217 command and pin change\n"
 	    "  -h, --help             this text\n"
 	    "  -V, --version          print the version\n"
@@ -445,6 +453,7 @@ static const struct option long_opts[] = {
     {"boot0", required_argument, 0, 0x501},
     {"invert-nrst", no_argument, 0, 0x502},
     {"invert-boot0", no_argument, 0, 0x503},
+    {"http-plain", no_argument, 0, 0x205},
     {0, 0, 0, 0},
 };
 
@@ -546,6 +555,9 @@ static int parse_option(int c, const char *arg, struct opts *o)
 			return 2;
 		}
 		o->stage_set = 1;
+		return -1;
+	case 0x205:
+		o->http.http_plain = 1;
 		return -1;
 	case 0x400:
 		o->tp.key_file = arg;
@@ -682,6 +694,14 @@ static int setup_target(struct opts *o)
 	const struct hal_ops *hal = A.tgt->hal;
 	if (o->http.addr) {
 		o->http.flash = o->flash;
+		/* HTTPS and pairing with tls_port's unit key: its file ("" = a key for this run
+		 * only) and the key itself; --no-key: neither (plain HTTP) */
+		static struct tls_psk uk;
+		const char *kp = tls_port_key_path();
+		if (kp && tls_port_key(&uk) == 0) {
+			o->http.unit_key = &uk;
+			o->http.key_path = kp[0] ? kp : NULL;
+		}
 		settings_set_observer(on_settings, &A); /* the settings' allow-list */
 		int hr = http_posix_prepare(&o->http, &A.set, &hal);
 		if (hr < 0)
@@ -748,6 +768,8 @@ static int start_servers(struct opts *o)
 		                              .pump = legacy_pump,
 		                              .isp = &A.isp,
 		                              .flash_claim = flash_claim,
+		                              .rfc2217_port = actual,
+		                              .key_rotated = tls_port_set_key,
 		                              .clients = port_clients,
 		                              .disconnect = port_disconnect};
 		if (http_posix_start(A.loop, &hh) < 0)

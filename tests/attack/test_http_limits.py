@@ -71,7 +71,7 @@ class Bridge:
         ready = threading.Event()
         self.p = subprocess.Popen(
             [binary, "--listen", "127.0.0.1:0", "--target", "sim:stm32f103", "--instant",
-             "--flash", os.path.join(tmp, "flash.bin"), "--http", "127.0.0.1:0",
+             "--flash", os.path.join(tmp, "flash.bin"), "--http", "127.0.0.1:0", "--http-plain",
              "--password-file", pwf] + BRIDGE_HTTP_OPTS,
             stderr=subprocess.PIPE, text=True)
 

@@ -451,7 +451,7 @@ def main():
         bridge = os.environ.get("BENCH_BRIDGE") or build + "/espstm-bridge"
         br = Proc([bridge, "--listen", "127.0.0.1:0", "--target",
                    "sim:" + model, "--flash", tmp + "/flash.bin", "--http", "127.0.0.1:0",
-                   "--password-file", tmp + "/pw"], os.path.join(logdir, "bridge.log"))
+                   "--http-plain", "--password-file", tmp + "/pw"], os.path.join(logdir, "bridge.log"))
         procs.append(br)
         m1 = br.wait_for(r"listening on 127\.0\.0\.1:(\d+)", 20)
         m2 = br.wait_for(r"http on 127\.0\.0\.1:(\d+)", 20)

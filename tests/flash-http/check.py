@@ -57,7 +57,7 @@ class Bridge:
         self.ports = {}
         ready = threading.Event()
         self.p = subprocess.Popen([binary, "--listen", "127.0.0.1:0", "--target", "sim:" + model,
-                                   "--flash", self.flash, "--http", "127.0.0.1:0",
+                                   "--flash", self.flash, "--http", "127.0.0.1:0", "--http-plain",
                                    "--password-file", pwf, "--no-key"],
                                   stderr=subprocess.PIPE, text=True)
 

@@ -48,7 +48,7 @@ sc_flash-cli() {
     want=$(sed -n 1p want.txt); want2=$(sed -n 2p want.txt)
     rm -f flash.bin
     step "start bridge (stm32f103, --http 127.0.0.1:0 --password-file pw.txt)"
-    start_bridge bridge.log stm32f103 flash.bin 0 -v --http 127.0.0.1:0 --password-file "$PWD/pw.txt" \
+    start_bridge bridge.log stm32f103 flash.bin 0 -v --http 127.0.0.1:0 --http-plain --password-file "$PWD/pw.txt" \
         2>>steps.log || { fail "bridge did not start"; return 1; }
     wait_line bridge.log 'espstm-bridge: http on 127\.0\.0\.1:[0-9]+' 10 || { fail "bridge printed no 'http on' line"; return 1; }
     http=$(sed -n 's/.*espstm-bridge: http on 127\.0\.0\.1:\([0-9]*\).*/\1/p' bridge.log | tail -1)

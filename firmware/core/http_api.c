@@ -725,9 +725,121 @@ int http_api_flash_result(struct http_api *api, unsigned target, struct api_resp
 	return 1;
 }
 
+/* ---- pairing (http_api.h "Pairing") ---- */
+
+static void pair_error(struct http_api *api, struct api_response *rs, int r)
+{
+	if (r == -EPERM)
+		reply_error(api, rs, 403, "pairing needs HTTPS");
+	else if (r == -ENOENT)
+		reply_error(api, rs, 404, "this unit has no key");
+	else
+		reply_error(api, rs, 500, "the unit key is not available");
+}
+
+static void do_pair_key(struct http_api *api, struct api_response *rs)
+{
+	struct api_pair k;
+	memset(&k, 0, sizeof(k));
+	int r = api->ops->pair_key(api->ctx, &k);
+	k.identity[API_PAIR_ID_MAX] = '\0';
+	k.pin[API_PAIR_PIN_MAX] = '\0';
+	if (r < 0) {
+		pair_error(api, rs, r);
+	} else {
+		static const char hexd[] = "0123456789abcdef";
+		char hex[2 * API_PAIR_KEY_LEN + 1];
+		for (unsigned i = 0; i < API_PAIR_KEY_LEN; i++) {
+			hex[2 * i] = hexd[k.key[i] >> 4];
+			hex[2 * i + 1] = hexd[k.key[i] & 15];
+		}
+		hex[sizeof(hex) - 1] = '\0';
+		struct jw w;
+		jw_init(&w, api->out, sizeof(api->out));
+		jw_obj(&w);
+		jw_key(&w, "identity");
+		jw_str(&w, k.identity);
+		jw_key(&w, "key");
+		jw_str(&w, hex);
+		jw_key(&w, "port");
+		jw_int(&w, api->settings->cur.target[0].port);
+		jw_key(&w, "targets");
+		jw_int(&w, api->settings->cur.target_count);
+		if (k.pin[0]) {
+			jw_key(&w, "pin");
+			jw_str(&w, k.pin);
+		}
+		jw_obj_end(&w);
+		reply_json(api, rs, 200, &w);
+		api->out_secret = 1;
+		/* the copies on the stack: wiped (volatile: not optimised away) */
+		volatile char *v = hex;
+		for (size_t i = 0; i < sizeof(hex); i++)
+			v[i] = 0;
+		api_log(api, "pair: key handed out", "");
+	}
+	volatile uint8_t *v = (volatile uint8_t *)&k;
+	for (size_t i = 0; i < sizeof(k); i++)
+		v[i] = 0;
+}
+
+static void do_pair_rotate(struct http_api *api, struct api_response *rs)
+{
+	int r = api->ops->pair_rotate(api->ctx);
+	struct api_pair k;
+	memset(&k, 0, sizeof(k));
+	if (r == 0)
+		r = api->ops->pair_key(api->ctx, &k);
+	k.identity[API_PAIR_ID_MAX] = '\0';
+	if (r < 0) {
+		pair_error(api, rs, r);
+	} else {
+		struct jw w;
+		jw_init(&w, api->out, sizeof(api->out));
+		jw_obj(&w);
+		jw_key(&w, "rotated");
+		jw_bool(&w, 1);
+		jw_key(&w, "identity");
+		jw_str(&w, k.identity);
+		jw_obj_end(&w);
+		reply_json(api, rs, 200, &w);
+		api_log(api, "pair: unit key rotated", "");
+	}
+	volatile uint8_t *v = (volatile uint8_t *)&k;
+	for (size_t i = 0; i < sizeof(k); i++)
+		v[i] = 0;
+}
+
+/* POST /api/pair and /api/pair/rotate (r: the path after "/api/"). */
+static void do_pair(struct http_api *api, const char *m, const char *r, struct api_response *rs)
+{
+	int rotate = strcmp(r, "pair/rotate") == 0;
+	if ((!rotate && strcmp(r, "pair") != 0) || !api->ops || !api->ops->pair_key ||
+	    (rotate && !api->ops->pair_rotate))
+		reply_error(api, rs, 404, "not found");
+	else if (strcmp(m, "POST") != 0)
+		reply_error(api, rs, 405, "method not allowed");
+	else if (rotate)
+		do_pair_rotate(api, rs);
+	else
+		do_pair_key(api, rs);
+}
+
+/* A key handed out by the previous answer is not left in api->out. */
+static void pair_wipe(struct http_api *api)
+{
+	if (!api->out_secret)
+		return;
+	volatile char *v = api->out;
+	for (size_t i = 0; i < sizeof(api->out); i++)
+		v[i] = 0;
+	api->out_secret = 0;
+}
+
 void http_api_handle(struct http_api *api, const struct api_request *rq, struct api_response *rs)
 {
 	memset(rs, 0, sizeof(*rs));
+	pair_wipe(api);
 	if (!rq->method || !rq->path) {
 		reply_error(api, rs, 400, "bad request");
 		return;
@@ -769,6 +881,8 @@ void http_api_handle(struct http_api *api, const struct api_request *rq, struct 
 			do_put_settings(api, rq, rs);
 		else
 			reply_error(api, rs, 405, "method not allowed");
+	} else if (strncmp(r, "pair", 4) == 0) {
+		do_pair(api, m, r, rs);
 	} else if (strncmp(r, "targets/", 8) == 0) {
 		unsigned t;
 		const char *verb = target_verb(r + 8, &t);

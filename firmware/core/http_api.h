@@ -44,6 +44,16 @@ struct api_status {
 	struct api_target_status t[SETTINGS_MAX_TARGETS];
 };
 
+/* The unit's TLS-PSK key as POST /api/pair hands it out (identity "espstm-" + 16 hex). */
+#define API_PAIR_ID_MAX  40
+#define API_PAIR_KEY_LEN 32
+#define API_PAIR_PIN_MAX 63
+struct api_pair {
+	char identity[API_PAIR_ID_MAX + 1];
+	uint8_t key[API_PAIR_KEY_LEN];
+	char pin[API_PAIR_PIN_MAX + 1]; /* "sha256//BASE64" of the HTTPS certificate, or "" */
+};
+
 struct api_ops {
 	void (*status)(void *ctx, struct api_status *st);
 	/* New settings are current (already stored): apply what can be applied at run time. */
@@ -91,6 +101,19 @@ struct api_ops {
 	int (*stage_read)(void *ctx, unsigned target, uint32_t off, uint8_t *p, size_t n);
 	void (*stage_end)(void *ctx, unsigned target);
 	uint32_t (*crc32)(uint32_t crc, const uint8_t *p, size_t n);
+	/*
+	 * Pairing (POST /api/pair, /api/pair/rotate; both may be NULL: 404). The unit's key of
+	 * its RFC 2217 port (TLS-PSK, RFC 4279) as plain fields: the core has no crypto.
+	 * pair_key: fill out->identity and out->key (out->pin: the HTTPS certificate's pin
+	 *   "sha256//..." or "" when unknown). Returns 0, -EPERM (this request did not come
+	 *   over HTTPS: 403 "pairing needs HTTPS"), -ENOENT (the unit has no key: 404), or
+	 *   another negative errno (500).
+	 * pair_rotate: replace the unit's key with a new random one (stored before it
+	 *   returns), drop the RFC 2217 client connected with the old key. Returns 0 or as
+	 *   pair_key.
+	 */
+	int (*pair_key)(void *ctx, struct api_pair *out);
+	int (*pair_rotate)(void *ctx);
 };
 
 struct api_request {
@@ -123,6 +146,7 @@ struct http_api {
 	uint32_t locked_until;
 	int locked;
 	char out[HTTP_API_OUT];
+	int out_secret; /* 1: out holds a unit key (POST /api/pair): wiped at the next call */
 	struct flash_job flash[SETTINGS_MAX_TARGETS]; /* use the http_api_flash_* calls */
 };
 
@@ -143,6 +167,8 @@ int http_api_init(struct http_api *api, const struct api_ops *ops, void *ctx,
  *   POST /api/targets/N/flash?...       flash an image: streamed, see "Flashing" below
  *   GET  /api/targets/N/flash           progress / result of the last flash of target N
  *   DELETE /api/targets/N/flash         abort the running upload / flash of target N
+ *   POST /api/pair                      the unit's RFC 2217 key, HTTPS only ("Pairing")
+ *   POST /api/pair/rotate               a new unit key; every paired host must pair again
  * Changing calls (PUT/POST/DELETE) also need the header "X-Espstm-Request: 1" (403 otherwise):
  * a cross-site form cannot send it, so a browser's cached credentials cannot be abused (CSRF).
  * reset/bootloader/run answer 409 while a flash runs on the target.
@@ -282,6 +308,19 @@ int http_api_flash_poll(struct http_api *api, unsigned target);
 int http_api_flash_result(struct http_api *api, unsigned target, struct api_response *rs);
 /* 1 while target has an upload or a run in progress (actions answer 409). */
 int http_api_flash_busy(const struct http_api *api, unsigned target);
+
+/*
+ * Pairing (espstm pair HOST): POST /api/pair (Basic auth, X-Espstm-Request: 1) ->
+ *   200 {"identity":"espstm-0123456789abcdef","key":"<64 lowercase hex>","port":2217,
+ *        "targets":1,"pin":"sha256//..."}   ("pin" only when api_ops.pair_key gave one;
+ *        "port": target 0's RFC 2217 port; the answer is in api->out and is wiped
+ *        (zeroed) at the next call into http_api_handle)
+ * POST /api/pair/rotate -> 200 {"rotated":true,"identity":"espstm-<new>"} (no key: the
+ *   caller pairs again if it wants one). Errors: 403 {"error":"pairing needs HTTPS"}
+ *   (api_ops said -EPERM), 404 "this unit has no key" (-ENOENT) or when the platform has
+ *   no pairing (ops NULL), 405 for another method, 500 otherwise. Nothing is logged with
+ *   the key; "pair: key handed out" / "pair: unit key rotated" are logged.
+ */
 
 /* Constant-time equality of a (alen bytes) and b (blen bytes): time depends only on blen
  * (the secret's length), never on where they differ. 1 equal, 0 not. */

@@ -231,6 +231,140 @@ START_TEST(log_path_sanitized)
 }
 END_TEST
 
+/* ---- pairing: POST /api/pair, /api/pair/rotate ---- */
+
+static struct {
+	int result; /* what pair_key / pair_rotate return */
+	int keys, rotations;
+	uint8_t key[API_PAIR_KEY_LEN];
+	char identity[API_PAIR_ID_MAX + 1];
+	const char *pin;
+} pk;
+
+static int fx_pair_key(void *ctx, struct api_pair *out)
+{
+	(void)ctx;
+	pk.keys++;
+	if (pk.result < 0)
+		return pk.result;
+	memcpy(out->identity, pk.identity, sizeof(out->identity));
+	memcpy(out->key, pk.key, sizeof(out->key));
+	snprintf(out->pin, sizeof(out->pin), "%s", pk.pin ? pk.pin : "");
+	return 0;
+}
+
+static int fx_pair_rotate(void *ctx)
+{
+	(void)ctx;
+	pk.rotations++;
+	if (pk.result < 0)
+		return pk.result;
+	pk.key[0] ^= 0xFF;
+	memcpy(pk.identity, "espstm-ffffffffffffffff", 24);
+	return 0;
+}
+
+static const struct api_ops pair_ops = {.status = fx_status,
+                                        .apply = fx_apply,
+                                        .action = fx_action,
+                                        .pair_key = fx_pair_key,
+                                        .pair_rotate = fx_pair_rotate};
+
+static void pair_setup(void)
+{
+	struct settings_caps caps;
+	settings_caps_nominal(&caps, 1);
+	settings_mgr_init(&fx.sm, &caps, NULL, NULL);
+	ck_assert_int_eq(http_api_init(&fx.api, &pair_ops, NULL, &fx.sm, "pw-123"), 0);
+	memset(&pk, 0, sizeof(pk));
+	for (unsigned i = 0; i < API_PAIR_KEY_LEN; i++)
+		pk.key[i] = (uint8_t)(0xA0 + i);
+	memcpy(pk.identity, "espstm-0123456789abcdef", 24);
+}
+
+static void str_at(const struct api_response *r, const char *key, char *out, size_t cap)
+{
+	int i = json_find(r->body, fx.tok, 0, key);
+	ck_assert_msg(i > 0, "no \"%s\" in %.*s", key, (int)r->len, r->body);
+	ck_assert_int_ge(json_copy(r->body, &fx.tok[i], out, cap), 0);
+}
+
+START_TEST(pair_key_answer)
+{
+	pk.pin = "sha256//AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+	struct api_response r = fx_call("POST", "/api/pair", GOOD, "1", NULL, 0);
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_str_eq(r.content_type, "application/json");
+	fx_parse(&r);
+	char id[64], key[80], pin[80];
+	str_at(&r, "identity", id, sizeof(id));
+	ck_assert_str_eq(id, "espstm-0123456789abcdef");
+	str_at(&r, "key", key, sizeof(key));
+	ck_assert_str_eq(key, "a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf");
+	str_at(&r, "pin", pin, sizeof(pin));
+	ck_assert_str_eq(pin, pk.pin);
+	long long v;
+	ck_assert_int_eq(json_int(r.body, &fx.tok[json_find(r.body, fx.tok, 0, "port")], &v), 0);
+	ck_assert_int_eq(v, 2217);
+	ck_assert_int_eq(json_int(r.body, &fx.tok[json_find(r.body, fx.tok, 0, "targets")], &v), 0);
+	ck_assert_int_eq(v, 1);
+	/* the key does not stay in the answer buffer after the next request */
+	fx_call("GET", "/api/nothing", GOOD, NULL, NULL, 0);
+	ck_assert_ptr_null(memmem(fx.api.out, sizeof(fx.api.out), "a0a1a2a3", 8));
+	/* no pin known: no "pin" */
+	pk.pin = NULL;
+	r = fx_call("POST", "/api/pair", GOOD, "1", NULL, 0);
+	ck_assert_int_eq(r.status, 200);
+	fx_parse(&r);
+	ck_assert_int_lt(json_find(r.body, fx.tok, 0, "pin"), 0);
+}
+END_TEST
+
+START_TEST(pair_refusals)
+{
+	/* authentication and the CSRF header come first: the key is never asked for */
+	ck_assert_int_eq(fx_call("POST", "/api/pair", NULL, "1", NULL, 0).status, 401);
+	ck_assert_int_eq(fx_call("POST", "/api/pair", BAD, "1", NULL, 0).status, 401);
+	ck_assert_int_eq(fx_call("POST", "/api/pair", GOOD, NULL, NULL, 0).status, 403);
+	ck_assert_int_eq(fx_call("POST", "/api/pair/rotate", BAD, "1", NULL, 0).status, 401);
+	ck_assert_int_eq(fx_call("GET", "/api/pair", GOOD, NULL, NULL, 0).status, 405);
+	ck_assert_int_eq(fx_call("POST", "/api/pairx", GOOD, "1", NULL, 0).status, 404);
+	ck_assert_int_eq(pk.keys, 0);
+	ck_assert_int_eq(pk.rotations, 0);
+	/* plain HTTP: 403 with the reason */
+	pk.result = -EPERM;
+	struct api_response r = fx_call("POST", "/api/pair", GOOD, "1", NULL, 0);
+	ck_assert_int_eq(r.status, 403);
+	ck_assert(strstr(r.body, "pairing needs HTTPS") != NULL);
+	ck_assert_int_eq(fx_call("POST", "/api/pair/rotate", GOOD, "1", NULL, 0).status, 403);
+	pk.result = -ENOENT;
+	ck_assert_int_eq(fx_call("POST", "/api/pair", GOOD, "1", NULL, 0).status, 404);
+	pk.result = -EIO;
+	ck_assert_int_eq(fx_call("POST", "/api/pair", GOOD, "1", NULL, 0).status, 500);
+	/* a platform without pairing */
+	static const struct api_ops none = {.status = fx_status};
+	http_api_init(&fx.api, &none, NULL, &fx.sm, "pw-123");
+	ck_assert_int_eq(fx_call("POST", "/api/pair", GOOD, "1", NULL, 0).status, 404);
+	ck_assert_int_eq(fx_call("POST", "/api/pair/rotate", GOOD, "1", NULL, 0).status, 404);
+}
+END_TEST
+
+START_TEST(pair_rotate_answer)
+{
+	struct api_response r = fx_call("POST", "/api/pair/rotate", GOOD, "1", NULL, 0);
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_int_eq(pk.rotations, 1);
+	fx_parse(&r);
+	char id[64];
+	str_at(&r, "identity", id, sizeof(id));
+	ck_assert_str_eq(id, "espstm-ffffffffffffffff");
+	ck_assert_int_lt(json_find(r.body, fx.tok, 0, "key"), 0); /* no key in this answer */
+	r = fx_call("POST", "/api/pair", GOOD, "1", NULL, 0);
+	ck_assert_int_eq(r.status, 200);
+	ck_assert(strstr(r.body, "\"5fa1a2a3") != NULL); /* the new key */
+}
+END_TEST
+
 static Suite *http_api_suite(void)
 {
 	Suite *s = suite_create("http_api");
@@ -247,6 +381,12 @@ static Suite *http_api_suite(void)
 	tcase_add_test(tc, put_null_body_with_len);
 	tcase_add_test(tc, log_path_sanitized);
 	suite_add_tcase(s, tc);
+	TCase *pc = tcase_create("pair");
+	tcase_add_checked_fixture(pc, pair_setup, NULL);
+	tcase_add_test(pc, pair_key_answer);
+	tcase_add_test(pc, pair_refusals);
+	tcase_add_test(pc, pair_rotate_answer);
+	suite_add_tcase(s, pc);
 	return s;
 }
 UNIT_SUITE(http_api_suite)

@@ -54,11 +54,19 @@
  * ports, pins and legacy switch at the next restart.
  */
 #include "espstm.h"
+#include "security.h"
 #include "target.h"
 
 #include "http_api.h"
+#include "self_cert.h"
 
 #include "esp_http_server.h"
+#if !CONFIG_IDF_TARGET_ESP8266 && CONFIG_ESP_HTTPS_SERVER_ENABLE
+#include "esp_https_server.h"
+#define ESPSTM_HTTPS 1 /* sdkconfig.defaults.idf sets CONFIG_ESP_HTTPS_SERVER_ENABLE */
+#else
+#define ESPSTM_HTTPS 0 /* ESP8266_RTOS_SDK v3.4 has no HTTPS server: plain HTTP */
+#endif
 #include "esp_log.h"
 #include "esp_partition.h"
 #include "esp_timer.h"
@@ -82,6 +90,7 @@
 #define FLASH_CHUNK         1024 /* image bytes received at a time */
 #define FLASH_IDLE_S        30   /* an upload with no data for this long is cancelled */
 #define HTTP_RECV_TIMEOUT_S 5    /* httpd_req_recv() wait (the server's recv_wait_timeout) */
+#define HTTP_MAX_SOCKETS    4    /* open connections (HTTPS: each holds a TLS session) */
 /* Longest URI (req->uri holds this + 1). ESP-IDF v5.5 dropped the HTTPD_MAX_URI_LEN alias
  * (esp_http_server.h); the Kconfig value exists in every SDK we build with (v3.4, v5.x). */
 #define URI_MAX           CONFIG_HTTPD_MAX_URI_LEN
@@ -105,6 +114,7 @@ static char auth[160]; /* "Basic " + base64 of admin:<64 characters> fits */
 static char xreq[8];
 static char path[URI_MAX + 1];
 static SemaphoreHandle_t api_mu; /* every call into api */
+static int https_on;             /* the server speaks HTTPS (ESP-IDF with a certificate) */
 static char sout[HTTP_API_OUT];  /* the server task's answer, copied out of api.out */
 
 /* ---- API callbacks ---- */
@@ -269,6 +279,48 @@ static uint32_t api_crc32(uint32_t crc, const uint8_t *p, size_t n)
 #endif
 }
 
+/* ---- pairing (POST /api/pair, /api/pair/rotate) ---- */
+
+static int api_pair_key(void *ctx, struct api_pair *out)
+{
+	(void)ctx;
+#if CONFIG_ESPSTM_PAIR_OVER_HTTP
+	int plain_ok = 1; /* menuconfig: the key may cross the network in clear */
+#else
+	int plain_ok = 0;
+#endif
+	if (!https_on && !plain_ok)
+		return -EPERM;
+	struct tls_psk k;
+	if (sec_key_copy(&k, NULL) < 0)
+		return -ENOENT;
+	memset(out, 0, sizeof(*out));
+	snprintf(out->identity, sizeof(out->identity), "%s", k.identity);
+	memcpy(out->key, k.key,
+	       sizeof(out->key) < sizeof(k.key) ? sizeof(out->key) : sizeof(k.key));
+	memset(&k, 0, sizeof(k));
+#if ESPSTM_HTTPS
+	const char *cert, *key;
+	size_t cl, kl;
+	if (https_on && sec_cert(&cert, &cl, &key, &kl) == 0)
+		self_cert_pin((const uint8_t *)cert, cl, out->pin, sizeof(out->pin));
+#endif
+	return 0;
+}
+
+static int api_pair_rotate(void *ctx)
+{
+	(void)ctx;
+#if !CONFIG_ESPSTM_PAIR_OVER_HTTP
+	if (!https_on)
+		return -EPERM;
+#endif
+	if (sec_key_gen() == 0)
+		return -ENOENT;
+	/* the RFC 2217 tasks see the new generation and drop their TLS client */
+	return sec_key_rotate();
+}
+
 static const struct api_ops ops = {.status = api_status,
                                    .apply = api_apply,
                                    .action = api_action,
@@ -280,7 +332,9 @@ static const struct api_ops ops = {.status = api_status,
                                    .stage_write = api_stage_write,
                                    .stage_read = api_stage_read,
                                    .stage_end = api_stage_end,
-                                   .crc32 = api_crc32};
+                                   .crc32 = api_crc32,
+                                   .pair_key = api_pair_key,
+                                   .pair_rotate = api_pair_rotate};
 
 /* ---- esp_http_server ---- */
 
@@ -632,13 +686,18 @@ static const struct {
     {"/api/settings", HTTP_GET},
     {"/api/settings", HTTP_PUT},
     {"/api/settings", HTTP_POST},
+    {"/api/pair", HTTP_POST},
+    {"/api/pair/rotate", HTTP_POST},
+    {"/api/verify-key", HTTP_GET},
+    {"/api/verify-key", HTTP_PUT},
 };
 static const struct {
 	const char *verb;
 	httpd_method_t method;
 } target_routes[] = {
-    {"reset", HTTP_POST}, {"bootloader", HTTP_POST}, {"run", HTTP_POST},
-    {"flash", HTTP_POST}, {"flash", HTTP_GET},       {"flash", HTTP_DELETE},
+    {"reset", HTTP_POST},      {"bootloader", HTTP_POST}, {"run", HTTP_POST},
+    {"flash", HTTP_POST},      {"flash", HTTP_GET},       {"flash", HTTP_DELETE},
+    {"disconnect", HTTP_POST},
 };
 #define N_FIXED_ROUTES  (sizeof(fixed_routes) / sizeof(fixed_routes[0]))
 #define N_TARGET_ROUTES (sizeof(target_routes) / sizeof(target_routes[0]))
@@ -664,6 +723,65 @@ static void route_get(size_t i, char *uri, size_t cap, httpd_method_t *m)
 }
 #endif
 
+/* The server's settings of both SDKs (connection limits: DESIGN "HTTP connection limits"). */
+static void server_config(httpd_config_t *cfg)
+{
+	cfg->max_resp_headers = 10;
+#if CONFIG_IDF_TARGET_ESP8266
+	cfg->max_uri_handlers = (uint16_t)route_count();
+#else
+	cfg->uri_match_fn = httpd_uri_match_wildcard;
+#endif
+	/* a burst of connections or a slow client cannot keep the admin out for long: the
+	 * oldest connection is closed for a new one, and a request's bytes must keep coming */
+	cfg->max_open_sockets = HTTP_MAX_SOCKETS;
+	cfg->lru_purge_enable = true;
+	cfg->recv_wait_timeout = HTTP_RECV_TIMEOUT_S;
+	cfg->send_wait_timeout = HTTP_RECV_TIMEOUT_S;
+}
+
+/* HTTPS on port 443 (ESP-IDF with a certificate), else plain HTTP on port 80. */
+static esp_err_t server_start(httpd_handle_t *h)
+{
+	esp_err_t e;
+#if ESPSTM_HTTPS
+	const char *cert, *key;
+	size_t cl, kl;
+	if (sec_cert(&cert, &cl, &key, &kl) == 0) {
+		httpd_ssl_config_t sc = HTTPD_SSL_CONFIG_DEFAULT();
+		server_config(&sc.httpd);
+		sc.httpd.stack_size = 10240; /* the TLS handshake (ECDSA) runs in the server task */
+		sc.servercert = (const uint8_t *)cert; /* copied by httpd_ssl_start */
+		sc.servercert_len = cl;                /* counts the NUL (PEM) */
+		sc.prvtkey_pem = (const uint8_t *)key;
+		sc.prvtkey_len = kl;
+		sc.transport_mode = HTTPD_SSL_TRANSPORT_SECURE;
+		sc.port_secure = 443;
+#if defined(ESP_IDF_VERSION_VAL) && ESP_IDF_VERSION >= ESP_IDF_VERSION_VAL(5, 5, 0)
+		/* the handshake runs in the server task: a client trickling its ClientHello
+		 * must not hold it (the field is new in v5.5; before, only the 5 s per recv) */
+		sc.tls_handshake_timeout_ms = 1000 * HTTP_RECV_TIMEOUT_S;
+#endif
+		e = httpd_ssl_start(h, &sc);
+		if (e == ESP_OK) {
+			https_on = 1;
+			return ESP_OK;
+		}
+		ESP_LOGE(TAG, "httpd_ssl_start: %s: serving plain HTTP (pairing refused)",
+		         esp_err_to_name(e));
+	} else {
+		ESP_LOGE(TAG, "no HTTPS certificate: serving plain HTTP (pairing refused)");
+	}
+#endif
+	httpd_config_t cfg = HTTPD_DEFAULT_CONFIG();
+	server_config(&cfg);
+	cfg.stack_size = 6144;
+	e = httpd_start(h, &cfg);
+	if (e != ESP_OK)
+		ESP_LOGE(TAG, "httpd_start: %s", esp_err_to_name(e));
+	return e;
+}
+
 int http_server_start(void)
 {
 	const char *pass = settings_web_pass();
@@ -683,22 +801,10 @@ int http_server_start(void)
 		ESP_LOGE(TAG, "no usable web password: web server not started");
 		return -1;
 	}
-	httpd_config_t cfg = HTTPD_DEFAULT_CONFIG();
-	cfg.stack_size = 6144;
-	cfg.max_resp_headers = 10;
-#if CONFIG_IDF_TARGET_ESP8266
-	cfg.max_uri_handlers = (uint16_t)route_count();
-#else
-	cfg.uri_match_fn = httpd_uri_match_wildcard;
-#endif
-	cfg.lru_purge_enable = true;
-	cfg.recv_wait_timeout = HTTP_RECV_TIMEOUT_S;
 	httpd_handle_t h = NULL;
-	esp_err_t e = httpd_start(&h, &cfg);
-	if (e != ESP_OK) {
-		ESP_LOGE(TAG, "httpd_start: %s", esp_err_to_name(e));
+	esp_err_t e = server_start(&h);
+	if (e != ESP_OK)
 		return -1;
-	}
 #if FLASH_ASYNC
 	server = h;
 	flash_q = xQueueCreate(1, sizeof(struct flash_job));
@@ -727,7 +833,7 @@ int http_server_start(void)
 			ESP_LOGE(TAG, "register handler: %s", esp_err_to_name(e));
 	}
 #endif
-	ESP_LOGI(TAG, "web page and API on http://%s.local/ (user %s)", espstm_hostname(),
-	         HTTP_API_USER);
+	ESP_LOGI(TAG, "web page and API on %s://%s.local/ (user %s)", https_on ? "https" : "http",
+	         espstm_hostname(), HTTP_API_USER);
 	return 0;
 }

@@ -225,6 +225,63 @@ static void put_pin_level(struct jw *w, int v)
 		jw_int(w, v);
 }
 
+/* "clients": the RFC 2217 port holders (api_ops.clients). */
+static void put_clients(struct http_api *api, struct jw *w)
+{
+	struct api_client c[API_CLIENTS_MAX];
+	unsigned n = 0;
+	if (api->ops && api->ops->clients)
+		n = api->ops->clients(api->ctx, c, API_CLIENTS_MAX);
+	if (n > API_CLIENTS_MAX)
+		n = API_CLIENTS_MAX;
+	jw_key(w, "clients");
+	jw_arr(w);
+	for (unsigned i = 0; i < n; i++) {
+		c[i].peer[sizeof(c[i].peer) - 1] = '\0';
+		jw_obj(w);
+		jw_key(w, "target");
+		jw_int(w, c[i].target);
+		jw_key(w, "peer");
+		jw_str(w, c[i].peer);
+		jw_key(w, "tls");
+		jw_bool(w, c[i].tls);
+		jw_key(w, "since_s");
+		jw_int(w, c[i].since_s);
+		jw_key(w, "idle_s");
+		jw_int(w, c[i].idle_s);
+		jw_key(w, "bytes_in");
+		jw_int(w, c[i].bytes_in);
+		jw_key(w, "bytes_out");
+		jw_int(w, c[i].bytes_out);
+		jw_obj_end(w);
+	}
+	jw_arr_end(w);
+}
+
+/* POST /api/targets/N/disconnect: drop the holder of target t's RFC 2217 port. */
+static void do_disconnect(struct http_api *api, unsigned t, struct api_response *rs)
+{
+	if (t >= api->settings->cur.target_count) {
+		reply_error(api, rs, 404, "no such target");
+		return;
+	}
+	if (!api->ops || !api->ops->disconnect) {
+		reply_error(api, rs, 501, "this platform cannot drop clients");
+		return;
+	}
+	int r = api->ops->disconnect(api->ctx, t);
+	api_log(api, "http: disconnect ", r > 0 ? "(client dropped)" : "(no client)");
+	struct jw w;
+	jw_init(&w, api->out, sizeof(api->out));
+	jw_obj(&w);
+	jw_key(&w, "target");
+	jw_int(&w, t);
+	jw_key(&w, "dropped");
+	jw_bool(&w, r > 0);
+	jw_obj_end(&w);
+	reply_json(api, rs, 200, &w);
+}
+
 static void do_status(struct http_api *api, struct api_response *rs)
 {
 	struct api_status st;
@@ -330,6 +387,7 @@ static void do_status(struct http_api *api, struct api_response *rs)
 		jw_obj_end(&w);
 	}
 	jw_arr_end(&w);
+	put_clients(api, &w);
 	jw_obj_end(&w);
 	reply_json(api, rs, 200, &w);
 }
@@ -902,6 +960,8 @@ void http_api_handle(struct http_api *api, const struct api_request *rq, struct 
 				reply_error(api, rs, 405, "method not allowed");
 		} else if (strcmp(m, "POST") != 0) {
 			reply_error(api, rs, 405, "method not allowed");
+		} else if (verb && strcmp(verb, "disconnect") == 0) {
+			do_disconnect(api, t, rs);
 		} else {
 			do_action(api, r + 8, rs);
 		}

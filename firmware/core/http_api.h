@@ -54,6 +54,18 @@ struct api_pair {
 	char pin[API_PAIR_PIN_MAX + 1]; /* "sha256//BASE64" of the HTTPS certificate, or "" */
 };
 
+/* The holder of a target's RFC 2217 port (api_ops.clients), for "clients" in /api/status. */
+#define API_CLIENTS_MAX 4
+struct api_client {
+	unsigned target;
+	char peer[48];     /* "127.0.0.1:5555" */
+	int tls;           /* 1: TLS-PSK session, 0: plaintext */
+	uint32_t since_s;  /* connected for this long (s) */
+	uint32_t idle_s;   /* no byte either way for this long (s) */
+	uint64_t bytes_in; /* bytes received from / sent to the client on the socket */
+	uint64_t bytes_out;
+};
+
 struct api_ops {
 	void (*status)(void *ctx, struct api_status *st);
 	/* New settings are current (already stored): apply what can be applied at run time. */
@@ -114,6 +126,12 @@ struct api_ops {
 	 */
 	int (*pair_key)(void *ctx, struct api_pair *out);
 	int (*pair_rotate)(void *ctx);
+	/* Client holders (may be NULL: "clients" is []): fill c[0..max) with the connected
+	 * clients of the RFC 2217 ports, return how many. */
+	unsigned (*clients)(void *ctx, struct api_client *c, unsigned max);
+	/* Drop target's RFC 2217 client (take-over; may be NULL: 501). Returns 1 dropped, 0 no
+	 * client was connected. */
+	int (*disconnect)(void *ctx, unsigned target);
 };
 
 struct api_request {
@@ -169,6 +187,10 @@ int http_api_init(struct http_api *api, const struct api_ops *ops, void *ctx,
  *   DELETE /api/targets/N/flash         abort the running upload / flash of target N
  *   POST /api/pair                      the unit's RFC 2217 key, HTTPS only ("Pairing")
  *   POST /api/pair/rotate               a new unit key; every paired host must pair again
+ *   POST /api/targets/N/disconnect      drop the client of target N's RFC 2217 port:
+ *                                       200 {"target":N,"dropped":true|false}
+ * /api/status has "clients": [{"target":0,"peer":"127.0.0.1:5555","tls":true,"since_s":12,
+ * "idle_s":3,"bytes_in":..,"bytes_out":..}] (api_ops.clients; [] without it).
  * Changing calls (PUT/POST/DELETE) also need the header "X-Espstm-Request: 1" (403 otherwise):
  * a cross-site form cannot send it, so a browser's cached credentials cannot be abused (CSRF).
  * reset/bootloader/run answer 409 while a flash runs on the target.

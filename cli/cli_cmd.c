@@ -42,6 +42,7 @@ static const char general_options[] =
     "\n"
     "DEVICE is a device name as espstmd knows it: ttySTM0 or /dev/ttySTM0.\n"
     "Exit status: 0 ok, 1 espstmd answered an error, 2 usage, 69 espstmd not reachable.\n"
+    "espstm pair/unpair: 0 ok, 1 error, 2 usage, 3 the bridge's certificate changed.\n"
     "espstm flash: 0 only after the image was written and verified (--no-verify: written),\n"
     "1 flash failed or refused, 65 IMAGE unusable, 66 IMAGE or password file unreadable,\n"
     "69 espstmd or the bridge not reachable, 77 password refused, 130 interrupted.\n"
@@ -228,6 +229,25 @@ static int run_version(const struct command *cmd, int argc, char **argv, FILE *o
 }
 
 static cli_subcommand_fn flash_fn;
+cli_subcommand_fn cli_pair_fn, cli_unpair_fn;
+
+/* pair / unpair (cli_pair.c, set by espstm.c): NULL when not linked. */
+static cli_subcommand_fn external_fn(const char *name)
+{
+	return strcmp(name, "pair") == 0 ? cli_pair_fn : cli_unpair_fn;
+}
+
+static int run_external(const struct command *cmd, int argc, char **argv, FILE *out, FILE *err)
+{
+	cli_subcommand_fn fn = external_fn(cmd->name);
+	if (!fn) {
+		fprintf(err, "espstm %s: not available in this build\n", cmd->name);
+		return CLI_EXIT_USAGE;
+	}
+	fflush(out);
+	fflush(err);
+	return fn(argc, argv);
+}
 
 static int run_flash(const struct command *cmd, int argc, char **argv, FILE *out, FILE *err)
 {
@@ -263,6 +283,11 @@ static int run_help(const struct command *cmd, int argc, char **argv, FILE *out,
 		fflush(out);
 		return flash_fn(2, fargv);
 	}
+	if (c->run == run_external && external_fn(c->name)) {
+		char *fargv[] = {(char *)c->name, (char *)"--help", NULL};
+		fflush(out);
+		return external_fn(c->name)(2, fargv);
+	}
 	print_command_help(c, out);
 	return CLI_EXIT_OK;
 }
@@ -288,6 +313,11 @@ static const struct command commands[] = {
      run_version},
     {"flash", "DEVICE FILE [OPTIONS]", "write an image to the STM32 through the bridge",
      "Write FILE to the STM32's flash through the ESP bridge (see espstm(1), FLASH).\n", run_flash},
+    {"pair", "HOST[:PORT] [OPTIONS]", "fetch a bridge's unit key over HTTPS (pinned)",
+     "Pin the bridge's certificate, fetch its unit key for espstmd (see espstm(1), PAIRING).\n",
+     run_external},
+    {"unpair", "HOST[:PORT] [--rotate]", "forget a bridge's key and pin",
+     "Remove the key file and the pin of HOST; --rotate replaces the unit's key.\n", run_external},
     {"help", "[COMMAND]", "this help, or a command's", "Show the help of espstm or of COMMAND.\n",
      run_help},
 };

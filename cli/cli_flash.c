@@ -41,6 +41,9 @@ static const char help_text[] =
     "  -t, --target N         target N of the bridge (default 0)\n"
     "  -b, --baud B           bootloader baud rate (default: the bridge's, 115200)\n"
     "  -H, --host HOST[:PORT] the bridge's web/API address instead of DEVICE (port 80)\n"
+    "      --http-plain       plain HTTP even if the bridge is paired (by default a bridge\n"
+    "                         whose certificate is pinned in known_bridges by 'espstm\n"
+    "                         pair' is reached over HTTPS, any other over plain HTTP)\n"
     "  -P, --password-file F  the bridge's web password: first line of F (default:\n"
     "                         $" CLI_FLASH_PASSWORD_ENV "); never given on the command line;\n"
     "                         a warning if its group or others may read it\n"
@@ -54,7 +57,8 @@ static const char help_text[] =
     "refused, or the bridge's byte counts do not match IMAGE, 2 usage, 65 IMAGE unusable (empty, "
     "ELF, bad Intel HEX; --stage: it reached the bridge damaged), 66 IMAGE or password file\n"
     "unreadable, 69 espstmd or the bridge not reachable, 77 password refused (HTTP 401,\n"
-    "403, 429), 130 interrupted (the bridge is asked to abort the run: DELETE). See\n"
+    "403, 429), 3 the bridge's certificate is not the pinned one, 130 interrupted (the\n"
+    "bridge is asked to abort the run: DELETE). See\n"
     "espstm(1), FLASH.\n";
 
 void cli_flash_print_help(FILE *out)
@@ -193,7 +197,7 @@ const char *cli_flash_check_head(const uint8_t *head, size_t n, enum cli_flash_f
 
 /* ------------------------------------------------------------------ command line */
 
-enum { OPT_UNPROTECT = 256, OPT_PROGRESS, OPT_PASSWORD, OPT_NO_VERIFY, OPT_STAGE };
+enum { OPT_UNPROTECT = 256, OPT_PROGRESS, OPT_PASSWORD, OPT_NO_VERIFY, OPT_STAGE, OPT_HTTP_PLAIN };
 
 static const struct option long_opts[] = {
     {"address", required_argument, NULL, 'a'},
@@ -203,6 +207,7 @@ static const struct option long_opts[] = {
     {"format", required_argument, NULL, 'f'},
     {"unprotect", no_argument, NULL, OPT_UNPROTECT},
     {"stage", no_argument, NULL, OPT_STAGE},
+    {"http-plain", no_argument, NULL, OPT_HTTP_PLAIN},
     {"target", required_argument, NULL, 't'},
     {"baud", required_argument, NULL, 'b'},
     {"host", required_argument, NULL, 'H'},
@@ -361,6 +366,9 @@ static int parse_option(int c, int argc, char **argv, struct cli_flash_opts *o, 
 		return 0;
 	case OPT_STAGE:
 		o->stage = 1;
+		return 0;
+	case OPT_HTTP_PLAIN:
+		o->http_plain = 1;
 		return 0;
 	case 'H':
 		if (cli_flash_parse_host(optarg, o->host, sizeof o->host, &o->port) < 0)

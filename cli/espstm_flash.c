@@ -12,6 +12,7 @@
 #include "cli_client.h"
 #include "cli_flash.h"
 #include "cli_json.h"
+#include "cli_pair.h"  /* known_bridges pins (HTTPS) */
 #include "ctl_proto.h" /* CTL_DEFAULT_PATH */
 
 #include <curl/curl.h>
@@ -140,8 +141,14 @@ static void end_bar(struct shown *s)
 	}
 }
 
+/* The bridge's pinned certificate (known_bridges, cli_pair.h), "" = none: plain HTTP. Every
+ * handle of this run uses it (set_common). */
+static char bridge_pin[CLI_PAIR_PIN_MAX];
+
 static void set_common(CURL *h, const char *url, const char *pw)
 {
+	if (bridge_pin[0])
+		cli_pair_pin_curl(h, bridge_pin);
 	curl_easy_setopt(h, CURLOPT_URL, url);
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(h, CURLOPT_NOPROXY, "*"); /* the bridge is on the local network */
@@ -407,6 +414,35 @@ static int find_bridge(struct flash_run *run)
 	return 0;
 }
 
+/* HTTPS when known_bridges has a pin for the bridge (and no --http-plain): the URLs become
+ * https:// and every handle pins the certificate. Returns 0 or an exit status. */
+static int choose_scheme(struct flash_run *run)
+{
+	bridge_pin[0] = '\0';
+	if (run->o.http_plain)
+		return 0;
+	int k = cli_pair_pin_for(run->host, run->port, bridge_pin, sizeof bridge_pin);
+	if (k < 0) {
+		fprintf(stderr, "espstm flash: known_bridges unreadable: %s\n", strerror(-k));
+		return CLI_FLASH_EXIT_NOINPUT;
+	}
+	if (k == 0) {
+		bridge_pin[0] = '\0';
+		return 0;
+	}
+	char *urls[] = {run->url, run->geturl};
+	for (int i = 0; i < 2; i++) {
+		size_t l = strlen(urls[i]);
+		if (strncmp(urls[i], "http://", 7) != 0 || l + 2 > sizeof run->url) {
+			fprintf(stderr, "espstm flash: host name too long\n");
+			return CLI_FLASH_EXIT_USAGE;
+		}
+		memmove(urls[i] + 5, urls[i] + 4, l - 4 + 1);
+		urls[i][4] = 's';
+	}
+	return 0;
+}
+
 /* --stage's CRC-32 of IMAGE, and the URLs of the upload and of the progress. Returns 0 or
  * an exit status. */
 static int prepare_urls(struct flash_run *run)
@@ -669,10 +705,29 @@ static int report_no_answer(const struct flash_run *run)
 		        strerror(run->up.read_error));
 		return CLI_FLASH_EXIT_NOINPUT;
 	}
+	if (run->post_res == CURLE_SSL_PINNEDPUBKEYNOTMATCH) {
+		char name[CLI_FLASH_HOST_MAX + 16], file[4096], line[4800];
+		cli_known_name(run->host, run->port, name, sizeof name);
+		if (cli_known_path(NULL, file, sizeof file) < 0)
+			snprintf(file, sizeof file, "known_bridges");
+		char got[CLI_PAIR_PIN_MAX], why[300];
+		if (cli_pair_probe(run->host, run->port, got, sizeof got, why, sizeof why) < 0)
+			snprintf(got, sizeof got, "another key");
+		cli_pair_changed_msg(line, sizeof line, name, bridge_pin, got, file);
+		fprintf(stderr, "%s\n", line);
+		return CLI_PAIR_EXIT_CHANGED;
+	}
 	if (!run->up.started) {
 		fprintf(stderr, "espstm flash: cannot reach the bridge at %s%s%s:%u: %s\n",
 		        strchr(run->host, ':') ? "[" : "", run->host,
 		        strchr(run->host, ':') ? "]" : "", run->port, why);
+		if (!bridge_pin[0] &&
+		    (run->post_res == CURLE_UNSUPPORTED_PROTOCOL ||
+		     run->post_res == CURLE_WEIRD_SERVER_REPLY ||
+		     run->post_res == CURLE_RECV_ERROR || run->post_res == CURLE_GOT_NOTHING))
+			fprintf(stderr,
+			        "espstm flash: (a bridge with a unit key serves HTTPS only: pair "
+			        "with it first, 'espstm pair HOST:PORT')\n");
 		return CLI_FLASH_EXIT_UNAVAILABLE;
 	}
 	if (get_once(run->geturl, run->pw, &st) == 0 && st.state == CFS_FAILED) {
@@ -768,6 +823,8 @@ int espstm_flash_main(int argc, char **argv)
 		r = find_bridge(&run);
 		if (r == 0)
 			r = prepare_urls(&run);
+		if (r == 0)
+			r = choose_scheme(&run);
 		if (r == 0) {
 			start_progress(&run);
 			r = flash_over_http(&run);

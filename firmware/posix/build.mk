@@ -4,11 +4,12 @@ BRIDGE_SRC := \
 	firmware/posix/allow_posix.c \
 	firmware/posix/http.c \
 	firmware/posix/legacy.c \
+	firmware/posix/pair_posix.c \
 	firmware/posix/plog.c
 BRIDGE_MAIN     := firmware/posix/main.c
-BRIDGE_CPPFLAGS := -Ifirmware/posix -Ifirmware/core -Istm32sim $(UV_CFLAGS) $(MHD_CFLAGS)
-BRIDGE_LIBS     := $(UV_LIBS) $(MHD_LIBS) $(Z_LIBS) -lm
+BRIDGE_CPPFLAGS := -Ifirmware/posix -Ifirmware/crypto -Ifirmware/core -Istm32sim $(UV_CFLAGS) $(MHD_CFLAGS)
+BRIDGE_LIBS     := $(UV_LIBS) $(MHD_LIBS) $(Z_LIBS) $(CRYPTO_LIBS) -lm
 
 $(call obj,$(BRIDGE_SRC) $(BRIDGE_MAIN)) $(call aobj,$(BRIDGE_SRC)): MOD_CPPFLAGS := $(BRIDGE_CPPFLAGS)
-$(BUILD)/espstm-bridge: $(call obj,$(BRIDGE_MAIN) $(BRIDGE_SRC)) $(CORE_LIB) $(SIM_LIB)
+$(BUILD)/espstm-bridge: $(call obj,$(BRIDGE_MAIN) $(BRIDGE_SRC)) $(CRYPTO_LIB) $(CORE_LIB) $(SIM_LIB)
 	$(CC) $(OPT) -o $@ $^ $(BRIDGE_LIBS)

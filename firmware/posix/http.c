@@ -2,6 +2,7 @@
 /* espstm-bridge --http (http_posix.h). */
 #include "plog.h"
 #include "http_posix.h"
+#include "pair_posix.h"
 
 #include "http_api.h"
 #include "settings.h"
@@ -46,6 +47,11 @@ static struct {
 	uint32_t stage_max;                            /* --stage-max (bytes) */
 	int stage_fd; /* staged image: unlinked temporary file, -1 none */
 	char stage_dir[512];
+	/* HTTPS and pairing */
+	const char *key_path; /* NULL: no unit key */
+	int have_key, tls, plain_explicit;
+	struct tls_psk psk;
+	struct pair_cert cert;
 } H = {.stage_fd = -1};
 
 /* ---- HAL wrapper: counters ---- */
@@ -188,6 +194,90 @@ static int read_password(const char *path)
 	return 0;
 }
 
+/* ---- HTTPS and pairing (pair_posix.h) ---- */
+
+/* The unit key and, unless --http-plain, the certificate. Returns 0 or -1 (logged). */
+static int https_prepare(const struct http_posix_opts *o)
+{
+	H.key_path = o->key_path;
+	H.plain_explicit = o->http_plain;
+	if (!o->key_path) {
+		if (o->http_plain)
+			plog(HAL_LOG_INFO, "--http-plain: plain HTTP (this unit has no key)");
+		return 0;
+	}
+	if (pair_posix_load(o->key_path, &H.psk) < 0)
+		return -1;
+	H.have_key = 1;
+	if (o->http_plain) {
+		plog(HAL_LOG_ERROR,
+		     "warning: --http-plain: the web password, every API call and the unit key "
+		     "(POST /api/pair) cross the network unencrypted");
+		return 0;
+	}
+	if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+		plog(HAL_LOG_ERROR,
+		     "--http: this libmicrohttpd has no TLS support (MHD_FEATURE_TLS): HTTPS is "
+		     "not possible; install a libmicrohttpd built with GnuTLS, or give "
+		     "--http-plain to serve plain HTTP (unencrypted)");
+		return -1;
+	}
+	char cn[SELF_CERT_CN_MAX + 1] = "espstm-bridge";
+	if (o->cert_name)
+		snprintf(cn, sizeof(cn), "%s", o->cert_name);
+	else if (gethostname(cn, sizeof(cn) - 1) < 0 || !cn[0])
+		snprintf(cn, sizeof(cn), "espstm-bridge");
+	cn[sizeof(cn) - 1] = '\0';
+	for (char *c = cn; *c; c++)
+		if (strchr(",=+\\\"<>;", *c) || (unsigned char)*c < 0x20 ||
+		    (unsigned char)*c > 0x7e)
+			*c = '-';
+	if (pair_posix_cert(o->key_path, cn, &H.cert) < 0)
+		return -1;
+	H.tls = 1;
+	return 0;
+}
+
+const struct tls_psk *http_posix_unit_key(void)
+{
+	return H.have_key ? &H.psk : NULL;
+}
+
+static int api_pair_key(void *ctx, struct api_pair *out)
+{
+	(void)ctx;
+	if (!H.have_key)
+		return -ENOENT;
+	if (!H.tls && !H.plain_explicit)
+		return -EPERM;
+	if (!H.tls)
+		plog(HAL_LOG_ERROR, "warning: pair: the unit key goes out over plain HTTP "
+		                    "(--http-plain)");
+	_Static_assert(sizeof(out->identity) >= sizeof(H.psk.identity), "identity size");
+	_Static_assert(sizeof(out->key) == sizeof(H.psk.key), "key size");
+	memcpy(out->identity, H.psk.identity, sizeof(H.psk.identity));
+	memcpy(out->key, H.psk.key, sizeof(out->key));
+	snprintf(out->pin, sizeof(out->pin), "%s", H.tls ? H.cert.pin : "");
+	return 0;
+}
+
+static int api_pair_rotate(void *ctx)
+{
+	(void)ctx;
+	if (!H.have_key)
+		return -ENOENT;
+	if (!H.tls && !H.plain_explicit)
+		return -EPERM;
+	struct tls_psk k;
+	if (pair_posix_rotate(H.key_path, &k) < 0)
+		return -EIO;
+	H.psk = k;
+	memset(&k, 0, sizeof(k));
+	if (H.h.key_rotated)
+		H.h.key_rotated(H.h.app, &H.psk);
+	return 0;
+}
+
 int http_posix_prepare(const struct http_posix_opts *o, struct bridge_settings *set,
                        const struct hal_ops **hal)
 {
@@ -239,6 +329,8 @@ int http_posix_prepare(const struct http_posix_opts *o, struct bridge_settings *
 		plog(HAL_LOG_INFO, "settings loaded from %s", H.settings_path);
 	}
 	to_bridge(&H.sm.cur, set);
+	if (https_prepare(o) < 0)
+		return -1;
 	H.stage_max = o->stage_max == HTTP_POSIX_STAGE_NONE ? 0
 	              : o->stage_max                        ? o->stage_max
 	                                                    : HTTP_POSIX_STAGE_DEFAULT;
@@ -439,7 +531,9 @@ static const struct api_ops ops = {.status = api_status,
                                    .stage_write = api_stage_write,
                                    .stage_read = api_stage_read,
                                    .stage_end = api_stage_end,
-                                   .crc32 = api_crc32};
+                                   .crc32 = api_crc32,
+                                   .pair_key = api_pair_key,
+                                   .pair_rotate = api_pair_rotate};
 
 /* ---- libmicrohttpd ---- */
 
@@ -768,11 +862,15 @@ int http_posix_start(uv_loop_t *loop, const struct http_posix_hooks *h)
 	sa.sin_family = AF_INET;
 	sa.sin_port = htons((uint16_t)H.port);
 	inet_pton(AF_INET, H.host, &sa.sin_addr);
-	H.d = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME,
-	                       (uint16_t)H.port, NULL, NULL, handler, NULL, MHD_OPTION_SOCK_ADDR,
-	                       (struct sockaddr *)&sa, MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
-	                       MHD_OPTION_CONNECTION_LIMIT, (unsigned)16,
-	                       MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_END);
+	unsigned flags = MHD_USE_EPOLL | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
+	/* with TLS: the certificate and its key from memory (GnuTLS inside libmicrohttpd);
+	 * without: the same options end the list early */
+	H.d = MHD_start_daemon(
+	    flags | (H.tls ? MHD_USE_TLS : 0), (uint16_t)H.port, NULL, NULL, handler, NULL,
+	    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_NOTIFY_COMPLETED, completed,
+	    NULL, MHD_OPTION_CONNECTION_LIMIT, (unsigned)16, MHD_OPTION_CONNECTION_TIMEOUT,
+	    (unsigned)30, H.tls ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END, H.cert.key_pem,
+	    MHD_OPTION_HTTPS_MEM_CERT, H.cert.cert_pem, MHD_OPTION_END);
 	if (!H.d) {
 		plog(HAL_LOG_INFO, "http: cannot listen on %s:%u", H.host, H.port);
 		return -1;
@@ -790,7 +888,11 @@ int http_posix_start(uv_loop_t *loop, const struct http_posix_hooks *h)
 	uv_timer_init(loop, &H.timer);
 	uv_timer_init(loop, &H.again);
 	H.started = 1;
-	plog(HAL_LOG_INFO, "http on %s:%u", H.host, bp ? (unsigned)bp->port : H.port);
+	if (H.tls)
+		plog(HAL_LOG_INFO, "https on %s:%u, certificate %s", H.host,
+		     bp ? (unsigned)bp->port : H.port, H.cert.pin);
+	else
+		plog(HAL_LOG_INFO, "http on %s:%u", H.host, bp ? (unsigned)bp->port : H.port);
 	run_mhd();
 	return 0;
 }

@@ -5,12 +5,15 @@
  * MHD's epoll fd + a timer), so handlers run on the loop thread next to the bridge session.
  * Settings (firmware/core/settings.h) are stored as JSON in --settings FILE, by default
  * FLASH.settings.json next to --flash (no --flash and no --settings: kept in memory).
+ * With a unit key it serves HTTPS (libmicrohttpd's MHD_USE_TLS on a self-signed ECDSA
+ * certificate, pair_posix.h) and POST /api/pair hands the key to `espstm pair`.
  */
 #ifndef ESPSTM_HTTP_POSIX_H
 #define ESPSTM_HTTP_POSIX_H
 
 #include "bridge.h"
 #include "stm32_isp.h"
+#include "tls_session.h" /* struct tls_psk */
 
 #include <uv.h>
 
@@ -22,6 +25,16 @@ struct http_posix_opts {
 	uint32_t stage_max;        /* --stage-max: staging area for stage=1 uploads (bytes;
 	                              0 = HTTP_POSIX_STAGE_DEFAULT, HTTP_POSIX_STAGE_NONE =
 	                              no staging: stage=1 answers 501) */
+	/* HTTPS and pairing (pair_posix.h). key_path: the unit key file (--key-file; main
+	 * passes the same path its RFC 2217 port uses), NULL = the unit has no key (--no-key):
+	 * plain HTTP, POST /api/pair answers 404. With a key: HTTPS with the certificate next
+	 * to the key file (made at first start), POST /api/pair hands out the key. */
+	const char *key_path;
+	/* --http-plain: plain HTTP even with a key (password, API and, through /api/pair, the
+	 * unit key travel unencrypted: a warning is logged; pairing is allowed because the
+	 * option was given explicitly). */
+	int http_plain;
+	const char *cert_name; /* the certificate's CN; NULL: the host name */
 };
 
 /* Default --stage-max: 4 MiB, the largest STM32 flash of the device table. Staged images
@@ -47,10 +60,18 @@ struct http_posix_hooks {
 	struct stm32_isp *isp;
 	/* on = 1: suspend br (bridge_suspend) and give every UART byte to isp; 0: resume. */
 	void (*flash_claim)(void *app, int on);
+	/* POST /api/pair/rotate has replaced the unit key (already stored in key_path):
+	 * main's RFC 2217 port takes k from now on and drops its TLS client (it holds the old
+	 * key). May be NULL (then main reads the key file again itself). */
+	void (*key_rotated)(void *app, const struct tls_psk *k);
 };
 
-/* After bridge_init(): listen and serve. Prints "espstm-bridge: http on HOST:PORT".
- * Returns 0 or -1 (logged). */
+/* The unit key loaded by http_posix_prepare (NULL without key_path): main's RFC 2217 port
+ * may use it instead of reading the file itself. */
+const struct tls_psk *http_posix_unit_key(void);
+
+/* After bridge_init(): listen and serve. Logs "http on HOST:PORT" or, with a key, "https on
+ * HOST:PORT, certificate sha256//BASE64". Returns 0 or -1 (logged). */
 int http_posix_start(uv_loop_t *loop, const struct http_posix_hooks *h);
 void http_posix_stop(void);
 

@@ -22,7 +22,7 @@
  * itself: tls_session.h and README "RAM per TLS session".
  */
 #include "target.h"
-#include "legacy.h"
+#include "lookalike.h"
 #include "security.h"
 
 #include "esp_log.h"
@@ -39,8 +39,6 @@
 static const char PLAINTEXT_OFF[] =
     "espstm-bridge: plaintext RFC 2217 is off on this unit: pair with 'espstm pair HOST' or "
     "enable plaintext in the settings\r\n";
-static const char HTTP_REFUSED[] =
-    "espstm-bridge: this is an RFC 2217 / serial port, not HTTP; request refused\r\n";
 
 /* Send a short line without blocking (the socket is closed right after). */
 static void send_line(int fd, const char *line, size_t n)
@@ -150,7 +148,8 @@ static void gate_decide(struct espstm_target *t, int timed_out)
 	}
 	int h = t->rlen ? http_lookalike(t->rbuf, t->rlen) : -1;
 	if (h == 1) {
-		gate_refuse(t, HTTP_REFUSED, sizeof(HTTP_REFUSED) - 1, "HTTP request on the port");
+		gate_refuse(t, http_lookalike_answer, strlen(http_lookalike_answer),
+		            "HTTP request on the port");
 		return;
 	}
 	if (h == 0 || timed_out)
@@ -248,7 +247,7 @@ int client_read(struct espstm_target *t)
 		room = sizeof(t->cbuf) - t->clen;
 	} else if (t->cstate == CL_GATE) {
 		dst = t->rbuf + t->rlen; /* a few bytes: enough for http_lookalike */
-		room = t->rlen < TARGET_GATE_BYTES ? TARGET_GATE_BYTES - t->rlen : 0;
+		room = t->rlen < HTTP_LOOKALIKE_MAX ? HTTP_LOOKALIKE_MAX - t->rlen : 0;
 	} else {
 		dst = t->rbuf + t->rlen;
 		room = bridge_net_room(&t->br);
@@ -331,7 +330,7 @@ int client_want_read(const struct espstm_target *t)
 {
 	switch (t->cstate) {
 	case CL_GATE:
-		return t->rlen < TARGET_GATE_BYTES;
+		return t->rlen < HTTP_LOOKALIKE_MAX;
 	case CL_TLS_HS:
 	case CL_TLS:
 		return t->clen < sizeof(t->cbuf);

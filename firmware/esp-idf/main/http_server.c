@@ -123,6 +123,7 @@ static void api_status(void *ctx, struct api_status *st)
 {
 	(void)ctx;
 	static const char *const modes[] = {"idle", "pending", "telnet", "raw"};
+	static char peer[ESPSTM_MAX_TARGETS][24]; /* client_addr: used while the answer is made */
 	st->version = BRIDGE_SIGNATURE;
 	st->uptime_s = (uint32_t)(esp_timer_get_time() / 1000000);
 	st->hostname = espstm_hostname();
@@ -138,8 +139,13 @@ static void api_status(void *ctx, struct api_status *st)
 		ts->mode = (unsigned)m < 4 ? modes[m] : NULL;
 		ts->uart = *bridge_uart(br);
 		bridge_pins(br, &ts->nrst, &ts->boot0);
-		target_unlock(i);
+		struct client_info ci;
 		ts->client_addr = NULL;
+		if (client_info(&espstm_targets[i], &ci, esp_timer_get_time())) {
+			snprintf(peer[i], sizeof(peer[i]), "%s", ci.peer);
+			ts->client_addr = peer[i];
+		}
+		target_unlock(i);
 	}
 }
 
@@ -279,6 +285,37 @@ static uint32_t api_crc32(uint32_t crc, const uint8_t *p, size_t n)
 #endif
 }
 
+/* ---- RFC 2217 port holders: "clients" in /api/status, POST .../disconnect ---- */
+
+static unsigned api_clients(void *ctx, struct api_client *c, unsigned max)
+{
+	(void)ctx;
+	unsigned n = 0;
+	unsigned count = settings_core()->cur.target_count;
+	for (unsigned i = 0; i < count && i < ESPSTM_MAX_TARGETS && n < max; i++) {
+		struct client_info ci;
+		if (rfc2217_client_info(i, &ci) != 1)
+			continue;
+		memset(&c[n], 0, sizeof(c[n]));
+		c[n].target = i;
+		snprintf(c[n].peer, sizeof(c[n].peer), "%s", ci.peer);
+		c[n].tls = ci.tls;
+		c[n].since_s = ci.since_s;
+		c[n].idle_s = ci.idle_s;
+		c[n].bytes_in = ci.bytes_in;
+		c[n].bytes_out = ci.bytes_out;
+		n++;
+	}
+	return n;
+}
+
+/* 1: the client is dropped (by its target's task within a round, ~10 ms), 0: none. */
+static int api_disconnect(void *ctx, unsigned target)
+{
+	(void)ctx;
+	return rfc2217_disconnect(target) == 0 ? 1 : 0;
+}
+
 /* ---- pairing (POST /api/pair, /api/pair/rotate) ---- */
 
 static int api_pair_key(void *ctx, struct api_pair *out)
@@ -333,6 +370,8 @@ static const struct api_ops ops = {.status = api_status,
                                    .stage_read = api_stage_read,
                                    .stage_end = api_stage_end,
                                    .crc32 = api_crc32,
+                                   .clients = api_clients,
+                                   .disconnect = api_disconnect,
                                    .pair_key = api_pair_key,
                                    .pair_rotate = api_pair_rotate};
 

@@ -256,9 +256,7 @@ static void accept_ctl(struct espstm_target *t)
 	lwip_setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	keepalive(fd);
 	t->ctl_fd = fd;
-	t->ctl_glen = 0;
-	t->ctl_open = 0;
-	t->ctl_since_us = esp_timer_get_time();
+	legacy_ctl_init(&t->ctl);
 	ESP_LOGI(t->tag, "legacy control client connected");
 }
 
@@ -269,60 +267,33 @@ static void ctl_close(struct espstm_target *t, const char *why)
 	t->ctl_fd = -1;
 }
 
-/* Run control bytes as commands (legacy.h); answers are short lines sent without blocking (a
- * client that does not read its answers loses some of them). */
-static void ctl_run(struct espstm_target *t, const uint8_t *p, size_t n)
+/* An answer line of a control command: sent without blocking (a client that does not read
+ * its answers loses some of them). */
+static void ctl_emit(void *ctx, const char *line, size_t len)
 {
-	for (size_t i = 0; i < n; i++) {
-		char ans[LEGACY_ANSWER_MAX];
-		size_t k = legacy_control_byte(&t->br, p[i], ans, sizeof(ans));
-		if (k)
-			lwip_send(t->ctl_fd, ans, k, MSG_DONTWAIT);
-	}
+	struct espstm_target *t = ctx;
+	lwip_send(t->ctl_fd, line, len, MSG_DONTWAIT);
 }
 
-/* The control client's first bytes: no command runs before they are known not to be an HTTP
- * request (a browser made to post to the port: "POST /" holds 'P','O','S','T'... and later
- * bytes would be commands). timed_out: CTL_GATE_MS passed with an undecided prefix. */
-static void ctl_gate(struct espstm_target *t, int timed_out)
-{
-	int h = t->ctl_glen ? http_lookalike(t->ctl_gate, t->ctl_glen) : -1;
-	if (h == 1) {
-		static const char no[] = "ERR this is the legacy control port, not HTTP\r\n";
-		lwip_send(t->ctl_fd, no, sizeof(no) - 1, MSG_DONTWAIT);
-		ESP_LOGW(t->tag, "legacy control: HTTP request refused");
-		ctl_close(t, "HTTP request refused");
-		return;
-	}
-	if (h == 0 || (timed_out && t->ctl_glen)) {
-		t->ctl_open = 1;
-		ctl_run(t, t->ctl_gate, t->ctl_glen);
-		t->ctl_glen = 0;
-	}
-}
-
+/* Control bytes: commands (legacy.h), after the core's HTTP guard (legacy_control_input holds
+ * the first bytes until http_lookalike() decides; a browser made to post to the port runs
+ * nothing: "POST /" and its body would hold 'r', 'u', 'e' commands). */
 static void ctl_read(struct espstm_target *t)
 {
 	uint8_t buf[64];
-	size_t cap = sizeof(buf);
-	if (!t->ctl_open)
-		cap = sizeof(t->ctl_gate) - t->ctl_glen;
-	if (cap == 0)
-		return;
-	ssize_t k = lwip_recv(t->ctl_fd, buf, cap, MSG_DONTWAIT);
+	ssize_t k = lwip_recv(t->ctl_fd, buf, sizeof(buf), MSG_DONTWAIT);
 	if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
 		return;
 	if (k <= 0) {
 		ctl_close(t, "end of stream");
 		return;
 	}
-	if (t->ctl_open) {
-		ctl_run(t, buf, (size_t)k);
-		return;
+	if (legacy_control_input(&t->ctl, &t->br, buf, (size_t)k, ctl_emit, t) == 1) {
+		lwip_send(t->ctl_fd, http_lookalike_answer, strlen(http_lookalike_answer),
+		          MSG_DONTWAIT);
+		ESP_LOGW(t->tag, "legacy control: HTTP request refused");
+		ctl_close(t, "HTTP request refused");
 	}
-	memcpy(t->ctl_gate + t->ctl_glen, buf, (size_t)k);
-	t->ctl_glen += (size_t)k;
-	ctl_gate(t, 0);
 }
 
 /* UART -> bridge: read at most what the leftover buffer holds; keep what the bridge refuses. */
@@ -378,8 +349,6 @@ static int fill_fds(struct espstm_target *t, fd_set *rd, fd_set *wr)
 	for (int i = 0; i < 3; i++) {
 		if (more[i] < 0)
 			continue;
-		if (i == 2 && !t->ctl_open && t->ctl_glen >= sizeof(t->ctl_gate))
-			continue; /* gate full: decided at its timeout */
 		FD_SET(more[i], rd);
 		if (more[i] > maxfd)
 			maxfd = more[i];
@@ -445,9 +414,6 @@ static void target_task(void *arg)
 		bridge_poll(&t->br);
 		moved += t->isp_claimed ? isp_in(t) : uart_in(t);
 		bridge_poll(&t->br);
-		if (t->ctl_fd >= 0 && !t->ctl_open &&
-		    now - t->ctl_since_us >= (int64_t)CTL_GATE_MS * 1000)
-			ctl_gate(t, 1);
 		if (moved)
 			active_until = now + ACTIVE_MS * 1000;
 

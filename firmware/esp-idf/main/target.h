@@ -5,6 +5,7 @@
 #define ESPSTM_TARGET_H
 
 #include "espstm.h"
+#include "legacy.h"
 #include "stm32_isp.h"
 #include "tls_session.h"
 
@@ -20,7 +21,6 @@
 #define TARGET_UART_BUF     512  /* UART bytes read and not yet taken by the bridge */
 #define TARGET_UART_RX_RING 2048 /* driver RX ring buffer (> 128-byte FIFO) */
 #define TARGET_TLS_IN       512  /* ciphertext received and not yet taken by the TLS session */
-#define TARGET_GATE_BYTES   8    /* first bytes held back: enough for http_lookalike() */
 
 /* The client of the RFC 2217 / legacy raw port (client.c). */
 enum client_state {
@@ -62,10 +62,7 @@ struct espstm_target {
 	size_t ulen;
 	/* legacy ports (target 0 only, settings legacy_ports): raw 1234, control 1235 */
 	int lfd_raw, lfd_ctl, ctl_fd;
-	uint8_t ctl_gate[TARGET_GATE_BYTES]; /* control client's first bytes (http_lookalike) */
-	size_t ctl_glen;
-	int ctl_open; /* its bytes are commands now */
-	int64_t ctl_since_us;
+	struct legacy_ctl ctl; /* the control client's input state (HTTP guard) */
 	/* transmitter state (ESP8266: FIFO count + one character time) */
 	uint32_t char_us;       /* time of one character at the current framing (us), rounded up */
 	int64_t tx_empty_since; /* esp_timer time the FIFO was first seen empty, -1 unknown */

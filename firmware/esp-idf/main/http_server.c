@@ -574,7 +574,8 @@ static esp_err_t flash_upload(httpd_req_t *req, unsigned t)
 }
 
 #if FLASH_ASYNC
-struct flash_job {
+/* An upload handed to the upload task ("flash_job" is the core's job: flash_job.h). */
+struct flash_req {
 	httpd_req_t *req;
 	unsigned target;
 };
@@ -584,7 +585,7 @@ static httpd_handle_t server;
 static void flash_task(void *arg)
 {
 	(void)arg;
-	struct flash_job j;
+	struct flash_req j;
 	for (;;) {
 		if (xQueueReceive(flash_q, &j, portMAX_DELAY) != pdTRUE)
 			continue;
@@ -611,7 +612,7 @@ static esp_err_t flash_request(httpd_req_t *req, unsigned t)
 			send_answer(req, &rs);
 			return req->content_len ? ESP_FAIL : ESP_OK;
 		}
-		struct flash_job j = {.req = copy, .target = t};
+		struct flash_req j = {.req = copy, .target = t};
 		if (xQueueSend(flash_q, &j, 0) == pdTRUE)
 			return ESP_OK;
 		static const char busy[] =
@@ -846,7 +847,7 @@ int http_server_start(void)
 		return -1;
 #if FLASH_ASYNC
 	server = h;
-	flash_q = xQueueCreate(1, sizeof(struct flash_job));
+	flash_q = xQueueCreate(1, sizeof(struct flash_req));
 	if (!flash_q || xTaskCreate(flash_task, "espstm-flash", 4096, NULL, 5, NULL) != pdPASS)
 		ESP_LOGE(TAG, "no upload task: flash uploads run in the server task");
 #endif

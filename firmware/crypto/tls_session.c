@@ -18,6 +18,10 @@
 #define TLS_PRIV(f) f
 #endif
 
+#if !defined(MBEDTLS_KEY_EXCHANGE_PSK_ENABLED) || !defined(MBEDTLS_GCM_C)
+#error "tls_session needs mbedTLS with TLS-PSK and GCM: tls_session.h lists the ESP config"
+#endif
+
 static const char hs_fail_text[] = "wrong key or unknown identity (handshake failed: %s)";
 static const char altered_text[] = "record authentication failed: the stream was altered";
 
@@ -166,15 +170,27 @@ static void fail_mbedtls(struct tls_session *t, int r)
 			         a);
 		fail(t, TLS_FAILED, -EPROTO, t->error_buf);
 	} else {
-		snprintf(t->error_buf, sizeof(t->error_buf), "%s (mbedTLS -0x%04x)",
-		         hs ? "TLS handshake failed: not TLS 1.2 with a pre-shared key"
-		            : "TLS protocol error",
+		const char *what = !hs ? "TLS protocol error"
+		                   : t->first_in >= 0 && t->first_in != MBEDTLS_SSL_MSG_HANDSHAKE &&
+		                           t->first_in != MBEDTLS_SSL_MSG_ALERT
+		                       ? "TLS handshake failed: the peer does not speak TLS"
+		                       : "TLS handshake failed: not TLS 1.2 with a pre-shared key";
+		snprintf(t->error_buf, sizeof(t->error_buf), "%s (mbedTLS -0x%04x)", what,
 		         (unsigned)-r);
 		fail(t, TLS_FAILED, -EPROTO, t->error_buf);
 	}
 }
 
-/* Advances the handshake and a pending close_notify as far as the buffers allow. */
+/* A record that mbedTLS wrote on its own while the output buffer was full (an alert sent
+ * from mbedtls_ssl_read, such as no_renegotiation) and that is not all out yet; also while
+ * closing, as mbedtls_ssl_close_notify would only flush it and return 0. */
+static int record_pending(const struct tls_session *t)
+{
+	return (t->state == TLS_OPEN || t->closing) && t->ssl.TLS_PRIV(out_left) != 0;
+}
+
+/* Advances the handshake, a pending record and a pending close_notify as far as the
+ * buffers allow. */
 static void step(struct tls_session *t)
 {
 	if (t->state == TLS_HANDSHAKE) {
@@ -184,8 +200,18 @@ static void step(struct tls_session *t)
 		else if (r != MBEDTLS_ERR_SSL_WANT_READ && r != MBEDTLS_ERR_SSL_WANT_WRITE)
 			fail_mbedtls(t, r);
 	}
-	if (t->closing && mbedtls_ssl_close_notify(&t->ssl) != MBEDTLS_ERR_SSL_WANT_WRITE)
-		t->closing = 0;
+	if (record_pending(t)) {
+		/* a write of 0 bytes only flushes it (ssl_write_real: out_left != 0) */
+		int r = mbedtls_ssl_write(&t->ssl, (const unsigned char *)"", 0);
+		if (r < 0 && r != MBEDTLS_ERR_SSL_WANT_READ && r != MBEDTLS_ERR_SSL_WANT_WRITE)
+			fail_mbedtls(t, r);
+	}
+	if (t->closing == 2 && t->ssl.TLS_PRIV(out_left) == 0)
+		t->closing = 0; /* close_notify is out */
+	if (t->closing == 1 && !record_pending(t)) {
+		int r = mbedtls_ssl_close_notify(&t->ssl);
+		t->closing = r == MBEDTLS_ERR_SSL_WANT_WRITE ? 2 : 0; /* 2: built, not all out */
+	}
 }
 
 /* TLS 1.2 only (RFC 5246): the PSK suites above are 1.2 suites. */
@@ -224,8 +250,8 @@ static int setup(struct tls_session *t, enum tls_role role)
 {
 	static const unsigned char pers[] = "espstm tls_session";
 	int r;
-#if MBEDTLS_VERSION_MAJOR >= 3
-	if (psa_crypto_init() != PSA_SUCCESS)
+#if MBEDTLS_VERSION_MAJOR >= 3 && defined(MBEDTLS_PSA_CRYPTO_C)
+	if (psa_crypto_init() != PSA_SUCCESS) /* mbedTLS 3.x TLS runs on PSA crypto */
 		return -EIO;
 #endif
 	r = mbedtls_ctr_drbg_seed(&t->drbg, drbg_entropy, t, pers, sizeof(pers) - 1);
@@ -262,11 +288,13 @@ int tls_session_init(struct tls_session *t, enum tls_role role, const struct tls
 	memset(t, 0, sizeof(*t));
 	t->error = "";
 	t->state = TLS_FAILED;
+	t->first_in = -1;
 	t->err = -EINVAL;
 	t->error = "TLS setup: bad arguments";
 	if (!psk || !ent || (role != TLS_CLIENT && role != TLS_SERVER))
 		return -EINVAL;
-	size_t idlen = strnlen(psk->identity, sizeof(psk->identity));
+	const char *nul = memchr(psk->identity, '\0', sizeof(psk->identity)); /* C11: no strnlen */
+	size_t idlen = nul ? (size_t)(nul - psk->identity) : sizeof(psk->identity);
 	if (idlen == 0 || idlen > TLS_PSK_ID_MAX)
 		return -EINVAL;
 	t->err = 0;
@@ -307,6 +335,8 @@ size_t tls_session_feed(struct tls_session *t, const uint8_t *p, size_t n)
 {
 	if (t->state == TLS_FAILED || t->state == TLS_CLOSED)
 		return n; /* nothing more will be read: dropped */
+	if (t->first_in < 0 && n > 0)
+		t->first_in = p[0]; /* a TLS stream starts with a handshake or alert record */
 	size_t used = 0;
 	for (;;) {
 		if (t->in_off > 0) {
@@ -349,8 +379,8 @@ int tls_session_write(struct tls_session *t, const uint8_t *p, size_t n)
 	step(t);
 	if (t->state == TLS_FAILED || t->state == TLS_CLOSED)
 		return t->err;
-	if (t->state == TLS_HANDSHAKE)
-		return 0;
+	if (t->state == TLS_HANDSHAKE || record_pending(t))
+		return 0; /* mbedtls_ssl_write would flush the record and count p as written */
 	int maxp = mbedtls_ssl_get_max_out_record_payload(&t->ssl);
 	int exp = mbedtls_ssl_get_record_expansion(&t->ssl);
 	if (maxp <= 0 || exp < 0) {
@@ -380,7 +410,7 @@ int tls_session_write(struct tls_session *t, const uint8_t *p, size_t n)
 
 size_t tls_session_out(struct tls_session *t, const uint8_t **p)
 {
-	if (t->state == TLS_HANDSHAKE || t->closing)
+	if (t->state == TLS_HANDSHAKE || t->closing || record_pending(t))
 		step(t);
 	*p = t->out + t->out_off;
 	return t->out_len - t->out_off;

@@ -9,6 +9,11 @@
  * right after tls_session_init(). tls_session_write() accepts nothing (returns 0) until
  * the handshake is over; retry after feeding the peer's bytes.
  *
+ * A caller's loop: on bytes from the socket, feed them (and on a short count read, then feed
+ * the rest); read until it returns 0 or an error; write what is waiting; send what
+ * tls_session_out returns and report it with tls_session_out_done. After an error, still send
+ * what tls_session_out returns (the alert that tells the peer why) before closing.
+ *
  * Cipher suites (client offers, server accepts, in this order):
  *   TLS-ECDHE-PSK-WITH-CHACHA20-POLY1305-SHA256 (RFC 7905 / RFC 5489),
  *   TLS-PSK-WITH-AES-128-GCM-SHA256 (RFC 5487).
@@ -18,22 +23,29 @@
  * Memory per session (Linux, Debian mbedTLS 2.28.3, default MBEDTLS_SSL_IN/OUT_CONTENT_LEN
  * 16384; measured by tests/unit/tls_session_test.c memory_per_session with ASan's allocator
  * hooks, x86-64):
- *   sizeof(struct tls_session)  8,008 bytes (mbedTLS contexts ~1.8 KiB, the ciphertext
- *                               buffers TLS_SESSION_IN_CAP + TLS_SESSION_OUT_CAP)
+ *   sizeof(struct tls_session)  8,016 bytes (mbedTLS contexts 1,544: ssl 736, config 416,
+ *                               DRBG 392; the ciphertext buffers TLS_SESSION_IN_CAP 2,048 +
+ *                               TLS_SESSION_OUT_CAP 4,160)
  *   mbedTLS heap after init     36,978 bytes (its in and out record buffers, 16.7 KiB each,
  *                               allocated by mbedtls_ssl_setup, plus handshake state)
  *   mbedTLS heap, open          34,626 bytes (record buffers, transform, session)
  *   mbedTLS heap, peak          about 41,700 bytes during the handshake
  * all freed by tls_session_free.
- * On the ESP (ESP8266_RTOS_SDK / ESP-IDF mbedTLS config, CONFIG_MBEDTLS_*): set
- *   MBEDTLS_SSL_IN_CONTENT_LEN  4096  (TLS_SESSION_RECORD: the Linux peer never sends more,
- *                                      and asks for max_fragment_length 4096 as a client)
- *   MBEDTLS_SSL_OUT_CONTENT_LEN 4096  (or 2048 with TLS_SESSION_RECORD 2048 on both ends)
- *   MBEDTLS_SSL_MAX_FRAGMENT_LENGTH, MBEDTLS_KEY_EXCHANGE_PSK_ENABLED,
- *   MBEDTLS_KEY_EXCHANGE_ECDHE_PSK_ENABLED, MBEDTLS_CHACHAPOLY_C, MBEDTLS_GCM_C,
- *   MBEDTLS_ECP_DP_CURVE25519_ENABLED (or secp256r1), MBEDTLS_CTR_DRBG_C;
- * which makes about 8 KiB (struct) + 2 x 4.4 KiB (record buffers) + ~1.3 KiB (transform
- * and session) when open, a few KiB more during the handshake, per session.
+ * On the ESP the mbedTLS config must have (ESP-IDF / ESP8266_RTOS_SDK sdkconfig names):
+ *   CONFIG_MBEDTLS_PSK_MODES=y, CONFIG_MBEDTLS_KEY_EXCHANGE_PSK=y,
+ *   CONFIG_MBEDTLS_KEY_EXCHANGE_ECDHE_PSK=y, CONFIG_MBEDTLS_CHACHA20_C=y,
+ *   CONFIG_MBEDTLS_POLY1305_C=y, CONFIG_MBEDTLS_CHACHAPOLY_C=y, CONFIG_MBEDTLS_GCM_C=y,
+ *   CONFIG_MBEDTLS_ECP_DP_CURVE25519_ENABLED=y (or SECP256R1), and small records:
+ *   CONFIG_MBEDTLS_ASYMMETRIC_CONTENT_LEN=y, CONFIG_MBEDTLS_SSL_IN_CONTENT_LEN=4096
+ *   (TLS_SESSION_RECORD: a tls_session peer never sends more, and as a client asks for
+ *   max_fragment_length 4096; MBEDTLS_SSL_MAX_FRAGMENT_LENGTH is on in the SDKs' configs),
+ *   CONFIG_MBEDTLS_SSL_OUT_CONTENT_LEN=4096.
+ * With that config (tests/lx106/lx106_mbedtls_config.h, `make cross`) the struct is 7,064
+ * bytes on the lx106 (ssl 196, config 116, DRBG 320); mbedTLS's heap is then about
+ * 2 x 4.2 KiB of record buffers + ~1.5 KiB (transform, session) when open, a few KiB more
+ * during the handshake: about 17 KiB per session in all (estimated from the Linux figures;
+ * no mbedTLS library for the lx106 here to measure). TLS_SESSION_IN_CAP can be made
+ * smaller (512) to save 1.5 KiB.
  *
  * The struct must not move after tls_session_init (mbedTLS keeps pointers into it). */
 #ifndef ESPSTM_TLS_SESSION_H
@@ -82,8 +94,9 @@ struct tls_session {
 	int state;         /* enum tls_state */
 	int err;           /* negative errno once FAILED or CLOSED */
 	const char *error; /* human text once FAILED or CLOSED, "" before */
-	int closing;       /* tls_session_close() called, close_notify not yet queued */
+	int closing;       /* 1: close_notify to send, 2: sent to a full buffer, 0: done/none */
 	int inited;        /* the mbedTLS contexts are initialised (tls_session_free frees) */
+	int first_in;      /* the peer's first byte (record type), -1 before it */
 	char error_buf[96];
 	size_t in_off, in_len;   /* received ciphertext: in[in_off .. in_len) */
 	size_t out_off, out_len; /* ciphertext to send: out[out_off .. out_len) */

@@ -170,7 +170,8 @@ int unit_key_format(const struct tls_psk *k, const char *comment, char *buf, siz
 {
 	if (cap > 0)
 		buf[0] = '\0';
-	size_t idn = strnlen(k->identity, sizeof(k->identity));
+	const char *nul = memchr(k->identity, '\0', sizeof(k->identity)); /* C11: no strnlen */
+	size_t idn = nul ? (size_t)(nul - k->identity) : sizeof(k->identity);
 	if (idn > TLS_PSK_ID_MAX || identity_problem(k->identity, idn))
 		return -EINVAL;
 	if (comment && strpbrk(comment, "\r\n"))

@@ -266,6 +266,10 @@ START_TEST(garbage_first_record)
 		ck_assert_msg(tls_session_state(&srv) == TLS_FAILED, "garbage %zu", i);
 		ck_assert_int_eq(tls_session_read(&srv, b, sizeof(b)), -EPROTO);
 		ck_assert_int_eq(tls_session_errno(&srv), -EPROTO);
+		static const char not_tls[] = "TLS handshake failed: the peer does not speak TLS (";
+		if (i == 0) /* an HTTP request on the TLS port */
+			ck_assert_int_eq(strncmp(tls_session_error(&srv), not_tls, strlen(not_tls)),
+			                 0);
 		/* and the client receiving garbage instead of a ServerHello */
 		tls_session_feed(&cli, (const uint8_t *)garbage[i], len[i]);
 		ck_assert_msg(tls_session_state(&cli) == TLS_FAILED, "client garbage %zu", i);
@@ -317,7 +321,9 @@ START_TEST(close_notify)
 }
 END_TEST
 
-/* The output buffer full: write accepts less, then nothing, and close_notify waits for room. */
+/* The output buffer full: write accepts less, then nothing; close_notify waits for room,
+ * goes out in pieces, and exactly once (mbedtls_ssl_close_notify called again after its
+ * alert is flushed would send a second one). */
 START_TEST(output_backpressure)
 {
 	open_pair(100000);
@@ -327,20 +333,39 @@ START_TEST(output_backpressure)
 	ck_assert_int_gt(w, 0);
 	ck_assert_int_lt(w, (int)sizeof(big));
 	ck_assert_int_eq(tls_session_write(&srv, big, sizeof(big)), 0);
+	const uint8_t *p;
+	ck_assert_uint_eq(tls_session_out(&srv, &p), TLS_SESSION_OUT_CAP); /* full */
 	tls_session_close(&srv); /* no room for the alert yet */
-	size_t got = 0;
+	static uint8_t wire[2 * TLS_SESSION_OUT_CAP];
+	size_t wn = 0, got = 0;
 	uint8_t b[8192];
-	for (int guard = 0; guard < 100; guard++) {
-		pump(100000);
-		int r = tls_session_read(&cli, b, sizeof(b));
-		if (r < 0) {
-			ck_assert_int_eq(r, -ECONNRESET);
-			break;
-		}
-		got += (size_t)r;
+	int r = 0;
+	for (int guard = 0; guard < 10000 && r >= 0; guard++) {
+		size_t n = tls_session_out(&srv, &p);
+		if (n > 10)
+			n = 10; /* the alert goes out in pieces */
+		ck_assert_uint_le(wn + n, sizeof(wire));
+		memcpy(wire + wn, p, n);
+		wn += n;
+		ck_assert_uint_eq(tls_session_feed(&cli, p, n), n);
+		tls_session_out_done(&srv, n);
+		r = tls_session_read(&cli, b, sizeof(b));
+		if (r > 0)
+			got += (size_t)r;
 	}
+	ck_assert_int_eq(r, -ECONNRESET);
 	ck_assert_uint_eq(got, (size_t)w);
 	ck_assert_int_eq(tls_session_state(&cli), TLS_CLOSED);
+	for (int i = 0; i < 3; i++) /* nothing more comes out */
+		ck_assert_uint_eq(tls_session_out(&srv, &p), 0);
+	int alerts = 0;
+	size_t at = 0;
+	while (at + 5 <= wn) { /* TLS records: type, version, length (RFC 5246 6.2.1) */
+		alerts += wire[at] == 21;
+		at += 5 + ((size_t)wire[at + 3] << 8 | wire[at + 4]);
+	}
+	ck_assert_uint_eq(at, wn);
+	ck_assert_int_eq(alerts, 1);
 	finish();
 }
 END_TEST
@@ -387,6 +412,83 @@ START_TEST(input_backpressure)
 	}
 	ck_assert_uint_eq(got, sent);
 	ck_assert_mem_eq(b, big, sent);
+	finish();
+}
+END_TEST
+
+/* A record that mbedTLS queued on its own (here the no_renegotiation warning alert, answering
+ * a HelloRequest) while the output buffer was full must be sent before the next write; and
+ * that write must not count bytes it did not send (mbedTLS's ssl_write_real returns len
+ * after flushing an earlier record). */
+/* Fills the client's output buffer, then makes mbedTLS queue a record of its own there: the
+ * no_renegotiation warning alert answering the server's HelloRequest (renegotiation enabled
+ * on the server only for this). Returns the filler byte count. */
+static size_t client_alert_pending(void)
+{
+	open_pair(100000);
+	static uint8_t fill[2 * TLS_SESSION_OUT_CAP];
+	memset(fill, 'f', sizeof(fill));
+	size_t filled = 0;
+	int w;
+	while ((w = tls_session_write(&cli, fill, sizeof(fill))) > 0)
+		filled += (size_t)w;
+	ck_assert_int_eq(w, 0);
+	mbedtls_ssl_conf_renegotiation(&srv.conf, MBEDTLS_SSL_RENEGOTIATION_ENABLED);
+	ck_assert_int_eq(mbedtls_ssl_renegotiate(&srv.ssl), 0); /* HelloRequest sent */
+	move(&srv, &cli, 100000);
+	uint8_t b[64];
+	ck_assert_int_eq(tls_session_read(&cli, b, sizeof(b)), 0); /* the alert is pending */
+	ck_assert_int_eq(tls_session_state(&cli), TLS_OPEN);
+	return filled;
+}
+
+START_TEST(write_after_pending_alert_loses_nothing)
+{
+	size_t filled = client_alert_pending();
+	int w;
+	size_t sent = 0;
+	for (int guard = 0; sent < 3; guard++) {
+		ck_assert_int_lt(guard, 100);
+		w = tls_session_write(&cli, (const uint8_t *)"abc" + sent, 3 - sent);
+		ck_assert_int_ge(w, 0);
+		sent += (size_t)w;
+		move(&cli, &srv, 100000);
+	}
+	/* the server: the filler, then "abc", nothing lost */
+	static uint8_t got[3 * TLS_SESSION_OUT_CAP];
+	size_t n = 0;
+	for (int guard = 0; guard < 1000; guard++) {
+		pump(100000);
+		int r = tls_session_read(&srv, got + n, sizeof(got) - n);
+		ck_assert_int_ge(r, 0);
+		n += (size_t)r;
+		if (n == filled + 3)
+			break;
+	}
+	ck_assert_uint_eq(n, filled + 3);
+	ck_assert_mem_eq(got + filled, "abc", 3);
+	finish();
+}
+END_TEST
+
+/* tls_session_close while such a record is pending still sends close_notify
+ * (mbedtls_ssl_close_notify only flushes when something is pending). */
+START_TEST(close_after_pending_alert_sends_close_notify)
+{
+	size_t filled = client_alert_pending();
+	tls_session_close(&cli);
+	static uint8_t got[3 * TLS_SESSION_OUT_CAP];
+	size_t n = 0;
+	int r = 0;
+	for (int guard = 0; guard < 1000 && r >= 0; guard++) {
+		pump(100000);
+		r = tls_session_read(&srv, got + n, sizeof(got) - n);
+		if (r > 0)
+			n += (size_t)r;
+	}
+	ck_assert_uint_eq(n, filled);
+	ck_assert_int_eq(r, -ECONNRESET);
+	ck_assert_str_eq(tls_session_error(&srv), "peer closed");
 	finish();
 }
 END_TEST
@@ -477,6 +579,8 @@ static Suite *tls_session_suite(void)
 	tcase_add_test(tc, close_notify);
 	tcase_add_test(tc, output_backpressure);
 	tcase_add_test(tc, input_backpressure);
+	tcase_add_test(tc, write_after_pending_alert_loses_nothing);
+	tcase_add_test(tc, close_after_pending_alert_sends_close_notify);
 	tcase_add_test(tc, init_errors);
 	tcase_add_test(tc, memory_per_session);
 	suite_add_tcase(s, tc);

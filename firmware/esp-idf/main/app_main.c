@@ -28,6 +28,7 @@ void app_main(void)
 	/* after wifi_start: esp_fill_random() is a true RNG once the radio runs (unit key and
 	 * HTTPS certificate made at first boot) */
 	sec_init();
+	target_set_locked(sec_locked()); /* before any client can connect */
 
 #if CONFIG_IDF_TARGET_ESP8266
 	{

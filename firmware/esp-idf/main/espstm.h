@@ -101,6 +101,10 @@ int rfc2217_disconnect(unsigned index);
 int target_lock(unsigned index);
 void target_unlock(unsigned index);
 struct bridge *target_bridge(unsigned index);
+/* Locked mode (a verification key is installed, security.h) on every target's bridge
+ * session: BOOT0 never raised by the client's lines, auto-boot off, bootloader entry
+ * refused. Takes each target's lock. */
+void target_set_locked(int on);
 /* Flashing over HTTP (hal_esp.c). The target's AN3155 master (stm32_isp.h), NULL if none.
  * target_flash_claim: on = 1 suspends the bridge session and gives the UART and pins to the
  * ISP (the target's task then drives it), 0 gives them back (bridge_suspend re-applies the

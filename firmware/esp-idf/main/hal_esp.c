@@ -19,6 +19,7 @@
  * BOOT0 push-pull.
  */
 #include "target.h"
+#include "flash_job.h" /* FLASH_JOB_SIG_MAX: the core has signed images */
 
 #include "driver/gpio.h"
 #include "driver/uart.h"
@@ -398,6 +399,23 @@ int target_uart0_swap(const char *banner)
 	return 0;
 }
 #endif
+
+void target_set_locked(int on)
+{
+	for (unsigned i = 0; i < ESPSTM_MAX_TARGETS; i++) {
+		if (target_lock(i) < 0)
+			continue;
+		struct espstm_target *t = &espstm_targets[i];
+#ifdef FLASH_JOB_SIG_MAX /* the core's bridge has locked mode (bridge_settings.locked) */
+		t->bset.locked = on;
+		bridge_update_settings(&t->br, &t->bset);
+#else
+		(void)t;
+		(void)on;
+#endif
+		target_unlock(i);
+	}
+}
 
 int target_lock(unsigned index)
 {

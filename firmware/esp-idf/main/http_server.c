@@ -59,6 +59,9 @@
 
 #include "http_api.h"
 #include "self_cert.h"
+#ifdef FLASH_JOB_SIG_MAX /* flash_job.h (through http_api.h): the core has signed images */
+#include "image_sig.h"
+#endif
 
 #include "esp_http_server.h"
 #if !CONFIG_IDF_TARGET_ESP8266 && CONFIG_ESP_HTTPS_SERVER_ENABLE
@@ -316,6 +319,136 @@ static int api_disconnect(void *ctx, unsigned target)
 	return rfc2217_disconnect(target) == 0 ? 1 : 0;
 }
 
+/* ---- locked mode: the verification key and signed uploads ---- */
+
+#ifdef FLASH_JOB_SIG_MAX          /* the core checks signed images (api_ops.locked, sig_*) */
+static struct image_sig_key vkey; /* loaded from NVS; used under api_mu */
+static int vkey_ok;
+static struct image_sig vsig[ESPSTM_MAX_TARGETS];
+
+/* (Re)load the installed key (PEM in NVS) into vkey. Fail closed: vkey_ok 0 = no upload
+ * passes while the unit is locked. */
+static void vkey_load(void)
+{
+	static char pem[SEC_VERIFY_KEY_MAX];
+	int n = sec_verify_key(pem, sizeof(pem));
+	vkey_ok = n > 0 && image_sig_key_load_public(&vkey, pem, (size_t)n) == 0;
+	if (n > 0 && !vkey_ok)
+		ESP_LOGE(TAG, "verification key does not load: every upload is refused");
+}
+
+static int api_locked(void *ctx)
+{
+	(void)ctx;
+	return sec_locked();
+}
+
+static int api_sig_begin(void *ctx, unsigned target, const char *addr_text, const uint8_t *sig,
+                         size_t siglen)
+{
+	(void)ctx;
+	if (target >= ESPSTM_MAX_TARGETS)
+		return -EINVAL;
+	return image_sig_begin(&vsig[target], addr_text, sig, siglen);
+}
+
+static void api_sig_update(void *ctx, unsigned target, const uint8_t *p, size_t n)
+{
+	(void)ctx;
+	if (target < ESPSTM_MAX_TARGETS)
+		image_sig_update(&vsig[target], p, n);
+}
+
+static int api_sig_check(void *ctx, unsigned target)
+{
+	(void)ctx;
+	if (target >= ESPSTM_MAX_TARGETS)
+		return -EINVAL;
+	if (!vkey_ok) {
+		image_sig_cancel(&vsig[target]);
+		return -EINVAL;
+	}
+	return image_sig_check(&vsig[target], &vkey);
+}
+#else
+static void vkey_load(void)
+{
+}
+#endif
+
+/* A PEM's text as a JSON string body (base64, dashes, blanks, line breaks only). */
+static size_t json_pem(char *out, size_t cap, const char *pem)
+{
+	size_t o = 0;
+	for (; *pem && o + 3 < cap; pem++) {
+		if (*pem == '\n') {
+			out[o++] = '\\';
+			out[o++] = 'n';
+		} else if (*pem >= ' ' && *pem <= '~' && *pem != '"' && *pem != '\\') {
+			out[o++] = *pem;
+		}
+	}
+	out[o] = '\0';
+	return o;
+}
+
+/* GET / PUT /api/verify-key (authenticated by the core: it answered 404 for the path).
+ * PUT installs the key once (security.h); replacing or removing it needs an NVS erase. */
+static void verify_key_route(const char *method, const char *text, size_t len,
+                             struct api_response *rs)
+{
+	static char out[SEC_VERIFY_KEY_MAX * 2 + 64];
+	static char pem[SEC_VERIFY_KEY_MAX];
+	const char *msg = NULL;
+	int status = 200;
+	if (strcmp(method, "GET") == 0) {
+		int n = sec_verify_key(pem, sizeof(pem));
+		if (n > 0) {
+			size_t o =
+			    (size_t)snprintf(out, sizeof(out), "{\"locked\":true,\"key\":\"");
+			o += json_pem(out + o, sizeof(out) - o - 3, pem);
+			snprintf(out + o, sizeof(out) - o, "\"}");
+		} else {
+			snprintf(out, sizeof(out), "{\"locked\":%s,\"key\":null}",
+			         sec_locked() ? "true" : "false");
+		}
+	} else if (strcmp(method, "PUT") == 0) {
+		int r = sec_verify_key_install(text, len);
+#ifdef FLASH_JOB_SIG_MAX
+		if (r == 0) {
+			vkey_load();
+			if (!vkey_ok) /* stored, but no P-256 key: locked, every upload refused */
+				ESP_LOGE(TAG, "the installed key is not an ECDSA P-256 public key");
+		}
+#endif
+		if (r == 0) {
+			target_set_locked(1);
+			snprintf(out, sizeof(out), "{\"locked\":true}");
+		} else if (r == -EEXIST) {
+			status = 409;
+			msg = "a verification key is installed: replacing or removing it needs an "
+			      "NVS "
+			      "erase over USB";
+		} else if (r == -EINVAL) {
+			status = 400;
+			msg = "the body must be a PEM public key (-----BEGIN PUBLIC KEY-----)";
+		} else {
+			status = 500;
+			msg = "the key could not be stored";
+		}
+	} else {
+		status = 405;
+		msg = "method not allowed";
+	}
+	if (msg)
+		snprintf(out, sizeof(out), "{\"error\":\"%s\"}", msg);
+	memset(rs, 0, sizeof(*rs));
+	rs->status = status;
+	rs->content_type = "application/json";
+	rs->body = out;
+	rs->len = strlen(out);
+}
+
 /* ---- pairing (POST /api/pair, /api/pair/rotate) ---- */
 
 static int api_pair_key(void *ctx, struct api_pair *out)
@@ -372,6 +505,12 @@ static const struct api_ops ops = {.status = api_status,
                                    .crc32 = api_crc32,
                                    .clients = api_clients,
                                    .disconnect = api_disconnect,
+#ifdef FLASH_JOB_SIG_MAX
+                                   .locked = api_locked,
+                                   .sig_begin = api_sig_begin,
+                                   .sig_update = api_sig_update,
+                                   .sig_check = api_sig_check,
+#endif
                                    .pair_key = api_pair_key,
                                    .pair_rotate = api_pair_rotate};
 
@@ -448,6 +587,9 @@ static char fbuf[FLASH_CHUNK];
 static char fquery[160];
 static char fauth[160];
 static char fxreq[8];
+#ifdef FLASH_JOB_SIG_MAX
+static char fsig[4 * ((FLASH_JOB_SIG_MAX + 2) / 3) + 1]; /* base64 of the DER signature */
+#endif
 static char fpath[URI_MAX + 1];
 static char fout[HTTP_API_OUT]; /* the final answer, copied out of api.out under api_mu */
 static struct api_response frs;
@@ -494,6 +636,9 @@ static esp_err_t flash_upload(httpd_req_t *req, unsigned t)
 	    .path = fpath,
 	    .authorization = header(req, "Authorization", fauth, sizeof(fauth)),
 	    .x_request = header(req, "X-Espstm-Request", fxreq, sizeof(fxreq)),
+#ifdef FLASH_JOB_SIG_MAX
+	    .signature = header(req, "X-Espstm-Signature", fsig, sizeof(fsig)),
+#endif
 	    .now_ms = (uint32_t)(esp_timer_get_time() / 1000),
 	};
 	struct api_response rs;
@@ -694,6 +839,9 @@ static esp_err_t handle(httpd_req_t *req)
 			flash_get = ft < ESPSTM_MAX_TARGETS && target_lock(ft) == 0;
 		}
 		http_api_handle(&api, &rq, &rs);
+		/* authenticated (and X-Espstm-Request for PUT) but unknown to the core: ours */
+		if (rs.status == 404 && strcmp(path, "/api/verify-key") == 0)
+			verify_key_route(method, body, got, &rs);
 		/* rs points into api.out (or the static page): copy it before the locks go, so
 		 * neither the upload task nor the target's task waits for the network */
 		if (rs.body != http_api_page) {
@@ -837,6 +985,7 @@ int http_server_start(void)
 		         STAGE_LABEL, (unsigned)stage_part->size);
 	else
 		ESP_LOGW(TAG, "no data partition %s: stage=1 uploads answer 501", STAGE_LABEL);
+	vkey_load(); /* locked mode: the key signed uploads are checked with */
 	if (!pass || http_api_init(&api, &ops, NULL, settings_core(), pass) < 0) {
 		ESP_LOGE(TAG, "no usable web password: web server not started");
 		return -1;

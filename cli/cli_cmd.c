@@ -316,7 +316,7 @@ static const struct command commands[] = {
     {"pair", "HOST[:PORT] [OPTIONS]", "fetch a bridge's unit key over HTTPS (pinned)",
      "Pin the bridge's certificate, fetch its unit key for espstmd (see espstm(1), PAIRING).\n",
      run_external},
-    {"unpair", "HOST[:PORT] [--rotate]", "forget a bridge's key and pin",
+    {"unpair", "HOST [--rotate]", "forget a bridge's key and pin",
      "Remove the key file and the pin of HOST; --rotate replaces the unit's key.\n", run_external},
     {"help", "[COMMAND]", "this help, or a command's", "Show the help of espstm or of COMMAND.\n",
      run_help},

@@ -143,12 +143,12 @@ static void end_bar(struct shown *s)
 
 /* The bridge's pinned certificate (known_bridges, cli_pair.h), "" = none: plain HTTP. Every
  * handle of this run uses it (set_common). */
-static char bridge_pin[CLI_PAIR_PIN_MAX];
+static char flash_pin[CLI_PAIR_PIN_MAX];
 
 static void set_common(CURL *h, const char *url, const char *pw)
 {
-	if (bridge_pin[0])
-		cli_pair_pin_curl(h, bridge_pin);
+	if (flash_pin[0])
+		cli_pair_pin_curl(h, flash_pin);
 	curl_easy_setopt(h, CURLOPT_URL, url);
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(h, CURLOPT_NOPROXY, "*"); /* the bridge is on the local network */
@@ -418,16 +418,16 @@ static int find_bridge(struct flash_run *run)
  * https:// and every handle pins the certificate. Returns 0 or an exit status. */
 static int choose_scheme(struct flash_run *run)
 {
-	bridge_pin[0] = '\0';
+	flash_pin[0] = '\0';
 	if (run->o.http_plain)
 		return 0;
-	int k = cli_pair_pin_for(run->host, run->port, bridge_pin, sizeof bridge_pin);
+	int k = cli_pair_pin_for(run->host, run->port, flash_pin, sizeof flash_pin);
 	if (k < 0) {
 		fprintf(stderr, "espstm flash: known_bridges unreadable: %s\n", strerror(-k));
 		return CLI_FLASH_EXIT_NOINPUT;
 	}
 	if (k == 0) {
-		bridge_pin[0] = '\0';
+		flash_pin[0] = '\0';
 		return 0;
 	}
 	char *urls[] = {run->url, run->geturl};
@@ -713,7 +713,7 @@ static int report_no_answer(const struct flash_run *run)
 		char got[CLI_PAIR_PIN_MAX], why[300];
 		if (cli_pair_probe(run->host, run->port, got, sizeof got, why, sizeof why) < 0)
 			snprintf(got, sizeof got, "another key");
-		cli_pair_changed_msg(line, sizeof line, name, bridge_pin, got, file);
+		cli_pair_changed_msg(line, sizeof line, name, flash_pin, got, file);
 		fprintf(stderr, "%s\n", line);
 		return CLI_PAIR_EXIT_CHANGED;
 	}
@@ -721,7 +721,7 @@ static int report_no_answer(const struct flash_run *run)
 		fprintf(stderr, "espstm flash: cannot reach the bridge at %s%s%s:%u: %s\n",
 		        strchr(run->host, ':') ? "[" : "", run->host,
 		        strchr(run->host, ':') ? "]" : "", run->port, why);
-		if (!bridge_pin[0] &&
+		if (!flash_pin[0] && !run->o.http_plain &&
 		    (run->post_res == CURLE_UNSUPPORTED_PROTOCOL ||
 		     run->post_res == CURLE_WEIRD_SERVER_REPLY ||
 		     run->post_res == CURLE_RECV_ERROR || run->post_res == CURLE_GOT_NOTHING))

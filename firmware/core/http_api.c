@@ -820,7 +820,7 @@ static void do_pair_key(struct http_api *api, struct api_response *rs)
 		jw_key(&w, "key");
 		jw_str(&w, hex);
 		jw_key(&w, "port");
-		jw_int(&w, api->settings->cur.target[0].port);
+		jw_int(&w, k.port ? k.port : api->settings->cur.target[0].port);
 		jw_key(&w, "targets");
 		jw_int(&w, api->settings->cur.target_count);
 		if (k.pin[0]) {

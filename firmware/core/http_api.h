@@ -52,6 +52,7 @@ struct api_pair {
 	char identity[API_PAIR_ID_MAX + 1];
 	uint8_t key[API_PAIR_KEY_LEN];
 	char pin[API_PAIR_PIN_MAX + 1]; /* "sha256//BASE64" of the HTTPS certificate, or "" */
+	uint16_t port; /* target 0's RFC 2217 port if the platform knows better; 0: settings' */
 };
 
 /* The holder of a target's RFC 2217 port (api_ops.clients), for "clients" in /api/status. */
@@ -335,13 +336,12 @@ int http_api_flash_busy(const struct http_api *api, unsigned target);
  * Pairing (espstm pair HOST): POST /api/pair (Basic auth, X-Espstm-Request: 1) ->
  *   200 {"identity":"espstm-0123456789abcdef","key":"<64 lowercase hex>","port":2217,
  *        "targets":1,"pin":"sha256//..."}   ("pin" only when api_ops.pair_key gave one;
- *        "port": target 0's RFC 2217 port; the answer is in api->out and is wiped
- *        (zeroed) at the next call into http_api_handle)
- * POST /api/pair/rotate -> 200 {"rotated":true,"identity":"espstm-<new>"} (no key: the
- *   caller pairs again if it wants one). Errors: 403 {"error":"pairing needs HTTPS"}
- *   (api_ops said -EPERM), 404 "this unit has no key" (-ENOENT) or when the platform has
- *   no pairing (ops NULL), 405 for another method, 500 otherwise. Nothing is logged with
- *   the key; "pair: key handed out" / "pair: unit key rotated" are logged.
+ *        "port": target 0's RFC 2217 port (api_pair.port, else the settings'); the answer is in
+ * api->out and is wiped (zeroed) at the next call into http_api_handle) POST /api/pair/rotate ->
+ * 200 {"rotated":true,"identity":"espstm-<new>"} (no key: the caller pairs again if it wants one).
+ * Errors: 403 {"error":"pairing needs HTTPS"} (api_ops said -EPERM), 404 "this unit has no key"
+ * (-ENOENT) or when the platform has no pairing (ops NULL), 405 for another method, 500 otherwise.
+ * Nothing is logged with the key; "pair: key handed out" / "pair: unit key rotated" are logged.
  */
 
 /* Constant-time equality of a (alen bytes) and b (blen bytes): time depends only on blen

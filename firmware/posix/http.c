@@ -201,12 +201,14 @@ static int https_prepare(const struct http_posix_opts *o)
 {
 	H.key_path = o->key_path;
 	H.plain_explicit = o->http_plain;
-	if (!o->key_path) {
+	if (!o->key_path && !o->unit_key) {
 		if (o->http_plain)
 			plog(HAL_LOG_INFO, "--http-plain: plain HTTP (this unit has no key)");
 		return 0;
 	}
-	if (pair_posix_load(o->key_path, &H.psk) < 0)
+	if (o->unit_key)
+		H.psk = *o->unit_key;
+	else if (pair_posix_load(o->key_path, &H.psk) < 0)
 		return -1;
 	H.have_key = 1;
 	if (o->http_plain) {
@@ -258,6 +260,7 @@ static int api_pair_key(void *ctx, struct api_pair *out)
 	memcpy(out->identity, H.psk.identity, sizeof(H.psk.identity));
 	memcpy(out->key, H.psk.key, sizeof(out->key));
 	snprintf(out->pin, sizeof(out->pin), "%s", H.tls ? H.cert.pin : "");
+	out->port = (uint16_t)H.h.rfc2217_port;
 	return 0;
 }
 

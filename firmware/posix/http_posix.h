@@ -30,6 +30,9 @@ struct http_posix_opts {
 	 * plain HTTP, POST /api/pair answers 404. With a key: HTTPS with the certificate next
 	 * to the key file (made at first start), POST /api/pair hands out the key. */
 	const char *key_path;
+	/* The unit key main has already read (or made for this run only, then key_path is
+	 * NULL), e.g. by tls_port; NULL: read or made here from key_path (pair_posix_load). */
+	const struct tls_psk *unit_key;
 	/* --http-plain: plain HTTP even with a key (password, API and, through /api/pair, the
 	 * unit key travel unencrypted: a warning is logged; pairing is allowed because the
 	 * option was given explicitly). */
@@ -64,6 +67,8 @@ struct http_posix_hooks {
 	 * main's RFC 2217 port takes k from now on and drops its TLS client (it holds the old
 	 * key). May be NULL (then main reads the key file again itself). */
 	void (*key_rotated)(void *app, const struct tls_psk *k);
+	unsigned rfc2217_port; /* main's actual RFC 2217 port (POST /api/pair "port"); 0:
+	                          the settings' */
 };
 
 /* The unit key loaded by http_posix_prepare (NULL without key_path): main's RFC 2217 port

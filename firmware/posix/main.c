@@ -629,6 +629,14 @@ static void usage(FILE *f)
 	    "  --stage-max BYTES      largest image a stage=1 (verify before commit) upload may\n"
 	    "                         stage, in an unlinked temporary file in $TMPDIR or /tmp\n"
 	    "                         (default 4194304 = 4 MiB; 0 = no staging: stage=1 -> 501)\n"
+	    "  --http-key FILE        the unit key file for --http: with a key the web page and\n"
+	    "                         API are served over HTTPS (certificate FILE's name with\n"
+	    "                         .cert.pem/.certkey.pem, made at the first start; its pin\n"
+	    "                         is logged) and POST /api/pair hands the key to 'espstm\n"
+	    "                         pair'; the key file is made (0600) if missing\n"
+	    "  --http-plain           serve plain HTTP even with a key: the web password, every\n"
+	    "                         API call and (POST /api/pair) the unit key cross the\n"
+	    "                         network unencrypted; only on a trusted network\n"
 	    "  -v, --verbose          log every RFC 2217 command and pin change\n"
 	    "  -h, --help             this text\n"
 	    "  -V, --version          print the version\n"
@@ -670,7 +678,8 @@ static const struct option long_opts[] = {
     {"legacy", no_argument, 0, 0x100},          {"legacy-ports", required_argument, 0, 0x101},
     {"http", required_argument, 0, 0x200},      {"password-file", required_argument, 0, 0x201},
     {"settings", required_argument, 0, 0x202},  {"allow", required_argument, 0, 0x300},
-    {"stage-max", required_argument, 0, 0x203}, {0, 0, 0, 0},
+    {"stage-max", required_argument, 0, 0x203}, {"http-key", required_argument, 0, 0x204},
+    {"http-plain", no_argument, 0, 0x205},      {0, 0, 0, 0},
 };
 
 /* One option c (getopt_long) with its argument arg: into o or A. Returns -1 to go on, or the
@@ -749,6 +758,12 @@ static int parse_option(int c, const char *arg, struct opts *o)
 			return 2;
 		}
 		o->stage_set = 1;
+		return -1;
+	case 0x204: /* until --key-file (the RFC 2217 port's unit key) passes its path here */
+		o->http.key_path = arg;
+		return -1;
+	case 0x205:
+		o->http.http_plain = 1;
 		return -1;
 	case 'i':
 		o->instant = 1;
@@ -898,7 +913,8 @@ static int start_servers(struct opts *o)
 		                              .app = &A,
 		                              .pump = legacy_pump,
 		                              .isp = &A.isp,
-		                              .flash_claim = flash_claim};
+		                              .flash_claim = flash_claim,
+		                              .rfc2217_port = actual};
 		if (http_posix_start(A.loop, &hh) < 0)
 			return 1;
 	}

@@ -173,7 +173,16 @@ int pair_posix_load(const char *path, struct tls_psk *out)
 
 int pair_posix_rotate(const char *path, struct tls_psk *out)
 {
-	return new_key(path, out, "rotated");
+	if (path)
+		return new_key(path, out, "rotated");
+	int r = unit_key_generate(out, entropy, NULL); /* a key for this run only */
+	if (r < 0) {
+		plog(HAL_LOG_ERROR, "unit key: %s", strerror(-r));
+		return -1;
+	}
+	plog(HAL_LOG_INFO, "unit key rotated (identity %s, not stored: no key file)",
+	     out->identity);
+	return 0;
 }
 
 int pair_posix_cert_paths(const char *key_path, char *cert, char *certkey, size_t cap)
@@ -195,6 +204,10 @@ static int make_cert(const char *cp, const char *kp, const char *cn, struct pair
 		plog(HAL_LOG_ERROR, "https: cannot make a certificate: %s", strerror(-r));
 		return -1;
 	}
+	if (!cp) {
+		plog(HAL_LOG_INFO, "https: certificate for this run only (no key file)");
+		return 0;
+	}
 	/* the key first: a certificate never exists without its key */
 	if (write_file(kp, c->key_pem, strlen(c->key_pem), 0600) < 0)
 		return -1;
@@ -210,6 +223,14 @@ int pair_posix_cert(const char *key_path, const char *cn, struct pair_cert *c)
 {
 	memset(c, 0, sizeof(*c));
 	char cp[4096], kp[4096];
+	if (!key_path) {
+		if (make_cert(NULL, NULL, cn, c) < 0)
+			return -1;
+		return self_cert_pin((const uint8_t *)c->cert_pem, strlen(c->cert_pem), c->pin,
+		                     sizeof(c->pin)) == 0
+		           ? 0
+		           : -1;
+	}
 	if (pair_posix_cert_paths(key_path, cp, kp, sizeof(cp)) < 0) {
 		plog(HAL_LOG_ERROR, "%s: name too long", key_path);
 		return -1;

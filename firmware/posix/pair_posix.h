@@ -27,7 +27,8 @@ int pair_posix_load(const char *path, struct tls_psk *out);
 
 /*
  * A new random unit key replaces the one in path (atomically, 0600) and is returned in *out;
- * the old key is no longer valid anywhere. Returns 0, or -1 (logged; the old file is kept).
+ * the old key is no longer valid anywhere. path NULL (a key for this run only, no file): only
+ * made. Returns 0, or -1 (logged; the old file is kept).
  */
 int pair_posix_rotate(const char *path, struct tls_psk *out);
 
@@ -44,7 +45,8 @@ struct pair_cert {
  * 10 years from now) and written (certificate 0644, its key 0600). Only one of the two, an
  * unparsable or mismatched pair, or a certificate key that group/others may read: refused
  * with a message naming the files ("remove both to make a new certificate": the pin then
- * changes and every paired host must accept it again). Returns 0 with *c, or -1 (logged).
+ * changes and every paired host must accept it again). key_path NULL (a unit key for this
+ * run only): a certificate for this run, in memory. Returns 0 with *c, or -1 (logged).
  */
 int pair_posix_cert(const char *key_path, const char *cn, struct pair_cert *c);
 

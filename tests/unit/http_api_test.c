@@ -239,6 +239,7 @@ static struct {
 	uint8_t key[API_PAIR_KEY_LEN];
 	char identity[API_PAIR_ID_MAX + 1];
 	const char *pin;
+	uint16_t port;
 } pk;
 
 static int fx_pair_key(void *ctx, struct api_pair *out)
@@ -250,6 +251,7 @@ static int fx_pair_key(void *ctx, struct api_pair *out)
 	memcpy(out->identity, pk.identity, sizeof(out->identity));
 	memcpy(out->key, pk.key, sizeof(out->key));
 	snprintf(out->pin, sizeof(out->pin), "%s", pk.pin ? pk.pin : "");
+	out->port = pk.port;
 	return 0;
 }
 
@@ -317,6 +319,12 @@ START_TEST(pair_key_answer)
 	ck_assert_int_eq(r.status, 200);
 	fx_parse(&r);
 	ck_assert_int_lt(json_find(r.body, fx.tok, 0, "pin"), 0);
+	/* the platform's own RFC 2217 port wins over the settings' */
+	pk.port = 40123;
+	r = fx_call("POST", "/api/pair", GOOD, "1", NULL, 0);
+	fx_parse(&r);
+	ck_assert_int_eq(json_int(r.body, &fx.tok[json_find(r.body, fx.tok, 0, "port")], &v), 0);
+	ck_assert_int_eq(v, 40123);
 }
 END_TEST
 

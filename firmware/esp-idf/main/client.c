@@ -122,6 +122,7 @@ static void start_tls(struct espstm_target *t)
 	int r = tls_session_init(&t->tls, TLS_SERVER, &psk, sec_entropy, NULL);
 	memset(&psk, 0, sizeof(psk));
 	if (r < 0) {
+		tls_session_free(&t->tls); /* safe after a failed init */
 		ESP_LOGE(t->tag, "client %s: TLS session: error %d", t->peer, r);
 		client_drop(t, "no TLS session", 0);
 		return;
@@ -193,8 +194,10 @@ static void tls_flush(struct espstm_target *t)
 	}
 }
 
-/* Ciphertext in cbuf -> the TLS session; its plaintext -> rbuf -> the bridge. Returns bytes
- * moved, or -1 when the client was dropped. */
+/* Ciphertext in cbuf -> the TLS session (feed; a short count keeps the rest for the next
+ * round); its plaintext -> rbuf (read: also moves buffered ciphertext into mbedTLS and drives
+ * the handshake) -> the bridge; what the session queued -> the socket. Returns bytes moved,
+ * or -1 when the client was dropped (after the session's alert was sent). */
 static int tls_step(struct espstm_target *t)
 {
 	int moved = 0;
@@ -204,33 +207,23 @@ static int tls_step(struct espstm_target *t)
 		t->clen -= k;
 		moved += (int)k;
 	}
+	size_t room = sizeof(t->rbuf) - t->rlen;
+	if (t->cstate == CL_TLS && room > bridge_net_room(&t->br))
+		room = bridge_net_room(&t->br); /* TCP backpressure as in plaintext */
+	int k = room ? tls_session_read(&t->tls, t->rbuf + t->rlen, room) : 0;
 	tls_flush(t);
 	int st = tls_session_state(&t->tls);
-	if (st == TLS_FAILED || st == TLS_CLOSED) {
+	if (k < 0 || st == TLS_FAILED || st == TLS_CLOSED) {
 		const char *e = tls_session_error(&t->tls);
-		ESP_LOGW(t->tag, "client %s: TLS: %s", t->peer, e ? e : "closed");
-		client_drop(t, st == TLS_CLOSED ? "peer closed" : "TLS failed", 0);
+		ESP_LOGW(t->tag, "client %s: TLS: %s", t->peer, e && e[0] ? e : "closed");
+		client_drop(t, st == TLS_FAILED ? "TLS failed" : "TLS closed", 0);
 		return -1;
 	}
+	t->rlen += (size_t)k;
 	if (t->cstate == CL_TLS_HS && st == TLS_OPEN) {
 		t->cstate = CL_TLS;
 		bridge_connect(&t->br);
 		ESP_LOGI(t->tag, "client %s: TLS-PSK session open", t->peer);
-	}
-	if (t->cstate != CL_TLS)
-		return moved;
-	size_t room = bridge_net_room(&t->br);
-	if (room > sizeof(t->rbuf) - t->rlen)
-		room = sizeof(t->rbuf) - t->rlen;
-	if (room) {
-		int k = tls_session_read(&t->tls, t->rbuf + t->rlen, room);
-		if (k < 0) {
-			ESP_LOGW(t->tag, "client %s: TLS: %s", t->peer,
-			         tls_session_error(&t->tls) ? tls_session_error(&t->tls) : "error");
-			client_drop(t, "TLS error", -k);
-			return -1;
-		}
-		t->rlen += (size_t)k;
 	}
 	moved += (int)to_bridge(t);
 	return moved;
@@ -352,6 +345,10 @@ size_t client_send(struct espstm_target *t, const uint8_t *p, size_t n)
 	size_t sent;
 	if (t->cstate == CL_TLS) {
 		int k = tls_session_write(&t->tls, p, n);
+		if (k == 0) { /* its output buffer is full: send, then try once more */
+			tls_flush(t);
+			k = tls_session_write(&t->tls, p, n);
+		}
 		if (k < 0) {
 			t->net_error = -k;
 			return 0;

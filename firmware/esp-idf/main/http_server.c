@@ -724,7 +724,7 @@ struct flash_req {
 	httpd_req_t *req;
 	unsigned target;
 };
-static QueueHandle_t flash_q;
+static QueueHandle_t flash_q; /* its task: 6 KiB stack (locked mode: ECDSA verify) */
 static httpd_handle_t server;
 
 static void flash_task(void *arg)
@@ -997,7 +997,7 @@ int http_server_start(void)
 #if FLASH_ASYNC
 	server = h;
 	flash_q = xQueueCreate(1, sizeof(struct flash_req));
-	if (!flash_q || xTaskCreate(flash_task, "espstm-flash", 4096, NULL, 5, NULL) != pdPASS)
+	if (!flash_q || xTaskCreate(flash_task, "espstm-flash", 6144, NULL, 5, NULL) != pdPASS)
 		ESP_LOGE(TAG, "no upload task: flash uploads run in the server task");
 #endif
 #if CONFIG_IDF_TARGET_ESP8266

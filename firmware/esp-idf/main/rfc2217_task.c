@@ -42,7 +42,13 @@
 #include <stdio.h>
 #include <string.h>
 
-#define TASK_STACK        4096
+/* task stack (bytes on both SDKs): the TLS-PSK handshake (ECDHE, key derivation) runs in
+ * tls_session_feed / _read on this task */
+#if CONFIG_IDF_TARGET_ESP8266
+#define TASK_STACK 6144
+#else
+#define TASK_STACK 8192
+#endif
 #define TASK_PRIO         5
 #define ACTIVE_MS         200  /* after moving data, poll every tick for this long */
 #define IDLE_POLL_MS      10   /* UART RX poll period while a client is idle */

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -362,6 +363,7 @@ struct pair_opts {
 	const char *known;
 	const char *name; /* --name ttySTMn */
 	int rotate;
+	int has_port; /* HOST:PORT given (unpair without it: every port of HOST) */
 	char known_path[4096], key_path[4400], who[300];
 };
 
@@ -452,8 +454,13 @@ static int parse(int argc, char **argv, struct pair_opts *o, int unpair)
 	if (optind != argc - 1)
 		return usage_err(cmd, "%s", optind >= argc ? "missing HOST" : "one HOST only");
 	const char *arg = argv[optind];
-	if (cli_flash_parse_host(arg, o->host, sizeof(o->host), &o->port) < 0 ||
-	    o->host[0] == '.' || strchr(o->host, '/'))
+	const char *h = strncasecmp(arg, "https://", 8) == 0 ? arg + 8 : arg;
+	const char *bare = strncasecmp(h, "http://", 7) == 0 ? h + 7 : h;
+	const char *c1 = strchr(bare, ':');
+	o->has_port =
+	    bare[0] == '[' ? strstr(bare, "]:") != NULL : c1 != NULL && strchr(c1 + 1, ':') == NULL;
+	if (cli_flash_parse_host(h, o->host, sizeof(o->host), &o->port) < 0 || o->host[0] == '.' ||
+	    strchr(o->host, '/'))
 		return usage_err(cmd, "'%s': want HOST, HOST:PORT or [IPV6]:PORT", arg);
 	/* cli_flash_parse_host's default is the same web port */
 	cli_known_name(o->host, o->port, o->who, sizeof(o->who));
@@ -703,11 +710,7 @@ int espstm_unpair_main(int argc, char **argv)
 	}
 	/* HOST without a port: every port of HOST */
 	char name[300];
-	int has_port = strchr(argv[argc - 1], ']')
-	                   ? strstr(argv[argc - 1], "]:") != NULL
-	                   : strchr(argv[argc - 1], ':') != NULL &&
-	                         strchr(argv[argc - 1], ':') == strrchr(argv[argc - 1], ':');
-	if (has_port)
+	if (o.has_port)
 		snprintf(name, sizeof(name), "%s", o.who);
 	else
 		snprintf(name, sizeof(name), "%s%s%s:*", strchr(o.host, ':') ? "[" : "", o.host,

@@ -45,16 +45,17 @@ int self_cert_make(const char *cn, int64_t now_s, self_cert_entropy_fn ent, void
  *   openssl x509 -pubkey -noout | openssl pkey -pubin -outform der |
  *   openssl dgst -sha256 -binary | base64
  * prints and curl's CURLOPT_PINNEDPUBLICKEY takes. cert: PEM (len = strlen; a NUL at
- * cert[len - 1] is allowed; shorter than SELF_CERT_CERT_PEM_MAX) or DER (len bytes). pin: cap bytes
- * (>= SELF_CERT_PIN_LEN + 1), NUL-terminated. Returns 0, -EINVAL (not a certificate mbedTLS
- * parses), -ENOSPC (cap too small).
+ * cert[len - 1] is allowed; shorter than SELF_CERT_CERT_PEM_MAX) or DER (len bytes).
+ * pin: cap bytes (>= SELF_CERT_PIN_LEN + 1), NUL-terminated. Stack: about 2 KB (a PEM is
+ * copied to add its NUL). Returns 0, -EINVAL (not a certificate mbedTLS parses), -ENOSPC
+ * (cap too small).
  */
 int self_cert_pin(const uint8_t *cert, size_t len, char *pin, size_t cap);
 
 /*
  * Check that key_pem (NUL-terminated) is the private key of cert_pem's public key, both
  * parsing (a pair read back from files before serving it). Returns 0, -EINVAL (either does
- * not parse) or -EKEYREJECTED (they do not belong together).
+ * not parse) or -EACCES (they do not belong together).
  */
 int self_cert_check_pair(const char *key_pem, const char *cert_pem);
 

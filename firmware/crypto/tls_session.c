@@ -226,6 +226,37 @@ static void conf_version(mbedtls_ssl_config *c)
 #endif
 }
 
+/* ECDHE groups, cheapest first: X25519 then P-256 (mbedTLS's default list starts with
+ * P-521, far too slow for an ESP8266). RFC 8422 section 5.1.1. */
+static void conf_groups(mbedtls_ssl_config *c)
+{
+#if MBEDTLS_VERSION_NUMBER >= 0x03010000
+	static const uint16_t groups[] = {
+#if defined(MBEDTLS_ECP_DP_CURVE25519_ENABLED)
+		MBEDTLS_SSL_IANA_TLS_GROUP_X25519,
+#endif
+#if defined(MBEDTLS_ECP_DP_SECP256R1_ENABLED)
+		MBEDTLS_SSL_IANA_TLS_GROUP_SECP256R1,
+#endif
+		MBEDTLS_SSL_IANA_TLS_GROUP_NONE
+	};
+	mbedtls_ssl_conf_groups(c, groups);
+#elif defined(MBEDTLS_ECP_C)
+	static const mbedtls_ecp_group_id curves[] = {
+#if defined(MBEDTLS_ECP_DP_CURVE25519_ENABLED)
+		MBEDTLS_ECP_DP_CURVE25519,
+#endif
+#if defined(MBEDTLS_ECP_DP_SECP256R1_ENABLED)
+		MBEDTLS_ECP_DP_SECP256R1,
+#endif
+		MBEDTLS_ECP_DP_NONE
+	};
+	mbedtls_ssl_conf_curves(c, curves);
+#else
+	(void)c;
+#endif
+}
+
 /* The client's max_fragment_length request (RFC 6066 section 4) for TLS_SESSION_RECORD. */
 static void conf_fragment(mbedtls_ssl_config *c)
 {
@@ -264,6 +295,7 @@ static int setup(struct tls_session *t, enum tls_role role)
 		return r == MBEDTLS_ERR_SSL_ALLOC_FAILED ? -ENOMEM : -EIO;
 	mbedtls_ssl_conf_rng(&t->conf, mbedtls_ctr_drbg_random, &t->drbg);
 	conf_version(&t->conf);
+	conf_groups(&t->conf);
 	mbedtls_ssl_conf_ciphersuites(&t->conf, suites);
 	if (role == TLS_CLIENT) {
 		r = mbedtls_ssl_conf_psk(&t->conf, t->psk.key, TLS_PSK_KEY_LEN,
@@ -335,7 +367,12 @@ size_t tls_session_feed(struct tls_session *t, const uint8_t *p, size_t n)
 {
 	if (t->state == TLS_FAILED || t->state == TLS_CLOSED)
 		return n; /* nothing more will be read: dropped */
-	if (t->first_in < 0 && n > 0)
+	if (n == 0) {     /* p may be NULL: only drive the handshake */
+		if (t->state == TLS_HANDSHAKE)
+			step(t);
+		return 0;
+	}
+	if (t->first_in < 0)
 		t->first_in = p[0]; /* a TLS stream starts with a handshake or alert record */
 	size_t used = 0;
 	for (;;) {

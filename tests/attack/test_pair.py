@@ -259,6 +259,39 @@ def main():
               (r.returncode, r.stderr))
         r = run("pair", "-x", host)
         check("usage error: exit 2", r.returncode == 2 and "--help" in r.stderr, r.stderr)
+
+        # --http-plain given explicitly: plain HTTP, pairing allowed with a warning;
+        # espstm pair itself insists on HTTPS
+        b.stop()
+        c = Bridge(build, tmp, "C", os.path.join(tmp, "unitC.key"), plain=True)
+        bridges.append(c)
+        check("--http-plain: plain HTTP with a warning at start",
+              c.ok and c.pin is None and any("--http-plain" in l and "unencrypted" in l
+                                             for l in c.log), c.log)
+        s = socket.create_connection(("127.0.0.1", c.port), 5)
+        s.sendall(b"POST /api/pair HTTP/1.0\r\nAuthorization: Basic " +
+                  base64.b64encode(b"admin:" + pw.encode()) +
+                  b"\r\nX-Espstm-Request: 1\r\nContent-Length: 0\r\n\r\n")
+        s.settimeout(5)
+        got = b""
+        try:
+            while True:
+                d = s.recv(4096)
+                if not d:
+                    break
+                got += d
+        except socket.timeout:
+            pass
+        s.close()
+        time.sleep(0.2)
+        check("--http-plain: POST /api/pair answers, and the warning is logged",
+              b" 200 " in got.split(b"\r\n")[0] and b'"identity"' in got and
+              any("plain HTTP" in l and "pair" in l for l in c.log), (got[:300], c.log))
+        r = run("pair", "127.0.0.1:%d" % c.port, "--key-dir", os.path.join(tmp, "keys4"),
+                pwfile=os.path.join(tmp, "pw"))
+        check("espstm pair to a plain-HTTP bridge: exit 1, no HTTPS, no key file",
+              r.returncode == 1 and "no HTTPS connection" in r.stderr and
+              not os.path.exists(os.path.join(tmp, "keys4")), (r.returncode, r.stderr))
     finally:
         for br in bridges:
             br.stop()

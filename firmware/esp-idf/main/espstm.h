@@ -81,11 +81,30 @@ int rfc2217_start(unsigned index);
  * firmware's raw port 1234 (plain bytes, shares the single client slot) and control port
  * 1235 (legacy_control_byte). Call before rfc2217_start(0). */
 void rfc2217_enable_legacy(void);
+/* rfc2217_task.c: 1 when plaintext clients are allowed on the RFC 2217 and legacy ports:
+ * the setting "plaintext" is 1, or the unit has no key (NVS failed). Follows the settings. */
+int rfc2217_plaintext_allowed(void);
+/* The holder of target index's port, for /api/status. */
+struct client_info {
+	char peer[24]; /* "A.B.C.D:PORT" */
+	int tls;       /* 1: TLS-PSK (handshake included) */
+	uint32_t since_s, idle_s, bytes_in, bytes_out;
+};
+/* 1 and *ci filled when target index has a client, 0 when not, -1 no such target. Takes
+ * the target's lock. */
+int rfc2217_client_info(unsigned index, struct client_info *ci);
+/* POST /api/targets/N/disconnect: drop target index's client (take-over). 0, -ENOTCONN (no
+ * client) or -ENODEV. Takes the target's lock; the task closes it within a round. */
+int rfc2217_disconnect(unsigned index);
 /* Lock of a target's bridge session: taken by its task while it runs the bridge, and by
  * other tasks (HTTP API) around bridge calls. 0 or -1 (no such target). */
 int target_lock(unsigned index);
 void target_unlock(unsigned index);
 struct bridge *target_bridge(unsigned index);
+/* Locked mode (a verification key is installed, security.h) on every target's bridge
+ * session: BOOT0 never raised by the client's lines, auto-boot off, bootloader entry
+ * refused. Takes each target's lock. */
+void target_set_locked(int on);
 /* Flashing over HTTP (hal_esp.c). The target's AN3155 master (stm32_isp.h), NULL if none.
  * target_flash_claim: on = 1 suspends the bridge session and gives the UART and pins to the
  * ISP (the target's task then drives it), 0 gives them back (bridge_suspend re-applies the

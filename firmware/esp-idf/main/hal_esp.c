@@ -19,6 +19,7 @@
  * BOOT0 push-pull.
  */
 #include "target.h"
+#include "flash_job.h" /* FLASH_JOB_SIG_MAX: the core has signed images */
 
 #include "driver/gpio.h"
 #include "driver/uart.h"
@@ -196,25 +197,10 @@ static uint32_t hal_now_ms(void *ctx)
 	return (uint32_t)(esp_timer_get_time() / 1000);
 }
 
+/* The bridge's output to its client: plaintext or TLS (client.c). */
 static size_t hal_net_send(void *ctx, const uint8_t *p, size_t n)
 {
-	struct espstm_target *t = ctx;
-	if (t->cfd < 0)
-		return n; /* no client: output is dropped */
-	if (t->net_error)
-		return 0;
-	ssize_t k = lwip_send(t->cfd, p, n, MSG_DONTWAIT);
-	if (k >= 0) {
-		if ((size_t)k < n)
-			t->net_blocked = 1;
-		return (size_t)k;
-	}
-	if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOMEM) {
-		t->net_blocked = 1; /* lwIP send buffer full: wait until writable */
-		return 0;
-	}
-	t->net_error = errno ? errno : EIO;
-	return 0;
+	return client_send(ctx, p, n);
 }
 
 static void hal_log(void *ctx, enum hal_log_level level, const char *line)
@@ -413,6 +399,23 @@ int target_uart0_swap(const char *banner)
 	return 0;
 }
 #endif
+
+void target_set_locked(int on)
+{
+	for (unsigned i = 0; i < ESPSTM_MAX_TARGETS; i++) {
+		if (target_lock(i) < 0)
+			continue;
+		struct espstm_target *t = &espstm_targets[i];
+#ifdef FLASH_JOB_SIG_MAX /* the core's bridge has locked mode (bridge_settings.locked) */
+		t->bset.locked = on;
+		bridge_update_settings(&t->br, &t->bset);
+#else
+		(void)t;
+		(void)on;
+#endif
+		target_unlock(i);
+	}
+}
 
 int target_lock(unsigned index)
 {

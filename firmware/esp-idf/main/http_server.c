@@ -54,11 +54,22 @@
  * ports, pins and legacy switch at the next restart.
  */
 #include "espstm.h"
+#include "security.h"
 #include "target.h"
 
 #include "http_api.h"
+#include "self_cert.h"
+#ifdef FLASH_JOB_SIG_MAX /* flash_job.h (through http_api.h): the core has signed images */
+#include "image_sig.h"
+#endif
 
 #include "esp_http_server.h"
+#if !CONFIG_IDF_TARGET_ESP8266 && CONFIG_ESP_HTTPS_SERVER_ENABLE
+#include "esp_https_server.h"
+#define ESPSTM_HTTPS 1 /* sdkconfig.defaults.idf sets CONFIG_ESP_HTTPS_SERVER_ENABLE */
+#else
+#define ESPSTM_HTTPS 0 /* ESP8266_RTOS_SDK v3.4 has no HTTPS server: plain HTTP */
+#endif
 #include "esp_log.h"
 #include "esp_partition.h"
 #include "esp_timer.h"
@@ -115,6 +126,7 @@ static char xreq[8];
 static char path[URI_MAX + 1];
 static uint8_t caddr[16];        /* the server task's client address */
 static SemaphoreHandle_t api_mu; /* every call into api */
+static int https_on;             /* the server speaks HTTPS (ESP-IDF with a certificate) */
 static char sout[HTTP_API_OUT];  /* the server task's answer, copied out of api.out */
 
 /* ---- API callbacks ---- */
@@ -123,6 +135,7 @@ static void api_status(void *ctx, struct api_status *st)
 {
 	(void)ctx;
 	static const char *const modes[] = {"idle", "pending", "telnet", "raw"};
+	static char peer[ESPSTM_MAX_TARGETS][24]; /* client_addr: used while the answer is made */
 	st->version = BRIDGE_SIGNATURE;
 	st->uptime_s = (uint32_t)(esp_timer_get_time() / 1000000);
 	st->hostname = espstm_hostname();
@@ -138,8 +151,13 @@ static void api_status(void *ctx, struct api_status *st)
 		ts->mode = (unsigned)m < 4 ? modes[m] : NULL;
 		ts->uart = *bridge_uart(br);
 		bridge_pins(br, &ts->nrst, &ts->boot0);
-		target_unlock(i);
+		struct client_info ci;
 		ts->client_addr = NULL;
+		if (client_info(&espstm_targets[i], &ci, esp_timer_get_time())) {
+			snprintf(peer[i], sizeof(peer[i]), "%s", ci.peer);
+			ts->client_addr = peer[i];
+		}
+		target_unlock(i);
 	}
 }
 
@@ -279,6 +297,209 @@ static uint32_t api_crc32(uint32_t crc, const uint8_t *p, size_t n)
 #endif
 }
 
+/* ---- RFC 2217 port holders: "clients" in /api/status, POST .../disconnect ---- */
+
+static unsigned api_clients(void *ctx, struct api_client *c, unsigned max)
+{
+	(void)ctx;
+	unsigned n = 0;
+	unsigned count = settings_core()->cur.target_count;
+	for (unsigned i = 0; i < count && i < ESPSTM_MAX_TARGETS && n < max; i++) {
+		struct client_info ci;
+		if (rfc2217_client_info(i, &ci) != 1)
+			continue;
+		memset(&c[n], 0, sizeof(c[n]));
+		c[n].target = i;
+		snprintf(c[n].peer, sizeof(c[n].peer), "%s", ci.peer);
+		c[n].tls = ci.tls;
+		c[n].since_s = ci.since_s;
+		c[n].idle_s = ci.idle_s;
+		c[n].bytes_in = ci.bytes_in;
+		c[n].bytes_out = ci.bytes_out;
+		n++;
+	}
+	return n;
+}
+
+/* 1: the client is dropped (by its target's task within a round, ~10 ms), 0: none. */
+static int api_disconnect(void *ctx, unsigned target)
+{
+	(void)ctx;
+	return rfc2217_disconnect(target) == 0 ? 1 : 0;
+}
+
+/* ---- locked mode: the verification key and signed uploads ---- */
+
+#ifdef FLASH_JOB_SIG_MAX          /* the core checks signed images (api_ops.locked, sig_*) */
+static struct image_sig_key vkey; /* loaded from NVS; used under api_mu */
+static int vkey_ok;
+static struct image_sig vsig[ESPSTM_MAX_TARGETS];
+
+/* (Re)load the installed key (PEM in NVS) into vkey. Fail closed: vkey_ok 0 = no upload
+ * passes while the unit is locked. */
+static void vkey_load(void)
+{
+	static char pem[SEC_VERIFY_KEY_MAX];
+	int n = sec_verify_key(pem, sizeof(pem));
+	vkey_ok = n > 0 && image_sig_key_load_public(&vkey, pem, (size_t)n) == 0;
+	if (n > 0 && !vkey_ok)
+		ESP_LOGE(TAG, "verification key does not load: every upload is refused");
+}
+
+static int api_locked(void *ctx)
+{
+	(void)ctx;
+	return sec_locked();
+}
+
+static int api_sig_begin(void *ctx, unsigned target, const char *addr_text, const uint8_t *sig,
+                         size_t siglen)
+{
+	(void)ctx;
+	if (target >= ESPSTM_MAX_TARGETS)
+		return -EINVAL;
+	return image_sig_begin(&vsig[target], addr_text, sig, siglen);
+}
+
+static void api_sig_update(void *ctx, unsigned target, const uint8_t *p, size_t n)
+{
+	(void)ctx;
+	if (target < ESPSTM_MAX_TARGETS)
+		image_sig_update(&vsig[target], p, n);
+}
+
+static int api_sig_check(void *ctx, unsigned target)
+{
+	(void)ctx;
+	if (target >= ESPSTM_MAX_TARGETS)
+		return -EINVAL;
+	if (!vkey_ok) {
+		image_sig_cancel(&vsig[target]);
+		return -EINVAL;
+	}
+	return image_sig_check(&vsig[target], &vkey);
+}
+#else
+static void vkey_load(void)
+{
+}
+#endif
+
+/* A PEM's text as a JSON string body (base64, dashes, blanks, line breaks only). */
+static size_t json_pem(char *out, size_t cap, const char *pem)
+{
+	size_t o = 0;
+	for (; *pem && o + 3 < cap; pem++) {
+		if (*pem == '\n') {
+			out[o++] = '\\';
+			out[o++] = 'n';
+		} else if (*pem >= ' ' && *pem <= '~' && *pem != '"' && *pem != '\\') {
+			out[o++] = *pem;
+		}
+	}
+	out[o] = '\0';
+	return o;
+}
+
+/* GET / PUT /api/verify-key (authenticated by the core: it answered 404 for the path).
+ * PUT installs the key once (security.h); replacing or removing it needs an NVS erase. */
+static void verify_key_route(const char *method, const char *text, size_t len,
+                             struct api_response *rs)
+{
+	static char out[SEC_VERIFY_KEY_MAX * 2 + 64];
+	static char pem[SEC_VERIFY_KEY_MAX];
+	const char *msg = NULL;
+	int status = 200;
+	if (strcmp(method, "GET") == 0) {
+		int n = sec_verify_key(pem, sizeof(pem));
+		if (n > 0) {
+			size_t o =
+			    (size_t)snprintf(out, sizeof(out), "{\"locked\":true,\"key\":\"");
+			o += json_pem(out + o, sizeof(out) - o - 3, pem);
+			snprintf(out + o, sizeof(out) - o, "\"}");
+		} else {
+			snprintf(out, sizeof(out), "{\"locked\":%s,\"key\":null}",
+			         sec_locked() ? "true" : "false");
+		}
+	} else if (strcmp(method, "PUT") == 0) {
+		int r = sec_verify_key_install(text, len);
+#ifdef FLASH_JOB_SIG_MAX
+		if (r == 0) {
+			vkey_load();
+			if (!vkey_ok) /* stored, but no P-256 key: locked, every upload refused */
+				ESP_LOGE(TAG, "the installed key is not an ECDSA P-256 public key");
+		}
+#endif
+		if (r == 0) {
+			target_set_locked(1);
+			snprintf(out, sizeof(out), "{\"locked\":true}");
+		} else if (r == -EEXIST) {
+			status = 409;
+			msg = "a verification key is installed: replacing or removing it needs an "
+			      "NVS "
+			      "erase over USB";
+		} else if (r == -EINVAL) {
+			status = 400;
+			msg = "the body must be a PEM public key (-----BEGIN PUBLIC KEY-----)";
+		} else {
+			status = 500;
+			msg = "the key could not be stored";
+		}
+	} else {
+		status = 405;
+		msg = "method not allowed";
+	}
+	if (msg)
+		snprintf(out, sizeof(out), "{\"error\":\"%s\"}", msg);
+	memset(rs, 0, sizeof(*rs));
+	rs->status = status;
+	rs->content_type = "application/json";
+	rs->body = out;
+	rs->len = strlen(out);
+}
+
+/* ---- pairing (POST /api/pair, /api/pair/rotate) ---- */
+
+static int api_pair_key(void *ctx, struct api_pair *out)
+{
+	(void)ctx;
+#if CONFIG_ESPSTM_PAIR_OVER_HTTP
+	int plain_ok = 1; /* menuconfig: the key may cross the network in clear */
+#else
+	int plain_ok = 0;
+#endif
+	if (!https_on && !plain_ok)
+		return -EPERM;
+	struct tls_psk k;
+	if (sec_key_copy(&k, NULL) < 0)
+		return -ENOENT;
+	memset(out, 0, sizeof(*out));
+	snprintf(out->identity, sizeof(out->identity), "%s", k.identity);
+	memcpy(out->key, k.key,
+	       sizeof(out->key) < sizeof(k.key) ? sizeof(out->key) : sizeof(k.key));
+	memset(&k, 0, sizeof(k));
+#if ESPSTM_HTTPS
+	const char *cert, *key;
+	size_t cl, kl;
+	if (https_on && sec_cert(&cert, &cl, &key, &kl) == 0)
+		self_cert_pin((const uint8_t *)cert, cl, out->pin, sizeof(out->pin));
+#endif
+	return 0;
+}
+
+static int api_pair_rotate(void *ctx)
+{
+	(void)ctx;
+#if !CONFIG_ESPSTM_PAIR_OVER_HTTP
+	if (!https_on)
+		return -EPERM;
+#endif
+	if (sec_key_gen() == 0)
+		return -ENOENT;
+	/* the RFC 2217 tasks see the new generation and drop their TLS client */
+	return sec_key_rotate();
+}
+
 static const struct api_ops ops = {.status = api_status,
                                    .apply = api_apply,
                                    .action = api_action,
@@ -290,7 +511,17 @@ static const struct api_ops ops = {.status = api_status,
                                    .stage_write = api_stage_write,
                                    .stage_read = api_stage_read,
                                    .stage_end = api_stage_end,
-                                   .crc32 = api_crc32};
+                                   .crc32 = api_crc32,
+                                   .clients = api_clients,
+                                   .disconnect = api_disconnect,
+#ifdef FLASH_JOB_SIG_MAX
+                                   .locked = api_locked,
+                                   .sig_begin = api_sig_begin,
+                                   .sig_update = api_sig_update,
+                                   .sig_check = api_sig_check,
+#endif
+                                   .pair_key = api_pair_key,
+                                   .pair_rotate = api_pair_rotate};
 
 /* ---- esp_http_server ---- */
 
@@ -440,6 +671,9 @@ static char fbuf[FLASH_CHUNK];
 static char fquery[160];
 static char fauth[160];
 static char fxreq[8];
+#ifdef FLASH_JOB_SIG_MAX
+static char fsig[4 * ((FLASH_JOB_SIG_MAX + 2) / 3) + 1]; /* base64 of the DER signature */
+#endif
 static char fpath[URI_MAX + 1];
 static uint8_t faddr[16];       /* the upload's client address */
 static char fout[HTTP_API_OUT]; /* the final answer, copied out of api.out under api_mu */
@@ -487,6 +721,9 @@ static esp_err_t flash_upload(httpd_req_t *req, unsigned t)
 	    .path = fpath,
 	    .authorization = header(req, "Authorization", fauth, sizeof(fauth)),
 	    .x_request = header(req, "X-Espstm-Request", fxreq, sizeof(fxreq)),
+#ifdef FLASH_JOB_SIG_MAX
+	    .signature = header(req, "X-Espstm-Signature", fsig, sizeof(fsig)),
+#endif
 	    .now_ms = (uint32_t)(esp_timer_get_time() / 1000),
 	    .client_addr = faddr,
 	    .client_addr_len = peer_addr(req, faddr),
@@ -569,17 +806,18 @@ static esp_err_t flash_upload(httpd_req_t *req, unsigned t)
 }
 
 #if FLASH_ASYNC
-struct flash_job {
+/* An upload handed to the upload task ("flash_job" is the core's job: flash_job.h). */
+struct flash_req {
 	httpd_req_t *req;
 	unsigned target;
 };
-static QueueHandle_t flash_q;
+static QueueHandle_t flash_q; /* its task: 6 KiB stack (locked mode: ECDSA verify) */
 static httpd_handle_t server;
 
 static void flash_task(void *arg)
 {
 	(void)arg;
-	struct flash_job j;
+	struct flash_req j;
 	for (;;) {
 		if (xQueueReceive(flash_q, &j, portMAX_DELAY) != pdTRUE)
 			continue;
@@ -606,7 +844,7 @@ static esp_err_t flash_request(httpd_req_t *req, unsigned t)
 			send_answer(req, &rs);
 			return req->content_len ? ESP_FAIL : ESP_OK;
 		}
-		struct flash_job j = {.req = copy, .target = t};
+		struct flash_req j = {.req = copy, .target = t};
 		if (xQueueSend(flash_q, &j, 0) == pdTRUE)
 			return ESP_OK;
 		static const char busy[] =
@@ -690,6 +928,9 @@ static esp_err_t handle_req(httpd_req_t *req)
 			flash_get = ft < ESPSTM_MAX_TARGETS && target_lock(ft) == 0;
 		}
 		http_api_handle(&api, &rq, &rs);
+		/* authenticated (and X-Espstm-Request for PUT) but unknown to the core: ours */
+		if (rs.status == 404 && strcmp(path, "/api/verify-key") == 0)
+			verify_key_route(method, body, got, &rs);
 		/* rs points into api.out (or the static page): copy it before the locks go, so
 		 * neither the upload task nor the target's task waits for the network */
 		if (rs.body != http_api_page) {
@@ -737,13 +978,18 @@ static const struct {
     {"/api/settings", HTTP_GET},
     {"/api/settings", HTTP_PUT},
     {"/api/settings", HTTP_POST},
+    {"/api/pair", HTTP_POST},
+    {"/api/pair/rotate", HTTP_POST},
+    {"/api/verify-key", HTTP_GET},
+    {"/api/verify-key", HTTP_PUT},
 };
 static const struct {
 	const char *verb;
 	httpd_method_t method;
 } target_routes[] = {
-    {"reset", HTTP_POST}, {"bootloader", HTTP_POST}, {"run", HTTP_POST},
-    {"flash", HTTP_POST}, {"flash", HTTP_GET},       {"flash", HTTP_DELETE},
+    {"reset", HTTP_POST},      {"bootloader", HTTP_POST}, {"run", HTTP_POST},
+    {"flash", HTTP_POST},      {"flash", HTTP_GET},       {"flash", HTTP_DELETE},
+    {"disconnect", HTTP_POST},
 };
 #define N_FIXED_ROUTES  (sizeof(fixed_routes) / sizeof(fixed_routes[0]))
 #define N_TARGET_ROUTES (sizeof(target_routes) / sizeof(target_routes[0]))
@@ -769,6 +1015,70 @@ static void route_get(size_t i, char *uri, size_t cap, httpd_method_t *m)
 }
 #endif
 
+/* The server's settings of both SDKs (connection limits: DESIGN "HTTP connection limits"). */
+static void server_config(httpd_config_t *cfg)
+{
+	cfg->max_resp_headers = 10;
+#if CONFIG_IDF_TARGET_ESP8266
+	cfg->max_uri_handlers = (uint16_t)route_count();
+#else
+	cfg->uri_match_fn = httpd_uri_match_wildcard;
+#endif
+	/* a burst of connections or a slow client cannot keep the admin out for long: the
+	 * oldest connection is closed for a new one, and a request's bytes must keep coming */
+	cfg->max_open_sockets = HTTP_MAX_SOCKETS;
+	cfg->lru_purge_enable = true;
+	cfg->recv_wait_timeout = HTTP_RECV_TIMEOUT_S;
+	cfg->send_wait_timeout = HTTP_RECV_TIMEOUT_S;
+	cfg->backlog_conn = HTTP_BACKLOG;
+}
+
+/* HTTPS on port 443 (ESP-IDF with a certificate), else plain HTTP on port 80. */
+static esp_err_t server_start(httpd_handle_t *h)
+{
+	esp_err_t e;
+#if ESPSTM_HTTPS
+	const char *cert, *key;
+	size_t cl, kl;
+	if (sec_cert(&cert, &cl, &key, &kl) == 0) {
+		httpd_ssl_config_t sc = HTTPD_SSL_CONFIG_DEFAULT();
+		server_config(&sc.httpd);
+		sc.httpd.stack_size = 10240; /* the TLS handshake (ECDSA) runs in the server task */
+		sc.servercert = (const uint8_t *)cert; /* copied by httpd_ssl_start */
+		sc.servercert_len = cl;                /* counts the NUL (PEM) */
+		sc.prvtkey_pem = (const uint8_t *)key;
+		sc.prvtkey_len = kl;
+		sc.transport_mode = HTTPD_SSL_TRANSPORT_SECURE;
+		sc.port_secure = 443;
+#if defined(ESP_IDF_VERSION_VAL) && ESP_IDF_VERSION >= ESP_IDF_VERSION_VAL(5, 5, 0)
+		/* the handshake runs in the server task: a client trickling its ClientHello
+		 * must not hold it (the field is new in v5.5; before, only the 5 s per recv) */
+		sc.tls_handshake_timeout_ms = 1000 * HTTP_RECV_TIMEOUT_S;
+#endif
+		e = httpd_ssl_start(h, &sc);
+		if (e == ESP_OK) {
+			https_on = 1;
+			return ESP_OK;
+		}
+		ESP_LOGE(TAG, "httpd_ssl_start: %s: serving plain HTTP (pairing refused)",
+		         esp_err_to_name(e));
+	} else {
+		ESP_LOGE(TAG, "no HTTPS certificate: serving plain HTTP (pairing refused)");
+	}
+#endif
+	httpd_config_t cfg = HTTPD_DEFAULT_CONFIG();
+	server_config(&cfg);
+	cfg.stack_size = 6144;
+	/* the header deadline (limited_recv); with HTTPS, httpd_ssl_start installs its own
+	 * open_fn and recv (TLS), so there only recv_wait_timeout and the v5.5 handshake
+	 * timeout bound a slow client */
+	cfg.open_fn = sess_open;
+	e = httpd_start(h, &cfg);
+	if (e != ESP_OK)
+		ESP_LOGE(TAG, "httpd_start: %s", esp_err_to_name(e));
+	return e;
+}
+
 int http_server_start(void)
 {
 	const char *pass = settings_web_pass();
@@ -784,33 +1094,19 @@ int http_server_start(void)
 		         STAGE_LABEL, (unsigned)stage_part->size);
 	else
 		ESP_LOGW(TAG, "no data partition %s: stage=1 uploads answer 501", STAGE_LABEL);
+	vkey_load(); /* locked mode: the key signed uploads are checked with */
 	if (!pass || http_api_init(&api, &ops, NULL, settings_core(), pass) < 0) {
 		ESP_LOGE(TAG, "no usable web password: web server not started");
 		return -1;
 	}
-	httpd_config_t cfg = HTTPD_DEFAULT_CONFIG();
-	cfg.stack_size = 6144;
-	cfg.max_resp_headers = 10;
-#if CONFIG_IDF_TARGET_ESP8266
-	cfg.max_uri_handlers = (uint16_t)route_count();
-#else
-	cfg.uri_match_fn = httpd_uri_match_wildcard;
-#endif
-	cfg.lru_purge_enable = true;
-	cfg.recv_wait_timeout = HTTP_RECV_TIMEOUT_S;
-	cfg.max_open_sockets = HTTP_MAX_SOCKETS;
-	cfg.backlog_conn = HTTP_BACKLOG;
-	cfg.open_fn = sess_open;
 	httpd_handle_t h = NULL;
-	esp_err_t e = httpd_start(&h, &cfg);
-	if (e != ESP_OK) {
-		ESP_LOGE(TAG, "httpd_start: %s", esp_err_to_name(e));
+	esp_err_t e = server_start(&h);
+	if (e != ESP_OK)
 		return -1;
-	}
 #if FLASH_ASYNC
 	server = h;
-	flash_q = xQueueCreate(1, sizeof(struct flash_job));
-	if (!flash_q || xTaskCreate(flash_task, "espstm-flash", 4096, NULL, 5, NULL) != pdPASS)
+	flash_q = xQueueCreate(1, sizeof(struct flash_req));
+	if (!flash_q || xTaskCreate(flash_task, "espstm-flash", 6144, NULL, 5, NULL) != pdPASS)
 		ESP_LOGE(TAG, "no upload task: flash uploads run in the server task");
 #endif
 #if CONFIG_IDF_TARGET_ESP8266
@@ -835,7 +1131,7 @@ int http_server_start(void)
 			ESP_LOGE(TAG, "register handler: %s", esp_err_to_name(e));
 	}
 #endif
-	ESP_LOGI(TAG, "web page and API on http://%s.local/ (user %s)", espstm_hostname(),
-	         HTTP_API_USER);
+	ESP_LOGI(TAG, "web page and API on %s://%s.local/ (user %s)", https_on ? "https" : "http",
+	         espstm_hostname(), HTTP_API_USER);
 	return 0;
 }

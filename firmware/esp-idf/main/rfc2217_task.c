@@ -6,11 +6,16 @@
  * struct espstm_target: the socket is read only as far as bridge_net_room() allows and not
  * at all while earlier bytes wait, so a slow UART pushes back on TCP (window closes).
  * The task holds the target's lock (target.h) except while it waits in select, so the HTTP
- * API can call into the bridge between two rounds.
+ * API can call into the bridge between two rounds. What the client is (TLS-PSK, plaintext or
+ * refused), its idle timeout and the API's disconnect: client.c. TCP keep-alive on every
+ * client (60 s idle, 3 probes 5 s apart).
  *
  * Legacy ports (settings legacy_ports, target 0 only): raw port 1234 shares the single client
  * slot (bridge_force_raw: plain bytes, no Telnet), control port 1235 takes one client whose
  * bytes go to legacy_control_byte() (firmware/core/legacy.h); its answers are sent back.
+ * Both are plaintext ports: with a unit key they listen only when the setting "plaintext" is
+ * 1 (app_main.c); a first line that looks like HTTP (http_lookalike) is refused before any
+ * byte reaches the UART or any command runs.
  *
  * Client allow-list (settings "allow", firmware/core/allowlist.h): every
  * client accepted on an RFC 2217 port or a legacy port whose IPv4 address is not in the list
@@ -18,11 +23,13 @@
  * allows everyone. The list is a parsed copy of the current settings, replaced at run time
  * by the settings observer (settings_set_observer: the HTTP server's task, right after
  * PUT /api/settings) under allow_mu; it is checked at accept, so a client already connected
- * when the list changes stays until it disconnects.
+ * when the list changes stays until it disconnects. The same observer keeps copies of the
+ * settings "plaintext" (checked at each new client) and "idle_timeout_s".
  */
 #include "target.h"
 #include "allowlist.h"
 #include "legacy.h"
+#include "security.h"
 
 #include "esp_log.h"
 #include "esp_timer.h"
@@ -35,11 +42,21 @@
 #include <stdio.h>
 #include <string.h>
 
-#define TASK_STACK   4096
-#define TASK_PRIO    5
-#define ACTIVE_MS    200 /* after moving data, poll every tick for this long */
-#define IDLE_POLL_MS 10  /* UART RX poll period while a client is idle */
-#define NOCLIENT_MS  100 /* without a client (UART bytes are only drained) */
+/* task stack (bytes on both SDKs): the TLS-PSK handshake (ECDHE, key derivation) runs in
+ * tls_session_feed / _read on this task */
+#if CONFIG_IDF_TARGET_ESP8266
+#define TASK_STACK 6144
+#else
+#define TASK_STACK 8192
+#endif
+#define TASK_PRIO         5
+#define ACTIVE_MS         200  /* after moving data, poll every tick for this long */
+#define IDLE_POLL_MS      10   /* UART RX poll period while a client is idle */
+#define NOCLIENT_MS       100  /* without a client (UART bytes are only drained) */
+#define CTL_GATE_MS       1000 /* legacy control: first bytes held this long at most */
+#define KEEPALIVE_IDLE_S  60
+#define KEEPALIVE_INTVL_S 5
+#define KEEPALIVE_CNT     3
 
 static int legacy_on; /* rfc2217_enable_legacy() */
 
@@ -52,8 +69,10 @@ void rfc2217_enable_legacy(void)
 
 static const char *ALLOW_TAG = "espstm.allow";
 static struct allowlist allow_al;  /* empty: everyone (until allow_init) */
-static SemaphoreHandle_t allow_mu; /* allow_al: observer (HTTP task) vs target tasks */
+static SemaphoreHandle_t allow_mu; /* allow_al, the two below: observer vs target tasks */
 static int allow_started;
+static uint8_t set_plaintext;   /* settings "plaintext" */
+static uint32_t set_idle_s = 0; /* settings "idle_timeout_s" (0 = none) */
 
 static void allow_lock(void)
 {
@@ -81,12 +100,30 @@ static void allow_update(void *ctx, const struct settings *s)
 	allow_lock();
 	int changed = memcmp(&allow_al, &al, sizeof(al)) != 0;
 	allow_al = al;
+	set_plaintext = s->plaintext;
+	set_idle_s = s->idle_timeout_s;
 	allow_unlock();
 	if (changed || !allow_started) {
 		static char txt[ALLOWLIST_MAX * 20]; /* only the settings' task formats */
 		ESP_LOGI(ALLOW_TAG, "clients allowed on the RFC 2217 and legacy ports: %s",
 		         allowlist_format(&al, txt, sizeof(txt)));
 	}
+}
+
+int rfc2217_plaintext_allowed(void)
+{
+	allow_lock();
+	int on = set_plaintext != 0;
+	allow_unlock();
+	return on || sec_key_gen() == 0;
+}
+
+static uint32_t idle_timeout_s(void)
+{
+	allow_lock();
+	uint32_t v = set_idle_s;
+	allow_unlock();
+	return v;
 }
 
 /* Once, before the first server task and the HTTP server start: the list of the loaded
@@ -168,20 +205,19 @@ static int listen_on(struct espstm_target *t)
 	return 0;
 }
 
-static void drop_client(struct espstm_target *t, const char *why, int err)
+/* A host that vanishes (WiFi gone, laptop asleep) must not hold the target forever: TCP
+ * keep-alive after KEEPALIVE_IDLE_S without traffic, KEEPALIVE_CNT probes KEEPALIVE_INTVL_S
+ * apart (lwIP takes seconds: sockets.c multiplies by 1000). */
+static void keepalive(int fd)
 {
-	if (t->cfd < 0)
-		return;
-	if (err)
-		ESP_LOGI(t->tag, "client disconnected (%s, errno %d)", why, err);
-	else
-		ESP_LOGI(t->tag, "client disconnected (%s)", why);
-	lwip_close(t->cfd);
-	t->cfd = -1;
-	t->rlen = 0;
-	t->net_blocked = 0;
-	t->net_error = 0;
-	bridge_disconnect(&t->br); /* restores framing and pins, timed steps via bridge_poll */
+	int one = 1;
+	lwip_setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+#if defined(TCP_KEEPIDLE) && defined(TCP_KEEPINTVL) && defined(TCP_KEEPCNT)
+	int idle = KEEPALIVE_IDLE_S, intvl = KEEPALIVE_INTVL_S, cnt = KEEPALIVE_CNT;
+	lwip_setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+	lwip_setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
+	lwip_setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
+#endif
 }
 
 static void accept_client(struct espstm_target *t, int lfd, int raw)
@@ -202,25 +238,8 @@ static void accept_client(struct espstm_target *t, int lfd, int raw)
 	}
 	int one = 1;
 	lwip_setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	/* A host that vanishes (WiFi gone, laptop asleep) must not hold the target forever. */
-	lwip_setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
-#if defined(TCP_KEEPIDLE) && defined(TCP_KEEPINTVL) && defined(TCP_KEEPCNT)
-	int idle = 10, intvl = 2, cnt = 3;
-	lwip_setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
-	lwip_setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
-	lwip_setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
-#endif
-	t->cfd = fd;
-	t->rlen = 0;
-	t->net_blocked = 0;
-	t->net_error = 0;
-	uint8_t a[4];
-	memcpy(a, &peer.sin_addr.s_addr, 4);
-	ESP_LOGI(t->tag, "client %u.%u.%u.%u:%u connected%s", a[0], a[1], a[2], a[3],
-	         (unsigned)ntohs(peer.sin_port), raw ? " (legacy raw port)" : "");
-	bridge_connect(&t->br);
-	if (raw)
-		bridge_force_raw(&t->br);
+	keepalive(fd);
+	client_begin(t, fd, &peer, raw); /* the gate decides: TLS, plaintext or refused */
 }
 
 /* Legacy control port: one client; a second one is told "busy" and closed. */
@@ -241,13 +260,30 @@ static void accept_ctl(struct espstm_target *t)
 	}
 	int one = 1;
 	lwip_setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	lwip_setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+	keepalive(fd);
 	t->ctl_fd = fd;
+	legacy_ctl_init(&t->ctl);
 	ESP_LOGI(t->tag, "legacy control client connected");
 }
 
-/* Control bytes: each one a command (legacy.h); answers are short lines sent without
- * blocking (a client that does not read its answers loses some of them). */
+static void ctl_close(struct espstm_target *t, const char *why)
+{
+	ESP_LOGI(t->tag, "legacy control client disconnected (%s)", why);
+	lwip_close(t->ctl_fd);
+	t->ctl_fd = -1;
+}
+
+/* An answer line of a control command: sent without blocking (a client that does not read
+ * its answers loses some of them). */
+static void ctl_emit(void *ctx, const char *line, size_t len)
+{
+	struct espstm_target *t = ctx;
+	lwip_send(t->ctl_fd, line, len, MSG_DONTWAIT);
+}
+
+/* Control bytes: commands (legacy.h), after the core's HTTP guard (legacy_control_input holds
+ * the first bytes until http_lookalike() decides; a browser made to post to the port runs
+ * nothing: "POST /" and its body would hold 'r', 'u', 'e' commands). */
 static void ctl_read(struct espstm_target *t)
 {
 	uint8_t buf[64];
@@ -255,53 +291,15 @@ static void ctl_read(struct espstm_target *t)
 	if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
 		return;
 	if (k <= 0) {
-		ESP_LOGI(t->tag, "legacy control client disconnected");
-		lwip_close(t->ctl_fd);
-		t->ctl_fd = -1;
+		ctl_close(t, "end of stream");
 		return;
 	}
-	for (ssize_t i = 0; i < k; i++) {
-		char ans[LEGACY_ANSWER_MAX];
-		size_t n = legacy_control_byte(&t->br, buf[i], ans, sizeof(ans));
-		if (n)
-			lwip_send(t->ctl_fd, ans, n, MSG_DONTWAIT);
+	if (legacy_control_input(&t->ctl, &t->br, buf, (size_t)k, ctl_emit, t) == 1) {
+		lwip_send(t->ctl_fd, http_lookalike_answer, strlen(http_lookalike_answer),
+		          MSG_DONTWAIT);
+		ESP_LOGW(t->tag, "legacy control: HTTP request refused");
+		ctl_close(t, "HTTP request refused");
 	}
-}
-
-/* Read what the bridge can take right now from the socket (never more). Returns bytes moved. */
-static size_t net_in(struct espstm_target *t)
-{
-	size_t moved = 0;
-	if (t->rlen) {
-		size_t k = bridge_from_net(&t->br, t->rbuf, t->rlen);
-		memmove(t->rbuf, t->rbuf + k, t->rlen - k);
-		t->rlen -= k;
-		moved += k;
-	}
-	return moved;
-}
-
-static int net_read(struct espstm_target *t)
-{
-	size_t room = bridge_net_room(&t->br);
-	if (room > sizeof(t->rbuf) - t->rlen)
-		room = sizeof(t->rbuf) - t->rlen;
-	if (room == 0)
-		return 0;
-	ssize_t k = lwip_recv(t->cfd, t->rbuf + t->rlen, room, MSG_DONTWAIT);
-	if (k == 0) {
-		drop_client(t, "end of stream", 0);
-		return -1;
-	}
-	if (k < 0) {
-		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
-			return 0;
-		drop_client(t, "receive error", errno);
-		return -1;
-	}
-	t->rlen += (size_t)k;
-	net_in(t);
-	return (int)k;
 }
 
 /* UART -> bridge: read at most what the leftover buffer holds; keep what the bridge refuses. */
@@ -346,6 +344,64 @@ static size_t isp_in(struct espstm_target *t)
 	return moved;
 }
 
+/* The descriptors select() watches this round; returns the highest. */
+static int fill_fds(struct espstm_target *t, fd_set *rd, fd_set *wr)
+{
+	FD_ZERO(rd);
+	FD_ZERO(wr);
+	int maxfd = t->lfd;
+	FD_SET(t->lfd, rd);
+	const int more[3] = {t->lfd_raw, t->lfd_ctl, t->ctl_fd};
+	for (int i = 0; i < 3; i++) {
+		if (more[i] < 0)
+			continue;
+		FD_SET(more[i], rd);
+		if (more[i] > maxfd)
+			maxfd = more[i];
+	}
+	if (t->cfd >= 0) {
+		if (client_want_read(t))
+			FD_SET(t->cfd, rd);
+		if (t->net_blocked)
+			FD_SET(t->cfd, wr);
+		if (t->cfd > maxfd)
+			maxfd = t->cfd;
+	}
+	return maxfd;
+}
+
+/* How long select may sleep (ms, >= 1). */
+static int32_t wait_time(struct espstm_target *t, int64_t now, int64_t active_until)
+{
+	int32_t wait_ms = t->cfd >= 0 || t->ctl_fd >= 0 ? IDLE_POLL_MS : NOCLIENT_MS;
+	if (now < active_until || t->ulen || t->rlen || t->clen || bridge_tx_pending(&t->br) ||
+	    t->isp_claimed)
+		wait_ms = 1; /* UART FIFO / pending bytes / flashing: look again next tick */
+	int32_t bn = bridge_next_ms(&t->br);
+	if (bn >= 0 && bn < wait_ms)
+		wait_ms = bn;
+	return wait_ms < 1 ? 1 : wait_ms; /* block at least a tick: the idle task (watchdog) runs */
+}
+
+/* Events select() reported. Returns 1 when network bytes were read. */
+static int handle_fds(struct espstm_target *t, fd_set *rd, fd_set *wr)
+{
+	int got = 0;
+	if (t->cfd >= 0 && FD_ISSET(t->cfd, wr))
+		t->net_blocked = 0; /* bridge_poll / client_poll offer the queued output again */
+	if (t->cfd >= 0 && FD_ISSET(t->cfd, rd))
+		got = client_read(t) > 0;
+	if (FD_ISSET(t->lfd, rd))
+		accept_client(t, t->lfd, 0);
+	if (t->lfd_raw >= 0 && FD_ISSET(t->lfd_raw, rd))
+		accept_client(t, t->lfd_raw, 1);
+	if (t->lfd_ctl >= 0 && FD_ISSET(t->lfd_ctl, rd))
+		accept_ctl(t);
+	if (t->ctl_fd >= 0 && FD_ISSET(t->ctl_fd, rd))
+		ctl_read(t);
+	return got;
+}
+
 static void target_task(void *arg)
 {
 	struct espstm_target *t = arg;
@@ -359,58 +415,17 @@ static void target_task(void *arg)
 			continue;
 		}
 		/* move everything that can move now */
-		size_t moved = net_in(t);
+		int64_t now = esp_timer_get_time();
+		size_t moved = client_poll(t, now, idle_timeout_s());
 		bridge_poll(&t->br);
 		moved += t->isp_claimed ? isp_in(t) : uart_in(t);
 		bridge_poll(&t->br);
-		if (t->net_error)
-			drop_client(t, "send error", t->net_error);
-
-		int64_t now = esp_timer_get_time();
 		if (moved)
 			active_until = now + ACTIVE_MS * 1000;
 
-		/* how long select may sleep */
-		int32_t wait_ms = t->cfd >= 0 ? IDLE_POLL_MS : NOCLIENT_MS;
-		if (now < active_until || t->ulen || t->rlen || bridge_tx_pending(&t->br) ||
-		    t->isp_claimed)
-			wait_ms =
-			    1; /* UART FIFO / pending bytes / flashing: look again next tick */
-		int32_t bn = bridge_next_ms(&t->br);
-		if (bn >= 0 && bn < wait_ms)
-			wait_ms = bn;
-		if (wait_ms < 1)
-			wait_ms =
-			    1; /* always block at least a tick: the idle task (watchdog) runs */
-
 		fd_set rd, wr;
-		FD_ZERO(&rd);
-		FD_ZERO(&wr);
-		FD_SET(t->lfd, &rd);
-		int maxfd = t->lfd;
-		if (t->lfd_raw >= 0) {
-			FD_SET(t->lfd_raw, &rd);
-			if (t->lfd_raw > maxfd)
-				maxfd = t->lfd_raw;
-		}
-		if (t->lfd_ctl >= 0) {
-			FD_SET(t->lfd_ctl, &rd);
-			if (t->lfd_ctl > maxfd)
-				maxfd = t->lfd_ctl;
-		}
-		if (t->ctl_fd >= 0) {
-			FD_SET(t->ctl_fd, &rd);
-			if (t->ctl_fd > maxfd)
-				maxfd = t->ctl_fd;
-		}
-		if (t->cfd >= 0) {
-			if (t->rlen == 0 && bridge_net_room(&t->br) > 0)
-				FD_SET(t->cfd, &rd);
-			if (t->net_blocked)
-				FD_SET(t->cfd, &wr);
-			if (t->cfd > maxfd)
-				maxfd = t->cfd;
-		}
+		int maxfd = fill_fds(t, &rd, &wr);
+		int32_t wait_ms = wait_time(t, now, active_until);
 		struct timeval tv = {.tv_sec = wait_ms / 1000, .tv_usec = (wait_ms % 1000) * 1000};
 		xSemaphoreGive(t->lock); /* the HTTP API may use the bridge while we wait */
 		int n = lwip_select(maxfd + 1, &rd, &wr, NULL, &tv);
@@ -422,24 +437,31 @@ static void target_task(void *arg)
 			}
 			continue;
 		}
-		if (n == 0)
-			continue;
-		if (t->cfd >= 0 && FD_ISSET(t->cfd, &wr))
-			t->net_blocked = 0; /* bridge_poll offers the queued output again */
-		if (t->cfd >= 0 && FD_ISSET(t->cfd, &rd)) {
-			int k = net_read(t);
-			if (k > 0)
-				active_until = esp_timer_get_time() + ACTIVE_MS * 1000;
-		}
-		if (FD_ISSET(t->lfd, &rd))
-			accept_client(t, t->lfd, 0);
-		if (t->lfd_raw >= 0 && FD_ISSET(t->lfd_raw, &rd))
-			accept_client(t, t->lfd_raw, 1);
-		if (t->lfd_ctl >= 0 && FD_ISSET(t->lfd_ctl, &rd))
-			accept_ctl(t);
-		if (t->ctl_fd >= 0 && FD_ISSET(t->ctl_fd, &rd))
-			ctl_read(t);
+		if (n > 0 && handle_fds(t, &rd, &wr))
+			active_until = esp_timer_get_time() + ACTIVE_MS * 1000;
 	}
+}
+
+int rfc2217_client_info(unsigned index, struct client_info *ci)
+{
+	memset(ci, 0, sizeof(*ci));
+	if (index >= ESPSTM_MAX_TARGETS || target_lock(index) < 0)
+		return -1;
+	int r = client_info(&espstm_targets[index], ci, esp_timer_get_time());
+	target_unlock(index);
+	return r;
+}
+
+int rfc2217_disconnect(unsigned index)
+{
+	if (index >= ESPSTM_MAX_TARGETS || target_lock(index) < 0)
+		return -ENODEV;
+	struct espstm_target *t = &espstm_targets[index];
+	int r = t->cfd >= 0 ? 0 : -ENOTCONN;
+	if (r == 0)
+		t->kick = 1; /* the task drops it at its next round (client_poll) */
+	target_unlock(index);
+	return r;
 }
 
 int rfc2217_start(unsigned index)

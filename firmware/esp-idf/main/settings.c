@@ -195,6 +195,11 @@ static void core_kconfig_defaults(struct settings *s)
 #if CONFIG_ESPSTM_LEGACY_PORTS
 	s->legacy_ports = 1;
 #endif
+	s->plaintext = 0;
+#if CONFIG_ESPSTM_PLAINTEXT
+	s->plaintext = 1;
+#endif
+	s->idle_timeout_s = CONFIG_ESPSTM_IDLE_TIMEOUT_S;
 }
 
 static int core_load(void *ctx, char *buf, size_t cap)

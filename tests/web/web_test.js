@@ -6,6 +6,10 @@
 // the bridge port after pressing Reset), flashes a 16 KiB image from the page's upload form
 // (progress bar while it runs, then done), aborts a 64 KiB flash with Cancel (state failed at
 // once, fewer bytes written than the image), and checks that a wrong password is refused.
+// Security settings: plaintext and idle timeout round trip (a bad timeout refused per field),
+// a raw TCP client listed in Connected clients and dropped by its Disconnect button (EOF),
+// /api/status "locked" (rewritten by page.route: this bridge has no signed-images mode), and
+// hostile strings (an echoed allow entry, a peer address) shown as text, never as markup.
 // Screenshots go to $ESPSTM_BUILD/web-artifacts.
 //
 // playwright-core is pinned to 1.61.1 (package-lock.json): the last release whose "engines"
@@ -175,6 +179,103 @@ async function main() {
       await page.screenshot({ path: path.join(ART, '4-after-reset.png'), fullPage: true });
       sock.destroy();
       fs.writeFileSync(path.join(ART, 'banner.txt'), rx);
+    });
+
+    await test('plaintext and idle timeout: defaults, a bad timeout refused, a round trip saved', async () => {
+      assert(!(await page.isChecked('#plaintext')), 'plaintext checked by default');
+      assert((await page.inputValue('#idle_timeout_s')) === '600', 'idle timeout default');
+      assert(/reset the STM32.*bootloader.*flash/.test(await page.textContent('#h-plaintext')), 'plaintext warning');
+      for (const bad of ['86401', '']) {
+        await page.fill('#idle_timeout_s', bad);
+        await page.click('#save');
+        await page.waitForFunction(() => /0\.\.86400/.test(document.getElementById('e-idle_timeout_s').textContent), null, { timeout: 5000 });
+        assert(/idle_timeout_s/.test(await page.textContent('#msg')), `message for '${bad}'`);
+        const st = JSON.parse((await request(httpPort, 'GET', '/api/settings', { user: 'admin', pass: PASS })).body);
+        assert(st.idle_timeout_s === 600, `a refused idle timeout '${bad}' was stored: ${st.idle_timeout_s}`);
+      }
+      await page.screenshot({ path: path.join(ART, '4b-invalid-idle.png'), fullPage: true });
+      await page.check('#plaintext');
+      await page.fill('#idle_timeout_s', '900');
+      await page.click('#save');
+      await page.waitForFunction(() => /Settings saved/.test(document.getElementById('msg').textContent), null, { timeout: 5000 });
+      assert((await page.textContent('#e-idle_timeout_s')) === '', 'error text left after a good save');
+      const saved = JSON.parse(fs.readFileSync(flash + '.settings.json', 'utf8'));
+      assert(saved.plaintext === true && saved.idle_timeout_s === 900, `settings file ${JSON.stringify(saved)}`);
+      await page.reload();
+      await page.waitForFunction(() => document.getElementById('idle_timeout_s').value === '900', null, { timeout: 5000 });
+      assert(await page.isChecked('#plaintext'), 'plaintext not checked after a reload');
+      await page.uncheck('#plaintext');
+      await page.fill('#idle_timeout_s', '0');
+      await page.click('#save');
+      await until(() => {
+        const j = JSON.parse(fs.readFileSync(flash + '.settings.json', 'utf8'));
+        return j.plaintext === false && j.idle_timeout_s === 0;
+      }, 5000, 'plaintext off, idle timeout 0 in the settings file');
+      await page.screenshot({ path: path.join(ART, '4c-plaintext-idle.png'), fullPage: true });
+    });
+
+    await test('a hostile value echoed in an error message is shown as text, not markup', async () => {
+      // allowlist_parse() echoes a bad entry (up to 40 characters) in its message; the page
+      // strips white space from the field, hence the slashes
+      const evil = "<img/src='x'/onerror='window.__pwned=1'>";
+      await page.fill('#allow', evil);
+      await page.click('#save');
+      await page.waitForFunction((e) => document.getElementById('e-allow').textContent.includes(e), evil, { timeout: 5000 });
+      await sleep(200);
+      assert(!(await page.evaluate(() => window.__pwned)), 'onerror handler ran');
+      assert((await page.$$('img')).length === 0, 'an <img> element was created');
+      assert((await page.textContent('#msg')).includes(evil), 'message does not show the value as text');
+      await page.fill('#allow', '127.0.0.1,10.0.0.0/8');
+    });
+
+    await test('a plaintext client shows in Connected clients; Disconnect drops it (EOF)', async () => {
+      await page.waitForFunction(() => /no client/.test(document.getElementById('cl-0').textContent), null, { timeout: 5000 });
+      const sock = net.connect(rfcPort, '127.0.0.1');
+      let eof = false;
+      sock.on('data', () => {});
+      sock.on('end', () => (eof = true));
+      sock.on('error', () => {});
+      await new Promise((res, rej) => { sock.once('connect', res); sock.once('error', rej); });
+      const peer = `127.0.0.1:${sock.localPort}`;
+      await page.waitForFunction((p) => document.getElementById('cl-0').cells[1].textContent === p, peer, { timeout: 5000 });
+      const cells = await page.$$eval('#cl-0 td', (t) => t.map((c) => c.textContent));
+      assert(cells[2] === 'no', `TLS column ${cells[2]}`);
+      assert(/\(\d+ s\)$/.test(cells[3]) && /^\d+ s$/.test(cells[4]), `since/idle columns ${JSON.stringify(cells)}`);
+      const st = JSON.parse((await request(httpPort, 'GET', '/api/status', { user: 'admin', pass: PASS })).body);
+      assert(st.clients.some((c) => c.target === 0 && c.peer === peer && c.tls === false), `status clients ${JSON.stringify(st.clients)}`);
+      await page.screenshot({ path: path.join(ART, '4d-client.png'), fullPage: true });
+      await page.click('#cl-0 button:has-text("Disconnect")');
+      await until(() => eof, 5000, 'EOF on the dropped client');
+      await page.waitForFunction(() => /dropped/.test(document.getElementById('msg').textContent), null, { timeout: 5000 });
+      await page.waitForFunction(() => /no client/.test(document.getElementById('cl-0').textContent), null, { timeout: 5000 });
+      assert(/http: disconnect \(client dropped\)/.test(log), 'bridge log line');
+      sock.destroy();
+    });
+
+    await test('locked: absent shows the bootloader button; true hides it and says why', async () => {
+      assert(await page.isHidden('#locked'), 'locked note shown without "locked"');
+      assert(await page.isVisible('#act-bootloader'), 'bootloader button hidden without "locked"');
+      // the bridge of this branch has no signed-images mode: rewrite its /api/status answers,
+      // adding a client with a hostile peer string as well
+      const evil = '<img src=x onerror="window.__pwned=2">';
+      await page.route('**/api/status', async (route) => {
+        const r = await route.fetch();
+        const j = await r.json();
+        j.locked = true;
+        j.clients = [{ target: 0, peer: evil, tls: true, since_s: 3725, idle_s: 61, bytes_in: 0, bytes_out: 0 }];
+        await route.fulfill({ response: r, json: j });
+      });
+      await page.waitForFunction(() => !document.getElementById('locked').hidden, null, { timeout: 5000 });
+      assert(/only signed images/.test(await page.textContent('#locked')), 'locked text');
+      assert(await page.isHidden('#act-bootloader') && await page.isDisabled('#act-bootloader'), 'bootloader button still usable');
+      await page.waitForFunction((e) => document.getElementById('cl-0').cells[1].textContent === e, evil, { timeout: 5000 });
+      const cells = await page.$$eval('#cl-0 td', (t) => t.map((c) => c.textContent));
+      assert(cells[2] === 'yes' && /\(1 h 2 min\)$/.test(cells[3]) && cells[4] === '1 min 1 s', `columns ${JSON.stringify(cells)}`);
+      await sleep(200);
+      assert(!(await page.evaluate(() => window.__pwned)) && (await page.$$('img')).length === 0, 'peer string became markup');
+      await page.screenshot({ path: path.join(ART, '4e-locked.png'), fullPage: true });
+      await page.unroute('**/api/status');
+      await page.waitForFunction(() => document.getElementById('locked').hidden && !document.getElementById('act-bootloader').hidden, null, { timeout: 5000 });
     });
 
     await test('flash an image from the page: progress bar, then done', async () => {

@@ -600,7 +600,7 @@ int cli_flash_read_password(const char *path, char *pw, size_t cap, char *msg, s
 		struct stat sb;
 		if (warn && fstat(fileno(f), &sb) == 0 && S_ISREG(sb.st_mode) && (sb.st_mode & 077))
 			fprintf(warn,
-			        "espstm flash: warning: the password file %s is accessible to %s "
+			        "espstm: warning: the password file %s is accessible to %s "
 			        "(mode %04o); run 'chmod 600 %s'\n",
 			        path, (sb.st_mode & 07) ? "other users" : "its group",
 			        (unsigned)(sb.st_mode & 07777), path);

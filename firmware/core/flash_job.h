@@ -101,6 +101,8 @@ struct flash_job {
 	int crc_done;         /* the whole body was staged: crc is final */
 	uint32_t crc;         /* CRC-32 of the body so far */
 	uint32_t staged;      /* body bytes in the store */
+	uint32_t stage_cap;   /* the store's capacity (bounds a body of unknown length) */
+	int range_ok;         /* hex: the staged records lie in the device's flash */
 	uint32_t replayed;    /* staged bytes read back (into rbuf) */
 	int dry_bad;          /* hex: the dry run found an error (in error) */
 	uint32_t dry_records; /* hex: data records seen by the dry run */

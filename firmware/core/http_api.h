@@ -181,6 +181,8 @@ void http_api_handle(struct http_api *api, const struct api_request *rq, struct 
  *   crc32     0x-hex (or decimal): the CRC-32 of the whole body as zlib's crc32() computes it
  *             (ISO-HDLC); only with stage=1 (else 400): a different body is not flashed.
  * Content-Length (bin) is the image size: the range is checked before anything is erased.
+ * A .bin without Content-Length (chunked) is staged (stage=1 implied; 411 without a
+ * staging store) so that its size is checked the same way.
  * The answer comes when the run has ended: 200 {"ok":true,"state":"done",...the GET
  * fields...} or 4xx/5xx {"ok":false,"state":"failed","error":"...","step":"writing",...}.
  * Status codes: 400 bad parameter, bad Intel HEX, image not whole, empty image; 409 a flash
@@ -195,14 +197,17 @@ void http_api_handle(struct http_api *api, const struct api_request *rq, struct 
  *
  * Staged upload (stage=1): the STM32 is NOT touched while the body arrives: it goes to the
  * platform's staging store (api_ops.stage_*) at network speed, its CRC-32 computed as it
- * arrives; Content-Length is required (411) and must fit the store (413 "image (N bytes)
- * larger than the staging area (M bytes)"); no store: 501; a store in use by another
- * target: 409. At the body's end, in this order: fewer bytes than Content-Length, a CRC-32
- * other than crc32=, and (format=hex) the Intel HEX dry run's first error fail it (400,
- * "...; the STM32 was not touched"). Only the records' range against the device is checked
- * in the replay, as for a streamed body. Otherwise the commit starts: the target is claimed
+ * arrives; Content-Length must fit the store (413 "image (N bytes) larger than the staging
+ * area (M bytes)"; without one, chunked, the body may fill the store and 413 beyond it);
+ * no store: 501; a store in use by another target: 409. At the body's end, in this order:
+ * fewer bytes than Content-Length, a CRC-32 other than crc32=, (format=hex) the Intel HEX
+ * dry run's first error (400, "...; the STM32 was not touched") and in locked mode the
+ * signature (403, "Signed images"). Otherwise the commit starts: the target is claimed
  * and the staged bytes are read back in small pieces into the same pipeline, driven by
- * http_api_flash_poll(). Once committed, the flash goes on even if the client goes away.
+ * http_api_flash_poll(). The image's whole range is checked against the device's flash
+ * once GET ID has named it, before anything is erased: a .bin through opts.total, a HEX
+ * by the dry run's first and last record address (413, 400 below the flash base; nothing
+ * erased or written). Once committed, the flash goes on even if the client goes away.
  *
  * Abort: DELETE /api/targets/N/flash stops the target's upload or run at once: the run fails
  * with "aborted by the client" (its POST's answer: 409) and DELETE answers 200 with the

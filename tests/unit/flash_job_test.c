@@ -642,7 +642,7 @@ END_TEST
 /* ---- staged uploads (stage=1) and DELETE: a fake in-memory staging store ---- */
 
 static struct {
-	uint8_t mem[96 * 1024];
+	uint8_t mem[160 * 1024];
 	uint32_t cap;  /* capacity reported */
 	uint32_t size; /* stage_begin's size */
 	uint32_t written;
@@ -1134,10 +1134,6 @@ START_TEST(flash_staged_refusals)
 	ck_assert_int_eq(rs.status, 400);
 	ck_assert_int_eq(start("stage=2", 100, &rs), 0);
 	ck_assert_int_eq(rs.status, 400);
-	/* no Content-Length */
-	ck_assert_int_eq(start("stage=1", -1, &rs), 0);
-	ck_assert_int_eq(rs.status, 411);
-	ck_assert(strstr(jstr(&rs, "error", b, sizeof(b)), "Content-Length") != NULL);
 	ck_assert_int_eq(start("stage=1", 0, &rs), 0);
 	ck_assert_int_eq(rs.status, 400);
 	/* larger than the staging area */
@@ -1163,6 +1159,14 @@ START_TEST(flash_staged_refusals)
 	fx_parse(&rs);
 	ck_assert_int_eq(fx.tok[json_find(rs.body, fx.tok, 0, "stage")].type, J_FALSE);
 	ck_assert_int_eq(fx.tok[json_find(rs.body, fx.tok, 0, "crc32")].type, J_NULL);
+	/* no Content-Length (chunked): staged into the whole store (it used to be 411) */
+	ck_assert_int_eq(http_api_init(&fx.api, &sops, NULL, &fx.sm, "pw-123"), 0);
+	S.cap = 4096;
+	ck_assert_int_eq(start("stage=1", -1, &rs), 1);
+	ck_assert_uint_eq(S.size, S.cap);
+	http_api_flash_cancel(&fx.api, 0, "test");
+	ck_assert_int_eq(S.open, 0);
+	assert_chip_untouched();
 }
 END_TEST
 
@@ -1263,6 +1267,124 @@ START_TEST(flash_delete_staging)
 }
 END_TEST
 
+/* ---- the staged image against the chip's flash, before the commit (regressions) ---- */
+
+/* Nothing was erased or written, and the flash holds what it held before (old). */
+static void assert_flash_unchanged(const uint8_t *old, size_t n)
+{
+	struct stm32sim_stats ss;
+	stm32sim_get_stats(R.sim, &ss);
+	ck_assert_uint_eq(ss.erase_cmds + ss.ext_erase_cmds + ss.mass_erases, 0);
+	ck_assert_uint_eq(ss.writes, 0);
+	size_t fs;
+	const uint8_t *fl = stm32sim_flash(R.sim, &fs);
+	ck_assert_uint_ge(fs, n);
+	ck_assert_mem_eq(fl, old, n);
+}
+
+static uint8_t flash_before[128 * 1024];
+
+static void save_flash(void)
+{
+	size_t fs;
+	const uint8_t *fl = stm32sim_flash(R.sim, &fs);
+	ck_assert_uint_ge(fs, sizeof(flash_before));
+	memcpy(flash_before, fl, sizeof(flash_before));
+}
+
+/* A staged Intel HEX whose last record lies beyond the F103's 128 KiB: 413 naming the
+ * range, and NOTHING erased or written (the finding: 413 after 4 KiB of the old application
+ * had been erased and written by the records before it). */
+START_TEST(flash_staged_hex_outside_flash)
+{
+	struct api_response rs;
+	char b[200];
+	save_flash();
+	make_image(4096 + 32, 31);
+	size_t len = hexfile(hexbuf, sizeof(hexbuf), 0x08000000, 4096, 0x08020000, 32);
+	ck_assert_int_eq(start("format=hex&stage=1", (int64_t)len, &rs), 1);
+	stream((const uint8_t *)hexbuf, len, 1000);
+	rs = finish();
+	ck_assert_msg(rs.status == 413, "%.*s", (int)rs.len, rs.body);
+	ck_assert_str_eq(jstr(&rs, "state", b, sizeof(b)), "failed");
+	ck_assert_msg(strstr(jstr(&rs, "error", b, sizeof(b)), "0x0802001F") != NULL, "%s", b);
+	ck_assert_msg(strstr(b, "nothing was erased") != NULL, "%s", b);
+	assert_flash_unchanged(flash_before, sizeof(flash_before));
+	ck_assert_int_eq(R.claims, R.unclaims);
+	ck_assert_int_eq(S.ends, 1);
+	/* a HEX below the flash base: 400, nothing erased either */
+	make_image(64, 32);
+	len = hexfile(hexbuf, sizeof(hexbuf), 0x07FFFF00, 32, 0x08000000, 32);
+	ck_assert_int_eq(start("format=hex&stage=1", (int64_t)len, &rs), 1);
+	stream((const uint8_t *)hexbuf, len, 1000);
+	rs = finish();
+	ck_assert_msg(rs.status == 400 || rs.status == 413, "%.*s", (int)rs.len, rs.body);
+	assert_flash_unchanged(flash_before, sizeof(flash_before));
+	/* within the flash: flashed */
+	make_image(4096 + 32, 33);
+	len = hexfile(hexbuf, sizeof(hexbuf), 0x08000000, 4096, 0x0801FFE0, 32);
+	ck_assert_int_eq(start("format=hex&stage=1", (int64_t)len, &rs), 1);
+	stream((const uint8_t *)hexbuf, len, 1000);
+	rs = finish();
+	ck_assert_msg(rs.status == 200, "%.*s", (int)rs.len, rs.body);
+	size_t fs;
+	const uint8_t *fl = stm32sim_flash(R.sim, &fs);
+	ck_assert_mem_eq(fl, image, 4096);
+	ck_assert_mem_eq(fl + 0x1FFE0, image + 4096, 32);
+}
+END_TEST
+
+static uint8_t big_image[130 * 1024];
+
+/* A chunked .bin (no Content-Length) larger than the flash: staged (its size is known only
+ * at its end), then 413 before anything is erased (the finding: it erased and wrote the
+ * whole chip before its 413). */
+START_TEST(flash_chunked_bin_too_large)
+{
+	struct api_response rs;
+	char b[200];
+	save_flash();
+	memset(big_image, 0x5A, sizeof(big_image));
+	ck_assert_int_eq(start("address=0x08000000", -1, &rs), 1);
+	stream(big_image, sizeof(big_image), 8192);
+	assert_chip_untouched();
+	rs = finish();
+	ck_assert_msg(rs.status == 413, "%.*s", (int)rs.len, rs.body);
+	ck_assert_str_eq(jstr(&rs, "state", b, sizeof(b)), "failed");
+	assert_flash_unchanged(flash_before, sizeof(flash_before));
+	/* larger than the staging area: 413 while it arrives, the chip untouched */
+	S.cap = 64 * 1024;
+	ck_assert_int_eq(start(NULL, -1, &rs), 1);
+	stream(big_image, sizeof(big_image), 8192);
+	rs = finish();
+	ck_assert_msg(rs.status == 413, "%.*s", (int)rs.len, rs.body);
+	ck_assert_msg(strstr(jstr(&rs, "error", b, sizeof(b)), "staging area") != NULL, "%s", b);
+	assert_flash_unchanged(flash_before, sizeof(flash_before));
+	/* a chunked .bin that fits: flashed from the staged copy */
+	make_image(5000, 34);
+	ck_assert_int_eq(start("address=0x08001000", -1, &rs), 1);
+	stream(image, 5000, 999);
+	rs = finish();
+	ck_assert_msg(rs.status == 200, "%.*s", (int)rs.len, rs.body);
+	size_t fs;
+	const uint8_t *fl = stm32sim_flash(R.sim, &fs);
+	ck_assert_mem_eq(fl + 0x1000, image, 5000);
+}
+END_TEST
+
+/* Without a staging area a chunked .bin cannot be checked before erasing: refused (411),
+ * the chip untouched. */
+START_TEST(flash_chunked_bin_needs_store)
+{
+	struct api_response rs;
+	char b[200];
+	ck_assert_int_eq(start("address=0x08000000", -1, &rs), 0);
+	ck_assert_int_eq(rs.status, 411);
+	ck_assert_msg(strstr(jstr(&rs, "error", b, sizeof(b)), "Content-Length") != NULL, "%s", b);
+	assert_chip_untouched();
+}
+END_TEST
+
 static Suite *flash_job_suite(void)
 {
 	Suite *s = suite_create("flash_job");
@@ -1279,6 +1401,7 @@ static Suite *flash_job_suite(void)
 	tcase_add_test(fl, flash_too_large_for_chip);
 	tcase_add_test(fl, flash_misaligned_for_device);
 	tcase_add_test(fl, flash_delete);
+	tcase_add_test(fl, flash_chunked_bin_needs_store);
 	suite_add_tcase(s, fl);
 	TCase *sg = tcase_create("stage");
 	tcase_add_checked_fixture(sg, stage_setup, flash_teardown);
@@ -1293,6 +1416,8 @@ static Suite *flash_job_suite(void)
 	tcase_add_test(sg, flash_staged_client_leaves_after_commit);
 	tcase_add_test(sg, flash_staged_refusals);
 	tcase_add_test(sg, flash_delete_staging);
+	tcase_add_test(sg, flash_staged_hex_outside_flash);
+	tcase_add_test(sg, flash_chunked_bin_too_large);
 	suite_add_tcase(s, sg);
 	return s;
 }

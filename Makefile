@@ -43,6 +43,7 @@ all: $(BUILD)/espstmd $(BUILD)/espstm-bridge $(BUILD)/stm32sim $(BUILD)/espstm
 
 # One folder per program; each lists its own sources and include paths.
 include firmware/core/build.mk
+include firmware/crypto/build.mk
 include stm32sim/build.mk
 include daemon/build.mk
 include cli/build.mk

@@ -460,6 +460,8 @@ static void stage_body(struct flash_job *j, const uint8_t *p, size_t n)
 		return;
 	}
 	j->crc = j->ops->crc32(j->crc, p, n);
+	if (j->sig)
+		j->ops->sig_update(j->ctx, j->target, p, n);
 	j->staged += (uint32_t)n;
 	if (j->p.hex)
 		hex_dry_run(j, p, n);
@@ -490,6 +492,21 @@ static int stage_check(struct flash_job *j)
 	if (j->p.hex && hex_dry_end(j) < 0) {
 		j->fail_status = 400; /* error: the dry run's message */
 		return -1;
+	}
+	if (j->sig) {
+		int r = j->ops->sig_check(j->ctx, j->target);
+		if (r < 0) {
+			job_fail(j, 403,
+			         "signature %s (X-Espstm-Signature over \"espstm-image-v1 %s\\n\" "
+			         "and the image); the STM32 was not touched",
+			         r == -EBADMSG ? "does not match this image, address and key"
+			                       : "cannot be checked",
+			         j->sig_addr);
+			job_log(j, "http: target %u: signed upload refused: %s", j->target,
+			        j->error);
+			return -1;
+		}
+		job_log(j, "http: target %u: image signature verified", j->target);
 	}
 	return 0;
 }
@@ -709,8 +726,50 @@ static int store_begin(struct flash_job *j, int64_t content_length, char *msg, s
 	return 0;
 }
 
+/* Locked mode (http_api.h "Signed images"): a signature is required, stage=1 implied, a
+ * .bin's address is the signed one (default FLASH_JOB_SIGNED_BASE); its ADDR text into
+ * addr (16 bytes). Returns 0 or an HTTP status with msg. */
+static int locked_params(struct flash_job *j, struct flash_job_params *fp, const uint8_t *sig,
+                         size_t siglen, char *addr, char *msg, size_t cap)
+{
+	const struct api_ops *o = j->ops;
+	if (!sig || siglen == 0) {
+		snprintf(msg, cap,
+		         "this unit only accepts signed images (header X-Espstm-Signature: see "
+		         "espstm sign)");
+		return 403;
+	}
+	if (!o->sig_begin || !o->sig_update || !o->sig_check) {
+		snprintf(msg, cap, "this platform cannot check image signatures");
+		return 501;
+	}
+	fp->stage = 1;
+	if (!fp->hex && !fp->has_address) {
+		fp->has_address = 1;
+		fp->address = FLASH_JOB_SIGNED_BASE;
+	}
+	if (fp->hex)
+		snprintf(addr, 16, "hex");
+	else
+		snprintf(addr, 16, "0x%08lx", (unsigned long)fp->address);
+	return 0;
+}
+
+/* Locked mode: the platform's signature check begins. Returns 0 or 403 with msg. */
+static int sig_start(struct flash_job *j, const char *addr, const uint8_t *sig, size_t siglen,
+                     char *msg, size_t cap)
+{
+	if (j->ops->sig_begin(j->ctx, j->target, addr, sig, siglen) == 0)
+		return 0;
+	snprintf(msg, cap,
+	         "signature: not a DER ECDSA signature (X-Espstm-Signature: base64 of what "
+	         "openssl dgst -sha256 -sign writes)");
+	return 403;
+}
+
 int flash_job_start(struct flash_job *j, struct stm32_isp *isp, const char *query,
-                    int64_t content_length, char *msg, size_t cap)
+                    int64_t content_length, const uint8_t *sig, size_t siglen, char *msg,
+                    size_t cap)
 {
 	struct flash_job_params fp;
 	if (query && strchr(query, '%')) {
@@ -719,7 +778,13 @@ int flash_job_start(struct flash_job *j, struct stm32_isp *isp, const char *quer
 	}
 	if (parse_params(query, &fp, msg, cap) < 0)
 		return 400;
-	int r = start_checks(j, &fp, content_length, msg, cap);
+	char addr[16];
+	int lk = j->ops->locked && j->ops->locked(j->ctx);
+	int r = lk ? locked_params(j, &fp, sig, siglen, addr, msg, cap) : 0;
+	if (r == 0)
+		r = start_checks(j, &fp, content_length, msg, cap);
+	if (r == 0 && lk)
+		r = sig_start(j, addr, sig, siglen, msg, cap);
 	/* before the last result is forgotten: a refusal leaves it readable */
 	if (r == 0 && fp.stage)
 		r = store_begin(j, content_length, msg, cap);
@@ -727,6 +792,8 @@ int flash_job_start(struct flash_job *j, struct stm32_isp *isp, const char *quer
 		return r;
 	flash_job_init(j, j->target, j->ops, j->ctx, j->cur);
 	j->p = fp;
+	j->sig = lk;
+	memcpy(j->sig_addr, addr, sizeof(addr));
 	if (fp.stage)
 		j->stage_cap = j->ops->stage_capacity(j->ctx, j->target);
 	j->isp = isp;

@@ -91,6 +91,25 @@ struct api_ops {
 	int (*stage_read)(void *ctx, unsigned target, uint32_t off, uint8_t *p, size_t n);
 	void (*stage_end)(void *ctx, unsigned target);
 	uint32_t (*crc32)(uint32_t crc, const uint8_t *p, size_t n);
+	/*
+	 * Signed images ("Signed images" below; all may be NULL: the unit is never locked).
+	 * The core has no cryptography: the platform checks the signature (espstm-bridge:
+	 * firmware/crypto/image_sig.h).
+	 * locked: 1 when a verification key is installed (locked mode), else 0.
+	 * sig_begin: a signed upload of target starts: the signed message is the line
+	 *   "espstm-image-v1 " + addr_text + "\n" (addr_text "0x%08x" of a .bin's address or
+	 *   "hex") and then the staged bytes; sig/siglen is the DER signature (<=
+	 *   FLASH_JOB_SIG_MAX bytes). Returns 0, or -EINVAL (not a DER ECDSA signature). A begun
+	 *   check may be abandoned (the upload failed) and begun again.
+	 * sig_update: the next n staged bytes (in order).
+	 * sig_check: the body is complete: 0 the signature matches, -EBADMSG it does not (other
+	 *   key, image or address), -EINVAL it cannot be checked.
+	 */
+	int (*locked)(void *ctx);
+	int (*sig_begin)(void *ctx, unsigned target, const char *addr_text, const uint8_t *sig,
+	                 size_t siglen);
+	void (*sig_update)(void *ctx, unsigned target, const uint8_t *p, size_t n);
+	int (*sig_check)(void *ctx, unsigned target);
 };
 
 struct api_request {
@@ -98,6 +117,7 @@ struct api_request {
 	const char *path;          /* without query string */
 	const char *authorization; /* header value or NULL */
 	const char *x_request;     /* X-Espstm-Request header value or NULL */
+	const char *signature;     /* X-Espstm-Signature header value (base64) or NULL */
 	const char *body;
 	size_t body_len;
 	uint32_t now_ms; /* monotonic ms (lock-out timing) */
@@ -208,6 +228,16 @@ void http_api_handle(struct http_api *api, const struct api_request *rq, struct 
  * once GET ID has named it, before anything is erased: a .bin through opts.total, a HEX
  * by the dry run's first and last record address (413, 400 below the flash base; nothing
  * erased or written). Once committed, the flash goes on even if the client goes away.
+ *
+ * Signed images (locked mode: api_ops.locked() is 1, a verification key is installed):
+ * every upload needs the header "X-Espstm-Signature: <base64 of the DER ECDSA P-256
+ * signature>" over "espstm-image-v1 ADDR\n" + the body exactly (ADDR: "0x%08x" of address=,
+ * default 0x08000000, for a .bin; "hex" for Intel HEX), as `openssl dgst -sha256 -sign` or
+ * `espstm sign` make it. stage=1 is implied; the signature is checked over the staged
+ * bytes at the body's end, before the commit: no header -> 403 "this unit only accepts
+ * signed images", not base64 or not DER -> 403 "signature: ..." at once, no match -> 403
+ * "signature does not match ...; the STM32 was not touched". Locked mode also refuses
+ * POST /api/targets/N/bootloader (403); reset and run work; /api/status has "locked":true.
  *
  * Abort: DELETE /api/targets/N/flash stops the target's upload or run at once: the run fails
  * with "aborted by the client" (its POST's answer: 409) and DELETE answers 200 with the

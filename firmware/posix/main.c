@@ -629,6 +629,9 @@ static void usage(FILE *f)
 	    "  --stage-max BYTES      largest image a stage=1 (verify before commit) upload may\n"
 	    "                         stage, in an unlinked temporary file in $TMPDIR or /tmp\n"
 	    "                         (default 4194304 = 4 MiB; 0 = no staging: stage=1 -> 501)\n"
+	    "  --verify-key FILE      locked mode: flash only images signed for this PEM ECDSA\n"
+	    "                         P-256 public key (espstm sign); no bootloader entry by\n"
+	    "                         DTR/RTS, auto-boot, legacy 'u' or POST .../bootloader\n"
 	    "  -v, --verbose          log every RFC 2217 command and pin change\n"
 	    "  -h, --help             this text\n"
 	    "  -V, --version          print the version\n"
@@ -661,16 +664,27 @@ struct opts {
 };
 
 static const struct option long_opts[] = {
-    {"listen", required_argument, 0, 'l'},      {"target", required_argument, 0, 't'},
-    {"flash", required_argument, 0, 'f'},       {"auto-boot", required_argument, 0, 'a'},
-    {"line-map", required_argument, 0, 'm'},    {"settle-ms", required_argument, 0, 's'},
-    {"app-baud", required_argument, 0, 'b'},    {"instant", no_argument, 0, 'i'},
-    {"verbose", no_argument, 0, 'v'},           {"help", no_argument, 0, 'h'},
-    {"version", no_argument, 0, 'V'},           {"esptool-hold-ms", required_argument, 0, 'H'},
-    {"legacy", no_argument, 0, 0x100},          {"legacy-ports", required_argument, 0, 0x101},
-    {"http", required_argument, 0, 0x200},      {"password-file", required_argument, 0, 0x201},
-    {"settings", required_argument, 0, 0x202},  {"allow", required_argument, 0, 0x300},
-    {"stage-max", required_argument, 0, 0x203}, {0, 0, 0, 0},
+    {"listen", required_argument, 0, 'l'},
+    {"target", required_argument, 0, 't'},
+    {"flash", required_argument, 0, 'f'},
+    {"auto-boot", required_argument, 0, 'a'},
+    {"line-map", required_argument, 0, 'm'},
+    {"settle-ms", required_argument, 0, 's'},
+    {"app-baud", required_argument, 0, 'b'},
+    {"instant", no_argument, 0, 'i'},
+    {"verbose", no_argument, 0, 'v'},
+    {"help", no_argument, 0, 'h'},
+    {"version", no_argument, 0, 'V'},
+    {"esptool-hold-ms", required_argument, 0, 'H'},
+    {"legacy", no_argument, 0, 0x100},
+    {"legacy-ports", required_argument, 0, 0x101},
+    {"http", required_argument, 0, 0x200},
+    {"password-file", required_argument, 0, 0x201},
+    {"settings", required_argument, 0, 0x202},
+    {"allow", required_argument, 0, 0x300},
+    {"stage-max", required_argument, 0, 0x203},
+    {"verify-key", required_argument, 0, 0x204},
+    {0, 0, 0, 0},
 };
 
 /* One option c (getopt_long) with its argument arg: into o or A. Returns -1 to go on, or the
@@ -678,6 +692,8 @@ static const struct option long_opts[] = {
 static int parse_option(int c, const char *arg, struct opts *o)
 {
 	switch (c) {
+	case 0x204: /* --verify-key: locked mode (http_posix.h) */
+		return http_posix_verify_key(arg, &A.set) < 0 ? 2 : -1;
 	case 'l':
 		o->listen_addr = arg;
 		return -1;

@@ -5,12 +5,13 @@ CLI_SRC := \
 	cli/cli_cmd.c \
 	cli/cli_flash.c \
 	cli/cli_json.c \
+	cli/cli_sign.c \
 	cli/cli_status.c \
 	cli/espstm_flash.c
 CLI_MAIN     := cli/espstm.c
-CLI_CPPFLAGS := -Icli -Icommon -Ifirmware/core $(CURL_CFLAGS)
+CLI_CPPFLAGS := -Icli -Icommon -Ifirmware/core -Ifirmware/crypto $(CURL_CFLAGS)
 CLI_LIBS     := $(CURL_LIBS) $(Z_LIBS) -lm
 
 $(call obj,$(CLI_SRC) $(CLI_MAIN)) $(call aobj,$(CLI_SRC)): MOD_CPPFLAGS := $(CLI_CPPFLAGS)
-$(BUILD)/espstm: $(call obj,$(CLI_MAIN) $(CLI_SRC)) $(CORE_LIB)
-	$(CC) $(OPT) -o $@ $^ $(CLI_LIBS)
+$(BUILD)/espstm: $(call obj,$(CLI_MAIN) $(CLI_SRC)) $(CORE_LIB) $(CRYPTO_LIB)
+	$(CC) $(OPT) -o $@ $^ $(CLI_LIBS) $(CRYPTO_LIBS)

@@ -63,6 +63,7 @@ struct cli_flash_opts {
 	uint32_t crc32; /* with stage: zlib CRC-32 of IMAGE (set by the caller before
 	                   cli_flash_query; sent as crc32=) */
 	enum cli_flash_progress_mode progress; /* --progress, -q (= none) */
+	const char *sig; /* --sig FILE: the image's signature (espstm sign), or NULL */
 };
 
 /*

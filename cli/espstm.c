@@ -1,15 +1,19 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * espstm: command-line tool for espstmd (status, reset, boot, run, version, flash).
+ * espstm: command-line tool for espstmd (status, reset, boot, run, version, flash, sign).
  * Usage: espstm [--socket PATH] [--json] COMMAND [ARGS]; see espstm(1) and cli_cmd.h.
  */
 #include "espstm.h"
 
 #include <stdio.h>
+#include <string.h>
 
 int main(int argc, char **argv)
 {
-	int rc = cli_main(argc, argv, stdout, stderr, espstm_flash_main);
+	/* espstm sign: local, no espstmd (cli_sign.c) */
+	int rc = argc > 1 && strcmp(argv[1], "sign") == 0
+	             ? espstm_sign_main(argc - 1, argv + 1)
+	             : cli_main(argc, argv, stdout, stderr, espstm_flash_main);
 	if (fflush(stdout) != 0 && rc == CLI_EXIT_OK) {
 		perror("espstm: stdout");
 		rc = CLI_EXIT_ERROR;

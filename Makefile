@@ -39,7 +39,7 @@ $(BUILD)/asan/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CSTD) $(WARN) $(OPT) $(MOD_CPPFLAGS) $(CPPFLAGS) $(CFLAGS) $(SAN) -DESPSTM_UNIT_TEST -MMD -MP -c $< -o $@
 
-all: $(BUILD)/espstmd $(BUILD)/espstm-bridge $(BUILD)/stm32sim $(BUILD)/espstm
+all: $(BUILD)/espstmd $(BUILD)/espstm-bridge $(BUILD)/stm32sim $(BUILD)/espstm $(CRYPTO_LIB)
 
 # One folder per program; each lists its own sources and include paths.
 include firmware/core/build.mk

@@ -1,11 +1,16 @@
-# (temporary rule of the image_sig branch until the crypto branch is merged; Debian mbedTLS
-# includes pthread.h from pk.h, so mk/core-forbidden cannot come first here)
-# firmware/crypto: the security layer on mbedTLS (libespstm-crypto.a): no OS calls, no
-# sockets; entropy comes from the caller. Linked by espstm-bridge, espstm and the tests.
+# firmware/crypto: the security layer (a sans-I/O TLS-PSK session, unit keys, self-signed
+# certificates, image signatures) on mbedTLS, built as libespstm-crypto.a (and an ASan copy
+# for the unit tests) like firmware/core. No OS calls: the include path is the core's,
+# mk/core-forbidden first, plus this folder and the system's mbedTLS headers.
+# A new source goes into the CRYPTO_SRC list here (before the rules, which expand it).
 CRYPTO_SRC := \
-	firmware/crypto/image_sig.c
-CRYPTO_CPPFLAGS := -Ifirmware/crypto -Ifirmware/core
-CRYPTO_LIBS     := -lmbedcrypto
+	firmware/crypto/image_sig.c \
+	firmware/crypto/tls_session.c \
+	firmware/crypto/unit_key.c
+CRYPTO_CPPFLAGS := -Ifirmware/crypto -Ifirmware/core -Imk/core-forbidden
+# Debian's libmbedtls-dev has no pkg-config file; use it when one exists.
+CRYPTO_LIBS     := $(shell pkg-config --libs mbedtls mbedx509 mbedcrypto 2>/dev/null || \
+                     echo -lmbedtls -lmbedx509 -lmbedcrypto)
 CRYPTO_LIB      := $(BUILD)/libespstm-crypto.a
 CRYPTO_LIB_SAN  := $(BUILD)/asan/libespstm-crypto.a
 

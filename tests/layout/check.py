@@ -14,7 +14,7 @@
 """
 import os, re, subprocess, sys, tempfile
 
-PRODUCT_DIRS = ["firmware/core", "firmware/posix", "firmware/esp-idf/main", "daemon", "cli",
+PRODUCT_DIRS = ["firmware/core", "firmware/crypto", "firmware/posix", "firmware/esp-idf/main", "daemon", "cli",
                 "common", "stm32sim"]
 SOURCE_DIRS = PRODUCT_DIRS + ["tests", "mk", "scripts", "systemd", "conf", "man", "docs"]
 FILE_MAX, FUNC_MAX = 1200, 120

@@ -2,7 +2,9 @@
 #   include tests/lx106/lx106.mk
 # Debian packages: gcc-xtensa-lx106 picolibc-xtensa-lx106-elf qemu-system-misc
 #
-#   make cross        compile firmware/core/*.c for the lx106 with -Werror, print sizes
+#   make cross        compile firmware/core/*.c for the lx106 with -Werror, print sizes;
+#                     also firmware/crypto/*.c against Debian's mbedTLS headers with an
+#                     ESP-like config (lx106_mbedtls_config.h): compiled, not linked
 #   make lx106-check  run tests/lx106's test image on an emulated lx106
 #                     (qemu-system-xtensa -M sim -cpu lx106, semihosting simcall output)
 # Everything is built under $(BUILD)/lx106/. See tests/lx106/README.md.
@@ -28,6 +30,10 @@ LX_QEMU_RUN = timeout $(LX_TIMEOUT) $(LX_QEMU) -M sim -cpu lx106 -display none -
 
 LX_CORE_SRC := $(CORE_SRC)
 LX_CORE_OBJ := $(patsubst firmware/core/%.c,$(LX_OUT)/core/%.o,$(LX_CORE_SRC))
+# firmware/crypto: Debian's mbedTLS headers through a directory holding only them (adding
+# /usr/include would bring the host's libc headers in place of picolibc's).
+LX_MBEDTLS_INC := $(LX_OUT)/mbedtls-include
+LX_CRYPTO_OBJ  := $(patsubst firmware/crypto/%.c,$(LX_OUT)/crypto/%.o,$(CRYPTO_SRC))
 LX_TEST_OBJ := $(LX_OUT)/start.o $(LX_OUT)/runner.o $(LX_OUT)/core_tests.o \
                $(LX_OUT)/libgcc_extra.o
 
@@ -36,6 +42,15 @@ LX_TEST_OBJ := $(LX_OUT)/start.o $(LX_OUT)/runner.o $(LX_OUT)/core_tests.o \
 $(LX_OUT)/core/%.o: firmware/core/%.c
 	@mkdir -p $(dir $@)
 	$(LX_CC) $(LX_CFLAGS) -MMD -MP -c $< -o $@
+
+$(LX_MBEDTLS_INC)/mbedtls:
+	@mkdir -p $(dir $@)
+	ln -sfn /usr/include/mbedtls $@
+
+$(LX_OUT)/crypto/%.o: firmware/crypto/%.c | $(LX_MBEDTLS_INC)/mbedtls
+	@mkdir -p $(dir $@)
+	$(LX_CC) $(LX_CFLAGS) -Ifirmware/crypto -I$(LX_MBEDTLS_INC) \
+	  -DMBEDTLS_CONFIG_FILE='"lx106_mbedtls_config.h"' -MMD -MP -c $< -o $@
 
 $(LX_OUT)/%.o: tests/lx106/%.c
 	@mkdir -p $(dir $@)
@@ -48,10 +63,12 @@ $(LX_OUT)/%.o: tests/lx106/%.S
 # Sizes per object (text includes read-only data) and the total; then the runtime helpers
 # the core calls, which an ESP8266 link must provide (ROM / vendor libgcc: the lx106 has
 # no divide instruction).
-cross: $(LX_CORE_OBJ)
+cross: $(LX_CORE_OBJ) $(LX_CRYPTO_OBJ)
 	@echo "lx106 core sizes (gcc $$($(LX_CC) -dumpversion), -Os -mlongcalls):"
 	@$(LX_SIZE) -t $(LX_CORE_OBJ)
 	@echo "lx106 core needs from libgcc: $$($(LX_NM) -u $(LX_CORE_OBJ) | awk '$$2 ~ /^__/ {print $$2}' | sort -u | tr '\n' ' ')"
+	@echo "lx106 crypto sizes (mbedTLS not included):"
+	@$(LX_SIZE) -t $(LX_CRYPTO_OBJ)
 
 $(LX_OUT)/lx106-tests.elf: $(LX_TEST_OBJ) $(LX_CORE_OBJ) tests/lx106/lx106.ld
 	$(LX_CC) $(LX_LDFLAGS) -o $@ $(LX_TEST_OBJ) $(LX_CORE_OBJ)

@@ -1385,6 +1385,202 @@ START_TEST(flash_chunked_bin_needs_store)
 }
 END_TEST
 
+/* ---- locked mode (http_api.h "Signed images") with a fake signature check: the
+ * "signature" is the 4-byte CRC-32 of "espstm-image-v1 ADDR\n" + body ---- */
+
+static struct {
+	int locked, begins, checks;
+	char addr[16];
+	uint32_t crc, want;
+} L;
+
+static int l_locked(void *ctx)
+{
+	(void)ctx;
+	return L.locked;
+}
+static int l_begin(void *ctx, unsigned t, const char *addr, const uint8_t *sig, size_t n)
+{
+	(void)ctx;
+	(void)t;
+	if (n != 4 || sig[0] == 'X')
+		return -EINVAL;
+	L.begins++;
+	snprintf(L.addr, sizeof(L.addr), "%s", addr);
+	L.want = (uint32_t)sig[0] << 24 | (uint32_t)sig[1] << 16 | (uint32_t)sig[2] << 8 | sig[3];
+	char line[40];
+	snprintf(line, sizeof(line), "espstm-image-v1 %s\n", addr);
+	L.crc = (uint32_t)crc32(0, (const uint8_t *)line, (uInt)strlen(line));
+	return 0;
+}
+static void l_update(void *ctx, unsigned t, const uint8_t *p, size_t n)
+{
+	(void)ctx;
+	(void)t;
+	L.crc = (uint32_t)crc32(L.crc, p, (uInt)n);
+}
+static int l_check(void *ctx, unsigned t)
+{
+	(void)ctx;
+	(void)t;
+	L.checks++;
+	return L.crc == L.want ? 0 : -EBADMSG;
+}
+static const struct api_ops lops = {.status = fx_status,
+                                    .apply = fx_apply,
+                                    .action = fx_action,
+                                    .isp = f_isp,
+                                    .flash_claim = f_claim,
+                                    .stage_capacity = s_cap,
+                                    .stage_begin = s_begin,
+                                    .stage_write = s_write,
+                                    .stage_read = s_read,
+                                    .stage_end = s_end,
+                                    .crc32 = s_crc,
+                                    .locked = l_locked,
+                                    .sig_begin = l_begin,
+                                    .sig_update = l_update,
+                                    .sig_check = l_check};
+
+static void locked_setup(void)
+{
+	stage_setup();
+	memset(&L, 0, sizeof(L));
+	L.locked = 1;
+	ck_assert_int_eq(http_api_init(&fx.api, &lops, NULL, &fx.sm, "pw-123"), 0);
+}
+
+/* The fake signature of body p/n for addr, base64 into out. */
+static void fake_sig(const char *addr, const uint8_t *p, size_t n, char *out)
+{
+	char line[40];
+	snprintf(line, sizeof(line), "espstm-image-v1 %s\n", addr);
+	uint32_t c = (uint32_t)crc32(0, (const uint8_t *)line, (uInt)strlen(line));
+	c = (uint32_t)crc32(c, p, (uInt)n);
+	static const char b64[] =
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	uint8_t b[4] = {(uint8_t)(c >> 24), (uint8_t)(c >> 16), (uint8_t)(c >> 8), (uint8_t)c};
+	uint32_t v = (uint32_t)b[0] << 16 | (uint32_t)b[1] << 8 | b[2];
+	for (int k = 0; k < 4; k++)
+		out[k] = b64[(v >> (18 - 6 * k)) & 63];
+	v = (uint32_t)b[3] << 16;
+	out[4] = b64[(v >> 18) & 63];
+	out[5] = b64[(v >> 12) & 63];
+	out[6] = out[7] = '=';
+	out[8] = '\0';
+}
+
+static int start_signed(const char *query, int64_t cl, const char *sig, struct api_response *rs)
+{
+	struct api_request rq = {.method = "POST",
+	                         .path = "/api/targets/0/flash",
+	                         .authorization = GOOD,
+	                         .x_request = "1",
+	                         .signature = sig,
+	                         .now_ms = r_now(NULL)};
+	return http_api_flash_start(&fx.api, &rq, query, cl, rs);
+}
+
+START_TEST(flash_locked_refusals)
+{
+	struct api_response rs;
+	char b[200], sig[16];
+	make_image(8192, 41);
+	/* unsigned: 403 at once, nothing staged, the chip untouched */
+	ck_assert_int_eq(start("address=0x08000000", 8192, &rs), 0);
+	ck_assert_int_eq(rs.status, 403);
+	ck_assert_str_eq(jstr(&rs, "error", b, sizeof(b)),
+	                 "this unit only accepts signed images (header X-Espstm-Signature: see "
+	                 "espstm sign)");
+	/* not base64, too long, malformed for the platform */
+	ck_assert_int_eq(start_signed(NULL, 8192, "!!", &rs), 0);
+	ck_assert_int_eq(rs.status, 403);
+	ck_assert(strncmp(jstr(&rs, "error", b, sizeof(b)), "signature", 9) == 0);
+	static char longsig[200];
+	memset(longsig, 'A', 150);
+	ck_assert_int_eq(start_signed(NULL, 8192, longsig, &rs), 0);
+	ck_assert_int_eq(rs.status, 403);
+	ck_assert_int_eq(start_signed(NULL, 8192, "WA==", &rs), 0); /* 'X': -EINVAL */
+	ck_assert_int_eq(rs.status, 403);
+	ck_assert(strstr(jstr(&rs, "error", b, sizeof(b)), "not a DER") != NULL);
+	ck_assert_int_eq(S.begins, 0);
+	/* signed for another address: staged, 403 at the end, never flashed */
+	fake_sig("0x08000000", image, 8192, sig);
+	ck_assert_int_eq(start_signed("address=0x08001000", 8192, sig, &rs), 1);
+	ck_assert_str_eq(L.addr, "0x08001000");
+	stream(image, 8192, 1000);
+	rs = finish();
+	ck_assert_msg(rs.status == 403, "%.*s", (int)rs.len, rs.body);
+	ck_assert(strncmp(jstr(&rs, "error", b, sizeof(b)), "signature does not match", 24) == 0);
+	ck_assert(strstr(b, "not touched") != NULL);
+	/* another image (one byte changed) */
+	image[100] ^= 1;
+	ck_assert_int_eq(start_signed(NULL, 8192, sig, &rs), 1);
+	stream(image, 8192, 1000);
+	rs = finish();
+	ck_assert_int_eq(rs.status, 403);
+	image[100] ^= 1;
+	/* Intel HEX signed as a .bin: ADDR is "hex" */
+	size_t len = hexfile(hexbuf, sizeof(hexbuf), 0x08000000, 256, 0, 0);
+	fake_sig("0x08000000", (const uint8_t *)hexbuf, len, sig);
+	ck_assert_int_eq(start_signed("format=hex", (int64_t)len, sig, &rs), 1);
+	ck_assert_str_eq(L.addr, "hex");
+	stream((const uint8_t *)hexbuf, len, 1000);
+	rs = finish();
+	ck_assert_int_eq(rs.status, 403);
+	assert_chip_untouched();
+	ck_assert_int_eq(L.checks, 3);
+	ck_assert_int_eq(S.ends, 3);
+	/* bootloader refused, reset fine; status says locked */
+	ck_assert_int_eq(fx_call("POST", "/api/targets/0/bootloader", GOOD, "1", NULL, 0).status,
+	                 403);
+	ck_assert_int_eq(fx.acted, 0);
+	ck_assert_int_eq(fx_call("POST", "/api/targets/0/reset", GOOD, "1", NULL, 0).status, 200);
+	rs = fx_call("GET", "/api/status", GOOD, NULL, NULL, 0);
+	fx_parse(&rs);
+	ck_assert_int_eq(fx.tok[json_find(rs.body, fx.tok, 0, "locked")].type, J_TRUE);
+}
+END_TEST
+
+START_TEST(flash_locked_signed)
+{
+	struct api_response rs;
+	char b[200], sig[16];
+	size_t n = 6000;
+	make_image(n, 43);
+	/* no address=: signed for (and written at) 0x08000000; stage implied */
+	fake_sig("0x08000000", image, n, sig);
+	ck_assert_int_eq(start_signed("verify=1", (int64_t)n, sig, &rs), 1);
+	ck_assert_int_eq(S.begins, 1);
+	stream(image, n, 777);
+	assert_chip_untouched(); /* staged first */
+	rs = finish();
+	ck_assert_msg(rs.status == 200, "%.*s", (int)rs.len, rs.body);
+	ck_assert_str_eq(jstr(&rs, "address", b, sizeof(b)), "0x08000000");
+	fx_parse(&rs);
+	ck_assert_int_eq(fx.tok[json_find(rs.body, fx.tok, 0, "stage")].type, J_TRUE);
+	size_t fs;
+	const uint8_t *fl = stm32sim_flash(R.sim, &fs);
+	ck_assert_mem_eq(fl, image, n);
+	/* a signed Intel HEX */
+	size_t len = hexfile(hexbuf, sizeof(hexbuf), 0x08004000, 512, 0, 0);
+	fake_sig("hex", (const uint8_t *)hexbuf, len, sig);
+	ck_assert_int_eq(start_signed("format=hex", (int64_t)len, sig, &rs), 1);
+	stream((const uint8_t *)hexbuf, len, 1000);
+	rs = finish();
+	ck_assert_msg(rs.status == 200, "%.*s", (int)rs.len, rs.body);
+	ck_assert_mem_eq(fl + 0x4000, image, 512);
+	/* unlocked: the header is ignored, uploads work without it */
+	L.locked = 0;
+	ck_assert_int_eq(start("address=0x08008000", 1024, &rs), 1);
+	stream(image, 1024, 512);
+	rs = finish();
+	ck_assert_int_eq(rs.status, 200);
+	ck_assert_int_eq(fx_call("POST", "/api/targets/0/bootloader", GOOD, "1", NULL, 0).status,
+	                 200);
+}
+END_TEST
+
 static Suite *flash_job_suite(void)
 {
 	Suite *s = suite_create("flash_job");
@@ -1419,6 +1615,12 @@ static Suite *flash_job_suite(void)
 	tcase_add_test(sg, flash_staged_hex_outside_flash);
 	tcase_add_test(sg, flash_chunked_bin_too_large);
 	suite_add_tcase(s, sg);
+	TCase *lk = tcase_create("locked");
+	tcase_add_checked_fixture(lk, locked_setup, flash_teardown);
+	tcase_set_timeout(lk, 60);
+	tcase_add_test(lk, flash_locked_refusals);
+	tcase_add_test(lk, flash_locked_signed);
+	suite_add_tcase(s, lk);
 	return s;
 }
 UNIT_SUITE(flash_job_suite)

@@ -778,7 +778,7 @@ int flash_job_start(struct flash_job *j, struct stm32_isp *isp, const char *quer
 	}
 	if (parse_params(query, &fp, msg, cap) < 0)
 		return 400;
-	char addr[16];
+	char addr[16] = "";
 	int lk = j->ops->locked && j->ops->locked(j->ctx);
 	int r = lk ? locked_params(j, &fp, sig, siglen, addr, msg, cap) : 0;
 	if (r == 0)

@@ -7,6 +7,7 @@
 #include <mbedtls/ctr_drbg.h>
 #include <mbedtls/ecdsa.h>
 #include <mbedtls/ecp.h>
+#include <mbedtls/platform_util.h>
 #include <mbedtls/version.h>
 
 #include <errno.h>
@@ -26,6 +27,10 @@
 #endif
 
 /* ---- keys ---- */
+
+/* The NUL-terminated copy of a PEM text being parsed (static: small stacks on the ESP; one
+ * for both kinds of key, IMAGE_SIG_PEM_MAX + 1 bytes of RAM). */
+static char pem_buf[IMAGE_SIG_PEM_MAX + 1];
 
 /* pem/len into a NUL-terminated copy (mbedTLS parses PEM only with the NUL counted). */
 static int pem_copy(char *buf, size_t cap, const char *pem, size_t len)
@@ -63,10 +68,11 @@ static int load_done(struct image_sig_key *k, int r)
 
 int image_sig_key_load_public(struct image_sig_key *k, const char *pem, size_t len)
 {
-	static char buf[IMAGE_SIG_PEM_MAX + 1]; /* static: small stacks on the ESP */
+	char *buf = pem_buf;
 	mbedtls_pk_init(&k->pk);
 	k->loaded = 0;
-	if (pem_copy(buf, sizeof(buf), pem, len) < 0 || !strstr(buf, "-----BEGIN PUBLIC KEY-----"))
+	if (pem_copy(buf, sizeof(pem_buf), pem, len) < 0 ||
+	    !strstr(buf, "-----BEGIN PUBLIC KEY-----"))
 		return -EINVAL;
 	int r = mbedtls_pk_parse_public_key(&k->pk, (const unsigned char *)buf, len + 1);
 	return load_done(k, r);
@@ -85,10 +91,10 @@ static int no_rng(void *ctx, unsigned char *p, size_t n)
 
 int image_sig_key_load_private(struct image_sig_key *k, const char *pem, size_t len)
 {
-	static char buf[IMAGE_SIG_PEM_MAX + 1];
+	char *buf = pem_buf;
 	mbedtls_pk_init(&k->pk);
 	k->loaded = 0;
-	if (pem_copy(buf, sizeof(buf), pem, len) < 0)
+	if (pem_copy(buf, sizeof(pem_buf), pem, len) < 0)
 		return -EINVAL;
 #if MBEDTLS_VERSION_NUMBER >= 0x03000000
 	int r = mbedtls_pk_parse_key(&k->pk, (const unsigned char *)buf, len + 1, NULL, 0, no_rng,
@@ -96,7 +102,7 @@ int image_sig_key_load_private(struct image_sig_key *k, const char *pem, size_t 
 #else
 	int r = mbedtls_pk_parse_key(&k->pk, (const unsigned char *)buf, len + 1, NULL, 0);
 #endif
-	mbedtls_platform_zeroize(buf, sizeof(buf));
+	mbedtls_platform_zeroize(buf, sizeof(pem_buf));
 	return load_done(k, r);
 }
 

@@ -22,7 +22,7 @@
 #define IMAGE_SIG_MAGIC    "espstm-image-v1"
 #define IMAGE_SIG_DER_MAX  80   /* bytes: a P-256 DER signature is at most 72 */
 #define IMAGE_SIG_LINE_MAX 32   /* bytes of the first line, NUL included */
-#define IMAGE_SIG_PEM_MAX  4096 /* bytes of a PEM key file accepted */
+#define IMAGE_SIG_PEM_MAX  1024 /* bytes of a PEM key file accepted (P-256: ~250) */
 #define IMAGE_SIG_HASH_LEN 32   /* SHA-256 */
 
 /* A key: the public verification key (locked units) or a private signing key (espstm

@@ -228,7 +228,11 @@ static int isp_begin(struct flash_job *j, uint32_t address, uint32_t total)
 	o.entry = STM32_ISP_ENTRY_PINS;
 	o.settle_ms = j->cur->target[j->target].settle_ms;
 	o.verify = j->p.verify;
-	o.finish = j->p.go ? STM32_ISP_FINISH_GO : STM32_ISP_FINISH_STAY;
+	/* locked mode: never leave the chip in its bootloader, where an RFC 2217 client could
+	 * write it with AN3155 commands */
+	o.finish = j->p.go  ? STM32_ISP_FINISH_GO
+	           : j->sig ? STM32_ISP_FINISH_RESET
+	                    : STM32_ISP_FINISH_STAY;
 	o.flags = j->p.unprotect ? STM32_ISP_UNPROTECT_READ | STM32_ISP_UNPROTECT_WRITE : 0;
 	j->step = STM32_ISP_CONNECTING;
 	stm32_isp_set_progress(j->isp, on_progress, j);
@@ -627,6 +631,13 @@ static void release(struct flash_job *j)
 		else
 			job_log(j, "http: flash of target %u failed (%s): %s", j->target,
 			        stm32_isp_error_name(st.error), st.message ? st.message : "");
+		if (j->sig && st.state != STM32_ISP_DONE && j->ops->action) {
+			/* locked mode: a failed run leaves the chip in its bootloader: reset it
+			 * into the application (BOOT0 low), nothing may talk AN3155 to it */
+			job_log(j, "http: target %u: locked mode: reset into the application",
+			        j->target);
+			j->ops->action(j->ctx, j->target, API_ACT_RUN);
+		}
 	}
 	if (store_open(j)) {
 		j->ops->stage_end(j->ctx, j->target);

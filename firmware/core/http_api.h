@@ -236,7 +236,9 @@ void http_api_handle(struct http_api *api, const struct api_request *rq, struct 
  * `espstm sign` make it. stage=1 is implied; the signature is checked over the staged
  * bytes at the body's end, before the commit: no header -> 403 "this unit only accepts
  * signed images", not base64 or not DER -> 403 "signature: ..." at once, no match -> 403
- * "signature does not match ...; the STM32 was not touched". Locked mode also refuses
+ * "signature does not match ...; the STM32 was not touched". A locked run never leaves
+ * the chip in its bootloader: go=0 ends with a reset into the application, a failed run is
+ * followed by api_ops.action(API_ACT_RUN). Locked mode also refuses
  * POST /api/targets/N/bootloader (403); reset and run work; /api/status has "locked":true.
  *
  * Abort: DELETE /api/targets/N/flash stops the target's upload or run at once: the run fails

@@ -251,6 +251,21 @@ def auto_boot(br):
         time.sleep(0.5)
 
 
+def bootloader_probe(br):
+    """8E1, then 0x7F and GET (0x00 0xFF): what a bootloader would answer (ACK/NACK)."""
+    c = Rfc2217(br.ports["rfc"])
+    try:
+        c.set_8e1()
+        c.read(0.3)
+        c.send([0x7F])
+        ans = c.read(0.4)
+        c.send([0x00, 0xFF])
+        return ans + c.read(0.4)
+    finally:
+        c.close()
+        time.sleep(0.5)
+
+
 def legacy_u(br):
     s = socket.create_connection(("127.0.0.1", br.ports["ctl"]), timeout=5)
     try:
@@ -404,6 +419,9 @@ def locked_refusals(binary, tmp, espstm):
         check("correctly signed .bin (openssl): 200 done, verified, staged",
               st == 200 and j.get("state") == "done" and j.get("stage") is True and
               j.get("bytes_verified") == len(img), (st, j))
+        ans = bootloader_probe(br)
+        check("after a signed flash (go=0) the chip is not left in its bootloader: 0x7F and "
+              "GET at 8E1 get no ACK/NACK", ACK not in ans and 0x1F not in ans, ans.hex())
         st, j = br.upload("address=0x08000000", imgf, sig=good, chunked=True)
         check("correctly signed .bin, chunked: 200 done", st == 200, (st, j))
         st, j = br.upload("format=hex&verify=1", hexf,

@@ -1570,6 +1570,20 @@ START_TEST(flash_locked_signed)
 	rs = finish();
 	ck_assert_msg(rs.status == 200, "%.*s", (int)rs.len, rs.body);
 	ck_assert_mem_eq(fl + 0x4000, image, 512);
+	/* go=0 in locked mode: the run ends with a reset into the application, not in the
+	 * bootloader (where a client could write the flash with AN3155 commands) */
+	ck_assert_int_eq(R.boot0, 0);
+	ck_assert_int_eq(fx.acted, 0);
+	/* a signed run that fails after the commit (a record beyond the flash): reset too */
+	make_image(64, 44);
+	len = hexfile(hexbuf, sizeof(hexbuf), 0x08000000, 32, 0x08020000, 32);
+	fake_sig("hex", (const uint8_t *)hexbuf, len, sig);
+	ck_assert_int_eq(start_signed("format=hex", (int64_t)len, sig, &rs), 1);
+	stream((const uint8_t *)hexbuf, len, 1000);
+	rs = finish();
+	ck_assert_msg(rs.status == 413, "%.*s", (int)rs.len, rs.body);
+	ck_assert_int_eq(fx.acted, 1);
+	ck_assert_int_eq(fx.act_kind, API_ACT_RUN);
 	/* unlocked: the header is ignored, uploads work without it */
 	L.locked = 0;
 	ck_assert_int_eq(start("address=0x08008000", 1024, &rs), 1);

@@ -51,7 +51,7 @@ include firmware/posix/build.mk
 include tests/unit/build.mk
 include tests/fuzz/build.mk
 
-.PHONY: all check unit e2e web fuzz demo clean format install-deps service bench layout
+.PHONY: all check unit e2e web fuzz demo clean format install-deps service bench layout attack
 unit: $(BUILD)/unit-tests
 	$(BUILD)/unit-tests
 
@@ -60,8 +60,8 @@ e2e: all
 
 # make check: unit tests, the layout rules, the core cross-compiled and tested on the ESP8266
 # CPU (lx106, qemu), a short bounded fuzz run of every target, the legacy-port (1234/1235),
-# flashing-over-HTTP, allow-list, service/install and RFC 2217 (pyserial) checks, and
-# the web page in headless Chromium, then the e2e suite.
+# flashing-over-HTTP, allow-list, service/install, RFC 2217 (pyserial) and tty-target (pty)
+# checks, and the web page in headless Chromium, then the e2e suite.
 check: install-deps
 	$(MAKE) all unit
 	$(MAKE) layout
@@ -73,6 +73,8 @@ check: install-deps
 	$(MAKE) web
 	$(MAKE) service
 	ESPSTM_BUILD=$(BUILD) tests/rfc2217/run
+	ESPSTM_BUILD=$(BUILD) tests/ttytarget/run
+	$(MAKE) attack
 	$(MAKE) e2e
 CHECK_FUZZ_SECONDS ?= 10
 
@@ -81,6 +83,10 @@ CHECK_FUZZ_SECONDS ?= 10
 layout: all
 	ESPSTM_BUILD=$(BUILD) CORE_CPPFLAGS="$(CORE_CPPFLAGS)" DAEMON_CPPFLAGS="$(DAEMON_CPPFLAGS)" \
 	  tests/layout/check.py
+
+# The attacker suite (tests/attack/run: every tests/attack/test_*.py, 127.0.0.1 only).
+attack: all
+	ESPSTM_BUILD=$(BUILD) tests/attack/run
 
 # The systemd unit (systemd-analyze verify/security) and `make install` into a DESTDIR.
 service: all

@@ -6,6 +6,8 @@
  * not /dev/ttystm0) and to report duplicate sections and keys.
  */
 #include "conf.h"
+#include "keyfile.h"
+#include "tls_session.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -171,6 +173,7 @@ enum dkey {
 	K_CTO,
 	K_KEEPALIVE,
 	K_HTTP_PORT,
+	K_KEY,
 	NDKEYS
 };
 
@@ -185,6 +188,7 @@ static const char *const device_keys[NDKEYS] = {
     [K_CTO] = "connect_timeout_ms",
     [K_KEEPALIVE] = "keepalive",
     [K_HTTP_PORT] = "http_port",
+    [K_KEY] = "key",
 };
 
 enum gkey { G_CONTROL_SOCKET, NGKEYS };
@@ -210,6 +214,9 @@ static const struct {
     {"timeout", "connect_timeout_ms"},
     {"keepalive_s", "keepalive"},
     {"socket", "control_socket"},
+    {"key_file", "key"},
+    {"keyfile", "key"},
+    {"psk", "key"},
 };
 
 /* Optimal string alignment distance (Levenshtein plus adjacent transpositions), or a large
@@ -306,7 +313,7 @@ static void unknown_key(struct ctx *c, const char *sec, const char *key, int glo
 	}
 	problem(c, sec, key,
 	        "unknown key (known: host, port, protocol, control_port, baud, reconnect_min_ms, "
-	        "reconnect_max_ms, connect_timeout_ms, keepalive, http_port)");
+	        "reconnect_max_ms, connect_timeout_ms, keepalive, http_port, key)");
 }
 
 /* ------------------------------------------------------------------ file scanning */
@@ -552,6 +559,56 @@ static void parse_global(struct ctx *c, dictionary *d, const char *sec, struct c
 	free(keys);
 }
 
+/* FNV-1a (64 bits) of the key's identity and secret: change detection for reloads only. */
+static uint64_t key_stamp(const struct tls_psk *k)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+
+	for (size_t i = 0; i < sizeof k->identity && k->identity[i]; i++)
+		h = (h ^ (uint8_t)k->identity[i]) * 0x100000001b3ULL;
+	for (size_t i = 0; i < sizeof k->key; i++)
+		h = (h ^ k->key[i]) * 0x100000001b3ULL;
+	return h ? h : 1;
+}
+
+/* key = PATH: an absolute path to a readable unit key file of mode 0600/0400 (keyfile.h);
+ * only with protocol rfc2217 (the legacy ports have no TLS). A file that does not exist
+ * yet is accepted (the link reports it and retries until it appears). */
+static void parse_key(struct ctx *c, const char *sec, const char *val, struct conf_device *dev)
+{
+	struct tls_psk psk;
+	char why[224];
+	int r;
+
+	if (!*val) {
+		problem(c, sec, "key", "empty (want the path of a unit key file)");
+		return;
+	}
+	if (val[0] != '/') {
+		problem(c, sec, "key", "'%s': want an absolute path", val);
+		return;
+	}
+	if (strlen(val) > CONF_KEY_PATH_MAX) {
+		problem(c, sec, "key", "longer than %d characters", CONF_KEY_PATH_MAX);
+		return;
+	}
+	if (dev->protocol == CONF_PROTO_LEGACY) {
+		problem(c, sec, "key",
+		        "protocol espstm-legacy has no TLS: a key needs protocol = rfc2217 (or "
+		        "remove the key to use the legacy ports in plaintext)");
+		return;
+	}
+	snprintf(dev->key, sizeof dev->key, "%s", val);
+	r = keyfile_load(val, &psk, why, sizeof why);
+	if (r == -ENOENT)
+		return;
+	if (r < 0)
+		problem(c, sec, "key", "key file %s: %s", val, why);
+	else
+		dev->key_stamp = key_stamp(&psk);
+	explicit_bzero(&psk, sizeof psk);
+}
+
 static void parse_device(struct ctx *c, dictionary *d, const char *sec, struct conf_device *dev)
 {
 	const char *val[NDKEYS] = {0};
@@ -657,6 +714,8 @@ static void parse_device(struct ctx *c, dictionary *d, const char *sec, struct c
 	if (dev->reconnect_max_ms < dev->reconnect_min_ms)
 		problem(c, sec, "reconnect_max_ms", "%u is below reconnect_min_ms (%u)",
 		        (unsigned)dev->reconnect_max_ms, (unsigned)dev->reconnect_min_ms);
+	if (val[K_KEY])
+		parse_key(c, sec, val[K_KEY], dev);
 }
 
 int conf_load(const char *path, struct conf *out, FILE *err)
@@ -753,9 +812,10 @@ enum conf_change conf_device_compare(const struct conf_device *a, const struct c
 	    a->control_port != b->control_port || a->baud != b->baud ||
 	    a->reconnect_min_ms != b->reconnect_min_ms ||
 	    a->reconnect_max_ms != b->reconnect_max_ms ||
-	    a->connect_timeout_ms != b->connect_timeout_ms || a->keepalive_s != b->keepalive_s)
+	    a->connect_timeout_ms != b->connect_timeout_ms || a->keepalive_s != b->keepalive_s ||
+	    strcmp(a->key, b->key) != 0)
 		return CONF_CHANGED;
-	if (a->http_port != b->http_port)
+	if (a->http_port != b->http_port || a->key_stamp != b->key_stamp)
 		return CONF_UPDATED;
 	return CONF_UNCHANGED;
 }

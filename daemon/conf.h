@@ -14,6 +14,7 @@
 #define CONF_NAME_MAX            32  /* device name length, bytes */
 #define CONF_HOST_MAX            255 /* host length, bytes */
 #define CONF_PATH_MAX            107 /* control socket path, bytes (sockaddr_un sun_path - 1) */
+#define CONF_KEY_PATH_MAX        255 /* key file path, bytes */
 #define CONF_DEFAULT_PORT        2217
 #define CONF_DEFAULT_LEGACY_PORT 1234 /* espstm-legacy data port (the seed firmware's) */
 #define CONF_DEFAULT_BAUD        115200
@@ -44,6 +45,13 @@ struct conf_device {
 	uint32_t connect_timeout_ms; /* ms */
 	uint32_t keepalive_s;        /* TCP keepalive idle time, s; 0 = off */
 	uint16_t http_port;          /* the bridge's HTTP port (web page, API: espstm flash) */
+	/* key = PATH: the unit key file (firmware/crypto/unit_key.h format); "" = none, the
+	 * link is plaintext RFC 2217. With a key the link is TLS-PSK (RFC 4279), RFC 2217
+	 * inside. */
+	char key[CONF_KEY_PATH_MAX + 1];
+	/* A digest (FNV-1a, 64 bits) of the key the file held at load, 0 when it could not be
+	 * read (missing): only to tell a reload that the key changed. */
+	uint64_t key_stamp;
 };
 
 struct conf {
@@ -82,6 +90,12 @@ const char *conf_protocol_name(enum conf_protocol p);
  *   connect_timeout_ms = 3000 ; per connection attempt
  *   keepalive = 10            ; TCP keepalive idle time, s; 0 = off
  *   http_port = 80            ; the bridge's web page / HTTP API (espstm flash)
+ *   key = /etc/espstm/keys/HOST.key ; unit key (espstm pair): TLS-PSK link; rfc2217 only
+ *
+ * A key file must be a regular file of mode 0600 or 0400 owned by root or the daemon's
+ * user, and parse (unit_key_parse); else it is a problem "[dev] key: key file PATH: why".
+ * A key file that does not exist yet is not a problem at load: the link reports it
+ * ("key file PATH: No such file or directory") and retries, so pairing may come later.
  *
  * Load and validate path. Unknown keys are errors (with a "did you mean" hint when a known
  * key is close). Every problem is written to err (if not NULL) as one line
@@ -115,9 +129,12 @@ int conf_parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out);
  *   CONF_REMOVED    only in the old set: remove it (its node goes away).
  *   CONF_CHANGED    in both, and a setting the running device was built with differs
  *                   (host, port, protocol, control_port, baud, reconnect_min_ms,
- *                   reconnect_max_ms, connect_timeout_ms, keepalive): recreate it (its
- *                   open users lose it, like a USB adapter unplugged and plugged back).
- *   CONF_UPDATED    in both, only http_port differs: take the new value in place.
+ *                   reconnect_max_ms, connect_timeout_ms, keepalive, the key file's
+ *                   path): recreate it (its open users lose it, like a USB adapter
+ *                   unplugged and plugged back).
+ *   CONF_UPDATED    in both, only http_port or the key in the same file (key_stamp)
+ *                   differ: take the new values in place (a new key is used from the next
+ *                   connection on; the link retries at once if it is not up).
  *   CONF_UNCHANGED  identical: left alone, open users untouched.
  */
 enum conf_change {

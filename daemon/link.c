@@ -103,6 +103,8 @@ static void free_segs(struct seg *s)
 	}
 }
 
+static void rx_flow(struct link *l);
+
 /* ------------------------------------------------------------------- tx path */
 
 static struct seg *seg_new(size_t cap, enum seg_kind kind)
@@ -157,8 +159,12 @@ void link_kick(struct link *l)
 		struct seg *s, *last = NULL;
 		int r;
 
-		if (!c || !c->connected || c->writing || l->tx_suspended || l->act_wait ||
-		    !l->q_head || l->closing)
+		if (!c || !c->connected || c->writing || l->closing)
+			return;
+		/* TLS: the session's own records (handshake, alerts) go first, then data */
+		if (c->tls && link_tls_flush(l, c))
+			return;
+		if (l->tx_suspended || l->act_wait || !l->q_head)
 			return;
 		switch (l->q_head->kind) {
 		case SEG_DELAY:
@@ -178,6 +184,10 @@ void link_kick(struct link *l)
 		case SEG_DATA:
 		case SEG_CMD:
 			break;
+		}
+		if (c->tls) {
+			link_tls_send(l, c);
+			return;
 		}
 		c->inflight_data = 0;
 		c->inflight_ctl = 0;
@@ -200,17 +210,28 @@ void link_kick(struct link *l)
 		last->next = NULL;
 		c->writing = true;
 		r = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, bufs, n, link_write_cb);
-		if (r < 0) {
-			/* data stays counted in tx_pending: link_lost reports it dropped */
-			c->writing = false;
-			free_segs(c->inflight);
-			c->inflight = NULL;
-			l->ctl_pending -= c->inflight_ctl;
-			link_note_error(l, "write to %s: %s", l->addr, uv_strerror(r));
-			link_lost(l, r);
-		}
+		if (r < 0)
+			link_write_failed(l, c, r);
 		return;
 	}
+}
+
+void link_inflight_drop(struct link *l, struct conn *c)
+{
+	/* data stays counted in tx_pending: link_lost reports it dropped */
+	c->writing = false;
+	free_segs(c->inflight);
+	c->inflight = NULL;
+	l->ctl_pending -= c->inflight_ctl;
+	c->inflight_ctl = 0;
+	c->inflight_data = 0;
+}
+
+void link_write_failed(struct link *l, struct conn *c, int status)
+{
+	link_inflight_drop(l, c);
+	link_note_error(l, "write to %s: %s", l->addr, uv_strerror(status));
+	link_lost(l, status);
 }
 
 void link_write_cb(uv_write_t *req, int status)
@@ -238,6 +259,11 @@ void link_write_cb(uv_write_t *req, int status)
 	link_kick(l);
 	if (l->closing || l->conn != c)
 		return;
+	if (c->tls && link_tls_held(l)) {
+		rx_flow(l); /* the session may take input now that its output left */
+		if (l->closing || l->conn != c)
+			return;
+	}
 	if (l->want_writable && l->tx_pending < LINK_TXQ_MAX / 2) {
 		l->want_writable = false;
 		if (l->cb.on_writable)
@@ -398,6 +424,8 @@ void link_read_start(struct link *l)
 {
 	if (!l->conn || !l->conn->connected || l->reading)
 		return;
+	if (l->conn->tls && link_tls_held(l))
+		return; /* the last read's ciphertext is not all decrypted yet: it lives in raw */
 	if (uv_read_start((uv_stream_t *)&l->conn->tcp, link_alloc_cb, link_read_cb) == 0)
 		l->reading = true;
 }
@@ -430,22 +458,40 @@ bool link_may_read(const struct link *l)
 	return l->state != LINK_UP || l->rx_susp;
 }
 
+/* TLS: decrypt what the session still holds (it stopped when the tty was full, or
+ * waited for its output to leave) if reads may run now. false: the connection is gone. */
+static bool tls_resume(struct link *l)
+{
+	if (l->conn->tls && link_tls_held(l) && link_may_read(l)) {
+		link_tls_pump(l);
+		if (l->closing || !l->conn || link_check_overflow(l))
+			return false;
+	}
+	return true;
+}
+
 /* After a read or a delivery: suspend the bridge if the tty left data, resume it once
- * everything was delivered, pause reads when may_read() says so. */
+ * everything was delivered, pause reads when may_read() says so (or while the TLS
+ * session holds input back). */
 static void rx_flow(struct link *l)
 {
-	if (l->closing || !l->conn)
+	bool held;
+
+	if (l->closing || !l->conn || !tls_resume(l))
 		return;
 	if (l->rxq_len > 0 && !l->rx_susp && l->proto->can_suspend(l))
 		send_rx_flow(l, true);
 	else if (l->rxq_len == 0 && l->rx_susp && l->state == LINK_UP)
 		send_rx_flow(l, false);
-	if (l->closing || !l->conn)
+	/* once the bridge was asked to suspend, reads go on (its answers still come) */
+	if (l->closing || !l->conn || !tls_resume(l))
 		return;
-	if (!link_may_read(l)) {
+	/* reads stay paused while the TLS session holds input back */
+	held = l->conn->tls && link_tls_held(l);
+	if ((!link_may_read(l) && !link_tls_handshaking(l)) || held) {
 		if (l->reading)
-			log_debug("%s: tty full, %zu bytes held, pausing reads", l->name,
-			          l->rxq_len);
+			log_debug("%s: %s, %zu bytes held, pausing reads", l->name,
+			          held ? "TLS input waits" : "tty full", l->rxq_len);
 		pause_reads(l);
 	} else if (l->paused) {
 		l->paused = false;
@@ -462,6 +508,8 @@ void link_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 	if (!l || l->closing || nread == 0)
 		return;
 	if (nread < 0) {
+		if (c->tls && link_tls_eof(l, c, (int)nread))
+			return;
 		if (c->control)
 			log_debug("%s: control connection: %s", l->name,
 			          nread == UV_EOF ? "closed by the bridge"
@@ -474,7 +522,20 @@ void link_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 		link_check_overflow(l);
 		return;
 	}
-	size_t off = 0, n = (size_t)nread;
+	if (c->tls)
+		link_tls_input(l, (size_t)nread);
+	else
+		link_input(l, l->raw, (size_t)nread);
+	if (l->closing || l->conn != c || link_check_overflow(l))
+		return;
+	rx_flow(l);
+}
+
+void link_input(struct link *l, const uint8_t *p, size_t n)
+{
+	struct conn *c = l->conn;
+	size_t off = 0;
+
 	while (off < n && !l->closing && l->conn == c) {
 		/* a part whose data was readable at an input purge: decoded, data discarded */
 		size_t k = n - off;
@@ -483,13 +544,10 @@ void link_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 			k = l->discard_raw;
 		if (l->discarding)
 			l->discard_raw -= k;
-		l->proto->input(l, l->raw + off, k);
+		l->proto->input(l, p + off, k);
 		l->discarding = false;
 		off += k;
 	}
-	if (l->closing || l->conn != c || link_check_overflow(l))
-		return;
-	rx_flow(l);
 }
 
 /* ----------------------------------------------------------- state machine */
@@ -498,7 +556,7 @@ void link_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
  * on_state and a pending on_writable. */
 void link_go_up(struct link *l)
 {
-	const char *note = l->proto->up_note;
+	const char *note = l->tls ? " (TLS-PSK)" : l->proto->up_note;
 
 	if (l->state == LINK_UP || !l->conn)
 		return;
@@ -536,13 +594,20 @@ void link_go_up(struct link *l)
 
 void link_lost(struct link *l, int status)
 {
+	link_lost_why(l, status, NULL, false);
+}
+
+void link_lost_why(struct link *l, int status, const char *reason, bool quiet)
+{
 	char why[128];
 	size_t undelivered = l->tx_pending;
 	bool was_up = l->state == LINK_UP;
 
 	if (l->closing)
 		return;
-	if (status == UV_EOF)
+	if (reason)
+		snprintf(why, sizeof why, "%s", reason);
+	else if (status == UV_EOF)
 		snprintf(why, sizeof why, "closed by the bridge");
 	else
 		link_fmt_status(status, why, sizeof why);
@@ -581,7 +646,7 @@ void link_lost(struct link *l, int status)
 		/* lost during negotiation: counts as a failed attempt */
 		log_debug("%s: connection to %s closed during negotiation (%s)", l->name, l->addr,
 		          why);
-		link_round_failed(l, status);
+		link_round_failed_why(l, status, reason, quiet);
 	}
 }
 
@@ -593,6 +658,7 @@ static void link_free_cb(uv_handle_t *h)
 
 	if (--l->handles > 0)
 		return;
+	link_tls_destroy(l);
 	free(l->name);
 	free(l->host);
 	free(l);
@@ -616,8 +682,9 @@ int link_new(uv_loop_t *loop, const char *name, const struct link_config *cfg, s
 	    (cfg->protocol != LINK_PROTO_RFC2217 && cfg->protocol != LINK_PROTO_LEGACY))
 		return -EINVAL;
 	if (cfg->protocol == LINK_PROTO_LEGACY &&
-	    ((cfg->control_port == 0 && cfg->port == 65535) || cfg->control_port == cfg->port))
-		return -EINVAL;
+	    ((cfg->control_port == 0 && cfg->port == 65535) || cfg->control_port == cfg->port ||
+	     (cfg->key_path && cfg->key_path[0])))
+		return -EINVAL; /* the legacy ports have no TLS */
 	l = calloc(1, sizeof *l);
 	if (!l)
 		return -ENOMEM;
@@ -632,6 +699,13 @@ int link_new(uv_loop_t *loop, const char *name, const struct link_config *cfg, s
 	}
 	l->cfg = *cfg;
 	l->cfg.host = l->host;
+	l->cfg.key_path = NULL; /* link_tls owns its copy */
+	if (cfg->key_path && cfg->key_path[0] && link_tls_new(l, cfg->key_path) < 0) {
+		free(l->name);
+		free(l->host);
+		free(l);
+		return -ENOMEM;
+	}
 	l->proto = cfg->protocol == LINK_PROTO_LEGACY ? &link_proto_legacy : &link_proto_rfc2217;
 	if (cfg->protocol == LINK_PROTO_LEGACY && l->cfg.control_port == 0)
 		l->cfg.control_port = (uint16_t)(cfg->port + 1);
@@ -645,6 +719,7 @@ int link_new(uv_loop_t *loop, const char *name, const struct link_config *cfg, s
 	l->lg.sent_rts = l->lg.sent_dtr = -1;
 	r = uv_timer_init(loop, &l->timer);
 	if (r < 0) {
+		link_tls_destroy(l);
 		free(l->name);
 		free(l->host);
 		free(l);
@@ -678,6 +753,17 @@ void link_set_callbacks(struct link *l, const struct link_callbacks *cb, void *c
 	l->ctx = ctx;
 }
 
+/* A reload saw the key file change (link.h): not up and waiting out a backoff: try now
+ * with the backoff reset. */
+void link_key_changed(struct link *l)
+{
+	if (!l || l->closing || !l->tls || l->state == LINK_UP || l->phase != PH_BACKOFF)
+		return;
+	timer_stop(l);
+	l->backoff_ms = l->cfg.reconnect_min_ms;
+	link_start_attempt(l);
+}
+
 /* Close the connection and free the link once libuv released its handles (the loop must
  * run for that). No callbacks are made after this call. Data still queued is logged as
  * undelivered. */
@@ -689,6 +775,7 @@ void link_close(struct link *l)
 		log_warn("%s: closing with %zu bytes undelivered", l->name, l->tx_pending);
 		l->tx_dropped += l->tx_pending;
 	}
+	link_tls_goodbye(l);
 	l->closing = true;
 	l->state = LINK_DOWN;
 	link_gai_drop(l);

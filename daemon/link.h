@@ -84,6 +84,16 @@ struct link_config {
 	 * The kernel then declares the peer dead after its probes fail, which the link sees as
 	 * a lost connection and reconnects. */
 	uint32_t keepalive_s;
+	/* Path of the unit key file (firmware/crypto/unit_key.h format), or NULL / "": none.
+	 * With a key every connection is TLS 1.2 with that pre-shared key (RFC 4279, client
+	 * role; link_tls.c) and RFC 2217 runs inside it; the link counts as up only after the
+	 * handshake and the RFC 2217 negotiation. The file is read (mode and owner checked,
+	 * keyfile.h) before every connection attempt, so a key written or rotated later is
+	 * used by the next attempt; a missing or bad file, a failed handshake (wrong key or
+	 * unknown identity), an altered stream or a TLS close count as failed attempts or a
+	 * lost connection: logged with the device and bridge address, in last_error, retried
+	 * with the usual backoff. LINK_PROTO_RFC2217 only. */
+	const char *key_path;
 };
 
 /* Counters and state of one link, for `espstm status` (all since link_new). */
@@ -130,10 +140,14 @@ struct link_callbacks {
 };
 
 /* Create a link and start connecting. name is used in logs. Returns 0 or negative errno
- * (-EINVAL bad config, -ENOMEM). */
+ * (-EINVAL bad config, e.g. a key with LINK_PROTO_LEGACY; -ENOMEM). */
 int link_new(uv_loop_t *loop, const char *name, const struct link_config *cfg, struct link **out);
 /* Install the tty's callbacks (may be called once, before or after connect). */
 void link_set_callbacks(struct link *l, const struct link_callbacks *cb, void *ctx);
+/* The key file may hold a new key (a reload saw it change): if the link is not up, try
+ * again now (backoff reset) with the file's key; an up link keeps its connection and
+ * reads the file at its next attempt. No-op without a key. */
+void link_key_changed(struct link *l);
 /* Close the socket and free the link once libuv has released its handles. */
 void link_close(struct link *l);
 

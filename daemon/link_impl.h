@@ -3,7 +3,8 @@
  * link_impl: the inside of a link, shared by its files. link.c is the transport (libuv TCP,
  * TX segment queue, RX hold, state machine, public API), link_net.c resolving, connecting
  * and backoff, link_rfc2217.c the RFC 2217 protocol (the sans-I/O client of
- * firmware/core/rfc2217_client.h), link_legacy.c the two-port legacy protocol. The two
+ * firmware/core/rfc2217_client.h), link_legacy.c the two-port legacy protocol, link_tls.c
+ * the TLS-PSK layer between the socket and RFC 2217 when the device has a key. The two
  * protocols sit behind struct link_proto.
  */
 #ifndef ESPSTM_LINK_IMPL_H
@@ -50,6 +51,9 @@ struct seg {
 	uint8_t buf[];
 };
 
+struct conn_tls; /* link_tls.c: one connection's TLS session and buffers */
+struct link_tls; /* link_tls.c: a link's key and TLS input state */
+
 struct conn {
 	uv_tcp_t tcp;
 	uv_connect_t creq;
@@ -60,7 +64,8 @@ struct conn {
 	bool control;         /* legacy control connection */
 	struct seg *inflight; /* segments owned by wreq */
 	size_t inflight_data;
-	size_t inflight_ctl; /* non-data bytes in inflight */
+	size_t inflight_ctl;  /* non-data bytes in inflight */
+	struct conn_tls *tls; /* TLS session (device with a key), NULL for plaintext */
 };
 
 struct gai {
@@ -153,8 +158,9 @@ struct link {
 	/* protocols */
 	struct rfc2217_client rc;
 	struct link_legacy lg;
-	bool tx_suspended; /* FLOWCONTROL-SUSPEND from the server */
-	bool rx_susp;      /* we sent FLOWCONTROL-SUSPEND on this connection (tty full) */
+	struct link_tls *tls; /* the device has a key (cfg.key_path): TLS-PSK, else NULL */
+	bool tx_suspended;    /* FLOWCONTROL-SUSPEND from the server */
+	bool rx_susp;         /* we sent FLOWCONTROL-SUSPEND on this connection (tty full) */
 	uint8_t modemstate;
 
 	/* link_action: the TX queue waits (a SEG_DELAY, or a legacy control-port answer) */
@@ -209,6 +215,18 @@ void link_go_up(struct link *l);
 /* The connection is gone (status: libuv error): drop both sockets and the queue, log,
  * reconnect after the backoff. */
 void link_lost(struct link *l, int status);
+/* link_lost with why as the reason's text (NULL: from status). quiet: a failure before
+ * LINK_UP is neither logged nor noted here (the caller did both). */
+void link_lost_why(struct link *l, int status, const char *why, bool quiet);
+/* n decoded-stream bytes (plaintext) of the data connection for the protocol, the parts
+ * covered by an input purge (discard_raw) with their data discarded. */
+void link_input(struct link *l, const uint8_t *p, size_t n);
+/* Free the segments c->inflight holds (not written: their data stays in tx_pending, which
+ * the loss of the connection counts dropped). */
+void link_inflight_drop(struct link *l, struct conn *c);
+/* A write could not be started on c (status: libuv error): free what c->inflight holds
+ * and lose the connection. */
+void link_write_failed(struct link *l, struct conn *c, int status);
 /* Decoded data bytes for the tty: discarded (counted) while l->discarding, else delivered
  * within rx_space() or held. */
 void link_rx(struct link *l, const uint8_t *p, size_t n);
@@ -233,6 +251,9 @@ void link_start_attempt(struct link *l);
 void link_connect_next(struct link *l);
 /* A round failed with status (libuv error): log once, back off, retry. */
 void link_round_failed(struct link *l, int status);
+/* The same with why as the text (NULL: from status); quiet: neither log nor note the error
+ * (the caller did). */
+void link_round_failed_why(struct link *l, int status, const char *why, bool quiet);
 /* The link's timer: connect timeout, negotiation timeout, backoff over. */
 void link_timer_cb(uv_timer_t *t);
 /* Detach and close both connections (no callbacks to the tty). */
@@ -252,6 +273,43 @@ void link_ai_drop(struct link *l);
 void link_peer_stats(const struct link *l, struct link_stats *st);
 /* status (libuv error) as text for logs: "timed out" or uv_strerror. */
 void link_fmt_status(int status, char *out, size_t cap);
+
+/* link_tls.c: TLS-PSK (RFC 4279) between the socket and the protocol */
+/* Set up l->tls for the key file at path: 0 or -ENOMEM. */
+int link_tls_new(struct link *l, const char *path);
+/* Free l->tls (the key wiped). */
+void link_tls_destroy(struct link *l);
+/* Before an attempt: read the key file. 0, or a negative errno after the failure was
+ * logged, noted and the round failed (backoff armed). */
+int link_tls_load_key(struct link *l);
+/* TCP connected: start the client handshake on c (the protocol starts once it is done). */
+void link_tls_start(struct link *l, struct conn *c);
+/* n ciphertext bytes read into l->raw: decrypt and hand the plaintext on. */
+void link_tls_input(struct link *l, size_t n);
+/* Go on decrypting what the session and l->raw still hold (after reads were paused). */
+void link_tls_pump(struct link *l);
+/* Whether the data connection's TLS handshake is running (reads go on regardless of what
+ * the tty holds: no data comes out of it). */
+bool link_tls_handshaking(const struct link *l);
+/* Whether ciphertext or plaintext is still held back (reads must not restart yet). */
+bool link_tls_held(const struct link *l);
+/* Nothing in flight on c: write the session's own output (handshake, alerts) if any;
+ * true when a write was started or the connection was lost. */
+bool link_tls_flush(struct link *l, struct conn *c);
+/* Nothing in flight on c, data/command segments at the head: encrypt them (one
+ * tls_session_write for up to TLS_PT_MAX bytes) and write the ciphertext. */
+void link_tls_send(struct link *l, struct conn *c);
+/* A TLS failure (negative errno, tls_session.h; -ETIMEDOUT for a handshake timeout):
+ * log with the device and bridge address, note it, drop the connection and retry. */
+void link_tls_fail(struct link *l, int err);
+/* link_close: end an open session with close_notify (RFC 5246 section 7.2.1), best effort
+ * (handed to the kernel now or not at all). */
+void link_tls_goodbye(struct link *l);
+/* The connection's TLS state is gone with it (close callback). */
+void link_tls_conn_free(struct conn *c);
+/* The read side saw the connection end (status) while the handshake ran: true when that
+ * was handled as a TLS failure. */
+bool link_tls_eof(struct link *l, struct conn *c, int status);
 
 /* link_legacy.c: what the transport calls beyond struct link_proto */
 /* A SEG_CTRL is at the head and nothing is in flight: send it once the data before it

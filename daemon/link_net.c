@@ -20,6 +20,7 @@
 
 static void conn_close_cb(uv_handle_t *h)
 {
+	link_tls_conn_free(h->data);
 	free(h->data);
 }
 
@@ -139,13 +140,25 @@ void link_fmt_status(int status, char *out, size_t cap)
 /* A whole round (resolution + every address) failed: log once, wait, retry. */
 void link_round_failed(struct link *l, int status)
 {
+	link_round_failed_why(l, status, NULL, false);
+}
+
+void link_round_failed_why(struct link *l, int status, const char *reason, bool quiet)
+{
 	char why[128];
 
 	link_ai_drop(l);
 	l->attempts++;
-	link_fmt_status(status, why, sizeof why);
-	link_note_error(l, "connect to %.40s: %.40s", l->addr, why);
-	if (l->attempts == 1 && !l->lost_logged)
+	if (reason)
+		snprintf(why, sizeof why, "%s", reason);
+	else
+		link_fmt_status(status, why, sizeof why);
+	if (!quiet)
+		link_note_error(l, "connect to %.40s: %.40s", l->addr, why);
+	if (quiet) /* the caller logged it */
+		log_debug("%s: attempt %u to %s failed: %s; next in %u ms", l->name, l->attempts,
+		          l->addr, why, (unsigned)l->backoff_ms);
+	else if (l->attempts == 1 && !l->lost_logged)
 		log_warn("%s: cannot connect to %s: %s; retrying every %u..%u ms", l->name, l->addr,
 		         why, (unsigned)l->cfg.reconnect_min_ms, (unsigned)l->cfg.reconnect_max_ms);
 	else if (status != l->fail_status)
@@ -177,7 +190,10 @@ static void connect_cb(uv_connect_t *req, int status)
 	link_conn_opts(l, c);
 	l->tx_suspended = false;
 	l->rx_susp = false;
-	l->proto->connected(l);
+	if (l->tls)
+		link_tls_start(l, c); /* the protocol starts after the handshake */
+	else
+		l->proto->connected(l);
 }
 
 /* Try the next resolved address, or fail the round. */
@@ -252,7 +268,9 @@ void link_start_attempt(struct link *l)
 		return;
 	link_set_state(l, LINK_CONNECTING);
 	if (l->attempts == 0 && !l->lost_logged)
-		log_info("%s: connecting to %s", l->name, l->addr);
+		log_info("%s: connecting to %s%s", l->name, l->addr, l->tls ? " (TLS-PSK)" : "");
+	if (l->tls && link_tls_load_key(l) < 0)
+		return; /* logged, backoff armed */
 	g = calloc(1, sizeof *g);
 	if (!g) {
 		link_round_failed(l, UV_ENOMEM);
@@ -283,6 +301,10 @@ void link_timer_cb(uv_timer_t *t)
 	l->phase = PH_NONE;
 	switch (ph) {
 	case PH_CONNECT:
+		if (l->conn && l->conn->tls) {
+			link_tls_fail(l, -ETIMEDOUT); /* the handshake's time ran out */
+			break;
+		}
 		l->last_status = UV_ETIMEDOUT;
 		if (l->gai) {
 			link_gai_drop(l);

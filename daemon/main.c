@@ -65,8 +65,8 @@ struct daemon {
 static void usage(FILE *f)
 {
 	fprintf(f,
-	        "Usage: espstmd [-c FILE | --device NAME --connect HOST:PORT] [--control PATH]\n"
-	        "               [--foreground] [--debug]\n"
+	        "Usage: espstmd [-c FILE | --device NAME --connect HOST:PORT [--key FILE]]\n"
+	        "               [--control PATH] [--foreground] [--debug]\n"
 	        "       espstmd --check [-c FILE]\n"
 	        "       espstmd --help | --version\n"
 	        "\n"
@@ -79,6 +79,7 @@ static void usage(FILE *f)
 	        "                        valid, 78 with every problem listed if not\n"
 	        "      --device NAME     one device on the command line (with --connect)\n"
 	        "      --connect H:P     its bridge: host:port, [ipv6]:port (port default 2217)\n"
+	        "      --key FILE        its unit key (espstm pair): TLS-PSK link to the bridge\n"
 	        "      --control PATH    control socket for the espstm tool (default: the\n"
 	        "                        file's [global] control_socket, else %s);\n"
 	        "                        'none' disables it\n"
@@ -218,6 +219,7 @@ static int start_device(struct daemon *dm, struct device *d, int quiet_exists)
 	    .protocol = c->protocol == CONF_PROTO_LEGACY ? LINK_PROTO_LEGACY : LINK_PROTO_RFC2217,
 	    .control_port = c->control_port,
 	    .keepalive_s = c->keepalive_s,
+	    .key_path = c->key[0] ? c->key : NULL,
 	};
 	struct tty_config tc = {
 	    .name = c->name,
@@ -386,10 +388,18 @@ static struct device *reload_entry(struct daemon *dm, struct device **oldlist,
 		d = NULL;
 		break;
 	case CONF_UPDATED:
-		log_info("reload: /dev/%s: http_port now %u", name,
-		         (unsigned)e->new_dev->http_port);
-		if (d)
+		if (e->old_dev->http_port != e->new_dev->http_port)
+			log_info("reload: /dev/%s: http_port now %u", name,
+			         (unsigned)e->new_dev->http_port);
+		if (e->old_dev->key_stamp != e->new_dev->key_stamp)
+			log_info("reload: /dev/%s: key file %s changed; the link uses it from its "
+			         "next connection",
+			         name, e->new_dev->key);
+		if (d) {
 			d->cfg = *e->new_dev;
+			if (d->link && e->old_dev->key_stamp != e->new_dev->key_stamp)
+				link_key_changed(d->link);
+		}
 		break;
 	case CONF_UNCHANGED:
 		break;
@@ -478,8 +488,8 @@ nomem:
  * stays; otherwise devices are matched by name (conf_diff): added ones are created, removed
  * ones go away, unchanged ones keep their open users, a device whose connection settings or
  * initial baud changed is recreated (its users lose it, as if a USB adapter were unplugged
- * and plugged back), a change of http_port alone is taken in place. [global] control_socket
- * changes take effect at the next start. */
+ * and plugged back), a change of http_port or of the key in the same file is taken in
+ * place. [global] control_socket changes take effect at the next start. */
 static void reload(struct daemon *dm)
 {
 	struct conf nc;
@@ -616,7 +626,7 @@ static int start_control(struct daemon *dm)
 
 /* What the command line asked for, besides what goes into struct daemon. */
 struct options {
-	const char *config, *device, *connect;
+	const char *config, *device, *connect, *key;
 	int check;
 };
 
@@ -624,11 +634,12 @@ struct options {
  * exit status (0 after --help / --version, EXIT_USAGE with the problem on stderr). */
 static int parse_options(int argc, char **argv, struct daemon *dm, struct options *o)
 {
-	enum { OPT_DEVICE = 256, OPT_CONNECT, OPT_CONTROL, OPT_CHECK };
+	enum { OPT_DEVICE = 256, OPT_CONNECT, OPT_CONTROL, OPT_CHECK, OPT_KEY };
 	static const struct option opts[] = {
 	    {"config", required_argument, NULL, 'c'},
 	    {"device", required_argument, NULL, OPT_DEVICE},
 	    {"connect", required_argument, NULL, OPT_CONNECT},
+	    {"key", required_argument, NULL, OPT_KEY},
 	    {"control", required_argument, NULL, OPT_CONTROL},
 	    {"check", no_argument, NULL, OPT_CHECK},
 	    {"foreground", no_argument, NULL, 'f'},
@@ -649,6 +660,9 @@ static int parse_options(int argc, char **argv, struct daemon *dm, struct option
 			break;
 		case OPT_CONNECT:
 			o->connect = optarg;
+			break;
+		case OPT_KEY:
+			o->key = optarg;
 			break;
 		case OPT_CONTROL:
 			dm->control_arg = optarg;
@@ -692,7 +706,8 @@ static int parse_options(int argc, char **argv, struct daemon *dm, struct option
 static int device_option(const struct options *o, struct conf_device *one)
 {
 	if (!o->device || !o->connect) {
-		fprintf(stderr, "espstmd: --device and --connect go together\n");
+		fprintf(stderr, "espstmd: --device and --connect go together%s\n",
+		        o->key ? " (--key goes with them)" : "");
 		return EXIT_USAGE;
 	}
 	if (o->config || o->check) {
@@ -715,6 +730,14 @@ static int device_option(const struct options *o, struct conf_device *one)
 		        o->connect);
 		return EXIT_USAGE;
 	}
+	if (o->key && (o->key[0] != '/' || strlen(o->key) > CONF_KEY_PATH_MAX)) {
+		fprintf(stderr,
+		        "espstmd: --key %s: want an absolute path of at most %d characters\n",
+		        o->key, CONF_KEY_PATH_MAX);
+		return EXIT_USAGE;
+	}
+	if (o->key)
+		snprintf(one->key, sizeof one->key, "%s", o->key);
 	return -1;
 }
 
@@ -724,7 +747,7 @@ static int device_option(const struct options *o, struct conf_device *one)
 static int configure(struct daemon *dm, const struct options *o, struct conf *conf,
                      struct conf_device *one)
 {
-	if (o->device || o->connect) {
+	if (o->device || o->connect || o->key) {
 		int r = device_option(o, one);
 		if (r >= 0)
 			return r;
@@ -741,6 +764,11 @@ static int configure(struct daemon *dm, const struct options *o, struct conf *co
 		}
 		if (o->check) {
 			printf("%s: ok, %zu device(s)\n", config, conf->ndevs);
+			for (size_t i = 0; i < conf->ndevs; i++)
+				if (conf->devs[i].key[0] && conf->devs[i].key_stamp == 0)
+					printf("%s: [%s] key: %s does not exist yet (the link "
+					       "retries until it does)\n",
+					       config, conf->devs[i].name, conf->devs[i].key);
 			conf_free(conf);
 			return 0;
 		}

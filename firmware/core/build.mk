@@ -11,6 +11,7 @@ CORE_SRC := \
 	firmware/core/ihex.c \
 	firmware/core/json.c \
 	firmware/core/legacy.c \
+	firmware/core/lookalike.c \
 	firmware/core/rfc2217.c \
 	firmware/core/rfc2217_client.c \
 	firmware/core/settings.c \

@@ -32,6 +32,8 @@ int http_api_init(struct http_api *api, const struct api_ops *ops, void *ctx,
 	if (l == 0 || l > HTTP_API_PASS_MAX)
 		return -EINVAL;
 	memcpy(api->pass, pass, l + 1);
+	for (unsigned i = 0; i < HTTP_API_PEERS; i++)
+		api->peer[i].len = 0xFF;
 	api->ops = ops;
 	api->ctx = ctx;
 	api->settings = settings;
@@ -143,64 +145,130 @@ static void api_log(struct http_api *api, const char *a, const char *b)
 	api->ops->log(api->ctx, line);
 }
 
+/* ---- lock-out per client address (http_api.h "Lock-out") ---- */
+
+static int peer_running(const struct http_api_peer *p, uint32_t now)
+{
+	return p->len != 0xFF && p->locked && !hal_time_reached(now, p->locked_until);
+}
+
+/* The request's address as a key: length 4 or 16, else 0 (unknown). */
+static size_t peer_key(const struct api_request *rq)
+{
+	size_t n = rq->client_addr ? rq->client_addr_len : 0;
+	return n == 4 || n == 16 ? n : 0;
+}
+
+/* The entry of rq's address, or the overflow entry when the address is not in the table and
+ * every entry holds a running lock, or NULL (not in the table: nothing held against it). */
+static struct http_api_peer *peer_find(struct http_api *api, const struct api_request *rq)
+{
+	size_t n = peer_key(rq);
+	int all_locked = 1;
+	for (unsigned i = 0; i < HTTP_API_PEERS; i++) {
+		struct http_api_peer *p = &api->peer[i];
+		if (p->len == n && (n == 0 || memcmp(p->addr, rq->client_addr, n) == 0))
+			return p;
+		if (!peer_running(p, rq->now_ms))
+			all_locked = 0;
+	}
+	return all_locked ? &api->overflow : NULL;
+}
+
+/* A new entry for rq's address (it had none): a free one, else the least recently used
+ * one without a running lock (the caller has checked that one exists). */
+static struct http_api_peer *peer_take(struct http_api *api, const struct api_request *rq)
+{
+	struct http_api_peer *best = NULL;
+	for (unsigned i = 0; i < HTTP_API_PEERS; i++) {
+		struct http_api_peer *p = &api->peer[i];
+		if (p->len == 0xFF) {
+			best = p;
+			break;
+		}
+		if (!peer_running(p, rq->now_ms) && (!best || p->used - best->used > 0x80000000u))
+			best = p; /* p->used older than best->used (wrapping stamps) */
+	}
+	memset(best, 0, sizeof(*best));
+	best->len = (uint8_t)peer_key(rq);
+	if (best->len)
+		memcpy(best->addr, rq->client_addr, best->len);
+	return best;
+}
+
+/* A wrong password from p's address: count it, lock when due. */
+static void peer_failed(struct http_api_peer *p, uint32_t now)
+{
+	if (p->fails < 255)
+		p->fails++;
+	if (p->fails >= HTTP_API_FREE_FAILS) {
+		uint32_t shift = (uint32_t)p->fails - HTTP_API_FREE_FAILS;
+		uint32_t ms = shift >= 15 ? HTTP_API_MAX_LOCK_MS : 1000u << shift;
+		if (ms > HTTP_API_MAX_LOCK_MS)
+			ms = HTTP_API_MAX_LOCK_MS;
+		p->locked = 1;
+		p->locked_until = now + ms;
+	}
+}
+
+/* 1 when the Authorization header holds user "admin" and the unit's password (constant
+ * time), else 0. */
+static int credentials_ok(const struct http_api *api, const char *h)
+{
+	if (!ci_prefix(h, "basic "))
+		return 0;
+	h += 6;
+	while (*h == ' ')
+		h++;
+	char dec[HTTP_API_PASS_MAX + 40];
+	int n = b64dec(h, dec, sizeof(dec));
+	char *colon = n > 0 ? memchr(dec, ':', (size_t)n) : NULL;
+	if (!colon)
+		return 0;
+	size_t ul = (size_t)(colon - dec);
+	const char *p = colon + 1;
+	size_t pl = (size_t)n - ul - 1;
+	/* both comparisons always run: no early exit on the user name */
+	int u = http_api_ct_equal(dec, ul, HTTP_API_USER, sizeof(HTTP_API_USER) - 1);
+	/* the password is compared as the whole zero-padded buffer (api->pass is zeroed by
+	 * init), so the time does not depend on its length either; a NUL in the candidate
+	 * would match the padding: refused */
+	char cand[sizeof(api->pass)];
+	memset(cand, 0, sizeof(cand));
+	int fits = pl < sizeof(cand) && !memchr(p, '\0', pl);
+	if (fits)
+		memcpy(cand, p, pl);
+	int q = http_api_ct_equal(cand, sizeof(cand), api->pass, sizeof(api->pass));
+	return u & q & fits;
+}
+
 /* 1 authorised; else the response is filled. */
 static int check_auth(struct http_api *api, const struct api_request *rq, struct api_response *rs)
 {
-	if (api->locked && !hal_time_reached(rq->now_ms, api->locked_until)) {
-		uint32_t left = api->locked_until - rq->now_ms;
+	struct http_api_peer *pe = peer_find(api, rq);
+	if (pe && peer_running(pe, rq->now_ms)) {
+		uint32_t left = pe->locked_until - rq->now_ms;
 		rs->retry_after_s = (left + 999) / 1000;
 		reply_error(api, rs, 429, "too many wrong passwords: try again later");
 		return 0;
 	}
-	api->locked = 0;
 	const char *h = rq->authorization;
 	if (!h || !*h) {
 		rs->www_authenticate = 1;
 		reply_error(api, rs, 401, "authentication required");
 		return 0;
 	}
-	int ok = 0;
-	if (ci_prefix(h, "basic ")) {
-		h += 6;
-		while (*h == ' ')
-			h++;
-		char dec[HTTP_API_PASS_MAX + 40];
-		int n = b64dec(h, dec, sizeof(dec));
-		char *colon = n > 0 ? memchr(dec, ':', (size_t)n) : NULL;
-		if (colon) {
-			size_t ul = (size_t)(colon - dec);
-			const char *p = colon + 1;
-			size_t pl = (size_t)n - ul - 1;
-			/* both comparisons always run: no early exit on the user name */
-			int u =
-			    http_api_ct_equal(dec, ul, HTTP_API_USER, sizeof(HTTP_API_USER) - 1);
-			/* the password is compared as the whole zero-padded buffer (api->pass is
-			 * zeroed by init), so the time does not depend on its length either; a
-			 * NUL in the candidate would match the padding: refused */
-			char cand[sizeof(api->pass)];
-			memset(cand, 0, sizeof(cand));
-			int fits = pl < sizeof(cand) && !memchr(p, '\0', pl);
-			if (fits)
-				memcpy(cand, p, pl);
-			int q = http_api_ct_equal(cand, sizeof(cand), api->pass, sizeof(api->pass));
-			ok = u & q & fits;
-		}
-	}
-	if (ok) {
-		api->fails = 0;
+	if (credentials_ok(api, h)) {
+		if (pe && pe != &api->overflow)
+			pe->len = 0xFF; /* the address's record is cleared */
 		return 1;
 	}
-	api->fails++;
 	api->fails_total++;
+	if (!pe)
+		pe = peer_take(api, rq);
+	pe->used = ++api->use_clock;
+	peer_failed(pe, rq->now_ms);
 	api_log(api, "http: wrong credentials for ", rq->path);
-	if (api->fails >= HTTP_API_FREE_FAILS) {
-		uint32_t shift = api->fails - HTTP_API_FREE_FAILS;
-		uint32_t ms = shift >= 15 ? HTTP_API_MAX_LOCK_MS : 1000u << shift;
-		if (ms > HTTP_API_MAX_LOCK_MS)
-			ms = HTTP_API_MAX_LOCK_MS;
-		api->locked = 1;
-		api->locked_until = rq->now_ms + ms;
-	}
 	rs->www_authenticate = 1;
 	reply_error(api, rs, 401, "wrong user name or password");
 	return 0;
@@ -229,6 +297,63 @@ static void put_pin_level(struct jw *w, int v)
 		jw_null(w);
 	else
 		jw_int(w, v);
+}
+
+/* "clients": the RFC 2217 port holders (api_ops.clients). */
+static void put_clients(struct http_api *api, struct jw *w)
+{
+	struct api_client c[API_CLIENTS_MAX];
+	unsigned n = 0;
+	if (api->ops && api->ops->clients)
+		n = api->ops->clients(api->ctx, c, API_CLIENTS_MAX);
+	if (n > API_CLIENTS_MAX)
+		n = API_CLIENTS_MAX;
+	jw_key(w, "clients");
+	jw_arr(w);
+	for (unsigned i = 0; i < n; i++) {
+		c[i].peer[sizeof(c[i].peer) - 1] = '\0';
+		jw_obj(w);
+		jw_key(w, "target");
+		jw_int(w, c[i].target);
+		jw_key(w, "peer");
+		jw_str(w, c[i].peer);
+		jw_key(w, "tls");
+		jw_bool(w, c[i].tls);
+		jw_key(w, "since_s");
+		jw_int(w, c[i].since_s);
+		jw_key(w, "idle_s");
+		jw_int(w, c[i].idle_s);
+		jw_key(w, "bytes_in");
+		jw_int(w, c[i].bytes_in);
+		jw_key(w, "bytes_out");
+		jw_int(w, c[i].bytes_out);
+		jw_obj_end(w);
+	}
+	jw_arr_end(w);
+}
+
+/* POST /api/targets/N/disconnect: drop the holder of target t's RFC 2217 port. */
+static void do_disconnect(struct http_api *api, unsigned t, struct api_response *rs)
+{
+	if (t >= api->settings->cur.target_count) {
+		reply_error(api, rs, 404, "no such target");
+		return;
+	}
+	if (!api->ops || !api->ops->disconnect) {
+		reply_error(api, rs, 501, "this platform cannot drop clients");
+		return;
+	}
+	int r = api->ops->disconnect(api->ctx, t);
+	api_log(api, "http: disconnect ", r > 0 ? "(client dropped)" : "(no client)");
+	struct jw w;
+	jw_init(&w, api->out, sizeof(api->out));
+	jw_obj(&w);
+	jw_key(&w, "target");
+	jw_int(&w, t);
+	jw_key(&w, "dropped");
+	jw_bool(&w, r > 0);
+	jw_obj_end(&w);
+	reply_json(api, rs, 200, &w);
 }
 
 static void do_status(struct http_api *api, struct api_response *rs)
@@ -338,6 +463,7 @@ static void do_status(struct http_api *api, struct api_response *rs)
 		jw_obj_end(&w);
 	}
 	jw_arr_end(&w);
+	put_clients(api, &w);
 	jw_obj_end(&w);
 	reply_json(api, rs, 200, &w);
 }
@@ -816,6 +942,8 @@ void http_api_handle(struct http_api *api, const struct api_request *rq, struct 
 				reply_error(api, rs, 405, "method not allowed");
 		} else if (strcmp(m, "POST") != 0) {
 			reply_error(api, rs, 405, "method not allowed");
+		} else if (verb && strcmp(verb, "disconnect") == 0) {
+			do_disconnect(api, t, rs);
 		} else {
 			do_action(api, r + 8, rs);
 		}

@@ -20,6 +20,7 @@
 #define HTTP_API_PASS_MAX    64
 #define HTTP_API_FREE_FAILS  3
 #define HTTP_API_MAX_LOCK_MS 30000u
+#define HTTP_API_PEERS       16 /* lock-out table: client addresses */
 #define HTTP_API_OUT         3072
 
 enum api_action { API_ACT_RESET = 0, API_ACT_BOOTLOADER = 1, API_ACT_RUN = 2 };
@@ -42,6 +43,18 @@ struct api_status {
 	int has_rssi, rssi;
 	unsigned target_count;
 	struct api_target_status t[SETTINGS_MAX_TARGETS];
+};
+
+/* The holder of a target's RFC 2217 port (api_ops.clients), for "clients" in /api/status. */
+#define API_CLIENTS_MAX 4
+struct api_client {
+	unsigned target;
+	char peer[48];     /* "127.0.0.1:5555" */
+	int tls;           /* 1: TLS-PSK session, 0: plaintext */
+	uint32_t since_s;  /* connected for this long (s) */
+	uint32_t idle_s;   /* no byte either way for this long (s) */
+	uint64_t bytes_in; /* bytes received from / sent to the client on the socket */
+	uint64_t bytes_out;
 };
 
 struct api_ops {
@@ -110,6 +123,12 @@ struct api_ops {
 	                 size_t siglen);
 	void (*sig_update)(void *ctx, unsigned target, const uint8_t *p, size_t n);
 	int (*sig_check)(void *ctx, unsigned target);
+	/* Client holders (may be NULL: "clients" is []): fill c[0..max) with the connected
+	 * clients of the RFC 2217 ports, return how many. */
+	unsigned (*clients)(void *ctx, struct api_client *c, unsigned max);
+	/* Drop target's RFC 2217 client (take-over; may be NULL: 501). Returns 1 dropped, 0 no
+	 * client was connected. */
+	int (*disconnect)(void *ctx, unsigned target);
 };
 
 struct api_request {
@@ -121,6 +140,10 @@ struct api_request {
 	const char *body;
 	size_t body_len;
 	uint32_t now_ms; /* monotonic ms (lock-out timing) */
+	/* The client's address, network byte order: 4 bytes (IPv4) or 16 (IPv6); NULL or
+	 * length 0: unknown (every unknown client shares one lock-out entry). */
+	const uint8_t *client_addr;
+	size_t client_addr_len;
 };
 
 struct api_response {
@@ -138,10 +161,17 @@ struct http_api {
 	void *ctx;
 	struct settings_mgr *settings;
 	char pass[HTTP_API_PASS_MAX + 1];
-	uint32_t fails;       /* wrong passwords in a row */
-	uint32_t fails_total; /* since start */
-	uint32_t locked_until;
-	int locked;
+	uint32_t fails_total; /* wrong passwords since start, every address */
+	/* lock-out per client address (http_api_handle "Lock-out"); free: len 0xFF */
+	struct http_api_peer {
+		uint8_t addr[16];
+		uint8_t len;   /* 4, 16, 0 (unknown) or 0xFF (free) */
+		uint8_t fails; /* wrong passwords in a row (saturates at 255) */
+		uint8_t locked;
+		uint32_t locked_until; /* now_ms */
+		uint32_t used;         /* LRU stamp */
+	} peer[HTTP_API_PEERS], overflow;
+	uint32_t use_clock;
 	char out[HTTP_API_OUT];
 	struct flash_job flash[SETTINGS_MAX_TARGETS]; /* use the http_api_flash_* calls */
 };
@@ -163,13 +193,27 @@ int http_api_init(struct http_api *api, const struct api_ops *ops, void *ctx,
  *   POST /api/targets/N/flash?...       flash an image: streamed, see "Flashing" below
  *   GET  /api/targets/N/flash           progress / result of the last flash of target N
  *   DELETE /api/targets/N/flash         abort the running upload / flash of target N
+ *   POST /api/targets/N/disconnect      drop the client of target N's RFC 2217 port:
+ *                                       200 {"target":N,"dropped":true|false}
+ * /api/status has "clients": [{"target":0,"peer":"127.0.0.1:5555","tls":true,"since_s":12,
+ * "idle_s":3,"bytes_in":..,"bytes_out":..}] (api_ops.clients; [] without it).
  * Changing calls (PUT/POST/DELETE) also need the header "X-Espstm-Request: 1" (403 otherwise):
  * a cross-site form cannot send it, so a browser's cached credentials cannot be abused (CSRF).
  * reset/bootloader/run answer 409 while a flash runs on the target.
- * Lock-out: after HTTP_API_FREE_FAILS wrong passwords in a row, every authenticated request
- * is answered 429 (Retry-After) without checking, for 1 s, doubling per further failure up
- * to HTTP_API_MAX_LOCK_MS. The handler never sleeps: the server loop is not blocked.
- * Requests without an Authorization header get 401 and do not count as failures.
+ * Lock-out, per client address (api_request.client_addr): after HTTP_API_FREE_FAILS wrong
+ * passwords in a row from one address, its requests are answered 429 (Retry-After) without
+ * checking, for 1 s, doubling per further failure up to HTTP_API_MAX_LOCK_MS; the right
+ * password from another address is checked as usual (a guesser cannot keep the admin out).
+ * The handler never sleeps: the server loop is not blocked. Requests without an
+ * Authorization header get 401 and do not count as failures. The table holds HTTP_API_PEERS
+ * addresses (IPv4 and IPv6 as bytes; every unknown address shares one entry); a new address
+ * with a wrong password takes a free entry, else the least recently used one without a
+ * running lock: a locked address is never replaced while such an entry exists, so many
+ * addresses cannot unlock it quickly. When every entry holds a running lock, addresses not
+ * in the table share one overflow entry (checked and locked like one address): guessing
+ * from many addresses stays bounded, at the price that a new address (the admin's, if it
+ * has not used the unit since) may get 429 until those locks run out (at most
+ * HTTP_API_MAX_LOCK_MS after the last wrong password). fails_total counts every failure.
  */
 void http_api_handle(struct http_api *api, const struct api_request *rq, struct api_response *rs);
 

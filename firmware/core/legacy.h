@@ -27,6 +27,7 @@
 #define ESPSTM_LEGACY_H
 
 #include "bridge.h"
+#include "lookalike.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -41,5 +42,26 @@
  * ansz >= LEGACY_ANSWER_MAX, NUL-terminated). Returns the answer length (0 = no answer).
  */
 size_t legacy_control_byte(struct bridge *br, uint8_t c, char *ans, size_t ansz);
+
+/*
+ * One control-port connection's input, with the HTTP guard (lookalike.h): the first bytes
+ * are held until http_lookalike() decides; a connection whose first bytes look like an HTTP
+ * request runs nothing at all (a browser's request to this port would otherwise run every
+ * 'r', 'u' and 'e' of its text). Zero it with legacy_ctl_init() per connection.
+ */
+struct legacy_ctl {
+	uint8_t head[HTTP_LOOKALIKE_MAX];
+	size_t n;    /* bytes held in head */
+	int verdict; /* -1 undecided, 0 commands, 1 HTTP (refused) */
+};
+void legacy_ctl_init(struct legacy_ctl *c);
+/*
+ * n bytes p received on the control connection c of the target whose session is br: each
+ * command byte runs legacy_control_byte() and its answer line goes to emit(ctx, line, len).
+ * Returns 0 (bytes run or held), or 1: the connection looks like HTTP: nothing ran or will
+ * run; the caller sends http_lookalike_answer and closes it (later calls return 1 too).
+ */
+int legacy_control_input(struct legacy_ctl *c, struct bridge *br, const uint8_t *p, size_t n,
+                         void (*emit)(void *ctx, const char *line, size_t len), void *ctx);
 
 #endif

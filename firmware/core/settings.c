@@ -68,6 +68,8 @@ void settings_default(struct settings *s, const struct settings_caps *caps)
 	memset(s, 0, sizeof(*s));
 	s->version = SETTINGS_VERSION;
 	s->target_count = caps->target_count;
+	s->plaintext = 0;
+	s->idle_timeout_s = SETTINGS_IDLE_DEFAULT_S;
 	for (unsigned i = 0; i < SETTINGS_MAX_TARGETS; i++) {
 		struct settings_target *t = &s->target[i];
 		t->port = (uint16_t)(2217 + i);
@@ -134,6 +136,10 @@ int settings_validate(const struct settings *s, const struct settings_caps *caps
 	char why[sizeof(err->e[0].msg)];
 	if (settings_allowlist(s, &al, why, sizeof(why)) < 0)
 		add_err(err, "allow", ~0u, why);
+	if (s->plaintext > 1)
+		add_err(err, "plaintext", ~0u, "must be true or false");
+	if (s->idle_timeout_s > SETTINGS_IDLE_MAX_S)
+		add_err(err, "idle_timeout_s", ~0u, "must be 0..86400 s (0 = no timeout)");
 	unsigned n = s->target_count <= SETTINGS_MAX_TARGETS ? s->target_count : 0;
 	for (unsigned i = 0; i < n; i++) {
 		const struct settings_target *t = &s->target[i];
@@ -198,6 +204,10 @@ int settings_to_json(const struct settings *s, char *buf, size_t cap)
 	jw_bool(&w, s->legacy_ports);
 	jw_key(&w, "allow");
 	jw_str(&w, memchr(s->allow, '\0', sizeof(s->allow)) ? s->allow : "");
+	jw_key(&w, "plaintext");
+	jw_bool(&w, s->plaintext);
+	jw_key(&w, "idle_timeout_s");
+	jw_int(&w, s->idle_timeout_s);
 	jw_key(&w, "targets");
 	jw_arr(&w);
 	for (unsigned i = 0; i < s->target_count && i < SETTINGS_MAX_TARGETS; i++) {
@@ -335,6 +345,17 @@ int settings_from_json(struct settings *s, const struct settings_caps *caps, con
 				add_err(err, "legacy_ports", ~0u, "must be true or false");
 			else
 				t.legacy_ports = tok[v].type == J_TRUE;
+		} else if (json_str_eq(json, &tok[k], "plaintext")) {
+			if (tok[v].type != J_TRUE && tok[v].type != J_FALSE)
+				add_err(err, "plaintext", ~0u, "must be true or false");
+			else
+				t.plaintext = tok[v].type == J_TRUE;
+		} else if (json_str_eq(json, &tok[k], "idle_timeout_s")) {
+			if (get_int(json, tok, v, 0, SETTINGS_IDLE_MAX_S, &x) < 0)
+				add_err(err, "idle_timeout_s", ~0u,
+				        "must be an integer 0..86400 (s; 0 = no timeout)");
+			else
+				t.idle_timeout_s = (uint32_t)x;
 		} else if (json_str_eq(json, &tok[k], "allow")) {
 			if (tok[v].type != J_STR)
 				add_err(err, "allow", ~0u,

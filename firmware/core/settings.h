@@ -30,6 +30,9 @@
 #define SETTINGS_SETTLE_MS_MAX 10000u /* settle_ms 0..this (also espstm-bridge --settle-ms) */
 /* allow: ALLOWLIST_MAX (8) entries of "255.255.255.255/32" (18) and 7 commas = 151 chars */
 #define SETTINGS_ALLOW_MAX 160 /* bytes of struct settings.allow, with the NUL */
+/* idle_timeout_s: 0 (none) .. this many seconds (a day); default 600 */
+#define SETTINGS_IDLE_MAX_S     86400u
+#define SETTINGS_IDLE_DEFAULT_S 600u
 
 struct settings_pins {
 	int16_t tx, rx, nrst, boot0;
@@ -54,6 +57,13 @@ struct settings {
 	 * or CIDR prefixes, comma-separated, no blanks, at most ALLOWLIST_MAX entries), kept as
 	 * given; "" (the default) allows every client. NUL-terminated. */
 	char allow[SETTINGS_ALLOW_MAX];
+	/* A unit with a key (TLS-PSK on the RFC 2217 ports): 1 also serves plaintext RFC 2217
+	 * clients and opens the legacy ports; 0 (the default) refuses them with one line. A
+	 * unit without a key (espstm-bridge --no-key) is plaintext whatever this says. */
+	uint8_t plaintext;
+	/* An RFC 2217 client with no byte either way for this long (s) is closed; 0 = never.
+	 * 0..SETTINGS_IDLE_MAX_S, default SETTINGS_IDLE_DEFAULT_S. */
+	uint32_t idle_timeout_s;
 };
 
 /* What the platform allows (pin checks). */
@@ -82,7 +92,8 @@ struct settings_store {
 };
 
 /* Defaults: target i on port 2217+i, 115200 baud, direct, sync, settle 50 ms, pins from caps
- * (posix: nominal 1,3,4,5 and 9,10,11,12), legacy ports off, allow "" (every client). */
+ * (posix: nominal 1,3,4,5 and 9,10,11,12), legacy ports off, allow "" (every client),
+ * plaintext off, idle_timeout_s 600. */
 void settings_default(struct settings *s, const struct settings_caps *caps);
 /* Posix/tests: a permissive caps (GPIO 0..39, nothing reserved, 1 target). */
 void settings_caps_nominal(struct settings_caps *caps, uint32_t targets);

@@ -434,6 +434,10 @@ int tls_session_write(struct tls_session *t, const uint8_t *p, size_t n)
 		size_t chunk = min_size(min_size(n - done, (size_t)maxp),
 		                        min_size(TLS_SESSION_RECORD, room - (size_t)exp));
 		int r = mbedtls_ssl_write(&t->ssl, p + done, chunk);
+		if (r == MBEDTLS_ERR_SSL_WANT_WRITE && t->ssl.TLS_PRIV(out_left) != 0) {
+			done += chunk; /* (not expected) built: it goes out with the next flush */
+			break;
+		}
 		if (r == MBEDTLS_ERR_SSL_WANT_WRITE || r == MBEDTLS_ERR_SSL_WANT_READ)
 			break;
 		if (r < 0) {

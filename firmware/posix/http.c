@@ -2,6 +2,7 @@
 /* espstm-bridge --http (http_posix.h). */
 #include "plog.h"
 #include "http_posix.h"
+#include "http_limits.h"
 
 #include "http_api.h"
 #include "image_sig.h"
@@ -173,6 +174,12 @@ static int read_password(const char *path)
 			return -2;
 		}
 		memcpy(H.pass, line, l + 1);
+		if (l < HTTP_POSIX_PASS_MIN)
+			plog(HAL_LOG_ERROR,
+			     "warning: --password-file %s: the password has only %zu characters; "
+			     "use at least %d (e.g. 16 random ones: 'head -c 12 /dev/urandom | "
+			     "base64')",
+			     path, l, HTTP_POSIX_PASS_MIN);
 		return 0;
 	}
 	static const char abc[] = "23456789abcdefghijkmnpqrstuvwxyz"; /* 32: no bias */
@@ -424,6 +431,18 @@ static void api_stage_end(void *ctx, unsigned target)
 	H.stage_fd = -1;
 }
 
+static unsigned api_clients(void *ctx, struct api_client *c, unsigned max)
+{
+	(void)ctx;
+	return H.h.clients ? H.h.clients(H.h.app, c, max) : 0;
+}
+
+static int api_disconnect(void *ctx, unsigned target)
+{
+	(void)ctx;
+	return H.h.disconnect ? H.h.disconnect(H.h.app, target) : 0;
+}
+
 static uint32_t api_crc32(uint32_t crc, const uint8_t *p, size_t n)
 {
 	return (uint32_t)crc32((uLong)crc, p, (uInt)n); /* zlib: ISO-HDLC CRC-32 */
@@ -502,6 +521,8 @@ static const struct api_ops ops = {.status = api_status,
                                    .stage_read = api_stage_read,
                                    .stage_end = api_stage_end,
                                    .crc32 = api_crc32,
+                                   .clients = api_clients,
+                                   .disconnect = api_disconnect,
                                    .locked = api_locked,
                                    .sig_begin = api_sig_begin,
                                    .sig_update = api_sig_update,
@@ -595,6 +616,11 @@ static void fill_request(struct api_request *rq, struct MHD_Connection *c, const
 	rq->x_request = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Espstm-Request");
 	rq->signature = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Espstm-Signature");
 	rq->now_ms = (uint32_t)(uv_hrtime() / 1000000u);
+	static uint8_t addr[16]; /* the lock-out is per client address */
+	const union MHD_ConnectionInfo *ci =
+	    MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	rq->client_addr_len = http_limits_addr(ci ? ci->client_addr : NULL, addr);
+	rq->client_addr = addr;
 }
 
 /* First call of a flash upload: check and start it, or answer at once. */
@@ -674,6 +700,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 	(void)cls;
 	(void)version;
 	struct conn *cn = *con_cls;
+	http_limits_request_seen(c, cn && (cn->flash || cn->answered || !*upload_data_size));
 	if (!cn) {
 		cn = calloc(1, sizeof(*cn));
 		if (!cn)
@@ -733,7 +760,7 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
                       enum MHD_RequestTerminationCode toe)
 {
 	(void)cls;
-	(void)c;
+	http_limits_request_over(c);
 	struct conn *cn = *con_cls;
 	if (cn && cn->flash) {
 		unsigned t = cn->target;
@@ -742,7 +769,7 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
 		if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK || !cn->answered) {
 			static const char *const why[] = {
 			    "connection closed",          "connection error",
-			    "no data for 30 s (timeout)", "server shutting down",
+			    "no data for 10 s (timeout)", "server shutting down",
 			    "connection error",           "connection closed by the client"};
 			http_api_flash_cancel(&H.api, t,
 			                      (unsigned)toe < 6 ? why[toe] : "connection closed");
@@ -814,8 +841,9 @@ static void run_mhd(void)
 	if (!H.d)
 		return;
 	MHD_run(H.d);
+	int again = http_limits_sweep();
 	MHD_UNSIGNED_LONG_LONG to = 0;
-	uint64_t ms = 500;
+	uint64_t ms = again ? 0 : 500;
 	if (MHD_get_timeout(H.d, &to) == MHD_YES && to < ms)
 		ms = to;
 	uv_timer_start(&H.timer, on_timer, ms, 0);
@@ -836,10 +864,10 @@ int http_posix_start(uv_loop_t *loop, const struct http_posix_hooks *h)
 	sa.sin_port = htons((uint16_t)H.port);
 	inet_pton(AF_INET, H.host, &sa.sin_addr);
 	H.d = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME,
-	                       (uint16_t)H.port, NULL, NULL, handler, NULL, MHD_OPTION_SOCK_ADDR,
-	                       (struct sockaddr *)&sa, MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
-	                       MHD_OPTION_CONNECTION_LIMIT, (unsigned)16,
-	                       MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_END);
+	                       (uint16_t)H.port, http_limits_accept, NULL, handler, NULL,
+	                       MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+	                       MHD_OPTION_NOTIFY_COMPLETED, completed, NULL, MHD_OPTION_ARRAY,
+	                       http_limits_options(), MHD_OPTION_END);
 	if (!H.d) {
 		plog(HAL_LOG_INFO, "http: cannot listen on %s:%u", H.host, H.port);
 		return -1;

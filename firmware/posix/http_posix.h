@@ -10,6 +10,7 @@
 #define ESPSTM_HTTP_POSIX_H
 
 #include "bridge.h"
+#include "http_api.h"
 #include "stm32_isp.h"
 
 #include <uv.h>
@@ -23,6 +24,10 @@ struct http_posix_opts {
 	                              0 = HTTP_POSIX_STAGE_DEFAULT, HTTP_POSIX_STAGE_NONE =
 	                              no staging: stage=1 answers 501) */
 };
+
+/* A --password-file password shorter than this is used, with a warning at start (the
+ * generated one has 16 characters of 32 kinds: 80 bits). */
+#define HTTP_POSIX_PASS_MIN 12
 
 /* Default --stage-max: 4 MiB, the largest STM32 flash of the device table. Staged images
  * go to an unlinked temporary file in $TMPDIR (or /tmp), never into memory. */
@@ -53,6 +58,10 @@ struct http_posix_hooks {
 	struct stm32_isp *isp;
 	/* on = 1: suspend br (bridge_suspend) and give every UART byte to isp; 0: resume. */
 	void (*flash_claim)(void *app, int on);
+	/* /api/status "clients" and POST /api/targets/N/disconnect (api_ops.clients and
+	 * .disconnect, called with app; NULL: [] and 501) */
+	unsigned (*clients)(void *app, struct api_client *c, unsigned max);
+	int (*disconnect)(void *app, unsigned target);
 };
 
 /* After bridge_init(): listen and serve. Prints "espstm-bridge: http on HOST:PORT".

@@ -3,9 +3,11 @@
  * espstm-bridge --legacy: the seed firmware's (EspStmRemote) two ports for the one target.
  *  - raw port (default 1234): plain byte bridge (bridge_force_raw: no Telnet detection). It
  *    shares main.c's single client slot with the RFC 2217 port: one data client at a time.
- *  - control port (default 1235): one client at a time (as in the seed); each byte goes to
- *    legacy_control_byte() (firmware/core/legacy.h), answers are written back. Usable while
- *    a data client is connected.
+ *  - control port (default 1235): one client at a time (as in the seed); its bytes go to
+ *    legacy_control_input() (firmware/core/legacy.h), answers are written back. Usable while
+ *    a data client is connected. A connection whose first bytes look like an HTTP request
+ *    (a browser sent by a web page) runs nothing and is closed.
+ * With a unit key both ports refuse every client unless plaintext is on (tls_port.h).
  */
 #include "legacy_posix.h"
 #include "legacy.h"
@@ -20,7 +22,11 @@ static struct {
 	struct legacy_posix_hooks h;
 	uv_tcp_t raw, ctl;
 	uv_tcp_t *ctl_client;
+	struct legacy_ctl ctl_state; /* the control client's HTTP guard */
 } L;
+
+static const char plain_off[] = "espstm-bridge: the legacy ports are off on this unit: "
+                                "plaintext is off (enable plaintext in the settings)\r\n";
 
 int legacy_posix_parse_ports(const char *s, uint32_t *raw, uint32_t *ctl)
 {
@@ -87,6 +93,13 @@ static void on_ctl_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 	*buf = uv_buf_init(rbuf, sizeof(rbuf));
 }
 
+static void on_busy_written(uv_write_t *req, int status);
+
+static void ctl_emit(void *ctx, const char *line, size_t len)
+{
+	ctl_send(ctx, line, len, on_written);
+}
+
 static void on_ctl_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 {
 	uv_tcp_t *c = (uv_tcp_t *)st;
@@ -97,11 +110,14 @@ static void on_ctl_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 		uv_close((uv_handle_t *)c, on_closed);
 		return;
 	}
-	for (ssize_t i = 0; i < nread; i++) {
-		char ans[LEGACY_ANSWER_MAX];
-		size_t n = legacy_control_byte(L.h.br, (uint8_t)buf->base[i], ans, sizeof(ans));
-		if (n)
-			ctl_send(c, ans, n, on_written);
+	if (nread > 0 && legacy_control_input(&L.ctl_state, L.h.br, (const uint8_t *)buf->base,
+	                                      (size_t)nread, ctl_emit, c)) {
+		/* an HTTP request: answered and closed, nothing ran */
+		uv_read_stop(st);
+		if (L.ctl_client == c)
+			L.ctl_client = NULL;
+		ctl_send(c, http_lookalike_answer, strlen(http_lookalike_answer), on_busy_written);
+		return;
 	}
 	if (nread > 0)
 		L.h.pump(L.h.app);
@@ -129,6 +145,12 @@ static void on_ctl_conn(uv_stream_t *server, int status)
 	}
 	if (!allow_posix_admit(c, "legacy control"))
 		return; /* refused: line written, closed */
+	if (L.h.plain_ok && !L.h.plain_ok()) {
+		bridge_log(L.h.br, HAL_LOG_INFO,
+		           "legacy: control client refused (plaintext is off)");
+		ctl_send(c, plain_off, sizeof(plain_off) - 1, on_busy_written);
+		return;
+	}
 	if (L.ctl_client) {
 		static const char msg[] = "ERR busy: another control client is connected\r\n";
 		bridge_log(L.h.br, HAL_LOG_INFO, "legacy: second control client refused");
@@ -137,6 +159,7 @@ static void on_ctl_conn(uv_stream_t *server, int status)
 	}
 	uv_tcp_nodelay(c, 1);
 	L.ctl_client = c;
+	legacy_ctl_init(&L.ctl_state);
 	bridge_log(L.h.br, HAL_LOG_INFO, "legacy: control client connected");
 	uv_read_start((uv_stream_t *)c, on_ctl_alloc, on_ctl_read);
 }

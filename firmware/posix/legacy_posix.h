@@ -9,10 +9,12 @@
 #include <uv.h>
 
 struct legacy_posix_hooks {
-	struct bridge *br;          /* the target's session */
-	void *app;                  /* data of the main listening server (passed to on_conn) */
-	uv_connection_cb on_conn;   /* main.c's accept: one client per target, busy otherwise */
-	void (*pump)(void *app);    /* run the bridge + target and re-arm main's timer */
+	struct bridge *br;        /* the target's session */
+	void *app;                /* data of the main listening server (passed to on_conn) */
+	uv_connection_cb on_conn; /* main.c's accept: one client per target, busy otherwise */
+	void (*pump)(void *app);  /* run the bridge + target and re-arm main's timer */
+	int (*plain_ok)(void);    /* 1: plaintext clients are served (the legacy ports open);
+	                             0: a unit key without plaintext: they are refused */
 };
 
 /* Parse "RAW,CONTROL" (each 0..65535; 0 = ephemeral). Returns 0 or -EINVAL. */

@@ -1,16 +1,18 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * espstm-bridge: the portable firmware core (firmware/core) on Linux with libuv.
- * One RFC 2217 server port for one target: the simulated STM32 (stm32sim/). See README.md.
+ * One RFC 2217 server port for one target: the simulated STM32 (stm32sim/, target_sim.c) or
+ * a real tty (tty_target.c). See README.md.
  */
 #include "plog.h"
-#include "bridge.h"
-#include "stm32sim.h"
+#include "bridge_app.h"
 #include "legacy_posix.h"
 #include "http_posix.h"
 #include "allow_posix.h"
 #include "settings.h"
 #include "stm32_isp.h"
+#include "target.h"
+#include "tty_target.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -33,49 +35,6 @@
 #include <unistd.h>
 #endif
 
-#define NET_INFLIGHT_MAX (64 * 1024) /* bytes handed to libuv and not yet written */
-/* A run of bytes from the chip (an answer of many bytes) is collected for this long before
- * pump() runs for it, instead of once per byte; a byte after a pause wakes pump() at once. */
-#define RX_BATCH_US 500u
-
-struct app {
-	uv_loop_t *loop;
-	uv_tcp_t server;
-	uv_tcp_t *client;
-	/* the next wake-up of pump(): a timerfd (Linux, CLOCK_MONOTONIC, ns resolution) watched
-	 * by tfd_poll, else (timerfd unavailable) the libuv timer, which counts whole ms */
-	uv_timer_t timer;
-	int tfd; /* -1: timer is used */
-	uv_poll_t tfd_poll;
-	uint64_t byte_ns; /* wire time of one character on the bridge's UART (line settings) */
-	int uart_short;   /* the last UART write was not taken whole: a writer waits for room */
-	size_t rx_got;    /* bytes read from the UART in this pump() */
-	uv_signal_t sigint, sigterm;
-	const char *target;
-	struct stm32sim *sim;
-	struct bridge br;
-	struct bridge_settings set;
-	int nrst, boot0;
-	/* network -> bridge leftovers (not yet consumed) */
-	uint8_t rbuf[4096];
-	size_t rlen;
-	int reading;
-	/* UART -> bridge leftovers */
-	uint8_t ubuf[1024];
-	size_t ulen;
-	size_t inflight;
-	int exit_code;
-	int stopping;
-	/* flashing over HTTP (http_api.h): the AN3155 master on the same HAL; while claimed
-	 * the bridge session is suspended and the UART's bytes go to the ISP */
-	struct stm32_isp isp;
-	int isp_claimed;
-	/* client allow-list: --allow LIST (allow_cli, wins) or the settings' "allow" */
-	const char *allow_cli;
-	char allow_set[SETTINGS_ALLOW_MAX]; /* the settings' list last seen */
-	int allow_seen;
-};
-
 static struct app A;
 
 static uint64_t now_us(void)
@@ -83,75 +42,14 @@ static uint64_t now_us(void)
 	return uv_hrtime() / 1000;
 }
 
-/* ---- HAL on the simulated STM32 ---- */
+/* ---- the callbacks every target's HAL shares (target.h) ---- */
 
-static int hal_uart_config(void *ctx, struct hal_uart_cfg *c)
+uint64_t app_now_us(void)
 {
-	struct app *a = ctx;
-	static const char par[] = "?NOEMS";
-	if (c->baud < 50 || c->baud > 4000000 || c->data_bits < 5 || c->data_bits > 8 ||
-	    c->parity < 1 || c->parity > 5 || c->stop < 1 || c->stop > 3)
-		return -EINVAL;
-	if (c->flow != RFC2217_CONTROL_FLOW_NONE)
-		return -ENOTSUP; /* the simulated wire has no RTS/CTS or XON/XOFF */
-	struct stm32sim_line l = {.baud = c->baud,
-	                          .data_bits = c->data_bits,
-	                          .parity = par[c->parity],
-	                          .stop_bits = (uint8_t)(c->stop == RFC2217_STOPSIZE_1 ? 1 : 2)};
-	stm32sim_set_line(a->sim, now_us(), &l);
-	unsigned bits = 1u + c->data_bits + (c->parity != RFC2217_PARITY_NONE) +
-	                (c->stop == RFC2217_STOPSIZE_1 ? 1u : 2u);
-	a->byte_ns = (uint64_t)bits * 1000000000u / c->baud;
-	plog(HAL_LOG_DEBUG, "uart: %u %u%c%s", (unsigned)c->baud, c->data_bits, par[c->parity],
-	     c->stop == 1   ? "1"
-	     : c->stop == 2 ? "2"
-	                    : "1.5");
-	return 0;
+	return now_us();
 }
 
-static size_t hal_uart_write(void *ctx, const uint8_t *p, size_t n)
-{
-	struct app *a = ctx;
-	size_t k = stm32sim_write(a->sim, now_us(), p, n);
-	a->uart_short = k < n;
-	return k;
-}
-
-static size_t hal_uart_tx_pending(void *ctx)
-{
-	struct app *a = ctx;
-	return stm32sim_tx_pending(a->sim, now_us());
-}
-
-static void hal_uart_purge(void *ctx, int rx, int tx)
-{
-	struct app *a = ctx;
-	(void)tx; /* bytes already on the simulated wire cannot be taken back */
-	if (rx) {
-		uint8_t junk[256];
-		while (stm32sim_read(a->sim, now_us(), junk, sizeof(junk)) > 0)
-			;
-		a->ulen = 0;
-	}
-}
-
-static void hal_uart_break(void *ctx, int on)
-{
-	(void)ctx;
-	plog(HAL_LOG_DEBUG, "uart: break %s (not simulated)", on ? "on" : "off");
-}
-
-static void hal_gpio_set(void *ctx, enum hal_pin pin, int level)
-{
-	struct app *a = ctx;
-	if (pin == HAL_PIN_NRST)
-		a->nrst = level;
-	else
-		a->boot0 = level;
-	stm32sim_set_pins(a->sim, now_us(), a->nrst, a->boot0);
-}
-
-static uint32_t hal_now_ms(void *ctx)
+uint32_t app_hal_now_ms(void *ctx)
 {
 	(void)ctx;
 	return (uint32_t)(uv_hrtime() / 1000000u);
@@ -159,111 +57,55 @@ static uint32_t hal_now_ms(void *ctx)
 
 static void pump(struct app *a);
 
-static void on_write(uv_write_t *req, int status)
+size_t app_hal_net_send(void *ctx, const uint8_t *p, size_t n)
 {
-	struct app *a = req->data;
-	(void)status; /* errors show up as a read error / EOF and drop the client */
-	a->inflight -= *(size_t *)(req + 1);
-	free(req);
-	pump(a); /* the socket took bytes: the bridge may send more */
+	return port_send(ctx, p, n);
 }
 
-static size_t hal_net_send(void *ctx, const uint8_t *p, size_t n)
-{
-	struct app *a = ctx;
-	if (!a->client)
-		return n;
-	if (a->inflight >= NET_INFLIGHT_MAX)
-		return 0;
-	if (n > NET_INFLIGHT_MAX - a->inflight)
-		n = NET_INFLIGHT_MAX - a->inflight;
-	uv_buf_t b = uv_buf_init((char *)p, (unsigned)n);
-	int r = uv_try_write((uv_stream_t *)a->client, &b, 1);
-	if (r == (int)n)
-		return n;
-	size_t done = r > 0 ? (size_t)r : 0;
-	size_t rest = n - done;
-	uv_write_t *req = malloc(sizeof(*req) + sizeof(size_t) + rest);
-	if (!req)
-		return done;
-	*(size_t *)(req + 1) = rest;
-	uint8_t *copy = (uint8_t *)(req + 1) + sizeof(size_t);
-	memcpy(copy, p + done, rest);
-	req->data = a;
-	b = uv_buf_init((char *)copy, (unsigned)rest);
-	if (uv_write(req, (uv_stream_t *)a->client, &b, 1, on_write) < 0) {
-		free(req);
-		return done;
-	}
-	a->inflight += rest;
-	return n;
-}
-
-static void hal_log(void *ctx, enum hal_log_level level, const char *line)
+void app_hal_log(void *ctx, enum hal_log_level level, const char *line)
 {
 	(void)ctx;
 	plog((int)level, "%s", line);
 }
 
-static const struct hal_ops sim_hal = {
-    .uart_config = hal_uart_config,
-    .uart_write = hal_uart_write,
-    .uart_purge = hal_uart_purge,
-    .uart_break = hal_uart_break,
-    .gpio_set = hal_gpio_set,
-    .now_ms = hal_now_ms,
-    .net_send = hal_net_send,
-    .log = hal_log,
-    .uart_tx_pending = hal_uart_tx_pending,
-};
-
 /* ---- event pump ---- */
 
-static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf);
-static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf);
 static void on_timer(uv_timer_t *t);
 static void arm_wakeup(struct app *a, uint64_t wake, uint64_t now);
-static uint64_t tx_drained_at(const struct app *a, uint64_t now, size_t txp, size_t left);
-
-static void start_reading(struct app *a)
-{
-	if (a->client && !a->reading && a->rlen == 0) {
-		if (uv_read_start((uv_stream_t *)a->client, on_alloc, on_read) == 0)
-			a->reading = 1;
-	}
-}
-
-static void stop_reading(struct app *a)
-{
-	if (a->client && a->reading) {
-		uv_read_stop((uv_stream_t *)a->client);
-		a->reading = 0;
-	}
-}
 
 /* Move bytes between the socket buffers, the bridge and the simulated chip; re-arm the
  * timer for the next thing that will happen. */
+void app_pump(struct app *a)
+{
+	pump(a);
+}
+
+uint64_t app_now_ms(void)
+{
+	return uv_hrtime() / 1000000u;
+}
+
 static void pump(struct app *a)
 {
 	if (a->stopping)
 		return;
 	uint64_t t = now_us();
-	stm32sim_poll(a->sim, t);
+	if (a->tgt->poll)
+		a->tgt->poll(a, t);
 	if (a->isp_claimed)
 		stm32_isp_poll(&a->isp);
-	if (a->rlen) {
+	if (port_poll(a) && a->rlen) {
 		size_t k = bridge_from_net(&a->br, a->rbuf, a->rlen);
 		memmove(a->rbuf, a->rbuf + k, a->rlen - k);
 		a->rlen -= k;
 	}
 	bridge_poll(&a->br);
-	if (a->rlen == 0)
-		start_reading(a);
+	port_resume(a); /* read the socket again when there is room */
 	a->rx_got = 0;
 	for (int guard = 0; guard < 64; guard++) {
 		if (a->ulen < sizeof(a->ubuf)) {
 			size_t got =
-			    stm32sim_read(a->sim, t, a->ubuf + a->ulen, sizeof(a->ubuf) - a->ulen);
+			    a->tgt->read(a, t, a->ubuf + a->ulen, sizeof(a->ubuf) - a->ulen);
 			a->ulen += got;
 			a->rx_got += got;
 		}
@@ -306,10 +148,10 @@ static void pump(struct app *a)
 	uint64_t t2 = now_us();
 	uint64_t tick = t2 / 1000u * 1000u; /* start of the current hal_now_ms() ms */
 	uint64_t wake = t2 + 1000000u;
-	uint64_t next = stm32sim_next_event_us(a->sim);
-	size_t txp = stm32sim_tx_pending(a->sim, t2);
+	uint64_t next = a->tgt->next_event_us(a);
+	size_t txp = a->tgt->tx_pending(a, t2);
 	if (txp) {
-		uint64_t done = tx_drained_at(a, t2, txp, a->uart_short ? txp / 2 : 0);
+		uint64_t done = a->tgt->tx_drained_at(a, t2, txp, a->uart_short ? txp / 2 : 0);
 		if (!a->isp_claimed && done > t2 + 1000u)
 			done = t2 + 1000u;
 		next = done;
@@ -334,38 +176,14 @@ static void pump(struct app *a)
 				wake = d;
 		}
 	}
+	if (a->tgt->rx_room)
+		a->tgt->rx_room(a);
 	arm_wakeup(a, wake, t2);
 }
 
 static void on_timer(uv_timer_t *t)
 {
 	pump(t->data);
-}
-
-/*
- * When (us) at most `left` of the txp characters on the bridge's UART at now are still
- * being sent: the simulator fixes each character's end on the wire when it takes it, and
- * stm32sim_tx_pending() counts those not ended by a given time, so search for it around
- * the estimate from the character time.
- */
-static uint64_t tx_drained_at(const struct app *a, uint64_t now, size_t txp, size_t left)
-{
-	uint64_t lo = now; /* more than left pending at lo */
-	uint64_t hi = now + ((uint64_t)(txp - left) + 1u) * a->byte_ns / 1000u + 2u;
-	for (int i = 0; stm32sim_tx_pending(a->sim, hi) > left; i++) {
-		if (i >= 40)
-			return hi; /* cannot happen: every character has an end */
-		lo = hi;
-		hi = now + (hi - now) * 2u;
-	}
-	while (hi - lo > 1u) {
-		uint64_t mid = lo + (hi - lo) / 2u;
-		if (stm32sim_tx_pending(a->sim, mid) > left)
-			lo = mid;
-		else
-			hi = mid;
-	}
-	return hi;
 }
 
 #if USE_TIMERFD
@@ -441,96 +259,6 @@ static void arm_wakeup(struct app *a, uint64_t wake, uint64_t now)
 	uv_timer_start(&a->timer, on_timer, (left + 999u) / 1000u, 0);
 }
 
-static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
-{
-	struct app *a = h->data;
-	(void)hint;
-	*buf = uv_buf_init((char *)a->rbuf + a->rlen, (unsigned)(sizeof(a->rbuf) - a->rlen));
-}
-
-static void on_client_closed(uv_handle_t *h)
-{
-	free(h);
-}
-
-static void drop_client(struct app *a, const char *why)
-{
-	if (!a->client)
-		return;
-	plog(HAL_LOG_INFO, "client disconnected (%s)", why);
-	uv_close((uv_handle_t *)a->client, on_client_closed);
-	a->client = NULL;
-	a->reading = 0;
-	a->rlen = 0;
-	bridge_disconnect(&a->br);
-	pump(a);
-}
-
-static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
-{
-	struct app *a = st->data;
-	(void)buf;
-	if (nread < 0) {
-		drop_client(a, nread == UV_EOF ? "end of stream" : uv_strerror((int)nread));
-		return;
-	}
-	a->rlen += (size_t)nread;
-	size_t k = bridge_from_net(&a->br, a->rbuf, a->rlen);
-	memmove(a->rbuf, a->rbuf + k, a->rlen - k);
-	a->rlen -= k;
-	if (a->rlen)
-		stop_reading(a); /* backpressure: the UART side is full */
-	pump(a);
-}
-
-static void on_busy_written(uv_write_t *req, int status)
-{
-	(void)status;
-	uv_close((uv_handle_t *)req->handle, on_client_closed);
-	free(req);
-}
-
-static void on_connection(uv_stream_t *server, int status)
-{
-	struct app *a = server->data;
-	if (status < 0) {
-		plog(HAL_LOG_ERROR, "accept: %s", uv_strerror(status));
-		return;
-	}
-	uv_tcp_t *c = malloc(sizeof(*c));
-	if (!c)
-		return;
-	uv_tcp_init(a->loop, c);
-	c->data = a;
-	if (uv_accept(server, (uv_stream_t *)c) < 0) {
-		uv_close((uv_handle_t *)c, on_client_closed);
-		return;
-	}
-	if (!allow_posix_admit(c, server == (uv_stream_t *)&a->server ? "RFC 2217" : "legacy raw"))
-		return; /* refused: line written, closed */
-	if (a->client) {
-		static char msg[160];
-		snprintf(msg, sizeof(msg),
-		         "espstm-bridge: busy: another client is connected to %s; closing\r\n",
-		         a->target);
-		plog(HAL_LOG_INFO, "second client refused (target busy)");
-		uv_write_t *req = malloc(sizeof(*req));
-		uv_buf_t b = uv_buf_init(msg, (unsigned)strlen(msg));
-		if (!req || uv_write(req, (uv_stream_t *)c, &b, 1, on_busy_written) < 0) {
-			free(req);
-			uv_close((uv_handle_t *)c, on_client_closed);
-		}
-		return;
-	}
-	uv_tcp_nodelay(c, 1);
-	a->client = c;
-	a->rlen = 0;
-	plog(HAL_LOG_INFO, "client connected");
-	bridge_connect(&a->br);
-	start_reading(a);
-	pump(a);
-}
-
 /*
  * Settings observer (settings.h settings_set_observer): called when --http loads the
  * settings and after every PUT /api/settings. The settings' "allow" becomes the client
@@ -540,6 +268,7 @@ static void on_connection(uv_stream_t *server, int status)
 static void on_settings(void *app, const struct settings *s)
 {
 	struct app *a = app;
+	tls_port_settings(s);
 	if (a->allow_seen && strcmp(a->allow_set, s->allow) == 0)
 		return;
 	int first = !a->allow_seen;
@@ -587,7 +316,7 @@ static void on_signal(uv_signal_t *h, int signum)
 	struct app *a = h->data;
 	plog(HAL_LOG_INFO, "signal %d: exiting", signum);
 	a->stopping = 1;
-	int r = stm32sim_sync(a->sim);
+	int r = a->tgt->sync ? a->tgt->sync(a) : 0;
 	if (r < 0) {
 		plog(HAL_LOG_ERROR, "flash sync failed: %s", strerror(-r));
 		a->exit_code = 1;
@@ -604,6 +333,19 @@ static void usage(FILE *f)
 	    "                         ephemeral, the actual port is printed)\n"
 	    "  --target sim:MODEL     simulated STM32: sim:stm32f103, sim:stm32f407, "
 	    "sim:stm32g431\n"
+	    "  --target tty:DEVICE    a real UART, e.g. tty:/dev/ttyUSB0, tty:/dev/ttyAMA0\n"
+	    "  --nrst PIN, --boot0 PIN  tty target: how NRST and BOOT0 are driven (default none):\n"
+	    "                         dtr, rts: the tty's own modem line (stm32flash wiring:\n"
+	    "                           --nrst dtr --boot0 rts); the adapter's DTR#/RTS# pins\n"
+	    "                           are active-low: line asserted = pin LOW, so NRST low =\n"
+	    "                           DTR asserted, BOOT0 high = RTS deasserted. The kernel\n"
+	    "                           asserts both when the tty opens: a short reset at start\n"
+	    "                         CHIP:OFFSET (gpiochip0:17) or a GPIO line NAME (libgpiod):\n"
+	    "                           pin level = line value; NRST open-drain, BOOT0 push-pull\n"
+	    "                         none: not driven (a pty has no modem lines: dtr/rts there\n"
+	    "                           log a warning and do nothing)\n"
+	    "  --invert-nrst, --invert-boot0  an inverting stage (transistor) between: dtr/rts\n"
+	    "                         asserted = pin HIGH; GPIO lines active-low\n"
 	    "  --flash FILE           flash contents of the simulated chip (created if missing)\n"
 	    "  --app-baud B           baud of the simulated application (default 115200)\n"
 	    "  --instant              simulate without wire time\n"
@@ -622,6 +364,18 @@ static void usage(FILE *f)
 	    "                         closed. Default: the settings' \"allow\" (web page, PUT\n"
 	    "                         /api/settings; applied at once), empty = all. --allow\n"
 	    "                         overrides the settings\n"
+	    "  --key-file FILE        the unit key (identity and TLS pre-shared key; default\n"
+	    "                         FLASH.key next to --flash, made at the first start, mode\n"
+	    "                         0600; refused if group/others may read it). With a key the\n"
+	    "                         RFC 2217 port speaks TLS-PSK (RFC 4279; espstm pair HOST)\n"
+	    "  --no-key               no key, no TLS: plaintext RFC 2217 as ser2net; anyone who\n"
+	    "                         can reach the port can read and write the UART and reset\n"
+	    "                         or reflash the STM32\n"
+	    "  --plaintext            with a key, also serve plaintext RFC 2217 clients and the\n"
+	    "                         legacy ports (default: the settings' \"plaintext\", off)\n"
+	    "  --idle-timeout S       close an RFC 2217 client with no byte either way for S\n"
+	    "                         seconds (default: the settings' idle_timeout_s, 600; 0 =\n"
+	    "                         never); TCP keepalive (60 s) detects a vanished peer\n"
 	    "  --http HOST:PORT       serve the web page and HTTP API (port 0 = ephemeral)\n"
 	    "  --password-file FILE   web password (first line); default: generated, logged once\n"
 	    "  --settings FILE        settings store (default FLASH.settings.json; values there\n"
@@ -661,6 +415,9 @@ struct opts {
 	char host[64]; /* --listen's host */
 	uint32_t port; /* --listen's port */
 	struct sockaddr_in sa;
+	struct tls_port_opts tp;    /* --key-file, --no-key, --plaintext, --idle-timeout */
+	struct tty_target_opts tty; /* --target tty:, --nrst, --boot0, --invert-* */
+	int pins_given;             /* one of --nrst, --boot0, --invert-* */
 };
 
 static const struct option long_opts[] = {
@@ -684,8 +441,38 @@ static const struct option long_opts[] = {
     {"allow", required_argument, 0, 0x300},
     {"stage-max", required_argument, 0, 0x203},
     {"verify-key", required_argument, 0, 0x204},
+    {"key-file", required_argument, 0, 0x400},
+    {"no-key", no_argument, 0, 0x401},
+    {"plaintext", no_argument, 0, 0x402},
+    {"idle-timeout", required_argument, 0, 0x403},
+    {"nrst", required_argument, 0, 0x500},
+    {"boot0", required_argument, 0, 0x501},
+    {"invert-nrst", no_argument, 0, 0x502},
+    {"invert-boot0", no_argument, 0, 0x503},
     {0, 0, 0, 0},
 };
+
+/* --nrst, --boot0 (c 0x500, 0x501; argument arg), --invert-nrst, --invert-boot0 (0x502,
+ * 0x503) into o->tty. Returns -1 to go on, or 2 (usage error, message printed). */
+static int parse_pin_option(int c, const char *arg, struct opts *o)
+{
+	o->pins_given = 1;
+	if (c == 0x502 || c == 0x503) {
+		(c == 0x502 ? &o->tty.nrst : &o->tty.boot0)->invert = 1;
+		return -1;
+	}
+	struct pin_spec *ps = c == 0x500 ? &o->tty.nrst : &o->tty.boot0;
+	int inv = ps->invert;
+	if (pins_posix_parse(arg, ps) == 0) {
+		ps->invert = inv;
+		return -1;
+	}
+	fprintf(stderr,
+	        "espstm-bridge: --%s: '%s' is not none, dtr, rts, CHIP:OFFSET or a GPIO line "
+	        "name (1..63 characters)\n",
+	        c == 0x500 ? "nrst" : "boot0", arg);
+	return 2;
+}
 
 /* One option c (getopt_long) with its argument arg: into o or A. Returns -1 to go on, or the
  * exit status: 0 (--help, --version), 2 (usage error, message printed). */
@@ -766,6 +553,28 @@ static int parse_option(int c, const char *arg, struct opts *o)
 		}
 		o->stage_set = 1;
 		return -1;
+	case 0x400:
+		o->tp.key_file = arg;
+		return -1;
+	case 0x401:
+		o->tp.no_key = 1;
+		return -1;
+	case 0x402:
+		o->tp.plaintext = 1;
+		return -1;
+	case 0x403:
+		if (parse_u32(arg, SETTINGS_IDLE_MAX_S, &o->tp.idle_s) < 0) {
+			fprintf(stderr, "espstm-bridge: --idle-timeout: want 0..%u s (0 = none)\n",
+			        (unsigned)SETTINGS_IDLE_MAX_S);
+			return 2;
+		}
+		o->tp.idle_set = 1;
+		return -1;
+	case 0x500:
+	case 0x501:
+	case 0x502:
+	case 0x503:
+		return parse_pin_option(c, arg, o);
 	case 'i':
 		o->instant = 1;
 		return -1;
@@ -803,6 +612,40 @@ static int parse_listen(struct opts *o)
 	return 0;
 }
 
+/* --target and the pin options. Returns 0, or 2 (message printed). */
+static int check_target(struct opts *o)
+{
+	if (strncmp(A.target, "tty:", 4) == 0) {
+		o->tty.device = A.target + 4;
+		if (!o->tty.device[0]) {
+			fprintf(stderr, "espstm-bridge: --target tty: wants a device, e.g. "
+			                "tty:/dev/ttyUSB0\n");
+			return 2;
+		}
+		enum pin_kind n = o->tty.nrst.kind, b = o->tty.boot0.kind;
+		if (n == b && (n == PIN_DTR || n == PIN_RTS)) {
+			fprintf(stderr,
+			        "espstm-bridge: --nrst and --boot0 on the same modem line\n");
+			return 2;
+		}
+		A.tgt = &tty_target_ops;
+		return 0;
+	}
+	if (strncmp(A.target, "sim:", 4) != 0) {
+		fprintf(stderr,
+		        "espstm-bridge: --target: '%s' not supported (sim:MODEL or tty:DEVICE)\n",
+		        A.target);
+		return 2;
+	}
+	if (o->pins_given) {
+		fprintf(stderr, "espstm-bridge: --nrst, --boot0, --invert-*: only with --target "
+		                "tty:DEVICE\n");
+		return 2;
+	}
+	A.tgt = &target_sim_ops;
+	return 0;
+}
+
 /* The command line into o, A.target, A.set and A.allow_cli. Returns -1 to go on, or the
  * exit status: 0 (--help, --version), 2 (usage error, message printed). */
 static int parse_options(int argc, char **argv, struct opts *o)
@@ -823,28 +666,26 @@ static int parse_options(int argc, char **argv, struct opts *o)
 		return 2;
 	}
 	A.set.settle_ms = o->settle;
-	if (strncmp(A.target, "sim:", 4) != 0) {
-		fprintf(stderr, "espstm-bridge: --target: '%s' not supported (sim:MODEL)\n",
-		        A.target);
+	if (check_target(o) != 0)
 		return 2;
-	}
 	if (parse_listen(o) != 0)
 		return 2;
 	if (o->stage_set && o->http.stage_max == 0)
 		o->http.stage_max = HTTP_POSIX_STAGE_NONE;
+	if (o->tp.no_key && o->tp.key_file) {
+		fprintf(stderr, "espstm-bridge: --no-key and --key-file exclude each other\n");
+		return 2;
+	}
+	o->tp.flash = o->flash;
 	return -1;
 }
 
-/* The settings (--http), the simulated STM32, the bridge session and the AN3155 master on
- * its HAL. Returns 0, or the exit status (1 runtime, 2 usage error; message printed). */
+/* The settings (--http), the target (simulated STM32 or tty), the bridge session and the
+ * AN3155 master on its HAL. Returns 0, or the exit status (1 runtime, 2 usage error; message
+ * printed). */
 static int setup_target(struct opts *o)
 {
-	const struct hal_ops *hal = &sim_hal;
-	char err[256] = "";
-	struct stm32sim_options so = {.model = A.target + 4,
-	                              .flash_path = o->flash,
-	                              .instant = o->instant,
-	                              .app_baud = o->app_baud};
+	const struct hal_ops *hal = A.tgt->hal;
 	if (o->http.addr) {
 		o->http.flash = o->flash;
 		settings_set_observer(on_settings, &A); /* the settings' allow-list */
@@ -852,17 +693,14 @@ static int setup_target(struct opts *o)
 		if (hr < 0)
 			return hr == -2 ? 2 : 1;
 	}
-	A.sim = stm32sim_new(&so, now_us(), err, sizeof(err));
-	if (!A.sim) {
-		fprintf(stderr, "espstm-bridge: %s: %s\n", A.target, err);
-		return strstr(err, "model") ? 2 : 1;
-	}
-	A.nrst = 1;
-	A.boot0 = 0;
-	A.byte_ns = 10u * 1000000000u / 115200u; /* until the UART is configured */
 	A.loop = uv_default_loop();
+	int r = A.tgt == &tty_target_ops
+	            ? tty_target_open(&A, &o->tty)
+	            : target_sim_open(&A, A.target + 4, o->flash, o->instant, o->app_baud);
+	if (r != 0)
+		return r;
 	if (bridge_init(&A.br, hal, &A, &A.set) < 0) {
-		fprintf(stderr, "espstm-bridge: cannot configure the UART\n");
+		fprintf(stderr, "espstm-bridge: %s: cannot configure the UART\n", A.target);
 		return 1;
 	}
 	stm32_isp_init(&A.isp, hal, &A);
@@ -877,7 +715,7 @@ static int start_servers(struct opts *o)
 	A.server.data = &A;
 	int r = uv_tcp_bind(&A.server, (const struct sockaddr *)&o->sa, 0);
 	if (r == 0)
-		r = uv_listen((uv_stream_t *)&A.server, 4, on_connection);
+		r = uv_listen((uv_stream_t *)&A.server, 4, port_on_connection);
 	if (r < 0) {
 		fprintf(stderr, "espstm-bridge: listen on %s: %s\n", o->listen_addr,
 		        uv_strerror(r));
@@ -903,6 +741,7 @@ static int start_servers(struct opts *o)
 	     A.target, bridge_line_map_name(A.set.line_map), bridge_auto_boot_name(A.set.auto_boot),
 	     (unsigned)A.set.settle_ms);
 	fprintf(stderr, "espstm-bridge: listening on %s:%u\n", o->host, actual);
+	plog(HAL_LOG_INFO, "%s", tls_port_describe());
 	plog(HAL_LOG_INFO, "clients allowed: %s%s", allow_posix_describe(),
 	     A.allow_cli      ? " (--allow)"
 	     : A.allow_set[0] ? " (settings)"
@@ -914,13 +753,18 @@ static int start_servers(struct opts *o)
 		                              .app = &A,
 		                              .pump = legacy_pump,
 		                              .isp = &A.isp,
-		                              .flash_claim = flash_claim};
+		                              .flash_claim = flash_claim,
+		                              .clients = port_clients,
+		                              .disconnect = port_disconnect};
 		if (http_posix_start(A.loop, &hh) < 0)
 			return 1;
 	}
 	if (o->legacy) {
-		struct legacy_posix_hooks lh = {
-		    .br = &A.br, .app = &A, .on_conn = on_connection, .pump = legacy_pump};
+		struct legacy_posix_hooks lh = {.br = &A.br,
+		                                .app = &A,
+		                                .on_conn = port_on_connection,
+		                                .pump = legacy_pump,
+		                                .plain_ok = tls_port_plaintext_ok};
 		if (legacy_posix_start(A.loop, o->host, o->legacy_raw, o->legacy_ctl, &lh) < 0)
 			return 1;
 	}
@@ -931,8 +775,7 @@ static int start_servers(struct opts *o)
 static void shut_down(void)
 {
 	http_posix_stop();
-	if (A.client)
-		uv_close((uv_handle_t *)A.client, on_client_closed);
+	port_shutdown(&A);
 	uv_close((uv_handle_t *)&A.server, NULL);
 	uv_close((uv_handle_t *)&A.timer, NULL);
 #if USE_TIMERFD
@@ -943,7 +786,11 @@ static void shut_down(void)
 #endif
 	uv_close((uv_handle_t *)&A.sigint, NULL);
 	uv_close((uv_handle_t *)&A.sigterm, NULL);
-	uv_run(A.loop, UV_RUN_DEFAULT);
+	if (A.tgt->stop)
+		A.tgt->stop(&A);
+	uv_run(A.loop, UV_RUN_DEFAULT); /* close callbacks may still use the target's HAL */
+	if (A.tgt->close)
+		A.tgt->close(&A);
 	uv_loop_close(A.loop);
 }
 
@@ -953,17 +800,20 @@ int main(int argc, char **argv)
 	int r = parse_options(argc, argv, &o);
 	if (r >= 0)
 		return r;
-	r = setup_target(&o);
+	r = tls_port_setup(&o.tp) ? 1 : 0;
+	if (r == 0)
+		r = setup_target(&o);
 	if (r == 0)
 		r = start_servers(&o);
 	if (r != 0) {
-		if (A.sim)
-			stm32sim_free(A.sim);
+		if (A.tgt && A.tgt->stop)
+			A.tgt->stop(&A);
+		if (A.tgt && A.tgt->close)
+			A.tgt->close(&A);
 		return r;
 	}
 	pump(&A);
 	uv_run(A.loop, UV_RUN_DEFAULT);
 	shut_down();
-	stm32sim_free(A.sim);
 	return A.exit_code;
 }

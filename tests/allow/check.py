@@ -69,7 +69,7 @@ class Bridge:
             [binary, "--listen", "127.0.0.1:0", "--target", "sim:stm32f103",
              "--flash", os.path.join(tmp, "f103.bin"), "--legacy-ports", "0,0",
              "--http", "127.0.0.1:0", "--password-file", os.path.join(tmp, "pw"),
-             "--settings", os.path.join(tmp, "settings.json")] + list(extra),
+             "--settings", os.path.join(tmp, "settings.json"), "--no-key"] + list(extra),
             stderr=subprocess.PIPE, text=True)
 
         def reader():

@@ -32,7 +32,8 @@ wait_line() {
     grep -Eq -- "$re" "$f" 2>/dev/null
 }
 
-# start_bridge LOG MODEL FLASH PORT [extra args]: sets BRIDGE_PID, BRIDGE_PORT.
+# start_bridge LOG MODEL FLASH PORT [extra args]: sets BRIDGE_PID, BRIDGE_PORT and BRIDGE_KEY
+# (the unit key the bridge made at its first start, FLASH.key; start_daemon pairs with it).
 start_bridge() {
     local log=$1 model=$2 flash=$3 port=$4; shift 4
     : >"$log"
@@ -44,15 +45,18 @@ start_bridge() {
         return 1
     fi
     BRIDGE_PORT=$(sed -n 's/.*espstm-bridge: listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$log" | tail -1)
+    BRIDGE_KEY=""
+    [ -f "$flash.key" ] && BRIDGE_KEY=$(realpath "$flash.key")
     [ -n "$BRIDGE_PORT" ]
 }
 
-# start_daemon LOG DEVNAME PORT: sets DAEMON_PID; waits for ready + the node.
+# start_daemon LOG DEVNAME PORT: sets DAEMON_PID; waits for ready + the node. With BRIDGE_KEY
+# set (start_bridge), the link is TLS with that key.
 start_daemon() {
     local log=$1 dev=$2 port=$3
     : >"$log"
-    "$E2E_BUILD/espstmd" --device "$dev" --connect "127.0.0.1:$port" --foreground \
-        2>>"$log" >>"$log" </dev/null &
+    "$E2E_BUILD/espstmd" --device "$dev" --connect "127.0.0.1:$port" ${BRIDGE_KEY:+--key "$BRIDGE_KEY"} \
+        --foreground 2>>"$log" >>"$log" </dev/null &
     DAEMON_PID=$!
     if ! wait_line "$log" "espstmd: ready: /dev/$dev" 15; then
         echo "daemon did not print 'espstmd: ready: /dev/$dev' within 15 s" >&2

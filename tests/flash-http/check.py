@@ -58,7 +58,7 @@ class Bridge:
         ready = threading.Event()
         self.p = subprocess.Popen([binary, "--listen", "127.0.0.1:0", "--target", "sim:" + model,
                                    "--flash", self.flash, "--http", "127.0.0.1:0",
-                                   "--password-file", pwf],
+                                   "--password-file", pwf, "--no-key"],
                                   stderr=subprocess.PIPE, text=True)
 
         def reader():

@@ -69,7 +69,7 @@ def main():
     with open(flash, "wb") as f:
         f.write(img)
     p = subprocess.Popen([bridge, "--listen", "127.0.0.1:0", "--target", "sim:stm32f103",
-                          "--flash", flash, "--legacy-ports", "0,0"],
+                          "--flash", flash, "--legacy-ports", "0,0", "--no-key"],
                          stderr=subprocess.PIPE, text=True)
     log = []
     ports = {}

@@ -66,7 +66,7 @@ class Bridge:
         self.ready = threading.Event()
         self.logf = open(logpath, "w")
         self.p = subprocess.Popen([binary, "--listen", "127.0.0.1:0", "--target",
-                                   "sim:stm32f103", "--flash", flash, "-v"] + list(extra),
+                                   "sim:stm32f103", "--flash", flash, "-v", "--no-key"] + list(extra),
                                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                   stderr=subprocess.PIPE, text=True)
         threading.Thread(target=self._reader, daemon=True).start()

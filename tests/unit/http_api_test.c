@@ -40,7 +40,7 @@ START_TEST(auth_required_everywhere)
 	struct api_response r = fx_call("POST", "/api/targets/0/reset", NULL, "1", NULL, 0);
 	ck_assert_int_eq(r.status, 401);
 	ck_assert_int_eq(fx.acted, 0);
-	ck_assert_uint_eq(fx.api.fails, 0); /* no header: not a failure */
+	ck_assert_uint_eq(fx.api.fails_total, 0); /* no header: not a failure */
 }
 END_TEST
 
@@ -77,7 +77,7 @@ START_TEST(lockout_after_failures)
 	ck_assert_int_eq(r.status, 429);
 	ck_assert_uint_eq(r.retry_after_s, 2);
 	ck_assert_int_eq(fx_call("GET", "/api/status", GOOD, NULL, NULL, t + 3000).status, 200);
-	ck_assert_uint_eq(fx.api.fails, 0); /* success resets */
+	ck_assert_uint_eq(fx.api.peer[0].len, 0xFF); /* success clears the record */
 	/* delay is capped */
 	for (int i = 0; i < 40; i++) {
 		t += HTTP_API_MAX_LOCK_MS + 1;
@@ -86,6 +86,103 @@ START_TEST(lockout_after_failures)
 	r = fx_call("GET", "/api/status", GOOD, NULL, NULL, t + 1);
 	ck_assert_int_eq(r.status, 429);
 	ck_assert_uint_le(r.retry_after_s, HTTP_API_MAX_LOCK_MS / 1000);
+}
+END_TEST
+
+/* One GET /api/status from IPv4 address 10.0.0.last (last 0: address unknown). */
+static int from4(uint8_t last, const char *auth, uint32_t now)
+{
+	uint8_t a[4] = {10, 0, 0, last};
+	struct api_request rq = {.method = "GET",
+	                         .path = "/api/status",
+	                         .authorization = auth,
+	                         .now_ms = now,
+	                         .client_addr = last ? a : NULL,
+	                         .client_addr_len = last ? 4 : 0};
+	struct api_response rs;
+	http_api_handle(&fx.api, &rq, &rs);
+	return rs.status;
+}
+
+/* Wrong passwords from one address lock that address only: the right password from another
+ * address is answered 200 on every request (the admin is not kept out). */
+START_TEST(lockout_per_address)
+{
+	uint32_t t = 5000;
+	for (int i = 0; i < 40; i++) {
+		from4(2, BAD, t);
+		ck_assert_int_eq(from4(1, GOOD, t + 1), 200);
+		t += 100;
+	}
+	ck_assert_int_eq(from4(2, GOOD, t), 429); /* the attacker's address is locked */
+	/* counted: 3 free ones, then one after each lock ran out (1 s, 2 s) */
+	ck_assert_uint_eq(fx.api.fails_total, HTTP_API_FREE_FAILS + 2);
+	/* IPv6: the whole 16 bytes are the key; the IPv4 admin is unaffected */
+	uint8_t v6[16] = {0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7};
+	struct api_request rq = {.method = "GET",
+	                         .path = "/api/status",
+	                         .authorization = BAD,
+	                         .client_addr = v6,
+	                         .client_addr_len = 16};
+	struct api_response rs;
+	for (int i = 0; i < HTTP_API_FREE_FAILS; i++) {
+		rq.now_ms = t;
+		http_api_handle(&fx.api, &rq, &rs);
+		ck_assert_int_eq(rs.status, 401);
+	}
+	rq.authorization = GOOD;
+	http_api_handle(&fx.api, &rq, &rs);
+	ck_assert_int_eq(rs.status, 429);
+	v6[15] = 8; /* a neighbour address is not locked */
+	http_api_handle(&fx.api, &rq, &rs);
+	ck_assert_int_eq(rs.status, 200);
+	ck_assert_int_eq(from4(1, GOOD, t), 200);
+}
+END_TEST
+
+/* An attacker with many addresses: filling the table with new addresses does not unlock a
+ * locked one (locked entries are not replaced while unlocked ones exist), and once every
+ * entry holds a running lock, further addresses share one overflow entry that locks as one
+ * address: guessing stays bounded. The right password from an address of its own (not
+ * locked) still works while the table is not full of locks. */
+START_TEST(lockout_table_churn)
+{
+	uint32_t t = 1000;
+	for (int i = 0; i < HTTP_API_FREE_FAILS; i++)
+		from4(200, BAD, t);
+	ck_assert_int_eq(from4(200, GOOD, t), 429);
+	/* 100 other addresses with one wrong password each (never locked themselves) */
+	for (int a = 1; a <= 100; a++)
+		ck_assert_int_eq(from4((uint8_t)a, BAD, t + 1), 401);
+	ck_assert_int_eq(from4(200, GOOD, t + 2), 429); /* still locked */
+	ck_assert_int_eq(from4(101, GOOD, t + 2), 200);
+	/* now lock HTTP_API_PEERS - 1 more addresses: the table is full of running locks */
+	for (int a = 1; a < HTTP_API_PEERS; a++)
+		for (int i = 0; i < HTTP_API_FREE_FAILS; i++)
+			from4((uint8_t)(100 + a), BAD, t + 3);
+	ck_assert_int_eq(from4(200, GOOD, t + 4), 429);
+	/* addresses beyond the table: their wrong passwords count together */
+	ck_assert_int_eq(from4(150, BAD, t + 5), 401);
+	ck_assert_int_eq(from4(151, BAD, t + 5), 401);
+	ck_assert_int_eq(from4(152, BAD, t + 5), 401);
+	uint32_t before = http_api_ct_calls;
+	ck_assert_int_eq(from4(153, BAD, t + 6), 429); /* not checked: no guess */
+	ck_assert_uint_eq(http_api_ct_calls, before);
+	/* the locks run out: everyone is answered again, the right password works */
+	t += HTTP_API_MAX_LOCK_MS + 1;
+	ck_assert_int_eq(from4(200, GOOD, t), 200);
+	ck_assert_int_eq(from4(153, GOOD, t), 200);
+}
+END_TEST
+
+/* Unknown addresses (a server that cannot tell) share one entry, as before. */
+START_TEST(lockout_unknown_address)
+{
+	for (int i = 0; i < HTTP_API_FREE_FAILS; i++)
+		ck_assert_int_eq(from4(0, BAD, 100), 401);
+	ck_assert_int_eq(from4(0, GOOD, 200), 429);
+	ck_assert_int_eq(from4(9, GOOD, 200), 200);
+	ck_assert_uint_eq(fx.api.fails_total, HTTP_API_FREE_FAILS);
 }
 END_TEST
 
@@ -240,6 +337,9 @@ static Suite *http_api_suite(void)
 	tcase_add_test(tc, auth_required_everywhere);
 	tcase_add_test(tc, auth_success_uses_ct_compare);
 	tcase_add_test(tc, lockout_after_failures);
+	tcase_add_test(tc, lockout_per_address);
+	tcase_add_test(tc, lockout_table_churn);
+	tcase_add_test(tc, lockout_unknown_address);
 	tcase_add_test(tc, status_shape);
 	tcase_add_test(tc, settings_put);
 	tcase_add_test(tc, actions);

@@ -319,6 +319,74 @@ START_TEST(no_client_and_busy)
 }
 END_TEST
 
+static char emitted[512];
+
+static void emit(void *ctx, const char *line, size_t len)
+{
+	(void)ctx;
+	size_t n = strlen(emitted);
+	ck_assert_uint_lt(n + len, sizeof(emitted));
+	memcpy(emitted + n, line, len);
+	emitted[n + len] = '\0';
+}
+
+static int ctl_in(struct legacy_ctl *c, const char *s)
+{
+	return legacy_control_input(c, &LB, (const uint8_t *)s, strlen(s), emit, NULL);
+}
+
+/* The finding: a browser's form POST to the control port ran 11 reset/boot/run actions
+ * (every r, u and e of its text). Now an HTTP-looking connection runs nothing. */
+START_TEST(http_request_runs_nothing)
+{
+	static const char req[] = "POST / HTTP/1.1\r\nHost: 127.0.0.1:1235\r\n"
+	                          "User-Agent: Mozilla/5.0\r\nContent-Type: text/plain\r\n"
+	                          "Content-Length: 7\r\n\r\nuererer";
+	lsetup(BRIDGE_AUTO_OFF);
+	emitted[0] = '\0';
+	struct legacy_ctl c;
+	legacy_ctl_init(&c);
+	ck_assert_int_eq(ctl_in(&c, req), 1);
+	ck_assert_int_eq(ctl_in(&c, "rue"), 1); /* and nothing later either */
+	advance(500);
+	ck_assert_str_eq(LF.ev, "");
+	ck_assert_str_eq(emitted, "");
+	ck_assert_ptr_null(strstr(LF.log, "control 'r'"));
+	ck_assert_ptr_nonnull(strstr(LF.log, "HTTP request"));
+	/* split over reads, one byte at a time */
+	legacy_ctl_init(&c);
+	ck_assert_int_eq(ctl_in(&c, "G"), 0);
+	ck_assert_int_eq(ctl_in(&c, "E"), 0);
+	ck_assert_int_eq(ctl_in(&c, "T"), 0);
+	ck_assert_int_eq(ctl_in(&c, " /ru"), 1);
+	advance(500);
+	ck_assert_str_eq(LF.ev, "");
+	ck_assert_str_eq(emitted, "");
+}
+END_TEST
+
+/* Commands still work, also right after a held prefix that turned out not to be HTTP. */
+START_TEST(commands_pass_the_guard)
+{
+	lsetup(BRIDGE_AUTO_OFF);
+	emitted[0] = '\0';
+	struct legacy_ctl c;
+	legacy_ctl_init(&c);
+	ck_assert_int_eq(ctl_in(&c, "r\n"), 0);
+	ck_assert_str_eq(emitted, "OK reset\r\n");
+	advance(50);
+	ck_assert_str_eq(LF.ev, "N0@1000 N1@1010 ");
+	emitted[0] = '\0';
+	legacy_ctl_init(&c);
+	ck_assert_int_eq(ctl_in(&c, "P"), 0); /* could be POST: held */
+	ck_assert_str_eq(emitted, "");
+	ck_assert_int_eq(ctl_in(&c, "u"), 0); /* "Pu": not HTTP: both run ('P' ignored) */
+	ck_assert_str_eq(emitted, "OK boot 115200 8E1\r\n");
+	ck_assert_int_eq(ctl_in(&c, "e"), 0);
+	ck_assert_str_eq(emitted, "OK boot 115200 8E1\r\nOK run 57600 8N1\r\n");
+}
+END_TEST
+
 static Suite *legacy_suite(void)
 {
 	Suite *s = suite_create("legacy");
@@ -331,6 +399,8 @@ static Suite *legacy_suite(void)
 	tcase_add_test(tc, action_waits_for_uart);
 	tcase_add_test(tc, force_raw_passes_iac);
 	tcase_add_test(tc, no_client_and_busy);
+	tcase_add_test(tc, http_request_runs_nothing);
+	tcase_add_test(tc, commands_pass_the_guard);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -329,6 +329,8 @@ START_TEST(allow_json)
 		s.target[i].settle_ms = SETTINGS_SETTLE_MS_MAX;
 	}
 	s.legacy_ports = 0;
+	s.plaintext = 1;
+	s.idle_timeout_s = SETTINGS_IDLE_MAX_S;
 	ck_assert_int_eq(settings_validate(&s, &caps, &e), 0);
 	n = settings_to_json(&s, buf, sizeof(buf));
 	ck_assert_int_gt(n, 0);
@@ -422,6 +424,64 @@ START_TEST(allow_observer_and_saves)
 }
 END_TEST
 
+/* plaintext and idle_timeout_s: defaults (off, 600 s), JSON both ways, partial objects,
+ * wrong types and ranges refused per field with *s unchanged, old stored text (without the
+ * keys) keeps the defaults. */
+START_TEST(plaintext_and_idle)
+{
+	struct settings s, t;
+	struct settings_error e;
+	char buf[SETTINGS_JSON_MAX];
+	settings_default(&s, &caps);
+	ck_assert_uint_eq(s.plaintext, 0);
+	ck_assert_uint_eq(s.idle_timeout_s, 600);
+	int n = settings_to_json(&s, buf, sizeof(buf));
+	ck_assert_int_gt(n, 0);
+	ck_assert_ptr_nonnull(strstr(buf, "\"plaintext\":false,\"idle_timeout_s\":600"));
+	const char *p = "{\"plaintext\":true,\"idle_timeout_s\":0}";
+	t = s;
+	ck_assert_int_eq(settings_from_json(&t, &caps, p, strlen(p), &e), 0);
+	ck_assert_uint_eq(t.plaintext, 1);
+	ck_assert_uint_eq(t.idle_timeout_s, 0);
+	ck_assert_uint_eq(t.target[0].baud, 115200);
+	n = settings_to_json(&t, buf, sizeof(buf));
+	struct settings u;
+	settings_default(&u, &caps);
+	ck_assert_int_eq(settings_from_json(&u, &caps, buf, (size_t)n, &e), 0);
+	ck_assert_mem_eq(&u, &t, sizeof(t));
+	static const char *const bad[][2] = {
+	    {"{\"plaintext\":1}", "plaintext"},
+	    {"{\"plaintext\":\"yes\"}", "plaintext"},
+	    {"{\"idle_timeout_s\":-1}", "idle_timeout_s"},
+	    {"{\"idle_timeout_s\":86401}", "idle_timeout_s"},
+	    {"{\"idle_timeout_s\":1.5}", "idle_timeout_s"},
+	    {"{\"idle_timeout_s\":true}", "idle_timeout_s"},
+	};
+	for (unsigned i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		u = t;
+		ck_assert_int_eq(settings_from_json(&u, &caps, bad[i][0], strlen(bad[i][0]), &e),
+		                 -EINVAL);
+		ck_assert_msg(has_err(&e, bad[i][1]), "%s", bad[i][0]);
+		ck_assert_mem_eq(&u, &t, sizeof(t));
+	}
+	t.idle_timeout_s = SETTINGS_IDLE_MAX_S + 1;
+	ck_assert_int_eq(settings_validate(&t, &caps, &e), -EINVAL);
+	ck_assert(has_err(&e, "idle_timeout_s"));
+	t.idle_timeout_s = 5;
+	t.plaintext = 2;
+	ck_assert_int_eq(settings_validate(&t, &caps, &e), -EINVAL);
+	ck_assert(has_err(&e, "plaintext"));
+	/* text stored before these fields existed: defaults for them */
+	struct settings_mgr m;
+	strcpy(stored, "{\"version\":1,\"legacy_ports\":true,\"allow\":\"\"}");
+	stored_len = (int)strlen(stored);
+	ck_assert_int_eq(settings_mgr_init(&m, &caps, &store, &e), 0);
+	ck_assert_uint_eq(m.cur.plaintext, 0);
+	ck_assert_uint_eq(m.cur.idle_timeout_s, 600);
+	ck_assert_uint_eq(m.cur.legacy_ports, 1);
+}
+END_TEST
+
 static Suite *settings_suite(void)
 {
 	Suite *s = suite_create("settings");
@@ -438,6 +498,7 @@ static Suite *settings_suite(void)
 	tcase_add_test(tc, allow_valid_and_invalid);
 	tcase_add_test(tc, allow_json);
 	tcase_add_test(tc, allow_observer_and_saves);
+	tcase_add_test(tc, plaintext_and_idle);
 	suite_add_tcase(s, tc);
 	return s;
 }

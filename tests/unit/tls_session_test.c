@@ -558,7 +558,7 @@ START_TEST(memory_per_session)
 	        after_data, heap_now);
 	ck_assert_int_eq(heap_now, 0);         /* tls_session_free frees everything */
 	ck_assert_int_lt(open / 2, 48 * 1024); /* per session, with 16 KiB records */
-	ck_assert_int_lt(peak / 2, 64 * 1024);
+	ck_assert_int_lt(peak / 2, 48 * 1024);
 	ck_assert_uint_lt(sizeof(struct tls_session), 12 * 1024);
 }
 END_TEST

@@ -89,7 +89,7 @@ async function main() {
   fs.writeFileSync(path.join(dir, 'pw'), PASS + '\n', { mode: 0o600 });
   let log = '';
   const br = spawn(BRIDGE, ['--listen', '127.0.0.1:0', '--target', 'sim:stm32f103', '--flash', flash,
-    '--app-baud', '57600', '--http', '127.0.0.1:0', '--password-file', path.join(dir, 'pw')],
+    '--app-baud', '57600', '--http', '127.0.0.1:0', '--password-file', path.join(dir, 'pw'), '--no-key'],
     { stdio: ['ignore', 'pipe', 'pipe'] });
   br.stdout.on('data', (d) => (log += d));
   br.stderr.on('data', (d) => (log += d));

@@ -66,6 +66,7 @@
 #include "freertos/queue.h"
 #include "freertos/semphr.h"
 #include "freertos/task.h"
+#include "lwip/sockets.h" /* lwip_getpeername, lwip_recv */
 #if !CONFIG_IDF_TARGET_ESP8266
 #include "esp_idf_version.h"
 #include "esp_rom_crc.h" /* esp_rom_crc32_le */
@@ -82,6 +83,14 @@
 #define FLASH_CHUNK         1024 /* image bytes received at a time */
 #define FLASH_IDLE_S        30   /* an upload with no data for this long is cancelled */
 #define HTTP_RECV_TIMEOUT_S 5    /* httpd_req_recv() wait (the server's recv_wait_timeout) */
+/* Connection limits (slowloris, bursts): at most HTTP_MAX_SOCKETS sessions (the least recently
+ * used one is closed for a new client: lru_purge_enable), HTTP_BACKLOG pending connections
+ * (each holds an lwIP netconn, which the RFC 2217 ports need too), and a request's headers
+ * must arrive within HTTP_HEADER_DEADLINE_MS of its first read however slowly they trickle
+ * (limited_recv): the server task parses one session at a time, blocking in its reads. */
+#define HTTP_MAX_SOCKETS        4
+#define HTTP_BACKLOG            2
+#define HTTP_HEADER_DEADLINE_MS 4000
 /* Longest URI (req->uri holds this + 1). ESP-IDF v5.5 dropped the HTTPD_MAX_URI_LEN alias
  * (esp_http_server.h); the Kconfig value exists in every SDK we build with (v3.4, v5.x). */
 #define URI_MAX           CONFIG_HTTPD_MAX_URI_LEN
@@ -104,6 +113,7 @@ static char body[BODY_MAX + 1];
 static char auth[160]; /* "Basic " + base64 of admin:<64 characters> fits */
 static char xreq[8];
 static char path[URI_MAX + 1];
+static uint8_t caddr[16];        /* the server task's client address */
 static SemaphoreHandle_t api_mu; /* every call into api */
 static char sout[HTTP_API_OUT];  /* the server task's answer, copied out of api.out */
 
@@ -349,6 +359,81 @@ static void send_answer(httpd_req_t *req, const struct api_response *rs)
 	httpd_resp_send(req, rs->body, (ssize_t)rs->len);
 }
 
+/* ---- client address (lock-out per address) and the header deadline ---- */
+
+/* The peer of req's socket as bytes into out: 4 (IPv4, also IPv4-mapped IPv6: the server
+ * listens on IPv6 when lwIP has it) or 16 (IPv6); 0 when unknown. */
+static size_t peer_addr(httpd_req_t *req, uint8_t out[16])
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	int fd = httpd_req_to_sockfd(req);
+	if (fd < 0 || lwip_getpeername(fd, (struct sockaddr *)&ss, &sl) != 0)
+		return 0;
+	if (ss.ss_family == AF_INET) {
+		memcpy(out, &((struct sockaddr_in *)&ss)->sin_addr.s_addr, 4);
+		return 4;
+	}
+#if LWIP_IPV6
+	if (ss.ss_family == AF_INET6) {
+		static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+		const uint8_t *a = (const uint8_t *)&((struct sockaddr_in6 *)&ss)->sin6_addr;
+		if (memcmp(a, mapped, sizeof(mapped)) == 0) {
+			memcpy(out, a + 12, 4);
+			return 4;
+		}
+		memcpy(out, a, 16);
+		return 16;
+	}
+#endif
+	return 0;
+}
+
+/* Per session (indexed by fd & 31: lwIP numbers its sockets contiguously, fewer than 32):
+ * when the current request's first read happened (0: not yet) and whether its handler runs
+ * (its body reads have no deadline). Written by the server task only. */
+static struct {
+	int fd;
+	uint8_t busy;
+	int64_t since_us;
+} sess_lim[32];
+static TaskHandle_t server_task;
+
+/* esp_http_server's recv with a deadline for the headers (httpd_recv_func_t): reads made by
+ * the server task outside a handler belong to a request's headers; past the deadline the
+ * session fails (the server closes it). Errors as esp_http_server's own recv. */
+static int limited_recv(httpd_handle_t hd, int sockfd, char *buf, size_t buf_len, int flags)
+{
+	(void)hd;
+	if (xTaskGetCurrentTaskHandle() == server_task && sess_lim[sockfd & 31].fd == sockfd &&
+	    !sess_lim[sockfd & 31].busy) {
+		int64_t now = esp_timer_get_time();
+		if (!sess_lim[sockfd & 31].since_us)
+			sess_lim[sockfd & 31].since_us = now;
+		else if (now - sess_lim[sockfd & 31].since_us > HTTP_HEADER_DEADLINE_MS * 1000LL) {
+			ESP_LOGW(TAG, "closing a connection: request headers not complete in %d ms",
+			         HTTP_HEADER_DEADLINE_MS);
+			return HTTPD_SOCK_ERR_FAIL;
+		}
+	}
+	int r = lwip_recv(sockfd, buf, buf_len, flags);
+	if (r < 0)
+		return errno == EAGAIN || errno == EWOULDBLOCK ? HTTPD_SOCK_ERR_TIMEOUT
+		                                               : HTTPD_SOCK_ERR_FAIL;
+	return r;
+}
+
+/* httpd_config.open_fn: a new session (server task): its deadline starts at its first read. */
+static esp_err_t sess_open(httpd_handle_t hd, int sockfd)
+{
+	server_task = xTaskGetCurrentTaskHandle();
+	sess_lim[sockfd & 31].fd = sockfd;
+	sess_lim[sockfd & 31].busy = 0;
+	sess_lim[sockfd & 31].since_us = 0;
+	httpd_sess_set_recv_override(hd, sockfd, limited_recv);
+	return ESP_OK;
+}
+
 /* ---- flash upload (one at a time) ---- */
 
 static char fbuf[FLASH_CHUNK];
@@ -356,6 +441,7 @@ static char fquery[160];
 static char fauth[160];
 static char fxreq[8];
 static char fpath[URI_MAX + 1];
+static uint8_t faddr[16];       /* the upload's client address */
 static char fout[HTTP_API_OUT]; /* the final answer, copied out of api.out under api_mu */
 static struct api_response frs;
 
@@ -402,6 +488,8 @@ static esp_err_t flash_upload(httpd_req_t *req, unsigned t)
 	    .authorization = header(req, "Authorization", fauth, sizeof(fauth)),
 	    .x_request = header(req, "X-Espstm-Request", fxreq, sizeof(fxreq)),
 	    .now_ms = (uint32_t)(esp_timer_get_time() / 1000),
+	    .client_addr = faddr,
+	    .client_addr_len = peer_addr(req, faddr),
 	};
 	struct api_response rs;
 	/* esp_http_server reads bodies by Content-Length only (no chunked requests) */
@@ -537,7 +625,7 @@ static esp_err_t flash_request(httpd_req_t *req, unsigned t)
 	return flash_upload(req, t);
 }
 
-static esp_err_t handle(httpd_req_t *req)
+static esp_err_t handle_req(httpd_req_t *req)
 {
 	static const char big[] = "{\"error\":\"request body too large\"}";
 	struct api_response rs;
@@ -585,6 +673,8 @@ static esp_err_t handle(httpd_req_t *req)
 		    .body = body,
 		    .body_len = got,
 		    .now_ms = (uint32_t)(esp_timer_get_time() / 1000),
+		    .client_addr = caddr,
+		    .client_addr_len = peer_addr(req, caddr),
 		};
 		/* GET/DELETE .../flash read or abort the target's ISP: hold its lock too
 		 * (api_status, the other route that touches targets, takes their locks itself) */
@@ -616,6 +706,21 @@ static esp_err_t handle(httpd_req_t *req)
 	}
 	send_answer(req, &rs);
 	return ESP_FAIL; /* 413: the body was not read, close the connection */
+}
+
+/* Every route: the header deadline is off while the handler runs (its body reads) and starts
+ * again at the next request's first read. */
+static esp_err_t handle(httpd_req_t *req)
+{
+	int fd = httpd_req_to_sockfd(req);
+	if (fd >= 0 && sess_lim[fd & 31].fd == fd)
+		sess_lim[fd & 31].busy = 1;
+	esp_err_t r = handle_req(req);
+	if (fd >= 0 && sess_lim[fd & 31].fd == fd) {
+		sess_lim[fd & 31].busy = 0;
+		sess_lim[fd & 31].since_us = 0;
+	}
+	return r;
 }
 
 #if CONFIG_IDF_TARGET_ESP8266
@@ -693,6 +798,9 @@ int http_server_start(void)
 #endif
 	cfg.lru_purge_enable = true;
 	cfg.recv_wait_timeout = HTTP_RECV_TIMEOUT_S;
+	cfg.max_open_sockets = HTTP_MAX_SOCKETS;
+	cfg.backlog_conn = HTTP_BACKLOG;
+	cfg.open_fn = sess_open;
 	httpd_handle_t h = NULL;
 	esp_err_t e = httpd_start(&h, &cfg);
 	if (e != ESP_OK) {

@@ -97,8 +97,8 @@ sc_cli() {
         { fail "bridge did not start"; return 1; }
     step "start espstmd --control $sock (bridge port $BRIDGE_PORT)"
     : >daemon.log
-    "$E2E_BUILD/espstmd" --device "$DEV" --connect "127.0.0.1:$BRIDGE_PORT" --foreground \
-        --control "$sock" >>daemon.log 2>&1 </dev/null &
+    "$E2E_BUILD/espstmd" --device "$DEV" --connect "127.0.0.1:$BRIDGE_PORT" --key "$BRIDGE_KEY" \
+        --foreground --control "$sock" >>daemon.log 2>&1 </dev/null &
     DAEMON_PID=$!
     wait_line daemon.log "espstmd: ready: /dev/$DEV" 15 || { fail "no 'espstmd: ready: /dev/$DEV' within 15 s"; return 1; }
     [ -S "$sock" ] || { fail "no control socket at $sock after ready"; return 1; }

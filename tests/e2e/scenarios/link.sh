@@ -120,8 +120,8 @@ sc_link-loss() {
     step "start bridge (stm32f103, app at 57600)"
     start_bridge bridge.log stm32f103 flash.bin 0 -v --app-baud 57600 2>>steps.log || { fail "bridge did not start"; return 1; }
     port=$BRIDGE_PORT
-    printf '[%s]\nhost = 127.0.0.1\nport = %s\nreconnect_min_ms = 100\nreconnect_max_ms = 1000\nkeepalive = 5\n' \
-        "$DEV" "$port" >espstm.conf
+    printf '[%s]\nhost = 127.0.0.1\nport = %s\nkey = %s\nreconnect_min_ms = 100\nreconnect_max_ms = 1000\nkeepalive = 5\n' \
+        "$DEV" "$port" "$BRIDGE_KEY" >espstm.conf
     step "start espstmd -c espstm.conf"
     : >daemon.log
     "$E2E_BUILD/espstmd" -c "$PWD/espstm.conf" --control none --foreground >>daemon.log 2>&1 </dev/null &
@@ -192,7 +192,7 @@ sc_legacy-flash() {
     local raw ctl want got
     rm -f flash.bin
     step "start bridge --legacy-ports 0,0"
-    start_bridge bridge.log stm32f103 flash.bin 0 -v --legacy-ports 0,0 2>>steps.log || { fail "bridge did not start"; return 1; }
+    start_bridge bridge.log stm32f103 flash.bin 0 -v --legacy-ports 0,0 --plaintext 2>>steps.log || { fail "bridge did not start"; return 1; }
     wait_line bridge.log 'legacy raw port on' 5 || { fail "bridge printed no legacy ports"; return 1; }
     raw=$(sed -n 's/.*legacy raw port on 127\.0\.0\.1:\([0-9]*\), control port on 127\.0\.0\.1:\([0-9]*\).*/\1/p' bridge.log)
     ctl=$(sed -n 's/.*legacy raw port on 127\.0\.0\.1:\([0-9]*\), control port on 127\.0\.0\.1:\([0-9]*\).*/\2/p' bridge.log)

@@ -121,7 +121,7 @@ EOF
 }
 
 sc_reload() {
-    local dev2=${ESPSTM_E2E_DEV2:-ttySTM1} p0 p1 want n
+    local dev2=${ESPSTM_E2E_DEV2:-ttySTM1} p0 p1 k0 k1 want n
     [ -e "/dev/$dev2" ] && { fail "/dev/$dev2 exists before the scenario started (set ESPSTM_E2E_DEV2)"; return 1; }
     want=$(mkimage app.bin 4096) || { fail "mkimage failed"; return 1; }
     if ! app_flash flash0.bin stm32f103 app.bin || ! app_flash flash1.bin stm32f103 app.bin; then
@@ -129,13 +129,13 @@ sc_reload() {
     fi
     step "start bridge 0"
     start_bridge bridge0.log stm32f103 flash0.bin 0 -v 2>>steps.log || { fail "bridge 0 did not start"; return 1; }
-    p0=$BRIDGE_PORT; EXTRA_PIDS="$EXTRA_PIDS $BRIDGE_PID"
+    p0=$BRIDGE_PORT; k0=$BRIDGE_KEY; EXTRA_PIDS="$EXTRA_PIDS $BRIDGE_PID"
     step "start bridge 1"
     start_bridge bridge1.log stm32f103 flash1.bin 0 -v 2>>steps.log || { fail "bridge 1 did not start"; return 1; }
-    p1=$BRIDGE_PORT; EXTRA_PIDS="$EXTRA_PIDS $BRIDGE_PID"; BRIDGE_PID=""
+    p1=$BRIDGE_PORT; k1=$BRIDGE_KEY; EXTRA_PIDS="$EXTRA_PIDS $BRIDGE_PID"; BRIDGE_PID=""
 
     local dev0conf
-    dev0conf=$(printf '[%s]\nhost = 127.0.0.1\nport = %s\nreconnect_min_ms = 100\nreconnect_max_ms = 1000\n' "$DEV" "$p0")
+    dev0conf=$(printf '[%s]\nhost = 127.0.0.1\nport = %s\nkey = %s\nreconnect_min_ms = 100\nreconnect_max_ms = 1000\n' "$DEV" "$p0" "$k0")
     echo "$dev0conf" >espstm.conf
     step "notify socket"
     reload_notify "$DEV" "$dev2" || { fail "notify.py did not start: $(head -c 300 notify.log)"; return 1; }
@@ -152,7 +152,7 @@ sc_reload() {
     grep -q "banner stm32sim app $want" holder.log || { fail "holder: banner is not 'stm32sim app $want'"; return 1; }
 
     # 1. add ttySTM1
-    { echo "$dev0conf"; printf '\n[%s]\nhost = 127.0.0.1\nport = %s\n' "$dev2" "$p1"; } >espstm.conf
+    { echo "$dev0conf"; printf '\n[%s]\nhost = 127.0.0.1\nport = %s\nkey = %s\n' "$dev2" "$p1" "$k1"; } >espstm.conf
     reload_hup "$dev2 added" "espstmd: ready: /dev/$dev2( |$)" || return 1
     grep -q 'reload: 1 added, 0 removed, 0 recreated, 0 updated, 1 unchanged' daemon.log ||
         { fail "no 'reload: 1 added, ..., 1 unchanged' line in daemon.log"; return 1; }
@@ -166,7 +166,7 @@ sc_reload() {
     reload_echo 1 "adding /dev/$dev2" || return 1
 
     # 2. ttySTM1's baud changes: it is recreated with the new initial speed
-    { echo "$dev0conf"; printf '\n[%s]\nhost = 127.0.0.1\nport = %s\nbaud = 57600\n' "$dev2" "$p1"; } >espstm.conf
+    { echo "$dev0conf"; printf '\n[%s]\nhost = 127.0.0.1\nport = %s\nkey = %s\nbaud = 57600\n' "$dev2" "$p1" "$k1"; } >espstm.conf
     reload_hup "$dev2 baud changed" "espstmd: ready: /dev/$dev2( |$)" || return 1
     grep -q "reload: /dev/$dev2: settings changed; recreating" daemon.log ||
         { fail "no 'settings changed; recreating' line for /dev/$dev2"; return 1; }

@@ -51,7 +51,7 @@ service_steps() {
     rm -f flash.bin
     step "start bridge (stm32f103)"
     start_bridge bridge.log stm32f103 flash.bin 0 -v 2>>steps.log || { fail "bridge did not start"; return 1; }
-    printf '[%s]\nhost = 127.0.0.1\nport = %s\n' "$DEV" "$BRIDGE_PORT" >service.conf
+    printf '[%s]\nhost = 127.0.0.1\nport = %s\nkey = %s\n' "$DEV" "$BRIDGE_PORT" "$BRIDGE_KEY" >service.conf
 
     # RuntimeDirectory=espstm: systemd creates /run/espstm (root, 0755) before the start
     if [ ! -e "$rt" ]; then mkdir -m 0755 "$rt" && SVC_MADE_RT=1; fi
@@ -129,7 +129,7 @@ service_steps() {
 
     # 5. SIGHUP: RELOADING=1, then READY=1 once the added device exists
     if grep -qa 'RELOADING=1' "$E2E_BUILD/espstmd"; then
-        printf '\n[%s]\nhost = 127.0.0.1\nport = %s\n' "$dev2" "$BRIDGE_PORT" >>service.conf
+        printf '\n[%s]\nhost = 127.0.0.1\nport = %s\nkey = %s\n' "$dev2" "$BRIDGE_PORT" "$BRIDGE_KEY" >>service.conf
         local n0
         n0=$(wc -l <notify.log)
         step "kill -HUP $pid (service.conf now also has [$dev2])"

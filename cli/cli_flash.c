@@ -38,6 +38,8 @@ static const char help_text[] =
     "      --stage            verify before commit: the bridge stores the whole image\n"
     "                         first and checks its CRC-32 (computed here) before it\n"
     "                         touches the STM32; nothing is flashed if it differs\n"
+    "      --sig FILE         signature for a locked bridge (espstm sign; default\n"
+    "                         IMAGE.sig if it exists): sent as X-Espstm-Signature\n"
     "  -t, --target N         target N of the bridge (default 0)\n"
     "  -b, --baud B           bootloader baud rate (default: the bridge's, 115200)\n"
     "  -H, --host HOST[:PORT] the bridge's web/API address instead of DEVICE (port 80)\n"
@@ -197,7 +199,15 @@ const char *cli_flash_check_head(const uint8_t *head, size_t n, enum cli_flash_f
 
 /* ------------------------------------------------------------------ command line */
 
-enum { OPT_UNPROTECT = 256, OPT_PROGRESS, OPT_PASSWORD, OPT_NO_VERIFY, OPT_STAGE, OPT_HTTP_PLAIN };
+enum {
+	OPT_UNPROTECT = 256,
+	OPT_PROGRESS,
+	OPT_PASSWORD,
+	OPT_NO_VERIFY,
+	OPT_STAGE,
+	OPT_HTTP_PLAIN,
+	OPT_SIG
+};
 
 static const struct option long_opts[] = {
     {"address", required_argument, NULL, 'a'},
@@ -208,6 +218,7 @@ static const struct option long_opts[] = {
     {"unprotect", no_argument, NULL, OPT_UNPROTECT},
     {"stage", no_argument, NULL, OPT_STAGE},
     {"http-plain", no_argument, NULL, OPT_HTTP_PLAIN},
+    {"sig", required_argument, NULL, OPT_SIG},
     {"target", required_argument, NULL, 't'},
     {"baud", required_argument, NULL, 'b'},
     {"host", required_argument, NULL, 'H'},
@@ -251,7 +262,8 @@ static int takes_value(const char *a)
 	                                   "--host",
 	                                   "--password-file",
 	                                   "--progress",
-	                                   "--socket"};
+	                                   "--socket",
+	                                   "--sig"};
 	for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++)
 		if (strcmp(a, opts[i]) == 0)
 			return 1;
@@ -369,6 +381,9 @@ static int parse_option(int c, int argc, char **argv, struct cli_flash_opts *o, 
 		return 0;
 	case OPT_HTTP_PLAIN:
 		o->http_plain = 1;
+		return 0;
+	case OPT_SIG:
+		o->sig = optarg;
 		return 0;
 	case 'H':
 		if (cli_flash_parse_host(optarg, o->host, sizeof o->host, &o->port) < 0)

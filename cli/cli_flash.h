@@ -64,6 +64,7 @@ struct cli_flash_opts {
 	                   cli_flash_query; sent as crc32=) */
 	enum cli_flash_progress_mode progress; /* --progress, -q (= none) */
 	int http_plain; /* --http-plain: plain HTTP even when known_bridges pins the bridge */
+	const char *sig; /* --sig FILE: the image's signature (espstm sign), or NULL */
 };
 
 /*

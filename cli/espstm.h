@@ -18,4 +18,9 @@
  */
 int espstm_flash_main(int argc, char **argv);
 
+/* `espstm sign --key KEY [--addr ADDR|--hex] IMAGE [-o OUT]` (cli_sign.c): the signature of
+ * IMAGE for a locked bridge (firmware/core/http_api.h "Signed images"). argv[0] is "sign".
+ * Returns the exit status (0 written, 1, 2 usage, 65 bad key, 66 unreadable input). */
+int espstm_sign_main(int argc, char **argv);
+
 #endif

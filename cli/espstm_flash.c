@@ -368,9 +368,10 @@ struct flash_run {
 	char cerr[CURL_ERROR_SIZE]; /* libcurl's message for the POST */
 	int post_done;
 	CURLcode post_res;
-	long code;       /* HTTP status of the POST's answer, 0 if none */
-	long abort_code; /* HTTP status of the DELETE after a signal, -1 if none was sent */
-	double secs;     /* how long the upload ran */
+	long code;        /* HTTP status of the POST's answer, 0 if none */
+	long abort_code;  /* HTTP status of the DELETE after a signal, -1 if none was sent */
+	double secs;      /* how long the upload ran */
+	char sighdr[160]; /* "X-Espstm-Signature: BASE64" (--sig or IMAGE.sig), "" none */
 };
 
 /* The two connections of an upload: the POST with the image, the GET of the progress. */
@@ -443,10 +444,50 @@ static int choose_scheme(struct flash_run *run)
 	return 0;
 }
 
+/* The signature for a locked bridge (http_api.h "Signed images"): --sig FILE, else IMAGE.sig
+ * if it exists, as the X-Espstm-Signature header (base64 of the DER); a signed image is
+ * staged (the bridge implies it). Returns 0 or an exit status. */
+static int prepare_sig(struct flash_run *run)
+{
+	char def[4096];
+	const char *path = run->o.sig;
+	if (!path && snprintf(def, sizeof def, "%s.sig", run->o.image) < (int)sizeof def &&
+	    access(def, F_OK) == 0)
+		path = def;
+	if (!path)
+		return 0;
+	uint8_t der[96];
+	FILE *f = fopen(path, "rb");
+	size_t n = f ? fread(der, 1, sizeof der, f) : 0;
+	if (f)
+		fclose(f);
+	if (!f || n == 0 || n > 80) {
+		fprintf(stderr, "espstm flash: signature %s: %s\n", path,
+		        !f ? strerror(errno) : "not a DER signature of at most 80 bytes");
+		return CLI_FLASH_EXIT_NOINPUT;
+	}
+	static const char b64[] =
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	size_t o = (size_t)snprintf(run->sighdr, sizeof run->sighdr, "X-Espstm-Signature: ");
+	for (size_t i = 0; i < n; i += 3) {
+		uint32_t v = (uint32_t)der[i] << 16 | (i + 1 < n ? (uint32_t)der[i + 1] << 8 : 0) |
+		             (i + 2 < n ? der[i + 2] : 0);
+		for (int k = 0; k < 4; k++)
+			run->sighdr[o++] = i + (size_t)k <= n ? b64[(v >> (18 - 6 * k)) & 63] : '=';
+	}
+	run->sighdr[o] = '\0';
+	run->o.stage = 1;
+	fprintf(stderr, "espstm flash: signature %s sent along (X-Espstm-Signature)\n", path);
+	return 0;
+}
+
 /* --stage's CRC-32 of IMAGE, and the URLs of the upload and of the progress. Returns 0 or
  * an exit status. */
 static int prepare_urls(struct flash_run *run)
 {
+	int sr = prepare_sig(run);
+	if (sr)
+		return sr;
 	if (run->o.stage) {
 		int e = file_crc32(run->img, &run->o.crc32);
 		if (e) {
@@ -513,6 +554,8 @@ static int transfer_init(struct transfer *tr, struct flash_run *run)
 	tr->hdr = curl_slist_append(tr->hdr, "X-Espstm-Request: 1");
 	tr->hdr = curl_slist_append(tr->hdr, "Content-Type: application/octet-stream");
 	tr->hdr = curl_slist_append(tr->hdr, "Expect: 100-continue");
+	if (run->sighdr[0])
+		tr->hdr = curl_slist_append(tr->hdr, run->sighdr);
 	if (!post || !get || !tr->m || !tr->hdr)
 		return -1;
 	set_common(post, run->url, run->pw);

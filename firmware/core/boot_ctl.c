@@ -110,12 +110,14 @@ void boot_ctl_lines(struct bridge *s, int immediate)
 
 static void apply_lines_map(struct bridge *s, int immediate)
 {
+	/* locked mode: the client's lines never raise BOOT0 (a reset still works) */
+	int may_boot = !s->set.locked;
 	switch (s->set.line_map) {
 	case BRIDGE_MAP_DIRECT:
-		set_pins(s, !s->dtr, s->rts);
+		set_pins(s, !s->dtr, s->rts && may_boot);
 		break;
 	case BRIDGE_MAP_ESPTOOL: {
-		int nrst = !(s->rts && !s->dtr), boot0 = s->dtr && !s->rts;
+		int nrst = !(s->rts && !s->dtr), boot0 = s->dtr && !s->rts && may_boot;
 		/* The RC on a real board's EN/NRST delays a release: a BOOT0 change that follows
 		 * within esptool_hold_ms is in place before the chip leaves reset (bridge.h). */
 		if (nrst && !boot0 && s->nrst == 0 && s->set.esptool_hold_ms && !immediate) {
@@ -169,6 +171,10 @@ int boot_ctl_is_8e1(const struct hal_uart_cfg *c)
 
 void boot_ctl_enter(struct bridge *s, const char *why)
 {
+	if (s->set.locked) {
+		bridge_logf(s, HAL_LOG_INFO, "auto-boot: %s: refused, locked mode", why);
+		return;
+	}
 	bridge_logf(s, HAL_LOG_INFO, "auto-boot: %s: BOOT0 high, NRST pulse %u ms, settle %u ms",
 	            why, (unsigned)s->set.reset_ms, (unsigned)s->set.settle_ms);
 	s->in_boot = 1;
@@ -198,7 +204,9 @@ void boot_ctl_apply_cfg(struct bridge *s, struct hal_uart_cfg *c, const char *wh
 	}
 	s->uart = t;
 	int is = boot_ctl_is_8e1(&s->uart);
-	if (!was && is) {
+	if (!was && is && s->set.locked) {
+		bridge_logf(s, HAL_LOG_DEBUG, "auto-boot: off in locked mode (signed images only)");
+	} else if (!was && is) {
 		if (s->set.auto_boot == BRIDGE_AUTO_SYNC)
 			s->ab_armed = 1;
 		else if (s->set.auto_boot == BRIDGE_AUTO_PARITY)
@@ -264,6 +272,8 @@ void boot_ctl_action(struct bridge *s, uint8_t a)
 		start_reset(s, s->boot0 == 1);
 		break;
 	case BRIDGE_ACT_BOOTLOADER:
+		if (s->set.locked) /* queued before the lock: refused all the same */
+			break;
 		c.baud = 115200;
 		c.data_bits = 8;
 		c.parity = RFC2217_PARITY_EVEN;

@@ -714,6 +714,11 @@ int bridge_action(struct bridge *s, enum bridge_action a)
 {
 	if (a != BRIDGE_ACT_RESET && a != BRIDGE_ACT_BOOTLOADER && a != BRIDGE_ACT_RUN)
 		return -EINVAL;
+	if (a == BRIDGE_ACT_BOOTLOADER && s->set.locked) {
+		bridge_logf(s, HAL_LOG_INFO,
+		            "action bootloader refused: locked mode (signed images only)");
+		return -EPERM;
+	}
 	/* One entry stays free for the OP_DISC of bridge_disconnect(). */
 	struct bridge_op *o = s->ops_len + 1 < BRIDGE_OPS ? op_push(s) : NULL;
 	if (!o) {

@@ -64,6 +64,11 @@ struct bridge_settings {
 	 * release that lets a following BOOT0 change apply first (ms), default 100. See
 	 * BRIDGE_MAP_ESPTOOL. */
 	uint32_t esptool_hold_ms;
+	/* Added for signed images: 1 = locked mode (the platform has a verification key; the
+	 * STM32 takes only signed images, through the flash job): the client's DTR/RTS never
+	 * raise BOOT0 (they still pulse NRST: reset, with BOOT0 low), auto-boot is off and
+	 * bridge_action(BRIDGE_ACT_BOOTLOADER) is refused (-EPERM). Default 0. */
+	int locked;
 };
 
 /* Sizes of the session's bounded buffers (bytes / entries). */
@@ -209,7 +214,8 @@ int bridge_tx_pending(const struct bridge *s);
  *    runs one stm32flash connection after another) until BRIDGE_ACT_RUN.
  *  BRIDGE_ACT_RUN: UART back to the settings' baud with 8N1 (settings' flow control),
  *    BOOT0 low, NRST pulse (application runs), settle; unpins.
- * Returns 0, or -EBUSY if the operation queue is full (nothing done).
+ * Returns 0, -EBUSY if the operation queue is full (nothing done), or -EPERM for
+ * BRIDGE_ACT_BOOTLOADER in locked mode (bridge_settings.locked; nothing done).
  */
 enum bridge_action { BRIDGE_ACT_RESET = 1, BRIDGE_ACT_BOOTLOADER = 2, BRIDGE_ACT_RUN = 3 };
 int bridge_action(struct bridge *s, enum bridge_action a);

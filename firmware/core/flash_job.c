@@ -228,7 +228,11 @@ static int isp_begin(struct flash_job *j, uint32_t address, uint32_t total)
 	o.entry = STM32_ISP_ENTRY_PINS;
 	o.settle_ms = j->cur->target[j->target].settle_ms;
 	o.verify = j->p.verify;
-	o.finish = j->p.go ? STM32_ISP_FINISH_GO : STM32_ISP_FINISH_STAY;
+	/* locked mode: never leave the chip in its bootloader, where an RFC 2217 client could
+	 * write it with AN3155 commands */
+	o.finish = j->p.go  ? STM32_ISP_FINISH_GO
+	           : j->sig ? STM32_ISP_FINISH_RESET
+	                    : STM32_ISP_FINISH_STAY;
 	o.flags = j->p.unprotect ? STM32_ISP_UNPROTECT_READ | STM32_ISP_UNPROTECT_WRITE : 0;
 	j->step = STM32_ISP_CONNECTING;
 	stm32_isp_set_progress(j->isp, on_progress, j);
@@ -446,6 +450,13 @@ static void stage_body(struct flash_job *j, const uint8_t *p, size_t n)
 		         (long long)j->content_length);
 		return;
 	}
+	if (j->content_length < 0 && (uint64_t)j->staged + n > j->stage_cap) {
+		job_fail(j, 413,
+		         "image larger than the staging area (%lu bytes); the STM32 was not "
+		         "touched",
+		         (unsigned long)j->stage_cap);
+		return;
+	}
 	if (j->ops->stage_write(j->ctx, j->target, j->staged, p, n) < 0) {
 		job_fail(j, 500,
 		         "writing the staging area failed at byte %lu; the STM32 was not touched",
@@ -453,6 +464,8 @@ static void stage_body(struct flash_job *j, const uint8_t *p, size_t n)
 		return;
 	}
 	j->crc = j->ops->crc32(j->crc, p, n);
+	if (j->sig)
+		j->ops->sig_update(j->ctx, j->target, p, n);
 	j->staged += (uint32_t)n;
 	if (j->p.hex)
 		hex_dry_run(j, p, n);
@@ -484,6 +497,21 @@ static int stage_check(struct flash_job *j)
 		j->fail_status = 400; /* error: the dry run's message */
 		return -1;
 	}
+	if (j->sig) {
+		int r = j->ops->sig_check(j->ctx, j->target);
+		if (r < 0) {
+			job_fail(j, 403,
+			         "signature %s (X-Espstm-Signature over \"espstm-image-v1 %s\\n\" "
+			         "and the image); the STM32 was not touched",
+			         r == -EBADMSG ? "does not match this image, address and key"
+			                       : "cannot be checked",
+			         j->sig_addr);
+			job_log(j, "http: target %u: signed upload refused: %s", j->target,
+			        j->error);
+			return -1;
+		}
+		job_log(j, "http: target %u: image signature verified", j->target);
+	}
 	return 0;
 }
 
@@ -504,6 +532,33 @@ static void commit(struct flash_job *j)
 	j->state = FLASH_JOB_REPLAYING;
 }
 
+/* REPLAYING a staged Intel HEX: its data waits (in the parser: the ISP takes none before it
+ * knows the device) until GET ID has named the device; then the dry run's whole range
+ * [address, dry_next) is checked against the device's flash, before anything is erased or
+ * written: outside it the run fails (413, 400 below the flash base). A streamed HEX cannot
+ * do this (its later records are not known yet). Returns 1 when the data may flow, 0 to
+ * wait (or the run failed). */
+static int hex_range_ok(struct flash_job *j)
+{
+	if (!j->p.hex || j->range_ok || !j->run)
+		return 1;
+	struct stm32_isp_status st;
+	stm32_isp_status(j->run, &st);
+	if (!st.dev || !st.flash_size)
+		return run_over(j); /* the ISP's own failure ends the replay */
+	uint64_t lo = st.dev->flash_base, hi = lo + st.flash_size;
+	if (j->address < lo || j->dry_next > hi) {
+		job_fail(j, j->address < lo ? 400 : 413,
+		         "Intel HEX: data 0x%08lX-0x%08lX outside the flash 0x%08lX-0x%08lX of "
+		         "the %s; nothing was erased or written",
+		         (unsigned long)j->address, (unsigned long)(j->dry_next - 1),
+		         (unsigned long)lo, (unsigned long)(hi - 1), st.dev->name);
+		return 0;
+	}
+	j->range_ok = 1;
+	return 1;
+}
+
 /* REPLAYING: staged bytes into the pipeline while it takes them (FLASH_JOB_REPLAY_BUF at a
  * time, at most FLASH_JOB_REPLAY_STEPS per call, so one poll never holds the loop for long);
  * at the end, the image's end checks and FLUSHING; FINISHING once the run is over. Returns 1
@@ -513,6 +568,8 @@ static int replay(struct flash_job *j)
 	for (int guard = 0; !run_over(j); guard++) {
 		if (guard == FLASH_JOB_REPLAY_STEPS)
 			return 1; /* not waiting for the ISP: poll again now */
+		if (!hex_range_ok(j))
+			return 0; /* GET ID has not named the device yet */
 		if (j->roff == j->rlen) {
 			if (j->replayed == j->staged) {
 				pipeline_end(j, j->replayed);
@@ -574,6 +631,13 @@ static void release(struct flash_job *j)
 		else
 			job_log(j, "http: flash of target %u failed (%s): %s", j->target,
 			        stm32_isp_error_name(st.error), st.message ? st.message : "");
+		if (j->sig && st.state != STM32_ISP_DONE && j->ops->action) {
+			/* locked mode: a failed run leaves the chip in its bootloader: reset it
+			 * into the application (BOOT0 low), nothing may talk AN3155 to it */
+			job_log(j, "http: target %u: locked mode: reset into the application",
+			        j->target);
+			j->ops->action(j->ctx, j->target, API_ACT_RUN);
+		}
 	}
 	if (store_open(j)) {
 		j->ops->stage_end(j->ctx, j->target);
@@ -591,34 +655,41 @@ static void conclude(struct flash_job *j)
 }
 
 /* Checks before anything changes (flash_job_start). Returns 0 or an HTTP status with msg. */
-static int start_checks(struct flash_job *j, const struct flash_job_params *fp,
-                        int64_t content_length, char *msg, size_t cap)
+static int start_checks(struct flash_job *j, struct flash_job_params *fp, int64_t content_length,
+                        char *msg, size_t cap)
 {
 	if (!fp->hex && content_length == 0) {
 		snprintf(msg, cap, "empty image");
 		return 400;
 	}
+	const struct api_ops *o = j->ops;
+	uint32_t size = o->stage_capacity ? o->stage_capacity(j->ctx, j->target) : 0;
+	int can_stage = o->stage_begin && o->stage_write && o->stage_read && o->stage_end &&
+	                o->crc32 && size != 0;
+	if (!fp->hex && content_length < 0 && !fp->stage) {
+		/* a .bin of unknown size: staged, so that its size is checked against the
+		 * chip's flash before anything is erased (else the chip would be erased and
+		 * written up to its end before the 413) */
+		if (!can_stage) {
+			snprintf(msg, cap,
+			         "a .bin upload needs a Content-Length (its size is checked "
+			         "against the flash before anything is erased)");
+			return 411;
+		}
+		fp->stage = 1;
+	}
 	if (fp->stage) {
-		const struct api_ops *o = j->ops;
-		uint32_t size = o->stage_capacity ? o->stage_capacity(j->ctx, j->target) : 0;
-		if (!o->stage_begin || !o->stage_write || !o->stage_read || !o->stage_end ||
-		    !o->crc32 || size == 0) {
+		if (!can_stage) {
 			snprintf(msg, cap,
 			         "this platform cannot stage an image (stage=1: no staging area); "
 			         "upload without stage=1");
 			return 501;
 		}
-		if (content_length < 0) {
-			snprintf(msg, cap,
-			         "stage=1 needs a Content-Length (the staging area is prepared for "
-			         "the image's size)");
-			return 411;
-		}
 		if (content_length == 0) {
 			snprintf(msg, cap, "empty image");
 			return 400;
 		}
-		if ((uint64_t)content_length > size) {
+		if (content_length > 0 && (uint64_t)content_length > size) {
 			snprintf(msg, cap,
 			         "image (%lld bytes) larger than the staging area (%lu bytes)",
 			         (long long)content_length, (unsigned long)size);
@@ -646,7 +717,10 @@ static int start_checks(struct flash_job *j, const struct flash_job_params *fp,
 /* stage_begin() of a staged upload. Returns 0 or an HTTP status with msg. */
 static int store_begin(struct flash_job *j, int64_t content_length, char *msg, size_t cap)
 {
-	int r = j->ops->stage_begin(j->ctx, j->target, (uint32_t)content_length);
+	/* unknown size (chunked): the whole store, the body is bounded by it */
+	uint32_t size = content_length < 0 ? j->ops->stage_capacity(j->ctx, j->target)
+	                                   : (uint32_t)content_length;
+	int r = j->ops->stage_begin(j->ctx, j->target, size);
 	if (r == -ENOSPC) {
 		snprintf(msg, cap, "image (%lld bytes) larger than the staging area",
 		         (long long)content_length);
@@ -663,8 +737,50 @@ static int store_begin(struct flash_job *j, int64_t content_length, char *msg, s
 	return 0;
 }
 
+/* Locked mode (http_api.h "Signed images"): a signature is required, stage=1 implied, a
+ * .bin's address is the signed one (default FLASH_JOB_SIGNED_BASE); its ADDR text into
+ * addr (16 bytes). Returns 0 or an HTTP status with msg. */
+static int locked_params(struct flash_job *j, struct flash_job_params *fp, const uint8_t *sig,
+                         size_t siglen, char *addr, char *msg, size_t cap)
+{
+	const struct api_ops *o = j->ops;
+	if (!sig || siglen == 0) {
+		snprintf(msg, cap,
+		         "this unit only accepts signed images (header X-Espstm-Signature: see "
+		         "espstm sign)");
+		return 403;
+	}
+	if (!o->sig_begin || !o->sig_update || !o->sig_check) {
+		snprintf(msg, cap, "this platform cannot check image signatures");
+		return 501;
+	}
+	fp->stage = 1;
+	if (!fp->hex && !fp->has_address) {
+		fp->has_address = 1;
+		fp->address = FLASH_JOB_SIGNED_BASE;
+	}
+	if (fp->hex)
+		snprintf(addr, 16, "hex");
+	else
+		snprintf(addr, 16, "0x%08lx", (unsigned long)fp->address);
+	return 0;
+}
+
+/* Locked mode: the platform's signature check begins. Returns 0 or 403 with msg. */
+static int sig_start(struct flash_job *j, const char *addr, const uint8_t *sig, size_t siglen,
+                     char *msg, size_t cap)
+{
+	if (j->ops->sig_begin(j->ctx, j->target, addr, sig, siglen) == 0)
+		return 0;
+	snprintf(msg, cap,
+	         "signature: not a DER ECDSA signature (X-Espstm-Signature: base64 of what "
+	         "openssl dgst -sha256 -sign writes)");
+	return 403;
+}
+
 int flash_job_start(struct flash_job *j, struct stm32_isp *isp, const char *query,
-                    int64_t content_length, char *msg, size_t cap)
+                    int64_t content_length, const uint8_t *sig, size_t siglen, char *msg,
+                    size_t cap)
 {
 	struct flash_job_params fp;
 	if (query && strchr(query, '%')) {
@@ -673,7 +789,13 @@ int flash_job_start(struct flash_job *j, struct stm32_isp *isp, const char *quer
 	}
 	if (parse_params(query, &fp, msg, cap) < 0)
 		return 400;
-	int r = start_checks(j, &fp, content_length, msg, cap);
+	char addr[16] = "";
+	int lk = j->ops->locked && j->ops->locked(j->ctx);
+	int r = lk ? locked_params(j, &fp, sig, siglen, addr, msg, cap) : 0;
+	if (r == 0)
+		r = start_checks(j, &fp, content_length, msg, cap);
+	if (r == 0 && lk)
+		r = sig_start(j, addr, sig, siglen, msg, cap);
 	/* before the last result is forgotten: a refusal leaves it readable */
 	if (r == 0 && fp.stage)
 		r = store_begin(j, content_length, msg, cap);
@@ -681,6 +803,10 @@ int flash_job_start(struct flash_job *j, struct stm32_isp *isp, const char *quer
 		return r;
 	flash_job_init(j, j->target, j->ops, j->ctx, j->cur);
 	j->p = fp;
+	j->sig = lk;
+	memcpy(j->sig_addr, addr, sizeof(addr));
+	if (fp.stage)
+		j->stage_cap = j->ops->stage_capacity(j->ctx, j->target);
 	j->isp = isp;
 	j->address = fp.address;
 	j->addr_known = fp.has_address;

@@ -53,6 +53,11 @@ enum flash_job_state {
 	FLASH_JOB_OVER,      /* run over, answered or nobody to answer: GET shows the result */
 };
 
+/* Largest DER signature taken (bytes; ECDSA P-256 needs at most 72), and the flash address
+ * a signed .bin without address= is signed for (the flash base of every STM32 family). */
+#define FLASH_JOB_SIG_MAX     80
+#define FLASH_JOB_SIGNED_BASE 0x08000000u
+
 /* Staged bytes read back per step of the replay (bytes of RAM per target), and steps per
  * flash_job_poll() at most (then FLASH_JOB_AGAIN if there is more to do). */
 #define FLASH_JOB_REPLAY_BUF   256
@@ -101,6 +106,10 @@ struct flash_job {
 	int crc_done;         /* the whole body was staged: crc is final */
 	uint32_t crc;         /* CRC-32 of the body so far */
 	uint32_t staged;      /* body bytes in the store */
+	uint32_t stage_cap;   /* the store's capacity (bounds a body of unknown length) */
+	int range_ok;         /* hex: the staged records lie in the device's flash */
+	int sig;              /* locked mode: the staged bytes go to ops->sig_update */
+	char sig_addr[16];    /* locked mode: the ADDR of the signed line ("0x08000000", "hex") */
 	uint32_t replayed;    /* staged bytes read back (into rbuf) */
 	int dry_bad;          /* hex: the dry run found an error (in error) */
 	uint32_t dry_records; /* hex: data records seen by the dry run */
@@ -121,14 +130,16 @@ int flash_job_busy(const struct flash_job *j);
 /*
  * Start a job on isp (the target's AN3155 master; the caller checked authentication, that
  * ops->flash_claim exists and that neither j nor isp is busy). query: the raw query string
- * (NULL = none; '%' refused), content_length: -1 unknown. Returns 0: the job started
- * (STAGING or STREAMING: stream the body), or it ended at once (ANSWER: the bin run could not
- * begin; flash_job_result gives the answer). Else the HTTP status of a refusal (400, 409, 411,
- * 413, 500, 501) with its message in msg (cap bytes); the job and its last result are
- * unchanged.
+ * (NULL = none; '%' refused), content_length: -1 unknown; sig/siglen: the decoded
+ * X-Espstm-Signature (NULL: none; used in locked mode only, http_api.h "Signed images").
+ * Returns 0: the job started (STAGING or STREAMING: stream the body), or it ended at once
+ * (ANSWER: the bin run could not begin; flash_job_result gives the answer). Else the HTTP
+ * status of a refusal (400, 403, 409, 411, 413, 500, 501) with its message in msg (cap
+ * bytes); the job and its last result are unchanged.
  */
 int flash_job_start(struct flash_job *j, struct stm32_isp *isp, const char *query,
-                    int64_t content_length, char *msg, size_t cap);
+                    int64_t content_length, const uint8_t *sig, size_t siglen, char *msg,
+                    size_t cap);
 
 /* The contracts of http_api_flash_body, _body_end, _cancel, _abort and _poll (http_api.h),
  * for this job; flash_job_poll returns FLASH_JOB_* bits. */

@@ -274,6 +274,12 @@ static int check_auth(struct http_api *api, const struct api_request *rq, struct
 	return 0;
 }
 
+/* Locked mode (http_api.h "Signed images"): a verification key is installed. */
+static int is_locked(const struct http_api *api)
+{
+	return api->ops && api->ops->locked && api->ops->locked(api->ctx);
+}
+
 static const char *parity_name(uint8_t p)
 {
 	static const char *const n[] = {"?", "N", "O", "E", "M", "S"};
@@ -384,6 +390,8 @@ static void do_status(struct http_api *api, struct api_response *rs)
 	jw_obj_end(&w);
 	jw_key(&w, "auth_failures");
 	jw_int(&w, api->fails_total);
+	jw_key(&w, "locked");
+	jw_bool(&w, is_locked(api));
 	jw_key(&w, "targets");
 	jw_arr(&w);
 	unsigned n = st.target_count ? st.target_count : s->target_count;
@@ -558,7 +566,17 @@ static void do_action(struct http_api *api, const char *rest, struct api_respons
 		reply_error(api, rs, 409, "a flash is running on this target");
 		return;
 	}
+	if (a == API_ACT_BOOTLOADER && is_locked(api)) {
+		reply_error(api, rs, 403,
+		            "this unit is locked (signed images only): no bootloader entry; "
+		            "reset and run work");
+		return;
+	}
 	int r = api->ops && api->ops->action ? api->ops->action(api->ctx, idx, a) : -ENOSYS;
+	if (r == -EPERM) {
+		reply_error(api, rs, 403, "refused: locked mode (signed images only)");
+		return;
+	}
 	if (r < 0) {
 		reply_error(api, rs, r == -EBUSY ? 409 : 500,
 		            r == -EBUSY ? "a reset sequence is running" : "action failed");
@@ -653,8 +671,18 @@ int http_api_flash_start(struct http_api *api, const struct api_request *rq, con
 		reply_error(api, rs, 409, "a flash is already running on this target");
 		return 0;
 	}
+	char sigb[FLASH_JOB_SIG_MAX + 1];
+	int siglen = 0;
+	if (rq->signature && (siglen = b64dec(rq->signature, sigb, sizeof(sigb))) <= 0) {
+		reply_error(api, rs, 403,
+		            "signature: X-Espstm-Signature is not the base64 of a signature of at "
+		            "most 80 bytes");
+		return 0;
+	}
 	char msg[112];
-	int status = flash_job_start(j, isp, query, content_length, msg, sizeof(msg));
+	int status = flash_job_start(j, isp, query, content_length,
+	                             rq->signature ? (const uint8_t *)sigb : NULL, (size_t)siglen,
+	                             msg, sizeof(msg));
 	if (status) {
 		reply_error(api, rs, status, msg);
 		return 0;

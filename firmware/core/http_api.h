@@ -128,6 +128,25 @@ struct api_ops {
 	 */
 	int (*pair_key)(void *ctx, struct api_pair *out);
 	int (*pair_rotate)(void *ctx);
+	/*
+	 * Signed images ("Signed images" below; all may be NULL: the unit is never locked).
+	 * The core has no cryptography: the platform checks the signature (espstm-bridge:
+	 * firmware/crypto/image_sig.h).
+	 * locked: 1 when a verification key is installed (locked mode), else 0.
+	 * sig_begin: a signed upload of target starts: the signed message is the line
+	 *   "espstm-image-v1 " + addr_text + "\n" (addr_text "0x%08x" of a .bin's address or
+	 *   "hex") and then the staged bytes; sig/siglen is the DER signature (<=
+	 *   FLASH_JOB_SIG_MAX bytes). Returns 0, or -EINVAL (not a DER ECDSA signature). A begun
+	 *   check may be abandoned (the upload failed) and begun again.
+	 * sig_update: the next n staged bytes (in order).
+	 * sig_check: the body is complete: 0 the signature matches, -EBADMSG it does not (other
+	 *   key, image or address), -EINVAL it cannot be checked.
+	 */
+	int (*locked)(void *ctx);
+	int (*sig_begin)(void *ctx, unsigned target, const char *addr_text, const uint8_t *sig,
+	                 size_t siglen);
+	void (*sig_update)(void *ctx, unsigned target, const uint8_t *p, size_t n);
+	int (*sig_check)(void *ctx, unsigned target);
 	/* Client holders (may be NULL: "clients" is []): fill c[0..max) with the connected
 	 * clients of the RFC 2217 ports, return how many. */
 	unsigned (*clients)(void *ctx, struct api_client *c, unsigned max);
@@ -141,6 +160,7 @@ struct api_request {
 	const char *path;          /* without query string */
 	const char *authorization; /* header value or NULL */
 	const char *x_request;     /* X-Espstm-Request header value or NULL */
+	const char *signature;     /* X-Espstm-Signature header value (base64) or NULL */
 	const char *body;
 	size_t body_len;
 	uint32_t now_ms; /* monotonic ms (lock-out timing) */
@@ -252,6 +272,8 @@ void http_api_handle(struct http_api *api, const struct api_request *rq, struct 
  *   crc32     0x-hex (or decimal): the CRC-32 of the whole body as zlib's crc32() computes it
  *             (ISO-HDLC); only with stage=1 (else 400): a different body is not flashed.
  * Content-Length (bin) is the image size: the range is checked before anything is erased.
+ * A .bin without Content-Length (chunked) is staged (stage=1 implied; 411 without a
+ * staging store) so that its size is checked the same way.
  * The answer comes when the run has ended: 200 {"ok":true,"state":"done",...the GET
  * fields...} or 4xx/5xx {"ok":false,"state":"failed","error":"...","step":"writing",...}.
  * Status codes: 400 bad parameter, bad Intel HEX, image not whole, empty image; 409 a flash
@@ -266,14 +288,29 @@ void http_api_handle(struct http_api *api, const struct api_request *rq, struct 
  *
  * Staged upload (stage=1): the STM32 is NOT touched while the body arrives: it goes to the
  * platform's staging store (api_ops.stage_*) at network speed, its CRC-32 computed as it
- * arrives; Content-Length is required (411) and must fit the store (413 "image (N bytes)
- * larger than the staging area (M bytes)"); no store: 501; a store in use by another
- * target: 409. At the body's end, in this order: fewer bytes than Content-Length, a CRC-32
- * other than crc32=, and (format=hex) the Intel HEX dry run's first error fail it (400,
- * "...; the STM32 was not touched"). Only the records' range against the device is checked
- * in the replay, as for a streamed body. Otherwise the commit starts: the target is claimed
+ * arrives; Content-Length must fit the store (413 "image (N bytes) larger than the staging
+ * area (M bytes)"; without one, chunked, the body may fill the store and 413 beyond it);
+ * no store: 501; a store in use by another target: 409. At the body's end, in this order:
+ * fewer bytes than Content-Length, a CRC-32 other than crc32=, (format=hex) the Intel HEX
+ * dry run's first error (400, "...; the STM32 was not touched") and in locked mode the
+ * signature (403, "Signed images"). Otherwise the commit starts: the target is claimed
  * and the staged bytes are read back in small pieces into the same pipeline, driven by
- * http_api_flash_poll(). Once committed, the flash goes on even if the client goes away.
+ * http_api_flash_poll(). The image's whole range is checked against the device's flash
+ * once GET ID has named it, before anything is erased: a .bin through opts.total, a HEX
+ * by the dry run's first and last record address (413, 400 below the flash base; nothing
+ * erased or written). Once committed, the flash goes on even if the client goes away.
+ *
+ * Signed images (locked mode: api_ops.locked() is 1, a verification key is installed):
+ * every upload needs the header "X-Espstm-Signature: <base64 of the DER ECDSA P-256
+ * signature>" over "espstm-image-v1 ADDR\n" + the body exactly (ADDR: "0x%08x" of address=,
+ * default 0x08000000, for a .bin; "hex" for Intel HEX), as `openssl dgst -sha256 -sign` or
+ * `espstm sign` make it. stage=1 is implied; the signature is checked over the staged
+ * bytes at the body's end, before the commit: no header -> 403 "this unit only accepts
+ * signed images", not base64 or not DER -> 403 "signature: ..." at once, no match -> 403
+ * "signature does not match ...; the STM32 was not touched". A locked run never leaves
+ * the chip in its bootloader: go=0 ends with a reset into the application, a failed run is
+ * followed by api_ops.action(API_ACT_RUN). Locked mode also refuses
+ * POST /api/targets/N/bootloader (403); reset and run work; /api/status has "locked":true.
  *
  * Abort: DELETE /api/targets/N/flash stops the target's upload or run at once: the run fails
  * with "aborted by the client" (its POST's answer: 409) and DELETE answers 200 with the

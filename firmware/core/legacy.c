@@ -2,6 +2,7 @@
 /* Legacy control port (seed firmware EspStmRemote): see legacy.h. */
 #include "legacy.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -45,7 +46,10 @@ size_t legacy_control_byte(struct bridge *br, uint8_t c, char *ans, size_t ansz)
 	}
 	snprintf(line, sizeof(line), "legacy: control '%c'", c);
 	bridge_log(br, HAL_LOG_INFO, line);
-	if (bridge_action(br, a) < 0)
+	int r = bridge_action(br, a);
+	if (r == -EPERM) /* 'u' in locked mode (bridge_settings.locked) */
+		return answer(ans, ansz, "ERR locked: signed images only");
+	if (r < 0)
 		return answer(ans, ansz, "ERR busy");
 	switch (a) {
 	case BRIDGE_ACT_RESET:

@@ -14,7 +14,9 @@
  *   'e'   UART user baud 8N1, BOOT0 low, NRST pulse, settle: application "OK run BAUD 8N1\r\n"
  *   CR, LF (and NUL): ignored, no answer, no log (so "u\n" from nc/echo works)
  *   anything else: ignored, one log line, no answer
- * If the session cannot queue the action (queue full), the answer is "ERR busy\r\n".
+ * If the session cannot queue the action (queue full), the answer is "ERR busy\r\n"; 'u' in
+ * locked mode (signed images only, bridge_settings.locked) is "ERR locked: signed images
+ * only\r\n" and changes nothing.
  *
  * Differences from the seed (documented in firmware/posix/README.md): the seed released
  * BOOT0 right after the reset of 'u' and its 'e' changed only the framing (a later 'r' ran

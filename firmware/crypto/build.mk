@@ -4,6 +4,7 @@
 # mk/core-forbidden first, plus this folder and the system's mbedTLS headers.
 # A new source goes into the CRYPTO_SRC list here (before the rules, which expand it).
 CRYPTO_SRC := \
+	firmware/crypto/image_sig.c \
 	firmware/crypto/self_cert.c \
 	firmware/crypto/tls_session.c \
 	firmware/crypto/unit_key.c

@@ -6,6 +6,7 @@
 #include "http_limits.h"
 
 #include "http_api.h"
+#include "image_sig.h"
 #include "settings.h"
 
 #include <arpa/inet.h>
@@ -542,6 +543,67 @@ static uint32_t api_crc32(uint32_t crc, const uint8_t *p, size_t n)
 	return (uint32_t)crc32((uLong)crc, p, (uInt)n); /* zlib: ISO-HDLC CRC-32 */
 }
 
+/* ---- signed images (locked mode, http_api.h "Signed images"): the verification key of
+ * --verify-key and the check of the one staged upload (image_sig.h) ---- */
+
+static struct image_sig_key vkey;
+static struct image_sig vsig;
+
+int http_posix_verify_key(const char *path, struct bridge_settings *set)
+{
+	static char pem[IMAGE_SIG_PEM_MAX + 1];
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		plog(HAL_LOG_INFO, "--verify-key %s: %s", path, strerror(errno));
+		return -1;
+	}
+	size_t n = fread(pem, 1, sizeof(pem), f);
+	fclose(f);
+	image_sig_key_free(&vkey);
+	if (n > IMAGE_SIG_PEM_MAX || image_sig_key_load_public(&vkey, pem, n) < 0) {
+		plog(HAL_LOG_INFO,
+		     "--verify-key %s: not a PEM ECDSA P-256 public key (openssl ec -in signer.pem "
+		     "-pubout -out signer.pub)",
+		     path);
+		return -1;
+	}
+	set->locked = 1;
+	plog(HAL_LOG_INFO,
+	     "locked mode: images must be signed for the key in %s; bootloader entry by "
+	     "DTR/RTS, auto-boot, legacy 'u' and POST .../bootloader refused",
+	     path);
+	return 0;
+}
+
+static int api_locked(void *ctx)
+{
+	(void)ctx;
+	return vkey.loaded;
+}
+
+static int api_sig_begin(void *ctx, unsigned target, const char *addr_text, const uint8_t *sig,
+                         size_t siglen)
+{
+	(void)ctx;
+	(void)target;
+	image_sig_cancel(&vsig);
+	return image_sig_begin(&vsig, addr_text, sig, siglen);
+}
+
+static void api_sig_update(void *ctx, unsigned target, const uint8_t *p, size_t n)
+{
+	(void)ctx;
+	(void)target;
+	image_sig_update(&vsig, p, n);
+}
+
+static int api_sig_check(void *ctx, unsigned target)
+{
+	(void)ctx;
+	(void)target;
+	return image_sig_check(&vsig, &vkey);
+}
+
 static const struct api_ops ops = {.status = api_status,
                                    .apply = api_apply,
                                    .action = api_action,
@@ -557,7 +619,11 @@ static const struct api_ops ops = {.status = api_status,
                                    .pair_key = api_pair_key,
                                    .pair_rotate = api_pair_rotate,
                                    .clients = api_clients,
-                                   .disconnect = api_disconnect};
+                                   .disconnect = api_disconnect,
+                                   .locked = api_locked,
+                                   .sig_begin = api_sig_begin,
+                                   .sig_update = api_sig_update,
+                                   .sig_check = api_sig_check};
 
 /* ---- libmicrohttpd ---- */
 
@@ -645,6 +711,7 @@ static void fill_request(struct api_request *rq, struct MHD_Connection *c, const
 	rq->path = url;
 	rq->authorization = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
 	rq->x_request = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Espstm-Request");
+	rq->signature = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Espstm-Signature");
 	rq->now_ms = (uint32_t)(uv_hrtime() / 1000000u);
 	static uint8_t addr[16]; /* the lock-out is per client address */
 	const union MHD_ConnectionInfo *ci =

@@ -57,6 +57,12 @@ struct http_posix_opts {
 int http_posix_prepare(const struct http_posix_opts *o, struct bridge_settings *set,
                        const struct hal_ops **hal);
 
+/* --verify-key FILE: load the PEM ECDSA P-256 public key (image_sig.h) and set set->locked
+ * (locked mode: only signed images are flashed, http_api.h "Signed images"; the bridge
+ * refuses bootloader entry, bridge.h). Works with or without --http. Returns 0, or -1
+ * (unreadable file or not such a key; logged). */
+int http_posix_verify_key(const char *path, struct bridge_settings *set);
+
 struct http_posix_hooks {
 	struct bridge *br;
 	struct bridge_settings *set; /* main's settings: updated when the web page saves */

@@ -391,6 +391,9 @@ static void usage(FILE *f)
 	    "  --http-plain           serve plain HTTP even with a key: the web password, every\n"
 	    "                         API call and (POST /api/pair) the unit key cross the\n"
 	    "                         network unencrypted; only on a trusted network\n"
+	    "  --verify-key FILE      locked mode: flash only images signed for this PEM ECDSA\n"
+	    "                         P-256 public key (espstm sign); no bootloader entry by\n"
+	    "                         DTR/RTS, auto-boot, legacy 'u' or POST .../bootloader\n"
 	    "  -v, --verbose          log every RFC 2217 command and pin change\n"
 	    "  -h, --help             this text\n"
 	    "  -V, --version          print the version\n"
@@ -426,35 +429,21 @@ struct opts {
 };
 
 static const struct option long_opts[] = {
-    {"listen", required_argument, 0, 'l'},
-    {"target", required_argument, 0, 't'},
-    {"flash", required_argument, 0, 'f'},
-    {"auto-boot", required_argument, 0, 'a'},
-    {"line-map", required_argument, 0, 'm'},
-    {"settle-ms", required_argument, 0, 's'},
-    {"app-baud", required_argument, 0, 'b'},
-    {"instant", no_argument, 0, 'i'},
-    {"verbose", no_argument, 0, 'v'},
-    {"help", no_argument, 0, 'h'},
-    {"version", no_argument, 0, 'V'},
-    {"esptool-hold-ms", required_argument, 0, 'H'},
-    {"legacy", no_argument, 0, 0x100},
-    {"legacy-ports", required_argument, 0, 0x101},
-    {"http", required_argument, 0, 0x200},
-    {"password-file", required_argument, 0, 0x201},
-    {"settings", required_argument, 0, 0x202},
-    {"allow", required_argument, 0, 0x300},
-    {"stage-max", required_argument, 0, 0x203},
-    {"key-file", required_argument, 0, 0x400},
-    {"no-key", no_argument, 0, 0x401},
-    {"plaintext", no_argument, 0, 0x402},
-    {"idle-timeout", required_argument, 0, 0x403},
-    {"nrst", required_argument, 0, 0x500},
-    {"boot0", required_argument, 0, 0x501},
-    {"invert-nrst", no_argument, 0, 0x502},
-    {"invert-boot0", no_argument, 0, 0x503},
-    {"http-plain", no_argument, 0, 0x205},
-    {0, 0, 0, 0},
+    {"listen", required_argument, 0, 'l'},      {"target", required_argument, 0, 't'},
+    {"flash", required_argument, 0, 'f'},       {"auto-boot", required_argument, 0, 'a'},
+    {"line-map", required_argument, 0, 'm'},    {"settle-ms", required_argument, 0, 's'},
+    {"app-baud", required_argument, 0, 'b'},    {"instant", no_argument, 0, 'i'},
+    {"verbose", no_argument, 0, 'v'},           {"help", no_argument, 0, 'h'},
+    {"version", no_argument, 0, 'V'},           {"esptool-hold-ms", required_argument, 0, 'H'},
+    {"legacy", no_argument, 0, 0x100},          {"legacy-ports", required_argument, 0, 0x101},
+    {"http", required_argument, 0, 0x200},      {"password-file", required_argument, 0, 0x201},
+    {"settings", required_argument, 0, 0x202},  {"allow", required_argument, 0, 0x300},
+    {"stage-max", required_argument, 0, 0x203}, {"verify-key", required_argument, 0, 0x204},
+    {"key-file", required_argument, 0, 0x400},  {"no-key", no_argument, 0, 0x401},
+    {"plaintext", no_argument, 0, 0x402},       {"idle-timeout", required_argument, 0, 0x403},
+    {"nrst", required_argument, 0, 0x500},      {"boot0", required_argument, 0, 0x501},
+    {"invert-nrst", no_argument, 0, 0x502},     {"invert-boot0", no_argument, 0, 0x503},
+    {"http-plain", no_argument, 0, 0x205},      {0, 0, 0, 0},
 };
 
 /* --nrst, --boot0 (c 0x500, 0x501; argument arg), --invert-nrst, --invert-boot0 (0x502,
@@ -484,6 +473,8 @@ static int parse_pin_option(int c, const char *arg, struct opts *o)
 static int parse_option(int c, const char *arg, struct opts *o)
 {
 	switch (c) {
+	case 0x204: /* --verify-key: locked mode (http_posix.h) */
+		return http_posix_verify_key(arg, &A.set) < 0 ? 2 : -1;
 	case 'l':
 		o->listen_addr = arg;
 		return -1;

@@ -432,8 +432,22 @@ def run_stage_untouched(binary, tmp):
               j and j.get("state") == "failed" and j.get("step") == "upload" and
               "upload interrupted" in (j.get("error") or "") and
               "not touched" in (j.get("error") or "") and j.get("crc32") is None, j)
-        st, j = br.curl("stage=1", imgf, extra=("-H", "Transfer-Encoding: chunked"))
-        check("stage=1 without Content-Length (chunked): 411", st == 411, (st, j))
+        # chunked (no Content-Length): staged into the whole store; a wrong crc32 still
+        # leaves the chip alone
+        st, j = br.curl("stage=1&crc32=0x%08X" % (crc ^ 1), imgf,
+                        extra=("-H", "Transfer-Encoding: chunked"))
+        check("stage=1 chunked with a wrong crc32: 400, 'not touched'",
+              st == 400 and isinstance(j, dict) and "not touched" in (j.get("error") or ""),
+              (st, j))
+        # a chunked .bin larger than the chip's 128 KiB flash: staged, 413 before anything
+        # is erased (it used to erase and write the whole chip before its 413)
+        bigf = os.path.join(tmp, "big130k.bin")
+        with open(bigf, "wb") as f:
+            f.write(app_image(130 * 1024, 6))
+        st, j = br.curl("address=0x08000000", bigf, extra=("-H", "Transfer-Encoding: chunked"))
+        check("chunked .bin larger than the flash: 413, nothing erased or written",
+              st == 413 and isinstance(j, dict) and j.get("bytes_erased") == 0 and
+              j.get("bytes_written") == 0, (st, j))
         # a staged Intel HEX with a bad checksum deep in the file: found while staging, before
         # the commit (it used to be found in the replay, after erasing and writing)
         lines = ihex([(BASE, img)]).split(b"\r\n")

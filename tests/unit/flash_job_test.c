@@ -642,7 +642,7 @@ END_TEST
 /* ---- staged uploads (stage=1) and DELETE: a fake in-memory staging store ---- */
 
 static struct {
-	uint8_t mem[96 * 1024];
+	uint8_t mem[160 * 1024];
 	uint32_t cap;  /* capacity reported */
 	uint32_t size; /* stage_begin's size */
 	uint32_t written;
@@ -1134,10 +1134,6 @@ START_TEST(flash_staged_refusals)
 	ck_assert_int_eq(rs.status, 400);
 	ck_assert_int_eq(start("stage=2", 100, &rs), 0);
 	ck_assert_int_eq(rs.status, 400);
-	/* no Content-Length */
-	ck_assert_int_eq(start("stage=1", -1, &rs), 0);
-	ck_assert_int_eq(rs.status, 411);
-	ck_assert(strstr(jstr(&rs, "error", b, sizeof(b)), "Content-Length") != NULL);
 	ck_assert_int_eq(start("stage=1", 0, &rs), 0);
 	ck_assert_int_eq(rs.status, 400);
 	/* larger than the staging area */
@@ -1163,6 +1159,14 @@ START_TEST(flash_staged_refusals)
 	fx_parse(&rs);
 	ck_assert_int_eq(fx.tok[json_find(rs.body, fx.tok, 0, "stage")].type, J_FALSE);
 	ck_assert_int_eq(fx.tok[json_find(rs.body, fx.tok, 0, "crc32")].type, J_NULL);
+	/* no Content-Length (chunked): staged into the whole store (it used to be 411) */
+	ck_assert_int_eq(http_api_init(&fx.api, &sops, NULL, &fx.sm, "pw-123"), 0);
+	S.cap = 4096;
+	ck_assert_int_eq(start("stage=1", -1, &rs), 1);
+	ck_assert_uint_eq(S.size, S.cap);
+	http_api_flash_cancel(&fx.api, 0, "test");
+	ck_assert_int_eq(S.open, 0);
+	assert_chip_untouched();
 }
 END_TEST
 
@@ -1263,6 +1267,334 @@ START_TEST(flash_delete_staging)
 }
 END_TEST
 
+/* ---- the staged image against the chip's flash, before the commit (regressions) ---- */
+
+/* Nothing was erased or written, and the flash holds what it held before (old). */
+static void assert_flash_unchanged(const uint8_t *old, size_t n)
+{
+	struct stm32sim_stats ss;
+	stm32sim_get_stats(R.sim, &ss);
+	ck_assert_uint_eq(ss.erase_cmds + ss.ext_erase_cmds + ss.mass_erases, 0);
+	ck_assert_uint_eq(ss.writes, 0);
+	size_t fs;
+	const uint8_t *fl = stm32sim_flash(R.sim, &fs);
+	ck_assert_uint_ge(fs, n);
+	ck_assert_mem_eq(fl, old, n);
+}
+
+static uint8_t flash_before[128 * 1024];
+
+static void save_flash(void)
+{
+	size_t fs;
+	const uint8_t *fl = stm32sim_flash(R.sim, &fs);
+	ck_assert_uint_ge(fs, sizeof(flash_before));
+	memcpy(flash_before, fl, sizeof(flash_before));
+}
+
+/* A staged Intel HEX whose last record lies beyond the F103's 128 KiB: 413 naming the
+ * range, and NOTHING erased or written (the finding: 413 after 4 KiB of the old application
+ * had been erased and written by the records before it). */
+START_TEST(flash_staged_hex_outside_flash)
+{
+	struct api_response rs;
+	char b[200];
+	save_flash();
+	make_image(4096 + 32, 31);
+	size_t len = hexfile(hexbuf, sizeof(hexbuf), 0x08000000, 4096, 0x08020000, 32);
+	ck_assert_int_eq(start("format=hex&stage=1", (int64_t)len, &rs), 1);
+	stream((const uint8_t *)hexbuf, len, 1000);
+	rs = finish();
+	ck_assert_msg(rs.status == 413, "%.*s", (int)rs.len, rs.body);
+	ck_assert_str_eq(jstr(&rs, "state", b, sizeof(b)), "failed");
+	ck_assert_msg(strstr(jstr(&rs, "error", b, sizeof(b)), "0x0802001F") != NULL, "%s", b);
+	ck_assert_msg(strstr(b, "nothing was erased") != NULL, "%s", b);
+	assert_flash_unchanged(flash_before, sizeof(flash_before));
+	ck_assert_int_eq(R.claims, R.unclaims);
+	ck_assert_int_eq(S.ends, 1);
+	/* a HEX below the flash base: 400, nothing erased either */
+	make_image(64, 32);
+	len = hexfile(hexbuf, sizeof(hexbuf), 0x07FFFF00, 32, 0x08000000, 32);
+	ck_assert_int_eq(start("format=hex&stage=1", (int64_t)len, &rs), 1);
+	stream((const uint8_t *)hexbuf, len, 1000);
+	rs = finish();
+	ck_assert_msg(rs.status == 400 || rs.status == 413, "%.*s", (int)rs.len, rs.body);
+	assert_flash_unchanged(flash_before, sizeof(flash_before));
+	/* within the flash: flashed */
+	make_image(4096 + 32, 33);
+	len = hexfile(hexbuf, sizeof(hexbuf), 0x08000000, 4096, 0x0801FFE0, 32);
+	ck_assert_int_eq(start("format=hex&stage=1", (int64_t)len, &rs), 1);
+	stream((const uint8_t *)hexbuf, len, 1000);
+	rs = finish();
+	ck_assert_msg(rs.status == 200, "%.*s", (int)rs.len, rs.body);
+	size_t fs;
+	const uint8_t *fl = stm32sim_flash(R.sim, &fs);
+	ck_assert_mem_eq(fl, image, 4096);
+	ck_assert_mem_eq(fl + 0x1FFE0, image + 4096, 32);
+}
+END_TEST
+
+static uint8_t big_image[130 * 1024];
+
+/* A chunked .bin (no Content-Length) larger than the flash: staged (its size is known only
+ * at its end), then 413 before anything is erased (the finding: it erased and wrote the
+ * whole chip before its 413). */
+START_TEST(flash_chunked_bin_too_large)
+{
+	struct api_response rs;
+	char b[200];
+	save_flash();
+	memset(big_image, 0x5A, sizeof(big_image));
+	ck_assert_int_eq(start("address=0x08000000", -1, &rs), 1);
+	stream(big_image, sizeof(big_image), 8192);
+	assert_chip_untouched();
+	rs = finish();
+	ck_assert_msg(rs.status == 413, "%.*s", (int)rs.len, rs.body);
+	ck_assert_str_eq(jstr(&rs, "state", b, sizeof(b)), "failed");
+	assert_flash_unchanged(flash_before, sizeof(flash_before));
+	/* larger than the staging area: 413 while it arrives, the chip untouched */
+	S.cap = 64 * 1024;
+	ck_assert_int_eq(start(NULL, -1, &rs), 1);
+	stream(big_image, sizeof(big_image), 8192);
+	rs = finish();
+	ck_assert_msg(rs.status == 413, "%.*s", (int)rs.len, rs.body);
+	ck_assert_msg(strstr(jstr(&rs, "error", b, sizeof(b)), "staging area") != NULL, "%s", b);
+	assert_flash_unchanged(flash_before, sizeof(flash_before));
+	/* a chunked .bin that fits: flashed from the staged copy */
+	make_image(5000, 34);
+	ck_assert_int_eq(start("address=0x08001000", -1, &rs), 1);
+	stream(image, 5000, 999);
+	rs = finish();
+	ck_assert_msg(rs.status == 200, "%.*s", (int)rs.len, rs.body);
+	size_t fs;
+	const uint8_t *fl = stm32sim_flash(R.sim, &fs);
+	ck_assert_mem_eq(fl + 0x1000, image, 5000);
+}
+END_TEST
+
+/* Without a staging area a chunked .bin cannot be checked before erasing: refused (411),
+ * the chip untouched. */
+START_TEST(flash_chunked_bin_needs_store)
+{
+	struct api_response rs;
+	char b[200];
+	ck_assert_int_eq(start("address=0x08000000", -1, &rs), 0);
+	ck_assert_int_eq(rs.status, 411);
+	ck_assert_msg(strstr(jstr(&rs, "error", b, sizeof(b)), "Content-Length") != NULL, "%s", b);
+	assert_chip_untouched();
+}
+END_TEST
+
+/* ---- locked mode (http_api.h "Signed images") with a fake signature check: the
+ * "signature" is the 4-byte CRC-32 of "espstm-image-v1 ADDR\n" + body ---- */
+
+static struct {
+	int locked, begins, checks;
+	char addr[16];
+	uint32_t crc, want;
+} L;
+
+static int l_locked(void *ctx)
+{
+	(void)ctx;
+	return L.locked;
+}
+static int l_begin(void *ctx, unsigned t, const char *addr, const uint8_t *sig, size_t n)
+{
+	(void)ctx;
+	(void)t;
+	if (n != 4 || sig[0] == 'X')
+		return -EINVAL;
+	L.begins++;
+	snprintf(L.addr, sizeof(L.addr), "%s", addr);
+	L.want = (uint32_t)sig[0] << 24 | (uint32_t)sig[1] << 16 | (uint32_t)sig[2] << 8 | sig[3];
+	char line[40];
+	snprintf(line, sizeof(line), "espstm-image-v1 %s\n", addr);
+	L.crc = (uint32_t)crc32(0, (const uint8_t *)line, (uInt)strlen(line));
+	return 0;
+}
+static void l_update(void *ctx, unsigned t, const uint8_t *p, size_t n)
+{
+	(void)ctx;
+	(void)t;
+	L.crc = (uint32_t)crc32(L.crc, p, (uInt)n);
+}
+static int l_check(void *ctx, unsigned t)
+{
+	(void)ctx;
+	(void)t;
+	L.checks++;
+	return L.crc == L.want ? 0 : -EBADMSG;
+}
+static const struct api_ops lops = {.status = fx_status,
+                                    .apply = fx_apply,
+                                    .action = fx_action,
+                                    .isp = f_isp,
+                                    .flash_claim = f_claim,
+                                    .stage_capacity = s_cap,
+                                    .stage_begin = s_begin,
+                                    .stage_write = s_write,
+                                    .stage_read = s_read,
+                                    .stage_end = s_end,
+                                    .crc32 = s_crc,
+                                    .locked = l_locked,
+                                    .sig_begin = l_begin,
+                                    .sig_update = l_update,
+                                    .sig_check = l_check};
+
+static void locked_setup(void)
+{
+	stage_setup();
+	memset(&L, 0, sizeof(L));
+	L.locked = 1;
+	ck_assert_int_eq(http_api_init(&fx.api, &lops, NULL, &fx.sm, "pw-123"), 0);
+}
+
+/* The fake signature of body p/n for addr, base64 into out. */
+static void fake_sig(const char *addr, const uint8_t *p, size_t n, char *out)
+{
+	char line[40];
+	snprintf(line, sizeof(line), "espstm-image-v1 %s\n", addr);
+	uint32_t c = (uint32_t)crc32(0, (const uint8_t *)line, (uInt)strlen(line));
+	c = (uint32_t)crc32(c, p, (uInt)n);
+	static const char b64[] =
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	uint8_t b[4] = {(uint8_t)(c >> 24), (uint8_t)(c >> 16), (uint8_t)(c >> 8), (uint8_t)c};
+	uint32_t v = (uint32_t)b[0] << 16 | (uint32_t)b[1] << 8 | b[2];
+	for (int k = 0; k < 4; k++)
+		out[k] = b64[(v >> (18 - 6 * k)) & 63];
+	v = (uint32_t)b[3] << 16;
+	out[4] = b64[(v >> 18) & 63];
+	out[5] = b64[(v >> 12) & 63];
+	out[6] = out[7] = '=';
+	out[8] = '\0';
+}
+
+static int start_signed(const char *query, int64_t cl, const char *sig, struct api_response *rs)
+{
+	struct api_request rq = {.method = "POST",
+	                         .path = "/api/targets/0/flash",
+	                         .authorization = GOOD,
+	                         .x_request = "1",
+	                         .signature = sig,
+	                         .now_ms = r_now(NULL)};
+	return http_api_flash_start(&fx.api, &rq, query, cl, rs);
+}
+
+START_TEST(flash_locked_refusals)
+{
+	struct api_response rs;
+	char b[200], sig[16];
+	make_image(8192, 41);
+	/* unsigned: 403 at once, nothing staged, the chip untouched */
+	ck_assert_int_eq(start("address=0x08000000", 8192, &rs), 0);
+	ck_assert_int_eq(rs.status, 403);
+	ck_assert_str_eq(jstr(&rs, "error", b, sizeof(b)),
+	                 "this unit only accepts signed images (header X-Espstm-Signature: see "
+	                 "espstm sign)");
+	/* not base64, too long, malformed for the platform */
+	ck_assert_int_eq(start_signed(NULL, 8192, "!!", &rs), 0);
+	ck_assert_int_eq(rs.status, 403);
+	ck_assert(strncmp(jstr(&rs, "error", b, sizeof(b)), "signature", 9) == 0);
+	static char longsig[200];
+	memset(longsig, 'A', 150);
+	ck_assert_int_eq(start_signed(NULL, 8192, longsig, &rs), 0);
+	ck_assert_int_eq(rs.status, 403);
+	ck_assert_int_eq(start_signed(NULL, 8192, "WA==", &rs), 0); /* 'X': -EINVAL */
+	ck_assert_int_eq(rs.status, 403);
+	ck_assert(strstr(jstr(&rs, "error", b, sizeof(b)), "not a DER") != NULL);
+	ck_assert_int_eq(S.begins, 0);
+	/* signed for another address: staged, 403 at the end, never flashed */
+	fake_sig("0x08000000", image, 8192, sig);
+	ck_assert_int_eq(start_signed("address=0x08001000", 8192, sig, &rs), 1);
+	ck_assert_str_eq(L.addr, "0x08001000");
+	stream(image, 8192, 1000);
+	rs = finish();
+	ck_assert_msg(rs.status == 403, "%.*s", (int)rs.len, rs.body);
+	ck_assert(strncmp(jstr(&rs, "error", b, sizeof(b)), "signature does not match", 24) == 0);
+	ck_assert(strstr(b, "not touched") != NULL);
+	/* another image (one byte changed) */
+	image[100] ^= 1;
+	ck_assert_int_eq(start_signed(NULL, 8192, sig, &rs), 1);
+	stream(image, 8192, 1000);
+	rs = finish();
+	ck_assert_int_eq(rs.status, 403);
+	image[100] ^= 1;
+	/* Intel HEX signed as a .bin: ADDR is "hex" */
+	size_t len = hexfile(hexbuf, sizeof(hexbuf), 0x08000000, 256, 0, 0);
+	fake_sig("0x08000000", (const uint8_t *)hexbuf, len, sig);
+	ck_assert_int_eq(start_signed("format=hex", (int64_t)len, sig, &rs), 1);
+	ck_assert_str_eq(L.addr, "hex");
+	stream((const uint8_t *)hexbuf, len, 1000);
+	rs = finish();
+	ck_assert_int_eq(rs.status, 403);
+	assert_chip_untouched();
+	ck_assert_int_eq(L.checks, 3);
+	ck_assert_int_eq(S.ends, 3);
+	/* bootloader refused, reset fine; status says locked */
+	ck_assert_int_eq(fx_call("POST", "/api/targets/0/bootloader", GOOD, "1", NULL, 0).status,
+	                 403);
+	ck_assert_int_eq(fx.acted, 0);
+	ck_assert_int_eq(fx_call("POST", "/api/targets/0/reset", GOOD, "1", NULL, 0).status, 200);
+	rs = fx_call("GET", "/api/status", GOOD, NULL, NULL, 0);
+	fx_parse(&rs);
+	ck_assert_int_eq(fx.tok[json_find(rs.body, fx.tok, 0, "locked")].type, J_TRUE);
+}
+END_TEST
+
+START_TEST(flash_locked_signed)
+{
+	struct api_response rs;
+	char b[200], sig[16];
+	size_t n = 6000;
+	make_image(n, 43);
+	/* no address=: signed for (and written at) 0x08000000; stage implied */
+	fake_sig("0x08000000", image, n, sig);
+	ck_assert_int_eq(start_signed("verify=1", (int64_t)n, sig, &rs), 1);
+	ck_assert_int_eq(S.begins, 1);
+	stream(image, n, 777);
+	assert_chip_untouched(); /* staged first */
+	rs = finish();
+	ck_assert_msg(rs.status == 200, "%.*s", (int)rs.len, rs.body);
+	ck_assert_str_eq(jstr(&rs, "address", b, sizeof(b)), "0x08000000");
+	fx_parse(&rs);
+	ck_assert_int_eq(fx.tok[json_find(rs.body, fx.tok, 0, "stage")].type, J_TRUE);
+	size_t fs;
+	const uint8_t *fl = stm32sim_flash(R.sim, &fs);
+	ck_assert_mem_eq(fl, image, n);
+	/* a signed Intel HEX */
+	size_t len = hexfile(hexbuf, sizeof(hexbuf), 0x08004000, 512, 0, 0);
+	fake_sig("hex", (const uint8_t *)hexbuf, len, sig);
+	ck_assert_int_eq(start_signed("format=hex", (int64_t)len, sig, &rs), 1);
+	stream((const uint8_t *)hexbuf, len, 1000);
+	rs = finish();
+	ck_assert_msg(rs.status == 200, "%.*s", (int)rs.len, rs.body);
+	ck_assert_mem_eq(fl + 0x4000, image, 512);
+	/* go=0 in locked mode: the run ends with a reset into the application, not in the
+	 * bootloader (where a client could write the flash with AN3155 commands) */
+	ck_assert_int_eq(R.boot0, 0);
+	ck_assert_int_eq(fx.acted, 0);
+	/* a signed run that fails after the commit (a record beyond the flash): reset too */
+	make_image(64, 44);
+	len = hexfile(hexbuf, sizeof(hexbuf), 0x08000000, 32, 0x08020000, 32);
+	fake_sig("hex", (const uint8_t *)hexbuf, len, sig);
+	ck_assert_int_eq(start_signed("format=hex", (int64_t)len, sig, &rs), 1);
+	stream((const uint8_t *)hexbuf, len, 1000);
+	rs = finish();
+	ck_assert_msg(rs.status == 413, "%.*s", (int)rs.len, rs.body);
+	ck_assert_int_eq(fx.acted, 1);
+	ck_assert_int_eq(fx.act_kind, API_ACT_RUN);
+	/* unlocked: the header is ignored, uploads work without it */
+	L.locked = 0;
+	ck_assert_int_eq(start("address=0x08008000", 1024, &rs), 1);
+	stream(image, 1024, 512);
+	rs = finish();
+	ck_assert_int_eq(rs.status, 200);
+	ck_assert_int_eq(fx_call("POST", "/api/targets/0/bootloader", GOOD, "1", NULL, 0).status,
+	                 200);
+}
+END_TEST
+
 static Suite *flash_job_suite(void)
 {
 	Suite *s = suite_create("flash_job");
@@ -1279,6 +1611,7 @@ static Suite *flash_job_suite(void)
 	tcase_add_test(fl, flash_too_large_for_chip);
 	tcase_add_test(fl, flash_misaligned_for_device);
 	tcase_add_test(fl, flash_delete);
+	tcase_add_test(fl, flash_chunked_bin_needs_store);
 	suite_add_tcase(s, fl);
 	TCase *sg = tcase_create("stage");
 	tcase_add_checked_fixture(sg, stage_setup, flash_teardown);
@@ -1293,7 +1626,15 @@ static Suite *flash_job_suite(void)
 	tcase_add_test(sg, flash_staged_client_leaves_after_commit);
 	tcase_add_test(sg, flash_staged_refusals);
 	tcase_add_test(sg, flash_delete_staging);
+	tcase_add_test(sg, flash_staged_hex_outside_flash);
+	tcase_add_test(sg, flash_chunked_bin_too_large);
 	suite_add_tcase(s, sg);
+	TCase *lk = tcase_create("locked");
+	tcase_add_checked_fixture(lk, locked_setup, flash_teardown);
+	tcase_set_timeout(lk, 60);
+	tcase_add_test(lk, flash_locked_refusals);
+	tcase_add_test(lk, flash_locked_signed);
+	suite_add_tcase(s, lk);
 	return s;
 }
 UNIT_SUITE(flash_job_suite)

@@ -7,6 +7,7 @@ CLI_SRC := \
 	cli/cli_flash.c \
 	cli/cli_json.c \
 	cli/cli_pair.c \
+	cli/cli_progress.c \
 	cli/cli_sign.c \
 	cli/cli_status.c \
 	cli/espstm_flash.c

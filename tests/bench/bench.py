@@ -59,6 +59,7 @@ MODELS = {
         "units": [(1024, 0.020)] * 128, "prog": (2, 52.5e-6), "erase_cmd": 0x43,
         "ncmds": 11, "pid": "0x410"},
 }
+TAGS = {}  # log name -> runs so far (one_run)
 RESET_S = 0.010 + 0.050  # NRST low 10 ms + settle 50 ms (bridge defaults, both tools)
 
 
@@ -399,6 +400,8 @@ def one_run(build, tmp, logdir, model, size, rtt, measured, tool, link, env, not
     img = "img%d.bin" % size
     data = image(img, size)
     tag = "%dk-%gms-%s" % (size // 1024, rtt, "-".join(tool.replace("--", "").split()))
+    TAGS[tag] = TAGS.get(tag, 0) + 1  # a tool named twice in BENCH_TOOLS: one log per run
+    tag += "" if TAGS[tag] == 1 else "-%d" % TAGS[tag]
     where_args = link["args"]
     cpu0 = [cpu_s(link["daemon"]), cpu_s(link["bridge"])]
     if tool.startswith("stm32flash"):
@@ -452,20 +455,42 @@ def fmt_cpu(v):
 
 
 def tls_ratio(row, rows):
-    """For a "stm32flash TLS" row: its time and CPU over the same size and RTT's
-    "stm32flash plain" row's, as text; "" if there is none or either run failed."""
-    if row["tool"] != "stm32flash TLS" or not row["ok"]:
+    """For a "stm32flash TLS" row: its time over the median time of the same size and RTT's
+    "stm32flash plain" rows, and its CPU seconds minus their medians, as text; "" if there
+    is none or the run failed."""
+    plain = [p for p in rows if p["tool"] == "stm32flash plain" and p["ok"]
+             and p["size"] == row["size"] and p["rtt"] == row["rtt"]]
+    if row["tool"] != "stm32flash TLS" or not row["ok"] or not plain:
         return ""
-    for p in rows:
-        if (p["tool"] == "stm32flash plain" and p["ok"] and p["size"] == row["size"]
-                and p["rtt"] == row["rtt"]):
-            parts = ["TLS/plain: time %.3f" % (row["secs"] / p["secs"])]
-            for i, who in ((0, "daemon CPU"), (1, "bridge CPU")):
-                a, b = row["cpu"][i], p["cpu"][i]
-                if a is not None and b is not None:
-                    parts.append("%s %+.2f s" % (who, a - b))
-            return ", ".join(parts) + "; "
-    return ""
+    parts = ["TLS/plain: time %.3f" % (row["secs"] / statistics.median(p["secs"] for p in plain))]
+    for i, who in ((0, "daemon CPU"), (1, "bridge CPU")):
+        b = [p["cpu"][i] for p in plain if p["cpu"][i] is not None]
+        if row["cpu"][i] is not None and b:
+            parts.append("%s %+.2f s" % (who, row["cpu"][i] - statistics.median(b)))
+    return ", ".join(parts) + "; "
+
+
+def tls_summary(rows, size):
+    """Lines comparing the medians of the "stm32flash TLS" and "stm32flash plain" runs of
+    `size` bytes at each RTT (time ratio, CPU differences), for repeated tools
+    (BENCH_TOOLS="stm32flash stm32flash-plain stm32flash-plain stm32flash ...")."""
+    out = []
+    for rtt in sorted({r["rtt"] for r in rows if r["size"] == size}):
+        sel = {t: [r for r in rows if r["tool"] == t and r["ok"] and r["size"] == size
+                   and r["rtt"] == rtt] for t in ("stm32flash TLS", "stm32flash plain")}
+        t, p = sel["stm32flash TLS"], sel["stm32flash plain"]
+        if not t or not p or len(t) + len(p) < 3:
+            continue
+        med = [[statistics.median(x) for x in
+                ([r["secs"] for r in g], [r["cpu"][0] or 0 for r in g], [r["cpu"][1] or 0
+                                                                         for r in g])]
+               for g in (t, p)]
+        out.append("  RTT %g ms, medians of %d TLS and %d plaintext runs: time %.1f / %.1f s "
+                   "= %.3f; daemon CPU %.2f / %.2f s (%+.2f); bridge CPU %.2f / %.2f s (%+.2f)"
+                   % (rtt, len(t), len(p), med[0][0], med[1][0], med[0][0] / med[1][0],
+                      med[0][1], med[1][1], med[0][1] - med[1][1], med[0][2], med[1][2],
+                      med[0][2] - med[1][2]))
+    return out
 
 
 def plain_device(dev):
@@ -651,6 +676,7 @@ def main():
                           "%g (%.1f)" % (r["rtt"], r["measured"]), r["tool"], r["secs"],
                           speed, fmt_cpu(r["cpu"][0]).strip(), fmt_cpu(r["cpu"][1]).strip(),
                           extra))
+        out.extend(tls_summary(rows, size))
         out.append("")
     lim = {s: limit(model, s) for s in sizes}
     if net == "proxy":

@@ -5,21 +5,30 @@
 Usage: bench.py BUILD_DIR [RESULTS_DIR]
 Environment: BENCH_NET (netem, the default: delay on lo, needs root and sch_netem; or proxy:
 a user-space TCP proxy in this script delays each direction by RTT/2, no privileges, no
-CUSE, so only `espstm flash --host` is measured), BENCH_SIZES (bytes, default "65536 262144"), BENCH_RTTS (added round trip in
-ms, default "0 5 20"), BENCH_MODEL (default stm32f407), BENCH_TOOLS (default
-"stm32flash espstm"), BENCH_BRIDGE (another espstm-bridge binary, for experiments),
-ESPSTM_E2E_DEV (default ttySTM0).
+CUSE, so only `espstm flash --host` is measured), BENCH_SIZES (bytes, default
+"65536 262144"), BENCH_RTTS (added round trip in ms, default "0 5 20"), BENCH_MODEL (default
+stm32f407), BENCH_TOOLS (default "stm32flash stm32flash-plain espstm"; also espstm-stage),
+BENCH_BRIDGE (another espstm-bridge binary, for experiments), ESPSTM_E2E_DEV (default
+ttySTM0; the plaintext link's device is the next number, ttySTM1).
 
-One espstm-bridge (simulated STM32 with real wire time, --http with a password file) and one
-espstmd (config with http_port, control socket) serve every run. For each added round trip
-(netem on lo: each direction passes lo once, so delay = RTT / 2; the RTT is then measured
-as the time of a TCP connect on 127.0.0.1) and each size, a fresh random image is written
-and verified by
-  (a) Debian's stm32flash through the CUSE tty:  stm32flash -b 115200 -w IMG -v /dev/ttySTM0
+The TLS link: one espstm-bridge with a unit key (--key-file, made at its first start; TLS-PSK
+on its RFC 2217 port, plaintext off; simulated STM32 with real wire time, --http with a
+password file) and one espstmd (config with key = the bridge's key file, http_port, control
+socket). The plaintext link (only with stm32flash-plain): a second espstm-bridge with its
+own key and --plaintext, its own flash file, and a second espstmd without a key
+(--device ttySTM1 --connect). For each added round trip (netem on lo: each direction passes
+lo once, so delay = RTT / 2; the RTT is then measured as the time of a TCP connect on
+127.0.0.1) and each size, a fresh random image is written and verified by
+  (a) Debian's stm32flash through the CUSE tty over TLS:
+        stm32flash -b 115200 -w IMG -v /dev/ttySTM0
+  (a') the same through the plaintext link: ... /dev/ttySTM1 (tool stm32flash-plain)
   (b) espstm flash through the bridge's HTTP API: espstm flash ttySTM0 IMG --verify
 and the simulator's flash file is compared with the image after each run. The time is the
-command's wall clock. Prints a table with the wire-time limit of the same AN3155 traffic
-(see limit()); writes it to RESULTS_DIR/table.txt too."""
+command's wall clock; the CPU time (user + system, /proc/PID/stat utime + stime over the
+clock tick) of the run's espstmd and espstm-bridge is read before and after each run (the
+bridge's includes its simulated STM32). Prints a table with the wire-time limit of the same
+AN3155 traffic (see limit()) and the TLS/plaintext ratios; writes it to
+RESULTS_DIR/table.txt too."""
 import json
 import os
 import re
@@ -50,6 +59,7 @@ MODELS = {
         "units": [(1024, 0.020)] * 128, "prog": (2, 52.5e-6), "erase_cmd": 0x43,
         "ncmds": 11, "pid": "0x410"},
 }
+TAGS = {}  # log name -> runs so far (one_run)
 RESET_S = 0.010 + 0.050  # NRST low 10 ms + settle 50 ms (bridge defaults, both tools)
 
 
@@ -342,6 +352,21 @@ def run_timed(argv, logpath, env=None, timeout=1200):
     return (124 if rc < 0 else rc), secs, stamped
 
 
+def cpu_s(pid):
+    """User + system CPU seconds the process `pid` has used so far (/proc/PID/stat fields 14
+    utime and 15 stime, in clock ticks, over sysconf(SC_CLK_TCK)); None if it is gone or
+    pid is None."""
+    if pid is None:
+        return None
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            st = f.read()
+    except OSError:
+        return None
+    rest = st[st.rindex(")") + 2:].split()  # after "PID (comm) ": field 3 (state) on
+    return (int(rest[11]) + int(rest[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def stm32flash_phases(stamped):
     """From stm32flash's progress lines: (seconds to the first block: start-up, sync, GET,
     GET ID, erase; ms per block: first to last block's line), None where unknown.
@@ -366,25 +391,33 @@ def detail(r, lim):
     return ""
 
 
-def one_run(build, tmp, logdir, model, size, rtt, measured, tool, where_args, env, notes):
-    """Write + verify a fresh random image of `size` bytes with `tool` ("stm32flash": the
-    device where_args[0]; "espstm flash": where_args are the device or --host HOST:PORT),
-    compare the simulator's flash file, log a line. Returns the table row."""
+def one_run(build, tmp, logdir, model, size, rtt, measured, tool, link, env, notes):
+    """Write + verify a fresh random image of `size` bytes with `tool` ("stm32flash TLS" or
+    "stm32flash plain": the device link["args"][0]; "espstm flash": link["args"] are the
+    device or --host HOST:PORT), compare the simulator's flash file link["flash"], log a
+    line. The CPU seconds of link["daemon"] and link["bridge"] (pids, or None) are taken
+    before and after. Returns the table row."""
     img = "img%d.bin" % size
     data = image(img, size)
-    tag = "%dk-%gms-%s" % (size // 1024, rtt, tool.replace(" --", "-").split()[0])
-    if tool == "stm32flash":
+    tag = "%dk-%gms-%s" % (size // 1024, rtt, "-".join(tool.replace("--", "").split()))
+    TAGS[tag] = TAGS.get(tag, 0) + 1  # a tool named twice in BENCH_TOOLS: one log per run
+    tag += "" if TAGS[tag] == 1 else "-%d" % TAGS[tag]
+    where_args = link["args"]
+    cpu0 = [cpu_s(link["daemon"]), cpu_s(link["bridge"])]
+    if tool.startswith("stm32flash"):
         argv = ["/usr/bin/stm32flash", "-b", "115200", "-w", img, "-v", "/dev/" + where_args[0]]
     else:
         argv = [build + "/espstm", "--json", "flash"] + where_args + [
-            img, "--verify", "--password-file", tmp + "/pw"]
+            img, "--verify", "--password-file", tmp + "/pw"] + link.get("espstm_opts", [])
         if tool == "espstm --stage":  # the whole image to the bridge first, CRC-32 checked
             argv.append("--stage")
     rc, secs, stamped = run_timed(argv, os.path.join(logdir, tag + ".log"), env)
-    with open("flash.bin", "rb") as f:
+    cpu1 = [cpu_s(link["daemon"]), cpu_s(link["bridge"])]
+    cpu = [b - a if a is not None and b is not None else None for a, b in zip(cpu0, cpu1)]
+    with open(link["flash"], "rb") as f:
         same = f.read(size) == data
     bridge_ms, phases = None, None
-    if tool == "stm32flash":
+    if tool.startswith("stm32flash"):
         phases = stm32flash_phases(stamped)
     else:
         for _, ln in stamped:
@@ -397,12 +430,87 @@ def one_run(build, tmp, logdir, model, size, rtt, measured, tool, where_args, en
     if not ok:
         notes.append("%s: exit %d, flash %s (log %s.log)"
                      % (tag, rc, "matches" if same else "DIFFERS", tag))
+    elif tool == "stm32flash TLS" and not link["bridge_proc"].wait_for("TLS session open", 1):
+        ok = False  # the row would not measure what it says
+        notes.append("%s: the bridge logged no TLS session (bridge.log)" % tag)
     row = {"size": size, "rtt": rtt, "measured": measured, "tool": tool, "secs": secs,
-           "ok": ok, "bridge_ms": bridge_ms, "phases": phases}
-    log("bench: %-7s RTT %4g ms  %-14s %7.1f s  %s  %s"
+           "ok": ok, "bridge_ms": bridge_ms, "phases": phases, "cpu": cpu}
+    log("bench: %-7s RTT %4g ms  %-16s %7.1f s  %s  CPU daemon %s bridge %s s  %s"
         % ("%d KiB" % (size // 1024), rtt, tool, secs, "ok" if ok else "FAILED",
-           detail(row, limit(model, size))))
+           fmt_cpu(cpu[0]).strip(), fmt_cpu(cpu[1]).strip(), detail(row, limit(model, size))))
     return row
+
+
+def help_text(argv):
+    """The --help output (stdout + stderr) of argv, "" if it cannot run."""
+    try:
+        r = subprocess.run(argv + ["--help"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return r.stdout + r.stderr
+
+
+def fmt_cpu(v):
+    return "%6s" % "-" if v is None else "%6.2f" % v
+
+
+def tls_ratio(row, rows):
+    """For a "stm32flash TLS" row: its time over the median time of the same size and RTT's
+    "stm32flash plain" rows, and its CPU seconds minus their medians, as text; "" if there
+    is none or the run failed."""
+    plain = [p for p in rows if p["tool"] == "stm32flash plain" and p["ok"]
+             and p["size"] == row["size"] and p["rtt"] == row["rtt"]]
+    if row["tool"] != "stm32flash TLS" or not row["ok"] or not plain:
+        return ""
+    parts = ["TLS/plain: time %.3f" % (row["secs"] / statistics.median(p["secs"] for p in plain))]
+    for i, who in ((0, "daemon CPU"), (1, "bridge CPU")):
+        b = [p["cpu"][i] for p in plain if p["cpu"][i] is not None]
+        if row["cpu"][i] is not None and b:
+            parts.append("%s %+.2f s" % (who, row["cpu"][i] - statistics.median(b)))
+    return ", ".join(parts) + "; "
+
+
+def tls_summary(rows, size):
+    """Lines comparing the medians of the "stm32flash TLS" and "stm32flash plain" runs of
+    `size` bytes at each RTT (time ratio, CPU differences), for repeated tools
+    (BENCH_TOOLS="stm32flash stm32flash-plain stm32flash-plain stm32flash ...")."""
+    out = []
+    for rtt in sorted({r["rtt"] for r in rows if r["size"] == size}):
+        sel = {t: [r for r in rows if r["tool"] == t and r["ok"] and r["size"] == size
+                   and r["rtt"] == rtt] for t in ("stm32flash TLS", "stm32flash plain")}
+        t, p = sel["stm32flash TLS"], sel["stm32flash plain"]
+        if not t or not p or len(t) + len(p) < 3:
+            continue
+        med = [[statistics.median(x) for x in
+                ([r["secs"] for r in g], [r["cpu"][0] or 0 for r in g], [r["cpu"][1] or 0
+                                                                         for r in g])]
+               for g in (t, p)]
+        out.append("  RTT %g ms, medians of %d TLS and %d plaintext runs: time %.1f / %.1f s "
+                   "= %.3f; daemon CPU %.2f / %.2f s (%+.2f); bridge CPU %.2f / %.2f s (%+.2f)"
+                   % (rtt, len(t), len(p), med[0][0], med[1][0], med[0][0] / med[1][0],
+                      med[0][1], med[1][1], med[0][1] - med[1][1], med[0][2], med[1][2],
+                      med[0][2] - med[1][2]))
+    return out
+
+
+def plain_device(dev):
+    """The plaintext link's device name: ttySTM<n+1> after ttySTM<n>, else dev + "p"."""
+    m = re.match(r"^(.*?)(\d+)$", dev)
+    return "%s%d" % (m.group(1), int(m.group(2)) + 1) if m else dev + "p"
+
+
+def start_daemon(build, args, dev, logpath, procs):
+    """Start espstmd with args (+ --foreground) and wait until /dev/dev exists; the Proc,
+    or None (logged) if it did not get ready."""
+    dm = Proc([build + "/espstmd"] + args + ["--foreground"], logpath)
+    procs.append(dm)
+    if not dm.wait_for(r"espstmd: ready: /dev/%s" % re.escape(dev), 30):
+        log("bench: espstmd for %s did not start: %s" % (dev, " | ".join(dm.lines[-5:])))
+        return None
+    end = time.monotonic() + 10
+    while not os.path.exists("/dev/" + dev) and time.monotonic() < end:
+        time.sleep(0.1)
+    return dm
 
 
 def main():
@@ -411,21 +519,21 @@ def main():
     sizes = [int(x, 0) for x in os.environ.get("BENCH_SIZES", "65536 262144").split()]
     rtts = [float(x) for x in os.environ.get("BENCH_RTTS", "0 5 20").split()]
     model = os.environ.get("BENCH_MODEL", "stm32f407")
-    names = {"stm32flash": "stm32flash", "espstm": "espstm flash",
-             "espstm-stage": "espstm --stage"}
-    tools = [names.get(t, "?")
-             for t in os.environ.get("BENCH_TOOLS", "stm32flash espstm").split()]
+    names = {"stm32flash": "stm32flash TLS", "stm32flash-plain": "stm32flash plain",
+             "espstm": "espstm flash", "espstm-stage": "espstm --stage"}
+    tools = [names.get(t, "?") for t in
+             os.environ.get("BENCH_TOOLS", "stm32flash stm32flash-plain espstm").split()]
     if "?" in tools:
-        log("bench: BENCH_TOOLS: stm32flash, espstm and/or espstm-stage")
+        log("bench: BENCH_TOOLS: stm32flash, stm32flash-plain, espstm and/or espstm-stage")
         return 2
     dev = os.environ.get("ESPSTM_E2E_DEV", "ttySTM0")
     net = os.environ.get("BENCH_NET", "netem")
     if net not in ("netem", "proxy"):
         log("bench: BENCH_NET: netem or proxy")
         return 2
-    if net == "proxy" and "stm32flash" in tools:
+    if net == "proxy" and any(t.startswith("stm32flash") for t in tools):
         # no /dev/ttySTM0 without CUSE: the proxy mode measures the HTTP path only
-        tools.remove("stm32flash")
+        tools = [t for t in tools if not t.startswith("stm32flash")]
         if not tools:
             log("bench: BENCH_NET=proxy measures espstm flash (--stage) only: no CUSE tty")
             return 2
@@ -446,20 +554,29 @@ def main():
     rows = []
     notes = []
     try:
-        with open("pw", "w") as f:
+        with open(os.open("pw", os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:
             f.write("bench-" + os.urandom(6).hex() + "\n")
         bridge = os.environ.get("BENCH_BRIDGE") or build + "/espstm-bridge"
-        br = Proc([bridge, "--listen", "127.0.0.1:0", "--target",
-                   "sim:" + model, "--flash", tmp + "/flash.bin", "--http", "127.0.0.1:0",
-                   "--http-plain", "--password-file", tmp + "/pw"], os.path.join(logdir, "bridge.log"))
+        # HTTPS on --http when the bridge has a key, unless --http-plain (if this bridge and
+        # espstm know it): espstm flash keeps plain HTTP here, as before the TLS link
+        http_plain = ["--http-plain"] if "--http-plain" in help_text([bridge]) else []
+        cli_plain = ["--http-plain"] if "--http-plain" in help_text([build + "/espstm",
+                                                                     "flash"]) else []
+        br = Proc([bridge, "--listen", "127.0.0.1:0", "--target", "sim:" + model,
+                   "--flash", tmp + "/flash.bin", "--key-file", tmp + "/unit.key",
+                   "--http", "127.0.0.1:0", "--password-file", tmp + "/pw"] + http_plain,
+                  os.path.join(logdir, "bridge.log"))
         procs.append(br)
         m1 = br.wait_for(r"listening on 127\.0\.0\.1:(\d+)", 20)
         m2 = br.wait_for(r"http on 127\.0\.0\.1:(\d+)", 20)
-        if not m1 or not m2:
-            log("bench: espstm-bridge did not start: %s" % " | ".join(br.lines[-5:]))
+        mk = br.wait_for(r"RFC 2217: TLS-PSK .*plaintext off", 20)
+        if not m1 or not m2 or not mk:
+            log("bench: espstm-bridge did not start with a key: %s" % " | ".join(br.lines[-5:]))
             return 1
         env = dict(os.environ, ESPSTM_SOCKET=tmp + "/ctl.sock")
         env.pop("ESPSTM_PASSWORD", None)
+        tls = {"args": [dev], "flash": tmp + "/flash.bin", "daemon": None, "bridge": br.p.pid,
+               "bridge_proc": br, "espstm_opts": cli_plain}
         for rtt in rtts if net == "proxy" else []:
             proxy = DelayProxy(int(m2.group(1)))
             proxy.delay_s = rtt / 2000.0
@@ -469,26 +586,45 @@ def main():
             for size in sizes:
                 for tool in tools:
                     rows.append(one_run(build, tmp, logdir, model, size, rtt, measured, tool,
-                                        ["--host", "127.0.0.1:%d" % proxy.port], env, notes))
+                                        dict(tls, args=["--host", "127.0.0.1:%d" % proxy.port]),
+                                        env, notes))
             proxy.close()
         if net == "proxy":
             rtts = []
         else:
             with open("espstm.conf", "w") as f:
-                f.write("[%s]\nhost = 127.0.0.1\nport = %s\nhttp_port = %s\n"
-                        % (dev, m1.group(1), m2.group(1)))
-        dm = None if net == "proxy" else Proc([build + "/espstmd", "-c", tmp + "/espstm.conf", "--control",
-                   tmp + "/ctl.sock", "--foreground"], os.path.join(logdir, "daemon.log"))
-        if dm:
-            procs.append(dm)
-            if not dm.wait_for(r"espstmd: ready: /dev/%s" % dev, 30):
-                log("bench: espstmd did not start: %s" % " | ".join(dm.lines[-5:]))
+                f.write("[%s]\nhost = 127.0.0.1\nport = %s\nhttp_port = %s\nkey = %s\n"
+                        % (dev, m1.group(1), m2.group(1), tmp + "/unit.key"))
+            dm = start_daemon(build, ["-c", tmp + "/espstm.conf", "--control", tmp + "/ctl.sock"],
+                              dev, os.path.join(logdir, "daemon.log"), procs)
+            if not dm:
                 return 1
-            end = time.monotonic() + 10
-            while not os.path.exists("/dev/" + dev) and time.monotonic() < end:
-                time.sleep(0.1)
-            log("bench: %s, 115200 8E1 with real wire time; espstm-bridge %s, espstmd on "
-                "/dev/%s" % (model, m1.group(1), dev))
+            tls["daemon"] = dm.p.pid
+            log("bench: %s, 115200 8E1 with real wire time; TLS link: espstm-bridge %s (key), "
+                "espstmd on /dev/%s (key)" % (model, m1.group(1), dev))
+        plain = None
+        if rtts and "stm32flash plain" in tools:
+            # the plaintext link: a second bridge (own key, --plaintext, own flash file) and a
+            # second espstmd without a key on the next device
+            pdev = plain_device(dev)
+            bp = Proc([bridge, "--listen", "127.0.0.1:0", "--target", "sim:" + model, "--flash",
+                       tmp + "/flash-plain.bin", "--key-file", tmp + "/unit-plain.key",
+                       "--plaintext"], os.path.join(logdir, "bridge-plain.log"))
+            procs.append(bp)
+            m3 = bp.wait_for(r"listening on 127\.0\.0\.1:(\d+)", 20)
+            if not m3 or not bp.wait_for(r"RFC 2217: TLS-PSK .*plaintext on", 20):
+                log("bench: espstm-bridge --plaintext did not start: %s"
+                    % " | ".join(bp.lines[-5:]))
+                return 1
+            dp = start_daemon(build, ["--device", pdev, "--connect", "127.0.0.1:" + m3.group(1),
+                                      "--control", tmp + "/ctl-plain.sock"],
+                              pdev, os.path.join(logdir, "daemon-plain.log"), procs)
+            if not dp:
+                return 1
+            plain = {"args": [pdev], "flash": tmp + "/flash-plain.bin", "daemon": dp.p.pid,
+                     "bridge": bp.p.pid, "bridge_proc": bp}
+            log("bench: plaintext link: espstm-bridge %s (--plaintext), espstmd on /dev/%s "
+                "(no key)" % (m3.group(1), pdev))
         for rtt in rtts:
             err = set_rtt(rtt)
             if err:
@@ -500,7 +636,8 @@ def main():
             for size in sizes:
                 for tool in tools:
                     rows.append(one_run(build, tmp, logdir, model, size, rtt, measured, tool,
-                                        [dev], env, notes))
+                                        plain if tool == "stm32flash plain" else tls, env,
+                                        notes))
         set_rtt(0)
     finally:
         set_rtt(0)
@@ -513,29 +650,33 @@ def main():
     out.append("Write + verify at 115200 8E1, simulated %s (real wire time), %s, %s"
                % (model, where, time.strftime("%Y-%m-%d %H:%M")))
     out.append("")
-    hdr = "%-8s %-14s %-14s %8s %8s %7s  %s" % ("size", "RTT ms", "tool", "seconds", "KiB/s",
-                                                "ratio", "")
+    hdr = "%-8s %-12s %-16s %8s %8s %7s %7s %7s  %s" % (
+        "size", "RTT ms", "tool", "seconds", "KiB/s", "ratio", "daemon", "bridge", "")
     out.append(hdr)
+    out.append("%-8s %-12s %-16s %8s %8s %7s %7s %7s"
+               % ("", "", "", "", "", "", "CPU s", "CPU s"))
     out.append("-" * len(hdr))
     for size in sizes:
         lim = limit(model, size)
-        out.append("%-8s %-14s %-14s %8.1f %8.2f %7.2f  %s"
+        out.append("%-8s %-12s %-16s %8.1f %8.2f %7.2f %7s %7s  %s"
                    % ("%d KiB" % (size // 1024), "-", "wire limit", lim["total"],
-                      size / 1024 / lim["total"], 1.0,
+                      size / 1024 / lim["total"], 1.0, "-", "-",
                       "wire %.1f + erase %.1f + program %.2f + reset 0.06 s"
                       % (lim["wire"], lim["erase"], lim["prog"])))
         for r in rows:
             if r["size"] != size:
                 continue
-            extra = detail(r, lim) + ("" if r["ok"] else " FAILED")
+            extra = tls_ratio(r, rows) + detail(r, lim) + ("" if r["ok"] else " FAILED")
             if r["ok"]:
                 speed = "%8.2f %7.2f" % (size / 1024 / r["secs"], r["secs"] / lim["total"])
             else:  # a failed run's time is not a speed
                 speed = "%8s %7s" % ("-", "-")
-            out.append("%-8s %-14s %-14s %8.1f %s  %s"
+            out.append("%-8s %-12s %-16s %8.1f %s %7s %7s  %s"
                        % ("%d KiB" % (size // 1024),
                           "%g (%.1f)" % (r["rtt"], r["measured"]), r["tool"], r["secs"],
-                          speed, extra))
+                          speed, fmt_cpu(r["cpu"][0]).strip(), fmt_cpu(r["cpu"][1]).strip(),
+                          extra))
+        out.extend(tls_summary(rows, size))
         out.append("")
     lim = {s: limit(model, s) for s in sizes}
     if net == "proxy":
@@ -559,6 +700,12 @@ def main():
     out.append("Times are wall clock of each command (%s), so they include process start-up;"
                % where)
     out.append("\"bridge's run\" is the bridge's own elapsed_ms of the espstm flash run.")
+    out.append("daemon / bridge CPU s: user + system seconds of the run's espstmd and")
+    out.append("espstm-bridge during the command (/proc/PID/stat; the bridge's includes its")
+    out.append("simulated STM32). stm32flash TLS: espstmd with key = the bridge's unit key,")
+    out.append("TLS-PSK (RFC 4279) on the RFC 2217 link; stm32flash plain: a second bridge with")
+    out.append("--plaintext and an espstmd without a key. TLS/plain: the TLS run's time over the")
+    out.append("plaintext run's, and the difference of their CPU seconds.")
     for n in notes:
         out.append("FAILED " + n)
     text = "\n".join(out)

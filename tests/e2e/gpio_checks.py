@@ -47,6 +47,13 @@ def levels():
     return int(s[NRST]), int(s[BOOT0])
 
 
+def driven():
+    """('o'|'i', 'o'|'i') for NRST, BOOT0: output (driven) or input (released)"""
+    with open(SYS + "/driven") as f:
+        s = f.read().strip()
+    return s[NRST], s[BOOT0]
+
+
 def events():
     """[(ns, line, level)] since the module was loaded"""
     with open(SYS + "/log") as f:
@@ -189,6 +196,8 @@ def api_checks(binary, chip, art, pw, pwf, slave_path, fake):
         # (a) at rest
         check("(a) at rest: NRST high (released, pull-up), BOOT0 low", levels() == (1, 0),
               "NRST=%d BOOT0=%d" % levels())
+        check("(a) NRST open-drain: released = not driven (input), BOOT0 push-pull: driven",
+              driven() == ("i", "o"), driven())
         # a line already taken, by offset (NRST) and by name (BOOT0); another pty, as the
         # first bridge holds its tty exclusively
         m2, s2 = os.openpty()
@@ -302,6 +311,8 @@ def invert_checks(binary, chip, art, pw, pwf, slave_path):
             return
         check("(g) inverted at rest: NRST line low, BOOT0 line high", levels() == (0, 1),
               "NRST=%d BOOT0=%d" % levels())
+        check("(g) inverted at rest: NRST line driven low (open-drain, active-low)",
+              driven() == ("o", "o"), driven())
         n0 = len(events())
         st, j = post(b.http_port, pw, "reset")
         ev = settle(n0)

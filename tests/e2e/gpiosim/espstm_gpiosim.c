@@ -9,6 +9,8 @@
  * gpiolib emulates by switching the line to input, as set_config refuses open drain) reads
  * 1. /sys/kernel/espstm_gpiosim/ shows what a pin would see:
  *   levels  32 characters, line 0 first: the electrical level, '0' or '1'
+ *   driven  32 characters: 'o' the line is an output (driven), 'i' an input (floating:
+ *           the pull-up sets its level; an open-drain line released)
  *   log     every level change since load (up to 256): "NS LINE LEVEL" lines, NS =
  *           CLOCK_MONOTONIC nanoseconds (ktime_get_ns), as Python's time.monotonic_ns()
  * Built out of tree against the VM kernel's headers by tests/e2e/gpiosim/build.
@@ -122,6 +124,19 @@ static ssize_t levels_show(struct kobject *k, struct kobj_attribute *a, char *bu
 	return NLINES + 1;
 }
 
+static ssize_t driven_show(struct kobject *k, struct kobj_attribute *a, char *buf)
+{
+	unsigned long f;
+	unsigned int n;
+
+	spin_lock_irqsave(&lock, f);
+	for (n = 0; n < NLINES; n++)
+		buf[n] = test_bit(n, &is_out) ? 'o' : 'i';
+	spin_unlock_irqrestore(&lock, f);
+	buf[NLINES] = '\n';
+	return NLINES + 1;
+}
+
 static ssize_t log_show(struct kobject *k, struct kobj_attribute *a, char *buf)
 {
 	unsigned long f;
@@ -137,8 +152,9 @@ static ssize_t log_show(struct kobject *k, struct kobj_attribute *a, char *buf)
 }
 
 static struct kobj_attribute levels_attr = __ATTR_RO(levels);
+static struct kobj_attribute driven_attr = __ATTR_RO(driven);
 static struct kobj_attribute log_attr = __ATTR_RO(log);
-static struct attribute *attrs[] = {&levels_attr.attr, &log_attr.attr, NULL};
+static struct attribute *attrs[] = {&levels_attr.attr, &driven_attr.attr, &log_attr.attr, NULL};
 static const struct attribute_group group = {.attrs = attrs};
 static struct kobject *kobj;
 

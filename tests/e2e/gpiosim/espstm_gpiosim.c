@@ -23,14 +23,14 @@
 #include <linux/sysfs.h>
 
 #define NLINES 32
-#define NLOG 256
+#define NLOG   256
 
 static const char *const line_names[NLINES] = {[17] = "STM_NRST", [27] = "STM_BOOT0"};
 
 static DEFINE_SPINLOCK(lock);
-static unsigned long is_out; /* bit n: line n is an output */
+static unsigned long is_out;  /* bit n: line n is an output */
 static unsigned long out_val; /* bit n: value driven when an output */
-static unsigned long level; /* bit n: electrical level seen at the pin */
+static unsigned long level;   /* bit n: electrical level seen at the pin */
 static struct {
 	u64 ns;
 	u8 line, val;
@@ -97,18 +97,18 @@ static void sim_set(struct gpio_chip *gc, unsigned int n, int v)
 }
 
 static struct gpio_chip chip = {
-	.label = "espstm-sim",
-	.owner = THIS_MODULE,
-	.base = -1,
-	.ngpio = NLINES,
-	.names = line_names,
-	.can_sleep = false,
-	.get_direction = sim_get_direction,
-	.direction_input = sim_direction_input,
-	.direction_output = sim_direction_output,
-	.get = sim_get,
-	.set = sim_set,
-	/* no .set_config: gpiolib emulates open drain (input = released, pulled up) */
+    .label = "espstm-sim",
+    .owner = THIS_MODULE,
+    .base = -1,
+    .ngpio = NLINES,
+    .names = line_names,
+    .can_sleep = false,
+    .get_direction = sim_get_direction,
+    .direction_input = sim_direction_input,
+    .direction_output = sim_direction_output,
+    .get = sim_get,
+    .set = sim_set,
+    /* no .set_config: gpiolib emulates open drain (input = released, pulled up) */
 };
 
 static ssize_t levels_show(struct kobject *k, struct kobj_attribute *a, char *buf)
@@ -146,7 +146,7 @@ static ssize_t log_show(struct kobject *k, struct kobj_attribute *a, char *buf)
 	spin_lock_irqsave(&lock, f);
 	for (i = 0; i < nlog && len < PAGE_SIZE - 40; i++)
 		len += scnprintf(buf + len, PAGE_SIZE - len, "%llu %u %u\n", evlog[i].ns,
-				 evlog[i].line, evlog[i].val);
+		                 evlog[i].line, evlog[i].val);
 	spin_unlock_irqrestore(&lock, f);
 	return len;
 }

@@ -95,8 +95,12 @@ static int gpio_open(struct pin_out *p, int initial, char *err, size_t errlen)
 		flags |= GPIOD_LINE_REQUEST_FLAG_ACTIVE_LOW;
 	if (gpiod_line_request_output_flags(p->line, "espstm-bridge", flags, initial) < 0) {
 		int e = errno ? errno : EIO;
-		snprintf(err, errlen, "GPIO line %s%s%.63s for %s: %s", p->spec.chip,
-		         p->spec.offset >= 0 ? ":" : "", p->spec.offset >= 0 ? "" : p->spec.name,
+		char where[80]; /* chip:offset or the line's name */
+		if (p->spec.offset >= 0)
+			snprintf(where, sizeof(where), "%.63s:%d", p->spec.chip, p->spec.offset);
+		else
+			snprintf(where, sizeof(where), "%.63s", p->spec.name);
+		snprintf(err, errlen, "GPIO line %s for %s: %s", where,
 		         p->is_nrst ? "NRST" : "BOOT0",
 		         e == EBUSY ? "used by another program" : strerror(e));
 		gpiod_chip_close(p->chip);

@@ -47,12 +47,19 @@ sc_flash-cli() {
     flash_cli_images >want.txt || { fail "could not make the images"; return 1; }
     want=$(sed -n 1p want.txt); want2=$(sed -n 2p want.txt)
     rm -f flash.bin
-    step "start bridge (stm32f103, --http 127.0.0.1:0 --password-file pw.txt)"
-    start_bridge bridge.log stm32f103 flash.bin 0 -v --http 127.0.0.1:0 --http-plain --password-file "$PWD/pw.txt" \
+    step "start bridge (stm32f103, --http 127.0.0.1:0 --password-file pw.txt: HTTPS, unit key)"
+    start_bridge bridge.log stm32f103 flash.bin 0 -v --http 127.0.0.1:0 --password-file "$PWD/pw.txt" \
         2>>steps.log || { fail "bridge did not start"; return 1; }
-    wait_line bridge.log 'espstm-bridge: http on 127\.0\.0\.1:[0-9]+' 10 || { fail "bridge printed no 'http on' line"; return 1; }
-    http=$(sed -n 's/.*espstm-bridge: http on 127\.0\.0\.1:\([0-9]*\).*/\1/p' bridge.log | tail -1)
-    printf '[%s]\nhost = 127.0.0.1\nport = %s\nhttp_port = %s\n' "$DEV" "$BRIDGE_PORT" "$http" >espstm.conf
+    wait_line bridge.log 'espstm-bridge: https on 127\.0\.0\.1:[0-9]+' 10 || { fail "bridge printed no 'https on' line"; return 1; }
+    http=$(sed -n 's/.*espstm-bridge: https on 127\.0\.0\.1:\([0-9]*\).*/\1/p' bridge.log | tail -1)
+    # pair: the key for espstmd, the certificate pinned for every espstm flash below (HTTPS)
+    export ESPSTM_KNOWN_BRIDGES=$PWD/known_bridges
+    run_logged pair "$espstm" pair "127.0.0.1:$http" --password-file "$PWD/pw.txt" --key-dir "$PWD/keys" ||
+        { fail "espstm pair failed: $(tail -n 3 pair.log | tr '\n' ' ')"; return 1; }
+    BRIDGE_KEY=$PWD/keys/127.0.0.1.key
+    [ -f "$BRIDGE_KEY" ] && grep -q "^127.0.0.1:$http sha256//" known_bridges ||
+        { fail "espstm pair wrote no key file or no pin"; return 1; }
+    printf '[%s]\nhost = 127.0.0.1\nport = %s\nkey = %s\nhttp_port = %s\n' "$DEV" "$BRIDGE_PORT" "$BRIDGE_KEY" "$http" >espstm.conf
     cat espstm.conf >>steps.log
     step "start espstmd -c espstm.conf --control $sock"
     : >daemon.log

@@ -147,6 +147,30 @@ static struct seg *q_pop(struct link *l)
 	return s;
 }
 
+/* Account the queued segment s as part of the write in flight on c: its data bytes, its
+ * control bytes and, for an RFC 2217 command whose answer is expected, the client
+ * session's record of it (rfc2217_client_sent). */
+void link_seg_taken(struct link *l, struct conn *c, const struct seg *s)
+{
+	c->inflight_data += s->data;
+	if (s->kind == SEG_CMD) {
+		c->inflight_ctl += s->len;
+		if (s->ans)
+			rfc2217_client_sent(&l->rc, s->cmd, s->val);
+	}
+}
+
+/* Move the queue's head up to and including last (a segment of it) into c->inflight, the
+ * segments the write in flight owns. */
+void link_q_take(struct link *l, struct conn *c, struct seg *last)
+{
+	c->inflight = l->q_head;
+	l->q_head = last->next;
+	if (!l->q_head)
+		l->q_tail = NULL;
+	last->next = NULL;
+}
+
 /* Start a uv_write with the head of the queue if none is in flight; take markers at the
  * head when nothing is in flight (a delay starts the action timer, the end of an action
  * re-queues the desired DTR/RTS at the head, a legacy control byte goes to cconn). */
@@ -195,19 +219,10 @@ void link_kick(struct link *l)
 		     s && n < TX_GATHER && (s->kind == SEG_DATA || s->kind == SEG_CMD);
 		     s = s->next) {
 			bufs[n++] = uv_buf_init((char *)s->buf, (unsigned)s->len);
-			c->inflight_data += s->data;
-			if (s->kind == SEG_CMD) {
-				c->inflight_ctl += s->len;
-				if (s->ans)
-					rfc2217_client_sent(&l->rc, s->cmd, s->val);
-			}
+			link_seg_taken(l, c, s);
 			last = s;
 		}
-		c->inflight = l->q_head;
-		l->q_head = last->next;
-		if (!l->q_head)
-			l->q_tail = NULL;
-		last->next = NULL;
+		link_q_take(l, c, last);
 		c->writing = true;
 		r = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, bufs, n, link_write_cb);
 		if (r < 0)

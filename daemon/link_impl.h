@@ -227,6 +227,10 @@ void link_inflight_drop(struct link *l, struct conn *c);
 /* A write could not be started on c (status: libuv error): free what c->inflight holds
  * and lose the connection. */
 void link_write_failed(struct link *l, struct conn *c, int status);
+/* A queued segment taken into c's write in flight: count it (link.c). */
+void link_seg_taken(struct link *l, struct conn *c, const struct seg *s);
+/* The queue's head up to and including last becomes c->inflight (link.c). */
+void link_q_take(struct link *l, struct conn *c, struct seg *last);
 /* Decoded data bytes for the tty: discarded (counted) while l->discarding, else delivered
  * within rx_space() or held. */
 void link_rx(struct link *l, const uint8_t *p, size_t n);

@@ -25,6 +25,7 @@
 #include "log.h"
 #include "tls_session.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -403,21 +404,11 @@ void link_tls_send(struct link *l, struct conn *c)
 	     s = s->next) {
 		memcpy(ct->pt + len, s->buf, s->len);
 		len += s->len;
-		c->inflight_data += s->data;
-		if (s->kind == SEG_CMD) {
-			c->inflight_ctl += s->len;
-			if (s->ans)
-				rfc2217_client_sent(&l->rc, s->cmd, s->val);
-		}
+		link_seg_taken(l, c, s);
 		last = s;
 	}
-	if (!last)
-		return; /* cannot happen: segments are at most SEG_DATA_CAP / CTL_MAX */
-	c->inflight = l->q_head;
-	l->q_head = last->next;
-	if (!l->q_head)
-		l->q_tail = NULL;
-	last->next = NULL;
+	assert(last); /* segments are at most SEG_DATA_CAP / CTL_MAX bytes: one always fits */
+	link_q_take(l, c, last);
 	/* one tls_session_write normally takes it all (one record); a bridge with a smaller
 	 * record size (max_fragment_length) makes it take less: go on until all is in */
 	while (off < len) {

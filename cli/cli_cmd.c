@@ -229,11 +229,13 @@ static int run_version(const struct command *cmd, int argc, char **argv, FILE *o
 }
 
 static cli_subcommand_fn flash_fn;
-cli_subcommand_fn cli_pair_fn, cli_unpair_fn;
+cli_subcommand_fn cli_pair_fn, cli_unpair_fn, cli_sign_fn;
 
-/* pair / unpair (cli_pair.c, set by espstm.c): NULL when not linked. */
+/* pair / unpair (cli_pair.c), sign (cli_sign.c), set by espstm.c: NULL when not linked. */
 static cli_subcommand_fn external_fn(const char *name)
 {
+	if (strcmp(name, "sign") == 0)
+		return cli_sign_fn;
 	return strcmp(name, "pair") == 0 ? cli_pair_fn : cli_unpair_fn;
 }
 
@@ -318,6 +320,10 @@ static const struct command commands[] = {
      run_external},
     {"unpair", "HOST [--rotate]", "forget a bridge's key and pin",
      "Remove the key file and the pin of HOST; --rotate replaces the unit's key.\n", run_external},
+    {"sign", "--key KEY IMAGE", "sign an image for a bridge in locked mode",
+     "Write IMAGE.sig, the ECDSA P-256 signature a locked bridge checks (espstm(1), SIGNED\n"
+     "IMAGES). Needs neither espstmd nor a bridge.\n",
+     run_external},
     {"help", "[COMMAND]", "this help, or a command's", "Show the help of espstm or of COMMAND.\n",
      run_help},
 };

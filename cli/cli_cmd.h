@@ -36,9 +36,9 @@ extern struct cli_globals cli_globals;
  */
 typedef int (*cli_subcommand_fn)(int argc, char **argv);
 
-/* `espstm pair` / `espstm unpair` (cli_pair.c): set before cli_main by the program that links
- * them (NULL: "not available in this build", as flash). */
-extern cli_subcommand_fn cli_pair_fn, cli_unpair_fn;
+/* `espstm pair` / `espstm unpair` (cli_pair.c) and `espstm sign` (cli_sign.c): set before
+ * cli_main by the program that links them (NULL: "not available in this build", as flash). */
+extern cli_subcommand_fn cli_pair_fn, cli_unpair_fn, cli_sign_fn;
 
 /*
  * Run `espstm ARGS...`: argv[0] is the program name. Normal output goes to out, messages

@@ -9,16 +9,13 @@
 #include "cli_pair.h"
 
 #include <stdio.h>
-#include <string.h>
 
 int main(int argc, char **argv)
 {
 	cli_pair_fn = espstm_pair_main;
 	cli_unpair_fn = espstm_unpair_main;
-	/* espstm sign: local, no espstmd (cli_sign.c) */
-	int rc = argc > 1 && strcmp(argv[1], "sign") == 0
-	             ? espstm_sign_main(argc - 1, argv + 1)
-	             : cli_main(argc, argv, stdout, stderr, espstm_flash_main);
+	cli_sign_fn = espstm_sign_main;
+	int rc = cli_main(argc, argv, stdout, stderr, espstm_flash_main);
 	if (fflush(stdout) != 0 && rc == CLI_EXIT_OK) {
 		perror("espstm: stdout");
 		rc = CLI_EXIT_ERROR;

@@ -6,6 +6,7 @@
  */
 #include "plog.h"
 #include "bridge_app.h"
+#include "bridge_conf.h"
 #include "legacy_posix.h"
 #include "http_posix.h"
 #include "allow_posix.h"
@@ -329,6 +330,11 @@ static void usage(FILE *f)
 	fprintf(
 	    f,
 	    "usage: espstm-bridge [options]\n"
+	    "  --config FILE          options from an INI file ([bridge]: listen, http,\n"
+	    "                         password_file, key_file, settings, verify_key, plaintext,\n"
+	    "                         idle_timeout, allow; [target]: target, nrst, boot0,\n"
+	    "                         invert_nrst, invert_boot0, auto_boot, line_map, settle_ms),\n"
+	    "                         applied where --config stands: later options override it\n"
 	    "  --listen HOST:PORT     RFC 2217 server address (default 127.0.0.1:2217; port 0 =\n"
 	    "                         ephemeral, the actual port is printed)\n"
 	    "  --target sim:MODEL     simulated STM32: sim:stm32f103, sim:stm32f407, "
@@ -429,21 +435,37 @@ struct opts {
 };
 
 static const struct option long_opts[] = {
-    {"listen", required_argument, 0, 'l'},      {"target", required_argument, 0, 't'},
-    {"flash", required_argument, 0, 'f'},       {"auto-boot", required_argument, 0, 'a'},
-    {"line-map", required_argument, 0, 'm'},    {"settle-ms", required_argument, 0, 's'},
-    {"app-baud", required_argument, 0, 'b'},    {"instant", no_argument, 0, 'i'},
-    {"verbose", no_argument, 0, 'v'},           {"help", no_argument, 0, 'h'},
-    {"version", no_argument, 0, 'V'},           {"esptool-hold-ms", required_argument, 0, 'H'},
-    {"legacy", no_argument, 0, 0x100},          {"legacy-ports", required_argument, 0, 0x101},
-    {"http", required_argument, 0, 0x200},      {"password-file", required_argument, 0, 0x201},
-    {"settings", required_argument, 0, 0x202},  {"allow", required_argument, 0, 0x300},
-    {"stage-max", required_argument, 0, 0x203}, {"verify-key", required_argument, 0, 0x204},
-    {"key-file", required_argument, 0, 0x400},  {"no-key", no_argument, 0, 0x401},
-    {"plaintext", no_argument, 0, 0x402},       {"idle-timeout", required_argument, 0, 0x403},
-    {"nrst", required_argument, 0, 0x500},      {"boot0", required_argument, 0, 0x501},
-    {"invert-nrst", no_argument, 0, 0x502},     {"invert-boot0", no_argument, 0, 0x503},
-    {"http-plain", no_argument, 0, 0x205},      {0, 0, 0, 0},
+    {"listen", required_argument, 0, 'l'},
+    {"target", required_argument, 0, 't'},
+    {"flash", required_argument, 0, 'f'},
+    {"auto-boot", required_argument, 0, 'a'},
+    {"line-map", required_argument, 0, 'm'},
+    {"settle-ms", required_argument, 0, 's'},
+    {"app-baud", required_argument, 0, 'b'},
+    {"instant", no_argument, 0, 'i'},
+    {"verbose", no_argument, 0, 'v'},
+    {"help", no_argument, 0, 'h'},
+    {"version", no_argument, 0, 'V'},
+    {"esptool-hold-ms", required_argument, 0, 'H'},
+    {"legacy", no_argument, 0, 0x100},
+    {"legacy-ports", required_argument, 0, 0x101},
+    {"http", required_argument, 0, 0x200},
+    {"password-file", required_argument, 0, 0x201},
+    {"settings", required_argument, 0, 0x202},
+    {"allow", required_argument, 0, 0x300},
+    {"stage-max", required_argument, 0, 0x203},
+    {"verify-key", required_argument, 0, 0x204},
+    {"key-file", required_argument, 0, 0x400},
+    {"no-key", no_argument, 0, 0x401},
+    {"plaintext", no_argument, 0, 0x402},
+    {"idle-timeout", required_argument, 0, 0x403},
+    {"nrst", required_argument, 0, 0x500},
+    {"boot0", required_argument, 0, 0x501},
+    {"invert-nrst", no_argument, 0, 0x502},
+    {"invert-boot0", no_argument, 0, 0x503},
+    {"http-plain", no_argument, 0, 0x205},
+    {"config", required_argument, 0, 0x600},
+    {0, 0, 0, 0},
 };
 
 /* --nrst, --boot0 (c 0x500, 0x501; argument arg), --invert-nrst, --invert-boot0 (0x502,
@@ -468,11 +490,15 @@ static int parse_pin_option(int c, const char *arg, struct opts *o)
 	return 2;
 }
 
+static int load_config(const char *path, struct opts *o);
+
 /* One option c (getopt_long) with its argument arg: into o or A. Returns -1 to go on, or the
  * exit status: 0 (--help, --version), 2 (usage error, message printed). */
 static int parse_option(int c, const char *arg, struct opts *o)
 {
 	switch (c) {
+	case 0x600:
+		return load_config(arg, o);
 	case 0x204: /* --verify-key: locked mode (http_posix.h) */
 		return http_posix_verify_key(arg, &A.set) < 0 ? 2 : -1;
 	case 'l':
@@ -588,6 +614,29 @@ static int parse_option(int c, const char *arg, struct opts *o)
 		usage(stderr);
 		return 2;
 	}
+}
+
+/* bridge_conf_apply_fn: one key of --config's file as the option it stands for (a copy of
+ * the value, kept for the process's life as getopt's arguments are). Returns 0, or 1 (bad
+ * value, message printed). */
+static int apply_config_key(void *ctx, const char *option, const char *value)
+{
+	for (const struct option *lo = long_opts; lo->name; lo++) {
+		if (strcmp(lo->name, option) != 0)
+			continue;
+		char *v = value ? strdup(value) : NULL;
+		if (value && !v)
+			return 1;
+		return parse_option(lo->val, v, ctx) == -1 ? 0 : 1;
+	}
+	return 1;
+}
+
+/* --config FILE: its keys applied as options in place of --config (options after it
+ * override them). Returns -1 to go on, or 2 (messages printed). */
+static int load_config(const char *path, struct opts *o)
+{
+	return bridge_conf_load(path, apply_config_key, o, stderr) == 0 ? -1 : 2;
 }
 
 /* --listen HOST:PORT into o->host, o->port and o->sa. Returns 0, or 2 (message printed). */

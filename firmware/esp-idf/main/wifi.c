@@ -69,7 +69,7 @@ void wifi_active_hold(int delta)
 		ESP_LOGW(TAG, "power saving: more releases than holds");
 		ps_holds = 0;
 	}
-	if (PS_ACTIVE != PS_IDLE && (was == 0) != (ps_holds == 0)) {
+	if (PS_ACTIVE != PS_IDLE && sta_enabled && (was == 0) != (ps_holds == 0)) {
 		set_ps(ps_holds ? PS_ACTIVE : PS_IDLE);
 		ESP_LOGI(TAG, "power saving %s",
 		         ps_holds ? "off (client or flash active)" : "back on (modem sleep, idle)");
@@ -211,9 +211,6 @@ void wifi_start(const struct espstm_settings *s)
 #endif
 	wifi_init_config_t cfg = WIFI_INIT_CONFIG_DEFAULT();
 	ESP_ERROR_CHECK(esp_wifi_init(&cfg));
-	/* idle: modem sleep, also on the ESP8266 (whose esp_wifi.h names WIFI_PS_NONE as its
-	 * default); wifi_active_hold() switches it off while clients or flashes are active */
-	set_ps(PS_IDLE);
 	ps_mu = xSemaphoreCreateMutex();
 	/* our settings live in NVS namespace "espstm"; the driver keeps no copy of its own */
 	esp_wifi_set_storage(WIFI_STORAGE_RAM);
@@ -241,6 +238,11 @@ void wifi_start(const struct espstm_settings *s)
 	no_ip_since = esp_timer_get_time();
 	/* The radio runs from here on: esp_random() is a true RNG for the AP passphrase. */
 	ESP_ERROR_CHECK(esp_wifi_start());
+	/* idle: modem sleep, also on the ESP8266 (whose esp_wifi.h names WIFI_PS_NONE as its
+	 * default); wifi_active_hold() switches it off while clients or flashes are active. Set
+	 * after esp_wifi_start(), as both SDKs' power_save examples do; a station feature only. */
+	if (sta_enabled)
+		set_ps(PS_IDLE);
 	if (!sta_enabled) {
 		ESP_LOGI(TAG, "no station configured");
 		set_ap(1);

@@ -126,7 +126,8 @@ void wifi_start(const struct espstm_settings *s);
  * staging claims / frees a target (hal_esp.c target_flash_claim). While any hold is taken
  * the station runs without power saving (WIFI_PS_NONE; Kconfig ESPSTM_WIFI_PS_WHILE_ACTIVE
  * "min_modem" keeps modem sleep), with none WIFI_PS_MIN_MODEM (esp_wifi_set_ps, ESP-IDF v5
- * and ESP8266_RTOS_SDK v3.4). Any task, after wifi_start(); before it, a no-op. */
+ * and ESP8266_RTOS_SDK v3.4); the mode changes only when a station is configured. Any task,
+ * after wifi_start(); before it, a no-op. */
 void wifi_active_hold(int delta);
 /* mdns.c: announce <hostname>.local and one _rfc2217._tcp service per target. */
 void espstm_mdns_start(const struct settings *s);

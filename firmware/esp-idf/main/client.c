@@ -53,6 +53,7 @@ void client_begin(struct espstm_target *t, int fd, const struct sockaddr_in *pee
 	snprintf(t->peer, sizeof(t->peer), "%u.%u.%u.%u:%u", a[0], a[1], a[2], a[3],
 	         (unsigned)ntohs(peer->sin_port));
 	t->cfd = fd;
+	wifi_active_hold(1); /* no modem sleep while a client is connected (wifi.c) */
 	t->rlen = 0;
 	t->clen = 0;
 	t->net_blocked = 0;
@@ -84,6 +85,7 @@ void client_drop(struct espstm_target *t, const char *why, int err)
 	}
 	lwip_close(t->cfd);
 	t->cfd = -1;
+	wifi_active_hold(-1);
 	t->cstate = CL_NONE;
 	t->rlen = 0;
 	t->clen = 0;

@@ -121,6 +121,14 @@ int http_server_start(void);
 
 /* wifi.c: start WiFi (station if configured, AP otherwise or as a fallback). */
 void wifi_start(const struct espstm_settings *s);
+/* wifi.c: hold (delta +1) or release (-1) the radio for low latency: called when an RFC 2217
+ * or legacy client connects / leaves (client.c, rfc2217_task.c) and when a flash or its
+ * staging claims / frees a target (hal_esp.c target_flash_claim). While any hold is taken
+ * the station runs without power saving (WIFI_PS_NONE; Kconfig ESPSTM_WIFI_PS_WHILE_ACTIVE
+ * "min_modem" keeps modem sleep), with none WIFI_PS_MIN_MODEM (esp_wifi_set_ps, ESP-IDF v5
+ * and ESP8266_RTOS_SDK v3.4); the mode changes only when a station is configured. Any task,
+ * after wifi_start(); before it, a no-op. */
+void wifi_active_hold(int delta);
 /* mdns.c: announce <hostname>.local and one _rfc2217._tcp service per target. */
 void espstm_mdns_start(const struct settings *s);
 /* The hostname in use (settings or default name). */

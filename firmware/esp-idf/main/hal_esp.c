@@ -452,6 +452,7 @@ void target_flash_claim(unsigned index, int on)
 	if (t->isp_claimed == on)
 		return;
 	t->isp_claimed = on;
+	wifi_active_hold(on ? 1 : -1); /* no modem sleep while a flash or its staging runs */
 	if (on)
 		t->ulen = 0; /* application output read before the flash: nobody's */
 	bridge_suspend(&t->br, on);

@@ -262,6 +262,7 @@ static void accept_ctl(struct espstm_target *t)
 	lwip_setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	keepalive(fd);
 	t->ctl_fd = fd;
+	wifi_active_hold(1); /* no modem sleep while a client is connected (wifi.c) */
 	legacy_ctl_init(&t->ctl);
 	ESP_LOGI(t->tag, "legacy control client connected");
 }
@@ -271,6 +272,7 @@ static void ctl_close(struct espstm_target *t, const char *why)
 	ESP_LOGI(t->tag, "legacy control client disconnected (%s)", why);
 	lwip_close(t->ctl_fd);
 	t->ctl_fd = -1;
+	wifi_active_hold(-1);
 }
 
 /* An answer line of a control command: sent without blocking (a client that does not read

@@ -5,6 +5,10 @@
  * espstm-XXXXXX (WPA2, passphrase from Kconfig or generated on first boot and printed here)
  * is switched on next to it. The AP goes off again once the station has an address.
  * ESP-IDF v5 uses esp_netif; ESP8266_RTOS_SDK v3.4 uses tcpip_adapter.
+ * Power saving: modem sleep (WIFI_PS_MIN_MODEM) while idle, none (WIFI_PS_NONE) while a
+ * client is connected or a flash runs (wifi_active_hold; Kconfig ESPSTM_WIFI_PS_WHILE_ACTIVE):
+ * in modem sleep the station wakes for DTIM beacons only, and every packet to it waits for
+ * the next one (README "WiFi power saving").
  */
 #include "espstm.h"
 
@@ -14,6 +18,7 @@
 #include "esp_wifi.h"
 #include "freertos/FreeRTOS.h"
 #include "freertos/event_groups.h"
+#include "freertos/semphr.h"
 #include "freertos/task.h"
 #if CONFIG_IDF_TARGET_ESP8266
 #include "tcpip_adapter.h"
@@ -35,6 +40,42 @@ static int64_t no_ip_since; /* esp_timer time the station lost (or never had) an
 #if !CONFIG_IDF_TARGET_ESP8266
 static esp_netif_t *sta_if;
 #endif
+static SemaphoreHandle_t ps_mu; /* guards ps_holds and the mode set with it */
+static int ps_holds;            /* clients connected + flash runs (wifi_active_hold) */
+
+#if CONFIG_ESPSTM_WIFI_PS_WHILE_ACTIVE_MIN_MODEM
+#define PS_ACTIVE WIFI_PS_MIN_MODEM
+#else
+#define PS_ACTIVE WIFI_PS_NONE
+#endif
+#define PS_IDLE WIFI_PS_MIN_MODEM
+
+static void set_ps(wifi_ps_type_t mode)
+{
+	esp_err_t e = esp_wifi_set_ps(mode);
+	if (e != ESP_OK)
+		ESP_LOGW(TAG, "power saving %s not set: %s",
+		         mode == WIFI_PS_NONE ? "none" : "min_modem", esp_err_to_name(e));
+}
+
+void wifi_active_hold(int delta)
+{
+	if (!ps_mu)
+		return; /* before wifi_start: nothing can connect or flash yet */
+	xSemaphoreTake(ps_mu, portMAX_DELAY);
+	int was = ps_holds;
+	ps_holds += delta;
+	if (ps_holds < 0) {
+		ESP_LOGW(TAG, "power saving: more releases than holds");
+		ps_holds = 0;
+	}
+	if (PS_ACTIVE != PS_IDLE && sta_enabled && (was == 0) != (ps_holds == 0)) {
+		set_ps(ps_holds ? PS_ACTIVE : PS_IDLE);
+		ESP_LOGI(TAG, "power saving %s",
+		         ps_holds ? "off (client or flash active)" : "back on (modem sleep, idle)");
+	}
+	xSemaphoreGive(ps_mu);
+}
 
 static void on_event(void *arg, esp_event_base_t base, int32_t id, void *data)
 {
@@ -170,6 +211,7 @@ void wifi_start(const struct espstm_settings *s)
 #endif
 	wifi_init_config_t cfg = WIFI_INIT_CONFIG_DEFAULT();
 	ESP_ERROR_CHECK(esp_wifi_init(&cfg));
+	ps_mu = xSemaphoreCreateMutex();
 	/* our settings live in NVS namespace "espstm"; the driver keeps no copy of its own */
 	esp_wifi_set_storage(WIFI_STORAGE_RAM);
 	esp_event_handler_register(WIFI_EVENT, ESP_EVENT_ANY_ID, on_event, NULL);
@@ -196,6 +238,11 @@ void wifi_start(const struct espstm_settings *s)
 	no_ip_since = esp_timer_get_time();
 	/* The radio runs from here on: esp_random() is a true RNG for the AP passphrase. */
 	ESP_ERROR_CHECK(esp_wifi_start());
+	/* idle: modem sleep, also on the ESP8266 (whose esp_wifi.h names WIFI_PS_NONE as its
+	 * default); wifi_active_hold() switches it off while clients or flashes are active. Set
+	 * after esp_wifi_start(), as both SDKs' power_save examples do; a station feature only. */
+	if (sta_enabled)
+		set_ps(PS_IDLE);
 	if (!sta_enabled) {
 		ESP_LOGI(TAG, "no station configured");
 		set_ap(1);

@@ -15,7 +15,9 @@
 #include "cli_pair.h"  /* known_bridges pins (HTTPS) */
 #include "ctl_proto.h" /* CTL_DEFAULT_PATH */
 
+#include <assert.h>
 #include <curl/curl.h>
+#include <mbedtls/base64.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -466,16 +468,13 @@ static int prepare_sig(struct flash_run *run)
 		        !f ? strerror(errno) : "not a DER signature of at most 80 bytes");
 		return CLI_FLASH_EXIT_NOINPUT;
 	}
-	static const char b64[] =
-	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 	size_t o = (size_t)snprintf(run->sighdr, sizeof run->sighdr, "X-Espstm-Signature: ");
-	for (size_t i = 0; i < n; i += 3) {
-		uint32_t v = (uint32_t)der[i] << 16 | (i + 1 < n ? (uint32_t)der[i + 1] << 8 : 0) |
-		             (i + 2 < n ? der[i + 2] : 0);
-		for (int k = 0; k < 4; k++)
-			run->sighdr[o++] = i + (size_t)k <= n ? b64[(v >> (18 - 6 * k)) & 63] : '=';
-	}
-	run->sighdr[o] = '\0';
+	size_t olen = 0;
+	/* 80 bytes -> 108 characters + NUL: fits (sighdr holds 160) */
+	int r = mbedtls_base64_encode((unsigned char *)run->sighdr + o, sizeof run->sighdr - o,
+	                              &olen, der, n);
+	assert(r == 0);
+	(void)r;
 	run->o.stage = 1;
 	fprintf(stderr, "espstm flash: signature %s sent along (X-Espstm-Signature)\n", path);
 	return 0;

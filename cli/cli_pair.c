@@ -556,14 +556,6 @@ static int post_checked(const char *cmd, const struct pair_opts *o, const char *
 	return -1;
 }
 
-static int hexval(char c)
-{
-	return c >= '0' && c <= '9'   ? c - '0'
-	       : c >= 'a' && c <= 'f' ? c - 'a' + 10
-	       : c >= 'A' && c <= 'F' ? c - 'A' + 10
-	                              : -1;
-}
-
 static void wipe(void *p, size_t n)
 {
 	volatile unsigned char *v = p;
@@ -580,14 +572,15 @@ static int key_text(const struct pair_opts *o, const struct rbuf *b, char *text,
 	const char *hex = cj_str(cj_get(a, "key"));
 	struct tls_psk k;
 	memset(&k, 0, sizeof(k));
+	/* the answer's fields as key file lines: unit_key_parse checks and decodes them */
 	int ok = id && hex && strlen(id) <= TLS_PSK_ID_MAX && strlen(hex) == 2 * TLS_PSK_KEY_LEN;
-	for (size_t i = 0; ok && i < TLS_PSK_KEY_LEN; i++) {
-		int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
-		ok = hi >= 0 && lo >= 0;
-		k.key[i] = (uint8_t)(hi << 4 | (lo & 15));
+	if (ok) {
+		char raw[128];
+		int m = snprintf(raw, sizeof(raw), "identity %s\nkey %s\n", id, hex);
+		ok = m > 0 && (size_t)m < sizeof(raw) &&
+		     unit_key_parse(raw, (size_t)m, &k, NULL, 0) == 0;
+		wipe(raw, sizeof(raw));
 	}
-	if (ok)
-		memcpy(k.identity, id, strlen(id) + 1);
 	if (cj_int(cj_get(a, "port"), port) < 0)
 		*port = 2217;
 	if (cj_int(cj_get(a, "targets"), targets) < 0)

@@ -18,7 +18,7 @@
 
 #define FILE_MAX 4096 /* larger than any key or certificate file of ours */
 
-static int entropy(void *ctx, uint8_t *buf, size_t n)
+int pair_posix_entropy(void *ctx, uint8_t *buf, size_t n)
 {
 	(void)ctx;
 	while (n) {
@@ -59,7 +59,7 @@ static int read_file(const char *path, char *buf, size_t cap, int secret)
 	}
 	if (secret && (st.st_mode & 077)) {
 		plog(HAL_LOG_ERROR,
-		     "%s is accessible by group/others (mode %03o): it holds a secret key; "
+		     "%s is accessible by group/others (mode %04o): it holds a secret key; "
 		     "chmod 600 it",
 		     path, (unsigned)(st.st_mode & 0777));
 		close(fd);
@@ -125,7 +125,7 @@ static int write_file(const char *path, const char *text, size_t len, mode_t mod
 
 static int new_key(const char *path, struct tls_psk *out, const char *what)
 {
-	int r = unit_key_generate(out, entropy, NULL);
+	int r = unit_key_generate(out, pair_posix_entropy, NULL);
 	if (r < 0) {
 		plog(HAL_LOG_ERROR, "unit key: %s", strerror(-r));
 		return -1;
@@ -175,7 +175,7 @@ int pair_posix_rotate(const char *path, struct tls_psk *out)
 {
 	if (path)
 		return new_key(path, out, "rotated");
-	int r = unit_key_generate(out, entropy, NULL); /* a key for this run only */
+	int r = unit_key_generate(out, pair_posix_entropy, NULL); /* a key for this run only */
 	if (r < 0) {
 		plog(HAL_LOG_ERROR, "unit key: %s", strerror(-r));
 		return -1;
@@ -198,7 +198,7 @@ int pair_posix_cert_paths(const char *key_path, char *cert, char *certkey, size_
 
 static int make_cert(const char *cp, const char *kp, const char *cn, struct pair_cert *c)
 {
-	int r = self_cert_make(cn, (int64_t)time(NULL), entropy, NULL, c->key_pem,
+	int r = self_cert_make(cn, (int64_t)time(NULL), pair_posix_entropy, NULL, c->key_pem,
 	                       sizeof(c->key_pem), c->cert_pem, sizeof(c->cert_pem));
 	if (r < 0) {
 		plog(HAL_LOG_ERROR, "https: cannot make a certificate: %s", strerror(-r));

@@ -24,6 +24,9 @@
  * *out, or -1 (logged). Call before the RFC 2217 port and the HTTP server start.
  */
 int pair_posix_load(const char *path, struct tls_psk *out);
+/* tls_entropy_fn on getrandom(2), the kernel's CSPRNG: fills buf with n random bytes.
+ * Returns 0 or -EIO. */
+int pair_posix_entropy(void *ctx, uint8_t *buf, size_t n);
 
 /*
  * A new random unit key replaces the one in path (atomically, 0600) and is returned in *out;

@@ -11,6 +11,7 @@
 #include "plog.h"
 #include "allow_posix.h"
 #include "lookalike.h"
+#include "pair_posix.h"
 #include "tls_session.h"
 #include "unit_key.h"
 
@@ -41,113 +42,6 @@ static struct {
 
 /* ---- unit key ---- */
 
-/* tls_entropy_fn: getrandom(2), the kernel's CSPRNG. */
-static int entropy(void *ctx, uint8_t *buf, size_t n)
-{
-	(void)ctx;
-	while (n) {
-		ssize_t r = getrandom(buf, n, 0);
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		buf += r;
-		n -= (size_t)r;
-	}
-	return 0;
-}
-
-/* Write k to path as a new file (O_EXCL, mode 0600, fsync). Returns 0 or a negative errno
- * (nothing left behind). */
-static int key_write(const char *path, const struct tls_psk *k)
-{
-	char text[512];
-	if (unit_key_format(k, "espstm unit key for espstm-bridge (secret; mode 0600)", text,
-	                    sizeof(text)) < 0)
-		return -EINVAL;
-	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-	int e = fd < 0 ? errno : 0;
-	size_t len = strlen(text), off = 0;
-	while (!e && off < len) {
-		ssize_t w = write(fd, text + off, len - off);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			e = w < 0 ? errno : EIO;
-		else
-			off += (size_t)w;
-	}
-	if (!e && (fchmod(fd, 0600) < 0 || fsync(fd) < 0))
-		e = errno;
-	memset(text, 0, sizeof(text));
-	if (fd >= 0 && close(fd) < 0 && !e)
-		e = errno;
-	if (e) {
-		if (fd >= 0)
-			unlink(path);
-		return -e;
-	}
-	return 0;
-}
-
-/* A new key into path (never over an existing file). Returns 0 or 1 (message printed). */
-static int key_make(const char *path)
-{
-	if (unit_key_generate(&K.psk, entropy, NULL) < 0) {
-		fprintf(stderr, "espstm-bridge: cannot make a unit key (no entropy)\n");
-		return 1;
-	}
-	int r = key_write(path, &K.psk);
-	if (r < 0) {
-		fprintf(stderr, "espstm-bridge: key file %s: %s\n", path, strerror(-r));
-		return 1;
-	}
-	plog(HAL_LOG_INFO, "unit key made: %s (identity %s, mode 0600)", path, K.psk.identity);
-	return 0;
-}
-
-/* Read path into K.psk, or make it when missing. Returns 0 or 1 (message printed). */
-static int key_load(const char *path)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0 && errno == ENOENT)
-		return key_make(path);
-	struct stat st;
-	if (fd < 0 || fstat(fd, &st) < 0) {
-		fprintf(stderr, "espstm-bridge: key file %s: %s\n", path, strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		return 1;
-	}
-	if (!S_ISREG(st.st_mode) || (st.st_mode & 077)) {
-		fprintf(stderr,
-		        "espstm-bridge: key file %s: %s (mode %04o); the key is secret: chmod 600 "
-		        "it (and make a new key if others may have read it)\n",
-		        path, S_ISREG(st.st_mode) ? "group or others may access it" : "not a file",
-		        (unsigned)(st.st_mode & 07777));
-		close(fd);
-		return 1;
-	}
-	static char text[UNIT_KEY_TEXT_MAX + 1];
-	ssize_t n = read(fd, text, sizeof(text));
-	int e = errno;
-	close(fd);
-	char err[128] = "";
-	if (n < 0 || n > UNIT_KEY_TEXT_MAX ||
-	    unit_key_parse(text, (size_t)n, &K.psk, err, sizeof(err)) < 0) {
-		fprintf(stderr, "espstm-bridge: key file %s: %s\n", path,
-		        n < 0                   ? strerror(e)
-		        : n > UNIT_KEY_TEXT_MAX ? "too long"
-		                                : err);
-		memset(text, 0, sizeof(text));
-		return 1;
-	}
-	memset(text, 0, sizeof(text));
-	plog(HAL_LOG_INFO, "unit key %s (identity %s)", path, K.psk.identity);
-	return 0;
-}
-
 int tls_port_setup(const struct tls_port_opts *o)
 {
 	K.plaintext_cli = o->plaintext;
@@ -165,10 +59,12 @@ int tls_port_setup(const struct tls_port_opts *o)
 			fprintf(stderr, "espstm-bridge: key file path too long\n");
 			return 1;
 		}
-		return key_load(K.path);
+		/* read it, or make it at the first start (0600); a group/other-readable or bad
+		 * file is refused (pair_posix.c, the same code as the HTTPS side's) */
+		return pair_posix_load(K.path, &K.psk) < 0 ? 1 : 0;
 	}
 	/* no file to keep it in: a key for this run only (pairing over HTTP hands it out) */
-	if (unit_key_generate(&K.psk, entropy, NULL) < 0) {
+	if (unit_key_generate(&K.psk, pair_posix_entropy, NULL) < 0) {
 		fprintf(stderr, "espstm-bridge: cannot make a unit key (no entropy)\n");
 		return 1;
 	}
@@ -182,40 +78,6 @@ int tls_port_key(struct tls_psk *out)
 	if (!K.have_key)
 		return -ENOENT;
 	*out = K.psk;
-	return 0;
-}
-
-int tls_port_rotate(void *app)
-{
-	struct app *a = app;
-	if (!K.have_key)
-		return -ENOENT;
-	struct tls_psk k;
-	int r = unit_key_generate(&k, entropy, NULL);
-	if (r < 0)
-		return r;
-	if (K.path[0]) {
-		char tmp[sizeof(K.path) + 8];
-		snprintf(tmp, sizeof(tmp), "%s.new", K.path);
-		unlink(tmp); /* a leftover of an interrupted rotation */
-		r = key_write(tmp, &k);
-		if (r == 0 && rename(tmp, K.path) < 0) {
-			r = -errno;
-			unlink(tmp);
-		}
-		if (r < 0) {
-			memset(&k, 0, sizeof(k));
-			plog(HAL_LOG_ERROR, "unit key rotation: %s: %s (old key kept)", K.path,
-			     strerror(-r));
-			return r;
-		}
-	}
-	K.psk = k;
-	memset(&k, 0, sizeof(k));
-	plog(HAL_LOG_INFO, "unit key rotated: identity %s%s%s", K.psk.identity,
-	     K.path[0] ? ", " : "", K.path);
-	if (a && a->client && a->pc.ts)
-		port_drop(a, "unit key rotated");
 	return 0;
 }
 
@@ -504,8 +366,8 @@ static int first_bytes(struct app *a)
 		if (a->rbuf[0] == 0x16 && K.have_key) {
 			/* a TLS handshake record (RFC 5246 section 6.2.1, content type 22) */
 			pc->ts = malloc(sizeof(*pc->ts));
-			if (!pc->ts ||
-			    tls_session_init(pc->ts, TLS_SERVER, &K.psk, entropy, NULL) < 0) {
+			if (!pc->ts || tls_session_init(pc->ts, TLS_SERVER, &K.psk,
+			                                pair_posix_entropy, NULL) < 0) {
 				if (pc->ts) {
 					tls_session_free(pc->ts);
 					free(pc->ts);

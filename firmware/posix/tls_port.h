@@ -65,12 +65,7 @@ int tls_port_setup(const struct tls_port_opts *o);
  * (struct tls_psk of tls_session.h). Returns 0, or -ENOENT without a key (--no-key). */
 struct tls_psk;
 int tls_port_key(struct tls_psk *out);
-/* A new unit key (unit_key_generate): written to the key file (a temporary file, mode
- * 0600, fsync, renamed over it; no file for a key of this run only), in force for the next
- * handshake; a TLS client connected now is dropped (it used the old key). app: main's
- * struct app. Returns 0, -ENOENT (--no-key) or a negative errno (the old key stays). */
-int tls_port_rotate(void *app);
-/* A unit key made elsewhere (e.g. written by the pairing code's own rotation) becomes the
+/* A new unit key (made and stored by pair_posix_rotate, POST /api/pair/rotate) becomes the
  * one in force: the next handshake uses it, a TLS client connected now is dropped. No file
  * is written. Ignored without a key (--no-key). */
 void tls_port_set_key(void *app, const struct tls_psk *k);
